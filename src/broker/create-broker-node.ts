@@ -1,0 +1,194 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { Aedes, type AedesOptions, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes'
+import type { Logger } from 'pino'
+import type { AclDenyAction } from '../config/settings.ts'
+import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
+import type { TokenRecord } from '../stores/token-store.ts'
+import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
+import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+
+const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
+
+export interface BrokerNodeOptions {
+  readonly nodeId: string
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly allowAnonymous: boolean
+  readonly maxPayloadBytes: number
+  readonly aclDenyAction: AclDenyAction
+  readonly checkToken: (deviceId: string, token: string) => Promise<TokenRecord | undefined>
+  readonly uplinks: UplinkSink
+  /** Cluster transport (mqemitter-redis, aedes-persistence-redis); in memory when absent. */
+  readonly mq?: AedesOptions['mq']
+  readonly persistence?: AedesOptions['persistence']
+  readonly heartbeatIntervalMs?: number
+}
+
+export interface BrokerNode {
+  readonly aedes: Aedes
+  /** Live sessions counted from client objects (aedes's own counter drifts: moscajs/aedes#1023). */
+  liveSessions (): number
+  /** Closes the device's connection if this node holds it. */
+  kickLocal (deviceId: string): boolean
+  close (): Promise<void>
+}
+
+// aedes keeps `clients` off its type declarations.
+type ClientMap = Record<string, Client | undefined>
+const clientsOf = (aedes: Aedes): ClientMap => (aedes as unknown as { clients: ClientMap }).clients
+
+type PublishFn = (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
+
+function refusal (returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError {
+  // AuthErrorCode is an ambient const enum, which isolatedModules cannot read: the literal is the same value.
+  return Object.assign(new Error(message), { returnCode }) as unknown as AuthenticateError
+}
+
+export async function createBrokerNode (opts: BrokerNodeOptions): Promise<BrokerNode> {
+  const { logger, metrics } = opts
+  const identities = new WeakMap<Client, Identity>()
+  const connectPackets = new WeakMap<Client, ConnectPacket>()
+  // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
+  const consumed = new WeakSet<PublishPacket>()
+
+  const aedes = new Aedes({
+    id: opts.nodeId,
+    mq: opts.mq,
+    persistence: opts.persistence,
+    heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
+    connectTimeout: 10_000,
+    drainTimeout: 15_000,
+    // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
+    queueLimit: 1000,
+
+    preConnect (client, packet, done) {
+      connectPackets.set(client, packet)
+      done(null, true)
+    },
+
+    authenticate (client, username, password, done) {
+      const packet = connectPackets.get(client)
+      connectPackets.delete(client)
+      const refuse = (reason: RefusalReason, code: 2 | 3 | 4 | 5, message: string): void => {
+        metrics.connectsRefused.inc({ reason })
+        logger.info({ event: 'connect_refused', reason, clientId: packet?.clientId.slice(0, 80) }, message)
+        done(refusal(code, message), false)
+      }
+      if (packet === undefined) return refuse('server_unavailable', 3, 'connect packet missing')
+      const clientId = packet.clientId
+
+      if (username === undefined && password === undefined) {
+        if (!opts.allowAnonymous) return refuse('anonymous_off', 5, 'credentials required')
+        // [MQTT-3.1.3-8] an empty id with a persistent session can never be resumed.
+        if (clientId === '' && !packet.clean) return refuse('bad_client_id', 2, 'empty client id needs a clean session')
+        identities.set(client, { kind: 'anonymous' })
+        return done(null, true)
+      }
+      if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
+      if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
+
+      opts.checkToken(clientId, password.toString('utf8')).then((record) => {
+        if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
+        const identity: Identity = { kind: 'device', deviceId: clientId, groups: record.groups }
+        if (packet.will != null && !mayPublish(identity, packet.will.topic)) return refuse('not_authorized', 5, 'will topic not allowed')
+        identities.set(client, identity)
+        done(null, true)
+      }, (err: Error) => {
+        logger.warn({ event: 'token_check_failed', err: err.message }, 'token check failed')
+        refuse('server_unavailable', 3, 'token store unavailable')
+      })
+    },
+
+    authorizePublish (client, packet, done) {
+      // Keep aedes's own refusal: a $SYS publish could kick other devices cluster-wide.
+      if (packet.topic.startsWith('$')) return done(new Error('$ topics are reserved'))
+      // client is null for wills of dead nodes' devices, which were checked at CONNECT.
+      const identity = client === null ? undefined : identities.get(client)
+      if (client === null || identity === undefined) return done(null)
+
+      if (packet.payload.length > opts.maxPayloadBytes) {
+        metrics.uplinksRefused.inc({ reason: 'too_large' })
+        logger.warn({ event: 'publish_too_large', clientId: client.id, topic: packet.topic, bytes: packet.payload.length }, 'payload over limit, dropped')
+        consumed.add(packet)
+        return done(null)
+      }
+      if (identity.kind === 'anonymous') return done(null)
+
+      const route = devicePublishRoute(identity.deviceId, packet.topic)
+      if (route === undefined) {
+        metrics.aclDenied.inc({ op: 'publish' })
+        logger.info({ event: 'acl_denied', op: 'publish', clientId: client.id, topic: packet.topic }, 'publish refused')
+        if (opts.aclDenyAction === 'disconnect') return done(new Error('topic not allowed'))
+        consumed.add(packet)
+        return done(null)
+      }
+      consumed.add(packet)
+      if (route.type === 'ack') return done(null)
+
+      // The hand-off happens here, before aedes writes the PUBACK (research/aedes.md §5): a QoS 1 uplink is
+      // acknowledged only once the sink holds it. A failed hand-off closes the connection; the device resends.
+      const uplink: Uplink = {
+        msgId: randomUUID(),
+        deviceId: identity.deviceId,
+        topic: packet.topic,
+        kind: route.kind,
+        qos: packet.qos,
+        nodeId: opts.nodeId,
+        receivedAt: Date.now(),
+        traceId: randomBytes(16).toString('hex'),
+        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      }
+      opts.uplinks.append(uplink).then(() => {
+        metrics.uplinks.inc({ kind: route.kind, qos: packet.qos })
+        done(null)
+      }, (err: Error) => {
+        metrics.uplinksRefused.inc({ reason: 'sink_error' })
+        logger.error({ event: 'uplink_sink_failed', clientId: client.id, err: err.message }, 'uplink not stored, closing connection')
+        done(err)
+      })
+    },
+
+    authorizeSubscribe (client, sub: Subscription, done) {
+      const identity = identities.get(client)
+      if (identity === undefined || !maySubscribe(identity, sub.topic)) {
+        metrics.aclDenied.inc({ op: 'subscribe' })
+        logger.info({ event: 'acl_denied', op: 'subscribe', clientId: client.id, topic: sub.topic }, 'subscription refused')
+        return done(null, null)
+      }
+      done(null, sub)
+    }
+  })
+
+  // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
+  const route = (aedes.publish as unknown as PublishFn).bind(aedes)
+  const guarded: PublishFn = (packet, client, done) => {
+    if (client !== null && typeof client === 'object' && consumed.has(packet)) return done()
+    route(packet, client, done)
+  }
+  ;(aedes as unknown as { publish: PublishFn }).publish = guarded
+
+  const liveSessions = (): number => Object.values(clientsOf(aedes)).filter((c) => c !== undefined && c.connected && !c.closed).length
+  aedes.on('client', () => { metrics.connects.inc() })
+  aedes.on('clientReady', () => { metrics.connections.set(liveSessions()) })
+  aedes.on('clientDisconnect', () => { metrics.connections.set(liveSessions()) })
+  aedes.on('clientError', (client, err) => { logger.debug({ event: 'client_error', clientId: client.id, err: err.message }, 'client error') })
+  aedes.on('connectionError', (_client, err) => { logger.debug({ event: 'connection_error', err: err.message }, 'connection error') })
+  // Persistence errors are emitted here; without a listener they would crash the process.
+  ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => { logger.error({ event: 'broker_error', err: err.message }, 'broker error') })
+
+  await aedes.listen()
+
+  return {
+    aedes,
+    liveSessions,
+    kickLocal (deviceId) {
+      const c = clientsOf(aedes)[deviceId]
+      if (c === undefined) return false
+      c.close()
+      return true
+    },
+    close () {
+      return new Promise<void>((resolve) => aedes.close(() => resolve()))
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { settings, SettingValueError, type SettingValue, type Settings } from './settings.ts'
+import { PushlineError } from '../shared/errors.ts'
+
+type Values = { readonly [K in keyof Settings]: SettingValue<Settings[K]> }
+
+export interface Config extends Omit<Values, 'nodeId' | 'adminKeys'> {
+  readonly nodeId: string
+  readonly adminKeys: readonly string[]
+  /** True when no admin key was configured and one was generated for this start. */
+  readonly adminKeyGenerated: boolean
+  /** `cluster` when Redis is configured: every shared store lives there. */
+  readonly mode: 'embedded' | 'cluster'
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>
+
+/**
+ * Reads and validates every setting once. A bad configuration throws one error that lists every problem.
+ * This is the only place that reads the process environment.
+ */
+export function loadConfig (env: Environment = process.env): Config {
+  const problems: string[] = []
+  const values: Record<string, unknown> = {}
+  for (const [key, s] of Object.entries(settings)) {
+    const raw = env[s.env]
+    if (raw === undefined || raw.trim() === '') {
+      values[key] = s.fallback()
+      continue
+    }
+    try {
+      values[key] = s.parse(raw)
+    } catch (err) {
+      if (!(err instanceof SettingValueError)) throw err
+      problems.push(`${s.env} ${err.message}`)
+    }
+  }
+  const v = values as unknown as Values
+
+  if (problems.length === 0) {
+    if (v.role !== 'all' && v.redisUrl === undefined) {
+      problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL`)
+    }
+    const ports = [['PUSHLINE_MQTT_PORT', v.mqttPort], ['PUSHLINE_WS_PORT', v.wsPort], ['PUSHLINE_HTTP_PORT', v.httpPort]] as const
+    for (let i = 0; i < ports.length; i++) {
+      for (let j = i + 1; j < ports.length; j++) {
+        const [a, pa] = ports[i] as readonly [string, number]
+        const [b, pb] = ports[j] as readonly [string, number]
+        if (pa !== 0 && pa === pb) problems.push(`${a} and ${b} are both ${pa}: each listener needs its own port`)
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new PushlineError('IOT_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`)
+  }
+
+  const adminKeyGenerated = v.adminKeys === undefined
+  return Object.freeze({
+    ...v,
+    nodeId: v.nodeId ?? `node-${randomUUID().slice(0, 8)}`,
+    adminKeys: Object.freeze(v.adminKeys ?? [randomBytes(24).toString('base64url')]),
+    adminKeyGenerated,
+    mode: v.redisUrl === undefined ? 'embedded' : 'cluster'
+  })
+}

@@ -1,0 +1,149 @@
+// Every setting the platform reads, in one table: name, default, parser and the line the README shows.
+// The config loader, the README table and the docker-compose check all read this table.
+
+export type Role = 'all' | 'broker' | 'api'
+export type FsyncPolicy = 'always' | 'interval' | 'never'
+export type AclDenyAction = 'drop' | 'disconnect'
+
+type Parser<T> = (raw: string) => T
+
+export interface Setting<T> {
+  readonly env: string
+  readonly doc: string
+  /** Shown in the README; undefined means "unset". */
+  readonly defaultText: string
+  readonly parse: Parser<T>
+  /** Value when the variable is unset or empty. */
+  readonly fallback: () => T
+}
+
+function setting<T> (env: string, defaultText: string, fallback: () => T, parse: Parser<T>, doc: string): Setting<T> {
+  return { env, doc, defaultText, parse, fallback }
+}
+
+export class SettingValueError extends Error {}
+
+export function integer (min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new SettingValueError(`must be an integer, got "${raw}"`)
+    const n = Number(raw)
+    if (n < min || n > max) throw new SettingValueError(`must be between ${min} and ${max}, got ${n}`)
+    return n
+  }
+}
+
+function oneOf<T extends string> (...values: T[]): Parser<T> {
+  return (raw) => {
+    if (!(values as string[]).includes(raw)) throw new SettingValueError(`must be one of ${values.join(', ')}, got "${raw}"`)
+    return raw as T
+  }
+}
+
+function boolean (raw: string): boolean {
+  const v = raw.trim().toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(v)) return true
+  if (['false', '0', 'no', 'off'].includes(v)) return false
+  throw new SettingValueError(`must be true or false, got "${raw}"`)
+}
+
+function text (raw: string): string {
+  return raw.trim()
+}
+
+function list (raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+function redisUrl (raw: string): string {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new SettingValueError(`must be a redis:// or rediss:// URL, got "${raw}"`)
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new SettingValueError(`must be a redis:// or rediss:// URL, got "${raw}"`)
+  return raw
+}
+
+function hostPorts (raw: string): string[] {
+  const items = list(raw)
+  if (items.length === 0) throw new SettingValueError('must list at least one host:port')
+  for (const item of items) {
+    if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(item)) throw new SettingValueError(`"${item}" is not host:port`)
+  }
+  return items
+}
+
+function keys (minLength: number): Parser<string[]> {
+  return (raw) => {
+    const items = list(raw)
+    if (items.length === 0) throw new SettingValueError('must hold at least one key')
+    for (const k of items) {
+      if (k.length < minLength) throw new SettingValueError(`each key must have at least ${minLength} characters`)
+    }
+    return items
+  }
+}
+
+function nodeId (raw: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.-], got "${raw}"`)
+  return raw
+}
+
+function topicName (raw: string): string {
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(raw)) throw new SettingValueError(`is not a valid Kafka topic name: "${raw}"`)
+  return raw
+}
+
+const port = integer(0, 65535)
+const none = <T>(): T | undefined => undefined
+
+export const settings = {
+  role: setting<Role>('PUSHLINE_ROLE', 'all', () => 'all', oneOf('all', 'broker', 'api'),
+    '`all` (broker and HTTP API in one process), `broker` or `api`'),
+  nodeId: setting<string | undefined>('PUSHLINE_NODE_ID', 'random per start', none, nodeId,
+    'node id, unique per running process'),
+  host: setting('PUSHLINE_HOST', '0.0.0.0', () => '0.0.0.0', text,
+    'address the MQTT, WebSocket and HTTP listeners bind to'),
+  publicHost: setting('PUSHLINE_PUBLIC_HOST', 'localhost', () => 'localhost', text,
+    'host name given to devices in token responses (the address they connect to)'),
+  mqttPort: setting('PUSHLINE_MQTT_PORT', '1883', () => 1883, port, 'MQTT over TCP (0 picks a free port)'),
+  wsPort: setting('PUSHLINE_WS_PORT', '8083', () => 8083, port, 'MQTT over WebSocket, path `/mqtt` (0 picks a free port)'),
+  httpPort: setting('PUSHLINE_HTTP_PORT', '3000', () => 3000, port, 'registry and admin API, health and metrics (0 picks a free port)'),
+  redisUrl: setting<string | undefined>('PUSHLINE_REDIS_URL', 'unset: in memory', none, redisUrl,
+    'Redis for every shared store (cluster mode)'),
+  redisPrefix: setting('PUSHLINE_REDIS_PREFIX', 'pushline:', () => 'pushline:', (raw) => {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw)) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.:-], got "${raw}"`)
+    return raw
+  }, 'prefix of every key Pushline writes to Redis'),
+  kafkaBrokers: setting<string[] | undefined>('PUSHLINE_KAFKA_BROKERS', 'unset: spool only', none, hostPorts,
+    'comma-separated Kafka bootstrap servers'),
+  kafkaTelemetryTopic: setting('PUSHLINE_KAFKA_TELEMETRY_TOPIC', 'iot.telemetry', () => 'iot.telemetry', topicName,
+    'Kafka topic for uplinks'),
+  kafkaPresenceTopic: setting('PUSHLINE_KAFKA_PRESENCE_TOPIC', 'iot.presence', () => 'iot.presence', topicName,
+    'Kafka topic for presence events'),
+  adminKeys: setting<string[] | undefined>('PUSHLINE_ADMIN_KEYS', 'unset: one generated and printed at start', none, keys(16),
+    'comma-separated operator keys (16 characters or more each)'),
+  provisioningKey: setting<string | undefined>('PUSHLINE_PROVISIONING_KEY', 'unset: self-registration off', none,
+    (raw) => keys(16)(raw)[0] as string, 'fleet provisioning key for `POST /v1/devices` (16 characters or more)'),
+  dataDir: setting('PUSHLINE_DATA_DIR', './data', () => './data', text, 'spool and other local files'),
+  allowAnonymous: setting('PUSHLINE_ALLOW_ANONYMOUS', 'false', () => false, boolean,
+    'development only: clients without credentials are accepted and may use any topic but `$SYS`'),
+  logLevel: setting('PUSHLINE_LOG_LEVEL', 'info', () => 'info', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    'log level of the JSON logs'),
+  tokenTtlSeconds: setting('PUSHLINE_TOKEN_TTL_SECONDS', '86400', () => 86400, integer(60, 31_536_000),
+    'lifetime of a device token'),
+  secretHashCost: setting('PUSHLINE_SECRET_HASH_COST', '14', () => 14, integer(10, 20),
+    'scrypt cost (log2 N) for stored device secrets'),
+  maxPayloadBytes: setting('PUSHLINE_MAX_PAYLOAD_BYTES', '262144', () => 262144, integer(1, 268_435_455),
+    'largest MQTT publish payload a device may send; larger ones are refused and counted'),
+  spoolFsync: setting<FsyncPolicy>('PUSHLINE_SPOOL_FSYNC', 'always', () => 'always', oneOf('always', 'interval', 'never'),
+    '`always`: a QoS 1 uplink is acknowledged after its batch is fsynced (group commit); `interval`: fsync every second; `never`: leave it to the OS'),
+  aclDenyAction: setting<AclDenyAction>('PUSHLINE_ACL_DENY_ACTION', 'drop', () => 'drop', oneOf('drop', 'disconnect'),
+    'what a forbidden publish does: `drop` (counted) or `disconnect`'),
+  shutdownGraceMs: setting('PUSHLINE_SHUTDOWN_GRACE_MS', '5000', () => 5000, integer(100, 120_000),
+    'longest a graceful stop waits before it exits anyway')
+} as const
+
+export type Settings = typeof settings
+export type SettingValue<S> = S extends Setting<infer T> ? T : never

@@ -1,0 +1,54 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import type { DeviceService } from '../registry/device-service.ts'
+import { createAdminAuth } from './admin-auth.ts'
+import { installErrorHandlers } from './error-handler.ts'
+import { adminDeviceRoutes } from './routes/admin-devices.ts'
+import { healthRoutes, type ReadinessReport } from './routes/health.ts'
+import { registryRoutes } from './routes/registry.ts'
+import { ErrorBody } from './schemas.ts'
+
+export interface HttpAppOptions {
+  readonly logger: Logger
+  readonly nodeId: string
+  readonly adminKeys: readonly string[]
+  readonly provisioningKey: string | undefined
+  readonly metrics: Registry
+  readonly readiness: () => Promise<ReadinessReport>
+  /** Absent in the broker role: that process serves only health and metrics. */
+  readonly devices?: DeviceService
+}
+
+export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  installErrorHandlers(app)
+  app.addSchema(ErrorBody)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Pushline API', version: '1' },
+      components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
+
+  if (opts.devices !== undefined) {
+    const devices = opts.devices
+    await app.register(registryRoutes, { devices, provisioningKey: opts.provisioningKey })
+    await app.register(async (admin) => {
+      admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
+      await admin.register(adminDeviceRoutes, { devices })
+    })
+  }
+  return app
+}

@@ -1,0 +1,77 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { DeviceService } from '../../registry/device-service.ts'
+import { CreatedDevice, DeviceId, DeviceParams, DeviceView, Group, Groups, errors } from '../schemas.ts'
+
+export interface AdminDeviceRoutesOptions {
+  readonly devices: DeviceService
+}
+
+/** Operator routes for the device registry. Admin auth is applied by the parent scope. */
+export const adminDeviceRoutes: FastifyPluginAsyncTypebox<AdminDeviceRoutesOptions> = async (app, opts) => {
+  const { devices } = opts
+  const tags = ['admin: devices']
+  const authErrors = errors(401, 403)
+
+  app.post('/v1/admin/devices', {
+    schema: {
+      tags,
+      summary: 'Create a device; the secret is returned once',
+      body: Type.Object({
+        id: DeviceId,
+        groups: Type.Optional(Groups),
+        metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+      }, { additionalProperties: false }),
+      response: { 201: CreatedDevice, ...authErrors, ...errors(400, 409, 413) }
+    }
+  }, async (request, reply) => {
+    return await reply.status(201).send(await devices.create(request.body))
+  })
+
+  app.get('/v1/admin/devices', {
+    schema: {
+      tags,
+      summary: 'List devices by id, paged',
+      querystring: Type.Object({
+        after: Type.Optional(DeviceId),
+        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        group: Type.Optional(Group)
+      }),
+      response: { 200: Type.Object({ devices: Type.Array(DeviceView), next: Type.Optional(Type.String()) }), ...authErrors, ...errors(400) }
+    }
+  }, async (request) => {
+    const page = await devices.list(request.query)
+    return page.next === undefined ? { devices: page.devices } : { devices: page.devices, next: page.next }
+  })
+
+  app.get('/v1/admin/devices/:id', {
+    schema: { tags, summary: 'Read a device', params: DeviceParams, response: { 200: DeviceView, ...authErrors, ...errors(404) } }
+  }, async (request) => await devices.get(request.params.id))
+
+  app.delete('/v1/admin/devices/:id', {
+    schema: { tags, summary: 'Delete a device, its tokens and its live connection', params: DeviceParams, response: { 204: Type.Null(), ...authErrors, ...errors(404) } }
+  }, async (request, reply) => {
+    await devices.remove(request.params.id)
+    return await reply.status(204).send(null)
+  })
+
+  app.post('/v1/admin/devices/:id/revoke', {
+    schema: {
+      tags,
+      summary: 'Kill every token of the device and end its live connection',
+      params: DeviceParams,
+      response: { 200: Type.Object({ id: Type.String(), revokedTokens: Type.Integer() }), ...authErrors, ...errors(404) }
+    }
+  }, async (request) => ({ id: request.params.id, revokedTokens: await devices.revoke(request.params.id) }))
+
+  app.post('/v1/admin/devices/:id/disable', {
+    schema: { tags, summary: 'Disable a device: tokens revoked, connection ended, no new token', params: DeviceParams, response: { 200: DeviceView, ...authErrors, ...errors(404) } }
+  }, async (request) => await devices.setEnabled(request.params.id, false))
+
+  app.post('/v1/admin/devices/:id/enable', {
+    schema: { tags, summary: 'Enable a disabled device', params: DeviceParams, response: { 200: DeviceView, ...authErrors, ...errors(404) } }
+  }, async (request) => await devices.setEnabled(request.params.id, true))
+
+  app.post('/v1/admin/devices/:id/secret', {
+    schema: { tags, summary: 'Rotate the device secret; the new one is returned once', params: DeviceParams, response: { 200: CreatedDevice, ...authErrors, ...errors(404) } }
+  }, async (request) => await devices.rotateSecret(request.params.id))
+}

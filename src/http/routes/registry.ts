@@ -1,0 +1,51 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { matchesAnyKey } from '../../auth/constant-time.ts'
+import type { DeviceService } from '../../registry/device-service.ts'
+import { PushlineError } from '../../shared/errors.ts'
+import { BrokerAddress, CreatedDevice, DeviceId, DeviceParams, Groups, errors } from '../schemas.ts'
+
+export interface RegistryRoutesOptions {
+  readonly devices: DeviceService
+  /** Self-registration is off when undefined. */
+  readonly provisioningKey: string | undefined
+}
+
+/** Routes devices call: token issue/refresh and self-registration. */
+export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = async (app, opts) => {
+  app.post('/v1/devices/:id/token', {
+    schema: {
+      tags: ['registry'],
+      summary: 'Issue a token with the device secret, or refresh one with the current token',
+      params: DeviceParams,
+      body: Type.Union([
+        Type.Object({ secret: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
+        Type.Object({ token: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
+      ]),
+      response: {
+        200: Type.Object({ token: Type.String(), expiresAt: Type.Integer(), broker: BrokerAddress }),
+        ...errors(400, 401, 403)
+      }
+    }
+  }, async (request) => {
+    return await opts.devices.issueToken(request.params.id, request.body)
+  })
+
+  app.post('/v1/devices', {
+    schema: {
+      tags: ['registry'],
+      summary: 'Self-registration with the fleet provisioning key',
+      headers: Type.Object({ 'x-provisioning-key': Type.Optional(Type.String()) }),
+      body: Type.Object({ id: DeviceId, groups: Type.Optional(Groups) }, { additionalProperties: false }),
+      response: { 201: CreatedDevice, ...errors(400, 401, 403, 409) }
+    }
+  }, async (request, reply) => {
+    if (opts.provisioningKey === undefined) {
+      throw new PushlineError('IOT_ERR_SELF_REGISTRATION_OFF', 'self-registration is off: no provisioning key is configured')
+    }
+    const key = request.headers['x-provisioning-key']
+    if (key === undefined) throw new PushlineError('IOT_ERR_UNAUTHORIZED', 'send X-Provisioning-Key')
+    if (!matchesAnyKey(key, [opts.provisioningKey])) throw new PushlineError('IOT_ERR_FORBIDDEN', 'provisioning key not accepted')
+    const created = await opts.devices.create({ id: request.body.id, groups: request.body.groups ?? [] })
+    return await reply.status(201).send(created)
+  })
+}

@@ -1,0 +1,242 @@
+// The composition root: the only module that wires factories from several parts together.
+// Tests start the platform with startPlatform() exactly as `npm start` does, on port 0.
+
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
+import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
+import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
+import { createRedisTransport } from './cluster/redis-transport.ts'
+import { loadConfig, type Config } from './config/load-config.ts'
+import { createHttpApp } from './http/create-http-app.ts'
+import type { ReadinessReport } from './http/routes/health.ts'
+import { createMetrics } from './metrics/metrics.ts'
+import type { ConnectionControl } from './registry/connection-control.ts'
+import { createDeviceService, type DeviceService } from './registry/device-service.ts'
+import { createSelfAssigner, type BrokerAddress } from './registry/node-assigner.ts'
+import { isPushlineError } from './shared/errors.ts'
+import { createLogger } from './shared/logger.ts'
+import { closeRedis, createRedis } from './shared/redis.ts'
+import { createMemoryDeviceStore } from './stores/memory-device-store.ts'
+import { createMemoryTokenStore } from './stores/memory-token-store.ts'
+import { createRedisDeviceStore } from './stores/redis-device-store.ts'
+import { createRedisTokenStore } from './stores/redis-token-store.ts'
+import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
+
+export interface Platform {
+  readonly config: Config
+  readonly http: FastifyInstance
+  readonly httpPort: number
+  /** Undefined in the api role. */
+  readonly mqttPort: number | undefined
+  readonly wsPort: number | undefined
+  readonly broker: BrokerNode | undefined
+  readonly devices: DeviceService | undefined
+  readonly spool: FileSpool | undefined
+  close (): Promise<void>
+}
+
+/** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
+export async function startPlatform (config: Config, logger: Logger): Promise<Platform> {
+  const closers: Array<() => Promise<void>> = []
+  const onClose = (fn: () => Promise<void>): void => { closers.push(fn) }
+  let closing = false
+  const close = async (): Promise<void> => {
+    closing = true
+    for (const fn of closers.reverse().splice(0)) {
+      try {
+        await fn()
+      } catch (err) {
+        logger.error({ event: 'close_failed', err: (err as Error).message }, 'a part failed to close')
+      }
+    }
+  }
+
+  try {
+    const runsBroker = config.role !== 'api'
+    const servesApi = config.role !== 'broker'
+    const metrics = createMetrics({ nodeId: config.nodeId })
+
+    let redis: Redis | undefined
+    if (config.redisUrl !== undefined) {
+      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
+      redis = r
+      onClose(() => closeRedis(r))
+    }
+    const prefix = config.redisPrefix
+    const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
+    const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
+
+    let spool: FileSpool | undefined
+    let broker: BrokerNode | undefined
+    let listeners: Listeners | undefined
+    let address: BrokerAddress | undefined
+
+    let connections: ConnectionControl
+    if (redis !== undefined) {
+      const subscriber = runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:kicks`) : undefined
+      const control = createRedisConnectionControl({
+        publisher: redis,
+        subscriber,
+        channel: `${prefix}kick`,
+        kickLocal: (deviceId) => { broker?.kickLocal(deviceId) },
+        logger
+      })
+      await control.start()
+      onClose(async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
+      connections = control
+    } else {
+      connections = { kick: async (deviceId) => { broker?.kickLocal(deviceId) } }
+    }
+
+    // Without a node registry yet, every token points at this node, or in the api role at the public MQTT
+    // address (a load balancer in front of the broker nodes, as in docker-compose.yml).
+    const assigner = createSelfAssigner(() => address ?? {
+      nodeId: 'any',
+      mqtt: `mqtt://${config.publicHost}:${config.mqttPort}`,
+      ws: `ws://${config.publicHost}:${config.wsPort}/mqtt`
+    })
+    const devices = createDeviceService({
+      devices: deviceStore,
+      tokens: tokenStore,
+      connections,
+      assigner,
+      tokenTtlMs: config.tokenTtlSeconds * 1000,
+      secretHashCost: config.secretHashCost
+    })
+
+    if (runsBroker) {
+      const s = await openFileSpool({
+        dir: join(resolve(config.dataDir), 'spool'),
+        fsync: config.spoolFsync,
+        onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) }
+      })
+      spool = s
+      onClose(() => s.close())
+
+      let transport: ReturnType<typeof createRedisTransport> | undefined
+      if (config.redisUrl !== undefined) {
+        const conn = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:persistence`, { commandTimeoutMs: 10_000 })
+        const t = createRedisTransport({ url: config.redisUrl, persistenceConn: conn, logger })
+        transport = t
+        onClose(async () => { await t.close(); await closeRedis(conn) })
+      }
+      const b = await createBrokerNode({
+        nodeId: config.nodeId,
+        logger: logger.child({ component: 'broker' }),
+        metrics,
+        allowAnonymous: config.allowAnonymous,
+        maxPayloadBytes: config.maxPayloadBytes,
+        aclDenyAction: config.aclDenyAction,
+        checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
+        uplinks: s,
+        mq: transport?.mq,
+        persistence: transport?.persistence
+      })
+      broker = b
+      onClose(() => b.close())
+      const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => b.aedes.handle(stream, req) })
+      listeners = l
+      // Stop accepting before the broker closes its clients.
+      onClose(() => l.close())
+      address = {
+        nodeId: config.nodeId,
+        mqtt: `mqtt://${config.publicHost}:${l.mqttPort}`,
+        ws: `ws://${config.publicHost}:${l.wsPort}/mqtt`
+      }
+    }
+
+    const readiness = async (): Promise<ReadinessReport> => {
+      const checks: Record<string, string> = {}
+      let ready = !closing
+      checks.process = closing ? 'closing' : 'ok'
+      if (redis !== undefined) {
+        try {
+          await redis.ping()
+          checks.redis = 'ok'
+        } catch (err) {
+          checks.redis = (err as Error).message
+          ready = false
+        }
+      }
+      return { ready, checks }
+    }
+
+    const http = await createHttpApp({
+      logger,
+      nodeId: config.nodeId,
+      adminKeys: config.adminKeys,
+      provisioningKey: config.provisioningKey,
+      metrics: metrics.registry,
+      readiness,
+      ...(servesApi && { devices })
+    })
+    onClose(() => http.close())
+    await http.ready()
+    const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
+
+    return {
+      config,
+      http,
+      httpPort,
+      mqttPort: listeners?.mqttPort,
+      wsPort: listeners?.wsPort,
+      broker,
+      devices: servesApi ? devices : undefined,
+      spool,
+      close
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+async function runMain (): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    process.stderr.write(`pushline: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+  const logger = createLogger({ level: config.logLevel, nodeId: config.nodeId })
+  if (config.allowAnonymous) {
+    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS. Development only.')
+  }
+
+  let platform: Platform
+  try {
+    platform = await startPlatform(config, logger)
+  } catch (err) {
+    const message = isPushlineError(err) ? err.message : (err as Error).stack
+    logger.fatal({ event: 'start_failed', err: (err as Error).message }, 'start failed')
+    process.stderr.write(`pushline: ${message}\n`)
+    process.exit(1)
+  }
+
+  const lines = [
+    `pushline ${config.mode} mode, role ${config.role}, node ${config.nodeId}`,
+    ...(platform.mqttPort === undefined ? [] : [`  MQTT over TCP        mqtt://${config.host}:${platform.mqttPort}`]),
+    ...(platform.wsPort === undefined ? [] : [`  MQTT over WebSocket  ws://${config.host}:${platform.wsPort}/mqtt`]),
+    `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
+    ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
+    ...(config.adminKeyGenerated ? [`  admin key (generated for this start; set PUSHLINE_ADMIN_KEYS to keep one): ${config.adminKeys[0] as string}`] : [])
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+
+  closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ event: 'fatal', err: err.message, stack: err.stack }, 'stopping after an uncaught error')
+    logger.info({ event: 'stopping', signal }, 'stopping')
+    await platform.close()
+    logger.info({ event: 'stopped' }, 'stopped')
+  })
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  await runMain()
+}

@@ -1,0 +1,42 @@
+// Typed errors with stable codes. HTTP maps them to statuses in one place (src/http/error-handler.ts).
+
+export const errorCodes = {
+  IOT_ERR_CONFIG: 500,
+  IOT_ERR_LISTEN: 500,
+  IOT_ERR_VALIDATION: 400,
+  IOT_ERR_INVALID_JSON: 400,
+  IOT_ERR_PAYLOAD_TOO_LARGE: 413,
+  IOT_ERR_UNAUTHORIZED: 401,
+  IOT_ERR_FORBIDDEN: 403,
+  IOT_ERR_BAD_CREDENTIALS: 401,
+  IOT_ERR_DEVICE_NOT_FOUND: 404,
+  IOT_ERR_DEVICE_EXISTS: 409,
+  IOT_ERR_DEVICE_DISABLED: 403,
+  IOT_ERR_NOT_FOUND: 404,
+  IOT_ERR_RATE_LIMITED: 429,
+  IOT_ERR_LOCKED: 429,
+  IOT_ERR_SELF_REGISTRATION_OFF: 403,
+  IOT_ERR_UNAVAILABLE: 503,
+  IOT_ERR_SPOOL: 503,
+  IOT_ERR_INTERNAL: 500
+} as const
+
+export type ErrorCode = keyof typeof errorCodes
+
+export class PushlineError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly details: Readonly<Record<string, unknown>> | undefined
+
+  constructor (code: ErrorCode, message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'PushlineError'
+    this.code = code
+    this.statusCode = errorCodes[code]
+    this.details = details
+  }
+}
+
+export function isPushlineError (err: unknown, code?: ErrorCode): err is PushlineError {
+  return err instanceof PushlineError && (code === undefined || err.code === code)
+}

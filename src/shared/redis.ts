@@ -1,0 +1,36 @@
+import { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+
+/**
+ * An ioredis client that never crashes the process: errors are logged (once per outage), and commands fail
+ * within `commandTimeoutMs` during an outage instead of queueing forever, so callers can answer "unavailable".
+ */
+export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number } = {}): Redis {
+  const redis = new Redis(url, {
+    connectionName: name,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    retryStrategy: (times) => Math.min(100 * times, 2000),
+    lazyConnect: false
+  })
+  let down = false
+  redis.on('error', (err: Error) => {
+    if (!down) logger.warn({ event: 'redis_error', connection: name, err: err.message }, 'redis connection error')
+    down = true
+  })
+  redis.on('ready', () => {
+    if (down) logger.info({ event: 'redis_ready', connection: name }, 'redis connection back')
+    down = false
+  })
+  return redis
+}
+
+/** Quits politely, or disconnects when Redis does not answer. */
+export async function closeRedis (redis: Redis): Promise<void> {
+  if (redis.status === 'end') return
+  try {
+    await Promise.race([redis.quit(), new Promise((_resolve, reject) => setTimeout(() => reject(new Error('quit timed out')), 1000).unref())])
+  } catch {
+    redis.disconnect()
+  }
+}

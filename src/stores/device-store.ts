@@ -1,0 +1,56 @@
+// The device registry's storage port. Implementations: memory-device-store.ts, redis-device-store.ts.
+// Both must pass test/contract/device-store.spec.ts.
+
+export interface Device {
+  readonly id: string
+  readonly groups: readonly string[]
+  readonly metadata: Readonly<Record<string, unknown>>
+  /** scrypt hash of the device secret, see src/auth/secret-hash.ts. */
+  readonly secretHash: string
+  readonly enabled: boolean
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+export interface DevicePatch {
+  readonly groups?: readonly string[]
+  readonly metadata?: Readonly<Record<string, unknown>>
+  readonly secretHash?: string
+  readonly enabled?: boolean
+}
+
+export interface DeviceListQuery {
+  /** Return devices whose id sorts after this one (exclusive). */
+  readonly after?: string
+  readonly limit: number
+  readonly group?: string
+}
+
+export interface DevicePage {
+  readonly devices: readonly Device[]
+  /** Pass as `after` for the next page; undefined on the last page. */
+  readonly next: string | undefined
+}
+
+export interface DeviceStore {
+  /** Stores a new device; resolves false (and writes nothing) when the id is taken. */
+  create (device: Device): Promise<boolean>
+  get (id: string): Promise<Device | undefined>
+  /** Devices ordered by id. */
+  list (query: DeviceListQuery): Promise<DevicePage>
+  /** Applies the patch atomically; undefined when the device does not exist. */
+  update (id: string, patch: DevicePatch, now: number): Promise<Device | undefined>
+  delete (id: string): Promise<boolean>
+  count (): Promise<number>
+}
+
+export function applyPatch (device: Device, patch: DevicePatch, now: number): Device {
+  return {
+    ...device,
+    ...(patch.groups !== undefined && { groups: [...patch.groups] }),
+    ...(patch.metadata !== undefined && { metadata: { ...patch.metadata } }),
+    ...(patch.secretHash !== undefined && { secretHash: patch.secretHash }),
+    ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+    updatedAt: now
+  }
+}

@@ -1,0 +1,100 @@
+import type { Redis } from 'ioredis'
+import { applyPatch, type Device, type DeviceListQuery, type DevicePage, type DevicePatch, type DeviceStore } from './device-store.ts'
+
+// Layout: {prefix}device:{id} holds the device as JSON; {prefix}devices and {prefix}group:{g} are sorted sets
+// (all scores 0, so they sort by id) used for paging. Writes go through Lua so a device and its indexes never disagree.
+
+// KEYS[1] device, KEYS[2] index, KEYS[3..] group indexes; ARGV[1] json, ARGV[2] id
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+return 1`
+
+// Compare-and-set: the caller read ARGV[1]; the write happens only if nobody changed the device since.
+// KEYS[1] device, then ARGV[4] old group keys, then the new group keys; ARGV[1] old json, ARGV[2] new json, ARGV[3] id, ARGV[4] #old groups
+const UPDATE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+local nOld = tonumber(ARGV[4])
+for i = 2, 1 + nOld do redis.call('ZREM', KEYS[i], ARGV[3]) end
+for i = 2 + nOld, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[3]) end
+return 1`
+
+// KEYS[1] device, KEYS[2] index, KEYS[3..] group indexes; ARGV[1] json read by the caller, ARGV[2] id
+const DELETE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+return 1`
+
+const MAX_CAS_TRIES = 20
+
+export interface RedisDeviceStoreOptions {
+  readonly redis: Redis
+  readonly prefix: string
+}
+
+export function createRedisDeviceStore ({ redis, prefix }: RedisDeviceStoreOptions): DeviceStore {
+  const deviceKey = (id: string): string => `${prefix}device:${id}`
+  const indexKey = `${prefix}devices`
+  const groupKey = (g: string): string => `${prefix}group:${g}`
+
+  async function readRaw (id: string): Promise<string | null> {
+    return await redis.get(deviceKey(id))
+  }
+
+  return {
+    async create (device) {
+      const keys = [deviceKey(device.id), indexKey, ...device.groups.map(groupKey)]
+      const created = await redis.eval(CREATE, keys.length, ...keys, JSON.stringify(device), device.id)
+      return created === 1
+    },
+
+    async get (id) {
+      const raw = await readRaw(id)
+      return raw === null ? undefined : JSON.parse(raw) as Device
+    },
+
+    async list (query: DeviceListQuery): Promise<DevicePage> {
+      const key = query.group === undefined ? indexKey : groupKey(query.group)
+      const from = query.after === undefined ? '-' : `(${query.after}`
+      const ids = await redis.zrangebylex(key, from, '+', 'LIMIT', 0, query.limit + 1)
+      const pageIds = ids.slice(0, query.limit)
+      if (pageIds.length === 0) return { devices: [], next: undefined }
+      const raws = await redis.mget(pageIds.map(deviceKey))
+      // An id whose record vanished between the two reads was deleted meanwhile: skip it.
+      const devices = raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as Device)
+      return { devices, next: ids.length > query.limit ? pageIds[pageIds.length - 1] : undefined }
+    },
+
+    async update (id: string, patch: DevicePatch, now: number) {
+      for (let i = 0; i < MAX_CAS_TRIES; i++) {
+        const raw = await readRaw(id)
+        if (raw === null) return undefined
+        const old = JSON.parse(raw) as Device
+        const updated = applyPatch(old, patch, now)
+        const keys = [deviceKey(id), ...old.groups.map(groupKey), ...updated.groups.map(groupKey)]
+        const ok = await redis.eval(UPDATE, keys.length, ...keys, raw, JSON.stringify(updated), id, old.groups.length)
+        if (ok === 1) return updated
+      }
+      throw new Error(`device ${id} changed concurrently ${MAX_CAS_TRIES} times in a row`)
+    },
+
+    async delete (id) {
+      for (let i = 0; i < MAX_CAS_TRIES; i++) {
+        const raw = await readRaw(id)
+        if (raw === null) return false
+        const old = JSON.parse(raw) as Device
+        const keys = [deviceKey(id), indexKey, ...old.groups.map(groupKey)]
+        const ok = await redis.eval(DELETE, keys.length, ...keys, raw, id)
+        if (ok === 1) return true
+      }
+      throw new Error(`device ${id} changed concurrently ${MAX_CAS_TRIES} times in a row`)
+    },
+
+    async count () {
+      return await redis.zcard(indexKey)
+    }
+  }
+}

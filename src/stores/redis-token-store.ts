@@ -1,0 +1,59 @@
+import type { Redis } from 'ioredis'
+import type { TokenRecord, TokenStore } from './token-store.ts'
+
+// {prefix}token:{hash} = JSON of the record, with a matching expiry; {prefix}device-tokens:{id} = set of hashes.
+
+// KEYS[1] token, KEYS[2] device set; ARGV[1] value, ARGV[2] expiresAt (ms), ARGV[3] hash
+const PUT = `
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+local ttl = redis.call('PEXPIRETIME', KEYS[2])
+if ttl < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
+return 1`
+
+// KEYS[1] device set; ARGV[1] token key prefix
+const REVOKE = `
+local hashes = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for _, h in ipairs(hashes) do n = n + redis.call('DEL', ARGV[1] .. h) end
+redis.call('DEL', KEYS[1])
+return n`
+
+// KEYS[1] token, KEYS[2] device set; ARGV[1] hash
+const DELETE = `
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1`
+
+export interface RedisTokenStoreOptions {
+  readonly redis: Redis
+  readonly prefix: string
+}
+
+export function createRedisTokenStore ({ redis, prefix }: RedisTokenStoreOptions): TokenStore {
+  const tokenPrefix = `${prefix}token:`
+  const deviceKey = (id: string): string => `${prefix}device-tokens:${id}`
+
+  const parse = (raw: string): TokenRecord => JSON.parse(raw) as TokenRecord
+
+  return {
+    async put (hash, record) {
+      await redis.eval(PUT, 2, tokenPrefix + hash, deviceKey(record.deviceId), JSON.stringify(record), record.expiresAt, hash)
+    },
+    async get (hash, now) {
+      const raw = await redis.get(tokenPrefix + hash)
+      if (raw === null) return undefined
+      const rec = parse(raw)
+      // Redis expires the key itself; this guards against clock skew between nodes and Redis.
+      return rec.expiresAt > now ? rec : undefined
+    },
+    async delete (hash) {
+      const raw = await redis.get(tokenPrefix + hash)
+      if (raw === null) return
+      await redis.eval(DELETE, 2, tokenPrefix + hash, deviceKey(parse(raw).deviceId), hash)
+    },
+    async revokeDevice (deviceId) {
+      return Number(await redis.eval(REVOKE, 1, deviceKey(deviceId), tokenPrefix))
+    }
+  }
+}
