@@ -119,11 +119,14 @@ tcp_open() { # tcp_open PORT: true if 127.0.0.1:PORT accepts a connection
 # ---------------------------------------------------------------- install / build
 
 ensure_redis_installed() {
-  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then return 0; fi
-  log "installing redis-server from apt"
+  # mosquitto-clients: tests check the broker with a standard MQTT 3.1.1 client besides MQTT.js;
+  # mosquitto: the reference broker of the benchmarks.
+  if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 &&
+    command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto >/dev/null 2>&1; then return 0; fi
+  log "installing redis-server, mosquitto and mosquitto-clients from apt"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends redis-server redis-tools >&2
+  apt-get install -y -q --no-install-recommends redis-server redis-tools mosquitto mosquitto-clients >&2
   # The Debian package may start its own service on 6379 (policy-rc.d permitting); we never use it.
 }
 

@@ -41,11 +41,9 @@ export function listenOn (server: NetServer | HttpServer, host: string, port: nu
   })
 }
 
-function closeServer (server: NetServer | HttpServer): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve()
-    server.close(() => resolve())
-  })
+/** Stops accepting. Does not wait for open connections: the broker closes those after this. */
+function stopAccepting (server: NetServer | HttpServer): void {
+  if (server.listening) server.close()
 }
 
 export async function startListeners (opts: ListenerOptions): Promise<Listeners> {
@@ -67,7 +65,7 @@ export async function startListeners (opts: ListenerOptions): Promise<Listeners>
   try {
     wsPort = await listenOn(http, opts.host, opts.wsPort, 'PUSHLINE_WS_PORT')
   } catch (err) {
-    await closeServer(tcp)
+    stopAccepting(tcp)
     throw err
   }
 
@@ -75,9 +73,10 @@ export async function startListeners (opts: ListenerOptions): Promise<Listeners>
     mqttPort,
     wsPort,
     async close () {
-      for (const ws of wss.clients) ws.terminate()
-      await new Promise<void>((resolve) => wss.close(() => resolve()))
-      await Promise.all([closeServer(http), closeServer(tcp)])
+      stopAccepting(tcp)
+      stopAccepting(http)
+      // WebSocket sessions end with the broker's close of their clients; wss.close() only stops the upgrade handler.
+      wss.close()
     }
   }
 }

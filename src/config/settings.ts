@@ -131,7 +131,7 @@ export const settings = {
     'development only: clients without credentials are accepted and may use any topic but `$SYS`'),
   logLevel: setting('PUSHLINE_LOG_LEVEL', 'info', () => 'info', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
     'log level of the JSON logs'),
-  tokenTtlSeconds: setting('PUSHLINE_TOKEN_TTL_SECONDS', '86400', () => 86400, integer(60, 31_536_000),
+  tokenTtlSeconds: setting('PUSHLINE_TOKEN_TTL_SECONDS', '86400', () => 86400, integer(1, 31_536_000),
     'lifetime of a device token'),
   secretHashCost: setting('PUSHLINE_SECRET_HASH_COST', '14', () => 14, integer(10, 20),
     'scrypt cost (log2 N) for stored device secrets'),

@@ -23,7 +23,8 @@ export function createMemoryTokenStore (): TokenStore {
     async get (hash, now) {
       const rec = tokens.get(hash)
       if (rec === undefined) return undefined
-      if (rec.expiresAt <= now) {
+      // Like Redis key expiry, the wall clock also expires tokens, whatever clock the caller passes.
+      if (rec.expiresAt <= Math.max(now, Date.now())) {
         forget(hash)
         return undefined
       }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test: lint, typecheck, unit tests, then integration tests against a real Redis and a real Kafka
+# that scripts/services.sh installs (if missing), starts on loopback and stops again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm run --silent lint
+npm run --silent typecheck
+npm run --silent test:unit
+
+bash scripts/services.sh up
+trap 'bash scripts/services.sh down' EXIT
+set -a
+. .services/env
+set +a
+npm run --silent test:integration

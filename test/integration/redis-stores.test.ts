@@ -1,0 +1,8 @@
+import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
+import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
+import { deviceStoreSpec } from '../contract/device-store.spec.ts'
+import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+import { connectRedis, uniquePrefix } from '../helpers/services.ts'
+
+deviceStoreSpec('redis device store', async (t) => createRedisDeviceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+tokenStoreSpec('redis token store', async (t) => createRedisTokenStore({ redis: connectRedis(t), prefix: uniquePrefix() }))

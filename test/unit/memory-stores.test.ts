@@ -1,0 +1,7 @@
+import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts'
+import { createMemoryTokenStore } from '../../src/stores/memory-token-store.ts'
+import { deviceStoreSpec } from '../contract/device-store.spec.ts'
+import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+
+deviceStoreSpec('memory device store', async () => createMemoryDeviceStore())
+tokenStoreSpec('memory token store', async () => createMemoryTokenStore())
