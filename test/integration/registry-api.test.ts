@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { connectDevice, within } from '../helpers/mqtt.ts'
+import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
+
+test('admin routes answer 401 without a key and 403 with a wrong one', async (t) => {
+  const p = await startTestPlatform(t)
+  const none = await p.api('GET', '/v1/admin/devices', undefined, {})
+  assert.equal(none.status, 401)
+  assert.equal(none.body.error, 'IOT_ERR_UNAUTHORIZED')
+  const wrong = await p.api('GET', '/v1/admin/devices', undefined, { authorization: `Bearer ${ADMIN_KEY}x` })
+  assert.equal(wrong.status, 403)
+  assert.equal(wrong.body.error, 'IOT_ERR_FORBIDDEN')
+  const noAuthWrite = await p.api('POST', '/v1/admin/devices', { id: 'sneaky' }, {})
+  assert.equal(noAuthWrite.status, 401)
+  assert.equal((await p.api('GET', '/v1/admin/devices/sneaky')).status, 404, 'nothing was created')
+})
+
+test('bad device input gets the right status and a stable code, and writes nothing', async (t) => {
+  const p = await startTestPlatform(t)
+  const cases: Array<[unknown, number, string]> = [
+    ['{"id": "x",', 400, 'IOT_ERR_INVALID_JSON'],
+    [{}, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 42 }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: '' }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'a'.repeat(65) }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'has space' }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'ok-1', groups: 'g1' }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'ok-2', groups: ['bad group'] }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'ok-3', extra: true }, 400, 'IOT_ERR_VALIDATION'],
+    [{ id: 'ok-4', metadata: { blob: 'x'.repeat(2 * 1024 * 1024) } }, 413, 'IOT_ERR_PAYLOAD_TOO_LARGE']
+  ]
+  for (const [body, status, code] of cases) {
+    const res = await p.api('POST', '/v1/admin/devices', body)
+    assert.equal(res.status, status, `${JSON.stringify(body).slice(0, 40)} → ${JSON.stringify(res.body)}`)
+    assert.equal(res.body.error, code)
+    assert.equal(typeof res.body.message, 'string')
+  }
+  assert.deepEqual((await p.api('GET', '/v1/admin/devices')).body.devices, [])
+
+  assert.equal((await p.api('POST', '/v1/admin/devices', { id: 'dup' })).status, 201)
+  const dup = await p.api('POST', '/v1/admin/devices', { id: 'dup', groups: ['other'] })
+  assert.equal(dup.status, 409)
+  assert.equal(dup.body.error, 'IOT_ERR_DEVICE_EXISTS')
+  assert.deepEqual((await p.api('GET', '/v1/admin/devices/dup')).body.groups, [], 'the first device is untouched')
+
+  const unknown = await p.api('GET', '/v1/admin/devices/ghost')
+  assert.equal(unknown.status, 404)
+  assert.equal(unknown.body.error, 'IOT_ERR_DEVICE_NOT_FOUND')
+  assert.equal((await p.api('DELETE', '/v1/admin/devices/ghost')).status, 404)
+  assert.equal((await p.api('POST', '/v1/admin/devices/ghost/revoke')).status, 404)
+  assert.equal((await p.api('GET', '/v1/nowhere')).body.error, 'IOT_ERR_NOT_FOUND')
+})
+
+test('devices list in id order, page by page, and filter by group; the secret hash never leaves the server', async (t) => {
+  const p = await startTestPlatform(t)
+  for (const id of ['c', 'a', 'e', 'b', 'd']) await p.createDevice(id, id < 'c' ? ['low'] : [])
+  const first = await p.api('GET', '/v1/admin/devices?limit=2')
+  assert.deepEqual(first.body.devices.map((d: { id: string }) => d.id), ['a', 'b'])
+  const second = await p.api('GET', `/v1/admin/devices?limit=2&after=${first.body.next as string}`)
+  assert.deepEqual(second.body.devices.map((d: { id: string }) => d.id), ['c', 'd'])
+  const last = await p.api('GET', `/v1/admin/devices?limit=2&after=${second.body.next as string}`)
+  assert.deepEqual(last.body.devices.map((d: { id: string }) => d.id), ['e'])
+  assert.equal(last.body.next, undefined)
+  const low = await p.api('GET', '/v1/admin/devices?group=low')
+  assert.deepEqual(low.body.devices.map((d: { id: string }) => d.id), ['a', 'b'])
+  const one = await p.api('GET', '/v1/admin/devices/a')
+  assert.deepEqual(Object.keys(one.body).sort(), ['createdAt', 'enabled', 'groups', 'id', 'metadata', 'updatedAt'])
+})
+
+test('token issue: the right secret gets a token, a wrong secret or unknown device gets 401, and a refresh retires the old token', async (t) => {
+  const p = await startTestPlatform(t)
+  const secret = await p.createDevice('tok-dev')
+  const wrong = await p.api('POST', '/v1/devices/tok-dev/token', { secret: secret + 'x' }, {})
+  assert.equal(wrong.status, 401)
+  assert.equal(wrong.body.error, 'IOT_ERR_BAD_CREDENTIALS')
+  assert.equal((await p.api('POST', '/v1/devices/nobody/token', { secret }, {})).status, 401)
+  assert.equal((await p.api('POST', '/v1/devices/tok-dev/token', { secret, token: 'x' }, {})).status, 400)
+  assert.equal((await p.api('POST', '/v1/devices/tok-dev/token', {}, {})).status, 400)
+
+  const first = await p.token('tok-dev', secret)
+  assert.ok(first.length >= 43, 'at least 256 bits')
+  const refreshed = await p.api('POST', '/v1/devices/tok-dev/token', { token: first }, {})
+  assert.equal(refreshed.status, 200)
+  assert.notEqual(refreshed.body.token, first)
+  assert.equal((await p.api('POST', '/v1/devices/tok-dev/token', { token: first }, {})).status, 401, 'the old token cannot refresh again')
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'tok-dev', first), /Bad username or password/i)
+  await connectDevice(t, p.mqttUrl, 'tok-dev', refreshed.body.token)
+  assert.ok(!p.logText().includes(secret) && !p.logText().includes(first), 'secrets and tokens are not logged')
+})
+
+test('an expired token no longer connects', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_TOKEN_TTL_SECONDS: '1' } })
+  const { token } = await p.provision('short-lived')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'short-lived', token), /Bad username or password/i)
+})
+
+test('revoking a device ends its live connection within one second and its token never connects again', async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('rev-dev')
+  const client = await connectDevice(t, p.mqttUrl, 'rev-dev', token)
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+  const res = await p.api('POST', '/v1/admin/devices/rev-dev/revoke')
+  assert.equal(res.status, 200)
+  assert.equal(res.body.revokedTokens, 1)
+  assert.equal(await within(1000, closed), true, 'connection closed within 1 s')
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'rev-dev', token), /Bad username or password/i)
+})
+
+test('a disabled device is disconnected and gets no token until enabled again', async (t) => {
+  const p = await startTestPlatform(t)
+  const { secret, token } = await p.provision('dis-dev')
+  const client = await connectDevice(t, p.mqttUrl, 'dis-dev', token)
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+  assert.equal((await p.api('POST', '/v1/admin/devices/dis-dev/disable')).body.enabled, false)
+  assert.equal(await within(1000, closed), true)
+  const refused = await p.api('POST', '/v1/devices/dis-dev/token', { secret }, {})
+  assert.equal(refused.status, 403)
+  assert.equal(refused.body.error, 'IOT_ERR_DEVICE_DISABLED')
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'dis-dev', token), /Bad username or password/i)
+  assert.equal((await p.api('POST', '/v1/admin/devices/dis-dev/enable')).body.enabled, true)
+  await connectDevice(t, p.mqttUrl, 'dis-dev', await p.token('dis-dev', secret))
+})
+
+test('a deleted device is disconnected and its id can no longer get a token', async (t) => {
+  const p = await startTestPlatform(t)
+  const { secret, token } = await p.provision('del-dev')
+  const client = await connectDevice(t, p.mqttUrl, 'del-dev', token)
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+  assert.equal((await p.api('DELETE', '/v1/admin/devices/del-dev')).status, 204)
+  assert.equal(await within(1000, closed), true)
+  assert.equal((await p.api('POST', '/v1/devices/del-dev/token', { secret }, {})).status, 401)
+})
+
+test('a rotated secret replaces the old one for new tokens', async (t) => {
+  const p = await startTestPlatform(t)
+  const old = await p.createDevice('rot-dev')
+  const rotated = await p.api('POST', '/v1/admin/devices/rot-dev/secret')
+  assert.equal(rotated.status, 200)
+  assert.notEqual(rotated.body.secret, old)
+  assert.equal((await p.api('POST', '/v1/devices/rot-dev/token', { secret: old }, {})).status, 401)
+  assert.equal((await p.api('POST', '/v1/devices/rot-dev/token', { secret: rotated.body.secret }, {})).status, 200)
+})
+
+test('self-registration is off without a provisioning key and needs the right key when on', async (t) => {
+  const off = await startTestPlatform(t)
+  const refused = await off.api('POST', '/v1/devices', { id: 'self-1' }, { 'x-provisioning-key': 'whatever-key-1234567' })
+  assert.equal(refused.status, 403)
+  assert.equal(refused.body.error, 'IOT_ERR_SELF_REGISTRATION_OFF')
+
+  const key = 'fleet-provisioning-key-42'
+  const on = await startTestPlatform(t, { env: { PUSHLINE_PROVISIONING_KEY: key } })
+  assert.equal((await on.api('POST', '/v1/devices', { id: 'self-1' }, {})).status, 401)
+  assert.equal((await on.api('POST', '/v1/devices', { id: 'self-1' }, { 'x-provisioning-key': key + 'x' })).status, 403)
+  const created = await on.api('POST', '/v1/devices', { id: 'self-1', groups: ['field'] }, { 'x-provisioning-key': key })
+  assert.equal(created.status, 201)
+  assert.deepEqual(created.body.groups, ['field'])
+  const token = await on.token('self-1', created.body.secret)
+  await connectDevice(t, on.mqttUrl, 'self-1', token)
+  assert.equal((await on.api('POST', '/v1/devices', { id: 'self-1' }, { 'x-provisioning-key': key })).status, 409)
+})
+
+test('health, readiness, metrics and the OpenAPI document are served', async (t) => {
+  const p = await startTestPlatform(t)
+  assert.equal((await p.api('GET', '/healthz', undefined, {})).body.status, 'ok')
+  const ready = await p.api('GET', '/readyz', undefined, {})
+  assert.equal(ready.status, 200)
+  assert.equal(ready.body.ready, true)
+  const metrics = await fetch(`${p.httpUrl}/metrics`)
+  assert.match(await metrics.text(), /pushline_connects_total/)
+  const doc = await p.api('GET', '/docs/json', undefined, {})
+  assert.equal(doc.status, 200)
+  assert.ok(doc.body.paths['/v1/admin/devices'] !== undefined)
+  assert.ok(doc.body.paths['/v1/devices/{id}/token'] !== undefined)
+})
