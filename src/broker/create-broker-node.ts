@@ -5,9 +5,15 @@ import type { AclDenyAction } from '../config/settings.ts'
 import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
+import aedesPersistence from 'aedes-persistence'
+import { guardSubscriptions } from './subscription-guard.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
+
+// aedes-persistence is CommonJS whose module.exports is the factory; its types describe an ES default export,
+// which NodeNext resolution reads as the module object.
+const createMemoryPersistence = aedesPersistence as unknown as () => object
 
 export interface BrokerNodeOptions {
   readonly nodeId: string
@@ -20,7 +26,7 @@ export interface BrokerNodeOptions {
   readonly uplinks: UplinkSink
   /** Cluster transport (mqemitter-redis, aedes-persistence-redis); in memory when absent. */
   readonly mq?: AedesOptions['mq']
-  readonly persistence?: AedesOptions['persistence']
+  readonly persistence?: object
   readonly heartbeatIntervalMs?: number
 }
 
@@ -50,11 +56,15 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
   const consumed = new WeakSet<PublishPacket>()
+  const persistence = guardSubscriptions(opts.persistence ?? createMemoryPersistence(), (client, sub) => {
+    const identity = identities.get(client)
+    return identity !== undefined && maySubscribe(identity, sub.topic)
+  })
 
   const aedes = new Aedes({
     id: opts.nodeId,
     mq: opts.mq,
-    persistence: opts.persistence,
+    persistence,
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
     connectTimeout: 10_000,
     drainTimeout: 15_000,

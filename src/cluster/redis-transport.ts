@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
-import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
+import redisPersistence from 'aedes-persistence-redis'
 import type { Logger } from 'pino'
 
 // What aedes shares between nodes through Redis: routing (mqemitter-redis) and sessions (aedes-persistence-redis).
 
 export interface RedisTransport {
   readonly mq: unknown
-  readonly persistence: AsyncRedisPersistence
+  readonly persistence: ReturnType<typeof redisPersistence>
   close (): Promise<void>
 }
 
@@ -18,13 +18,13 @@ export function createRedisTransport (opts: { url: string, persistenceConn: Redi
   // Without these listeners a Redis error inside mqemitter-redis crashes the process.
   const state = (mq as unknown as { state: NodeJS.EventEmitter }).state
   state.on('error', (err: Error) => { logger.warn({ event: 'mq_redis_error', err: err.message }, 'mqemitter-redis error') })
-  const persistence = new AsyncRedisPersistence({ conn: opts.persistenceConn })
+  const persistence = redisPersistence({ conn: opts.persistenceConn })
   return {
     mq,
     persistence,
     async close () {
       // aedes closes the mq itself in broker.close(); the persistence is ours to destroy.
-      await persistence.destroy().catch(() => {})
+      await Promise.resolve(persistence.destroy()).catch(() => {})
     }
   }
 }

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { readSpool } from '../../src/uplink/file-spool.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+import { startTestPlatform } from '../helpers/platform.ts'
+
+const DENIED = 128
+
+test('the ACL matrix: a device subscribes only to its own down topic, broadcast/all and its own groups', async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('acl-a', ['g1'])
+  await p.provision('acl-b', ['g2'])
+  const a = await connectDevice(t, p.mqttUrl, 'acl-a', token)
+  const matrix: Array<[string, number]> = [
+    ['devices/acl-a/down', 1],
+    ['broadcast/all', 1],
+    ['broadcast/groups/g1', 1],
+    ['devices/acl-b/down', DENIED],
+    ['devices/acl-b/telemetry', DENIED],
+    ['devices/acl-a/telemetry', DENIED],
+    ['#', DENIED],
+    ['+/+', DENIED],
+    ['devices/+/down', DENIED],
+    ['devices/acl-a/#', DENIED],
+    ['$SYS/#', DENIED],
+    ['broadcast/groups/g2', DENIED],
+    ['broadcast/#', DENIED],
+    ['unknown/topic', DENIED]
+  ]
+  for (const [topic, expected] of matrix) {
+    const granted = await new Promise<number>((resolve, reject) => {
+      a.subscribe(topic, { qos: 1 }, (err, g) => {
+        // MQTT.js reports a refused subscription as an error that carries the SUBACK.
+        const packet = (err as { packet?: { granted: number[] } } | null)?.packet
+        if (packet !== undefined) return resolve(packet.granted[0] as number)
+        if (err != null) return reject(err)
+        resolve(g?.[0]?.qos as number)
+      })
+    })
+    assert.equal(granted, expected, topic)
+  }
+  assert.equal(await p.metric('pushline_acl_denied_total', { op: 'subscribe' }), matrix.filter(([, g]) => g === DENIED).length)
+})
+
+test('the ACL matrix: a publish outside the device\'s own uplink topics is dropped and counted, the connection stays', async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('pub-a')
+  const { token: tokenB } = await p.provision('pub-b')
+  const a = await connectDevice(t, p.mqttUrl, 'pub-a', token)
+  const b = await connectDevice(t, p.mqttUrl, 'pub-b', tokenB)
+  const received: string[] = []
+  await b.subscribeAsync('devices/pub-b/down', { qos: 1 })
+  b.on('message', (topic) => received.push(topic))
+
+  const forbidden = ['devices/pub-b/telemetry', 'devices/pub-b/down', 'devices/pub-a/down', 'broadcast/all', 'broadcast/groups/g1', 'devices/pub-a/telemetry/x/y', 'random']
+  for (const topic of forbidden) await a.publishAsync(topic, 'nope', { qos: 1 })
+  await a.publishAsync('devices/pub-a/telemetry', 'fine', { qos: 1 })
+
+  const spooled = []
+  for await (const r of readSpool(join(p.dataDir, 'spool'))) spooled.push(r.topic)
+  assert.deepEqual(spooled, ['devices/pub-a/telemetry'])
+  assert.deepEqual(received, [], 'nothing reached another device')
+  assert.equal(await p.metric('pushline_acl_denied_total', { op: 'publish' }), forbidden.length)
+  assert.equal(a.connected, true)
+})
+
+test('with PUSHLINE_ACL_DENY_ACTION=disconnect a forbidden publish closes the connection', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_ACL_DENY_ACTION: 'disconnect' } })
+  const { token } = await p.provision('strict-a')
+  const a = await connectDevice(t, p.mqttUrl, 'strict-a', token)
+  const closed = new Promise<void>((resolve) => a.once('close', () => resolve()))
+  a.publish('devices/other/telemetry', 'nope', { qos: 0 })
+  await closed
+})
+
+test('a device cannot publish to $SYS, which would let it kick other devices', async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('sys-a')
+  const { token: victimToken } = await p.provision('victim')
+  const victim = await connectDevice(t, p.mqttUrl, 'victim', victimToken)
+  const a = await connectDevice(t, p.mqttUrl, 'sys-a', token)
+  const closed = new Promise<void>((resolve) => a.once('close', () => resolve()))
+  a.publish(`$SYS/${p.config.nodeId}/new/clients`, 'victim', { qos: 0 })
+  await closed
+  await victim.publishAsync('devices/victim/telemetry', 'still connected', { qos: 1 })
+  assert.equal(victim.connected, true)
+})
+
+test('a will on a topic the device may not publish to is refused at CONNECT', async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('will-a')
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'will-a', token, { will: { topic: 'devices/other/down', payload: Buffer.from('x'), qos: 0, retain: false } }), /Not authorized/i)
+  await connectDevice(t, p.mqttUrl, 'will-a', token, { will: { topic: 'devices/will-a/events', payload: Buffer.from('gone'), qos: 1, retain: false } })
+})
+
+test('anonymous mode: clients without credentials connect and use any topic but $SYS; it is off by default', async (t) => {
+  const off = await startTestPlatform(t)
+  await assert.rejects(connectDevice(t, off.mqttUrl, 'tool', '', { username: undefined, password: undefined }), /Not authorized/i)
+
+  const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true' } })
+  const sub = await connectDevice(t, p.mqttUrl, 'tool-sub', '', { username: undefined, password: undefined })
+  const pub = await connectDevice(t, p.mqttUrl, 'tool-pub', '', { username: undefined, password: undefined })
+  const granted = await sub.subscribeAsync('any/+/topic', { qos: 1 })
+  assert.equal(granted[0]?.qos, 1)
+  const got = new Promise<string>((resolve) => sub.once('message', (_topic, payload) => resolve(payload.toString())))
+  await pub.publishAsync('any/x/topic', 'hello', { qos: 1 })
+  assert.equal(await got, 'hello')
+  await assert.rejects(sub.subscribeAsync('$SYS/#', { qos: 0 }))
+})
