@@ -27,6 +27,8 @@ import { createRedisDeviceStore } from './stores/redis-device-store.ts'
 import { createRedisTokenStore } from './stores/redis-token-store.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
 
+const CLOSE_STEP_MS = 3000
+
 export interface Platform {
   readonly config: Config
   readonly http: FastifyInstance
@@ -42,16 +44,20 @@ export interface Platform {
 
 /** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
 export async function startPlatform (config: Config, logger: Logger): Promise<Platform> {
-  const closers: Array<() => Promise<void>> = []
-  const onClose = (fn: () => Promise<void>): void => { closers.push(fn) }
+  const closers: Array<{ name: string, fn: () => Promise<unknown> }> = []
+  const onClose = (name: string, fn: () => Promise<unknown>): void => { closers.push({ name, fn }) }
   let closing = false
+  // Reverse order of opening. Each step is bounded: a part stuck on an unreachable Redis must not hold the rest.
   const close = async (): Promise<void> => {
     closing = true
-    for (const fn of closers.reverse().splice(0)) {
+    for (const { name, fn } of closers.reverse().splice(0)) {
+      let timer: NodeJS.Timeout | undefined
       try {
-        await fn()
+        await Promise.race([fn(), new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timed out')), CLOSE_STEP_MS) })])
       } catch (err) {
-        logger.error({ event: 'close_failed', err: (err as Error).message }, 'a part failed to close')
+        logger.error({ event: 'close_failed', part: name, err: (err as Error).message }, 'a part failed to close')
+      } finally {
+        clearTimeout(timer)
       }
     }
   }
@@ -65,7 +71,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     if (config.redisUrl !== undefined) {
       const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
       redis = r
-      onClose(() => closeRedis(r))
+      onClose('redis', () => closeRedis(r))
     }
     const prefix = config.redisPrefix
     const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
@@ -87,7 +93,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         logger
       })
       await control.start()
-      onClose(async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
+      onClose('connection control', async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
       connections = control
     } else {
       connections = { kick: async (deviceId) => { broker?.kickLocal(deviceId) } }
@@ -116,14 +122,13 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) }
       })
       spool = s
-      onClose(() => s.close())
+      onClose('spool', () => s.close())
 
       let transport: ReturnType<typeof createRedisTransport> | undefined
       if (config.redisUrl !== undefined) {
-        const conn = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:persistence`, { commandTimeoutMs: 10_000 })
-        const t = createRedisTransport({ url: config.redisUrl, persistenceConn: conn, logger })
+        const t = createRedisTransport({ url: config.redisUrl, nodeId: config.nodeId, logger })
         transport = t
-        onClose(async () => { await t.close(); await closeRedis(conn) })
+        onClose('redis transport', () => t.close())
       }
       const b = await createBrokerNode({
         nodeId: config.nodeId,
@@ -138,11 +143,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         persistence: transport?.persistence
       })
       broker = b
-      onClose(() => b.close())
+      onClose('broker', () => b.close())
       const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => b.aedes.handle(stream, req) })
       listeners = l
       // Stop accepting before the broker closes its clients.
-      onClose(() => l.close())
+      onClose('listeners', () => l.close())
       address = {
         nodeId: config.nodeId,
         mqtt: `mqtt://${config.publicHost}:${l.mqttPort}`,
@@ -175,7 +180,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       readiness,
       ...(servesApi && { devices })
     })
-    onClose(() => http.close())
+    onClose('http', () => http.close())
     await http.ready()
     const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
 

@@ -4,6 +4,8 @@ import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 // The cost is stored with each hash so it can be raised later without breaking existing devices.
 
 const KEY_LENGTH = 32
+const MIN_COST = 10
+const MAX_COST = 20
 const R = 8
 const P = 1
 
@@ -26,6 +28,8 @@ export async function hashSecret (secret: string, log2N: number): Promise<string
 export async function verifySecret (secret: string, stored: string): Promise<boolean> {
   const [scheme, cost, salt, hash] = stored.split('$')
   if (scheme !== 'scrypt' || cost === undefined || salt === undefined || hash === undefined) return false
+  // A corrupt cost must fail the check, not throw (and not ask scrypt for gigabytes).
+  if (!/^\d{1,2}$/.test(cost) || Number(cost) < MIN_COST || Number(cost) > MAX_COST) return false
   const expected = Buffer.from(hash, 'base64url')
   const actual = await derive(secret, Buffer.from(salt, 'base64url'), Number(cost))
   return actual.length === expected.length && timingSafeEqual(actual, expected)

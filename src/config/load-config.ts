@@ -4,7 +4,8 @@ import { PushlineError } from '../shared/errors.ts'
 
 type Values = { readonly [K in keyof Settings]: SettingValue<Settings[K]> }
 
-export interface Config extends Omit<Values, 'nodeId' | 'adminKeys'> {
+export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers'> {
+  readonly kafkaBrokers: readonly string[] | undefined
   readonly nodeId: string
   readonly adminKeys: readonly string[]
   /** True when no admin key was configured and one was generated for this start. */
@@ -36,12 +37,15 @@ export function loadConfig (env: Environment = process.env): Config {
     }
   }
   const v = values as unknown as Values
+  const parsed = (key: keyof Settings): boolean => key in values
 
-  if (problems.length === 0) {
-    if (v.role !== 'all' && v.redisUrl === undefined) {
+  // Checks across settings run on whatever parsed, so one error lists every problem at once.
+  {
+    if (parsed('role') && parsed('redisUrl') && v.role !== 'all' && v.redisUrl === undefined) {
       problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL`)
     }
-    const ports = [['PUSHLINE_MQTT_PORT', v.mqttPort], ['PUSHLINE_WS_PORT', v.wsPort], ['PUSHLINE_HTTP_PORT', v.httpPort]] as const
+    const ports = ([['PUSHLINE_MQTT_PORT', 'mqttPort'], ['PUSHLINE_WS_PORT', 'wsPort'], ['PUSHLINE_HTTP_PORT', 'httpPort']] as const)
+      .filter(([, key]) => parsed(key)).map(([name, key]) => [name, v[key]] as const)
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {
         const [a, pa] = ports[i] as readonly [string, number]
@@ -57,6 +61,7 @@ export function loadConfig (env: Environment = process.env): Config {
   const adminKeyGenerated = v.adminKeys === undefined
   return Object.freeze({
     ...v,
+    kafkaBrokers: v.kafkaBrokers === undefined ? undefined : Object.freeze([...v.kafkaBrokers]),
     nodeId: v.nodeId ?? `node-${randomUUID().slice(0, 8)}`,
     adminKeys: Object.freeze(v.adminKeys ?? [randomBytes(24).toString('base64url')]),
     adminKeyGenerated,

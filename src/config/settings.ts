@@ -69,7 +69,10 @@ function hostPorts (raw: string): string[] {
   const items = list(raw)
   if (items.length === 0) throw new SettingValueError('must list at least one host:port')
   for (const item of items) {
-    if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(item)) throw new SettingValueError(`"${item}" is not host:port`)
+    const m = /^[A-Za-z0-9.\-_[\]:]+:(\d{1,5})$/.exec(item)
+    if (m === null) throw new SettingValueError(`"${item}" is not host:port`)
+    const port = Number(m[1])
+    if (port < 1 || port > 65535) throw new SettingValueError(`"${item}" has a port outside 1..65535`)
   }
   return items
 }
@@ -125,7 +128,11 @@ export const settings = {
   adminKeys: setting<string[] | undefined>('PUSHLINE_ADMIN_KEYS', 'unset: one generated and printed at start', none, keys(16),
     'comma-separated operator keys (16 characters or more each)'),
   provisioningKey: setting<string | undefined>('PUSHLINE_PROVISIONING_KEY', 'unset: self-registration off', none,
-    (raw) => keys(16)(raw)[0] as string, 'fleet provisioning key for `POST /v1/devices` (16 characters or more)'),
+    (raw) => {
+      const key = raw.trim()
+      if (key.length < 16) throw new SettingValueError('must have at least 16 characters')
+      return key
+    }, 'fleet provisioning key for `POST /v1/devices` (16 characters or more)'),
   dataDir: setting('PUSHLINE_DATA_DIR', './data', () => './data', text, 'spool and other local files'),
   allowAnonymous: setting('PUSHLINE_ALLOW_ANONYMOUS', 'false', () => false, boolean,
     'development only: clients without credentials are accepted and may use any topic but `$SYS`'),

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { isPushlineError } from '../shared/errors.ts'
+import { isBackendUnavailable, isPushlineError } from '../shared/errors.ts'
 
 // One mapping from errors to `{"error": code, "message": text}` with the right status.
 // Details of 5xx errors stay in the log, never in the response.
@@ -9,6 +9,10 @@ export function installErrorHandlers (app: FastifyInstance): void {
     if (isPushlineError(err)) {
       if (err.statusCode >= 500) request.log.error({ err }, 'request failed')
       return reply.status(err.statusCode).send({ error: err.code, message: err.statusCode >= 500 ? 'internal error' : err.message })
+    }
+    if (isBackendUnavailable(err)) {
+      request.log.warn({ event: 'backend_unavailable', err: err.message }, 'request failed: backend unavailable')
+      return reply.status(503).header('retry-after', '5').send({ error: 'IOT_ERR_UNAVAILABLE', message: 'a backing service is unavailable, retry later' })
     }
     if (err.validation !== undefined) {
       return reply.status(400).send({ error: 'IOT_ERR_VALIDATION', message: err.message })

@@ -40,3 +40,10 @@ export class PushlineError extends Error {
 export function isPushlineError (err: unknown, code?: ErrorCode): err is PushlineError {
   return err instanceof PushlineError && (code === undefined || err.code === code)
 }
+
+/** True for the errors ioredis gives while Redis is unreachable: callers answer "unavailable", not "internal error". */
+export function isBackendUnavailable (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  if (err.name === 'MaxRetriesPerRequestError') return true
+  return /Connection is closed|Command timed out|ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/.test(err.message)
+}

@@ -3,13 +3,13 @@ import type { Logger } from 'pino'
 
 /**
  * An ioredis client that never crashes the process: errors are logged (once per outage), and commands fail
- * within `commandTimeoutMs` during an outage instead of queueing forever, so callers can answer "unavailable".
+ * within `commandTimeoutMs` (0: no timeout) during an outage instead of queueing forever, so callers can answer "unavailable".
  */
 export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number } = {}): Redis {
   const redis = new Redis(url, {
     connectionName: name,
     maxRetriesPerRequest: 1,
-    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
     retryStrategy: (times) => Math.min(100 * times, 2000),
     lazyConnect: false
   })

@@ -1,5 +1,5 @@
 import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { FsyncPolicy } from '../config/settings.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { Uplink, UplinkSink } from './uplink.ts'
@@ -40,6 +40,7 @@ const SEGMENT = /^seg-(\d{16})\.jsonl$/
 const segmentName = (startSeq: number): string => `seg-${String(startSeq).padStart(16, '0')}.jsonl`
 
 interface Pending {
+  readonly seq: number
   readonly line: string
   readonly resolve: () => void
   readonly reject: (err: Error) => void
@@ -98,7 +99,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     const before = (await stat(lastSegment)).size
     const tailSeq = await recoverTail(lastSegment)
     totalBytes -= before - (await stat(lastSegment)).size
-    nextSeq = tailSeq ?? Number((SEGMENT.exec(lastSegment.slice(opts.dir.length + 1)) as RegExpExecArray)[1])
+    nextSeq = tailSeq ?? Number((SEGMENT.exec(basename(lastSegment)) as RegExpExecArray)[1])
   }
 
   let file: FileHandle = await open(lastSegment ?? join(opts.dir, segmentName(nextSeq)), 'a')
@@ -113,10 +114,11 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     : undefined
   syncTimer?.unref()
 
-  async function rotate (): Promise<void> {
+  /** Starts a segment named after the first record it will hold. */
+  async function rotate (firstSeq: number): Promise<void> {
     await file.datasync()
     await file.close()
-    file = await open(join(opts.dir, segmentName(nextSeq)), 'a')
+    file = await open(join(opts.dir, segmentName(firstSeq)), 'a')
     fileBytes = 0
   }
 
@@ -127,7 +129,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
       queue = []
       const buf = Buffer.from(batch.map((p) => p.line).join(''))
       try {
-        if (fileBytes >= segmentBytes) await rotate()
+        if (fileBytes >= segmentBytes) await rotate((batch[0] as Pending).seq)
         await file.write(buf)
         if (opts.fsync === 'always') await file.datasync()
         else dirty = true
@@ -163,7 +165,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
         payload: u.payload.toString('base64')
       }
       return new Promise<void>((resolve, reject) => {
-        queue.push({ line: JSON.stringify(record) + '\n', resolve, reject })
+        queue.push({ seq: record.seq, line: JSON.stringify(record) + '\n', resolve, reject })
         if (!writing) flush().catch(() => {}) // flush settles every append itself
       })
     },

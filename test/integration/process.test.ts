@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { promisify } from 'node:util'
+import { readSpool } from '../../src/uplink/file-spool.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+
+// The platform as a user runs it: a real process, configured by environment variables, stopped by a signal.
+
+const ROOT = new URL('../../', import.meta.url).pathname
+
+interface Started {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly stdout: () => string
+  readonly stderr: () => string
+  readonly exited: Promise<number | null>
+}
+
+function run (t: TestContext, args: string[], env: Record<string, string>): Started {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+async function waitFor (what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+async function tempDir (t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-proc-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const port = (text: string, label: string): number => Number(new RegExp(`${label}\\s+\\S+://[^:]+:(\\d+)`).exec(text)?.[1])
+
+test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', async (t) => {
+  await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })
+  const dataDir = await tempDir(t)
+  const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir, PUSHLINE_SECRET_HASH_COST: '10' })
+  await waitFor('start-up lines', () => p.stdout().includes('admin key'))
+  const text = p.stdout()
+  assert.match(text, /embedded mode, role all/)
+  const key = /admin key[^:]*: (\S+)/.exec(text)?.[1] as string
+  const http = `http://127.0.0.1:${port(text, 'HTTP API')}`
+  const mqttPort = port(text, 'MQTT over TCP')
+  assert.ok(mqttPort > 0 && port(text, 'MQTT over WebSocket') > 0)
+
+  const created = await (await fetch(`${http}/v1/admin/devices`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ id: 'proc-dev' }) })).json() as { secret: string }
+  const issued = await (await fetch(`${http}/v1/devices/proc-dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret: created.secret }) })).json() as { token: string }
+  const client = await connectDevice(t, `mqtt://127.0.0.1:${mqttPort}`, 'proc-dev', issued.token)
+  await client.publishAsync('devices/proc-dev/telemetry', 'before stop', { qos: 1 })
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+
+  const stopAt = Date.now()
+  p.child.kill('SIGTERM')
+  assert.equal(await p.exited, 0)
+  assert.ok(Date.now() - stopAt < 5000, 'stopped within 5 s')
+  await closed
+  const records = []
+  for await (const r of readSpool(join(dataDir, 'spool'))) records.push(r)
+  assert.equal(records.length, 1)
+  assert.equal(Buffer.from(records[0]?.payload ?? '', 'base64').toString(), 'before stop')
+})
+
+test('a port already in use stops the start with an error naming the port and the setting that changes it', async (t) => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve))
+  t.after(() => blocker.close())
+  const busy = (blocker.address() as AddressInfo).port
+  const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_MQTT_PORT: String(busy), PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t), PUSHLINE_LOG_LEVEL: 'silent' })
+  assert.equal(await p.exited, 1)
+  assert.match(p.stderr(), new RegExp(`port ${busy} .*already in use.*PUSHLINE_MQTT_PORT`))
+})
+
+test('a bad configuration is refused with one message listing every problem and exit code 2', async (t) => {
+  const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_MQTT_PORT: 'x', PUSHLINE_ROLE: 'broker', PUSHLINE_ADMIN_KEYS: 'short', PUSHLINE_ALLOW_ANONYMOUS: 'maybe' })
+  assert.equal(await p.exited, 2)
+  const err = p.stderr()
+  for (const name of ['PUSHLINE_MQTT_PORT', 'PUSHLINE_ADMIN_KEYS', 'PUSHLINE_ALLOW_ANONYMOUS']) assert.match(err, new RegExp(name))
+})
+
+test('anonymous mode logs a warning at start', async (t) => {
+  const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
+  await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
+  p.child.kill('SIGINT')
+  assert.equal(await p.exited, 0)
+})

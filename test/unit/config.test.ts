@@ -1,0 +1,275 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { loadConfig, type Environment } from '../../src/config/load-config.ts'
+import { settings } from '../../src/config/settings.ts'
+import { isPushlineError, type PushlineError } from '../../src/shared/errors.ts'
+
+const KEY_A = 'admin-key-aaaaaaaaaaaa'
+const KEY_B = 'admin-key-bbbbbbbbbbbb'
+
+/** Runs loadConfig, expects it to throw a PushlineError with code IOT_ERR_CONFIG, and returns that error. */
+function configError (env: Environment): PushlineError {
+  let caught: unknown
+  try {
+    loadConfig(env)
+  } catch (err) {
+    caught = err
+  }
+  assert.ok(caught !== undefined, 'loadConfig should have thrown')
+  assert.ok(isPushlineError(caught, 'IOT_ERR_CONFIG'), `expected a PushlineError IOT_ERR_CONFIG, got ${String(caught)}`)
+  return caught
+}
+
+test('an empty environment gives the documented defaults for every setting', () => {
+  const c = loadConfig({})
+  assert.equal(c.role, 'all')
+  assert.equal(c.mqttPort, 1883)
+  assert.equal(c.wsPort, 8083)
+  assert.equal(c.httpPort, 3000)
+  assert.equal(c.mode, 'embedded')
+  assert.equal(c.redisUrl, undefined)
+  assert.equal(c.kafkaBrokers, undefined)
+  assert.equal(c.provisioningKey, undefined)
+  assert.equal(c.dataDir, './data')
+  assert.equal(c.allowAnonymous, false)
+  assert.equal(c.host, '0.0.0.0')
+  assert.equal(c.publicHost, 'localhost')
+  assert.equal(c.redisPrefix, 'pushline:')
+  assert.equal(c.kafkaTelemetryTopic, 'iot.telemetry')
+  assert.equal(c.kafkaPresenceTopic, 'iot.presence')
+  assert.equal(c.logLevel, 'info')
+  assert.equal(c.tokenTtlSeconds, 86400)
+  assert.equal(c.secretHashCost, 14)
+  assert.equal(c.maxPayloadBytes, 262144)
+  assert.equal(c.spoolFsync, 'always')
+  assert.equal(c.aclDenyAction, 'drop')
+  assert.equal(c.shutdownGraceMs, 5000)
+})
+
+test('without configured admin keys one strong key is generated and flagged as generated', () => {
+  const c = loadConfig({})
+  assert.equal(c.adminKeyGenerated, true)
+  assert.equal(c.adminKeys.length, 1)
+  const key = c.adminKeys[0] as string
+  assert.ok(key.length >= 32, `generated key too short: ${key}`)
+  assert.match(key, /^[A-Za-z0-9_-]+$/)
+  assert.notEqual(loadConfig({}).adminKeys[0], key, 'each start generates a new key')
+})
+
+test('without PUSHLINE_NODE_ID each load picks a different valid node id', () => {
+  const a = loadConfig({}).nodeId
+  const b = loadConfig({}).nodeId
+  assert.notEqual(a, b)
+  for (const id of [a, b]) {
+    assert.match(id, /^[A-Za-z0-9_.-]{1,64}$/)
+    // The generated id must itself be acceptable as PUSHLINE_NODE_ID.
+    assert.equal(loadConfig({ PUSHLINE_NODE_ID: id }).nodeId, id)
+  }
+})
+
+test('empty and blank variables count as unset', () => {
+  const c = loadConfig({ PUSHLINE_MQTT_PORT: '', PUSHLINE_ROLE: '   ', PUSHLINE_ADMIN_KEYS: '' })
+  assert.equal(c.mqttPort, 1883)
+  assert.equal(c.role, 'all')
+  assert.equal(c.adminKeyGenerated, true)
+})
+
+test('every variable is parsed from the environment object passed in', () => {
+  const env: Environment = {
+    PUSHLINE_ROLE: 'broker',
+    PUSHLINE_NODE_ID: 'node-7.a_b',
+    PUSHLINE_HOST: ' 127.0.0.1 ',
+    PUSHLINE_PUBLIC_HOST: 'mqtt.example.com',
+    PUSHLINE_MQTT_PORT: '11883',
+    PUSHLINE_WS_PORT: '18083',
+    PUSHLINE_HTTP_PORT: '13000',
+    PUSHLINE_REDIS_URL: 'rediss://user:pw@redis.example.com:6380/2',
+    PUSHLINE_REDIS_PREFIX: 'fleet-1:',
+    PUSHLINE_KAFKA_BROKERS: 'k1:9092, k2.example.com:9093 ,10.0.0.3:9094,',
+    PUSHLINE_KAFKA_TELEMETRY_TOPIC: 'fleet.telemetry',
+    PUSHLINE_KAFKA_PRESENCE_TOPIC: 'fleet_presence-v2',
+    PUSHLINE_ADMIN_KEYS: `${KEY_A}, ${KEY_B}`,
+    PUSHLINE_PROVISIONING_KEY: 'provisioning-key-0123',
+    PUSHLINE_DATA_DIR: '/var/lib/pushline',
+    PUSHLINE_ALLOW_ANONYMOUS: 'yes',
+    PUSHLINE_LOG_LEVEL: 'debug',
+    PUSHLINE_TOKEN_TTL_SECONDS: '3600',
+    PUSHLINE_SECRET_HASH_COST: '10',
+    PUSHLINE_MAX_PAYLOAD_BYTES: '1024',
+    PUSHLINE_SPOOL_FSYNC: 'interval',
+    PUSHLINE_ACL_DENY_ACTION: 'disconnect',
+    PUSHLINE_SHUTDOWN_GRACE_MS: '250'
+  }
+  // Guard: this test covers every setting in the table, so a new setting must be added here.
+  assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), Object.keys(env).sort())
+
+  const c = loadConfig(env)
+  assert.equal(c.role, 'broker')
+  assert.equal(c.nodeId, 'node-7.a_b')
+  assert.equal(c.host, '127.0.0.1')
+  assert.equal(c.publicHost, 'mqtt.example.com')
+  assert.equal(c.mqttPort, 11883)
+  assert.equal(c.wsPort, 18083)
+  assert.equal(c.httpPort, 13000)
+  assert.equal(c.redisUrl, 'rediss://user:pw@redis.example.com:6380/2')
+  assert.equal(c.redisPrefix, 'fleet-1:')
+  assert.deepEqual(c.kafkaBrokers, ['k1:9092', 'k2.example.com:9093', '10.0.0.3:9094'])
+  assert.equal(c.kafkaTelemetryTopic, 'fleet.telemetry')
+  assert.equal(c.kafkaPresenceTopic, 'fleet_presence-v2')
+  assert.deepEqual(c.adminKeys, [KEY_A, KEY_B])
+  assert.equal(c.adminKeyGenerated, false)
+  assert.equal(c.provisioningKey, 'provisioning-key-0123')
+  assert.equal(c.dataDir, '/var/lib/pushline')
+  assert.equal(c.allowAnonymous, true)
+  assert.equal(c.logLevel, 'debug')
+  assert.equal(c.tokenTtlSeconds, 3600)
+  assert.equal(c.secretHashCost, 10)
+  assert.equal(c.maxPayloadBytes, 1024)
+  assert.equal(c.spoolFsync, 'interval')
+  assert.equal(c.aclDenyAction, 'disconnect')
+  assert.equal(c.shutdownGraceMs, 250)
+  assert.equal(c.mode, 'cluster')
+})
+
+test('booleans accept true/false, 1/0, yes/no, on/off in any case and refuse anything else', () => {
+  for (const raw of ['true', 'TRUE', '1', 'yes', 'On']) assert.equal(loadConfig({ PUSHLINE_ALLOW_ANONYMOUS: raw }).allowAnonymous, true, raw)
+  for (const raw of ['false', 'False', '0', 'no', 'OFF']) assert.equal(loadConfig({ PUSHLINE_ALLOW_ANONYMOUS: raw }).allowAnonymous, false, raw)
+  for (const raw of ['maybe', '2', 'y']) {
+    assert.match(configError({ PUSHLINE_ALLOW_ANONYMOUS: raw }).message, /PUSHLINE_ALLOW_ANONYMOUS/, raw)
+  }
+})
+
+test('each fsync policy and role value is accepted, other values are refused', () => {
+  for (const p of ['always', 'interval', 'never'] as const) assert.equal(loadConfig({ PUSHLINE_SPOOL_FSYNC: p }).spoolFsync, p)
+  assert.match(configError({ PUSHLINE_SPOOL_FSYNC: 'sometimes' }).message, /PUSHLINE_SPOOL_FSYNC/)
+  assert.match(configError({ PUSHLINE_ROLE: 'worker' }).message, /PUSHLINE_ROLE/)
+  assert.match(configError({ PUSHLINE_ROLE: 'ALL' }).message, /PUSHLINE_ROLE/)
+})
+
+test('ports must be whole numbers from 0 to 65535', () => {
+  for (const raw of ['-1', '65536', '80.5', 'abc', '1e3', '0x50']) {
+    assert.match(configError({ PUSHLINE_MQTT_PORT: raw }).message, /PUSHLINE_MQTT_PORT/, raw)
+  }
+  assert.equal(loadConfig({ PUSHLINE_MQTT_PORT: '65535' }).mqttPort, 65535)
+})
+
+test('integer settings enforce their ranges', () => {
+  assert.match(configError({ PUSHLINE_SECRET_HASH_COST: '9' }).message, /PUSHLINE_SECRET_HASH_COST/)
+  assert.match(configError({ PUSHLINE_SECRET_HASH_COST: '21' }).message, /PUSHLINE_SECRET_HASH_COST/)
+  assert.match(configError({ PUSHLINE_TOKEN_TTL_SECONDS: '0' }).message, /PUSHLINE_TOKEN_TTL_SECONDS/)
+  assert.match(configError({ PUSHLINE_SHUTDOWN_GRACE_MS: '99' }).message, /PUSHLINE_SHUTDOWN_GRACE_MS/)
+  assert.match(configError({ PUSHLINE_MAX_PAYLOAD_BYTES: '268435456' }).message, /PUSHLINE_MAX_PAYLOAD_BYTES/)
+})
+
+test('several bad values at once throw a single error that names every one of them', () => {
+  const err = configError({
+    PUSHLINE_MQTT_PORT: 'not-a-port',
+    PUSHLINE_LOG_LEVEL: 'loud',
+    PUSHLINE_ADMIN_KEYS: 'short',
+    PUSHLINE_HTTP_PORT: '3000'
+  })
+  assert.equal(err.name, 'PushlineError')
+  assert.equal(err.statusCode, 500)
+  for (const name of ['PUSHLINE_MQTT_PORT', 'PUSHLINE_LOG_LEVEL', 'PUSHLINE_ADMIN_KEYS']) {
+    assert.ok(err.message.includes(name), `message should name ${name}: ${err.message}`)
+  }
+  assert.ok(!err.message.includes('PUSHLINE_HTTP_PORT'), 'a valid variable is not reported')
+  // The offending value is shown for the settings that echo it; secrets are not required to be echoed.
+  assert.ok(err.message.includes('not-a-port'))
+  assert.ok(err.message.includes('loud'))
+})
+
+test('a bad value and a cross-setting problem are reported together in one error', () => {
+  const err = configError({ PUSHLINE_ROLE: 'broker', PUSHLINE_LOG_LEVEL: 'loud', PUSHLINE_MQTT_PORT: '3000' })
+  assert.ok(err.message.includes('PUSHLINE_LOG_LEVEL'), err.message)
+  assert.ok(err.message.includes('PUSHLINE_REDIS_URL'), err.message)
+  assert.ok(err.message.includes('PUSHLINE_MQTT_PORT'), err.message)
+})
+
+test('PUSHLINE_ROLE broker or api without PUSHLINE_REDIS_URL is refused', () => {
+  for (const role of ['broker', 'api']) {
+    const err = configError({ PUSHLINE_ROLE: role })
+    assert.ok(err.message.includes(`PUSHLINE_ROLE=${role}`), err.message)
+    assert.ok(err.message.includes('PUSHLINE_REDIS_URL'), err.message)
+    const c = loadConfig({ PUSHLINE_ROLE: role, PUSHLINE_REDIS_URL: 'redis://localhost:6379' })
+    assert.equal(c.role, role)
+    assert.equal(c.mode, 'cluster')
+  }
+})
+
+test('two listeners on the same non-zero port are refused, naming both variables', () => {
+  const cases: Array<[Environment, string, string]> = [
+    [{ PUSHLINE_MQTT_PORT: '8083' }, 'PUSHLINE_MQTT_PORT', 'PUSHLINE_WS_PORT'],
+    [{ PUSHLINE_WS_PORT: '3000' }, 'PUSHLINE_WS_PORT', 'PUSHLINE_HTTP_PORT'],
+    [{ PUSHLINE_HTTP_PORT: '1883' }, 'PUSHLINE_MQTT_PORT', 'PUSHLINE_HTTP_PORT']
+  ]
+  for (const [env, a, b] of cases) {
+    const err = configError(env)
+    assert.ok(err.message.includes(a) && err.message.includes(b), err.message)
+  }
+  const all = configError({ PUSHLINE_MQTT_PORT: '4000', PUSHLINE_WS_PORT: '4000', PUSHLINE_HTTP_PORT: '4000' })
+  assert.equal(all.message.split('\n').filter((l) => l.includes('4000')).length, 3, all.message)
+})
+
+test('port 0 may be used by every listener at once', () => {
+  const c = loadConfig({ PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0' })
+  assert.equal(c.mqttPort, 0)
+  assert.equal(c.wsPort, 0)
+  assert.equal(c.httpPort, 0)
+})
+
+test('a Redis URL must be a redis:// or rediss:// URL', () => {
+  for (const raw of ['localhost:6379', 'http://redis:6379', 'not a url', 'redis']) {
+    const err = configError({ PUSHLINE_REDIS_URL: raw })
+    assert.ok(err.message.includes('PUSHLINE_REDIS_URL'), `${raw}: ${err.message}`)
+  }
+  assert.equal(loadConfig({ PUSHLINE_REDIS_URL: 'redis://redis:6379' }).redisUrl, 'redis://redis:6379')
+})
+
+test('setting PUSHLINE_REDIS_URL switches to cluster mode', () => {
+  assert.equal(loadConfig({ PUSHLINE_REDIS_URL: 'redis://127.0.0.1:6379/0' }).mode, 'cluster')
+  assert.equal(loadConfig({ PUSHLINE_KAFKA_BROKERS: 'kafka:9092' }).mode, 'embedded', 'Kafka alone does not move state to Redis')
+})
+
+test('a Kafka broker list must hold host:port entries', () => {
+  for (const raw of ['kafka', 'kafka:', ':9092', 'kafka:9092,other', ',', 'kafka 9092', 'kafka:abc', 'kafka:9092/x']) {
+    const err = configError({ PUSHLINE_KAFKA_BROKERS: raw })
+    assert.ok(err.message.includes('PUSHLINE_KAFKA_BROKERS'), `${raw}: ${err.message}`)
+  }
+})
+
+test('a Kafka broker port above 65535 is refused', () => {
+  assert.match(configError({ PUSHLINE_KAFKA_BROKERS: 'kafka:99999' }).message, /PUSHLINE_KAFKA_BROKERS/)
+})
+
+test('admin and provisioning keys shorter than 16 characters are refused', () => {
+  assert.match(configError({ PUSHLINE_ADMIN_KEYS: 'x'.repeat(15) }).message, /PUSHLINE_ADMIN_KEYS/)
+  assert.match(configError({ PUSHLINE_ADMIN_KEYS: `${KEY_A},short` }).message, /PUSHLINE_ADMIN_KEYS/, 'one short key among good ones')
+  assert.match(configError({ PUSHLINE_ADMIN_KEYS: ' , ,' }).message, /PUSHLINE_ADMIN_KEYS/)
+  assert.match(configError({ PUSHLINE_PROVISIONING_KEY: 'x'.repeat(15) }).message, /PUSHLINE_PROVISIONING_KEY/)
+  assert.deepEqual(loadConfig({ PUSHLINE_ADMIN_KEYS: 'x'.repeat(16) }).adminKeys, ['x'.repeat(16)])
+  assert.equal(loadConfig({ PUSHLINE_PROVISIONING_KEY: 'p'.repeat(16) }).provisioningKey, 'p'.repeat(16))
+})
+
+test('node ids, Redis prefixes and Kafka topic names are validated', () => {
+  assert.match(configError({ PUSHLINE_NODE_ID: 'has space' }).message, /PUSHLINE_NODE_ID/)
+  assert.match(configError({ PUSHLINE_NODE_ID: 'n'.repeat(65) }).message, /PUSHLINE_NODE_ID/)
+  assert.match(configError({ PUSHLINE_REDIS_PREFIX: 'a b' }).message, /PUSHLINE_REDIS_PREFIX/)
+  assert.match(configError({ PUSHLINE_KAFKA_TELEMETRY_TOPIC: 'bad/topic' }).message, /PUSHLINE_KAFKA_TELEMETRY_TOPIC/)
+  assert.match(configError({ PUSHLINE_KAFKA_PRESENCE_TOPIC: 'bad topic' }).message, /PUSHLINE_KAFKA_PRESENCE_TOPIC/)
+})
+
+test('the returned config is frozen', () => {
+  const c = loadConfig({ PUSHLINE_ADMIN_KEYS: `${KEY_A},${KEY_B}` })
+  assert.ok(Object.isFrozen(c))
+  assert.ok(Object.isFrozen(c.adminKeys))
+  assert.throws(() => { (c as { mqttPort: number }).mqttPort = 1 }, TypeError)
+  assert.throws(() => { (c.adminKeys as string[]).push('another-key-0000000') }, TypeError)
+  assert.equal(c.mqttPort, 1883)
+  assert.deepEqual(c.adminKeys, [KEY_A, KEY_B])
+})
+
+test('the Kafka broker list in the returned config is frozen too', () => {
+  const c = loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k1:9092,k2:9092' })
+  assert.ok(Object.isFrozen(c.kafkaBrokers), 'kafkaBrokers is mutable')
+})

@@ -1,0 +1,258 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { listSegments, openFileSpool, readSpool, type FileSpool, type FileSpoolOptions, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import type { Uplink } from '../../src/uplink/uplink.ts'
+import { isPushlineError } from '../../src/shared/errors.ts'
+
+async function tempDir (t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-unit-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Opens a spool and closes it after the test (closing twice is a no-op). */
+async function open (t: TestContext, opts: FileSpoolOptions): Promise<FileSpool> {
+  const spool = await openFileSpool(opts)
+  t.after(() => spool.close())
+  return spool
+}
+
+function uplink (i: number, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink {
+  return {
+    msgId: `msg-${i}`,
+    deviceId: `dev-${i % 7}`,
+    topic: i % 2 === 0 ? `devices/dev-${i % 7}/telemetry` : `devices/dev-${i % 7}/events`,
+    kind: i % 2 === 0 ? 'telemetry' : 'events',
+    qos: i % 2 === 0 ? 0 : 1,
+    nodeId: 'node-1',
+    receivedAt: 1_700_000_000_000 + i,
+    traceId: `trace-${i}`,
+    payload
+  }
+}
+
+async function readAll (dir: string): Promise<SpoolRecord[]> {
+  const out: SpoolRecord[] = []
+  for await (const r of readSpool(dir)) out.push(r)
+  return out
+}
+
+function assertRecord (r: SpoolRecord | undefined, seq: number, u: Uplink): void {
+  assert.ok(r !== undefined, `record ${seq} is missing`)
+  assert.deepEqual(r, {
+    seq,
+    msgId: u.msgId,
+    deviceId: u.deviceId,
+    topic: u.topic,
+    kind: u.kind,
+    qos: u.qos,
+    nodeId: u.nodeId,
+    receivedAt: u.receivedAt,
+    traceId: u.traceId,
+    payload: u.payload.toString('base64')
+  })
+  assert.ok(Buffer.from(r.payload, 'base64').equals(u.payload), `payload of record ${seq}`)
+}
+
+test('appended uplinks read back in order with every field and the exact payload bytes', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  const binary = Buffer.from([0x00, 0xff, 0x10, 0x0a, 0x0d, 0x22, 0x5c, 0xc3, 0x28, 0x7f, 0x80])
+  const uplinks = [uplink(0), uplink(1, binary), uplink(2, Buffer.alloc(0)), uplink(3, Buffer.from('ünïcødé\n"quoted"', 'utf8'))]
+  assert.equal(spool.nextSeq, 0)
+  for (const u of uplinks) await spool.append(u)
+  assert.equal(spool.nextSeq, uplinks.length)
+  assert.ok(spool.bytes > 0)
+
+  const records = await readAll(dir)
+  assert.equal(records.length, uplinks.length)
+  uplinks.forEach((u, i) => assertRecord(records[i], i, u))
+
+  const files = await listSegments(dir)
+  assert.equal(files.length, 1)
+  assert.equal(spool.bytes, (await stat(files[0] as string)).size)
+  assert.ok((await readFile(files[0] as string, 'utf8')).endsWith('\n'))
+})
+
+test('readSpool and listSegments of a missing directory are empty', async (t) => {
+  const dir = join(await tempDir(t), 'never-created')
+  assert.deepEqual(await listSegments(dir), [])
+  assert.deepEqual(await readAll(dir), [])
+})
+
+test('listSegments ignores files that are not segments and sorts segments by name', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 1 })
+  for (let i = 0; i < 3; i++) await spool.append(uplink(i))
+  await spool.close()
+  await appendFile(join(dir, 'notes.txt'), 'not a segment\n')
+  await appendFile(join(dir, 'seg-1.jsonl'), 'not a segment either\n')
+  const files = await listSegments(dir)
+  assert.equal(files.length, 3)
+  assert.deepEqual(files, [...files].sort())
+  for (const f of files) assert.match(basename(f), /^seg-\d{16}\.jsonl$/)
+  assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
+})
+
+test('many concurrent appends are group-committed and come back in order with seq 0..n-1', async (t) => {
+  const dir = await tempDir(t)
+  const flushes: Array<{ records: number, bytes: number }> = []
+  const spool = await open(t, { dir, fsync: 'always', onFlush: (records, bytes) => flushes.push({ records, bytes }) })
+  const n = 2000
+  const uplinks = Array.from({ length: n }, (_, i) => uplink(i))
+  await Promise.all(uplinks.map((u) => spool.append(u)))
+
+  assert.equal(flushes.reduce((s, f) => s + f.records, 0), n, 'every record was flushed exactly once')
+  assert.ok(flushes.length < n, `expected group commit, got ${flushes.length} flushes for ${n} records`)
+  assert.ok(flushes.some((f) => f.records > 1), 'at least one flush carried several records')
+  assert.equal(flushes.reduce((s, f) => s + f.bytes, 0), spool.bytes)
+
+  const records = await readAll(dir)
+  assert.equal(records.length, n)
+  assert.deepEqual(records.map((r) => r.seq), Array.from({ length: n }, (_, i) => i))
+  uplinks.forEach((u, i) => assertRecord(records[i], i, u))
+  assert.equal(spool.nextSeq, n)
+})
+
+test('a small segment size rotates into several segment files and nothing is lost or reordered', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always', segmentBytes: 512 })
+  const n = 60
+  const uplinks = Array.from({ length: n }, (_, i) => uplink(i, Buffer.alloc(40, i)))
+  // Half awaited one by one, half concurrently, so rotation happens under both patterns.
+  for (const u of uplinks.slice(0, n / 2)) await spool.append(u)
+  await Promise.all(uplinks.slice(n / 2).map((u) => spool.append(u)))
+  await spool.close()
+
+  const files = await listSegments(dir)
+  assert.ok(files.length >= 3, `expected several segments, got ${files.length}`)
+  const records = await readAll(dir)
+  assert.equal(records.length, n)
+  uplinks.forEach((u, i) => assertRecord(records[i], i, u))
+
+  let total = 0
+  for (const f of files) total += (await stat(f)).size
+  assert.equal(spool.bytes, total)
+})
+
+test('each segment file is named after the sequence number of its first record', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 1 })
+  for (let i = 0; i < 4; i++) await spool.append(uplink(i))
+  await spool.close()
+  for (const f of await listSegments(dir)) {
+    const first = JSON.parse((await readFile(f, 'utf8')).split('\n')[0] as string) as SpoolRecord
+    assert.equal(Number(/seg-(\d+)\.jsonl$/.exec(f)?.[1]), first.seq, basename(f))
+  }
+})
+
+test('reopening a closed spool continues the sequence numbers and keeps the old records', async (t) => {
+  const dir = await tempDir(t)
+  const first = await open(t, { dir, fsync: 'always', segmentBytes: 300 })
+  for (let i = 0; i < 5; i++) await first.append(uplink(i))
+  await first.close()
+  const bytesBefore = first.bytes
+
+  const second = await open(t, { dir, fsync: 'always', segmentBytes: 300 })
+  assert.equal(second.nextSeq, 5)
+  assert.equal(second.bytes, bytesBefore)
+  for (let i = 5; i < 9; i++) await second.append(uplink(i))
+  await second.close()
+
+  const third = await open(t, { dir, fsync: 'always' })
+  assert.equal(third.nextSeq, 9)
+  await third.close()
+
+  const records = await readAll(dir)
+  assert.equal(records.length, 9)
+  for (let i = 0; i < 9; i++) assertRecord(records[i], i, uplink(i))
+})
+
+test('reopening a spool that was closed without records starts at seq 0', async (t) => {
+  const dir = await tempDir(t)
+  await (await open(t, { dir, fsync: 'always' })).close()
+  const again = await open(t, { dir, fsync: 'always' })
+  assert.equal(again.nextSeq, 0)
+  await again.append(uplink(0))
+  await again.close()
+  assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0])
+})
+
+test('reopening an empty spool works when the directory is given with a trailing slash', async (t) => {
+  const dir = (await tempDir(t)) + '/'
+  await (await openFileSpool({ dir, fsync: 'never' })).close()
+  const again = await openFileSpool({ dir, fsync: 'never' })
+  t.after(() => again.close())
+  assert.equal(again.nextSeq, 0)
+})
+
+test('a torn last line is dropped on reopen and the next uplink gets the next sequence number', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  for (let i = 0; i < 3; i++) await spool.append(uplink(i))
+  await spool.close()
+
+  const files = await listSegments(dir)
+  const last = files[files.length - 1] as string
+  const goodSize = (await stat(last)).size
+  await appendFile(last, '{"seq":3,"msgId":"msg-3","deviceId":"dev-3","top')
+  // readSpool alone already skips the torn tail.
+  assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
+
+  const reopened = await open(t, { dir, fsync: 'always' })
+  assert.equal(reopened.nextSeq, 3)
+  assert.equal((await stat(last)).size, goodSize, 'the torn tail was cut off')
+  assert.equal(reopened.bytes, goodSize)
+  const next = uplink(3, Buffer.from([1, 2, 3]))
+  await reopened.append(next)
+  await reopened.close()
+
+  const records = await readAll(dir)
+  assert.equal(records.length, 4)
+  for (let i = 0; i < 3; i++) assertRecord(records[i], i, uplink(i))
+  assertRecord(records[3], 3, next)
+  const text = await readFile(last, 'utf8')
+  assert.equal(text.split('\n').filter((l) => l.length > 0).length, 4)
+  assert.ok(!text.includes('"top\n'), 'no fragment of the torn line remains')
+})
+
+test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  await spool.append(uplink(0))
+  await spool.close()
+  await assert.rejects(spool.append(uplink(1)), (err: unknown) => isPushlineError(err, 'IOT_ERR_SPOOL'))
+  assert.deepEqual((await readAll(dir)).map((r) => r.msgId), ['msg-0'])
+  await spool.close() // a second close is harmless
+})
+
+test('close waits for appends in flight, which all resolve and are on disk', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  const appends = Array.from({ length: 200 }, (_, i) => spool.append(uplink(i)))
+  await spool.close()
+  await Promise.all(appends)
+  assert.equal((await readAll(dir)).length, 200)
+})
+
+for (const fsync of ['always', 'interval', 'never'] as const) {
+  test(`fsync policy ${fsync} persists every uplink across a reopen`, async (t) => {
+    const dir = await tempDir(t)
+    const spool = await open(t, { dir, fsync, segmentBytes: 2048 })
+    const uplinks = Array.from({ length: 50 }, (_, i) => uplink(i))
+    for (const u of uplinks.slice(0, 25)) await spool.append(u)
+    await Promise.all(uplinks.slice(25).map((u) => spool.append(u)))
+    assert.ok((await listSegments(dir)).length >= 2, 'the segment size was honoured')
+    await spool.close()
+
+    const again = await open(t, { dir, fsync })
+    assert.equal(again.nextSeq, 50)
+    await again.close()
+    const records = await readAll(dir)
+    assert.equal(records.length, 50)
+    uplinks.forEach((u, i) => assertRecord(records[i], i, u))
+  })
+}
