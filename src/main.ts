@@ -214,6 +214,10 @@ async function runMain (): Promise<void> {
     logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS. Development only.')
   }
 
+  if (config.kafkaBrokers !== undefined) {
+    logger.warn({ event: 'kafka_bridge_missing' }, 'PUSHLINE_KAFKA_BROKERS is set, but this build has no Kafka bridge yet: uplinks stay in the local spool')
+  }
+
   let platform: Platform
   try {
     platform = await startPlatform(config, logger)
