@@ -25,6 +25,9 @@ import { createMemoryDeviceStore } from './stores/memory-device-store.ts'
 import { createMemoryTokenStore } from './stores/memory-token-store.ts'
 import { createRedisDeviceStore } from './stores/redis-device-store.ts'
 import { createRedisTokenStore } from './stores/redis-token-store.ts'
+import { createMemoryCounterStore } from './stores/memory-counter-store.ts'
+import { createRedisCounterStore } from './stores/redis-counter-store.ts'
+import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
 
 const CLOSE_STEP_MS = 3000
@@ -76,6 +79,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const prefix = config.redisPrefix
     const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
     const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
+    const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
 
     let spool: FileSpool | undefined
     let broker: BrokerNode | undefined
@@ -178,7 +182,18 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       provisioningKey: config.provisioningKey,
       metrics: metrics.registry,
       readiness,
-      ...(servesApi && { devices })
+      ...(servesApi && {
+        registry: {
+          devices,
+          guard: createTokenGuard({
+            counters: counterStore,
+            devicePerMinute: config.tokenRateDevicePerMinute,
+            addressPerMinute: config.tokenRateAddressPerMinute,
+            maxFailures: config.secretMaxFailures,
+            lockoutMs: config.secretLockoutSeconds * 1000
+          })
+        }
+      })
     })
     onClose('http', () => http.close())
     await http.ready()

@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { DeviceService } from '../registry/device-service.ts'
+import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
@@ -21,7 +22,7 @@ export interface HttpAppOptions {
   readonly metrics: Registry
   readonly readiness: () => Promise<ReadinessReport>
   /** Absent in the broker role: that process serves only health and metrics. */
-  readonly devices?: DeviceService
+  readonly registry?: { readonly devices: DeviceService, readonly guard: TokenGuard }
 }
 
 export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInstance> {
@@ -48,9 +49,9 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
 
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
-  if (opts.devices !== undefined) {
-    const devices = opts.devices
-    await app.register(registryRoutes, { devices, provisioningKey: opts.provisioningKey })
+  if (opts.registry !== undefined) {
+    const { devices, guard } = opts.registry
+    await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })

@@ -8,6 +8,8 @@ export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (isPushlineError(err)) {
       if (err.statusCode >= 500) request.log.error({ err }, 'request failed')
+      const wait = err.details?.retryAfterSeconds
+      if (typeof wait === 'number') reply.header('retry-after', String(wait))
       return reply.status(err.statusCode).send({ error: err.code, message: err.statusCode >= 500 ? 'internal error' : err.message })
     }
     if (isBackendUnavailable(err)) {

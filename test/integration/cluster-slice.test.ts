@@ -4,6 +4,8 @@ import { test } from 'node:test'
 import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice, within } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
+import { startPlatformProcess } from '../helpers/process.ts'
+import { redisUrl } from '../helpers/services.ts'
 
 test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', async (t) => {
   const prefix = uniquePrefix()
@@ -84,4 +86,20 @@ test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it n
   await mine
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.deepEqual(received, ['devices/c-spy/down'])
+})
+
+test('revoking through the API process ends the device\'s connection on a separate broker process within one second', async (t) => {
+  const prefix = uniquePrefix()
+  const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api' } })
+  assert.equal(api.mqttPort, undefined, 'the api role runs no broker')
+  const broker = await startPlatformProcess(t, { PUSHLINE_ROLE: 'broker', PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix })
+  const { token } = await api.provision('proc-rev')
+  const client = await connectDevice(t, `mqtt://127.0.0.1:${broker.mqttPort}`, 'proc-rev', token)
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+  assert.equal((await api.api('POST', '/v1/admin/devices/proc-rev/revoke')).status, 200)
+  assert.equal(await within(1000, closed), true, 'closed within 1 s')
+  await assert.rejects(connectDevice(t, `mqtt://127.0.0.1:${broker.mqttPort}`, 'proc-rev', token), /Bad username or password/i)
+  // The broker role serves health and metrics only.
+  assert.equal((await fetch(`http://127.0.0.1:${broker.httpPort}/v1/admin/devices`)).status, 404)
+  assert.equal((await fetch(`http://127.0.0.1:${broker.httpPort}/readyz`)).status, 200)
 })

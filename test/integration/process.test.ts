@@ -1,51 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawn, execFile, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
-
-// The platform as a user runs it: a real process, configured by environment variables, stopped by a signal.
-
-const ROOT = new URL('../../', import.meta.url).pathname
-
-interface Started {
-  readonly child: ChildProcessWithoutNullStreams
-  readonly stdout: () => string
-  readonly stderr: () => string
-  readonly exited: Promise<number | null>
-}
-
-function run (t: TestContext, args: string[], env: Record<string, string>): Started {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  return { child, stdout: () => out, stderr: () => err, exited }
-}
-
-async function waitFor (what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-async function tempDir (t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'pushline-proc-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-const port = (text: string, label: string): number => Number(new RegExp(`${label}\\s+\\S+://[^:]+:(\\d+)`).exec(text)?.[1])
+import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../helpers/process.ts'
 
 test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', async (t) => {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })

@@ -2,7 +2,10 @@ import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
 import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
 import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+import { counterStoreSpec } from '../contract/counter-store.spec.ts'
+import { createRedisCounterStore } from '../../src/stores/redis-counter-store.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 
 deviceStoreSpec('redis device store', async (t) => createRedisDeviceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 tokenStoreSpec('redis token store', async (t) => createRedisTokenStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+counterStoreSpec('redis counter store', async (t) => createRedisCounterStore({ redis: connectRedis(t), prefix: uniquePrefix() }))

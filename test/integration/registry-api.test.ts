@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { connectDevice, within } from '../helpers/mqtt.ts'
-import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
+import { ADMIN_KEY, startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 
 test('admin routes answer 401 without a key and 403 with a wrong one', async (t) => {
   const p = await startTestPlatform(t)
@@ -173,4 +173,54 @@ test('health, readiness, metrics and the OpenAPI document are served', async (t)
   assert.equal(doc.status, 200)
   assert.ok(doc.body.paths['/v1/admin/devices'] !== undefined)
   assert.ok(doc.body.paths['/v1/devices/{id}/token'] !== undefined)
+})
+
+test('repeated wrong secrets lock the device\'s token endpoint for the lockout time, even for the right secret', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_SECRET_MAX_FAILURES: '3', PUSHLINE_SECRET_LOCKOUT_SECONDS: '2' } })
+  const secret = await p.createDevice('lock-dev')
+  await p.createDevice('other-dev')
+  for (let i = 0; i < 3; i++) assert.equal((await p.api('POST', '/v1/devices/lock-dev/token', { secret: 'wrong' }, {})).status, 401)
+  const locked = await fetch(`${p.httpUrl}/v1/devices/lock-dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret }) })
+  assert.equal(locked.status, 429)
+  assert.equal(((await locked.json()) as { error: string }).error, 'IOT_ERR_LOCKED')
+  assert.ok(Number(locked.headers.get('retry-after')) >= 1)
+  assert.equal((await p.api('POST', '/v1/devices/other-dev/token', { secret: 'wrong' }, {})).status, 401, 'other devices are not locked')
+
+  await new Promise((resolve) => setTimeout(resolve, 2100))
+  assert.equal((await p.api('POST', '/v1/devices/lock-dev/token', { secret }, {})).status, 200, 'unlocked after the lockout')
+})
+
+test('a right secret resets the failure count', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
+  const secret = await p.createDevice('reset-dev')
+  for (let round = 0; round < 3; round++) {
+    assert.equal((await p.api('POST', '/v1/devices/reset-dev/token', { secret: 'wrong' }, {})).status, 401)
+    assert.equal((await p.api('POST', '/v1/devices/reset-dev/token', { secret }, {})).status, 200)
+  }
+})
+
+test('token requests are rate-limited per device and per source address with 429 and Retry-After', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '3', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '6', PUSHLINE_PROVISIONING_KEY: 'fleet-provisioning-key-42' } })
+  const secret = await p.createDevice('rate-dev')
+  const secretB = await p.createDevice('rate-dev-b')
+  for (let i = 0; i < 3; i++) assert.equal((await p.api('POST', '/v1/devices/rate-dev/token', { secret }, {})).status, 200)
+  const limited = await fetch(`${p.httpUrl}/v1/devices/rate-dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret }) })
+  assert.equal(limited.status, 429)
+  assert.equal(((await limited.json()) as { error: string }).error, 'IOT_ERR_RATE_LIMITED')
+  assert.ok(Number(limited.headers.get('retry-after')) > 0)
+  // The address has made 4 requests: 2 more pass, then registration and tokens for any device are refused.
+  assert.equal((await p.api('POST', '/v1/devices/rate-dev-b/token', { secret: secretB }, {})).status, 200)
+  assert.equal((await p.api('POST', '/v1/devices/rate-dev-b/token', { secret: secretB }, {})).status, 200)
+  assert.equal((await p.api('POST', '/v1/devices/rate-dev-b/token', { secret: secretB }, {})).status, 429)
+  assert.equal((await p.api('POST', '/v1/devices', { id: 'self-x' }, { 'x-provisioning-key': 'fleet-provisioning-key-42' })).status, 429)
+})
+
+test('the lock holds across API processes that share Redis', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
+  const b = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
+  const secret = await a.createDevice('shared-lock')
+  assert.equal((await a.api('POST', '/v1/devices/shared-lock/token', { secret: 'wrong' }, {})).status, 401)
+  assert.equal((await b.api('POST', '/v1/devices/shared-lock/token', { secret: 'wrong' }, {})).status, 401)
+  assert.equal((await a.api('POST', '/v1/devices/shared-lock/token', { secret }, {})).status, 429)
 })

@@ -94,6 +94,10 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_ALLOW_ANONYMOUS: 'yes',
     PUSHLINE_LOG_LEVEL: 'debug',
     PUSHLINE_TOKEN_TTL_SECONDS: '3600',
+    PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '7',
+    PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
+    PUSHLINE_SECRET_MAX_FAILURES: '3',
+    PUSHLINE_SECRET_LOCKOUT_SECONDS: '60',
     PUSHLINE_SECRET_HASH_COST: '10',
     PUSHLINE_MAX_PAYLOAD_BYTES: '1024',
     PUSHLINE_SPOOL_FSYNC: 'interval',
@@ -123,6 +127,10 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.allowAnonymous, true)
   assert.equal(c.logLevel, 'debug')
   assert.equal(c.tokenTtlSeconds, 3600)
+  assert.equal(c.tokenRateDevicePerMinute, 7)
+  assert.equal(c.tokenRateAddressPerMinute, 70)
+  assert.equal(c.secretMaxFailures, 3)
+  assert.equal(c.secretLockoutSeconds, 60)
   assert.equal(c.secretHashCost, 10)
   assert.equal(c.maxPayloadBytes, 1024)
   assert.equal(c.spoolFsync, 'interval')

@@ -2,6 +2,9 @@ import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts
 import { createMemoryTokenStore } from '../../src/stores/memory-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
 import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+import { counterStoreSpec } from '../contract/counter-store.spec.ts'
+import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 
 deviceStoreSpec('memory device store', async () => createMemoryDeviceStore())
 tokenStoreSpec('memory token store', async () => createMemoryTokenStore())
+counterStoreSpec('memory counter store', async () => createMemoryCounterStore())

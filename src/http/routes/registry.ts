@@ -1,13 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
-import { PushlineError } from '../../shared/errors.ts'
+import type { TokenGuard } from '../../registry/token-guard.ts'
+import { isPushlineError, PushlineError } from '../../shared/errors.ts'
 import { BrokerAddress, CreatedDevice, DeviceId, DeviceParams, Groups, errors } from '../schemas.ts'
 
 export interface RegistryRoutesOptions {
   readonly devices: DeviceService
   /** Self-registration is off when undefined. */
   readonly provisioningKey: string | undefined
+  readonly guard: TokenGuard
 }
 
 /** Routes devices call: token issue/refresh and self-registration. */
@@ -23,11 +25,21 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
       ]),
       response: {
         200: Type.Object({ token: Type.String(), expiresAt: Type.Integer(), broker: BrokerAddress }),
-        ...errors(400, 401, 403)
+        ...errors(400, 401, 403, 429)
       }
     }
   }, async (request) => {
-    return await opts.devices.issueToken(request.params.id, request.body)
+    const id = request.params.id
+    await opts.guard.admit(request.ip, id)
+    await opts.guard.assertUnlocked(id)
+    try {
+      const issued = await opts.devices.issueToken(id, request.body)
+      await opts.guard.succeeded(id)
+      return issued
+    } catch (err) {
+      if (isPushlineError(err, 'IOT_ERR_BAD_CREDENTIALS')) await opts.guard.failed(id)
+      throw err
+    }
   })
 
   app.post('/v1/devices', {
@@ -36,9 +48,10 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
       summary: 'Self-registration with the fleet provisioning key',
       headers: Type.Object({ 'x-provisioning-key': Type.Optional(Type.String()) }),
       body: Type.Object({ id: DeviceId, groups: Type.Optional(Groups) }, { additionalProperties: false }),
-      response: { 201: CreatedDevice, ...errors(400, 401, 403, 409) }
+      response: { 201: CreatedDevice, ...errors(400, 401, 403, 409, 429) }
     }
   }, async (request, reply) => {
+    await opts.guard.admit(request.ip)
     if (opts.provisioningKey === undefined) {
       throw new PushlineError('IOT_ERR_SELF_REGISTRATION_OFF', 'self-registration is off: no provisioning key is configured')
     }

@@ -1,0 +1,61 @@
+import { PushlineError } from '../shared/errors.ts'
+import type { CounterStore } from '../stores/counter-store.ts'
+
+// Limits on the device-facing endpoints: a rate per device id and per source address, and a lock on a
+// device's token endpoint after repeated wrong secrets or tokens. The state lives in a CounterStore, so
+// every API process of a cluster enforces the same limits.
+
+export interface TokenGuardOptions {
+  readonly counters: CounterStore
+  readonly devicePerMinute: number
+  readonly addressPerMinute: number
+  readonly maxFailures: number
+  readonly lockoutMs: number
+}
+
+export interface TokenGuard {
+  /** Counts a request from `address` (and for `deviceId`, when given); throws IOT_ERR_RATE_LIMITED beyond a limit. */
+  admit (address: string, deviceId?: string): Promise<void>
+  /** Throws IOT_ERR_LOCKED while the device's token endpoint is locked. */
+  assertUnlocked (deviceId: string): Promise<void>
+  /** Records a wrong secret or token; the failure that reaches the limit locks the device. */
+  failed (deviceId: string): Promise<void>
+  /** A right secret or token clears the failure count. */
+  succeeded (deviceId: string): Promise<void>
+}
+
+const MINUTE = 60_000
+
+function retryAfter (resetAt: number): Record<string, unknown> {
+  return { retryAfterSeconds: Math.max(1, Math.ceil((resetAt - Date.now()) / 1000)) }
+}
+
+export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
+  const { counters } = opts
+  const failures = (id: string): string => `token-failures:${id}`
+  return {
+    async admit (address, deviceId) {
+      const byAddress = await counters.hit(`rate-address:${address}`, MINUTE)
+      if (byAddress.count > opts.addressPerMinute) {
+        throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many requests from this address', retryAfter(byAddress.resetAt))
+      }
+      if (deviceId === undefined) return
+      const byDevice = await counters.hit(`rate-device:${deviceId}`, MINUTE)
+      if (byDevice.count > opts.devicePerMinute) {
+        throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many token requests for this device', retryAfter(byDevice.resetAt))
+      }
+    },
+    async assertUnlocked (deviceId) {
+      const f = await counters.peek(failures(deviceId))
+      if (f.count >= opts.maxFailures) {
+        throw new PushlineError('IOT_ERR_LOCKED', 'token endpoint locked after repeated wrong credentials', retryAfter(f.resetAt))
+      }
+    },
+    async failed (deviceId) {
+      await counters.hit(failures(deviceId), opts.lockoutMs)
+    },
+    async succeeded (deviceId) {
+      await counters.reset(failures(deviceId))
+    }
+  }
+}
