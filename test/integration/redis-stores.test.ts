@@ -2,6 +2,10 @@ import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
 import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
 import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+import { nodeRegistrySpec } from '../contract/node-registry.spec.ts'
+import { createRedisNodeRegistry } from '../../src/stores/redis-node-registry.ts'
+import { presenceStoreSpec } from '../contract/presence-store.spec.ts'
+import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createRedisCounterStore } from '../../src/stores/redis-counter-store.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
@@ -9,3 +13,5 @@ import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 deviceStoreSpec('redis device store', async (t) => createRedisDeviceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 tokenStoreSpec('redis token store', async (t) => createRedisTokenStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 counterStoreSpec('redis counter store', async (t) => createRedisCounterStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))

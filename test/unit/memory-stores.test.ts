@@ -2,9 +2,15 @@ import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts
 import { createMemoryTokenStore } from '../../src/stores/memory-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
 import { tokenStoreSpec } from '../contract/token-store.spec.ts'
+import { nodeRegistrySpec } from '../contract/node-registry.spec.ts'
+import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
+import { presenceStoreSpec } from '../contract/presence-store.spec.ts'
+import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 
 deviceStoreSpec('memory device store', async () => createMemoryDeviceStore())
 tokenStoreSpec('memory token store', async () => createMemoryTokenStore())
 counterStoreSpec('memory counter store', async () => createMemoryCounterStore())
+presenceStoreSpec('memory presence store', async () => createMemoryPresenceStore())
+nodeRegistrySpec('memory node registry', async () => createMemoryNodeRegistry())

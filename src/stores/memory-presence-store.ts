@@ -1,0 +1,69 @@
+import type { PresenceEntry, PresenceStore } from './presence-store.ts'
+
+export function createMemoryPresenceStore (): PresenceStore {
+  const entries = new Map<string, PresenceEntry>()
+  const byNode = new Map<string, Set<string>>()
+  const seen = new Map<string, number>()
+  let epoch = 0
+
+  const nodeSet = (nodeId: string): Set<string> => {
+    let s = byNode.get(nodeId)
+    if (s === undefined) byNode.set(nodeId, s = new Set())
+    return s
+  }
+  const put = (e: PresenceEntry): void => {
+    const old = entries.get(e.deviceId)
+    if (old !== undefined) byNode.get(old.nodeId)?.delete(e.deviceId)
+    entries.set(e.deviceId, e)
+    nodeSet(e.nodeId).add(e.deviceId)
+  }
+  const drop = (deviceId: string, at: number): void => {
+    const old = entries.get(deviceId)
+    if (old === undefined) return
+    entries.delete(deviceId)
+    byNode.get(old.nodeId)?.delete(deviceId)
+    seen.set(deviceId, at)
+  }
+
+  return {
+    async connect (deviceId, nodeId, at) {
+      const replaced = entries.get(deviceId)
+      const entry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at }
+      put(entry)
+      return { entry, replaced }
+    },
+    async disconnect (deviceId, nodeId, e, at) {
+      const cur = entries.get(deviceId)
+      if (cur === undefined || cur.nodeId !== nodeId || cur.epoch !== e) return false
+      drop(deviceId, at)
+      return true
+    },
+    async get (deviceId) {
+      return entries.get(deviceId)
+    },
+    async lastSeen (deviceId) {
+      return seen.get(deviceId)
+    },
+    async count () {
+      return entries.size
+    },
+    async listNode (nodeId) {
+      return [...(byNode.get(nodeId) ?? [])].map((id) => entries.get(id) as PresenceEntry)
+    },
+    async countNode (nodeId) {
+      return byNode.get(nodeId)?.size ?? 0
+    },
+    async restore (entry) {
+      const cur = entries.get(entry.deviceId)
+      if (cur !== undefined && cur.epoch >= entry.epoch) return false
+      put(entry)
+      return true
+    },
+    async removeNode (nodeId, at) {
+      const ids = [...(byNode.get(nodeId) ?? [])]
+      for (const id of ids) drop(id, at)
+      byNode.delete(nodeId)
+      return ids
+    }
+  }
+}

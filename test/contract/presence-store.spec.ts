@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test, type TestContext } from 'node:test'
+import type { PresenceStore } from '../../src/stores/presence-store.ts'
+
+export function presenceStoreSpec (name: string, build: (t: TestContext) => Promise<PresenceStore>): void {
+  const dev = (): string => `d-${randomUUID().slice(0, 8)}`
+
+  test(`${name}: a connect is counted, names its node, and its disconnect removes it and records last seen`, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const { entry, replaced } = await store.connect(d, 'n1', 1000)
+    assert.equal(replaced, undefined)
+    assert.deepEqual(await store.get(d), entry)
+    assert.equal(entry.nodeId, 'n1')
+    assert.equal(await store.count(), 1)
+    assert.equal(await store.countNode('n1'), 1)
+    assert.equal(await store.disconnect(d, 'n1', entry.epoch, 2000), true)
+    assert.equal(await store.get(d), undefined)
+    assert.equal(await store.count(), 0)
+    assert.equal(await store.countNode('n1'), 0)
+    assert.equal(await store.lastSeen(d), 2000)
+  })
+
+  test(`${name}: epochs increase with every connection`, async (t) => {
+    const store = await build(t)
+    const a = await store.connect(dev(), 'n1', 1)
+    const b = await store.connect(dev(), 'n2', 2)
+    assert.ok(b.entry.epoch > a.entry.epoch)
+  })
+
+  test(`${name}: a takeover moves the device to the new node and a late disconnect from the old connection changes nothing`, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const first = await store.connect(d, 'n1', 1)
+    const second = await store.connect(d, 'n2', 2)
+    assert.deepEqual(second.replaced, first.entry)
+    assert.equal(await store.disconnect(d, 'n1', first.entry.epoch, 3), false)
+    assert.deepEqual(await store.get(d), second.entry)
+    assert.equal(await store.count(), 1)
+    assert.equal(await store.countNode('n1'), 0)
+    assert.equal(await store.countNode('n2'), 1)
+  })
+
+  test(`${name}: a reconnect on the same node with a stale epoch is not removed by the old disconnect`, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const first = await store.connect(d, 'n1', 1)
+    const second = await store.connect(d, 'n1', 2)
+    assert.equal(await store.disconnect(d, 'n1', first.entry.epoch, 3), false)
+    assert.equal((await store.get(d))?.epoch, second.entry.epoch)
+  })
+
+  test(`${name}: listNode returns the node's entries only`, async (t) => {
+    const store = await build(t)
+    const [a, b, c] = [dev(), dev(), dev()]
+    await store.connect(a, 'n1', 1)
+    await store.connect(b, 'n1', 1)
+    await store.connect(c, 'n2', 1)
+    assert.deepEqual((await store.listNode('n1')).map((e) => e.deviceId).sort(), [a, b].sort())
+    assert.deepEqual((await store.listNode('n3')), [])
+  })
+
+  test(`${name}: removing a dead node removes its entries and no other node's`, async (t) => {
+    const store = await build(t)
+    const [a, b, c] = [dev(), dev(), dev()]
+    await store.connect(a, 'dead', 1)
+    await store.connect(b, 'dead', 1)
+    await store.connect(c, 'alive', 1)
+    // b moved to the live node before the cleanup ran.
+    await store.connect(b, 'alive', 2)
+    assert.deepEqual((await store.removeNode('dead', 5)).sort(), [a])
+    assert.equal(await store.get(a), undefined)
+    assert.equal((await store.get(b))?.nodeId, 'alive')
+    assert.equal(await store.count(), 2)
+    assert.equal(await store.lastSeen(a), 5)
+  })
+
+  test(`${name}: restore re-adds a lost entry but never overwrites a newer connection`, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const { entry } = await store.connect(d, 'n1', 1)
+    await store.disconnect(d, 'n1', entry.epoch, 2)
+    assert.equal(await store.restore(entry), true)
+    assert.deepEqual(await store.get(d), entry)
+    const newer = await store.connect(d, 'n2', 3)
+    assert.equal(await store.restore(entry), false)
+    assert.deepEqual(await store.get(d), newer.entry)
+    assert.equal(await store.countNode('n1'), 0)
+  })
+
+  test(`${name}: concurrent connects and disconnects of many devices leave an exact count`, async (t) => {
+    const store = await build(t)
+    const ids = Array.from({ length: 200 }, dev)
+    const entries = await Promise.all(ids.map((id, i) => store.connect(id, `n${i % 3}`, i)))
+    await Promise.all(entries.filter((_, i) => i % 2 === 0).map(({ entry }) => store.disconnect(entry.deviceId, entry.nodeId, entry.epoch, 9)))
+    assert.equal(await store.count(), 100)
+    const perNode = await Promise.all(['n0', 'n1', 'n2'].map((n) => store.countNode(n)))
+    assert.equal(perNode.reduce((a, b) => a + b, 0), 100)
+  })
+}
