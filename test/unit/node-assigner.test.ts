@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createClusterAssigner, rendezvous, type AssignmentStrategy } from '../../src/cluster/node-assigner.ts'
+import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
+import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
+import type { NodeRecord } from '../../src/stores/node-registry.ts'
+
+const node = (nodeId: string, over: Partial<NodeRecord> = {}): NodeRecord => ({
+  nodeId, mqtt: `mqtt://${nodeId}:1883`, ws: `ws://${nodeId}:8083/mqtt`, http: `http://${nodeId}:3000`, connections: 0, weight: 1, draining: false, startedAt: 0, heartbeatAt: 0, ...over
+})
+
+async function setup (strategy: AssignmentStrategy, nodes: NodeRecord[]): Promise<(id: string) => Promise<string>> {
+  const registry = createMemoryNodeRegistry()
+  for (const n of nodes) await registry.heartbeat(n, 60_000)
+  const assigner = createClusterAssigner({ registry, counters: createMemoryCounterStore(), strategy })
+  return async (id) => (await assigner.assign(id)).nodeId
+}
+
+async function spread (assign: (id: string) => Promise<string>, n: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  for (let i = 0; i < n; i++) {
+    const id = await assign(`device-${i}`)
+    counts.set(id, (counts.get(id) ?? 0) + 1)
+  }
+  return counts
+}
+
+for (const strategy of ['least-connections', 'round-robin'] as const) {
+  test(`${strategy}: 10,000 assignments over 3 nodes land within 5% of even`, async () => {
+    const counts = await spread(await setup(strategy, [node('a'), node('b'), node('c')]), 10_000)
+    assert.equal(counts.size, 3)
+    for (const [id, c] of counts) assert.ok(Math.abs(c - 10_000 / 3) <= 10_000 / 3 * 0.05, `${id}: ${c}`)
+  })
+}
+
+test('least-connections: a node that already holds more sessions gets fewer new devices until the load evens out', async () => {
+  const counts = await spread(await setup('least-connections', [node('busy', { connections: 1000 }), node('idle')]), 1500)
+  assert.ok(Math.abs((counts.get('idle') ?? 0) - 1250) <= 2, JSON.stringify([...counts]))
+  assert.ok(Math.abs((counts.get('busy') ?? 0) - 250) <= 2)
+})
+
+test('weighted: devices are spread in proportion to node weight', async () => {
+  const counts = await spread(await setup('weighted', [node('w1', { weight: 1 }), node('w3', { weight: 3 })]), 8000)
+  const share = (counts.get('w3') ?? 0) / 8000
+  assert.ok(Math.abs(share - 0.75) < 0.03, String(share))
+})
+
+test('consistent-hash: a device always gets the same node, and removing one of 4 nodes moves only the devices that were on it', async () => {
+  const four = [node('n1'), node('n2'), node('n3'), node('n4')]
+  const three = four.filter((n) => n.nodeId !== 'n3')
+  const moved: string[] = []
+  const perNode = new Map<string, number>()
+  for (let i = 0; i < 10_000; i++) {
+    const id = `device-${i}`
+    const before = rendezvous(id, four)?.nodeId as string
+    assert.equal(rendezvous(id, four)?.nodeId, before, 'stable')
+    perNode.set(before, (perNode.get(before) ?? 0) + 1)
+    const after = rendezvous(id, three)?.nodeId
+    if (after !== before) moved.push(before)
+  }
+  assert.ok(moved.every((n) => n === 'n3'), 'only devices on the removed node move')
+  assert.equal(moved.length, perNode.get('n3'))
+  for (const c of perNode.values()) assert.ok(Math.abs(c - 2500) < 250, `roughly even: ${c}`)
+})
+
+for (const strategy of ['least-connections', 'weighted', 'consistent-hash', 'round-robin'] as const) {
+  test(`${strategy}: draining nodes are never picked, and no live node means 503`, async () => {
+    const counts = await spread(await setup(strategy, [node('ok'), node('leaving', { draining: true })]), 200)
+    assert.deepEqual([...counts.keys()], ['ok'])
+    const none = await setup(strategy, [node('leaving', { draining: true })])
+    await assert.rejects(none('d'), (err: { code?: string, statusCode?: number }) => err.code === 'IOT_ERR_UNAVAILABLE' && err.statusCode === 503)
+  })
+}
+
+test('dead nodes are never picked', async () => {
+  const registry = createMemoryNodeRegistry()
+  await registry.heartbeat(node('dead'), 50)
+  await registry.heartbeat(node('alive'), 60_000)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const assigner = createClusterAssigner({ registry, counters: createMemoryCounterStore(), strategy: 'round-robin' })
+  for (let i = 0; i < 10; i++) assert.equal((await assigner.assign(`d${i}`)).nodeId, 'alive')
+})
