@@ -9,6 +9,8 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
+import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
+import { createClusterAssigner } from './cluster/node-assigner.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
 import { createRedisTransport } from './cluster/redis-transport.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
@@ -17,7 +19,6 @@ import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import type { ConnectionControl } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
-import { createSelfAssigner, type BrokerAddress } from './registry/node-assigner.ts'
 import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
 import { closeRedis, createRedis } from './shared/redis.ts'
@@ -26,6 +27,10 @@ import { createMemoryTokenStore } from './stores/memory-token-store.ts'
 import { createRedisDeviceStore } from './stores/redis-device-store.ts'
 import { createRedisTokenStore } from './stores/redis-token-store.ts'
 import { createMemoryCounterStore } from './stores/memory-counter-store.ts'
+import { createMemoryNodeRegistry } from './stores/memory-node-registry.ts'
+import { createMemoryPresenceStore } from './stores/memory-presence-store.ts'
+import { createRedisNodeRegistry } from './stores/redis-node-registry.ts'
+import { createRedisPresenceStore } from './stores/redis-presence-store.ts'
 import { createRedisCounterStore } from './stores/redis-counter-store.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
@@ -80,11 +85,12 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
     const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
     const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
+    const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
+    const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
 
     let spool: FileSpool | undefined
     let broker: BrokerNode | undefined
     let listeners: Listeners | undefined
-    let address: BrokerAddress | undefined
 
     let connections: ConnectionControl
     if (redis !== undefined) {
@@ -103,13 +109,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       connections = { kick: async (deviceId) => { broker?.kickLocal(deviceId) } }
     }
 
-    // Without a node registry yet, every token points at this node, or in the api role at the public MQTT
-    // address (a load balancer in front of the broker nodes, as in docker-compose.yml).
-    const assigner = createSelfAssigner(() => address ?? {
-      nodeId: 'any',
-      mqtt: `mqtt://${config.publicHost}:${config.mqttPort}`,
-      ws: `ws://${config.publicHost}:${config.wsPort}/mqtt`
-    })
+    const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy })
     const devices = createDeviceService({
       devices: deviceStore,
       tokens: tokenStore,
@@ -119,7 +119,21 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       secretHashCost: config.secretHashCost
     })
 
+    let member: ClusterMember | undefined
     if (runsBroker) {
+      const m = createClusterMember({
+        nodeId: config.nodeId,
+        logger: logger.child({ component: 'cluster' }),
+        registry: nodeRegistry,
+        presence: presenceStore,
+        heartbeatMs: config.heartbeatMs,
+        weight: config.nodeWeight,
+        drainRate: config.drainRate
+      })
+      member = m
+      // Registered before the broker opens, so it runs after the broker has closed its clients.
+      onClose('cluster leave', () => m.leave())
+
       const s = await openFileSpool({
         dir: join(resolve(config.dataDir), 'spool'),
         fsync: config.spoolFsync,
@@ -152,17 +166,17 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       listeners = l
       // Stop accepting before the broker closes its clients.
       onClose('listeners', () => l.close())
-      address = {
-        nodeId: config.nodeId,
-        mqtt: `mqtt://${config.publicHost}:${l.mqttPort}`,
-        ws: `ws://${config.publicHost}:${l.wsPort}/mqtt`
-      }
     }
 
     const readiness = async (): Promise<ReadinessReport> => {
       const checks: Record<string, string> = {}
       let ready = !closing
       checks.process = closing ? 'closing' : 'ok'
+      if (member !== undefined) {
+        const c = member.status()
+        checks.cluster = c.draining ? 'draining' : c.heartbeatOk ? 'ok' : `heartbeat failing: ${c.lastError ?? 'not yet'}`
+        if (c.draining || !c.heartbeatOk) ready = false
+      }
       if (redis !== undefined) {
         try {
           await redis.ping()
@@ -185,6 +199,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       ...(servesApi && {
         registry: {
           devices,
+          cluster: { registry: nodeRegistry, presence: presenceStore, heartbeatMs: config.heartbeatMs },
           guard: createTokenGuard({
             counters: counterStore,
             devicePerMinute: config.tokenRateDevicePerMinute,
@@ -198,6 +213,16 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     onClose('http', () => http.close())
     await http.ready()
     const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
+
+    if (member !== undefined && broker !== undefined && listeners !== undefined) {
+      const m = member
+      await m.start(broker, {
+        mqtt: `mqtt://${config.publicHost}:${listeners.mqttPort}`,
+        ws: `ws://${config.publicHost}:${listeners.wsPort}/mqtt`,
+        http: `http://${config.publicHost}:${httpPort}`
+      })
+      onClose('cluster heartbeat', () => m.stop())
+    }
 
     return {
       config,

@@ -34,6 +34,10 @@ export interface BrokerNode {
   readonly aedes: Aedes
   /** Live sessions counted from client objects (aedes's own counter drifts: moscajs/aedes#1023). */
   liveSessions (): number
+  /** The connected clients themselves. */
+  liveClients (): Client[]
+  /** While false (a draining node), new connections get CONNACK 3 and ask the registry for another node. */
+  setAccepting (accepting: boolean): void
   /** Closes the device's connection if this node holds it. */
   kickLocal (deviceId: string): boolean
   close (): Promise<void>
@@ -56,6 +60,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
   const consumed = new WeakSet<PublishPacket>()
+  let accepting = true
   const persistence = guardSubscriptions(opts.persistence ?? createMemoryPersistence(), (client, sub) => {
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
@@ -85,6 +90,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         done(refusal(code, message), false)
       }
       if (packet === undefined) return refuse('server_unavailable', 3, 'connect packet missing')
+      if (!accepting) return refuse('draining', 3, 'node is draining: ask the registry for another node')
       const clientId = packet.clientId
 
       if (username === undefined && password === undefined) {
@@ -177,7 +183,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   }
   ;(aedes as unknown as { publish: PublishFn }).publish = guarded
 
-  const liveSessions = (): number => Object.values(clientsOf(aedes)).filter((c) => c !== undefined && c.connected && !c.closed).length
+  // Registered (authenticated) and not closed: a client between registration and CONNACK counts, as it does in presence.
+  const liveClients = (): Client[] => Object.values(clientsOf(aedes)).filter((c): c is Client => c !== undefined && !c.closed)
+  const liveSessions = (): number => liveClients().length
   aedes.on('client', () => { metrics.connects.inc() })
   aedes.on('clientReady', () => { metrics.connections.set(liveSessions()) })
   aedes.on('clientDisconnect', () => { metrics.connections.set(liveSessions()) })
@@ -191,6 +199,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   return {
     aedes,
     liveSessions,
+    liveClients,
+    setAccepting (value) { accepting = value },
     kickLocal (deviceId) {
       const c = clientsOf(aedes)[deviceId]
       if (c === undefined) return false

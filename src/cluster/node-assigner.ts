@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { AssignmentStrategy } from '../config/settings.ts'
 import type { BrokerAddress, NodeAssigner } from '../registry/node-assigner.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
@@ -11,9 +12,6 @@ import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
 // - weighted: random, in proportion to each node's weight;
 // - consistent-hash: rendezvous hashing on the device id, so removing a node moves only the devices it held;
 // - round-robin: a cluster-wide counter over the nodes in id order.
-
-export const assignmentStrategies = ['least-connections', 'weighted', 'consistent-hash', 'round-robin'] as const
-export type AssignmentStrategy = (typeof assignmentStrategies)[number]
 
 export interface ClusterAssignerOptions {
   readonly registry: NodeRegistry

@@ -4,6 +4,7 @@
 export type Role = 'all' | 'broker' | 'api'
 export type FsyncPolicy = 'always' | 'interval' | 'never'
 export type AclDenyAction = 'drop' | 'disconnect'
+export type AssignmentStrategy = 'least-connections' | 'weighted' | 'consistent-hash' | 'round-robin'
 
 type Parser<T> = (raw: string) => T
 
@@ -125,6 +126,15 @@ export const settings = {
     'Kafka topic for uplinks'),
   kafkaPresenceTopic: setting('PUSHLINE_KAFKA_PRESENCE_TOPIC', 'iot.presence', () => 'iot.presence', topicName,
     'Kafka topic for presence events'),
+  assignmentStrategy: setting<AssignmentStrategy>('PUSHLINE_ASSIGNMENT_STRATEGY', 'least-connections', () => 'least-connections',
+    oneOf('least-connections', 'weighted', 'consistent-hash', 'round-robin'),
+    'how the registry picks a node at token time: `least-connections`, `weighted`, `consistent-hash` (sticky per device) or `round-robin`'),
+  nodeWeight: setting('PUSHLINE_NODE_WEIGHT', '1', () => 1, integer(0, 1000),
+    'this node\'s weight for node assignment (0: never picked)'),
+  heartbeatMs: setting('PUSHLINE_HEARTBEAT_MS', '2000', () => 2000, integer(50, 60_000),
+    'node heartbeat period: a node is dead 1.5 periods after its last heartbeat, presence is reconciled every half period'),
+  drainRate: setting('PUSHLINE_DRAIN_RATE', '500', () => 500, integer(1, 1_000_000),
+    'connections a draining node closes per second'),
   adminKeys: setting<string[] | undefined>('PUSHLINE_ADMIN_KEYS', 'unset: one generated and printed at start', none, keys(16),
     'comma-separated operator keys (16 characters or more each)'),
   provisioningKey: setting<string | undefined>('PUSHLINE_PROVISIONING_KEY', 'unset: self-registration off', none,

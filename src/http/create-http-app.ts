@@ -9,7 +9,10 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
+import type { NodeRegistry } from '../stores/node-registry.ts'
+import type { PresenceStore } from '../stores/presence-store.ts'
 import { healthRoutes, type ReadinessReport } from './routes/health.ts'
 import { registryRoutes } from './routes/registry.ts'
 import { ErrorBody } from './schemas.ts'
@@ -22,7 +25,11 @@ export interface HttpAppOptions {
   readonly metrics: Registry
   readonly readiness: () => Promise<ReadinessReport>
   /** Absent in the broker role: that process serves only health and metrics. */
-  readonly registry?: { readonly devices: DeviceService, readonly guard: TokenGuard }
+  readonly registry?: {
+    readonly devices: DeviceService
+    readonly guard: TokenGuard
+    readonly cluster: { readonly registry: NodeRegistry, readonly presence: PresenceStore, readonly heartbeatMs: number }
+  }
 }
 
 export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInstance> {
@@ -50,11 +57,12 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
   if (opts.registry !== undefined) {
-    const { devices, guard } = opts.registry
+    const { devices, guard, cluster } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })
+      await admin.register(adminClusterRoutes, { ...cluster, devices })
     })
   }
   return app

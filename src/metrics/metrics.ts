@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
 // All Prometheus metrics of one process, on its own registry (no global default registry: tests build many).
 
-export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable'
+export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining'
 
 export interface Metrics {
   readonly registry: Registry

@@ -9,8 +9,3 @@ export interface BrokerAddress {
 export interface NodeAssigner {
   assign (deviceId: string): Promise<BrokerAddress>
 }
-
-/** Single node: every device is sent to this process. */
-export function createSelfAssigner (address: () => BrokerAddress): NodeAssigner {
-  return { assign: async () => address() }
-}

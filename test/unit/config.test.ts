@@ -94,6 +94,10 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_ALLOW_ANONYMOUS: 'yes',
     PUSHLINE_LOG_LEVEL: 'debug',
     PUSHLINE_TOKEN_TTL_SECONDS: '3600',
+    PUSHLINE_ASSIGNMENT_STRATEGY: 'consistent-hash',
+    PUSHLINE_NODE_WEIGHT: '3',
+    PUSHLINE_HEARTBEAT_MS: '500',
+    PUSHLINE_DRAIN_RATE: '50',
     PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '7',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
     PUSHLINE_SECRET_MAX_FAILURES: '3',
@@ -127,6 +131,10 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.allowAnonymous, true)
   assert.equal(c.logLevel, 'debug')
   assert.equal(c.tokenTtlSeconds, 3600)
+  assert.equal(c.assignmentStrategy, 'consistent-hash')
+  assert.equal(c.nodeWeight, 3)
+  assert.equal(c.heartbeatMs, 500)
+  assert.equal(c.drainRate, 50)
   assert.equal(c.tokenRateDevicePerMinute, 7)
   assert.equal(c.tokenRateAddressPerMinute, 70)
   assert.equal(c.secretMaxFailures, 3)

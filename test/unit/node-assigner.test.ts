@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createClusterAssigner, rendezvous, type AssignmentStrategy } from '../../src/cluster/node-assigner.ts'
+import { createClusterAssigner, rendezvous } from '../../src/cluster/node-assigner.ts'
+import type { AssignmentStrategy } from '../../src/config/settings.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
 import type { NodeRecord } from '../../src/stores/node-registry.ts'

@@ -1,0 +1,233 @@
+import type { Client } from 'aedes'
+import type { Logger } from 'pino'
+import type { BrokerNode } from '../broker/create-broker-node.ts'
+import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
+import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
+
+// A broker node's part in the cluster:
+// - presence: every registered client gets an entry (node, epoch); its disconnect removes the entry only if the
+//   epoch still matches;
+// - heartbeat: the node record (addresses, live sessions, weight, draining) is rewritten with a TTL;
+// - reconciliation on every heartbeat: live sessions and this node's presence entries are compared and repaired
+//   both ways (aedes can miss a clientDisconnect, moscajs/aedes#1023);
+// - dead nodes: a node whose record expired has its presence entries removed by a survivor;
+// - drain: on an operator's order the node refuses new connections and closes its clients in paced waves.
+
+export type PresenceReason = 'normal' | 'takeover' | 'node-dead' | 'kicked' | 'keepalive'
+
+export interface PresenceEvent {
+  readonly event: 'connected' | 'disconnected'
+  readonly deviceId: string
+  readonly nodeId: string
+  readonly epoch: number
+  readonly at: number
+  readonly reason?: PresenceReason
+}
+
+export interface ClusterMemberOptions {
+  readonly nodeId: string
+  readonly logger: Logger
+  readonly registry: NodeRegistry
+  readonly presence: PresenceStore
+  readonly heartbeatMs: number
+  readonly weight: number
+  /** Clients closed per second while draining. */
+  readonly drainRate: number
+  readonly onPresence?: (event: PresenceEvent) => void
+}
+
+export interface MemberAddresses {
+  readonly mqtt: string
+  readonly ws: string
+  readonly http: string
+}
+
+export interface ClusterStatus {
+  readonly heartbeatOk: boolean
+  readonly draining: boolean
+  readonly lastError: string | undefined
+}
+
+export interface ClusterMember {
+  /** Starts tracking the broker's clients and heartbeating. */
+  start (broker: BrokerNode, addresses: MemberAddresses): Promise<void>
+  status (): ClusterStatus
+  /** Runs one heartbeat, reconciliation and dead-node sweep now (tests, and the timer). */
+  tick (): Promise<void>
+  /** Stops timers; the node stays registered until leave(). */
+  stop (): Promise<void>
+  /** After the broker closed: removes this node's presence entries and its record. */
+  leave (): Promise<void>
+}
+
+export function createClusterMember (opts: ClusterMemberOptions): ClusterMember {
+  const { logger, registry, presence, nodeId } = opts
+  // The presence entry each local client got; the promise settles when its connect is recorded.
+  const entries = new WeakMap<Client, Promise<PresenceEntry | undefined>>()
+  const kicked = new WeakSet<Client>()
+  let broker: BrokerNode | undefined
+  let addresses: MemberAddresses | undefined
+  let timer: NodeJS.Timeout | undefined
+  let drainTimer: NodeJS.Timeout | undefined
+  let ticking: Promise<void> | undefined
+  let draining = false
+  let heartbeatOk = false
+  let lastError: string | undefined
+  const startedAt = Date.now()
+
+  const fail = (what: string) => (err: Error): undefined => {
+    lastError = `${what}: ${err.message}`
+    logger.warn({ event: 'cluster_error', what, err: err.message }, 'cluster operation failed; reconciliation will repair it')
+    return undefined
+  }
+
+  function onClient (client: Client): void {
+    const at = Date.now()
+    const p = presence.connect(client.id, nodeId, at).then(({ entry, replaced }) => {
+      if (replaced !== undefined && replaced.nodeId !== nodeId) {
+        opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId: replaced.nodeId, epoch: replaced.epoch, at, reason: 'takeover' })
+      }
+      opts.onPresence?.({ event: 'connected', deviceId: client.id, nodeId, epoch: entry.epoch, at })
+      return entry
+    }, fail('presence connect'))
+    entries.set(client, p)
+  }
+
+  function onDisconnect (client: Client, reason: PresenceReason): void {
+    const p = entries.get(client)
+    if (p === undefined) return
+    entries.delete(client)
+    p.then(async (entry) => {
+      if (entry === undefined) return
+      const at = Date.now()
+      // A takeover elsewhere already replaced the entry: then this removes nothing and reports nothing.
+      if (await presence.disconnect(client.id, nodeId, entry.epoch, at)) {
+        opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId, epoch: entry.epoch, at, reason })
+      }
+    }).catch(fail('presence disconnect'))
+  }
+
+  const keepaliveGone = new WeakSet<Client>()
+  const handlers = {
+    client: (c: Client) => { onClient(c) },
+    clientDisconnect: (c: Client) => { onDisconnect(c, kicked.has(c) ? 'kicked' : keepaliveGone.has(c) ? 'keepalive' : 'normal') },
+    keepaliveTimeout: (c: Client) => { keepaliveGone.add(c) }
+  }
+
+  async function reconcile (b: BrokerNode): Promise<void> {
+    const live = b.liveClients()
+    const stored = await presence.listNode(nodeId)
+    const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
+    const liveEpochs = new Map<string, number>()
+    for (const c of live) {
+      const entry = await entries.get(c)
+      if (entry === undefined) continue
+      liveEpochs.set(c.id, entry.epoch)
+      const s = storedByDevice.get(c.id)
+      if (s === undefined || s.epoch !== entry.epoch) {
+        if (await presence.restore(entry)) logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
+      }
+    }
+    for (const s of stored) {
+      if (liveEpochs.get(s.deviceId) !== s.epoch && !live.some((c) => c.id === s.deviceId && entries.get(c) === undefined)) {
+        if (await presence.disconnect(s.deviceId, nodeId, s.epoch, Date.now())) {
+          logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
+        }
+      }
+    }
+  }
+
+  async function sweepDeadNodes (): Promise<void> {
+    for (const dead of await registry.dead()) {
+      if (dead === nodeId) continue
+      const at = Date.now()
+      const removed = await presence.removeNode(dead, at)
+      await registry.forget(dead)
+      logger.warn({ event: 'node_dead', deadNode: dead, devices: removed.length }, 'removed a dead node\'s presence')
+      for (const deviceId of removed) opts.onPresence?.({ event: 'disconnected', deviceId, nodeId: dead, epoch: 0, at, reason: 'node-dead' })
+    }
+  }
+
+  function startDrain (b: BrokerNode): void {
+    draining = true
+    b.setAccepting(false)
+    logger.warn({ event: 'drain_start', sessions: b.liveSessions(), rate: opts.drainRate }, 'draining: closing connections in waves')
+    const waveMs = 100
+    const perWave = Math.max(1, Math.round(opts.drainRate * waveMs / 1000))
+    drainTimer = setInterval(() => {
+      const wave = b.liveClients().slice(0, perWave)
+      if (wave.length === 0) {
+        clearInterval(drainTimer)
+        drainTimer = undefined
+        logger.warn({ event: 'drain_done' }, 'drained: no connections left')
+        return
+      }
+      for (const c of wave) { kicked.add(c); c.close() }
+    }, waveMs)
+  }
+
+  function stopDrain (b: BrokerNode): void {
+    draining = false
+    if (drainTimer !== undefined) clearInterval(drainTimer)
+    drainTimer = undefined
+    b.setAccepting(true)
+    logger.warn({ event: 'drain_cancelled' }, 'drain cancelled: accepting connections again')
+  }
+
+  async function tickOnce (): Promise<void> {
+    const b = broker
+    const a = addresses
+    if (b === undefined || a === undefined) return
+    try {
+      const drainOrder = await registry.drainRequested(nodeId)
+      if (drainOrder && !draining) startDrain(b)
+      if (!drainOrder && draining) stopDrain(b)
+      const record: NodeRecord = {
+        nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now()
+      }
+      // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
+      await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
+      heartbeatOk = true
+    } catch (err) {
+      heartbeatOk = false
+      fail('heartbeat')(err as Error)
+      return
+    }
+    await reconcile(b).catch(fail('reconcile'))
+    await sweepDeadNodes().catch(fail('dead-node sweep'))
+  }
+
+  function tick (): Promise<void> {
+    // One tick at a time: a slow Redis must not pile them up.
+    ticking ??= tickOnce().finally(() => { ticking = undefined })
+    return ticking
+  }
+
+  return {
+    async start (b, a) {
+      broker = b
+      addresses = a
+      b.aedes.on('client', handlers.client)
+      b.aedes.on('clientDisconnect', handlers.clientDisconnect)
+      b.aedes.on('keepaliveTimeout', handlers.keepaliveTimeout)
+      // Devices that connected between the listeners opening and now.
+      for (const c of b.liveClients()) if (!entries.has(c)) onClient(c)
+      await tick()
+      // Half a period: a dead node (record TTL 1.5 periods) is swept within two heartbeat periods.
+      timer = setInterval(() => { tick().catch(() => {}) }, Math.max(50, Math.round(opts.heartbeatMs / 2)))
+    },
+    status: () => ({ heartbeatOk, draining, lastError }),
+    tick,
+    async stop () {
+      if (timer !== undefined) clearInterval(timer)
+      if (drainTimer !== undefined) clearInterval(drainTimer)
+      timer = undefined
+      await ticking
+    },
+    async leave () {
+      if (broker === undefined) return
+      await presence.removeNode(nodeId, Date.now()).catch(fail('leave'))
+      await registry.forget(nodeId).catch(fail('leave'))
+    }
+  }
+}
