@@ -1,0 +1,65 @@
+import type { TestContext } from 'node:test'
+import { startTestPlatform, uniquePrefix, type TestPlatform } from './platform.ts'
+import { startPlatformProcess, type PlatformProcess } from './process.ts'
+import { redisUrl } from './services.ts'
+
+// A cluster as operators run it: broker nodes as separate processes and the API as its own process,
+// all sharing one Redis (under a key prefix unique to the test).
+
+export interface TestNode extends PlatformProcess {
+  readonly nodeId: string
+  readonly mqttPort: number
+  readonly httpPort: number
+  readonly mqttUrl: string
+}
+
+export interface TestCluster {
+  readonly api: TestPlatform
+  readonly nodes: TestNode[]
+  readonly prefix: string
+  /** Waits until the API lists every given node as live. */
+  waitForNodes (ids: readonly string[]): Promise<void>
+  stats (): Promise<{ online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }>
+}
+
+export async function startTestCluster (t: TestContext, opts: { nodes: number, heartbeatMs: number, env?: Record<string, string> }): Promise<TestCluster> {
+  const prefix = uniquePrefix()
+  const shared = { PUSHLINE_HEARTBEAT_MS: String(opts.heartbeatMs), PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000', PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '100000', ...opts.env }
+  const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api', ...shared } })
+  const nodes = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => {
+    const nodeId = `${prefix.replace(/[^A-Za-z0-9]/g, '')}-n${i + 1}`
+    const p = await startPlatformProcess(t, {
+      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared
+    })
+    return { ...p, nodeId, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}` }
+  }))
+  const cluster: TestCluster = {
+    api,
+    nodes,
+    prefix,
+    async waitForNodes (ids) {
+      const end = Date.now() + 20_000
+      for (;;) {
+        const listed = new Set(((await api.api('GET', '/v1/admin/nodes')).body.nodes as Array<{ nodeId: string }>).map((n) => n.nodeId))
+        if (ids.every((id) => listed.has(id))) return
+        if (Date.now() > end) throw new Error(`nodes ${ids.join(', ')} not all live`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    },
+    async stats () {
+      return (await api.api('GET', '/v1/admin/stats')).body
+    }
+  }
+  await cluster.waitForNodes(nodes.map((n) => n.nodeId))
+  return cluster
+}
+
+/** Polls until check() holds or the time is up; returns whether it held. */
+export async function eventually (check: () => Promise<boolean>, ms: number, every = 100): Promise<boolean> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > end) return false
+    await new Promise((resolve) => setTimeout(resolve, every))
+  }
+}

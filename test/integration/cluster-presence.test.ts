@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import mqtt, { type MqttClient } from 'mqtt'
+import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
+
+// Presence and online counts across three broker processes (DESIGN.md, cluster rules).
+
+const HB = 500
+
+interface Sim {
+  readonly id: string
+  client: MqttClient | undefined
+  nodeId: string | undefined
+}
+
+/** Resolves with the connected client, or undefined when it was refused, closed or timed out first. */
+function connect (url: string, id: string, token: string): Promise<MqttClient | undefined> {
+  // connectAsync can stay pending when a takeover closes the socket before CONNACK, so settle on every outcome.
+  const c = mqtt.connect(url, { clientId: id, username: id, password: token, reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4 })
+  return new Promise((resolve) => {
+    const fail = (): void => { c.end(true); resolve(undefined) }
+    c.once('connect', () => resolve(c))
+    c.once('error', fail)
+    c.once('close', fail)
+  })
+}
+
+async function provisionMany (cluster: TestCluster, n: number, tag: string): Promise<Map<string, string>> {
+  const tokens = new Map<string, string>()
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+      const id = `${tag}-${i + j}`
+      tokens.set(id, (await cluster.api.provision(id)).token)
+    }))
+  }
+  return tokens
+}
+
+/** Presence is exact: the Redis total equals the live sessions, and every connected device is recorded on its node. */
+async function presenceMatches (cluster: TestCluster, sims: Sim[]): Promise<boolean> {
+  const live = sims.filter((s) => s.client?.connected === true)
+  const stats = await cluster.stats()
+  if (stats.online !== live.length) return false
+  if (stats.nodes.reduce((sum, n) => sum + n.sessions, 0) !== live.length) return false
+  if (stats.nodes.some((n) => n.drift !== 0)) return false
+  for (const s of live) {
+    const p = (await cluster.api.api('GET', `/v1/admin/devices/${s.id}/presence`)).body
+    if (p.online !== true || p.nodeId !== s.nodeId) return false
+  }
+  return true
+}
+
+test('1,000 devices connecting, disconnecting and reconnecting at random across 3 nodes, with same-id races: the total equals the live sessions and presence names each device\'s node', { timeout: 180_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: HB })
+  const tokens = await provisionMany(cluster, 1000, 'churn')
+  const sims: Sim[] = [...tokens.keys()].map((id) => ({ id, client: undefined, nodeId: undefined }))
+  t.after(async () => { await Promise.all(sims.map((s) => s.client?.endAsync(true))) })
+  let seed = 42
+  const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+  const pickNode = (): TestCluster['nodes'][number] => cluster.nodes[Math.floor(rand() * cluster.nodes.length)] as TestCluster['nodes'][number]
+
+  async function step (s: Sim): Promise<void> {
+    const action = rand()
+    if (s.client?.connected === true && action < 0.4) {
+      await s.client.endAsync()
+      return
+    }
+    const node = pickNode()
+    if (action > 0.9) {
+      // Same-id race: two connections for one device on two nodes at once; whichever stays connected is the truth.
+      const other = pickNode()
+      const [a, b] = await Promise.all([connect(node.mqttUrl, s.id, tokens.get(s.id) as string), connect(other.mqttUrl, s.id, tokens.get(s.id) as string)])
+      track(s, a, node.nodeId)
+      track(s, b, other.nodeId)
+      return
+    }
+    track(s, await connect(node.mqttUrl, s.id, tokens.get(s.id) as string), node.nodeId)
+  }
+  // Every connection a device has open; after a takeover settles exactly one remains.
+  const open = new Map<string, Map<MqttClient, string>>()
+  function track (s: Sim, c: MqttClient | undefined, nodeId: string): void {
+    if (c === undefined) return
+    let mine = open.get(s.id)
+    if (mine === undefined) open.set(s.id, mine = new Map())
+    mine.set(c, nodeId)
+    const sync = (): void => {
+      const [first] = [...(mine as Map<MqttClient, string>).entries()].filter(([x]) => x.connected)
+      s.client = first?.[0]
+      s.nodeId = first?.[1]
+    }
+    c.on('close', () => { mine.delete(c); sync() })
+    sync()
+  }
+  t.after(async () => { for (const m of open.values()) for (const c of m.keys()) c.end(true) })
+
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < sims.length; i += 100) await Promise.all(sims.slice(i, i + 100).map(step))
+  }
+  // Let takeovers finish closing the losers.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const live = sims.filter((s) => s.client?.connected === true).length
+  assert.ok(live > 200 && live < 1000, `a real mix of online and offline devices: ${live}`)
+  for (const [id, m] of open) assert.ok([...m.keys()].filter((c) => c.connected).length <= 1, `${id} has one connection at most`)
+  assert.equal(await eventually(() => presenceMatches(cluster, sims), 2 * HB + 3000), true, JSON.stringify(await cluster.stats()))
+})
+
+test('a node killed with SIGKILL: within two heartbeat periods its devices are gone from presence and the total equals the live sessions', { timeout: 60_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: HB })
+  const tokens = await provisionMany(cluster, 150, 'kill')
+  const sims: Sim[] = []
+  t.after(async () => { await Promise.all(sims.map((s) => s.client?.endAsync(true))) })
+  let i = 0
+  for (const [id, token] of tokens) {
+    const node = cluster.nodes[i++ % 3] as TestCluster['nodes'][number]
+    const c = await connect(node.mqttUrl, id, token)
+    assert.ok(c !== undefined)
+    const s: Sim = { id, client: c, nodeId: node.nodeId }
+    c.on('close', () => { s.client = undefined; s.nodeId = undefined })
+    sims.push(s)
+  }
+  assert.equal(await eventually(() => presenceMatches(cluster, sims), 3000), true)
+
+  const victim = cluster.nodes[1] as TestCluster['nodes'][number]
+  victim.child.kill('SIGKILL')
+  await victim.exited
+  const killedAt = Date.now()
+  // The kill closes the victim's sockets: its devices are offline now; presence must follow within two periods.
+  assert.equal(await eventually(async () => {
+    const stats = await cluster.stats()
+    return stats.online === 100 && !stats.nodes.some((n) => n.nodeId === victim.nodeId)
+  }, 2 * HB + 400, 25), true, `after ${Date.now() - killedAt} ms: ${JSON.stringify(await cluster.stats())}`)
+  assert.equal(await presenceMatches(cluster, sims), true)
+})
+
+test('100 rapid same-id connections alternating between two nodes: exactly one stays online and presence names its node', { timeout: 60_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: HB })
+  const { token } = await cluster.api.provision('flapper')
+  const clients: Array<{ c: MqttClient, nodeId: string }> = []
+  t.after(async () => { await Promise.all(clients.map(({ c }) => c.endAsync(true))) })
+  await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+    const node = cluster.nodes[i % 2] as TestCluster['nodes'][number]
+    await new Promise((resolve) => setTimeout(resolve, i * 3))
+    const c = await connect(node.mqttUrl, 'flapper', token)
+    if (c !== undefined) clients.push({ c, nodeId: node.nodeId })
+  }))
+  let survivors: typeof clients = []
+  assert.equal(await eventually(async () => {
+    survivors = clients.filter(({ c }) => c.connected)
+    return survivors.length === 1
+  }, 5000), true, `connected: ${clients.filter(({ c }) => c.connected).length}`)
+  const only = survivors[0] as { c: MqttClient, nodeId: string }
+  assert.equal(await eventually(async () => {
+    const p = (await cluster.api.api('GET', '/v1/admin/devices/flapper/presence')).body
+    const stats = await cluster.stats()
+    return p.online === true && p.nodeId === only.nodeId && stats.online === 1 && stats.nodes.every((n) => n.drift === 0)
+  }, 2 * HB + 2000), true, JSON.stringify(await cluster.stats()))
+})
+
+test('draining a node with 500 devices moves every one of them to the other nodes', { timeout: 120_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: HB, env: { PUSHLINE_DRAIN_RATE: '1000' } })
+  const secrets = new Map<string, string>()
+  for (let i = 0; i < 500; i += 50) {
+    await Promise.all(Array.from({ length: 50 }, async (_, j) => {
+      const id = `drain-${i + j}`
+      secrets.set(id, await cluster.api.createDevice(id))
+    }))
+  }
+  const victim = cluster.nodes[0] as TestCluster['nodes'][number]
+  const sims: Sim[] = []
+  let stopped = false
+  t.after(async () => { stopped = true; await Promise.all(sims.map((s) => s.client?.endAsync(true))) })
+
+  // A device as a real one behaves: when its connection drops it asks the registry for a token and a node.
+  async function live (s: Sim, firstUrl?: string): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      if (stopped) return
+      const issued = (await cluster.api.api('POST', `/v1/devices/${s.id}/token`, { secret: secrets.get(s.id) }, {})).body
+      const url = firstUrl ?? issued.broker.mqtt
+      firstUrl = undefined
+      const c = await connect(url, s.id, issued.token)
+      if (c === undefined) { await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100)); continue }
+      s.client = c
+      s.nodeId = cluster.nodes.find((n) => url === n.mqttUrl)?.nodeId
+      c.once('close', () => { s.client = undefined; s.nodeId = undefined; if (!stopped) live(s).catch(() => {}) })
+      return
+    }
+  }
+  await Promise.all([...secrets.keys()].map(async (id) => {
+    const s: Sim = { id, client: undefined, nodeId: undefined }
+    sims.push(s)
+    await live(s, victim.mqttUrl)
+  }))
+  assert.equal(sims.filter((s) => s.nodeId === victim.nodeId).length, 500)
+
+  const drain = await cluster.api.api('POST', `/v1/admin/nodes/${victim.nodeId}/drain`)
+  assert.equal(drain.status, 202)
+  assert.equal(await eventually(async () => sims.every((s) => s.client?.connected === true && s.nodeId !== undefined && s.nodeId !== victim.nodeId), 30_000, 200), true,
+    `still on the drained node or offline: ${sims.filter((s) => s.client?.connected !== true || s.nodeId === victim.nodeId).length}`)
+  const nodes = (await cluster.api.api('GET', '/v1/admin/nodes')).body.nodes as Array<{ nodeId: string, draining: boolean, connections: number }>
+  assert.equal(nodes.find((n) => n.nodeId === victim.nodeId)?.draining, true)
+  assert.equal(await eventually(() => presenceMatches(cluster, sims), 2 * HB + 3000), true)
+  assert.equal((await fetch(`http://127.0.0.1:${victim.httpPort}/readyz`)).status, 503, 'a draining node is not ready')
+})
