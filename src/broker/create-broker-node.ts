@@ -6,6 +6,7 @@ import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
+import { createConnackGate } from './hold-until-connack.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 
@@ -78,6 +79,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
     preConnect (client, packet, done) {
       connectPackets.set(client, packet)
+      connackGate.hold(client)
       done(null, true)
     },
 
@@ -174,6 +176,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       done(null, sub)
     }
   })
+
+  const connackGate = createConnackGate(aedes)
 
   // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
   const route = (aedes.publish as unknown as PublishFn).bind(aedes)

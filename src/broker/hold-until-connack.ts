@@ -1,0 +1,42 @@
+import type { Aedes, Client } from 'aedes'
+
+// [MQTT-3.2.0-1] The first packet a server sends on a connection is CONNACK. aedes 1.2 restores a persistent
+// session's subscriptions before it writes the CONNACK, and its write() accepts packets while the client is
+// still connecting: a message routed to a restored subscription in that window (for example one a publisher
+// on another node sent a moment earlier) went out before the CONNACK, and MQTT.js then gave up with
+// "connack timeout" (seen in about one reconnect in ten across two nodes).
+// This holds deliveries for a client until its CONNACK is written, then releases them in order.
+
+type Deliver = (packet: unknown, cb: () => void) => void
+interface Deliverable { deliver0: Deliver, deliverQoS: Deliver, connackSent?: boolean }
+
+export function createConnackGate (aedes: Aedes): { hold (client: Client): void } {
+  const held = new WeakMap<Client, Array<() => void>>()
+
+  aedes.on('connackSent', (_packet, client) => {
+    const queue = held.get(client)
+    held.delete(client)
+    for (const release of queue ?? []) release()
+  })
+
+  return {
+    hold (client) {
+      const c = client as unknown as Deliverable
+      const queue: Array<() => void> = []
+      held.set(client, queue)
+      for (const name of ['deliver0', 'deliverQoS'] as const) {
+        const deliver = c[name]
+        c[name] = (packet, cb) => {
+          if (c.connackSent === true || client.closed || !held.has(client)) return deliver(packet, cb)
+          queue.push(() => deliver(packet, cb))
+        }
+      }
+      // A refused or dropped connection never gets a CONNACK: release the mq callbacks so nothing waits on it.
+      client.conn.once('close', () => {
+        const q = held.get(client)
+        held.delete(client)
+        for (const release of q ?? []) release()
+      })
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test, type TestContext } from 'node:test'
+import type { MqttClient } from 'mqtt'
+import { connectDevice, rawConnect } from '../helpers/mqtt.ts'
+import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
+
+// What MQTT 3.1.1 promises holds the same when two clients sit on different nodes. Anonymous mode lets generic
+// clients use any topic, as the protocol tests need; device topics and the ACL are tested elsewhere.
+
+async function twoNodes (t: TestContext): Promise<[TestPlatform, TestPlatform]> {
+  const prefix = uniquePrefix()
+  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_HEARTBEAT_MS: '500' }
+  return [await startTestPlatform(t, { clusterPrefix: prefix, env }), await startTestPlatform(t, { clusterPrefix: prefix, env })]
+}
+
+const anon = { username: undefined, password: undefined }
+const uid = (): string => randomUUID().slice(0, 8)
+
+function nextMessage (c: MqttClient, ms = 5000): Promise<{ topic: string, payload: string, retain: boolean, qos: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no message')), ms)
+    c.once('message', (topic, payload, packet) => { clearTimeout(timer); resolve({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }) })
+  })
+}
+
+function collect (c: MqttClient): string[] {
+  const got: string[] = []
+  c.on('message', (_topic, payload) => got.push(payload.toString()))
+  return got
+}
+
+test('across nodes: a retained message published on node A is delivered with retain set to a subscriber that joins on node B', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const topic = `r/${uid()}`
+  const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
+  await pub.publishAsync(topic, 'kept', { qos: 1, retain: true })
+  const sub = await connectDevice(t, b.mqttUrl, `sub-${uid()}`, '', anon)
+  const got = nextMessage(sub)
+  await sub.subscribeAsync(topic, { qos: 1 })
+  assert.deepEqual(await got, { topic, payload: 'kept', retain: true, qos: 1 })
+})
+
+test('across nodes: QoS 1 messages for an offline persistent session are queued and delivered in order when it reconnects on the other node', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const topic = `q/${uid()}`
+  const id = `persist-${uid()}`
+  const first = await connectDevice(t, a.mqttUrl, id, '', { ...anon, clean: false })
+  await first.subscribeAsync(topic, { qos: 1 })
+  await first.endAsync()
+  const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
+  for (let i = 0; i < 5; i++) await pub.publishAsync(topic, `m${i}`, { qos: 1 })
+
+  const back = await connectDevice(t, b.mqttUrl, id, '', { ...anon, clean: false, manualConnect: false })
+  const got = collect(back)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4'])
+})
+
+test('across nodes: a QoS 1 message delivered but not acknowledged is sent again when the session reconnects on the other node', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const topic = `u/${uid()}`
+  const id = `noack-${uid()}`
+  const first = await connectDevice(t, a.mqttUrl, id, '', { ...anon, clean: false })
+  await first.subscribeAsync(topic, { qos: 1 })
+  // Swallow the PUBACK: the broker keeps the message as in flight.
+  const streamBuilder = first as unknown as { handleMessage: (packet: unknown, cb: () => void) => void }
+  const received = new Promise<void>((resolve) => {
+    streamBuilder.handleMessage = (_packet, _cb) => { resolve() }
+  })
+  const pub = await connectDevice(t, b.mqttUrl, `pub-${uid()}`, '', anon)
+  await pub.publishAsync(topic, 'again', { qos: 1 })
+  await received
+  first.end(true)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+
+  const back = await connectDevice(t, b.mqttUrl, id, '', { ...anon, clean: false })
+  const msg = await nextMessage(back)
+  assert.equal(msg.payload, 'again')
+})
+
+test('across nodes: overlapping subscriptions deliver once per matching subscription at the granted QoS, and unsubscribe stops delivery', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const base = `o/${uid()}`
+  const sub = await connectDevice(t, b.mqttUrl, `sub-${uid()}`, '', anon)
+  await sub.subscribeAsync({ [`${base}/x`]: { qos: 1 }, [`${base}/+`]: { qos: 0 } })
+  const got = collect(sub)
+  const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
+  await pub.publishAsync(`${base}/x`, 'one', { qos: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.ok(got.length >= 1 && got.every((m) => m === 'one'), JSON.stringify(got))
+  await sub.unsubscribeAsync([`${base}/x`, `${base}/+`])
+  got.length = 0
+  await pub.publishAsync(`${base}/x`, 'two', { qos: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.deepEqual(got, [])
+})
+
+test('across nodes: the will of a client that vanishes on node A reaches a subscriber on node B', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const topic = `w/${uid()}`
+  const watcher = await connectDevice(t, b.mqttUrl, `watch-${uid()}`, '', anon)
+  await watcher.subscribeAsync(topic, { qos: 1 })
+  const got = nextMessage(watcher)
+  const doomed = await connectDevice(t, a.mqttUrl, `doomed-${uid()}`, '', { ...anon, will: { topic, payload: Buffer.from('gone'), qos: 1, retain: false } })
+  // A dropped socket, not a DISCONNECT: the will must fire.
+  ;(doomed as unknown as { stream: { destroy: () => void } }).stream.destroy()
+  assert.equal((await got).payload, 'gone')
+})
+
+test('across nodes: a silent client is dropped after 1.5 keepalive periods and its presence ends', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const id = `silent-${uid()}`
+  const c = await connectDevice(t, a.mqttUrl, id, '', { ...anon, keepalive: 1 })
+  // Stop the client's pings without closing its socket.
+  ;(c as unknown as { _sendPing: () => void })._sendPing = () => {}
+  const pinger = c as unknown as { keepaliveManager?: { destroy: () => void } }
+  pinger.keepaliveManager?.destroy()
+  const closed = new Promise<void>((resolve) => c.once('close', () => resolve()))
+  await closed
+  const start = Date.now()
+  for (;;) {
+    const stats = (await b.api('GET', '/v1/admin/stats')).body
+    if (stats.online === 0) break
+    assert.ok(Date.now() - start < 3000, 'presence follows the keepalive drop')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+})
+
+test('across nodes: the first packet of a resumed persistent session is always CONNACK, even while messages for it are still being routed', async (t) => {
+  const [a, b] = await twoNodes(t)
+  const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
+  const tag = uid()
+  for (let i = 0; i < 30; i++) {
+    const id = `resume-${tag}-${i}`
+    const topic = `resume/${tag}/${i}`
+    const first = await connectDevice(t, a.mqttUrl, id, '', { ...anon, clean: false })
+    await first.subscribeAsync(topic, { qos: 1 })
+    await first.endAsync()
+    // PUBACK comes before aedes has routed the message, so the last ones are still in flight on node A
+    // while the session resumes on node B.
+    for (let j = 0; j < 5; j++) await pub.publishAsync(topic, `m${j}`, { qos: 1 })
+    const raw = await rawConnect(t, b.mqttPort as number)
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: id, keepalive: 30 })
+    const firstPacket = await raw.next()
+    assert.equal(firstPacket.cmd, 'connack', `reconnect ${i}: got ${firstPacket.cmd} first`)
+    raw.socket.destroy()
+  }
+})
