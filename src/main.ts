@@ -12,7 +12,7 @@ import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
-import { createRedisTransport } from './cluster/redis-transport.ts'
+import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
 import type { ReadinessReport } from './http/routes/health.ts'
@@ -120,6 +120,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     })
 
     let member: ClusterMember | undefined
+    let transport: RedisTransport | undefined
     if (runsBroker) {
       const m = createClusterMember({
         nodeId: config.nodeId,
@@ -142,9 +143,19 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       spool = s
       onClose('spool', () => s.close())
 
-      let transport: ReturnType<typeof createRedisTransport> | undefined
       if (config.redisUrl !== undefined) {
-        const t = createRedisTransport({ url: config.redisUrl, nodeId: config.nodeId, logger })
+        const t = createRedisTransport({
+          url: config.redisUrl,
+          nodeId: config.nodeId,
+          logger,
+          onSubscriberGap: (gap) => {
+            metrics.pubsubGaps.inc()
+            metrics.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
+            broker?.resendStored().then((n) => {
+              logger.warn({ event: 'pubsub_gap_resent', messages: n }, 'resent stored QoS 1 messages to persistent sessions after a pub/sub gap')
+            }, (err: Error) => { logger.error({ event: 'pubsub_gap_resend_failed', err: err.message }, 'resend after a pub/sub gap failed') })
+          }
+        })
         transport = t
         onClose('redis transport', () => t.close())
       }
@@ -172,6 +183,10 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const checks: Record<string, string> = {}
       let ready = !closing
       checks.process = closing ? 'closing' : 'ok'
+      if (transport !== undefined && !transport.subscriberReady()) {
+        checks.pubsub = 'subscriber connection down'
+        ready = false
+      }
       if (member !== undefined) {
         const c = member.status()
         checks.cluster = c.draining ? 'draining' : c.heartbeatOk ? 'ok' : `heartbeat failing: ${c.lastError ?? 'not yet'}`

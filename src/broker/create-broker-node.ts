@@ -39,6 +39,11 @@ export interface BrokerNode {
   liveClients (): Client[]
   /** While false (a draining node), new connections get CONNACK 3 and ask the registry for another node. */
   setAccepting (accepting: boolean): void
+  /**
+   * Sends every persistent session on this node what its stored queue holds (QoS 1 messages not yet
+   * acknowledged), as after a reconnect. Used after a pub/sub gap; duplicates are allowed at QoS 1.
+   */
+  resendStored (): Promise<number>
   /** Closes the device's connection if this node holds it. */
   kickLocal (deviceId: string): boolean
   close (): Promise<void>
@@ -205,6 +210,24 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     liveSessions,
     liveClients,
     setAccepting (value) { accepting = value },
+    async resendStored () {
+      const store = (aedes as unknown as { persistence: { outgoingStream: (c: Client) => AsyncIterable<unknown> } }).persistence
+      let sent = 0
+      for (const client of liveClients().filter((c) => !c.clean && c.connected)) {
+        const c = client as unknown as { deliverQoS: (p: unknown, cb: () => void) => void, duplicates: Record<string, number> }
+        // aedes drops a packet whose per-broker counter is not above the highest it delivered to this client;
+        // after a gap the lost ones are below it. Let each stored packet through once, then put the mark back.
+        const highest = { ...c.duplicates }
+        for await (const packet of store.outgoingStream(client)) {
+          const { brokerId, brokerCounter } = packet as { brokerId?: string, brokerCounter?: number }
+          if (brokerId !== undefined && brokerCounter !== undefined) c.duplicates[brokerId] = brokerCounter - 1
+          await new Promise<void>((resolve) => c.deliverQoS(packet, resolve))
+          sent++
+        }
+        for (const [id, counter] of Object.entries(highest)) c.duplicates[id] = Math.max(counter, c.duplicates[id] ?? 0)
+      }
+      return sent
+    },
     kickLocal (deviceId) {
       const c = clientsOf(aedes)[deviceId]
       if (c === undefined) return false

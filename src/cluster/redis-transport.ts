@@ -10,12 +10,27 @@ import { createRedis } from '../shared/redis.ts'
 export interface RedisTransport {
   readonly mq: unknown
   readonly persistence: ReturnType<typeof redisPersistence>
+  /** False while the subscriber connection is down: messages published meanwhile never reach this node. */
+  subscriberReady (): boolean
   close (): Promise<void>
+}
+
+export interface SubscriberGap {
+  readonly startedAt: number
+  readonly endedAt: number
 }
 
 const GRACEFUL_MS = 1000
 
-export function createRedisTransport (opts: { url: string, nodeId: string, logger: Logger }): RedisTransport {
+export interface RedisTransportOptions {
+  readonly url: string
+  readonly nodeId: string
+  readonly logger: Logger
+  /** Called when the subscriber connection is back after a loss (ioredis has resubscribed every topic). */
+  readonly onSubscriberGap?: (gap: SubscriberGap) => void
+}
+
+export function createRedisTransport (opts: RedisTransportOptions): RedisTransport {
   const { logger } = opts
   const name = (role: string): string => `pushline:${opts.nodeId}:${role}`
   const pubConn = createRedis(opts.url, logger, name('mq-pub'), { commandTimeoutMs: 10_000 })
@@ -34,10 +49,42 @@ export function createRedisTransport (opts: { url: string, nodeId: string, logge
   const state = (mq as unknown as { state: NodeJS.EventEmitter }).state
   state.on('error', (err: Error) => { logger.warn({ event: 'mq_redis_error', err: err.message }, 'mqemitter-redis error') })
   const persistence = redisPersistence({ conn: persistenceConn })
+
+  // Pub/sub is at most once: whatever Redis published while the subscriber connection was down is gone for
+  // this node (research/aedes.md §6: Redis's output-buffer limit drops busy subscribers). Track the gap so the
+  // node reports not-ready, counts it, and can resend what persistent sessions have stored.
+  let ready = false
+  let closing = false
+  let gapStart: number | undefined
+  subConn.on('ready', () => {
+    ready = true
+    if (gapStart !== undefined) {
+      const gap = { startedAt: gapStart, endedAt: Date.now() }
+      gapStart = undefined
+      logger.warn({ event: 'pubsub_gap', ms: gap.endedAt - gap.startedAt }, 'redis subscriber connection was lost and is back: messages published meanwhile may not have reached this node')
+      opts.onSubscriberGap?.(gap)
+    }
+  })
+  subConn.on('close', () => {
+    if (ready && !closing) gapStart = Date.now()
+    ready = false
+  })
+
+  // DESIGN.md: Redis must not cut busy subscribers. Warn when it would (managed Redis may refuse CONFIG: then say nothing).
+  pubConn.call('CONFIG', 'GET', 'client-output-buffer-limit').then((reply) => {
+    const value = Array.isArray(reply) ? String(reply[1]) : ''
+    const m = /pubsub (\d+) (\d+) (\d+)/.exec(value)
+    if (m !== null && (m[1] !== '0' || m[2] !== '0')) {
+      logger.warn({ event: 'redis_pubsub_limit', value: m[0] }, 'Redis has a pub/sub output-buffer limit: under load it drops a busy node\'s subscriber connection. Set client-output-buffer-limit pubsub 0 0 0')
+    }
+  }, () => {})
+
   return {
     mq,
     persistence,
+    subscriberReady: () => ready,
     async close () {
+      closing = true
       // aedes closed the mq in broker.close(); the persistence is ours to destroy. Either may wait on Redis.
       await Promise.race([Promise.resolve(persistence.destroy()).catch(() => {}), new Promise((resolve) => setTimeout(resolve, GRACEFUL_MS).unref())])
       for (const conn of [persistenceConn, subConn, pubConn]) conn.disconnect()

@@ -14,6 +14,8 @@ export interface Metrics {
   readonly uplinksRefused: Counter<'reason'>
   readonly spoolRecords: Counter
   readonly spoolBytes: Counter
+  readonly pubsubGaps: Counter
+  readonly pubsubGapSeconds: Counter
 }
 
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
@@ -30,6 +32,8 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     uplinks: new Counter({ name: 'pushline_uplinks_total', help: 'uplinks accepted, by kind and QoS', labelNames: ['kind', 'qos'], registers }),
     uplinksRefused: new Counter({ name: 'pushline_uplinks_refused_total', help: 'uplinks refused, by reason', labelNames: ['reason'], registers }),
     spoolRecords: new Counter({ name: 'pushline_spool_records_total', help: 'uplinks written to the spool', registers }),
-    spoolBytes: new Counter({ name: 'pushline_spool_bytes_total', help: 'bytes written to the spool', registers })
+    spoolBytes: new Counter({ name: 'pushline_spool_bytes_total', help: 'bytes written to the spool', registers }),
+    pubsubGaps: new Counter({ name: 'pushline_pubsub_gaps_total', help: 'times the Redis subscriber connection was lost and came back', registers }),
+    pubsubGapSeconds: new Counter({ name: 'pushline_pubsub_gap_seconds_total', help: 'time without a Redis subscriber connection', registers })
   }
 }
