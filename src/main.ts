@@ -129,7 +129,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         presence: presenceStore,
         heartbeatMs: config.heartbeatMs,
         weight: config.nodeWeight,
-        drainRate: config.drainRate
+        drainRate: config.drainRate,
+        sessionExpiryMs: config.sessionExpirySeconds * 1000,
+        counters: counterStore
       })
       member = m
       // Registered before the broker opens, so it runs after the broker has closed its clients.

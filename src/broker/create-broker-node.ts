@@ -44,6 +44,8 @@ export interface BrokerNode {
    * acknowledged), as after a reconnect. Used after a pub/sub gap; duplicates are allowed at QoS 1.
    */
   resendStored (): Promise<number>
+  /** Deletes a stored (clean=false) session: its subscriptions, on every node, and its queued messages. */
+  dropSession (clientId: string): Promise<void>
   /** Closes the device's connection if this node holds it. */
   kickLocal (deviceId: string): boolean
   close (): Promise<void>
@@ -210,6 +212,10 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     liveSessions,
     liveClients,
     setAccepting (value) { accepting = value },
+    async dropSession (clientId) {
+      const store = (aedes as unknown as { persistence: { cleanSubscriptions: (c: { id: string }) => Promise<unknown> } }).persistence
+      await store.cleanSubscriptions({ id: clientId })
+    },
     async resendStored () {
       const store = (aedes as unknown as { persistence: { outgoingStream: (c: Client) => AsyncIterable<unknown> } }).persistence
       let sent = 0

@@ -1,6 +1,7 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
+import type { CounterStore } from '../stores/counter-store.ts'
 import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
 
@@ -33,6 +34,10 @@ export interface ClusterMemberOptions {
   readonly weight: number
   /** Clients closed per second while draining. */
   readonly drainRate: number
+  /** Stored sessions of devices offline longer than this are deleted; 0 keeps them forever. */
+  readonly sessionExpiryMs: number
+  /** Holds the cluster-wide lock that lets one node at a time run the session reaper. */
+  readonly counters: CounterStore
   readonly onPresence?: (event: PresenceEvent) => void
 }
 
@@ -148,6 +153,24 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     }
   }
 
+  // MQTT 3.1.1 sessions never expire by themselves: every node keeps every persistent subscription in memory
+  // and Redis keeps its queue. One node per interval (a cluster-wide lock) deletes the stale ones.
+  const reapEveryMs = Math.min(60_000, Math.max(1000, Math.round(opts.sessionExpiryMs / 4)))
+  let lastReap = 0
+  async function reapSessions (b: BrokerNode): Promise<void> {
+    if (opts.sessionExpiryMs === 0 || Date.now() - lastReap < reapEveryMs) return
+    lastReap = Date.now()
+    if ((await opts.counters.hit('session-reaper', reapEveryMs)).count !== 1) return
+    const stale = await presence.staleSince(Date.now() - opts.sessionExpiryMs, 1000)
+    for (const deviceId of stale) {
+      // A device that came back meanwhile is online and off the stale list: check before deleting.
+      if (await presence.get(deviceId) !== undefined) continue
+      await b.dropSession(deviceId)
+      await presence.forgetSeen(deviceId)
+    }
+    if (stale.length > 0) logger.info({ event: 'sessions_reaped', count: stale.length }, 'deleted expired persistent sessions')
+  }
+
   function startDrain (b: BrokerNode): void {
     draining = true
     b.setAccepting(false)
@@ -195,6 +218,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     }
     await reconcile(b).catch(fail('reconcile'))
     await sweepDeadNodes().catch(fail('dead-node sweep'))
+    await reapSessions(b).catch(fail('session reaper'))
   }
 
   function tick (): Promise<void> {

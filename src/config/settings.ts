@@ -133,6 +133,8 @@ export const settings = {
     'this node\'s weight for node assignment (0: never picked)'),
   heartbeatMs: setting('PUSHLINE_HEARTBEAT_MS', '2000', () => 2000, integer(50, 60_000),
     'node heartbeat period: a node is dead 1.5 periods after its last heartbeat, presence is reconciled every half period'),
+  sessionExpirySeconds: setting('PUSHLINE_SESSION_EXPIRY_SECONDS', '604800', () => 604_800, integer(0, 31_536_000),
+    'a persistent (clean=false) session whose device stayed offline this long is deleted with its queued messages; 0 keeps sessions forever'),
   drainRate: setting('PUSHLINE_DRAIN_RATE', '500', () => 500, integer(1, 1_000_000),
     'connections a draining node closes per second'),
   adminKeys: setting<string[] | undefined>('PUSHLINE_ADMIN_KEYS', 'unset: one generated and printed at start', none, keys(16),

@@ -30,6 +30,7 @@ export function createMemoryPresenceStore (): PresenceStore {
       const replaced = entries.get(deviceId)
       const entry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at }
       put(entry)
+      seen.delete(deviceId)
       return { entry, replaced }
     },
     async disconnect (deviceId, nodeId, e, at) {
@@ -58,6 +59,12 @@ export function createMemoryPresenceStore (): PresenceStore {
       if (cur !== undefined && cur.epoch >= entry.epoch) return false
       put(entry)
       return true
+    },
+    async staleSince (before, limit) {
+      return [...seen.entries()].filter(([, t]) => t < before).sort((x, y) => x[1] - y[1]).slice(0, limit).map(([id]) => id)
+    },
+    async forgetSeen (deviceId) {
+      seen.delete(deviceId)
     },
     async removeNode (nodeId, at) {
       const ids = [...(byNode.get(nodeId) ?? [])]

@@ -34,4 +34,8 @@ export interface PresenceStore {
   restore (entry: PresenceEntry): Promise<boolean>
   /** Removes every entry of a node (dead-node cleanup); resolves the removed device ids. */
   removeNode (nodeId: string, at: number): Promise<string[]>
+  /** Offline devices last seen before `before`, oldest first (for the session reaper). */
+  staleSince (before: number, limit: number): Promise<string[]>
+  /** Drops a device's last-seen mark once its stored session is gone. */
+  forgetSeen (deviceId: string): Promise<void>
 }

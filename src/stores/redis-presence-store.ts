@@ -3,12 +3,13 @@ import type { PresenceEntry, PresenceStore } from './presence-store.ts'
 
 // {prefix}presence      hash deviceId -> "nodeId epoch connectedAt"   (HLEN = devices online)
 // {prefix}presence:{n}  set of the device ids node n holds
-// {prefix}last-seen     hash deviceId -> epoch ms of the last disconnect
+// {prefix}last-seen     sorted set of offline devices, scored by the epoch ms of their last disconnect
 // {prefix}epoch         counter that gives every connection its epoch
 // Every write is one Lua script, so the hash and the node sets never disagree.
 
-// KEYS: presence, epoch, node set of the new node; ARGV: deviceId, nodeId, at, node-set prefix
+// KEYS: presence, epoch, node set of the new node, last-seen; ARGV: deviceId, nodeId, at, node-set prefix
 const CONNECT = `
+redis.call('ZREM', KEYS[4], ARGV[1])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local epoch = redis.call('INCR', KEYS[2])
 if old then
@@ -27,7 +28,7 @@ local node, epoch = string.match(cur, '^(%S+) (%d+)')
 if node ~= ARGV[2] or epoch ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1`
 
 // KEYS: presence, node set; ARGV: deviceId, nodeId, epoch, connectedAt, node-set prefix
@@ -50,7 +51,7 @@ for _, id in ipairs(ids) do
   local cur = redis.call('HGET', KEYS[1], id)
   if cur and string.match(cur, '^(%S+)') == ARGV[1] then
     redis.call('HDEL', KEYS[1], id)
-    redis.call('HSET', KEYS[3], id, ARGV[2])
+    redis.call('ZADD', KEYS[3], ARGV[2], id)
     table.insert(removed, id)
   end
 end
@@ -70,7 +71,7 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
 
   return {
     async connect (deviceId, nodeId, at) {
-      const [epoch, old] = await redis.eval(CONNECT, 3, presence, epochKey, nodePrefix + nodeId, deviceId, nodeId, at, nodePrefix) as [number, string | null]
+      const [epoch, old] = await redis.eval(CONNECT, 4, presence, epochKey, nodePrefix + nodeId, lastSeen, deviceId, nodeId, at, nodePrefix) as [number, string | null]
       return { entry: { deviceId, nodeId, epoch, connectedAt: at }, replaced: old === null ? undefined : parse(deviceId, old) }
     },
     async disconnect (deviceId, nodeId, epoch, at) {
@@ -81,7 +82,7 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       return raw === null ? undefined : parse(deviceId, raw)
     },
     async lastSeen (deviceId) {
-      const raw = await redis.hget(lastSeen, deviceId)
+      const raw = await redis.zscore(lastSeen, deviceId)
       return raw === null ? undefined : Number(raw)
     },
     async count () {
@@ -106,6 +107,12 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
     },
     async restore (entry) {
       return await redis.eval(RESTORE, 2, presence, nodePrefix + entry.nodeId, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix) === 1
+    },
+    async staleSince (before, limit) {
+      return await redis.zrangebyscore(lastSeen, '-inf', `(${before}`, 'LIMIT', 0, limit)
+    },
+    async forgetSeen (deviceId) {
+      await redis.zrem(lastSeen, deviceId)
     },
     async removeNode (nodeId, at) {
       return await redis.eval(REMOVE_NODE, 3, presence, nodePrefix + nodeId, lastSeen, nodeId, at) as string[]

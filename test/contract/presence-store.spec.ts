@@ -98,4 +98,19 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     const perNode = await Promise.all(['n0', 'n1', 'n2'].map((n) => store.countNode(n)))
     assert.equal(perNode.reduce((a, b) => a + b, 0), 100)
   })
+
+  test(`${name}: devices offline since before a time are listed oldest first, and a reconnect or forgetSeen takes them off`, async (t) => {
+    const store = await build(t)
+    const [a, b, c] = [dev(), dev(), dev()]
+    for (const [id, off] of [[a, 300], [b, 100], [c, 900]] as const) {
+      const { entry } = await store.connect(id, 'n1', 1)
+      await store.disconnect(id, 'n1', entry.epoch, off)
+    }
+    assert.deepEqual(await store.staleSince(500, 10), [b, a])
+    assert.deepEqual(await store.staleSince(500, 1), [b])
+    await store.connect(b, 'n1', 1000)
+    assert.deepEqual(await store.staleSince(500, 10), [a])
+    await store.forgetSeen(a)
+    assert.deepEqual(await store.staleSince(500, 10), [])
+  })
 }

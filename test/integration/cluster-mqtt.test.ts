@@ -147,3 +147,29 @@ test('across nodes: the first packet of a resumed persistent session is always C
     raw.socket.destroy()
   }
 })
+
+test('a persistent session whose device stays offline past the expiry is deleted: its queue empties and it resumes without a session', async (t) => {
+  const prefix = uniquePrefix()
+  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_HEARTBEAT_MS: '200', PUSHLINE_SESSION_EXPIRY_SECONDS: '1' }
+  const a = await startTestPlatform(t, { clusterPrefix: prefix, env })
+  const id = `expiring-${uid()}`
+  const keep = `kept-${uid()}`
+  const topic = `exp/${uid()}`
+  const old = await connectDevice(t, a.mqttUrl, id, '', { ...anon, clean: false })
+  await old.subscribeAsync(topic, { qos: 1 })
+  await old.endAsync()
+  const fresh = await connectDevice(t, a.mqttUrl, keep, '', { ...anon, clean: false })
+  await fresh.subscribeAsync(topic, { qos: 1 })
+
+  // Expiry 1 s, reaper every second: wait long enough for the stale session to be reaped.
+  await new Promise((resolve) => setTimeout(resolve, 3500))
+  const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
+  await pub.publishAsync(topic, 'after expiry', { qos: 1 })
+  const back = await connectDevice(t, a.mqttUrl, id, '', { ...anon, clean: false })
+  const got = collect(back)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.equal((back as unknown as { _resubscribeTopics?: unknown, connackPacket?: { sessionPresent: boolean } }).connackPacket?.sessionPresent, false)
+  assert.deepEqual(got, [], 'nothing was queued for the expired session')
+  assert.ok(a.logs.some((l) => l.event === 'sessions_reaped'))
+  assert.equal(fresh.connected, true, 'an online persistent session is never reaped')
+})

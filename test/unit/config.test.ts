@@ -98,6 +98,7 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_NODE_WEIGHT: '3',
     PUSHLINE_HEARTBEAT_MS: '500',
     PUSHLINE_DRAIN_RATE: '50',
+    PUSHLINE_SESSION_EXPIRY_SECONDS: '3600',
     PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '7',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
     PUSHLINE_SECRET_MAX_FAILURES: '3',
@@ -135,6 +136,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.nodeWeight, 3)
   assert.equal(c.heartbeatMs, 500)
   assert.equal(c.drainRate, 50)
+  assert.equal(c.sessionExpirySeconds, 3600)
   assert.equal(c.tokenRateDevicePerMinute, 7)
   assert.equal(c.tokenRateAddressPerMinute, 70)
   assert.equal(c.secretMaxFailures, 3)
