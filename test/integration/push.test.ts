@@ -5,6 +5,9 @@ import type { MqttClient } from 'mqtt'
 import { eventually, startTestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.ts'
+import { connectRedis } from '../helpers/services.ts'
+import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
+import mqtt from 'mqtt'
 
 // Push end to end: the API accepts a push, broker nodes write it to devices, receipts follow PUBACKs and
 // application acks, offline devices catch up on reconnect or pull their history.
@@ -19,7 +22,7 @@ function collect (c: MqttClient): Downlink[] {
   return got
 }
 
-async function receipts (api: TestPlatform, pushId: string, query = ''): Promise<{ counts: Record<string, number>, devices: Array<{ deviceId: string, state: string, id?: number, reason?: string }>, progress: { processed: number, total?: number, done: boolean }, next?: string }> {
+async function receipts (api: TestPlatform, pushId: string, query = ''): Promise<{ counts: Record<string, number>, devices: Array<{ deviceId: string, state: string, id?: number, reason?: string, at: number }>, progress: { processed: number, total?: number, done: boolean }, next?: string }> {
   const res = await api.api('GET', `/v1/admin/push/${pushId}${query}`)
   assert.equal(res.status, 200, JSON.stringify(res.body))
   return res.body
@@ -58,7 +61,7 @@ test('embedded mode: a push reaches an online device, PUBACK makes it delivered 
   await device.publishAsync(`devices/${id}/ack`, JSON.stringify({ id: 1 }), { qos: 1 })
   await waitForState(p, pushId, 'acked')
   const r = await receipts(p, pushId)
-  assert.deepEqual(r.devices, [{ deviceId: id, state: 'acked', id: 1, at: (r.devices[0] as { at: number } & Record<string, unknown>).at }])
+  assert.deepEqual(r.devices, [{ deviceId: id, state: 'acked', id: 1, at: r.devices[0]?.at }])
 
   const second = await push(p, { deviceId: id, data: 'two' })
   assert.ok(await eventually(async () => got.length === 2, 5000))
@@ -152,4 +155,108 @@ test('a device that was offline pulls its missed downlinks in id order with no g
   for (const pushId of pushIds) assert.equal((await receipts(cluster.api, pushId)).counts.delivered, 1)
   const window = await cluster.api.api('GET', `/v1/admin/devices/${id}/messages?after=2&before=6&limit=10`)
   assert.deepEqual(window.body.messages.map((m: { id: number }) => m.id), [3, 4, 5])
+})
+
+test('a group push reaches exactly the group\'s members', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
+  const group = `g-${uid()}`
+  const devices = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const id = `grp-${uid()}-${i}`
+    const member = i % 2 === 0
+    const { token } = await cluster.api.provision(id, member ? [group] : [])
+    const c = await connectDevice(t, (cluster.nodes[i % 2] as { mqttUrl: string }).mqttUrl, id, token)
+    await c.subscribeAsync(member ? [`broadcast/groups/${group}`, 'broadcast/all'] : ['broadcast/all'], { qos: 1 })
+    return { id, member, got: collect(c) }
+  }))
+  const pushId = await push(cluster.api, { group, data: { to: 'group' }, ttlSeconds: 60 })
+  await waitForState(cluster.api, pushId, 'delivered', 3)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  for (const d of devices) {
+    assert.deepEqual(d.got.map((m) => [m.topic, m.id, m.pushId, m.data]), d.member ? [[`broadcast/groups/${group}`, pushId, pushId, { to: 'group' }]] : [], d.id)
+  }
+  const r = await receipts(cluster.api, pushId)
+  assert.deepEqual(r.devices, [])
+  assert.equal(r.counts.sent, 0)
+})
+
+test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: 1000 })
+  const n = 2000
+  const tag = uid()
+  const ids = Array.from({ length: n }, (_, i) => `bc-${tag}-${i}`)
+  const tokens = new Map<string, string>()
+  for (let i = 0; i < n; i += 100) {
+    await Promise.all(ids.slice(i, i + 100).map(async (id) => { tokens.set(id, (await cluster.api.provision(id)).token) }))
+  }
+  let received = 0
+  const clients: mqtt.MqttClient[] = []
+  t.after(async () => { await Promise.all(clients.map((c) => c.endAsync(true))) })
+  for (let i = 0; i < n; i += 200) {
+    await Promise.all(ids.slice(i, i + 200).map(async (id, j) => {
+      const node = cluster.nodes[(i + j) % 3] as { mqttUrl: string }
+      const c = await mqtt.connectAsync(node.mqttUrl, { clientId: id, username: id, password: tokens.get(id), reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 4 })
+      clients.push(c)
+      c.on('message', () => { received++ })
+      await c.subscribeAsync('broadcast/all', { qos: 1 })
+    }))
+  }
+  const started = Date.now()
+  const pushId = await push(cluster.api, { all: true, data: { hello: 'everyone' }, ttlSeconds: 60 })
+  assert.ok(await eventually(async () => received === n, 20_000), `received ${received} of ${n}`)
+  const allReceived = Date.now() - started
+  await waitForState(cluster.api, pushId, 'delivered', n, 10_000)
+  const counted = Date.now() - started
+  t.diagnostic(`broadcast to ${n} devices on 3 nodes: all received in ${allReceived} ms, counted delivered in ${counted} ms`)
+  const r = await receipts(cluster.api, pushId)
+  assert.deepEqual(r.counts, { queued: 0, sent: 0, delivered: n, acked: 0, expired: 0, failed: 0 })
+  assert.equal(received, n)
+})
+
+test('a push to a list of 10,000 ids with some unknown ones runs as a job and reports every id', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
+  const store = createRedisDeviceStore({ redis: connectRedis(t), prefix: cluster.prefix })
+  const tag = uid()
+  const known = Array.from({ length: 9_900 }, (_, i) => `b-${tag}-${String(i).padStart(5, '0')}`)
+  const unknown = [...Array.from({ length: 98 }, (_, i) => `nobody-${tag}-${i}`), 'not a device id!', 'x'.repeat(65)]
+  for (let i = 0; i < known.length; i += 500) {
+    await Promise.all(known.slice(i, i + 500).map((id) => store.create({ id, groups: [], metadata: {}, secretHash: 'unused', enabled: true, createdAt: 1, updatedAt: 1 })))
+  }
+  // Two of them online, on different nodes.
+  const online = [known[0] as string, known[5000] as string]
+  const got = await Promise.all(online.map(async (id, i) => {
+    const rotated = await cluster.api.api('POST', `/v1/admin/devices/${id}/secret`)
+    const token = await cluster.api.token(id, rotated.body.secret as string)
+    const c = await connectDevice(t, (cluster.nodes[i] as { mqttUrl: string }).mqttUrl, id, token)
+    return collect(c)
+  }))
+  assert.ok(await eventually(async () => (await cluster.stats()).online === 2, 5000))
+
+  const ids = [...known, ...unknown].sort(() => Math.random() - 0.5)
+  const started = Date.now()
+  const pushId = await push(cluster.api, { deviceIds: ids, data: { batch: true }, ttlSeconds: 600 })
+  const accepted = Date.now() - started
+  let r = await receipts(cluster.api, pushId)
+  assert.ok(await eventually(async () => { r = await receipts(cluster.api, pushId); return r.progress.done }, 60_000, 200), `job not done: ${JSON.stringify(r.progress)}`)
+  const done = Date.now() - started
+  t.diagnostic(`10,000-id push: 202 after ${accepted} ms, job done after ${done} ms`)
+  assert.deepEqual(r.progress, { processed: 10_000, total: 10_000, done: true })
+  await waitForState(cluster.api, pushId, 'delivered', 2)
+  r = await receipts(cluster.api, pushId)
+  assert.deepEqual(r.counts, { queued: 9_898, sent: 0, delivered: 2, acked: 0, expired: 0, failed: 100 })
+  for (const g of got) assert.equal(g.length, 1)
+
+  const states = new Map<string, { state: string, id?: number, reason?: string }>()
+  let after: string | undefined
+  do {
+    const page = await receipts(cluster.api, pushId, `?limit=1000${after === undefined ? '' : `&after=${encodeURIComponent(after)}`}`)
+    for (const d of page.devices) states.set(d.deviceId, d)
+    after = page.next
+  } while (after !== undefined)
+  assert.equal(states.size, 10_000)
+  for (const id of unknown) assert.deepEqual([states.get(id)?.state, states.get(id)?.reason], ['failed', 'unknown device'], id)
+  for (const id of known) {
+    const s = states.get(id)
+    assert.equal(s?.id, 1, id)
+    assert.equal(s?.state, online.includes(id) ? 'delivered' : 'queued', id)
+  }
 })
