@@ -57,6 +57,12 @@ export interface BrokerNode {
   close (): Promise<void>
 }
 
+/**
+ * Packets whose brokerId ends with this are written to one client directly (push downlinks): their QoS 1 state is
+ * kept by their sender, never in the session store, where nothing would ever delete it.
+ */
+export const DIRECT_BROKER_ID_SUFFIX = ':direct'
+
 // aedes keeps `clients` off its type declarations.
 type ClientMap = Record<string, Client | undefined>
 const clientsOf = (aedes: Aedes): ClientMap => (aedes as unknown as { clients: ClientMap }).clients
@@ -79,6 +85,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
   })
+  {
+    const store = persistence as unknown as { outgoingUpdate: (client: Client, packet: { brokerId?: string }) => Promise<unknown> }
+    const update = store.outgoingUpdate.bind(persistence)
+    store.outgoingUpdate = async (client, packet) => {
+      if (packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true) return
+      return await update(client, packet)
+    }
+  }
   // handlePuback calls outgoingClearMessageId with the PUBACK: the one place that sees its packet id.
   if (opts.onPuback !== undefined) {
     const onPuback = opts.onPuback

@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
-import type { BrokerNode } from '../broker/create-broker-node.ts'
+import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptCounts, ReceiptStore } from '../stores/receipt-store.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
@@ -53,7 +53,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const now = opts.now ?? Date.now
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
   const pending = new Map<string, Partial<ReceiptCounts>>()
-  const brokerId = `${opts.nodeId}:push`
+  const brokerId = `${opts.nodeId}${DIRECT_BROKER_ID_SUFFIX}`
   let counter = 0
   let broker: BrokerNode | undefined
   let flushTimer: NodeJS.Timeout | undefined

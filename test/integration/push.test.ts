@@ -260,3 +260,26 @@ test('a push to a list of 10,000 ids with some unknown ones runs as a job and re
     assert.equal(s?.state, online.includes(id) ? 'delivered' : 'queued', id)
   }
 })
+
+test('a device with a persistent session gets its push once, and nothing of it is left in the session store', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
+  const id = `persist-${uid()}`
+  const { token } = await cluster.api.provision(id)
+  const node = cluster.nodes[0] as { mqttUrl: string, nodeId: string }
+  const device = await connectDevice(t, node.mqttUrl, id, token, { clean: false })
+  await device.subscribeAsync(`devices/${id}/down`, { qos: 1 })
+  const got = collect(device)
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true, 5000))
+  const pushId = await push(cluster.api, { deviceId: id, data: 'once', ttlSeconds: 60 })
+  await waitForState(cluster.api, pushId, 'delivered')
+  await device.endAsync()
+
+  const back = await connectDevice(t, (cluster.nodes[1] as { mqttUrl: string }).mqttUrl, id, token, { clean: false })
+  const again = collect(back)
+  await new Promise((resolve) => setTimeout(resolve, 700))
+  assert.deepEqual(got.map((m) => m.data), ['once'])
+  assert.deepEqual(again, [])
+  const redis = connectRedis(t)
+  assert.deepEqual(await redis.keys(`packet:${node.nodeId}:direct*`), [])
+  assert.equal(await redis.llen(`outgoing:${id}`), 0)
+})
