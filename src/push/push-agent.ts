@@ -47,6 +47,11 @@ interface ClientInternals {
 }
 
 const CATCH_UP_LIMIT = 1000
+/**
+ * The delivered mark is a high-water mark: a PUBACK for id n can come before the one for n - 1, and a device that
+ * drops then leaves n - 1 below the mark. Catch-up looks this far below the mark too (receipts decide what is sent).
+ */
+const CATCH_UP_BELOW_MARK = 100
 
 export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const { history, receipts, logger } = opts
@@ -122,7 +127,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   async function catchUp (client: Client): Promise<void> {
     const deviceId = client.id
     const mark = await history.delivered(deviceId)
-    const entries = await history.range(deviceId, { after: mark, limit: CATCH_UP_LIMIT })
+    const entries = await history.range(deviceId, { after: Math.max(0, mark - CATCH_UP_BELOW_MARK), limit: CATCH_UP_LIMIT })
     for (const entry of entries) {
       if (client.closed) return
       const receipt = await receipts.getReceipt(entry.pushId, deviceId)

@@ -197,12 +197,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
     async pull (deviceId, after, limit) {
       const entries = await history.range(deviceId, { after, limit })
       const at = now()
-      let highest = 0
-      for (const e of entries) {
-        if (e.expiresAt <= at) continue
-        if (await receipts.transition(e.pushId, deviceId, 'delivered', at)) highest = e.id
-      }
-      if (highest > 0) await history.markDelivered(deviceId, highest)
+      const live = entries.filter((e) => e.expiresAt > at)
+      await Promise.all(live.map((e) => receipts.transition(e.pushId, deviceId, 'delivered', at)))
+      const highest = live.at(-1)?.id
+      if (highest !== undefined) await history.markDelivered(deviceId, highest)
       return entries.map((e) => ({ id: e.id, pushId: e.pushId, sentAt: e.sentAt, data: e.data }))
     },
 

@@ -71,6 +71,21 @@ test('embedded mode: a push reaches an online device, PUBACK makes it delivered 
   assert.deepEqual(history.body.messages.map((m: { id: number, data: unknown }) => [m.id, m.data]), [[1, { cmd: 'reboot' }], [2, 'two']])
 })
 
+test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once written, to a device and as a broadcast', async (t) => {
+  const p = await startTestPlatform(t)
+  const id = `q0-${uid()}`
+  const { token } = await p.provision(id)
+  const device = await connectDevice(t, p.mqttUrl, id, token)
+  await device.subscribeAsync([`devices/${id}/down`, 'broadcast/all'], { qos: 1 })
+  const qos: number[] = []
+  device.on('message', (_topic, _payload, packet) => { qos.push(packet.qos) })
+  const direct = await push(p, { deviceId: id, data: 'd', qos: 0 })
+  await waitForState(p, direct, 'delivered')
+  const all = await push(p, { all: true, data: 'b', qos: 0 })
+  await waitForState(p, all, 'delivered')
+  assert.deepEqual(qos, [0, 0])
+})
+
 test('bad push requests get 400 with a stable code, and an unknown push or device 404', async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_DATA_BYTES: '1024', PUSHLINE_PUSH_MAX_TTL_SECONDS: '3600' } })
   const id = `bad-${uid()}`
