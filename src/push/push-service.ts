@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
+import { DEVICE_ID_PATTERN } from '../registry/device-service.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
@@ -15,7 +16,7 @@ import type { DeliveryChannel, TargetedDelivery } from './delivery-channel.ts'
 
 export const MAX_DEVICE_IDS = 100_000
 const CHUNK = 500
-const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
+const DEVICE_ID = new RegExp(DEVICE_ID_PATTERN)
 
 export interface PushRequest {
   readonly deviceId?: string
