@@ -34,6 +34,7 @@ import { createRedisPresenceStore } from './stores/redis-presence-store.ts'
 import { createRedisCounterStore } from './stores/redis-counter-store.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
+import { createPushStack } from './push/push-stack.ts'
 
 const CLOSE_STEP_MS = 3000
 
@@ -87,6 +88,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
     const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
     const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
+
+    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose })
 
     let spool: FileSpool | undefined
     let broker: BrokerNode | undefined
@@ -171,10 +174,12 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
         uplinks: s,
         mq: transport?.mq,
-        persistence: transport?.persistence
+        persistence: transport?.persistence,
+        ...pushStack.brokerHooks
       })
       broker = b
       onClose('broker', () => b.close())
+      await pushStack.startAgent(b)
       const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => b.aedes.handle(stream, req) })
       listeners = l
       // Stop accepting before the broker closes its clients.
@@ -223,7 +228,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
             addressPerMinute: config.tokenRateAddressPerMinute,
             maxFailures: config.secretMaxFailures,
             lockoutMs: config.secretLockoutSeconds * 1000
-          })
+          }),
+          push: pushStack.service
         }
       })
     })

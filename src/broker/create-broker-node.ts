@@ -29,6 +29,10 @@ export interface BrokerNodeOptions {
   readonly mq?: AedesOptions['mq']
   readonly persistence?: object
   readonly heartbeatIntervalMs?: number
+  /** A device's application ack (a publish on devices/{id}/ack), consumed here and not routed. */
+  readonly onDeviceAck?: (deviceId: string, payload: Buffer) => void
+  /** A PUBACK from a client, with the packet id it acknowledges (aedes's 'ack' event does not carry it). */
+  readonly onPuback?: (client: Client, messageId: number) => void
 }
 
 export interface BrokerNode {
@@ -48,8 +52,16 @@ export interface BrokerNode {
   dropSession (clientId: string): Promise<void>
   /** Closes the device's connection if this node holds it. */
   kickLocal (deviceId: string): boolean
+  /** The device's live client on this node, if any. */
+  localClient (deviceId: string): Client | undefined
   close (): Promise<void>
 }
+
+/**
+ * Packets whose brokerId ends with this are written to one client directly (push downlinks): their QoS 1 state is
+ * kept by their sender, never in the session store, where nothing would ever delete it.
+ */
+export const DIRECT_BROKER_ID_SUFFIX = ':direct'
 
 // aedes keeps `clients` off its type declarations.
 type ClientMap = Record<string, Client | undefined>
@@ -73,6 +85,24 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
   })
+  {
+    const store = persistence as unknown as { outgoingUpdate: (client: Client, packet: { brokerId?: string }) => Promise<unknown> }
+    const update = store.outgoingUpdate.bind(persistence)
+    store.outgoingUpdate = async (client, packet) => {
+      if (packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true) return
+      return await update(client, packet)
+    }
+  }
+  // handlePuback calls outgoingClearMessageId with the PUBACK: the one place that sees its packet id.
+  if (opts.onPuback !== undefined) {
+    const onPuback = opts.onPuback
+    const store = persistence as unknown as { outgoingClearMessageId: (client: Client, packet: { messageId?: number }) => Promise<unknown> }
+    const clear = store.outgoingClearMessageId.bind(persistence)
+    store.outgoingClearMessageId = (client, packet) => {
+      if (packet.messageId !== undefined && (packet as { cmd?: string }).cmd === 'puback') onPuback(client, packet.messageId)
+      return clear(client, packet)
+    }
+  }
 
   const aedes = new Aedes({
     id: opts.nodeId,
@@ -148,7 +178,10 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         return done(null)
       }
       consumed.add(packet)
-      if (route.type === 'ack') return done(null)
+      if (route.type === 'ack') {
+        opts.onDeviceAck?.(identity.deviceId, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+        return done(null)
+      }
 
       // The hand-off happens here, before aedes writes the PUBACK (research/aedes.md §5): a QoS 1 uplink is
       // acknowledged only once the sink holds it. A failed hand-off closes the connection; the device resends.
@@ -233,6 +266,10 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         for (const [id, counter] of Object.entries(highest)) c.duplicates[id] = Math.max(counter, c.duplicates[id] ?? 0)
       }
       return sent
+    },
+    localClient (deviceId) {
+      const c = clientsOf(aedes)[deviceId]
+      return c === undefined || c.closed ? undefined : c
     },
     kickLocal (deviceId) {
       const c = clientsOf(aedes)[deviceId]

@@ -169,7 +169,15 @@ export const settings = {
   aclDenyAction: setting<AclDenyAction>('PUSHLINE_ACL_DENY_ACTION', 'drop', () => 'drop', oneOf('drop', 'disconnect'),
     'what a forbidden publish does: `drop` (counted) or `disconnect`'),
   shutdownGraceMs: setting('PUSHLINE_SHUTDOWN_GRACE_MS', '5000', () => 5000, integer(100, 120_000),
-    'longest a graceful stop waits before it exits anyway')
+    'longest a graceful stop waits before it exits anyway'),
+  historyMaxMessages: setting('PUSHLINE_HISTORY_MAX_MESSAGES', '1000', () => 1000, integer(1, 1_000_000),
+    'downlinks kept in each device\'s history (the oldest go first)'),
+  historyMaxAgeSeconds: setting('PUSHLINE_HISTORY_MAX_AGE_SECONDS', '604800', () => 604_800, integer(60, 31_536_000),
+    'downlinks older than this leave the history'),
+  pushMaxTtlSeconds: setting('PUSHLINE_PUSH_MAX_TTL_SECONDS', '604800', () => 604_800, integer(1, 31_536_000),
+    'largest `ttlSeconds` a push may ask for'),
+  pushMaxDataBytes: setting('PUSHLINE_PUSH_MAX_DATA_BYTES', '65536', () => 65_536, integer(16, 8_388_608),
+    'largest push `data`, measured as JSON')
 } as const
 
 export type Settings = typeof settings

@@ -16,6 +16,9 @@ import type { PresenceStore } from '../stores/presence-store.ts'
 import { healthRoutes, type ReadinessReport } from './routes/health.ts'
 import { registryRoutes } from './routes/registry.ts'
 import { ErrorBody } from './schemas.ts'
+import type { PushService } from '../push/push-service.ts'
+import { adminPushRoutes } from './routes/admin-push.ts'
+import { deviceMessageRoutes } from './routes/device-messages.ts'
 
 export interface HttpAppOptions {
   readonly logger: Logger
@@ -29,6 +32,7 @@ export interface HttpAppOptions {
     readonly devices: DeviceService
     readonly guard: TokenGuard
     readonly cluster: { readonly registry: NodeRegistry, readonly presence: PresenceStore, readonly heartbeatMs: number }
+    readonly push?: PushService
   }
 }
 
@@ -57,12 +61,14 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
   if (opts.registry !== undefined) {
-    const { devices, guard, cluster } = opts.registry
+    const { devices, guard, cluster, push } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
+    if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push })
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
+      if (push !== undefined) await admin.register(adminPushRoutes, { push })
     })
   }
   return app

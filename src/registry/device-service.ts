@@ -61,6 +61,8 @@ export interface DeviceService {
   issueToken (id: string, credentials: TokenCredentials): Promise<IssuedToken>
   /** The broker's check: the token's record if it is a live token of this device. */
   checkToken (deviceId: string, token: string): Promise<TokenRecord | undefined>
+  /** The device a live token belongs to (a device's own HTTP requests), if any. */
+  deviceForToken (token: string): Promise<string | undefined>
 }
 
 function view (d: Device): DeviceView {
@@ -163,6 +165,10 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     async checkToken (deviceId, token) {
       const rec = await tokens.get(hashToken(token), now())
       return rec?.deviceId === deviceId ? rec : undefined
+    },
+
+    async deviceForToken (token) {
+      return (await tokens.get(hashToken(token), now()))?.deviceId
     }
   }
 }

@@ -1,3 +1,7 @@
+import { historyStoreSpec } from '../contract/history-store.spec.ts'
+import { receiptStoreSpec } from '../contract/receipt-store.spec.ts'
+import { createRedisHistoryStore } from '../../src/stores/redis-history-store.ts'
+import { createRedisReceiptStore } from '../../src/stores/redis-receipt-store.ts'
 import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
 import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
@@ -15,3 +19,5 @@ tokenStoreSpec('redis token store', async (t) => createRedisTokenStore({ redis: 
 counterStoreSpec('redis counter store', async (t) => createRedisCounterStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))
+historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
+receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))

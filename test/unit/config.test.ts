@@ -107,7 +107,11 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_MAX_PAYLOAD_BYTES: '1024',
     PUSHLINE_SPOOL_FSYNC: 'interval',
     PUSHLINE_ACL_DENY_ACTION: 'disconnect',
-    PUSHLINE_SHUTDOWN_GRACE_MS: '250'
+    PUSHLINE_SHUTDOWN_GRACE_MS: '250',
+    PUSHLINE_HISTORY_MAX_MESSAGES: '50',
+    PUSHLINE_HISTORY_MAX_AGE_SECONDS: '3600',
+    PUSHLINE_PUSH_MAX_TTL_SECONDS: '7200',
+    PUSHLINE_PUSH_MAX_DATA_BYTES: '4096'
   }
   // Guard: this test covers every setting in the table, so a new setting must be added here.
   assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), Object.keys(env).sort())
@@ -146,6 +150,10 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.spoolFsync, 'interval')
   assert.equal(c.aclDenyAction, 'disconnect')
   assert.equal(c.shutdownGraceMs, 250)
+  assert.equal(c.historyMaxMessages, 50)
+  assert.equal(c.historyMaxAgeSeconds, 3600)
+  assert.equal(c.pushMaxTtlSeconds, 7200)
+  assert.equal(c.pushMaxDataBytes, 4096)
   assert.equal(c.mode, 'cluster')
 })
 

@@ -1,3 +1,7 @@
+import { historyStoreSpec } from '../contract/history-store.spec.ts'
+import { receiptStoreSpec } from '../contract/receipt-store.spec.ts'
+import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
+import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
 import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts'
 import { createMemoryTokenStore } from '../../src/stores/memory-token-store.ts'
 import { deviceStoreSpec } from '../contract/device-store.spec.ts'
@@ -14,3 +18,5 @@ tokenStoreSpec('memory token store', async () => createMemoryTokenStore())
 counterStoreSpec('memory counter store', async () => createMemoryCounterStore())
 presenceStoreSpec('memory presence store', async () => createMemoryPresenceStore())
 nodeRegistrySpec('memory node registry', async () => createMemoryNodeRegistry())
+historyStoreSpec('memory history store', async (_t, limits) => createMemoryHistoryStore(limits))
+receiptStoreSpec('memory receipt store', async () => createMemoryReceiptStore())

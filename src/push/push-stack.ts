@@ -1,0 +1,89 @@
+import type { Client } from 'aedes'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { BrokerNode } from '../broker/create-broker-node.ts'
+import type { Config } from '../config/load-config.ts'
+import { closeRedis, createRedis } from '../shared/redis.ts'
+import type { DeviceStore } from '../stores/device-store.ts'
+import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
+import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
+import type { PresenceStore } from '../stores/presence-store.ts'
+import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
+import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
+import { createLocalDeliveryChannel } from './delivery-channel.ts'
+import { createPushAgent, type PushAgent } from './push-agent.ts'
+import { createPushService, type PushService } from './push-service.ts'
+import { createRedisDeliveryChannel } from './redis-delivery-channel.ts'
+
+// Wires the push parts for main.ts (kept apart so the composition root gains only a few lines):
+// stores (memory or Redis), the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
+// the push service (API processes) and the push agent (broker processes).
+
+export interface PushStackOptions {
+  readonly config: Config
+  readonly redis: Redis | undefined
+  readonly runsBroker: boolean
+  readonly servesApi: boolean
+  readonly logger: Logger
+  readonly devices: DeviceStore
+  readonly presence: PresenceStore
+  readonly onClose: (name: string, fn: () => Promise<unknown>) => void
+}
+
+export interface PushStack {
+  readonly service: PushService | undefined
+  /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
+  readonly brokerHooks: {
+    readonly onPuback: (client: Client, messageId: number) => void
+    readonly onDeviceAck: (deviceId: string, payload: Buffer) => void
+  }
+  startAgent (broker: BrokerNode): Promise<void>
+}
+
+export async function createPushStack (opts: PushStackOptions): Promise<PushStack> {
+  const { config, redis, logger } = opts
+  const prefix = config.redisPrefix
+  const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
+  const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
+  const receipts = redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix })
+
+  let channel
+  if (redis === undefined) {
+    channel = createLocalDeliveryChannel()
+  } else {
+    const subscriber = opts.runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:push`) : undefined
+    if (subscriber !== undefined) opts.onClose('push subscriber', () => closeRedis(subscriber))
+    channel = createRedisDeliveryChannel({ publisher: redis, subscriber, prefix, logger })
+  }
+
+  let service: PushService | undefined
+  if (opts.servesApi) {
+    const s = createPushService({
+      devices: opts.devices,
+      presence: opts.presence,
+      history,
+      receipts,
+      channel,
+      logger,
+      maxTtlSeconds: config.pushMaxTtlSeconds,
+      maxDataBytes: config.pushMaxDataBytes
+    })
+    service = s
+    opts.onClose('push jobs', () => s.idle())
+  }
+
+  let agent: PushAgent | undefined
+  return {
+    service,
+    brokerHooks: {
+      onPuback: (client, messageId) => { agent?.onPuback(client, messageId) },
+      onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
+    },
+    async startAgent (broker) {
+      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel })
+      agent = a
+      await a.start(broker)
+      opts.onClose('push agent', () => a.close())
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// Push records and receipts. A push record describes the push (target, ttl, qos) and its job progress; each
+// targeted device has one receipt whose state only moves forward:
+//   queued -> sent -> delivered -> acked   (forward jumps allowed, e.g. queued -> acked after a pull and an ack)
+//   queued | sent -> expired
+//   any state but acked, expired, failed -> failed
+// A late or repeated transition changes nothing and counts nothing. Counts by state are exact: they move in the
+// same atomic step as the state. Group and broadcast pushes keep counts only (addCounts).
+// Implementations: memory-receipt-store.ts, redis-receipt-store.ts; both pass test/contract/receipt-store.spec.ts.
+
+export const receiptStates = ['queued', 'sent', 'delivered', 'acked', 'expired', 'failed'] as const
+export type ReceiptState = typeof receiptStates[number]
+export type ReceiptCounts = Record<ReceiptState, number>
+
+export type PushTarget =
+  | { readonly kind: 'device', readonly deviceId: string }
+  | { readonly kind: 'devices', readonly count: number }
+  | { readonly kind: 'group', readonly group: string }
+  | { readonly kind: 'all' }
+
+export interface PushRecord {
+  readonly pushId: string
+  readonly target: PushTarget
+  readonly qos: 0 | 1
+  readonly ttlSeconds: number
+  readonly createdAt: number
+}
+
+export interface PushStatus extends PushRecord {
+  /** Targets resolved so far (job progress) and in all (known once resolution ends; for a list, at once). */
+  readonly processed: number
+  readonly total: number | undefined
+  readonly done: boolean
+  readonly counts: ReceiptCounts
+}
+
+export interface Receipt {
+  readonly deviceId: string
+  readonly state: ReceiptState
+  /** The device's message id, when a history entry was made. */
+  readonly id?: number
+  readonly reason?: string
+  /** Epoch ms of the last state change. */
+  readonly at: number
+}
+
+export interface ReceiptPage {
+  readonly receipts: Receipt[]
+  /** Pass as `after` for the next page; undefined on the last one. */
+  readonly next: string | undefined
+}
+
+export interface ReceiptStore {
+  createPush (record: PushRecord, total: number | undefined): Promise<void>
+  getPush (pushId: string): Promise<PushStatus | undefined>
+  /** Adds to the processed count; sets total and done when given. */
+  progress (pushId: string, processed: number, end?: { total: number }): Promise<void>
+  /** Creates receipts (queued or failed) for devices that have none yet; existing ones are left alone. */
+  open (pushId: string, receipts: ReadonlyArray<Omit<Receipt, 'at'>>, at: number): Promise<void>
+  /** Moves a receipt forward; resolves whether it moved. */
+  transition (pushId: string, deviceId: string, to: ReceiptState, at: number, reason?: string): Promise<boolean>
+  getReceipt (pushId: string, deviceId: string): Promise<Receipt | undefined>
+  /** Receipts in device id order. */
+  list (pushId: string, after: string | undefined, limit: number): Promise<ReceiptPage>
+  /** Count-only pushes (groups, broadcasts): adds the deltas to the counts. */
+  addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
+  /** Marks the push as swept for expiry; resolves true only for the first caller. */
+  claimExpirySweep (pushId: string): Promise<boolean>
+}
+
+const rank: Record<ReceiptState, number> = { queued: 0, sent: 1, delivered: 2, acked: 3, expired: 4, failed: 5 }
+
+/** The transition rule both implementations apply (the Redis one in Lua, with the same table). */
+export function mayMove (from: ReceiptState, to: ReceiptState): boolean {
+  if (from === 'acked' || from === 'expired' || from === 'failed') return false
+  if (to === 'failed') return true
+  if (to === 'expired') return from === 'queued' || from === 'sent'
+  return rank[to] > rank[from]
+}
+
+export function zeroCounts (): ReceiptCounts {
+  return { queued: 0, sent: 0, delivered: 0, acked: 0, expired: 0, failed: 0 }
+}

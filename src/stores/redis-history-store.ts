@@ -1,0 +1,68 @@
+import type { Redis } from 'ioredis'
+import type { HistoryEntry, HistoryLimits, HistoryStore } from './history-store.ts'
+
+// {prefix}hist:{deviceId}       sorted set scored by id, members are the entries as JSON
+// {prefix}hist-meta:{deviceId}  hash: seq (last id given), delivered (high-water mark); never expires, so ids
+//                               keep increasing even after the entries have aged out
+
+// KEYS[1] entries, KEYS[2] meta; ARGV[1] entry JSON without id, ARGV[2] max messages, ARGV[3] age cutoff (ms),
+// ARGV[4] key ttl (ms). Returns the new id.
+const APPEND = `
+local id = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local entry = cjson.decode(ARGV[1])
+entry['id'] = id
+redis.call('ZADD', KEYS[1], id, cjson.encode(entry))
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+local cutoff = tonumber(ARGV[3])
+while true do
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0)
+  if #first == 0 then break end
+  if cjson.decode(first[1])['sentAt'] >= cutoff then break end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return id`
+
+// KEYS[1] meta; ARGV[1] id
+const MARK = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'delivered', ARGV[1]) end
+return 1`
+
+export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now }: { redis: Redis, prefix: string, limits: HistoryLimits, now?: () => number }): HistoryStore {
+  const entriesKey = (d: string): string => `${prefix}hist:${d}`
+  const metaKey = (d: string): string => `${prefix}hist-meta:${d}`
+  const parse = (raw: string): HistoryEntry => JSON.parse(raw) as HistoryEntry
+  return {
+    async append (deviceId, entry) {
+      // cjson turns an empty JSON object and an empty array into the same thing: keep data as text inside the script.
+      const t = now()
+      const json = JSON.stringify({ pushId: entry.pushId, sentAt: entry.sentAt, expiresAt: entry.expiresAt, qos: entry.qos, d: JSON.stringify(entry.data) })
+      const id = await redis.eval(APPEND, 2, entriesKey(deviceId), metaKey(deviceId), json, limits.maxMessages, t - limits.maxAgeMs, limits.maxAgeMs) as number
+      return { ...entry, id }
+    },
+    async range (deviceId, range, at = now()) {
+      const min = `(${range.after ?? 0}`
+      const max = range.before === undefined ? '+inf' : `(${range.before}`
+      const cutoff = at - limits.maxAgeMs
+      // Aged entries are dropped on the next append; skip them here.
+      const raws = await redis.zrangebyscore(entriesKey(deviceId), min, max, 'LIMIT', 0, range.limit + 64)
+      return raws.map(decode).filter((e) => e.sentAt >= cutoff).slice(0, range.limit)
+    },
+    async get (deviceId, id) {
+      const raws = await redis.zrangebyscore(entriesKey(deviceId), id, id)
+      return raws.length === 0 ? undefined : decode(raws[0] as string)
+    },
+    async markDelivered (deviceId, id) {
+      await redis.eval(MARK, 1, metaKey(deviceId), id)
+    },
+    async delivered (deviceId) {
+      return Number(await redis.hget(metaKey(deviceId), 'delivered') ?? 0)
+    }
+  }
+  function decode (raw: string): HistoryEntry {
+    const e = parse(raw) as HistoryEntry & { d: string }
+    return { id: e.id, pushId: e.pushId, sentAt: e.sentAt, expiresAt: e.expiresAt, qos: e.qos, data: JSON.parse(e.d) as unknown }
+  }
+}

@@ -1,0 +1,119 @@
+import type { Redis } from 'ioredis'
+import { receiptStates, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
+
+// {prefix}push:{pushId}      hash: record (JSON), processed, total, done, swept, and c:{state} counts
+// {prefix}push:{pushId}:r    hash: deviceId -> receipt JSON {state, id?, reason?, at}
+// {prefix}push:{pushId}:ids  sorted set (all scores 0) of device ids, paged with ZRANGEBYLEX
+// All three expire together, a week after the push's ttl ends.
+
+const RETAIN_AFTER_TTL_MS = 7 * 24 * 3600 * 1000
+
+// KEYS[1] push, KEYS[2] receipts, KEYS[3] ids; ARGV[1] retention ms, then (deviceId, state, receipt JSON) triples
+const OPEN = `
+for i = 2, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 2]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'c:' .. ARGV[i + 1], 1)
+    redis.call('ZADD', KEYS[3], 0, ARGV[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return 1`
+
+// KEYS[1] push, KEYS[2] receipts; ARGV[1] deviceId, ARGV[2] target state, ARGV[3] at, ARGV[4] reason ('' for none)
+// The rule is mayMove() in receipt-store.ts.
+const TRANSITION = `
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local r = cjson.decode(raw)
+local from, to = r['state'], ARGV[2]
+if from == 'acked' or from == 'expired' or from == 'failed' then return 0 end
+local rank = { queued = 0, sent = 1, delivered = 2, acked = 3 }
+local ok
+if to == 'failed' then ok = true
+elseif to == 'expired' then ok = (from == 'queued' or from == 'sent')
+else ok = rank[to] ~= nil and rank[to] > rank[from] end
+if not ok then return 0 end
+r['state'] = to
+r['at'] = tonumber(ARGV[3])
+if ARGV[4] ~= '' then r['reason'] = ARGV[4] end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(r))
+redis.call('HINCRBY', KEYS[1], 'c:' .. from, -1)
+redis.call('HINCRBY', KEYS[1], 'c:' .. to, 1)
+return 1`
+
+export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, prefix: string }): ReceiptStore {
+  const pushKey = (id: string): string => `${prefix}push:${id}`
+  const receiptsKey = (id: string): string => `${prefix}push:${id}:r`
+  const idsKey = (id: string): string => `${prefix}push:${id}:ids`
+  const retention = new Map<string, number>()
+  const retentionOf = async (pushId: string): Promise<number> => {
+    let ms = retention.get(pushId)
+    if (ms === undefined) {
+      const raw = await redis.hget(pushKey(pushId), 'record')
+      ms = raw === null ? RETAIN_AFTER_TTL_MS : (JSON.parse(raw) as PushRecord).ttlSeconds * 1000 + RETAIN_AFTER_TTL_MS
+      if (retention.size > 1000) retention.clear()
+      retention.set(pushId, ms)
+    }
+    return ms
+  }
+  const decode = (deviceId: string, raw: string): Receipt => ({ deviceId, ...(JSON.parse(raw) as Omit<Receipt, 'deviceId'>) })
+
+  return {
+    async createPush (record, total) {
+      const ms = record.ttlSeconds * 1000 + RETAIN_AFTER_TTL_MS
+      retention.set(record.pushId, ms)
+      const fields: Record<string, string | number> = { record: JSON.stringify(record), processed: 0, done: 0 }
+      for (const s of receiptStates) fields[`c:${s}`] = 0
+      if (total !== undefined) fields.total = total
+      await redis.multi().hset(pushKey(record.pushId), fields).pexpire(pushKey(record.pushId), ms).exec()
+    },
+    async getPush (pushId): Promise<PushStatus | undefined> {
+      const h = await redis.hgetall(pushKey(pushId))
+      if (h.record === undefined) return undefined
+      const counts = zeroCounts()
+      for (const s of receiptStates) counts[s] = Number(h[`c:${s}`] ?? 0)
+      return {
+        ...(JSON.parse(h.record) as PushRecord),
+        processed: Number(h.processed ?? 0),
+        total: h.total === undefined ? undefined : Number(h.total),
+        done: h.done === '1',
+        counts
+      }
+    },
+    async progress (pushId, processed, end) {
+      const m = redis.multi().hincrby(pushKey(pushId), 'processed', processed)
+      if (end !== undefined) m.hset(pushKey(pushId), { total: end.total, done: 1 })
+      await m.exec()
+    },
+    async open (pushId, receipts, at) {
+      if (receipts.length === 0) return
+      const args: Array<string | number> = [await retentionOf(pushId)]
+      for (const { deviceId, ...rest } of receipts) args.push(deviceId, rest.state, JSON.stringify({ ...rest, at }))
+      await redis.eval(OPEN, 3, pushKey(pushId), receiptsKey(pushId), idsKey(pushId), ...args)
+    },
+    async transition (pushId, deviceId, to, at, reason) {
+      return await redis.eval(TRANSITION, 2, pushKey(pushId), receiptsKey(pushId), deviceId, to, at, reason ?? '') === 1
+    },
+    async getReceipt (pushId, deviceId) {
+      const raw = await redis.hget(receiptsKey(pushId), deviceId)
+      return raw === null ? undefined : decode(deviceId, raw)
+    },
+    async list (pushId, after, limit) {
+      const ids = await redis.zrangebylex(idsKey(pushId), after === undefined ? '-' : `(${after}`, '+', 'LIMIT', 0, limit + 1)
+      const page = ids.slice(0, limit)
+      if (page.length === 0) return { receipts: [], next: undefined }
+      const raws = await redis.hmget(receiptsKey(pushId), ...page)
+      const receipts = page.flatMap((id, i) => { const raw = raws[i]; return raw == null ? [] : [decode(id, raw)] })
+      return { receipts, next: ids.length > limit ? page[page.length - 1] : undefined }
+    },
+    async addCounts (pushId, delta) {
+      const m = redis.multi()
+      for (const [state, n] of Object.entries(delta) as Array<[keyof ReceiptCounts, number]>) if (n !== 0) m.hincrby(pushKey(pushId), `c:${state}`, n)
+      await m.exec()
+    },
+    async claimExpirySweep (pushId) {
+      return await redis.hsetnx(pushKey(pushId), 'swept', '1') === 1
+    }
+  }
+}

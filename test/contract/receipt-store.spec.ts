@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test, type TestContext } from 'node:test'
+import type { PushRecord, ReceiptStore } from '../../src/stores/receipt-store.ts'
+
+const record = (): PushRecord => ({ pushId: randomUUID(), target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() })
+
+export function receiptStoreSpec (name: string, build: (t: TestContext) => Promise<ReceiptStore>): void {
+  test(`${name}: a push record reads back with progress and zero counts`, async (t) => {
+    const store = await build(t)
+    const r = record()
+    await store.createPush(r, 3)
+    await store.progress(r.pushId, 2)
+    let s = await store.getPush(r.pushId)
+    assert.deepEqual(s?.target, r.target)
+    assert.equal(s?.processed, 2)
+    assert.equal(s?.done, false)
+    assert.deepEqual(s?.counts, { queued: 0, sent: 0, delivered: 0, acked: 0, expired: 0, failed: 0 })
+    await store.progress(r.pushId, 1, { total: 3 })
+    s = await store.getPush(r.pushId)
+    assert.equal(s?.processed, 3)
+    assert.equal(s?.total, 3)
+    assert.equal(s?.done, true)
+    assert.equal(await store.getPush(randomUUID()), undefined)
+  })
+
+  test(`${name}: receipts open once, and states move only forward with exact counts`, async (t) => {
+    const store = await build(t)
+    const r = record()
+    await store.createPush(r, 3)
+    await store.open(r.pushId, [{ deviceId: 'a', state: 'queued', id: 1 }, { deviceId: 'b', state: 'queued', id: 7 }, { deviceId: 'x', state: 'failed', reason: 'unknown device' }], 1)
+    await store.open(r.pushId, [{ deviceId: 'a', state: 'queued', id: 2 }], 2)
+    assert.equal((await store.getReceipt(r.pushId, 'a'))?.id, 1)
+    assert.equal(await store.transition(r.pushId, 'a', 'sent', 3), true)
+    assert.equal(await store.transition(r.pushId, 'a', 'sent', 4), false)
+    assert.equal(await store.transition(r.pushId, 'a', 'delivered', 5), true)
+    assert.equal(await store.transition(r.pushId, 'a', 'sent', 6), false)
+    assert.equal(await store.transition(r.pushId, 'a', 'expired', 6), false)
+    assert.equal(await store.transition(r.pushId, 'a', 'acked', 7), true)
+    assert.equal(await store.transition(r.pushId, 'a', 'failed', 8), false)
+    assert.equal(await store.transition(r.pushId, 'b', 'expired', 9), true)
+    assert.equal(await store.transition(r.pushId, 'b', 'delivered', 10), false)
+    assert.equal(await store.transition(r.pushId, 'x', 'queued', 10), false)
+    assert.equal(await store.transition(r.pushId, 'nobody', 'sent', 10), false)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 1, expired: 1, failed: 1 })
+    assert.deepEqual(await store.getReceipt(r.pushId, 'a'), { deviceId: 'a', state: 'acked', id: 1, at: 7 })
+    assert.deepEqual(await store.getReceipt(r.pushId, 'x'), { deviceId: 'x', state: 'failed', reason: 'unknown device', at: 1 })
+  })
+
+  test(`${name}: concurrent repeated transitions count once`, async (t) => {
+    const store = await build(t)
+    const r = record()
+    await store.createPush(r, 1)
+    await store.open(r.pushId, [{ deviceId: 'a', state: 'queued', id: 1 }], 1)
+    const moved = await Promise.all([...Array.from({ length: 20 }, () => store.transition(r.pushId, 'a', 'delivered', 2)), ...Array.from({ length: 20 }, () => store.transition(r.pushId, 'a', 'sent', 2))])
+    assert.ok(moved.filter(Boolean).length <= 2)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 0 })
+  })
+
+  test(`${name}: receipts page in device id order`, async (t) => {
+    const store = await build(t)
+    const r = record()
+    await store.createPush(r, 5)
+    await store.open(r.pushId, ['d3', 'd1', 'd5', 'd2', 'd4'].map((deviceId) => ({ deviceId, state: 'queued' as const })), 1)
+    const first = await store.list(r.pushId, undefined, 2)
+    assert.deepEqual(first.receipts.map((x) => x.deviceId), ['d1', 'd2'])
+    const second = await store.list(r.pushId, first.next, 2)
+    assert.deepEqual(second.receipts.map((x) => x.deviceId), ['d3', 'd4'])
+    const last = await store.list(r.pushId, second.next, 2)
+    assert.deepEqual(last.receipts.map((x) => x.deviceId), ['d5'])
+    assert.equal(last.next, undefined)
+  })
+
+  test(`${name}: count-only pushes add counts, and the expiry sweep is claimed once`, async (t) => {
+    const store = await build(t)
+    const r = record()
+    await store.createPush(r, undefined)
+    await store.addCounts(r.pushId, { sent: 5, delivered: 2 })
+    await store.addCounts(r.pushId, { sent: -2, delivered: 2 })
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 3, delivered: 4, acked: 0, expired: 0, failed: 0 })
+    assert.equal(await store.claimExpirySweep(r.pushId), true)
+    assert.equal(await store.claimExpirySweep(r.pushId), false)
+  })
+}
