@@ -10,11 +10,13 @@ import type { Logger } from 'pino'
 import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
+import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
+import { createKafka } from './kafka/kafka-client.ts'
 import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import type { ConnectionControl } from './registry/connection-control.ts'
@@ -35,8 +37,11 @@ import { createRedisCounterStore } from './stores/redis-counter-store.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
 import { createPushStack } from './push/push-stack.ts'
+import { createKafkaShipper, type KafkaShipper } from './uplink/kafka-shipper.ts'
 
 const CLOSE_STEP_MS = 3000
+/** How long a stop keeps shipping spooled uplinks to Kafka (within CLOSE_STEP_MS); the rest ships after the next start. */
+const SHIPPER_DRAIN_MS = 2000
 
 export interface Platform {
   readonly config: Config
@@ -48,6 +53,8 @@ export interface Platform {
   readonly broker: BrokerNode | undefined
   readonly devices: DeviceService | undefined
   readonly spool: FileSpool | undefined
+  /** Undefined without PUSHLINE_KAFKA_BROKERS or in the api role. */
+  readonly shipper: KafkaShipper | undefined
   close (): Promise<void>
 }
 
@@ -92,6 +99,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose })
 
     let spool: FileSpool | undefined
+    let shipper: KafkaShipper | undefined
     let broker: BrokerNode | undefined
     let listeners: Listeners | undefined
 
@@ -102,14 +110,14 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         publisher: redis,
         subscriber,
         channel: `${prefix}kick`,
-        kickLocal: (deviceId) => { broker?.kickLocal(deviceId) },
+        kickLocal: (deviceId) => { member?.markKicked(deviceId); broker?.kickLocal(deviceId) },
         logger
       })
       await control.start()
       onClose('connection control', async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
       connections = control
     } else {
-      connections = { kick: async (deviceId) => { broker?.kickLocal(deviceId) } }
+      connections = { kick: async (deviceId) => { member?.markKicked(deviceId); broker?.kickLocal(deviceId) } }
     }
 
     const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy })
@@ -123,6 +131,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     })
 
     let member: ClusterMember | undefined
+    let presenceEvents: PresenceEvents | undefined
     let transport: RedisTransport | undefined
     if (runsBroker) {
       const m = createClusterMember({
@@ -133,6 +142,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         heartbeatMs: config.heartbeatMs,
         weight: config.nodeWeight,
         drainRate: config.drainRate,
+        onPresence: (event) => { presenceEvents?.publish(event) },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
         counters: counterStore
       })
@@ -140,13 +150,63 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       // Registered before the broker opens, so it runs after the broker has closed its clients.
       onClose('cluster leave', () => m.leave())
 
+      const spoolDir = join(resolve(config.dataDir), 'spool')
       const s = await openFileSpool({
-        dir: join(resolve(config.dataDir), 'spool'),
+        dir: spoolDir,
         fsync: config.spoolFsync,
-        onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) }
+        segmentBytes: config.spoolSegmentBytes,
+        maxBytes: config.spoolMaxBytes,
+        logger: logger.child({ component: 'spool' }),
+        onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) },
+        onDrop: () => { metrics.uplinksDropped.inc({ reason: 'spool_full' }) },
+        onWait: () => { metrics.spoolWaits.inc() }
       })
       spool = s
       onClose('spool', () => s.close())
+
+      // The Kafka bridge tails the spool; it closes after the broker (no more appends) and before the spool.
+      if (config.kafkaBrokers !== undefined) {
+        const kafka = createKafka({
+          brokers: config.kafkaBrokers,
+          clientId: `pushline-${config.nodeId}`,
+          logger,
+          // Connects fail fast: the shipper's own back-off paces the attempts while Kafka is away.
+          retry: { retries: 2, maxRetryTime: 5000 }
+        })
+        const k = createKafkaShipper({
+          kafka,
+          spool: s,
+          logger: logger.child({ component: 'kafka-shipper' }),
+          metrics,
+          telemetryTopic: config.kafkaTelemetryTopic,
+          topics: [
+            { topic: config.kafkaTelemetryTopic, numPartitions: config.kafkaTelemetryPartitions, replicationFactor: config.kafkaReplicationFactor },
+            { topic: config.kafkaPresenceTopic, numPartitions: config.kafkaPresencePartitions, replicationFactor: config.kafkaReplicationFactor }
+          ],
+          batchRecords: config.kafkaBatchRecords,
+          batchBytes: config.kafkaBatchBytes,
+          lingerMs: config.kafkaLingerMs,
+          compression: config.kafkaCompression,
+          backoff: { initialMs: 300, maxMs: config.kafkaBackoffMaxMs },
+          deadLetterPath: join(spoolDir, 'dead-letter.jsonl')
+        })
+        shipper = k
+        k.start()
+        onClose('kafka shipper', () => k.close(SHIPPER_DRAIN_MS))
+        const pe = createPresenceEvents({
+          kafka,
+          topic: config.kafkaPresenceTopic,
+          logger: logger.child({ component: 'presence-events' }),
+          onSent: (n) => metrics.presenceEvents.inc(n),
+          onDropped: (n) => metrics.presenceEventsDropped.inc(n)
+        })
+        presenceEvents = pe
+        onClose('presence events', () => pe.close(1000))
+      }
+      metrics.bridgeStatus = () => {
+        const k = shipper?.status()
+        return { unshippedRecords: s.unshippedRecords, unshippedBytes: s.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds }
+      }
 
       if (config.redisUrl !== undefined) {
         const t = createRedisTransport({
@@ -173,6 +233,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         aclDenyAction: config.aclDenyAction,
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
         uplinks: s,
+        uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
         persistence: transport?.persistence,
         ...pushStack.brokerHooks
@@ -198,6 +259,16 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         const c = member.status()
         checks.cluster = c.draining ? 'draining' : c.heartbeatOk ? 'ok' : `heartbeat failing: ${c.lastError ?? 'not yet'}`
         if (c.draining || !c.heartbeatOk) ready = false
+      }
+      if (spool !== undefined) {
+        // Reported, not a reason to be unready: in a Kafka outage every node's spool fills up, and refusing new
+        // connections everywhere would also cut the devices off from their downlinks.
+        checks.spool = spool.full ? `full: ${spool.unshippedBytes} bytes wait for Kafka, QoS 1 PUBACKs are held back` : 'ok'
+      }
+      if (shipper !== undefined) {
+        // Kafka away is no reason to refuse devices: their uplinks spool until it is back.
+        const k = shipper.status()
+        checks.kafka = k.connected ? 'ok' : `unreachable, spooling ${k.lagRecords} uplinks: ${k.lastError ?? 'connecting'}`
       }
       if (redis !== undefined) {
         try {
@@ -256,6 +327,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       broker,
       devices: servesApi ? devices : undefined,
       spool,
+      shipper,
       close
     }
   } catch (err) {
@@ -277,8 +349,15 @@ async function runMain (): Promise<void> {
     logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS. Development only.')
   }
 
-  if (config.kafkaBrokers !== undefined) {
-    logger.warn({ event: 'kafka_bridge_missing' }, 'PUSHLINE_KAFKA_BROKERS is set, but this build has no Kafka bridge yet: uplinks stay in the local spool')
+  if (config.role !== 'api') {
+    if (config.kafkaBrokers === undefined) {
+      logger.info({ event: 'kafka_off' }, 'PUSHLINE_KAFKA_BROKERS is not set: uplinks stay in the local spool, which ships to Kafka once it is configured')
+      if (config.spoolMaxBytes !== undefined) {
+        logger.warn({ event: 'spool_bound_without_kafka', maxBytes: config.spoolMaxBytes }, 'PUSHLINE_SPOOL_MAX_BYTES is set without Kafka: once the spool holds that much, QoS 1 uplinks wait for good and QoS 0 uplinks are dropped')
+      }
+    } else {
+      logger.info({ event: 'kafka_on', brokers: config.kafkaBrokers, topic: config.kafkaTelemetryTopic, spoolMaxBytes: config.spoolMaxBytes ?? 'unbounded' }, 'uplinks are bridged to Kafka through the local spool')
+    }
   }
 
   let platform: Platform
@@ -297,6 +376,7 @@ async function runMain (): Promise<void> {
     ...(platform.wsPort === undefined ? [] : [`  MQTT over WebSocket  ws://${config.host}:${platform.wsPort}/mqtt`]),
     `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
     ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
+    ...(platform.shipper === undefined ? [] : [`  Kafka                ${config.kafkaBrokers?.join(',') ?? ''}  (uplinks to topic ${config.kafkaTelemetryTopic})`]),
     ...(config.adminKeyGenerated ? [`  admin key (generated for this start; set PUSHLINE_ADMIN_KEYS to keep one): ${config.adminKeys[0] as string}`] : [])
   ]
   process.stdout.write(lines.join('\n') + '\n')

@@ -59,6 +59,8 @@ export interface ClusterMember {
   status (): ClusterStatus
   /** Runs one heartbeat, reconciliation and dead-node sweep now (tests, and the timer). */
   tick (): Promise<void>
+  /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
+  markKicked (deviceId: string): void
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
   /** After the broker closed: removes this node's presence entries and its record. */
@@ -241,6 +243,10 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       timer = setInterval(() => { tick().catch(() => {}) }, Math.max(50, Math.round(opts.heartbeatMs / 2)))
     },
     status: () => ({ heartbeatOk, draining, lastError }),
+    markKicked (deviceId) {
+      const c = broker?.localClient(deviceId)
+      if (c !== undefined) kicked.add(c)
+    },
     tick,
     async stop () {
       if (timer !== undefined) clearInterval(timer)

@@ -4,8 +4,10 @@ import { PushlineError } from '../shared/errors.ts'
 
 type Values = { readonly [K in keyof Settings]: SettingValue<Settings[K]> }
 
-export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers'> {
+export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes'> {
   readonly kafkaBrokers: readonly string[] | undefined
+  /** Bound on unshipped spool bytes; undefined: no bound (the default without Kafka, where the spool is the sink). */
+  readonly spoolMaxBytes: number | undefined
   readonly nodeId: string
   readonly adminKeys: readonly string[]
   /** True when no admin key was configured and one was generated for this start. */
@@ -13,6 +15,9 @@ export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrok
   /** `cluster` when Redis is configured: every shared store lives there. */
   readonly mode: 'embedded' | 'cluster'
 }
+
+/** With Kafka configured and PUSHLINE_SPOOL_MAX_BYTES unset: 1 GiB of uplinks may wait for Kafka. */
+export const DEFAULT_SPOOL_MAX_BYTES = 1024 ** 3
 
 export type Environment = Readonly<Record<string, string | undefined>>
 
@@ -62,6 +67,7 @@ export function loadConfig (env: Environment = process.env): Config {
   return Object.freeze({
     ...v,
     kafkaBrokers: v.kafkaBrokers === undefined ? undefined : Object.freeze([...v.kafkaBrokers]),
+    spoolMaxBytes: v.spoolMaxBytes === undefined ? (v.kafkaBrokers === undefined ? undefined : DEFAULT_SPOOL_MAX_BYTES) : v.spoolMaxBytes === 0 ? undefined : v.spoolMaxBytes,
     nodeId: v.nodeId ?? `node-${randomUUID().slice(0, 8)}`,
     adminKeys: Object.freeze(v.adminKeys ?? [randomBytes(24).toString('base64url')]),
     adminKeyGenerated,

@@ -4,6 +4,7 @@
 export type Role = 'all' | 'broker' | 'api'
 export type FsyncPolicy = 'always' | 'interval' | 'never'
 export type AclDenyAction = 'drop' | 'disconnect'
+export type KafkaCompression = 'gzip' | 'none'
 export type AssignmentStrategy = 'least-connections' | 'weighted' | 'consistent-hash' | 'round-robin'
 
 type Parser<T> = (raw: string) => T
@@ -126,6 +127,30 @@ export const settings = {
     'Kafka topic for uplinks'),
   kafkaPresenceTopic: setting('PUSHLINE_KAFKA_PRESENCE_TOPIC', 'iot.presence', () => 'iot.presence', topicName,
     'Kafka topic for presence events'),
+  kafkaTelemetryPartitions: setting('PUSHLINE_KAFKA_TELEMETRY_PARTITIONS', '12', () => 12, integer(1, 10_000),
+    'partitions of the telemetry topic when a node creates it (an existing topic is left as it is)'),
+  kafkaPresencePartitions: setting('PUSHLINE_KAFKA_PRESENCE_PARTITIONS', '6', () => 6, integer(1, 10_000),
+    'partitions of the presence topic when a node creates it'),
+  kafkaReplicationFactor: setting('PUSHLINE_KAFKA_REPLICATION_FACTOR', '1', () => 1, integer(1, 32),
+    'replication factor of the topics a node creates'),
+  kafkaBatchRecords: setting('PUSHLINE_KAFKA_BATCH_RECORDS', '1000', () => 1000, integer(1, 100_000),
+    'most uplinks in one produce request'),
+  kafkaBatchBytes: setting('PUSHLINE_KAFKA_BATCH_BYTES', '524288', () => 524_288, integer(1024, 1_000_000),
+    'about the most spool bytes in one produce request (keep it under the broker\'s `message.max.bytes`)'),
+  kafkaLingerMs: setting('PUSHLINE_KAFKA_LINGER_MS', '5', () => 5, integer(0, 1000),
+    'how long a produce request that is not full waits for more uplinks'),
+  kafkaCompression: setting<KafkaCompression>('PUSHLINE_KAFKA_COMPRESSION', 'gzip', () => 'gzip', oneOf('gzip', 'none'),
+    'compression of produce requests'),
+  kafkaBackoffMaxMs: setting('PUSHLINE_KAFKA_BACKOFF_MAX_MS', '30000', () => 30_000, integer(300, 300_000),
+    'longest wait between two attempts while Kafka is unreachable (it starts at 300 ms and doubles, with jitter)'),
+  spoolMaxBytes: setting<number | undefined>('PUSHLINE_SPOOL_MAX_BYTES', '1073741824 with Kafka; unset: no bound without Kafka', none, integer(0, Number.MAX_SAFE_INTEGER),
+    'bound on spooled bytes not yet in Kafka: above it QoS 1 PUBACKs wait (devices are slowed) and QoS 0 uplinks are dropped and counted; `0`: no bound'),
+  spoolSegmentBytes: setting('PUSHLINE_SPOOL_SEGMENT_BYTES', '67108864', () => 67_108_864, integer(4096, 1_073_741_824),
+    'size at which the spool starts a new segment file (segments are deleted once shipped)'),
+  uplinkRatePerSecond: setting('PUSHLINE_UPLINK_RATE_PER_SECOND', '100', () => 100, integer(0, 1_000_000),
+    'uplinks one connection may send per second; faster devices are slowed (PUBACK and socket reads wait), not dropped; `0`: no limit'),
+  uplinkRateBurst: setting('PUSHLINE_UPLINK_RATE_BURST', '200', () => 200, integer(1, 1_000_000),
+    'uplinks a connection may send at once above the rate'),
   assignmentStrategy: setting<AssignmentStrategy>('PUSHLINE_ASSIGNMENT_STRATEGY', 'least-connections', () => 'least-connections',
     oneOf('least-connections', 'weighted', 'consistent-hash', 'round-robin'),
     'how the registry picks a node at token time: `least-connections`, `weighted`, `consistent-hash` (sticky per device) or `round-robin`'),

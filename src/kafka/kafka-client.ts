@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry } from 'kafkajs'
+import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type RetryOptions } from 'kafkajs'
 import type { Logger } from 'pino'
 
 // kafkajs behind one factory: its logs go to pino, and topics are created explicitly (auto-creation is off).
@@ -7,6 +7,8 @@ export interface KafkaClientOptions {
   readonly brokers: readonly string[]
   readonly clientId: string
   readonly logger: Logger
+  /** Retries of connects and requests inside kafkajs (defaults: 5, 300 ms doubling to 30 s). */
+  readonly retry?: RetryOptions
 }
 
 export function createKafka (opts: KafkaClientOptions): Kafka {
@@ -16,7 +18,7 @@ export function createKafka (opts: KafkaClientOptions): Kafka {
     brokers: [...opts.brokers],
     connectionTimeout: 3000,
     requestTimeout: 30_000,
-    retry: { initialRetryTime: 300, maxRetryTime: 30_000, retries: 5 },
+    retry: { initialRetryTime: 300, maxRetryTime: 30_000, retries: 5, ...opts.retry },
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }: LogEntry) => {
       const { message, ...rest } = entry

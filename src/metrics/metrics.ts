@@ -4,6 +4,16 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
 export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining'
 
+/** What the uplink bridge reports when metrics are scraped (the spool and, with Kafka, the shipper). */
+export interface BridgeStatus {
+  readonly unshippedRecords: number
+  readonly unshippedBytes: number
+  /** Undefined without Kafka. */
+  readonly kafkaConnected?: boolean
+  /** Age of the oldest uplink not yet in Kafka, in seconds (0 when caught up). */
+  readonly lagSeconds?: number
+}
+
 export interface Metrics {
   readonly registry: Registry
   readonly connectsRefused: Counter<'reason'>
@@ -16,6 +26,18 @@ export interface Metrics {
   readonly spoolBytes: Counter
   readonly pubsubGaps: Counter
   readonly pubsubGapSeconds: Counter
+  readonly presenceEvents: Counter
+  readonly presenceEventsDropped: Counter
+  readonly spoolWaits: Counter
+  readonly uplinksDropped: Counter<'reason'>
+  readonly uplinksThrottled: Counter
+  readonly kafkaRecords: Counter
+  readonly kafkaBytes: Counter
+  readonly kafkaBatches: Counter
+  readonly kafkaSendFailures: Counter
+  readonly kafkaDeadLetters: Counter
+  /** Set once the spool (and shipper) exist; read on every scrape. */
+  bridgeStatus: (() => BridgeStatus) | undefined
 }
 
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
@@ -23,7 +45,24 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   registry.setDefaultLabels({ node_id: opts.nodeId })
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
   const registers = [registry]
+  let bridgeStatus: (() => BridgeStatus) | undefined
+  const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
+    name,
+    help,
+    registers,
+    collect () {
+      const status = bridgeStatus?.()
+      const value = status === undefined ? undefined : read(status)
+      if (value !== undefined) this.set(value)
+    }
+  })
+  bridgeGauge('pushline_spool_unshipped_records', 'uplinks in the spool not yet in Kafka (all of them without Kafka)', (s) => s.unshippedRecords)
+  bridgeGauge('pushline_spool_unshipped_bytes', 'spool bytes of those uplinks (bounded by PUSHLINE_SPOOL_MAX_BYTES)', (s) => s.unshippedBytes)
+  bridgeGauge('pushline_kafka_connected', '1 while the last produce to Kafka succeeded', (s) => s.kafkaConnected === undefined ? undefined : Number(s.kafkaConnected))
+  bridgeGauge('pushline_kafka_lag_seconds', 'age of the oldest uplink not yet in Kafka', (s) => s.lagSeconds)
   return {
+    get bridgeStatus () { return bridgeStatus },
+    set bridgeStatus (fn) { bridgeStatus = fn },
     registry,
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
@@ -34,6 +73,16 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     spoolRecords: new Counter({ name: 'pushline_spool_records_total', help: 'uplinks written to the spool', registers }),
     spoolBytes: new Counter({ name: 'pushline_spool_bytes_total', help: 'bytes written to the spool', registers }),
     pubsubGaps: new Counter({ name: 'pushline_pubsub_gaps_total', help: 'times the Redis subscriber connection was lost and came back', registers }),
-    pubsubGapSeconds: new Counter({ name: 'pushline_pubsub_gap_seconds_total', help: 'time without a Redis subscriber connection', registers })
+    pubsubGapSeconds: new Counter({ name: 'pushline_pubsub_gap_seconds_total', help: 'time without a Redis subscriber connection', registers }),
+    presenceEvents: new Counter({ name: 'pushline_presence_events_total', help: 'presence events acknowledged by Kafka', registers }),
+    presenceEventsDropped: new Counter({ name: 'pushline_presence_events_dropped_total', help: 'presence events dropped because the queue was full while Kafka was away', registers }),
+    spoolWaits: new Counter({ name: 'pushline_spool_waits_total', help: 'QoS 1/2 uplinks whose PUBACK waited because the spool was full', registers }),
+    uplinksDropped: new Counter({ name: 'pushline_uplinks_dropped_total', help: 'uplinks accepted from a device and then dropped, by reason', labelNames: ['reason'], registers }),
+    uplinksThrottled: new Counter({ name: 'pushline_uplinks_throttled_total', help: 'uplinks delayed by the per-device rate limit', registers }),
+    kafkaRecords: new Counter({ name: 'pushline_kafka_records_total', help: 'uplinks acknowledged by Kafka', registers }),
+    kafkaBytes: new Counter({ name: 'pushline_kafka_bytes_total', help: 'payload bytes acknowledged by Kafka', registers }),
+    kafkaBatches: new Counter({ name: 'pushline_kafka_batches_total', help: 'produce requests acknowledged by Kafka', registers }),
+    kafkaSendFailures: new Counter({ name: 'pushline_kafka_send_failures_total', help: 'produce attempts that failed (the batch is sent again)', registers }),
+    kafkaDeadLetters: new Counter({ name: 'pushline_kafka_dead_letters_total', help: 'uplinks Kafka refused for good (too large), kept in the spool directory\'s dead-letter file', registers })
   }
 }

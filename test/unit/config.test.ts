@@ -37,6 +37,18 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.redisPrefix, 'pushline:')
   assert.equal(c.kafkaTelemetryTopic, 'iot.telemetry')
   assert.equal(c.kafkaPresenceTopic, 'iot.presence')
+  assert.equal(c.kafkaTelemetryPartitions, 12)
+  assert.equal(c.kafkaPresencePartitions, 6)
+  assert.equal(c.kafkaReplicationFactor, 1)
+  assert.equal(c.kafkaBatchRecords, 1000)
+  assert.equal(c.kafkaBatchBytes, 524288)
+  assert.equal(c.kafkaLingerMs, 5)
+  assert.equal(c.kafkaCompression, 'gzip')
+  assert.equal(c.kafkaBackoffMaxMs, 30000)
+  assert.equal(c.spoolMaxBytes, undefined, 'without Kafka the spool is the sink: no bound')
+  assert.equal(c.spoolSegmentBytes, 64 * 1024 * 1024)
+  assert.equal(c.uplinkRatePerSecond, 100)
+  assert.equal(c.uplinkRateBurst, 200)
   assert.equal(c.logLevel, 'info')
   assert.equal(c.tokenTtlSeconds, 86400)
   assert.equal(c.secretHashCost, 14)
@@ -88,6 +100,18 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_KAFKA_BROKERS: 'k1:9092, k2.example.com:9093 ,10.0.0.3:9094,',
     PUSHLINE_KAFKA_TELEMETRY_TOPIC: 'fleet.telemetry',
     PUSHLINE_KAFKA_PRESENCE_TOPIC: 'fleet_presence-v2',
+    PUSHLINE_KAFKA_TELEMETRY_PARTITIONS: '24',
+    PUSHLINE_KAFKA_PRESENCE_PARTITIONS: '3',
+    PUSHLINE_KAFKA_REPLICATION_FACTOR: '3',
+    PUSHLINE_KAFKA_BATCH_RECORDS: '200',
+    PUSHLINE_KAFKA_BATCH_BYTES: '65536',
+    PUSHLINE_KAFKA_LINGER_MS: '0',
+    PUSHLINE_KAFKA_COMPRESSION: 'none',
+    PUSHLINE_KAFKA_BACKOFF_MAX_MS: '1000',
+    PUSHLINE_SPOOL_MAX_BYTES: '1048576',
+    PUSHLINE_SPOOL_SEGMENT_BYTES: '8192',
+    PUSHLINE_UPLINK_RATE_PER_SECOND: '0',
+    PUSHLINE_UPLINK_RATE_BURST: '10',
     PUSHLINE_ADMIN_KEYS: `${KEY_A}, ${KEY_B}`,
     PUSHLINE_PROVISIONING_KEY: 'provisioning-key-0123',
     PUSHLINE_DATA_DIR: '/var/lib/pushline',
@@ -129,6 +153,18 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.deepEqual(c.kafkaBrokers, ['k1:9092', 'k2.example.com:9093', '10.0.0.3:9094'])
   assert.equal(c.kafkaTelemetryTopic, 'fleet.telemetry')
   assert.equal(c.kafkaPresenceTopic, 'fleet_presence-v2')
+  assert.equal(c.kafkaTelemetryPartitions, 24)
+  assert.equal(c.kafkaPresencePartitions, 3)
+  assert.equal(c.kafkaReplicationFactor, 3)
+  assert.equal(c.kafkaBatchRecords, 200)
+  assert.equal(c.kafkaBatchBytes, 65536)
+  assert.equal(c.kafkaLingerMs, 0)
+  assert.equal(c.kafkaCompression, 'none')
+  assert.equal(c.kafkaBackoffMaxMs, 1000)
+  assert.equal(c.spoolMaxBytes, 1048576)
+  assert.equal(c.spoolSegmentBytes, 8192)
+  assert.equal(c.uplinkRatePerSecond, 0)
+  assert.equal(c.uplinkRateBurst, 10)
   assert.deepEqual(c.adminKeys, [KEY_A, KEY_B])
   assert.equal(c.adminKeyGenerated, false)
   assert.equal(c.provisioningKey, 'provisioning-key-0123')
@@ -298,4 +334,12 @@ test('the returned config is frozen', () => {
 test('the Kafka broker list in the returned config is frozen too', () => {
   const c = loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k1:9092,k2:9092' })
   assert.ok(Object.isFrozen(c.kafkaBrokers), 'kafkaBrokers is mutable')
+})
+
+test('the spool is bounded at 1 GiB by default once Kafka is configured, and 0 turns the bound off', () => {
+  assert.equal(loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k:9092' }).spoolMaxBytes, 1024 ** 3)
+  assert.equal(loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k:9092', PUSHLINE_SPOOL_MAX_BYTES: '0' }).spoolMaxBytes, undefined)
+  assert.equal(loadConfig({ PUSHLINE_SPOOL_MAX_BYTES: '5000' }).spoolMaxBytes, 5000)
+  const err = configError({ PUSHLINE_SPOOL_MAX_BYTES: '-1', PUSHLINE_KAFKA_COMPRESSION: 'zstd', PUSHLINE_KAFKA_BATCH_BYTES: '2000000' })
+  for (const name of ['PUSHLINE_SPOOL_MAX_BYTES', 'PUSHLINE_KAFKA_COMPRESSION', 'PUSHLINE_KAFKA_BATCH_BYTES']) assert.match(err.message, new RegExp(name))
 })

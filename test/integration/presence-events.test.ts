@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
+import { kafkaBrokers } from '../helpers/services.ts'
+
+test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', async (t) => {
+  const topic = uniqueTopic('presence')
+  const prefix = uniquePrefix()
+  const env = { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_PRESENCE_TOPIC: topic, PUSHLINE_KAFKA_TELEMETRY_TOPIC: uniqueTopic('telemetry') }
+  const a = await startTestPlatform(t, { clusterPrefix: prefix, env })
+  const b = await startTestPlatform(t, { clusterPrefix: prefix, env })
+  const { token } = await a.provision('pe-dev')
+
+  const first = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  await first.endAsync()
+  await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  await connectDevice(t, b.mqttUrl, 'pe-dev', token) // takes the session over from node a
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal((await a.api('POST', '/v1/admin/devices/pe-dev/revoke')).status, 200)
+
+  const want = ['connected', 'disconnected:normal', 'connected', 'disconnected:takeover', 'connected', 'disconnected:kicked']
+  const records = await consumeUntil(t, topic, (rs) => rs.length >= want.length, 30_000)
+  const events = records.map((r) => JSON.parse(r.value.toString()) as { event: string, nodeId: string, epoch: number, at: number, reason?: string })
+  assert.ok(records.every((r) => r.key === 'pe-dev'))
+  // The takeover's disconnect may be reported by either node: compare as multisets, then check the node order.
+  assert.deepEqual(events.map((e) => e.reason === undefined ? e.event : `${e.event}:${e.reason}`).sort(), [...want].sort())
+  // Two nodes produce, so Kafka's order is arrival order; the epochs give the order of the connections.
+  const connects = events.filter((e) => e.event === 'connected').sort((x, y) => x.epoch - y.epoch)
+  assert.deepEqual(connects.map((e) => e.nodeId), [a.config.nodeId, a.config.nodeId, b.config.nodeId])
+  assert.equal(new Set(connects.map((e) => e.epoch)).size, 3, 'each connection has its own epoch')
+  for (const e of events) assert.equal(typeof e.at, 'number')
+})

@@ -1,0 +1,260 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { listSegments, openFileSpool, readShippedOffset, readSpool, SHIPPED_OFFSET_FILE, type FileSpool, type FileSpoolOptions, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import type { Uplink } from '../../src/uplink/uplink.ts'
+import { isPushlineError } from '../../src/shared/errors.ts'
+import { within } from '../helpers/mqtt.ts'
+
+// The spool as the bridge's write-ahead log: the reader, release and the shipped offset, and the byte bound.
+
+async function tempDir (t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-ship-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function open (t: TestContext, opts: FileSpoolOptions): Promise<FileSpool> {
+  const spool = await openFileSpool(opts)
+  t.after(() => spool.close())
+  return spool
+}
+
+function uplink (i: number, qos: 0 | 1 = 1, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink {
+  return {
+    msgId: `msg-${i}`,
+    deviceId: `dev-${i % 3}`,
+    topic: `devices/dev-${i % 3}/telemetry`,
+    kind: 'telemetry',
+    qos,
+    nodeId: 'node-1',
+    receivedAt: 1_700_000_000_000 + i,
+    traceId: `trace-${i}`,
+    payload
+  }
+}
+
+const ALL = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER }
+const lineBytes = (i: number, qos: 0 | 1 = 1): number => {
+  const u = uplink(i, qos)
+  const r: SpoolRecord = { seq: i, msgId: u.msgId, deviceId: u.deviceId, topic: u.topic, kind: u.kind, qos: u.qos, nodeId: u.nodeId, receivedAt: u.receivedAt, traceId: u.traceId, payload: u.payload.toString('base64') }
+  return Buffer.byteLength(JSON.stringify(r) + '\n')
+}
+
+test('the reader hands out committed records in order across segments, within the record and byte limits', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 600 })
+  for (let i = 0; i < 40; i++) await spool.append(uplink(i))
+  assert.ok((await listSegments(dir)).length >= 4)
+
+  const reader = spool.reader()
+  assert.equal(reader, spool.reader(), 'one reader per spool')
+  assert.equal(reader.position, 0)
+  const first = await reader.read({ maxRecords: 7, maxBytes: 1_000_000 })
+  assert.deepEqual(first?.records.map((r) => r.seq), [0, 1, 2, 3, 4, 5, 6])
+  assert.equal(first?.bytes, [0, 1, 2, 3, 4, 5, 6].reduce((n, i) => n + lineBytes(i), 0))
+  const byBytes = await reader.read({ maxRecords: 100, maxBytes: lineBytes(7) + lineBytes(8) })
+  assert.deepEqual(byBytes?.records.map((r) => r.seq), [7, 8])
+  const oversized = await reader.read({ maxRecords: 100, maxBytes: 1 })
+  assert.deepEqual(oversized?.records.map((r) => r.seq), [9], 'one record even when it alone is over the byte limit')
+  const rest = await reader.read(ALL)
+  assert.deepEqual(rest?.records.map((r) => r.seq), Array.from({ length: 30 }, (_, i) => i + 10))
+  assert.equal(reader.position, 40)
+  assert.deepEqual((await reader.read(ALL))?.records, [], 'nothing more without waiting')
+  assert.deepEqual(rest?.records[5], (await collect(dir))[15], 'the same records readSpool sees')
+})
+
+async function collect (dir: string): Promise<SpoolRecord[]> {
+  const out: SpoolRecord[] = []
+  for await (const r of readSpool(dir)) out.push(r)
+  return out
+}
+
+test('a waiting read wakes up when the next record is committed, and an abort ends the wait', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  const reader = spool.reader()
+  const waiting = reader.read(ALL, { wait: true })
+  assert.equal(await within(50, waiting), false, 'nothing to read yet')
+  await spool.append(uplink(0))
+  assert.deepEqual((await waiting)?.records.map((r) => r.msgId), ['msg-0'])
+
+  const ac = new AbortController()
+  const aborted = reader.read(ALL, { wait: true, signal: ac.signal })
+  ac.abort()
+  assert.equal(await aborted, undefined)
+})
+
+test('records whose lines cross a read chunk boundary come back whole, payload bytes intact', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'never' })
+  // ~300 KiB of base64 per record: several records straddle the reader's 1 MiB chunks.
+  const payloads = Array.from({ length: 12 }, (_, i) => Buffer.alloc(230_000 + i * 1001, i + 1))
+  await Promise.all(payloads.map((p, i) => spool.append(uplink(i, 1, p))))
+  const batch = await spool.reader().read(ALL)
+  assert.equal(batch?.records.length, 12)
+  batch?.records.forEach((r, i) => assert.ok(Buffer.from(r.payload, 'base64').equals(payloads[i] as Buffer), `payload ${i}`))
+})
+
+test('release persists the shipped offset and deletes segments holding only shipped records, never the current one', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always', segmentBytes: 600 })
+  for (let i = 0; i < 30; i++) await spool.append(uplink(i))
+  const before = await listSegments(dir)
+  const totalUnshipped = spool.unshippedBytes
+  assert.equal(totalUnshipped, spool.bytes)
+  assert.equal(spool.unshippedRecords, 30)
+
+  const reader = spool.reader()
+  const batch = await reader.read({ maxRecords: 20, maxBytes: 1_000_000 })
+  await assert.rejects(spool.release(25), RangeError, 'records not handed out cannot be released')
+  await spool.release(19)
+  assert.equal(spool.shippedSeq, 20)
+  assert.equal(spool.unshippedRecords, 10)
+  assert.equal(spool.unshippedBytes, totalUnshipped - (batch?.bytes ?? 0))
+  assert.equal(await readShippedOffset(dir), 20)
+  const after = await listSegments(dir)
+  assert.ok(after.length < before.length, 'shipped segments were deleted')
+  const remaining = await collect(dir)
+  assert.ok((remaining[0]?.seq ?? 99) <= 20, 'the segment holding seq 20 is kept')
+  assert.equal(remaining[remaining.length - 1]?.seq, 29)
+  let onDisk = 0
+  for (const f of after) onDisk += (await stat(f)).size
+  assert.equal(spool.bytes, onDisk)
+
+  // Everything shipped: the segment being written stays.
+  await reader.read(ALL)
+  await spool.release(29)
+  assert.equal(spool.unshippedBytes, 0)
+  assert.equal(spool.unshippedRecords, 0)
+  assert.ok((await listSegments(dir)).length >= 1)
+  await spool.append(uplink(30))
+  assert.deepEqual((await reader.read(ALL))?.records.map((r) => r.seq), [30])
+})
+
+test('after a restart the reader resumes at the persisted offset and the unshipped counts match what is left', async (t) => {
+  const dir = await tempDir(t)
+  const first = await open(t, { dir, fsync: 'always', segmentBytes: 500 })
+  for (let i = 0; i < 25; i++) await first.append(uplink(i))
+  await first.reader().read({ maxRecords: 12, maxBytes: 1_000_000 })
+  await first.release(11)
+  await first.close()
+
+  const second = await open(t, { dir, fsync: 'always', segmentBytes: 500 })
+  assert.equal(second.shippedSeq, 12)
+  assert.equal(second.nextSeq, 25)
+  assert.equal(second.unshippedRecords, 13)
+  assert.equal(second.unshippedBytes, Array.from({ length: 13 }, (_, i) => lineBytes(i + 12)).reduce((a, b) => a + b, 0))
+  const reader = second.reader()
+  assert.equal(reader.position, 12)
+  assert.deepEqual((await reader.read(ALL))?.records.map((r) => r.seq), Array.from({ length: 13 }, (_, i) => i + 12))
+})
+
+test('closing after a release without waiting for it still leaves the offset on disk', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  for (let i = 0; i < 5; i++) await spool.append(uplink(i))
+  await spool.reader().read(ALL)
+  spool.release(4).catch(() => {})
+  await spool.close()
+  assert.equal(await readShippedOffset(dir), 5)
+})
+
+test('segments left over by a crash between the offset write and their deletion are deleted at the next start', async (t) => {
+  const dir = await tempDir(t)
+  const first = await open(t, { dir, fsync: 'never', segmentBytes: 300 })
+  for (let i = 0; i < 12; i++) await first.append(uplink(i))
+  await first.close()
+  const segments = await listSegments(dir)
+  assert.ok(segments.length >= 3)
+  const thirdStart = Number(/seg-(\d+)/.exec(segments[2] as string)?.[1])
+  await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: thirdStart }))
+
+  const second = await open(t, { dir, fsync: 'never', segmentBytes: 300 })
+  assert.deepEqual(await listSegments(dir), segments.slice(2))
+  assert.equal(second.reader().position, thirdStart)
+  assert.equal(second.unshippedRecords, 12 - thirdStart)
+})
+
+test('a damaged offset file means shipping everything again, not losing anything', async (t) => {
+  const dir = await tempDir(t)
+  const first = await open(t, { dir, fsync: 'always' })
+  for (let i = 0; i < 4; i++) await first.append(uplink(i))
+  await first.close()
+  await writeFile(join(dir, SHIPPED_OFFSET_FILE), '{"shippedSeq": "oops"')
+  const second = await open(t, { dir, fsync: 'always' })
+  assert.equal(second.shippedSeq, 0)
+  assert.deepEqual((await second.reader().read(ALL))?.records.map((r) => r.seq), [0, 1, 2, 3])
+})
+
+test('with the segment files gone but the offset kept, numbering goes on from the offset', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: 500 }))
+  const spool = await open(t, { dir, fsync: 'always' })
+  assert.equal(spool.nextSeq, 500)
+  await spool.append(uplink(0))
+  assert.deepEqual((await spool.reader().read(ALL))?.records.map((r) => r.seq), [500])
+})
+
+test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is dropped and counted, and order is kept', async (t) => {
+  const dir = await tempDir(t)
+  const dropped: string[] = []
+  const waited: string[] = []
+  const spool = await open(t, { dir, fsync: 'always', maxBytes: lineBytes(0) * 3, onDrop: (u) => dropped.push(u.msgId), onWait: (u) => waited.push(u.msgId) })
+  for (let i = 0; i < 3; i++) await spool.append(uplink(i))
+  assert.equal(spool.full, true)
+
+  const blocked = [spool.append(uplink(3)), spool.append(uplink(4))]
+  assert.equal(spool.waiting, 2)
+  assert.equal(await within(100, Promise.race(blocked)), false, 'QoS 1 appends wait while the spool is full')
+  await spool.append(uplink(5, 0)) // resolves at once: QoS 0 has no acknowledgement to hold back
+  assert.deepEqual(dropped, ['msg-5'])
+  assert.deepEqual(waited, ['msg-3', 'msg-4'])
+
+  const reader = spool.reader()
+  await reader.read({ maxRecords: 1, maxBytes: 1_000_000 })
+  await spool.release(0)
+  await blocked[0]
+  assert.equal(spool.waiting, 1, 'one record of room lets one waiting append in')
+  assert.equal(await within(100, blocked[1] as Promise<void>), false)
+  await spool.append(uplink(6, 0))
+  assert.deepEqual(dropped, ['msg-5', 'msg-6'], 'QoS 0 cannot overtake a waiting QoS 1 uplink')
+
+  await reader.read({ maxRecords: 2, maxBytes: 1_000_000 })
+  await spool.release(2)
+  await blocked[1]
+  assert.equal(spool.full, false, 'two records of room: the spool is below its bound again')
+  const records = await collect(dir)
+  assert.deepEqual(records.map((r) => [r.seq, r.msgId]), [[0, 'msg-0'], [1, 'msg-1'], [2, 'msg-2'], [3, 'msg-3'], [4, 'msg-4']])
+})
+
+test('without a byte bound nothing waits and nothing is dropped, however much is unshipped', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'never', onDrop: () => assert.fail('dropped') })
+  await Promise.all(Array.from({ length: 500 }, (_, i) => spool.append(uplink(i, i % 2 === 0 ? 0 : 1))))
+  assert.equal(spool.full, false)
+  assert.equal(spool.unshippedRecords, 500)
+  assert.equal((await collect(dir)).length, 500)
+})
+
+test('closing the spool refuses the appends still waiting for room; they were never acknowledged', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always', maxBytes: 1 })
+  await spool.append(uplink(0))
+  const refused = assert.rejects(spool.append(uplink(1)), (err: unknown) => isPushlineError(err, 'IOT_ERR_SPOOL'))
+  await spool.close()
+  await refused
+  assert.deepEqual((await collect(dir)).map((r) => r.seq), [0])
+})
+
+test('the offset file is replaced atomically: no temporary file is left behind', async (t) => {
+  const dir = await tempDir(t)
+  const spool = await open(t, { dir, fsync: 'always' })
+  await spool.append(uplink(0))
+  await spool.reader().read(ALL)
+  await spool.release(0)
+  assert.deepEqual(JSON.parse(await readFile(join(dir, SHIPPED_OFFSET_FILE), 'utf8')), { shippedSeq: 1 })
+  await assert.rejects(stat(join(dir, `${SHIPPED_OFFSET_FILE}.tmp`)), { code: 'ENOENT' })
+})
