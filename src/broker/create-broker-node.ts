@@ -250,8 +250,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   const liveClients = (): Client[] => Object.values(clientsOf(aedes)).filter((c): c is Client => c !== undefined && !c.closed)
   const liveSessions = (): number => liveClients().length
   aedes.on('client', () => { metrics.connects.inc() })
-  aedes.on('clientReady', () => { metrics.connections.set(liveSessions()) })
-  aedes.on('clientDisconnect', () => { metrics.connections.set(liveSessions()) })
+  // Counted when Prometheus scrapes, not on every connect: walking every client per event made connecting
+  // n devices cost n² (70% of broker CPU in bench/connect-rate.ts).
+  metrics.connectionsSource = liveSessions
   aedes.on('clientError', (client, err) => { logger.debug({ event: 'client_error', clientId: client.id, err: err.message }, 'client error') })
   aedes.on('connectionError', (_client, err) => { logger.debug({ event: 'connection_error', err: err.message }, 'connection error') })
   // Persistence errors are emitted here; without a listener they would crash the process.

@@ -5,15 +5,17 @@ import type { Aedes, Client } from 'aedes'
 // still connecting: a message routed to a restored subscription in that window (for example one a publisher
 // on another node sent a moment earlier) went out before the CONNACK, and MQTT.js then gave up with
 // "connack timeout" (seen in about one reconnect in ten across two nodes).
-// This holds deliveries for a client until its CONNACK is written, then releases them in order.
+// This holds live deliveries for a client until its CONNACK is written and its stored queue has been sent
+// ('clientReady'), then releases them in order, so a message still in flight when a session resumes does not
+// overtake the older ones waiting in its queue.
 
 type Deliver = (packet: unknown, cb: () => void) => void
-interface Deliverable { deliver0: Deliver, deliverQoS: Deliver, connackSent?: boolean }
+interface Deliverable { deliver0: Deliver, deliverQoS: Deliver }
 
 export function createConnackGate (aedes: Aedes): { hold (client: Client): void } {
   const held = new WeakMap<Client, Array<() => void>>()
 
-  aedes.on('connackSent', (_packet, client) => {
+  aedes.on('clientReady', (client) => {
     const queue = held.get(client)
     held.delete(client)
     for (const release of queue ?? []) release()
@@ -27,7 +29,7 @@ export function createConnackGate (aedes: Aedes): { hold (client: Client): void 
       for (const name of ['deliver0', 'deliverQoS'] as const) {
         const deliver = c[name]
         c[name] = (packet, cb) => {
-          if (c.connackSent === true || client.closed || !held.has(client)) return deliver(packet, cb)
+          if (client.closed || !held.has(client)) return deliver(packet, cb)
           queue.push(() => deliver(packet, cb))
         }
       }

@@ -79,6 +79,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let ticking: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
+  let ticks = 0
   let lastError: string | undefined
   const startedAt = Date.now()
 
@@ -218,7 +219,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       fail('heartbeat')(err as Error)
       return
     }
-    await reconcile(b).catch(fail('reconcile'))
+    // Reconciling lists every client and entry: once per heartbeat period is enough (the sweep runs twice).
+    if (++ticks % 2 === 0) await reconcile(b).catch(fail('reconcile'))
     await sweepDeadNodes().catch(fail('dead-node sweep'))
     await reapSessions(b).catch(fail('session reaper'))
   }

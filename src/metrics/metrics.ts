@@ -19,6 +19,8 @@ export interface Metrics {
   readonly connectsRefused: Counter<'reason'>
   readonly connects: Counter
   readonly connections: Gauge
+  /** Set by the broker node: live sessions, read on every scrape. */
+  connectionsSource: (() => number) | undefined
   readonly aclDenied: Counter<'op'>
   readonly uplinks: Counter<'kind' | 'qos'>
   readonly uplinksRefused: Counter<'reason'>
@@ -46,6 +48,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
   const registers = [registry]
   let bridgeStatus: (() => BridgeStatus) | undefined
+  let connectionsSource: (() => number) | undefined
   const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
     name,
     help,
@@ -61,12 +64,19 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   bridgeGauge('pushline_kafka_connected', '1 while the last produce to Kafka succeeded', (s) => s.kafkaConnected === undefined ? undefined : Number(s.kafkaConnected))
   bridgeGauge('pushline_kafka_lag_seconds', 'age of the oldest uplink not yet in Kafka', (s) => s.lagSeconds)
   return {
+    get connectionsSource () { return connectionsSource },
+    set connectionsSource (fn) { connectionsSource = fn },
     get bridgeStatus () { return bridgeStatus },
     set bridgeStatus (fn) { bridgeStatus = fn },
     registry,
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
-    connections: new Gauge({ name: 'pushline_connections', help: 'live MQTT connections on this node', registers }),
+    connections: new Gauge({
+      name: 'pushline_connections',
+      help: 'live MQTT connections on this node',
+      registers,
+      collect () { if (connectionsSource !== undefined) this.set(connectionsSource()) }
+    }),
     aclDenied: new Counter({ name: 'pushline_acl_denied_total', help: 'publishes and subscriptions refused by the ACL', labelNames: ['op'], registers }),
     uplinks: new Counter({ name: 'pushline_uplinks_total', help: 'uplinks accepted, by kind and QoS', labelNames: ['kind', 'qos'], registers }),
     uplinksRefused: new Counter({ name: 'pushline_uplinks_refused_total', help: 'uplinks refused, by reason', labelNames: ['reason'], registers }),

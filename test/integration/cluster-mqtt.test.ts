@@ -51,10 +51,12 @@ test('across nodes: QoS 1 messages for an offline persistent session are queued 
   const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
   for (let i = 0; i < 5; i++) await pub.publishAsync(topic, `m${i}`, { qos: 1 })
 
-  const back = await connectDevice(t, b.mqttUrl, id, '', { ...anon, clean: false, manualConnect: false })
+  const back = await connectDevice(t, b.mqttUrl, id, '', { ...anon, clean: false })
   const got = collect(back)
   await new Promise((resolve) => setTimeout(resolve, 1500))
-  assert.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4'])
+  // QoS 1 allows a duplicate (a message still in flight at the reconnect is both queued and routed live), but
+  // never a message overtaking an older one.
+  assert.deepEqual([...new Set(got)], ['m0', 'm1', 'm2', 'm3', 'm4'])
 })
 
 test('across nodes: a QoS 1 message delivered but not acknowledged is sent again when the session reconnects on the other node', async (t) => {

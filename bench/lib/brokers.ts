@@ -1,0 +1,308 @@
+// Broker processes for benchmarks: Pushline (the compiled platform, as `npm start` runs it) and Mosquitto
+// (the reference), both on 127.0.0.1 and on free ports, each with its output in a log file. Every process is
+// registered with lifecycle.track(), so none outlives the benchmark.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve as resolvePath } from 'node:path'
+import { isAlive, track } from './lifecycle.ts'
+import { freePort, waitUntil } from './proc.ts'
+
+export const BENCH_HOST = '127.0.0.1'
+
+export interface BrokerProcess {
+  /** Short label for tables, e.g. "mosquitto" or "pushline-redis". */
+  readonly name: string
+  readonly pid: number
+  readonly child: ChildProcess
+  readonly host: string
+  readonly mqttPort: number
+  /** stdout and stderr of the process. */
+  readonly logFile: string
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves to the exit code (null after a signal). Idempotent. */
+  stop (graceMs?: number): Promise<number | null>
+  /**
+   * Undefined while the process runs or when it exited because of stop(); otherwise why it ended, with the
+   * tail of its log. A process that ended by itself keeps its temp dir (and log) after stop().
+   */
+  unexpectedExit (): string | undefined
+}
+
+export interface PushlineProcess extends BrokerProcess {
+  readonly httpUrl: string
+  readonly adminKey: string
+  /** Set in Redis mode. */
+  readonly redisPrefix: string | undefined
+  readonly dataDir: string
+}
+
+export interface StartPushlineOptions {
+  readonly name: string
+  /** The compiled entry, e.g. dist/src/main.js (see buildPushline). */
+  readonly main: string
+  /** Redis mode when set; embedded (in memory) otherwise. */
+  readonly redisUrl?: string
+  readonly redisPrefix?: string
+  /** Extra PUSHLINE_* settings; they win over the defaults chosen here. */
+  readonly env?: Readonly<Record<string, string>>
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  readonly nodeArgs?: readonly string[]
+  readonly startTimeoutMs?: number
+  /** Keep the temp dir with the log after stop() (default: removed). */
+  readonly keepLogs?: boolean
+}
+
+export const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789'
+
+/**
+ * Compiles src/ with tsconfig.build.json into `outDir` (inside the repo, so node_modules resolve) and returns
+ * the path of main.js. A private outDir leaves dist/ to the tests and `npm start`.
+ */
+export async function buildPushline (root: string, outDir: string): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir],
+      { cwd: root, timeout: 180_000 }, (err, stdout, stderr) => {
+        if (err !== null) reject(new Error(`tsc failed:\n${stdout}${stderr}`))
+        else resolve()
+      })
+  })
+  const main = join(outDir, 'src/main.js')
+  if (!existsSync(main)) throw new Error(`the build produced no ${main}`)
+  return main
+}
+
+interface Stopper {
+  (graceMs?: number): Promise<number | null>
+  /** How the child ended before anyone asked it to stop; undefined while it runs or after stop(). */
+  unexpected (): string | undefined
+}
+
+/** Stops a child: SIGTERM, SIGKILL after graceMs. */
+function stopper (child: ChildProcess): Stopper {
+  let requested = false
+  let unexpected: string | undefined
+  const exited = new Promise<number | null>((resolve) => {
+    if (!isAlive(child)) resolve(child.exitCode)
+    else {
+      child.once('exit', (code, signal) => {
+        if (!requested) unexpected = `exited by itself (code ${code}, signal ${signal})`
+        resolve(code)
+      })
+    }
+  })
+  const stop = async (graceMs = 10_000): Promise<number | null> => {
+    requested = true
+    if (isAlive(child)) child.kill('SIGTERM')
+    const timer = setTimeout(() => { if (isAlive(child)) child.kill('SIGKILL') }, graceMs)
+    try {
+      return await exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  return Object.assign(stop, { unexpected: () => unexpected })
+}
+
+function tail (file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+/** Environment without the caller's PUSHLINE_* settings, so a shell's configuration cannot leak into a benchmark. */
+function cleanEnv (): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PUSHLINE_')) env[k] = v
+  return env
+}
+
+/**
+ * Starts the platform as a process (role all) on 127.0.0.1 with port 0 everywhere, and resolves once it has
+ * printed its MQTT and HTTP addresses.
+ */
+export async function startPushline (opts: StartPushlineOptions): Promise<PushlineProcess> {
+  const dir = await mkdtemp(join(tmpdir(), `pushline-bench-${opts.name}-`))
+  const dataDir = join(dir, 'data')
+  const logFile = join(dir, 'pushline.log')
+  const log = createWriteStream(logFile)
+  const env: NodeJS.ProcessEnv = {
+    ...cleanEnv(),
+    PUSHLINE_ROLE: 'all',
+    PUSHLINE_HOST: BENCH_HOST,
+    PUSHLINE_PUBLIC_HOST: BENCH_HOST,
+    PUSHLINE_MQTT_PORT: '0',
+    PUSHLINE_WS_PORT: '0',
+    PUSHLINE_HTTP_PORT: '0',
+    PUSHLINE_DATA_DIR: dataDir,
+    PUSHLINE_ADMIN_KEYS: BENCH_ADMIN_KEY,
+    PUSHLINE_LOG_LEVEL: 'warn',
+    ...(opts.redisUrl !== undefined && { PUSHLINE_REDIS_URL: opts.redisUrl, PUSHLINE_REDIS_PREFIX: opts.redisPrefix ?? 'pushline:' }),
+    ...opts.env
+  }
+  const child = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), resolvePath(opts.main)], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  child.stderr?.pipe(log)
+  const stop = stopper(child)
+
+  let mqttPort: number | undefined
+  let httpPort: number | undefined
+  let buffered = ''
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      log.write(chunk)
+      if (mqttPort !== undefined && httpPort !== undefined) return
+      buffered += chunk.toString('utf8')
+      mqttPort ??= Number(/MQTT over TCP\s+mqtt:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
+      httpPort ??= Number(/HTTP API\s+http:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
+      if (mqttPort !== undefined && httpPort !== undefined) resolve()
+    })
+    child.once('exit', (code, signal) => reject(new Error(`pushline (${opts.name}) exited during start (code ${code}, signal ${signal})`)))
+    child.once('error', reject)
+  })
+  const timeoutMs = opts.startTimeoutMs ?? 30_000
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([ready, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`pushline (${opts.name}) did not print its addresses within ${timeoutMs} ms`)), timeoutMs) })])
+  } catch (err) {
+    await stop(2000)
+    await closeLog(log)
+    const message = `${(err as Error).message}\n--- ${logFile}:\n${tail(logFile)}`
+    if (opts.keepLogs !== true) await rm(dir, { recursive: true, force: true })
+    throw new Error(message)
+  } finally {
+    clearTimeout(timer)
+  }
+
+  return {
+    name: opts.name,
+    pid: child.pid as number,
+    child,
+    host: BENCH_HOST,
+    mqttPort: mqttPort as number,
+    logFile,
+    httpUrl: `http://${BENCH_HOST}:${httpPort as number}`,
+    adminKey: env.PUSHLINE_ADMIN_KEYS as string,
+    redisPrefix: opts.redisUrl === undefined ? undefined : env.PUSHLINE_REDIS_PREFIX,
+    dataDir,
+    async stop (graceMs) {
+      const crashed = stop.unexpected() !== undefined
+      const code = await stop(graceMs)
+      await closeLog(log)
+      await rm(opts.keepLogs === true || crashed ? dataDir : dir, { recursive: true, force: true })
+      return code
+    },
+    unexpectedExit () {
+      const why = stop.unexpected()
+      return why === undefined ? undefined : `pushline (${opts.name}, pid ${child.pid}) ${why}; log ${logFile}:\n${tail(logFile)}`
+    }
+  }
+}
+
+function closeLog (log: WriteStream): Promise<void> {
+  return new Promise((resolve) => { log.end(() => resolve()) })
+}
+
+export interface StartMosquittoOptions {
+  readonly name?: string
+  /** Default: /usr/sbin/mosquitto, else `mosquitto` on the PATH. */
+  readonly binary?: string
+  /** Extra mosquitto.conf lines, appended after the listener's. */
+  readonly extraConfig?: readonly string[]
+  readonly startTimeoutMs?: number
+  /** Keep the temp dir with config and log after stop() (default: removed). */
+  readonly keepLogs?: boolean
+}
+
+export function mosquittoBinary (): string {
+  return existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto'
+}
+
+/** "2.0.11", from `mosquitto -h`. */
+export function mosquittoVersion (binary = mosquittoBinary()): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(binary, ['-h'], { timeout: 5000 }, (_err, stdout) => {
+      resolve(/mosquitto version (\S+)/.exec(stdout)?.[1] ?? 'unknown')
+    })
+  })
+}
+
+/**
+ * Starts Mosquitto on a free 127.0.0.1 port with anonymous access, no connection limit and no per-connection
+ * log lines (Pushline logs at warn level in benchmarks, so neither side pays for connect logging).
+ */
+export async function startMosquitto (opts: StartMosquittoOptions = {}): Promise<BrokerProcess> {
+  const name = opts.name ?? 'mosquitto'
+  const dir = await mkdtemp(join(tmpdir(), 'mosquitto-bench-'))
+  const port = await freePort(BENCH_HOST)
+  const config = join(dir, 'mosquitto.conf')
+  await writeFile(config, [
+    `listener ${port} ${BENCH_HOST}`,
+    'allow_anonymous true',
+    'max_connections -1',
+    'persistence false',
+    'connection_messages false',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    ...(opts.extraConfig ?? []),
+    ''
+  ].join('\n'))
+  const logFile = join(dir, 'mosquitto.log')
+  const log = createWriteStream(logFile)
+  const child = track(spawn(opts.binary ?? mosquittoBinary(), ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  child.stdout?.pipe(log)
+  child.stderr?.pipe(log)
+  const stop = stopper(child)
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve())
+    child.once('error', reject)
+  })
+  const cleanup = async (): Promise<void> => {
+    await closeLog(log)
+    if (opts.keepLogs !== true && stop.unexpected() === undefined) await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    await spawned
+    const up = await waitUntil(async () => {
+      if (!isAlive(child)) throw new Error(`mosquitto exited during start (code ${child.exitCode})`)
+      return await canConnect(BENCH_HOST, port)
+    }, opts.startTimeoutMs ?? 10_000)
+    if (!up) throw new Error(`mosquitto did not accept connections on ${BENCH_HOST}:${port}`)
+  } catch (err) {
+    await stop(2000)
+    const message = `${(err as Error).message}\n--- ${logFile}:\n${tail(logFile)}`
+    await cleanup()
+    throw new Error(message)
+  }
+  return {
+    name,
+    pid: child.pid as number,
+    child,
+    host: BENCH_HOST,
+    mqttPort: port,
+    logFile,
+    async stop (graceMs) {
+      const code = await stop(graceMs)
+      await cleanup()
+      return code
+    },
+    unexpectedExit () {
+      const why = stop.unexpected()
+      return why === undefined ? undefined : `${name} (pid ${child.pid}) ${why}; log ${logFile}:\n${tail(logFile)}`
+    }
+  }
+}
+
+function canConnect (host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port })
+    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}

@@ -1,0 +1,82 @@
+// Keeps a benchmark from leaving anything behind: every child process it starts is registered with track(),
+// every other undo step (temp dirs, Redis keys, services it started) with onCleanup(). runCleanup() runs the
+// steps newest first, each bounded in time; SIGINT, SIGTERM and SIGHUP run it too, and a benchmark-wide
+// deadline (setDeadline) aborts a run that hangs. As a last resort, exit kills every child still alive.
+
+import type { ChildProcess } from 'node:child_process'
+
+type CleanupStep = { readonly name: string, readonly fn: () => Promise<unknown> | unknown }
+
+const children = new Set<ChildProcess>()
+const steps: CleanupStep[] = []
+const STEP_TIMEOUT_MS = 20_000
+let installed = false
+let cleaning: Promise<void> | undefined
+
+/** Registers a child process: it is killed (SIGKILL) if it is still alive when this process exits. */
+export function track<C extends ChildProcess> (child: C): C {
+  install()
+  children.add(child)
+  child.once('exit', () => { children.delete(child) })
+  return child
+}
+
+/** True while the child has neither exited nor been killed by a signal. */
+export function isAlive (child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null
+}
+
+/** Registers an undo step; steps run newest first in runCleanup(). */
+export function onCleanup (name: string, fn: () => Promise<unknown> | unknown): void {
+  install()
+  steps.push({ name, fn })
+}
+
+/** Runs every registered undo step once (newest first, each bounded), then kills the children still alive. */
+export function runCleanup (): Promise<void> {
+  cleaning ??= (async () => {
+    for (const step of steps.splice(0).reverse()) {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        await Promise.race([
+          Promise.resolve().then(step.fn),
+          new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS) })
+        ])
+      } catch (err) {
+        process.stderr.write(`bench: cleanup step "${step.name}" failed: ${(err as Error).message}\n`)
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    killChildren('SIGKILL')
+  })()
+  return cleaning
+}
+
+/** Aborts the whole benchmark (cleanup, exit code 1) if it is still running after `ms`. */
+export function setDeadline (ms: number): void {
+  install()
+  setTimeout(() => {
+    process.stderr.write(`bench: still running after ${Math.round(ms / 1000)} s (--max-seconds): aborting\n`)
+    runCleanup().finally(() => process.exit(1))
+  }, ms).unref()
+}
+
+function killChildren (signal: NodeJS.Signals): void {
+  for (const child of children) {
+    if (!isAlive(child)) continue
+    try { child.kill(signal) } catch { /* already gone */ }
+  }
+}
+
+function install (): void {
+  if (installed) return
+  installed = true
+  process.once('exit', () => { killChildren('SIGKILL') })
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`bench: ${signal}, cleaning up\n`)
+      runCleanup().finally(() => process.exit(130))
+    })
+  }
+}

@@ -1,0 +1,339 @@
+// Benchmark (prints figures; not a test): uplink throughput of one Pushline node, QoS 1 from MQTT devices over
+// TCP, in three set-ups measured in the same run:
+//
+//   kafka        end to end into Kafka: from the first PUBLISH until the last record is in the topic
+//                (the topic's high watermarks, polled every 20 ms, reach the number of uplinks)
+//   kafka-down   Kafka configured but unreachable (a closed port): uplinks go to the spool only, the shipper
+//                keeps failing in the background; first PUBLISH to last PUBACK
+//   spool-only   no Kafka at all (embedded mode): plain MQTT QoS 1 publishing into the spool, the comparison
+//                (Mosquitto has no Kafka bridge, so it is no reference here)
+//
+//   npx tsx bench/uplink-throughput.ts
+//   npx tsx bench/uplink-throughput.ts --devices 100 --messages 500 --payload 512 --rounds 3
+//   npx tsx bench/uplink-throughput.ts --help
+//
+// Rounds alternate between the set-ups (A B C A B C ...) on a fresh node and a fresh topic each; the figure is
+// the median. Kafka comes from scripts/services.sh (started, and stopped at the end, only if it was not running).
+// Results: a table on stdout and bench-results/uplink-throughput.json.
+
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Kafka, logLevel } from 'kafkajs'
+import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { deviceIds, provisionOverHttp } from './lib/devices.ts'
+import { onCleanup, runCleanup, setDeadline } from './lib/lifecycle.ts'
+import { cpuSeconds, freePort } from './lib/proc.ts'
+import { ensureServices } from './lib/services.ts'
+import { fmt, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
+import { preparePublishLoad, type PublishLoadResult } from './uplink/publisher.ts'
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
+const SETUPS = ['kafka', 'kafka-down', 'spool-only'] as const
+type Setup = typeof SETUPS[number]
+
+const USAGE = `usage: npx tsx bench/uplink-throughput.ts [options]
+
+  --devices N        MQTT devices publishing at once (default 50)
+  --messages N       QoS 1 uplinks per device per round (default 2000)
+  --payload N        payload bytes per uplink (default 256, at least 8)
+  --window N         unacknowledged publishes per device (default 50)
+  --rounds N         rounds per set-up (default 3); the figure is the median
+  --warmup N         uplinks per device of an unrecorded first round per set-up (default 400; 0: none),
+                     so that JIT compilation in the node and in Kafka does not land in round 1
+  --setups LIST      comma-separated, of ${SETUPS.join(', ')} (default: all)
+  --fsync POLICY     PUSHLINE_SPOOL_FSYNC of the node: always, interval or never (default always)
+  --compression C    PUSHLINE_KAFKA_COMPRESSION: gzip or none (default gzip)
+  --partitions N     partitions of the telemetry topic (default 12)
+  --main PATH        compiled platform entry to run (default: compile src/ into bench-results/build-uplink)
+  --profile          run the node with --cpu-prof; profiles go to bench-results/profiles/
+  --out PATH         JSON result (default bench-results/uplink-throughput.json)
+  --max-seconds N    abort the whole run after this long (default 900)
+  --help`
+
+interface Args {
+  readonly devices: number
+  readonly messages: number
+  readonly payload: number
+  readonly window: number
+  readonly rounds: number
+  readonly warmup: number
+  readonly setups: readonly Setup[]
+  readonly fsync: string
+  readonly compression: string
+  readonly partitions: number
+  readonly main: string | undefined
+  readonly profile: boolean
+  readonly out: string
+  readonly maxSeconds: number
+}
+
+function parse (): Args {
+  const { values } = parseArgs({
+    options: {
+      devices: { type: 'string', default: '50' },
+      messages: { type: 'string', default: '2000' },
+      payload: { type: 'string', default: '256' },
+      window: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '400' },
+      setups: { type: 'string', default: SETUPS.join(',') },
+      fsync: { type: 'string', default: 'always' },
+      compression: { type: 'string', default: 'gzip' },
+      partitions: { type: 'string', default: '12' },
+      main: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string', default: join(ROOT, 'bench-results/uplink-throughput.json') },
+      'max-seconds': { type: 'string', default: '900' },
+      help: { type: 'boolean', default: false }
+    }
+  })
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n')
+    process.exit(0)
+  }
+  const int = (name: string, raw: string, min: number, max: number): number => {
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${raw}`)
+    return n
+  }
+  const setups = values.setups.split(',').map((s) => s.trim()) as Setup[]
+  for (const s of setups) if (!SETUPS.includes(s)) throw new Error(`--setups: unknown set-up ${s}`)
+  if (!['always', 'interval', 'never'].includes(values.fsync)) throw new Error('--fsync must be always, interval or never')
+  if (!['gzip', 'none'].includes(values.compression)) throw new Error('--compression must be gzip or none')
+  return {
+    devices: int('devices', values.devices, 1, 5000),
+    messages: int('messages', values.messages, 1, 1_000_000),
+    payload: int('payload', values.payload, 8, 200_000),
+    window: int('window', values.window, 1, 10_000),
+    rounds: int('rounds', values.rounds, 1, 50),
+    warmup: int('warmup', values.warmup, 0, 1_000_000),
+    setups,
+    fsync: values.fsync,
+    compression: values.compression,
+    partitions: int('partitions', values.partitions, 1, 1000),
+    main: values.main,
+    profile: values.profile === true,
+    out: resolve(values.out),
+    maxSeconds: int('max-seconds', values['max-seconds'], 10, 86_400)
+  }
+}
+
+interface RoundResult {
+  readonly setup: Setup
+  readonly round: number
+  readonly uplinks: number
+  readonly payloadBytes: number
+  /** First PUBLISH to last PUBACK. */
+  readonly ackSeconds: number
+  /** First PUBLISH to the last record in Kafka (kafka set-up only). */
+  readonly endToEndSeconds: number | undefined
+  readonly messagesPerSecond: number
+  readonly megabytesPerSecond: number
+  readonly ackLatencyMs: PublishLoadResult['ackLatencyMs']
+  /** CPU seconds during the timed part: the node, the Kafka broker (kafka set-up), this load generator. */
+  readonly nodeCpuSeconds: number
+  readonly kafkaCpuSeconds: number | undefined
+  readonly loadCpuSeconds: number
+  /** Records in the topic at the end: more than `uplinks` means replays. */
+  readonly recordsInKafka: number | undefined
+}
+
+/** Sum of the topic's high watermarks: records in it. */
+async function recordsIn (kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** The Kafka broker's process id, when scripts/services.sh runs it. */
+function kafkaPid (): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(ROOT, '.services/kafka/kafka.pid'), 'utf8').trim())
+    cpuSeconds(pid)
+    return pid
+  } catch {
+    return undefined
+  }
+}
+
+const ownCpuSeconds = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
+
+async function round (args: Args, main: string, setup: Setup, n: number, messages: number, kafkaBrokers: string | undefined, kafka: Kafka | undefined): Promise<RoundResult> {
+  const topic = `bench.uplink.${randomUUID().slice(0, 8)}`
+  const deadPort = await freePort()
+  const env: Record<string, string> = {
+    PUSHLINE_SECRET_HASH_COST: '10',
+    PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
+    PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '1000',
+    PUSHLINE_SPOOL_FSYNC: args.fsync,
+    PUSHLINE_UPLINK_RATE_PER_SECOND: '0',
+    ...(setup === 'kafka' && {
+      PUSHLINE_KAFKA_BROKERS: kafkaBrokers as string,
+      PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic,
+      PUSHLINE_KAFKA_PRESENCE_TOPIC: `${topic}.presence`,
+      PUSHLINE_KAFKA_TELEMETRY_PARTITIONS: String(args.partitions),
+      PUSHLINE_KAFKA_COMPRESSION: args.compression
+    }),
+    // Nothing listens there: the node spools and its shipper fails, as with Kafka down.
+    ...(setup === 'kafka-down' && { PUSHLINE_KAFKA_BROKERS: `127.0.0.1:${deadPort}`, PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic })
+  }
+  const profileDir = join(ROOT, 'bench-results/profiles')
+  if (args.profile) await mkdir(profileDir, { recursive: true })
+  const node: PushlineProcess = await startPushline({
+    name: `uplink-${setup}`,
+    main,
+    env,
+    ...(args.profile && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=uplink-${setup}-${n}-${Date.now()}.cpuprofile`] })
+  })
+  onCleanup(`stop ${setup} node`, () => node.stop())
+  try {
+    const devices = (await provisionOverHttp({ httpUrl: node.httpUrl, adminKey: node.adminKey, deviceIds: deviceIds(`up-${n}`, args.devices), concurrency: 8 }))
+      .map((d) => ({ deviceId: d.deviceId, token: d.token }))
+    if (setup === 'kafka') {
+      // The node creates its topics when it reaches Kafka: wait for that before the clock starts.
+      const admin = (kafka as Kafka).admin()
+      await admin.connect()
+      const until = Date.now() + 30_000
+      while (!(await admin.listTopics()).includes(topic)) {
+        if (Date.now() > until) throw new Error(`the node did not create ${topic}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      await admin.disconnect()
+    }
+    const load = await preparePublishLoad({ mqttUrl: `mqtt://${node.host}:${node.mqttPort}`, devices, messagesPerDevice: messages, payloadBytes: args.payload, window: args.window, qos: 1 })
+    const total = args.devices * messages
+    const kPid = setup === 'kafka' ? kafkaPid() : undefined
+    const cpuBefore = cpuSeconds(node.pid)
+    const kafkaCpuBefore = kPid === undefined ? 0 : cpuSeconds(kPid)
+    const loadCpuBefore = ownCpuSeconds()
+    let endToEndAt: number | undefined
+    let watching: Promise<void> | undefined
+    if (setup === 'kafka') {
+      const admin = (kafka as Kafka).admin()
+      await admin.connect()
+      watching = (async () => {
+        try {
+          const until = Date.now() + 300_000
+          for (;;) {
+            const inTopic = (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
+            if (inTopic >= total) {
+              endToEndAt = Date.now()
+              return
+            }
+            if (Date.now() > until) throw new Error(`only ${inTopic} of ${total} records reached Kafka within 300 s`)
+            await new Promise((resolve) => setTimeout(resolve, 20))
+          }
+        } finally {
+          await admin.disconnect()
+        }
+      })()
+    }
+    const result = await load.run()
+    await watching
+    const cpu = cpuSeconds(node.pid) - cpuBefore
+    const kafkaCpu = kPid === undefined ? undefined : cpuSeconds(kPid) - kafkaCpuBefore
+    const loadCpu = ownCpuSeconds() - loadCpuBefore
+    await load.close()
+    const ackSeconds = (result.lastAckAt - result.firstPublishAt) / 1000
+    const endToEndSeconds = endToEndAt === undefined ? undefined : (endToEndAt - result.firstPublishAt) / 1000
+    const seconds = endToEndSeconds ?? ackSeconds
+    return {
+      setup,
+      round: n,
+      uplinks: result.acked,
+      payloadBytes: result.payloadBytes,
+      ackSeconds,
+      endToEndSeconds,
+      messagesPerSecond: result.acked / seconds,
+      megabytesPerSecond: result.payloadBytes / seconds / 1e6,
+      ackLatencyMs: result.ackLatencyMs,
+      nodeCpuSeconds: cpu,
+      kafkaCpuSeconds: kafkaCpu,
+      loadCpuSeconds: loadCpu,
+      recordsInKafka: setup === 'kafka' ? await recordsIn(kafka as Kafka, topic) : undefined
+    }
+  } finally {
+    await node.stop()
+  }
+}
+
+async function main (): Promise<void> {
+  const args = parse()
+  setDeadline(args.maxSeconds * 1000)
+  const needsKafka = args.setups.includes('kafka')
+  let kafkaBrokers: string | undefined
+  let kafka: Kafka | undefined
+  if (needsKafka) {
+    const services = await ensureServices(ROOT)
+    onCleanup('services', () => services.stop())
+    kafkaBrokers = services.kafkaBrokers
+    if (kafkaBrokers === undefined) throw new Error('.services/env names no Kafka (PUSHLINE_TEST_KAFKA_BROKERS)')
+    kafka = new Kafka({ clientId: 'bench-uplink', brokers: kafkaBrokers.split(','), logLevel: logLevel.NOTHING })
+  }
+  const mainJs = args.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build-uplink'))
+
+  if (args.warmup > 0) {
+    for (const setup of args.setups) {
+      const res = await round(args, mainJs, setup, 0, args.warmup, kafkaBrokers, kafka)
+      process.stderr.write(`warm-up ${setup}: ${fmtInt(res.messagesPerSecond)} uplinks/s (not recorded)\n`)
+    }
+  }
+  const results: RoundResult[] = []
+  for (let r = 1; r <= args.rounds; r++) {
+    for (const setup of args.setups) {
+      const res = await round(args, mainJs, setup, r, args.messages, kafkaBrokers, kafka)
+      results.push(res)
+      process.stderr.write(`round ${r} ${setup}: ${fmtInt(res.messagesPerSecond)} uplinks/s, ${fmt(res.megabytesPerSecond, 2)} MB/s\n`)
+    }
+  }
+
+  const summary = args.setups.map((setup) => {
+    const rs = results.filter((r) => r.setup === setup)
+    return {
+      setup,
+      messagesPerSecond: median(rs.map((r) => r.messagesPerSecond)),
+      megabytesPerSecond: median(rs.map((r) => r.megabytesPerSecond)),
+      ackP50Ms: median(rs.map((r) => r.ackLatencyMs.p50)),
+      ackP99Ms: median(rs.map((r) => r.ackLatencyMs.p99)),
+      nodeCpuPerThousand: median(rs.map((r) => r.nodeCpuSeconds / r.uplinks * 1000)),
+      nodeCores: median(rs.map((r) => r.nodeCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
+      kafkaCores: setup === 'kafka' ? median(rs.map((r) => (r.kafkaCpuSeconds ?? Number.NaN) / (r.endToEndSeconds ?? r.ackSeconds))) : undefined,
+      loadCores: median(rs.map((r) => r.loadCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
+      replays: rs.reduce((n, r) => n + Math.max(0, (r.recordsInKafka ?? r.uplinks) - r.uplinks), 0)
+    }
+  })
+  const what: Record<Setup, string> = {
+    kafka: 'into Kafka, end to end',
+    'kafka-down': 'Kafka down: into the spool',
+    'spool-only': 'no Kafka: MQTT QoS 1 into the spool'
+  }
+  const table = formatTable([
+    ['set-up', 'uplinks/s', 'MB/s', 'PUBACK p50 ms', 'PUBACK p99 ms', 'node CPU-s/1000', 'cores: node', 'Kafka', 'load', 'replays'],
+    ...summary.map((s) => [`${s.setup} (${what[s.setup]})`, fmtInt(s.messagesPerSecond), fmt(s.megabytesPerSecond, 2), fmt(s.ackP50Ms, 0), fmt(s.ackP99Ms, 0),
+      fmt(s.nodeCpuPerThousand, 3), fmt(s.nodeCores, 2), s.kafkaCores === undefined ? '-' : fmt(s.kafkaCores, 2), fmt(s.loadCores, 2), String(s.replays)])
+  ])
+  const machine = machineInfo()
+  process.stdout.write(`\nUplink throughput, one node, QoS 1: ${args.devices} devices x ${args.messages} uplinks of ${args.payload} bytes, window ${args.window}, ` +
+    `fsync ${args.fsync}, compression ${args.compression}, ${args.partitions} partitions; median of ${args.rounds} round(s)\n` +
+    `${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}; the load generator, the node and Kafka share these cores\n\n${table}\n`)
+  await mkdir(dirname(args.out), { recursive: true })
+  await writeFile(args.out, JSON.stringify({ at: new Date().toISOString(), machine, args, summary, rounds: results }, null, 2) + '\n')
+  process.stdout.write(`\nwritten: ${args.out}\n`)
+}
+
+main().then(() => runCleanup(), async (err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`)
+  await runCleanup()
+  process.exitCode = 1
+})
