@@ -7,6 +7,7 @@ import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { createConnackGate } from './hold-until-connack.ts'
+import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
@@ -91,7 +92,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return gate
   }
   let accepting = true
-  const persistence = guardSubscriptions(opts.persistence ?? createMemoryPersistence(), (client, sub) => {
+  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? createMemoryPersistence()), (client, sub) => {
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
   })

@@ -1,0 +1,25 @@
+import { Readable } from 'node:stream'
+import type { Client } from 'aedes'
+
+// Round trips aedes 1.2 makes to its persistence on every CONNECT that can never find anything
+// (bench/connect-rate.ts counted 16 Redis commands per connect; the broker is CPU-bound on them):
+// - storeWill calls delWill(client) for a live client, whose brokerId is never set, so it removes
+//   `will:undefined:<id>`, a key nothing writes (LREM, GET, DEL for nothing). Wills of dead brokers are deleted
+//   with their real brokerId, which still goes through.
+// - emptyQueue reads the stored queue of a clean session only to throw every entry away
+//   (emptyQueueFilter clears them for clean clients), and a clean session's queue was deleted with its
+//   subscriptions anyway (LRANGE for nothing).
+
+interface ShortcutPersistence {
+  delWill (client: { id: string, brokerId?: string }): Promise<unknown>
+  outgoingStream (client: Client): unknown
+}
+
+export function skipIdleRoundTrips<P extends object> (persistence: P): P {
+  const store = persistence as unknown as ShortcutPersistence
+  const delWill = store.delWill.bind(persistence)
+  const outgoingStream = store.outgoingStream.bind(persistence)
+  store.delWill = async (client) => client.brokerId === undefined ? null : await delWill(client)
+  store.outgoingStream = (client) => client.clean ? Readable.from([]) : outgoingStream(client)
+  return persistence
+}
