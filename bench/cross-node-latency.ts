@@ -33,7 +33,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
 import { isAlive, onCleanup, runCleanup, setDeadline, track } from './lib/lifecycle.ts'
-import { cpuSeconds } from './lib/proc.ts'
+import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, percentile } from './lib/stats.ts'
 
@@ -223,9 +223,17 @@ interface LatencyRow {
   readonly maxMs: number
   /** CPU seconds per wall second of the recorded phase, per broker process. */
   readonly brokerCpu: Readonly<Record<string, number>>
+  /** Same, for Redis (cluster only) and the two load generator workers together. */
+  readonly redisCpu: number | null
+  readonly workerCpu: number
+  /**
+   * The rest of the machine during the recorded phase (all CPUs busy − irq/softirq − brokers − Redis − workers),
+   * per wall second: this process plus anyone else's. Above ~0.15 the figures are disturbed: rerun on a quiet machine.
+   */
+  readonly otherCpu: number
 }
 
-async function measureLatency (args: Args, target: TargetName, pubBroker: BrokerProcess, subBroker: BrokerProcess, brokers: readonly BrokerProcess[], qos: 0 | 1, runId: string): Promise<LatencyRow[]> {
+async function measureLatency (args: Args, target: TargetName, pubBroker: BrokerProcess, subBroker: BrokerProcess, brokers: readonly BrokerProcess[], qos: 0 | 1, runId: string, redisPid?: number): Promise<LatencyRow[]> {
   const topics = Array.from({ length: args.subscribers }, (_v, i) => `lat/${runId}/${i}`)
   const sub = Worker.spawn(`${target}-sub`)
   const pub = Worker.spawn(`${target}-pub`)
@@ -240,11 +248,19 @@ async function measureLatency (args: Args, target: TargetName, pubBroker: Broker
       const warm = phase++
       const rec = phase++
       if (args.warmupSeconds > 0) await pub.request({ type: 'publish', phase: warm, rate, seconds: args.warmupSeconds, topics, qos }, 'published')
-      const cpuBefore = await Promise.all(brokers.map((b) => cpuSeconds(b.pid)))
+      const workerPids = [sub.child.pid as number, pub.child.pid as number]
+      const cpuBefore = brokers.map((b) => cpuSeconds(b.pid))
+      const redisBefore = redisPid === undefined ? 0 : cpuSeconds(redisPid)
+      const workersBefore = workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+      const m0 = machineCpu()
       const t0 = performance.now()
       const published = await pub.request({ type: 'publish', phase: rec, rate, seconds: args.seconds, topics, qos }, 'published')
       const wall = (performance.now() - t0) / 1000
-      const cpuAfter = await Promise.all(brokers.map((b) => cpuSeconds(b.pid)))
+      const m1 = machineCpu()
+      const cpuAfter = brokers.map((b) => cpuSeconds(b.pid))
+      const redisCpu = redisPid === undefined ? 0 : cpuSeconds(redisPid) - redisBefore
+      const workerCpu = workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - workersBefore
+      const brokerCpuTotal = cpuAfter.reduce((sum, c, i) => sum + c - (cpuBefore[i] as number), 0)
       await sleep(args.drainMs)
       await sub.request({ type: 'collect', phase: warm }, 'samples')
       const { latenciesMs } = await sub.request({ type: 'collect', phase: rec }, 'samples')
@@ -262,7 +278,10 @@ async function measureLatency (args: Args, target: TargetName, pubBroker: Broker
         p90Ms: percentile(sorted, 0.9),
         p99Ms: percentile(sorted, 0.99),
         maxMs: sorted.length === 0 ? Number.NaN : sorted[sorted.length - 1] as number,
-        brokerCpu: Object.fromEntries(brokers.map((b, i) => [b.name, ((cpuAfter[i] as number) - (cpuBefore[i] as number)) / wall]))
+        brokerCpu: Object.fromEntries(brokers.map((b, i) => [b.name, ((cpuAfter[i] as number) - (cpuBefore[i] as number)) / wall])),
+        redisCpu: redisPid === undefined ? null : redisCpu / wall,
+        workerCpu: workerCpu / wall,
+        otherCpu: Math.max(0, (m1.busy - m0.busy) - (m1.interrupts - m0.interrupts) - brokerCpuTotal - redisCpu - workerCpu) / wall
       }
       rows.push(row)
       log(`${target} qos ${qos} ${fmtInt(rate)} msg/s: p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, max ${fmt(row.maxMs, 1)} ms, sent ${fmtInt(row.sent)}, lost ${fmtInt(row.lost)}`)
@@ -368,7 +387,8 @@ async function main (): Promise<void> {
       if (services.startedHere) log('stopping the services this run started (scripts/services.sh down)')
       await services.stop()
     })
-    redisVersion = (await redisServerInfo(services.redisUrl)).version
+    const redisInfo = await redisServerInfo(services.redisUrl)
+    redisVersion = redisInfo.version
     const prefix = `bench-xnode-${runId}:`
     onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
     const nodes: PushlineProcess[] = []
@@ -393,12 +413,14 @@ async function main (): Promise<void> {
       log(`${node.name}: pid ${node.pid}, mqtt ${node.mqttPort}, http ${node.httpUrl}`)
     }
     const [a, b] = nodes as [PushlineProcess, PushlineProcess]
-    for (const qos of args.qos) latency.push(...await measureLatency(args, 'pushline-cluster', a, b, nodes, qos, runId))
+    for (const qos of args.qos) latency.push(...await measureLatency(args, 'pushline-cluster', a, b, nodes, qos, runId, redisInfo.pid))
     if (args.churnClients > 0) {
       // Let the latency clients' presence go first (they disconnected cleanly).
       await waitExact(a, 0, 2 * args.heartbeatMs)
       churn = await measureChurn(args, a, b, runId)
     }
+    // Idle nodes would still share the cores with the Mosquitto measurement.
+    await Promise.all(nodes.map((n) => n.stop()))
   }
   if (args.targets.includes('mosquitto')) {
     const mosq = await startMosquitto({ keepLogs: args.keepLogs })
@@ -409,13 +431,14 @@ async function main (): Promise<void> {
 
   // --- report ---
   const find = (t: TargetName, qos: number, rate: number): LatencyRow | undefined => latency.find((r) => r.target === t && r.qos === qos && r.rate === rate)
-  const rows: string[][] = [['target', 'qos', 'msg/s', 'sent', 'lost', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p50 ratio', 'p99 ratio', 'pub lag ms', 'broker CPU']]
+  const rows: string[][] = [['target', 'qos', 'msg/s', 'sent', 'lost', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'p50 ratio', 'p99 ratio', 'pub lag ms', 'broker CPU', 'redis', 'workers', 'other']]
   for (const r of latency) {
     const ref = find('mosquitto', r.qos, r.rate)
     const ratio = (x: number, y: number | undefined): string => r.target === 'mosquitto' || y === undefined ? '' : `${fmt(x / y, 1)}x`
     rows.push([r.target, String(r.qos), fmtInt(r.rate), fmtInt(r.sent), fmtInt(r.lost), fmt(r.p50Ms, 2), fmt(r.p90Ms, 2), fmt(r.p99Ms, 2), fmt(r.maxMs, 1),
       ratio(r.p50Ms, ref?.p50Ms), ratio(r.p99Ms, ref?.p99Ms), fmt(r.publisherLagMs, 1),
-      Object.values(r.brokerCpu).map((c) => `${Math.round(c * 100)}%`).join(' + ')])
+      Object.values(r.brokerCpu).map((c) => `${Math.round(c * 100)}%`).join(' + '),
+      r.redisCpu === null ? '' : `${Math.round(r.redisCpu * 100)}%`, `${Math.round(r.workerCpu * 100)}%`, `${Math.round(r.otherCpu * 100)}%${r.otherCpu > 0.15 ? ' !' : ''}`])
   }
   const goalRow = find('pushline-cluster', 1, args.targetRate) ?? find('pushline-cluster', args.qos[0] as number, args.targetRate)
   const meets = goalRow === undefined ? null : goalRow.p99Ms <= args.targetP99Ms && goalRow.lost === 0
@@ -426,7 +449,8 @@ async function main (): Promise<void> {
     formatTable(rows),
     '',
     'ratio: pushline-cluster / mosquitto at the same QoS and rate. lost: sent − received in the recorded phase (after a drain wait). pub lag: how far the open-loop publisher fell behind schedule.',
-    'broker CPU: CPU seconds per wall second of the recorded phase (node A + node B for the cluster; 100% = one core). Redis, the workers and this process share the same cores.',
+    'CPU columns: CPU seconds per wall second of the recorded phase (100% = one core); broker: node A + node B for the cluster. other: the rest of the machine',
+    '(this process and anyone else; irq excluded); "!" above 15%: something else competed for the cores, rerun on a quiet machine.',
     goalRow === undefined
       ? `goal: cross-node p99 <= ${args.targetP99Ms} ms at ${fmtInt(args.targetRate)} msg/s: not measured (rate not in --rates)`
       : `goal: cross-node p99 <= ${args.targetP99Ms} ms at ${fmtInt(args.targetRate)} msg/s (QoS ${goalRow.qos}): ${meets === true ? 'met' : 'NOT met'} (p99 ${fmt(goalRow.p99Ms, 2)} ms, lost ${fmtInt(goalRow.lost)})`,
