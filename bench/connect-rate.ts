@@ -17,15 +17,14 @@
 // bench-results/connect-rate.json. See bench/README.md.
 
 import { randomUUID } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoadResult } from './lib/connect-load.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, provisionOverHttp, seedRedisTokens } from './lib/devices.ts'
-import { onCleanup, runCleanup, setDeadline } from './lib/lifecycle.ts'
+import { onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu, openFds, rssBytes, tcpExtCounters, waitForQuiet } from './lib/proc.ts'
 import { ensureServices, redisCommandCalls, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -127,8 +126,6 @@ function parse (): Args {
   if (args.connects / args.workers > MAX_CONNECTIONS_PER_WORKER) throw new UsageError(`more than ${MAX_CONNECTIONS_PER_WORKER} connections per worker: raise --workers`)
   return args
 }
-
-class UsageError extends Error {}
 
 interface RoundRecord {
   readonly round: number
@@ -524,21 +521,8 @@ async function main (): Promise<void> {
       rounds: t.rounds
     }]))
   }
-  await mkdir(dirname(args.out), { recursive: true })
-  await writeFile(args.out, JSON.stringify(report, null, 2) + '\n')
+  await writeReport(args.out, report)
   log(`wrote ${args.out}`)
 }
 
-try {
-  await main()
-  await runCleanup()
-} catch (err) {
-  if (err instanceof UsageError || (err as { code?: string } | undefined)?.code?.startsWith('ERR_PARSE_ARGS') === true) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
-    process.exitCode = 2
-  } else {
-    process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
-    process.exitCode = 1
-  }
-  await runCleanup()
-}
+await runBench(main, USAGE)

@@ -24,15 +24,14 @@
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
-import { isAlive, onCleanup, runCleanup, setDeadline, track } from './lib/lifecycle.ts'
+import { isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, percentile } from './lib/stats.ts'
@@ -82,8 +81,6 @@ interface Args {
   readonly maxSeconds: number
   readonly keepLogs: boolean
 }
-
-class UsageError extends Error {}
 
 function parse (): Args {
   const { values } = parseArgs({
@@ -485,21 +482,8 @@ async function main (): Promise<void> {
     latency,
     churn: churn ?? null
   }
-  await mkdir(dirname(args.out), { recursive: true })
-  await writeFile(args.out, JSON.stringify(report, null, 2) + '\n')
+  await writeReport(args.out, report)
   log(`wrote ${args.out}`)
 }
 
-try {
-  await main()
-  await runCleanup()
-} catch (err) {
-  if (err instanceof UsageError || (err as { code?: string } | undefined)?.code?.startsWith('ERR_PARSE_ARGS') === true) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
-    process.exitCode = 2
-  } else {
-    process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
-    process.exitCode = 1
-  }
-  await runCleanup()
-}
+await runBench(main, USAGE)

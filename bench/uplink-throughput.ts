@@ -18,14 +18,14 @@
 
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Kafka, logLevel } from 'kafkajs'
 import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deviceIds, provisionOverHttp } from './lib/devices.ts'
-import { onCleanup, runCleanup, setDeadline } from './lib/lifecycle.ts'
+import { onCleanup, runCleanup, setDeadline, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, freePort } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -327,8 +327,7 @@ async function main (): Promise<void> {
   process.stdout.write(`\nUplink throughput, one node, QoS 1: ${args.devices} devices x ${args.messages} uplinks of ${args.payload} bytes, window ${args.window}, ` +
     `fsync ${args.fsync}, compression ${args.compression}, ${args.partitions} partitions; median of ${args.rounds} round(s)\n` +
     `${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}; the load generator, the node and Kafka share these cores\n\n${table}\n`)
-  await mkdir(dirname(args.out), { recursive: true })
-  await writeFile(args.out, JSON.stringify({ at: new Date().toISOString(), machine, args, summary, rounds: results }, null, 2) + '\n')
+  await writeReport(args.out, { at: new Date().toISOString(), machine, args, summary, rounds: results })
   process.stdout.write(`\nwritten: ${args.out}\n`)
 }
 

@@ -4,6 +4,8 @@
 // deadline (setDeadline) aborts a run that hangs. As a last resort, exit kills every child still alive.
 
 import type { ChildProcess } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 
 type CleanupStep = { readonly name: string, readonly fn: () => Promise<unknown> | unknown }
 
@@ -79,4 +81,30 @@ function install (): void {
       runCleanup().finally(() => process.exit(130))
     })
   }
+}
+
+/** A bad command line: the runner prints the message and the usage, and exits 2. */
+export class UsageError extends Error {}
+
+/** Runs a benchmark's main, cleans up whatever it started, and sets the exit code (2 for bad usage, 1 for a failure). */
+export async function runBench (main: () => Promise<void>, usage: string): Promise<void> {
+  try {
+    await main()
+    await runCleanup()
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string } | undefined)?.code?.startsWith('ERR_PARSE_ARGS') === true) {
+      process.stderr.write(`${(err as Error).message}\n${usage}\n`)
+      process.exitCode = 2
+    } else {
+      process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
+      process.exitCode = 1
+    }
+    await runCleanup()
+  }
+}
+
+/** Writes a benchmark's JSON report, creating its folder. */
+export async function writeReport (path: string, report: unknown): Promise<void> {
+  await mkdir(dirname(path), { recursive: true })
+  await writeFile(path, JSON.stringify(report, null, 2) + '\n')
 }
