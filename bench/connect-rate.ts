@@ -23,8 +23,9 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoadResult } from './lib/connect-load.ts'
+import type { ConnectCounts } from './lib/connect-protocol.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, provisionOverHttp, seedRedisTokens } from './lib/devices.ts'
-import { onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
+import { onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu, openFds, rssBytes, tcpExtCounters, waitForQuiet } from './lib/proc.ts'
 import { ensureServices, redisCommandCalls, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -98,11 +99,7 @@ function parse (): Args {
     process.stdout.write(USAGE + '\n')
     process.exit(0)
   }
-  const int = (name: string, value: string, min: number, max: number): number => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
-    return n
-  }
+  const int = intOption
   const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '')
   for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGETS.join(', ')})`)
   if (targets.length === 0) throw new UsageError('--targets is empty')
@@ -127,17 +124,10 @@ function parse (): Args {
   return args
 }
 
-interface RoundRecord {
+interface RoundRecord extends ConnectCounts {
   readonly round: number
   readonly connectsPerSecond: number
   readonly wallSeconds: number
-  readonly attempted: number
-  readonly accepted: number
-  readonly refused: Readonly<Record<number, number>>
-  readonly errors: number
-  readonly timeouts: number
-  readonly errorSamples: readonly string[]
-  readonly droppedAfterConnack: number
   readonly latencyMs: ConnectLoadResult['latencyMs']
   /** The broker was idle (sockets of the previous round closed, CPU under 5 %) before the round. */
   readonly quietBefore: boolean

@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
-import { isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport } from './lib/lifecycle.ts'
+import { isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, percentile } from './lib/stats.ts'
@@ -109,11 +109,7 @@ function parse (): Args {
     process.stdout.write(USAGE + '\n')
     process.exit(0)
   }
-  const int = (name: string, value: string, min: number, max: number): number => {
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
-    return n
-  }
+  const int = intOption
   const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter((s) => s !== '')
   const targets = list(values.targets)
   for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGETS.join(', ')})`)

@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util'
 import { Kafka, logLevel } from 'kafkajs'
 import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deviceIds, provisionOverHttp } from './lib/devices.ts'
-import { onCleanup, runCleanup, setDeadline, writeReport } from './lib/lifecycle.ts'
+import { onCleanup, runBench, setDeadline, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, freePort } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -95,11 +95,7 @@ function parse (): Args {
     process.stdout.write(USAGE + '\n')
     process.exit(0)
   }
-  const int = (name: string, raw: string, min: number, max: number): number => {
-    const n = Number(raw)
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${raw}`)
-    return n
-  }
+  const int = intOption
   const setups = values.setups.split(',').map((s) => s.trim()) as Setup[]
   for (const s of setups) if (!SETUPS.includes(s)) throw new Error(`--setups: unknown set-up ${s}`)
   if (!['always', 'interval', 'never'].includes(values.fsync)) throw new Error('--fsync must be always, interval or never')
@@ -331,8 +327,4 @@ async function main (): Promise<void> {
   process.stdout.write(`\nwritten: ${args.out}\n`)
 }
 
-main().then(() => runCleanup(), async (err: Error) => {
-  process.stderr.write(`bench: ${err.stack ?? err.message}\n`)
-  await runCleanup()
-  process.exitCode = 1
-})
+await runBench(main, USAGE)

@@ -10,7 +10,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { ConnectCredentials, ConnectJob, ConnectWorkerResult, ParentMessage, WorkerMessage } from './connect-protocol.ts'
+import type { ConnectCounts, ConnectCredentials, ConnectJob, ConnectWorkerResult, ParentMessage, WorkerMessage } from './connect-protocol.ts'
 import { isAlive, track } from './lifecycle.ts'
 import { percentile } from './stats.ts'
 
@@ -37,14 +37,7 @@ export interface ConnectLoadOptions {
   readonly maxLifetimeMs?: number
 }
 
-export interface ConnectLoadResult {
-  readonly attempted: number
-  readonly accepted: number
-  readonly refused: Readonly<Record<number, number>>
-  readonly errors: number
-  readonly timeouts: number
-  readonly errorSamples: readonly string[]
-  readonly droppedAfterConnack: number
+export interface ConnectLoadResult extends ConnectCounts {
   /** From the first CONNECT sent by any worker to the last connect settled in any worker. */
   readonly wallSeconds: number
   /** accepted / wallSeconds. */

@@ -33,8 +33,8 @@ export interface ConnectJob {
   readonly maxLifetimeMs: number
 }
 
-export interface ConnectWorkerResult {
-  readonly workerIndex: number
+/** How a batch of connects ended: per worker, summed over the workers, and per benchmark round. */
+export interface ConnectCounts {
   readonly attempted: number
   /** CONNACK with return code 0. */
   readonly accepted: number
@@ -47,6 +47,10 @@ export interface ConnectWorkerResult {
   readonly errorSamples: readonly string[]
   /** Accepted connections the broker closed before the result was sent. */
   readonly droppedAfterConnack: number
+}
+
+export interface ConnectWorkerResult extends ConnectCounts {
+  readonly workerIndex: number
   readonly firstConnectNs: bigint
   /** Last CONNACK with return code 0. */
   readonly lastConnackNs: bigint

@@ -108,3 +108,10 @@ export async function writeReport (path: string, report: unknown): Promise<void>
   await mkdir(dirname(path), { recursive: true })
   await writeFile(path, JSON.stringify(report, null, 2) + '\n')
 }
+
+/** Parses an integer option within bounds, or throws a UsageError naming it. */
+export function intOption (name: string, value: string, min: number, max: number): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
+  return n
+}

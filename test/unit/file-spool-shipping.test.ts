@@ -1,26 +1,14 @@
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { listSegments, openFileSpool, readShippedOffset, readSpool, SHIPPED_OFFSET_FILE, type FileSpool, type FileSpoolOptions, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { listSegments, readShippedOffset, readSpool, SHIPPED_OFFSET_FILE, type SpoolRecord } from '../../src/uplink/file-spool.ts'
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
+import { openSpool, tempDir } from '../helpers/spool.ts'
 import { within } from '../helpers/mqtt.ts'
 
 // The spool as the bridge's write-ahead log: the reader, release and the shipped offset, and the byte bound.
-
-async function tempDir (t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'pushline-ship-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-async function open (t: TestContext, opts: FileSpoolOptions): Promise<FileSpool> {
-  const spool = await openFileSpool(opts)
-  t.after(() => spool.close())
-  return spool
-}
 
 function uplink (i: number, qos: 0 | 1 = 1, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink {
   return {
@@ -45,7 +33,7 @@ const lineBytes = (i: number, qos: 0 | 1 = 1): number => {
 
 test('the reader hands out committed records in order across segments, within the record and byte limits', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 600 })
+  const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 600 })
   for (let i = 0; i < 40; i++) await spool.append(uplink(i))
   assert.ok((await listSegments(dir)).length >= 4)
 
@@ -74,7 +62,7 @@ async function collect (dir: string): Promise<SpoolRecord[]> {
 
 test('a waiting read wakes up when the next record is committed, and an abort ends the wait', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   const reader = spool.reader()
   const waiting = reader.read(ALL, { wait: true })
   assert.equal(await within(50, waiting), false, 'nothing to read yet')
@@ -89,7 +77,7 @@ test('a waiting read wakes up when the next record is committed, and an abort en
 
 test('records whose lines cross a read chunk boundary come back whole, payload bytes intact', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'never' })
+  const spool = await openSpool(t, { dir, fsync: 'never' })
   // ~300 KiB of base64 per record: several records straddle the reader's 1 MiB chunks.
   const payloads = Array.from({ length: 12 }, (_, i) => Buffer.alloc(230_000 + i * 1001, i + 1))
   await Promise.all(payloads.map((p, i) => spool.append(uplink(i, 1, p))))
@@ -100,7 +88,7 @@ test('records whose lines cross a read chunk boundary come back whole, payload b
 
 test('release persists the shipped offset and deletes segments holding only shipped records, never the current one', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always', segmentBytes: 600 })
+  const spool = await openSpool(t, { dir, fsync: 'always', segmentBytes: 600 })
   for (let i = 0; i < 30; i++) await spool.append(uplink(i))
   const before = await listSegments(dir)
   const totalUnshipped = spool.unshippedBytes
@@ -136,13 +124,13 @@ test('release persists the shipped offset and deletes segments holding only ship
 
 test('after a restart the reader resumes at the persisted offset and the unshipped counts match what is left', async (t) => {
   const dir = await tempDir(t)
-  const first = await open(t, { dir, fsync: 'always', segmentBytes: 500 })
+  const first = await openSpool(t, { dir, fsync: 'always', segmentBytes: 500 })
   for (let i = 0; i < 25; i++) await first.append(uplink(i))
   await first.reader().read({ maxRecords: 12, maxBytes: 1_000_000 })
   await first.release(11)
   await first.close()
 
-  const second = await open(t, { dir, fsync: 'always', segmentBytes: 500 })
+  const second = await openSpool(t, { dir, fsync: 'always', segmentBytes: 500 })
   assert.equal(second.shippedSeq, 12)
   assert.equal(second.nextSeq, 25)
   assert.equal(second.unshippedRecords, 13)
@@ -154,7 +142,7 @@ test('after a restart the reader resumes at the persisted offset and the unshipp
 
 test('closing after a release without waiting for it still leaves the offset on disk', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 5; i++) await spool.append(uplink(i))
   await spool.reader().read(ALL)
   spool.release(4).catch(() => {})
@@ -164,7 +152,7 @@ test('closing after a release without waiting for it still leaves the offset on 
 
 test('segments left over by a crash between the offset write and their deletion are deleted at the next start', async (t) => {
   const dir = await tempDir(t)
-  const first = await open(t, { dir, fsync: 'never', segmentBytes: 300 })
+  const first = await openSpool(t, { dir, fsync: 'never', segmentBytes: 300 })
   for (let i = 0; i < 12; i++) await first.append(uplink(i))
   await first.close()
   const segments = await listSegments(dir)
@@ -172,7 +160,7 @@ test('segments left over by a crash between the offset write and their deletion 
   const thirdStart = Number(/seg-(\d+)/.exec(segments[2] as string)?.[1])
   await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: thirdStart }))
 
-  const second = await open(t, { dir, fsync: 'never', segmentBytes: 300 })
+  const second = await openSpool(t, { dir, fsync: 'never', segmentBytes: 300 })
   assert.deepEqual(await listSegments(dir), segments.slice(2))
   assert.equal(second.reader().position, thirdStart)
   assert.equal(second.unshippedRecords, 12 - thirdStart)
@@ -180,11 +168,11 @@ test('segments left over by a crash between the offset write and their deletion 
 
 test('a damaged offset file means shipping everything again, not losing anything', async (t) => {
   const dir = await tempDir(t)
-  const first = await open(t, { dir, fsync: 'always' })
+  const first = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 4; i++) await first.append(uplink(i))
   await first.close()
   await writeFile(join(dir, SHIPPED_OFFSET_FILE), '{"shippedSeq": "oops"')
-  const second = await open(t, { dir, fsync: 'always' })
+  const second = await openSpool(t, { dir, fsync: 'always' })
   assert.equal(second.shippedSeq, 0)
   assert.deepEqual((await second.reader().read(ALL))?.records.map((r) => r.seq), [0, 1, 2, 3])
 })
@@ -192,7 +180,7 @@ test('a damaged offset file means shipping everything again, not losing anything
 test('with the segment files gone but the offset kept, numbering goes on from the offset', async (t) => {
   const dir = await tempDir(t)
   await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: 500 }))
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   assert.equal(spool.nextSeq, 500)
   await spool.append(uplink(0))
   assert.deepEqual((await spool.reader().read(ALL))?.records.map((r) => r.seq), [500])
@@ -202,7 +190,7 @@ test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is 
   const dir = await tempDir(t)
   const dropped: string[] = []
   const waited: string[] = []
-  const spool = await open(t, { dir, fsync: 'always', maxBytes: lineBytes(0) * 3, onDrop: (u) => dropped.push(u.msgId), onWait: (u) => waited.push(u.msgId) })
+  const spool = await openSpool(t, { dir, fsync: 'always', maxBytes: lineBytes(0) * 3, onDrop: (u) => dropped.push(u.msgId), onWait: (u) => waited.push(u.msgId) })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
   assert.equal(spool.full, true)
 
@@ -232,7 +220,7 @@ test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is 
 
 test('without a byte bound nothing waits and nothing is dropped, however much is unshipped', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'never', onDrop: () => assert.fail('dropped') })
+  const spool = await openSpool(t, { dir, fsync: 'never', onDrop: () => assert.fail('dropped') })
   await Promise.all(Array.from({ length: 500 }, (_, i) => spool.append(uplink(i, i % 2 === 0 ? 0 : 1))))
   assert.equal(spool.full, false)
   assert.equal(spool.unshippedRecords, 500)
@@ -241,7 +229,7 @@ test('without a byte bound nothing waits and nothing is dropped, however much is
 
 test('closing the spool refuses the appends still waiting for room; they were never acknowledged', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always', maxBytes: 1 })
+  const spool = await openSpool(t, { dir, fsync: 'always', maxBytes: 1 })
   await spool.append(uplink(0))
   const refused = assert.rejects(spool.append(uplink(1)), (err: unknown) => isPushlineError(err, 'IOT_ERR_SPOOL'))
   await spool.close()
@@ -251,7 +239,7 @@ test('closing the spool refuses the appends still waiting for room; they were ne
 
 test('the offset file is replaced atomically: no temporary file is left behind', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   await spool.append(uplink(0))
   await spool.reader().read(ALL)
   await spool.release(0)

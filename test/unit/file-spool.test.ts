@@ -1,24 +1,11 @@
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { appendFile, readFile, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { listSegments, openFileSpool, readSpool, type FileSpool, type FileSpoolOptions, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { listSegments, openFileSpool, readSpool, type SpoolRecord } from '../../src/uplink/file-spool.ts'
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
-
-async function tempDir (t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'pushline-unit-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/** Opens a spool and closes it after the test (closing twice is a no-op). */
-async function open (t: TestContext, opts: FileSpoolOptions): Promise<FileSpool> {
-  const spool = await openFileSpool(opts)
-  t.after(() => spool.close())
-  return spool
-}
+import { openSpool, tempDir } from '../helpers/spool.ts'
 
 function uplink (i: number, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink {
   return {
@@ -59,7 +46,7 @@ function assertRecord (r: SpoolRecord | undefined, seq: number, u: Uplink): void
 
 test('appended uplinks read back in order with every field and the exact payload bytes', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   const binary = Buffer.from([0x00, 0xff, 0x10, 0x0a, 0x0d, 0x22, 0x5c, 0xc3, 0x28, 0x7f, 0x80])
   const uplinks = [uplink(0), uplink(1, binary), uplink(2, Buffer.alloc(0)), uplink(3, Buffer.from('ünïcødé\n"quoted"', 'utf8'))]
   assert.equal(spool.nextSeq, 0)
@@ -85,7 +72,7 @@ test('readSpool and listSegments of a missing directory are empty', async (t) =>
 
 test('listSegments ignores files that are not segments and sorts segments by name', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 1 })
+  const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 1 })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
   await spool.close()
   await appendFile(join(dir, 'notes.txt'), 'not a segment\n')
@@ -100,7 +87,7 @@ test('listSegments ignores files that are not segments and sorts segments by nam
 test('many concurrent appends are group-committed and come back in order with seq 0..n-1', async (t) => {
   const dir = await tempDir(t)
   const flushes: Array<{ records: number, bytes: number }> = []
-  const spool = await open(t, { dir, fsync: 'always', onFlush: (records, bytes) => flushes.push({ records, bytes }) })
+  const spool = await openSpool(t, { dir, fsync: 'always', onFlush: (records, bytes) => flushes.push({ records, bytes }) })
   const n = 2000
   const uplinks = Array.from({ length: n }, (_, i) => uplink(i))
   await Promise.all(uplinks.map((u) => spool.append(u)))
@@ -119,7 +106,7 @@ test('many concurrent appends are group-committed and come back in order with se
 
 test('a small segment size rotates into several segment files and nothing is lost or reordered', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always', segmentBytes: 512 })
+  const spool = await openSpool(t, { dir, fsync: 'always', segmentBytes: 512 })
   const n = 60
   const uplinks = Array.from({ length: n }, (_, i) => uplink(i, Buffer.alloc(40, i)))
   // Half awaited one by one, half concurrently, so rotation happens under both patterns.
@@ -140,7 +127,7 @@ test('a small segment size rotates into several segment files and nothing is los
 
 test('each segment file is named after the sequence number of its first record', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'never', segmentBytes: 1 })
+  const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 1 })
   for (let i = 0; i < 4; i++) await spool.append(uplink(i))
   await spool.close()
   for (const f of await listSegments(dir)) {
@@ -151,18 +138,18 @@ test('each segment file is named after the sequence number of its first record',
 
 test('reopening a closed spool continues the sequence numbers and keeps the old records', async (t) => {
   const dir = await tempDir(t)
-  const first = await open(t, { dir, fsync: 'always', segmentBytes: 300 })
+  const first = await openSpool(t, { dir, fsync: 'always', segmentBytes: 300 })
   for (let i = 0; i < 5; i++) await first.append(uplink(i))
   await first.close()
   const bytesBefore = first.bytes
 
-  const second = await open(t, { dir, fsync: 'always', segmentBytes: 300 })
+  const second = await openSpool(t, { dir, fsync: 'always', segmentBytes: 300 })
   assert.equal(second.nextSeq, 5)
   assert.equal(second.bytes, bytesBefore)
   for (let i = 5; i < 9; i++) await second.append(uplink(i))
   await second.close()
 
-  const third = await open(t, { dir, fsync: 'always' })
+  const third = await openSpool(t, { dir, fsync: 'always' })
   assert.equal(third.nextSeq, 9)
   await third.close()
 
@@ -173,8 +160,8 @@ test('reopening a closed spool continues the sequence numbers and keeps the old 
 
 test('reopening a spool that was closed without records starts at seq 0', async (t) => {
   const dir = await tempDir(t)
-  await (await open(t, { dir, fsync: 'always' })).close()
-  const again = await open(t, { dir, fsync: 'always' })
+  await (await openSpool(t, { dir, fsync: 'always' })).close()
+  const again = await openSpool(t, { dir, fsync: 'always' })
   assert.equal(again.nextSeq, 0)
   await again.append(uplink(0))
   await again.close()
@@ -191,7 +178,7 @@ test('reopening an empty spool works when the directory is given with a trailing
 
 test('a torn last line is dropped on reopen and the next uplink gets the next sequence number', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
   await spool.close()
 
@@ -202,7 +189,7 @@ test('a torn last line is dropped on reopen and the next uplink gets the next se
   // readSpool alone already skips the torn tail.
   assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
 
-  const reopened = await open(t, { dir, fsync: 'always' })
+  const reopened = await openSpool(t, { dir, fsync: 'always' })
   assert.equal(reopened.nextSeq, 3)
   assert.equal((await stat(last)).size, goodSize, 'the torn tail was cut off')
   assert.equal(reopened.bytes, goodSize)
@@ -221,7 +208,7 @@ test('a torn last line is dropped on reopen and the next uplink gets the next se
 
 test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   await spool.append(uplink(0))
   await spool.close()
   await assert.rejects(spool.append(uplink(1)), (err: unknown) => isPushlineError(err, 'IOT_ERR_SPOOL'))
@@ -231,7 +218,7 @@ test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (
 
 test('close waits for appends in flight, which all resolve and are on disk', async (t) => {
   const dir = await tempDir(t)
-  const spool = await open(t, { dir, fsync: 'always' })
+  const spool = await openSpool(t, { dir, fsync: 'always' })
   const appends = Array.from({ length: 200 }, (_, i) => spool.append(uplink(i)))
   await spool.close()
   await Promise.all(appends)
@@ -241,14 +228,14 @@ test('close waits for appends in flight, which all resolve and are on disk', asy
 for (const fsync of ['always', 'interval', 'never'] as const) {
   test(`fsync policy ${fsync} persists every uplink across a reopen`, async (t) => {
     const dir = await tempDir(t)
-    const spool = await open(t, { dir, fsync, segmentBytes: 2048 })
+    const spool = await openSpool(t, { dir, fsync, segmentBytes: 2048 })
     const uplinks = Array.from({ length: 50 }, (_, i) => uplink(i))
     for (const u of uplinks.slice(0, 25)) await spool.append(u)
     await Promise.all(uplinks.slice(25).map((u) => spool.append(u)))
     assert.ok((await listSegments(dir)).length >= 2, 'the segment size was honoured')
     await spool.close()
 
-    const again = await open(t, { dir, fsync })
+    const again = await openSpool(t, { dir, fsync })
     assert.equal(again.nextSeq, 50)
     await again.close()
     const records = await readAll(dir)
