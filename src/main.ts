@@ -12,6 +12,7 @@ import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
+import { createTrafficSampler } from './cluster/node-traffic.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
@@ -96,9 +97,12 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
     const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
 
-    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose })
-
     let spool: FileSpool | undefined
+    const traffic = createTrafficSampler({ uplinks: metrics.uplinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
+    const pushStack = await createPushStack({
+      config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose, onDownlink: traffic.countDownlink
+    })
+
     let shipper: KafkaShipper | undefined
     let broker: BrokerNode | undefined
     let listeners: Listeners | undefined
@@ -144,7 +148,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         drainRate: config.drainRate,
         onPresence: (event) => { presenceEvents?.publish(event) },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
-        counters: counterStore
+        counters: counterStore,
+        traffic: traffic.sample
       })
       member = m
       // Registered before the broker opens, so it runs after the broker has closed its clients.

@@ -19,6 +19,8 @@ import { ErrorBody } from './schemas.ts'
 import type { PushService } from '../push/push-service.ts'
 import { adminPushRoutes } from './routes/admin-push.ts'
 import { deviceMessageRoutes } from './routes/device-messages.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
+import { adminMetricsRoutes } from './routes/admin-metrics.ts'
 
 export interface HttpAppOptions {
   readonly logger: Logger
@@ -64,11 +66,13 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     const { devices, guard, cluster, push } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
     if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push })
+    await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })
+      await admin.register(adminMetricsRoutes, cluster)
     })
   }
   return app

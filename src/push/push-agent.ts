@@ -23,6 +23,8 @@ export interface PushAgentOptions {
   readonly channel: DeliveryChannel
   readonly flushMs?: number
   readonly now?: () => number
+  /** Called for every downlink written to a connection. */
+  readonly onDownlink?: () => void
 }
 
 export interface PushAgent {
@@ -91,7 +93,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       m.set(messageId, tag)
     }
     const packet = { cmd: 'publish', topic, payload, qos: effective, retain: false, dup: false, brokerId, brokerCounter: ++counter, messageId }
-    return new Promise((resolve) => c.deliverQoS(packet, () => resolve(effective)))
+    return new Promise((resolve) => c.deliverQoS(packet, () => { opts.onDownlink?.(); resolve(effective) }))
   }
 
   async function deliverEntry (client: Client, deviceId: string, entry: HistoryEntry): Promise<void> {

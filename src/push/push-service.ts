@@ -66,6 +66,8 @@ export interface PushService {
   /** A device's pull: its downlinks after `after`, oldest first; those still within ttl count as delivered. */
   pull (deviceId: string, after: number, limit: number): Promise<DeviceMessage[]>
   history (deviceId: string, range: { after?: number, before?: number, limit: number }): Promise<HistoryEntry[]>
+  /** The latest pushes, newest first, with their counts and progress. */
+  recent (limit: number): Promise<PushStatus[]>
   /** Waits for running jobs (shutdown, tests). */
   idle (): Promise<void>
 }
@@ -207,6 +209,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
 
     async history (deviceId, range) {
       return await history.range(deviceId, range)
+    },
+
+    async recent (limit) {
+      return await receipts.recent(limit)
     },
 
     async idle () {

@@ -28,6 +28,8 @@ export interface PushStackOptions {
   readonly devices: DeviceStore
   readonly presence: PresenceStore
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
+  /** Called for every downlink the node's push agent writes. */
+  readonly onDownlink?: () => void
 }
 
 export interface PushStack {
@@ -80,7 +82,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
     },
     async startAgent (broker) {
-      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel })
+      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel, onDownlink: opts.onDownlink })
       agent = a
       await a.start(broker)
       opts.onClose('push agent', () => a.close())

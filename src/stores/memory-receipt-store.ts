@@ -1,4 +1,4 @@
-import { mayMove, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
+import { RECENT_PUSHES, mayMove, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
 
 interface PushEntry {
   record: PushRecord
@@ -12,14 +12,18 @@ interface PushEntry {
 
 export function createMemoryReceiptStore (): ReceiptStore {
   const pushes = new Map<string, PushEntry>()
+  const status = (p: PushEntry): PushStatus => ({ ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } })
+  // Push ids in creation order, the newest last, bounded like the Redis list.
+  const order: string[] = []
   return {
     async createPush (record, total) {
       pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, counts: zeroCounts(), receipts: new Map() })
+      order.push(record.pushId)
+      if (order.length > RECENT_PUSHES) order.splice(0, order.length - RECENT_PUSHES)
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
-      if (p === undefined) return undefined
-      return { ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } }
+      return p === undefined ? undefined : status(p)
     },
     async progress (pushId, processed, end) {
       const p = pushes.get(pushId)
@@ -65,6 +69,9 @@ export function createMemoryReceiptStore (): ReceiptStore {
       if (p === undefined || p.swept) return false
       p.swept = true
       return true
+    },
+    async recent (limit) {
+      return order.slice(-limit).reverse().flatMap((id) => { const p = pushes.get(id); return p === undefined ? [] : [status(p)] })
     }
   }
 }

@@ -65,7 +65,12 @@ export interface ReceiptStore {
   addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
   /** Marks the push as swept for expiry; resolves true only for the first caller. */
   claimExpirySweep (pushId: string): Promise<boolean>
+  /** The latest pushes, newest first, at most `limit` (the store keeps the last RECENT_PUSHES ids). */
+  recent (limit: number): Promise<PushStatus[]>
 }
+
+/** How many push ids the stores keep in their newest-first list (the dashboard's recent pushes). */
+export const RECENT_PUSHES = 1000
 
 const rank: Record<ReceiptState, number> = { queued: 0, sent: 1, delivered: 2, acked: 3, expired: 4, failed: 5 }
 

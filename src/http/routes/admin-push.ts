@@ -27,6 +27,17 @@ export const HistoryEntryView = Type.Object({
   data: Type.Unknown()
 })
 
+const Progress = Type.Object({ processed: Type.Integer(), total: Type.Optional(Type.Integer()), done: Type.Boolean() })
+const PushSummary = Type.Object({
+  pushId: Type.String(),
+  target: Type.Record(Type.String(), Type.Unknown()),
+  qos: Type.Integer(),
+  ttlSeconds: Type.Integer(),
+  createdAt: Type.Integer(),
+  progress: Progress,
+  counts: Counts
+})
+
 /** Operator routes for push, receipts and history. Admin auth is applied by the parent scope. */
 export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> = async (app, opts) => {
   const { push } = opts
@@ -54,6 +65,20 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
     return await reply.status(202).send(await push.push(request.body))
   })
 
+  app.get('/v1/admin/push', {
+    schema: {
+      tags,
+      summary: 'The latest pushes, newest first, with their counts by receipt state (the last 1000 are kept)',
+      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }) }),
+      response: { 200: Type.Object({ pushes: Type.Array(PushSummary) }), ...authErrors, ...errors(400) }
+    }
+  }, async (request) => ({
+    pushes: (await push.recent(request.query.limit)).map(({ processed, total, done, ...rest }) => ({
+      ...rest,
+      progress: total === undefined ? { processed, done } : { processed, total, done }
+    }))
+  }))
+
   app.get('/v1/admin/push/:pushId', {
     schema: {
       tags,
@@ -70,7 +95,7 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
           qos: Type.Integer(),
           ttlSeconds: Type.Integer(),
           createdAt: Type.Integer(),
-          progress: Type.Object({ processed: Type.Integer(), total: Type.Optional(Type.Integer()), done: Type.Boolean() }),
+          progress: Progress,
           counts: Counts,
           devices: Type.Array(ReceiptView),
           next: Type.Optional(Type.String())
