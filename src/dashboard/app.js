@@ -62,11 +62,11 @@ function showLogin (message) {
   $('status').textContent = ''
 }
 
+/** Shown only once the API has answered with this key: a stale key never shows an empty dashboard. */
 function showDashboard () {
   $('login').hidden = true
   $('dashboard').hidden = false
   $('sign-out').hidden = false
-  poll()
 }
 
 $('key-form').addEventListener('submit', async (ev) => {
@@ -81,7 +81,7 @@ $('key-form').addEventListener('submit', async (ev) => {
   }
   sessionStorage.setItem(KEY_ITEM, key)
   $('key-input').value = ''
-  showDashboard()
+  poll()
 })
 
 $('sign-out').addEventListener('click', () => showLogin())
@@ -172,7 +172,7 @@ function drawChart (svg, values) {
   const label = document.createElementNS(SVG, 'title')
   label.textContent = `now ${fmt(values.at(-1) ?? 0)}, max ${fmt(max)}`
   svg.append(label)
-  svg.closest('figure').querySelector('figcaption').dataset.scale = `max ${fmt(max)}`
+  svg.closest('figure').querySelector('.scale').textContent = `now ${fmt(values.at(-1) ?? 0)} · max ${fmt(max)}`
 }
 
 // ------------------------------------------------------------------ nodes, counts, pushes
@@ -241,6 +241,7 @@ async function poll () {
     renderNodes(nodes.nodes, stats)
     updateRates(summary)
     renderPushes(pushes.pushes)
+    showDashboard()
     $('status').textContent = `updated ${new Date().toLocaleTimeString()}`
   } catch (err) {
     if (err instanceof AuthError) {
@@ -252,7 +253,7 @@ async function poll () {
   } finally {
     polling = false
   }
-  if (!$('dashboard').hidden) timer = setTimeout(poll, POLL_MS)
+  if (sessionStorage.getItem(KEY_ITEM) !== null) timer = setTimeout(poll, POLL_MS)
 }
 
 // ------------------------------------------------------------------ push form
@@ -324,5 +325,5 @@ $('lookup-form').addEventListener('submit', async (ev) => {
 
 // ------------------------------------------------------------------ start
 
-if (sessionStorage.getItem(KEY_ITEM) !== null) showDashboard()
+if (sessionStorage.getItem(KEY_ITEM) !== null) poll()
 else showLogin()
