@@ -43,7 +43,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   await page.click('#key-form button[type=submit]')
   await waitForText(page, '#key-error', (s) => s.includes('Key not accepted'))
   assert.equal(await page.locator('#dashboard').isVisible(), false)
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('pushline-admin-key')), null)
+  assert.equal(await page.evaluate('sessionStorage.getItem("pushline-admin-key")'), null)
 
   // The right key opens the dashboard with the cluster's counts.
   await page.fill('#key-input', ADMIN_KEY)
@@ -57,9 +57,9 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   await waitForText(page, `#nodes tr[data-node="${n1.nodeId}"] td:nth-child(2)`, (s) => s === 'healthy')
 
   // Uplinks while the page watches: the uplink and Kafka rates rise above zero.
-  let sending = true
+  const load = { sending: true }
   const sender = (async () => {
-    while (sending) {
+    while (load.sending) {
       await Promise.all(clients.map((c, i) => c.publishAsync(`devices/${ids[i] as string}/telemetry`, JSON.stringify({ t: Date.now() }), { qos: 1 })))
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
@@ -68,7 +68,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
     await waitForText(page, '#rate-uplinks', (s) => Number(s.replace(/,/g, '')) > 0)
     await waitForText(page, '#rate-kafka', (s) => Number(s.replace(/,/g, '')) > 0, 40_000)
   } finally {
-    sending = false
+    load.sending = false
     await sender
   }
   assert.ok(await page.locator('#chart-uplinks polyline').count() === 1, 'the uplink chart has no line')
@@ -122,9 +122,9 @@ test('a dashboard whose key stops being accepted goes back to the key form', { t
   const page = await browser.newPage()
   await page.goto(`${cluster.api.httpUrl}/dashboard`)
   // A key from an earlier session that the API no longer accepts (rotated keys).
-  await page.evaluate(() => { sessionStorage.setItem('pushline-admin-key', 'rotated-away-key-00000000') })
+  await page.evaluate('sessionStorage.setItem("pushline-admin-key", "rotated-away-key-00000000")')
   await page.reload()
   await waitForText(page, '#key-error', (s) => s.startsWith('Signed out'))
   assert.equal(await page.locator('#dashboard').isVisible(), false)
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('pushline-admin-key')), null)
+  assert.equal(await page.evaluate('sessionStorage.getItem("pushline-admin-key")'), null)
 })

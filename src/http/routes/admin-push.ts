@@ -89,17 +89,7 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
       }),
       response: {
-        200: Type.Object({
-          pushId: Type.String(),
-          target: Type.Record(Type.String(), Type.Unknown()),
-          qos: Type.Integer(),
-          ttlSeconds: Type.Integer(),
-          createdAt: Type.Integer(),
-          progress: Progress,
-          counts: Counts,
-          devices: Type.Array(ReceiptView),
-          next: Type.Optional(Type.String())
-        }),
+        200: Type.Composite([PushSummary, Type.Object({ devices: Type.Array(ReceiptView), next: Type.Optional(Type.String()) })]),
         ...authErrors,
         ...errors(400, 404)
       }
