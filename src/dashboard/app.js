@@ -155,6 +155,7 @@ function drawChart (svg, values) {
   const y = (v) => 96 - (v / max) * 90
   const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')
   svg.replaceChildren()
+  svg.dataset.max = String(Math.max(0, ...values))
   for (const gy of [6, 51, 96]) {
     const line = document.createElementNS(SVG, 'line')
     Object.entries({ x1: 0, x2: 300, y1: gy, y2: gy, class: 'grid' }).forEach(([k, v]) => line.setAttribute(k, v))
@@ -310,15 +311,22 @@ $('lookup-form').addEventListener('submit', async (ev) => {
   $('history').hidden = true
   await guarded(error, async () => {
     const path = `/v1/admin/devices/${encodeURIComponent(id)}`
-    const [presence, history] = await Promise.all([api('GET', `${path}/presence`), api('GET', `${path}/messages?limit=1000`)])
+    const presence = await api('GET', `${path}/presence`)
+    // History pages come oldest first: walk them (bounded) and keep the newest 20.
+    let latest = []
+    let after = 0
+    for (let page = 0; page < 50; page++) {
+      const { messages } = await api('GET', `${path}/messages?after=${after}&limit=1000`)
+      latest = [...latest, ...messages].slice(-20)
+      if (messages.length < 1000) break
+      after = messages.at(-1).id
+    }
     $('presence-online').textContent = presence.online ? 'online' : 'offline'
     $('presence-node').textContent = presence.nodeId ?? '–'
     $('presence-connected').textContent = time(presence.connectedAt)
     $('presence-seen').textContent = time(presence.lastSeen)
     $('presence').hidden = false
-    // The newest 20 downlinks, newest first.
-    const latest = history.messages.slice(-20).reverse()
-    $('history').querySelector('tbody').replaceChildren(...latest.map((m) => row([m.id, m.pushId, time(m.sentAt), m.qos, JSON.stringify(m.data)])))
+    $('history').querySelector('tbody').replaceChildren(...latest.reverse().map((m) => row([m.id, m.pushId, time(m.sentAt), m.qos, JSON.stringify(m.data)])))
     $('history').hidden = false
   })
 })
