@@ -25,6 +25,9 @@ export function createMemoryReceiptStore (): ReceiptStore {
       const p = pushes.get(pushId)
       return p === undefined ? undefined : status(p)
     },
+    async recent (limit) {
+      return order.slice(-limit).reverse().flatMap((id) => { const p = pushes.get(id); return p === undefined ? [] : [status(p)] })
+    },
     async progress (pushId, processed, end) {
       const p = pushes.get(pushId)
       if (p === undefined) return
@@ -69,9 +72,6 @@ export function createMemoryReceiptStore (): ReceiptStore {
       if (p === undefined || p.swept) return false
       p.swept = true
       return true
-    },
-    async recent (limit) {
-      return order.slice(-limit).reverse().flatMap((id) => { const p = pushes.get(id); return p === undefined ? [] : [status(p)] })
     }
   }
 }

@@ -52,6 +52,8 @@ export interface ReceiptPage {
 export interface ReceiptStore {
   createPush (record: PushRecord, total: number | undefined): Promise<void>
   getPush (pushId: string): Promise<PushStatus | undefined>
+  /** The latest pushes, newest first, at most `limit` (the store keeps the last RECENT_PUSHES ids). */
+  recent (limit: number): Promise<PushStatus[]>
   /** Adds to the processed count; sets total and done when given. */
   progress (pushId: string, processed: number, end?: { total: number }): Promise<void>
   /** Creates receipts (queued or failed) for devices that have none yet; existing ones are left alone. */
@@ -65,8 +67,6 @@ export interface ReceiptStore {
   addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
   /** Marks the push as swept for expiry; resolves true only for the first caller. */
   claimExpirySweep (pushId: string): Promise<boolean>
-  /** The latest pushes, newest first, at most `limit` (the store keeps the last RECENT_PUSHES ids). */
-  recent (limit: number): Promise<PushStatus[]>
 }
 
 /** How many push ids the stores keep in their newest-first list (the dashboard's recent pushes). */

@@ -86,6 +86,15 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     async getPush (pushId): Promise<PushStatus | undefined> {
       return statusOf(await redis.hgetall(pushKey(pushId)))
     },
+    async recent (limit) {
+      const ids = await redis.zrevrange(recentKey, 0, limit - 1)
+      if (ids.length === 0) return []
+      const m = redis.multi()
+      for (const id of ids) m.hgetall(pushKey(id))
+      const replies = await m.exec() ?? []
+      // A push whose record expired is skipped (its id leaves the list as newer pushes arrive).
+      return replies.flatMap(([err, h]) => { const s = err === null ? statusOf(h as Record<string, string>) : undefined; return s === undefined ? [] : [s] })
+    },
     async progress (pushId, processed, end) {
       const m = redis.multi().hincrby(pushKey(pushId), 'processed', processed)
       if (end !== undefined) m.hset(pushKey(pushId), { total: end.total, done: 1 })
@@ -119,15 +128,6 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     },
     async claimExpirySweep (pushId) {
       return await redis.hsetnx(pushKey(pushId), 'swept', '1') === 1
-    },
-    async recent (limit) {
-      const ids = await redis.zrevrange(recentKey, 0, limit - 1)
-      if (ids.length === 0) return []
-      const m = redis.multi()
-      for (const id of ids) m.hgetall(pushKey(id))
-      const replies = await m.exec() ?? []
-      // A push whose record expired is skipped (its id leaves the list as newer pushes arrive).
-      return replies.flatMap(([err, h]) => { const s = err === null ? statusOf(h as Record<string, string>) : undefined; return s === undefined ? [] : [s] })
     }
   }
 }
