@@ -97,12 +97,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
     const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
 
-    let spool: FileSpool | undefined
+    // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
     const traffic = createTrafficSampler({ uplinks: metrics.uplinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
-    const pushStack = await createPushStack({
-      config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose, onDownlink: traffic.countDownlink
-    })
+    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose, onDownlink: traffic.countDownlink })
 
+    let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined
     let broker: BrokerNode | undefined
     let listeners: Listeners | undefined
@@ -146,10 +145,10 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         heartbeatMs: config.heartbeatMs,
         weight: config.nodeWeight,
         drainRate: config.drainRate,
+        traffic: traffic.sample,
         onPresence: (event) => { presenceEvents?.publish(event) },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
-        counters: counterStore,
-        traffic: traffic.sample
+        counters: counterStore
       })
       member = m
       // Registered before the broker opens, so it runs after the broker has closed its clients.

@@ -34,13 +34,13 @@ export interface ClusterMemberOptions {
   readonly weight: number
   /** Clients closed per second while draining. */
   readonly drainRate: number
+  /** Read at every heartbeat and written into the node record (the dashboard's cluster-wide rates). */
+  readonly traffic?: () => Promise<NodeTraffic>
   /** Stored sessions of devices offline longer than this are deleted; 0 keeps them forever. */
   readonly sessionExpiryMs: number
   /** Holds the cluster-wide lock that lets one node at a time run the session reaper. */
   readonly counters: CounterStore
   readonly onPresence?: (event: PresenceEvent) => void
-  /** Read at every heartbeat and written into the node record (the dashboard's cluster-wide rates). */
-  readonly traffic?: () => Promise<NodeTraffic>
 }
 
 export interface MemberAddresses {

@@ -17,14 +17,14 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 
 export interface PushAgentOptions {
   readonly nodeId: string
+  /** Called for every downlink written to a connection. */
+  readonly onDownlink?: () => void
   readonly logger: Logger
   readonly history: HistoryStore
   readonly receipts: ReceiptStore
   readonly channel: DeliveryChannel
   readonly flushMs?: number
   readonly now?: () => number
-  /** Called for every downlink written to a connection. */
-  readonly onDownlink?: () => void
 }
 
 export interface PushAgent {

@@ -63,11 +63,11 @@ export interface PushServiceDeps {
 export interface PushService {
   push (request: PushRequest): Promise<{ pushId: string }>
   get (pushId: string, after: string | undefined, limit: number): Promise<PushView>
+  /** The latest pushes, newest first, with their counts and progress. */
+  recent (limit: number): Promise<PushStatus[]>
   /** A device's pull: its downlinks after `after`, oldest first; those still within ttl count as delivered. */
   pull (deviceId: string, after: number, limit: number): Promise<DeviceMessage[]>
   history (deviceId: string, range: { after?: number, before?: number, limit: number }): Promise<HistoryEntry[]>
-  /** The latest pushes, newest first, with their counts and progress. */
-  recent (limit: number): Promise<PushStatus[]>
   /** Waits for running jobs (shutdown, tests). */
   idle (): Promise<void>
 }
@@ -197,6 +197,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
       }
     },
 
+    async recent (limit) {
+      return await receipts.recent(limit)
+    },
+
     async pull (deviceId, after, limit) {
       const entries = await history.range(deviceId, { after, limit })
       const at = now()
@@ -209,10 +213,6 @@ export function createPushService (deps: PushServiceDeps): PushService {
 
     async history (deviceId, range) {
       return await history.range(deviceId, range)
-    },
-
-    async recent (limit) {
-      return await receipts.recent(limit)
     },
 
     async idle () {

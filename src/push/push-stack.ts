@@ -24,12 +24,12 @@ export interface PushStackOptions {
   readonly redis: Redis | undefined
   readonly runsBroker: boolean
   readonly servesApi: boolean
+  /** Called for every downlink the node's push agent writes. */
+  readonly onDownlink?: () => void
   readonly logger: Logger
   readonly devices: DeviceStore
   readonly presence: PresenceStore
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
-  /** Called for every downlink the node's push agent writes. */
-  readonly onDownlink?: () => void
 }
 
 export interface PushStack {

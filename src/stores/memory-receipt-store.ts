@@ -13,20 +13,17 @@ interface PushEntry {
 export function createMemoryReceiptStore (): ReceiptStore {
   const pushes = new Map<string, PushEntry>()
   const status = (p: PushEntry): PushStatus => ({ ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } })
-  // Push ids in creation order, the newest last, bounded like the Redis list.
-  const order: string[] = []
   return {
     async createPush (record, total) {
       pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, counts: zeroCounts(), receipts: new Map() })
-      order.push(record.pushId)
-      if (order.length > RECENT_PUSHES) order.splice(0, order.length - RECENT_PUSHES)
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
       return p === undefined ? undefined : status(p)
     },
     async recent (limit) {
-      return order.slice(-limit).reverse().flatMap((id) => { const p = pushes.get(id); return p === undefined ? [] : [status(p)] })
+      // The map keeps creation order; the list is bounded like the Redis one.
+      return [...pushes.values()].slice(-Math.min(limit, RECENT_PUSHES)).reverse().map(status)
     },
     async progress (pushId, processed, end) {
       const p = pushes.get(pushId)

@@ -5,7 +5,6 @@ import { RECENT_PUSHES, receiptStates, zeroCounts, type PushRecord, type PushSta
 // {prefix}push:{pushId}:r    hash: deviceId -> receipt JSON {state, id?, reason?, at}
 // {prefix}push:{pushId}:ids  sorted set (all scores 0) of device ids, paged with ZRANGEBYLEX
 // All three expire together, a week after the push's ttl ends.
-// {prefix}pushes             sorted set pushId -> createdAt: the latest RECENT_PUSHES pushes (the dashboard's list)
 
 const RETAIN_AFTER_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -58,6 +57,7 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     }
     return ms
   }
+  // Sorted set pushId -> createdAt: the latest RECENT_PUSHES pushes (the dashboard's list), trimmed at each push.
   const recentKey = `${prefix}pushes`
   const statusOf = (h: Record<string, string>): PushStatus | undefined => {
     if (h.record === undefined) return undefined
