@@ -219,12 +219,44 @@ function describeTarget (t) {
   return 'every device'
 }
 
+let selectedPush
+
 function renderPushes (pushes) {
-  $('pushes').querySelector('tbody').replaceChildren(...pushes.map((p) => row([
-    p.pushId, describeTarget(p.target), time(p.createdAt), p.qos,
-    p.counts.queued, p.counts.sent, p.counts.delivered, p.counts.acked, p.counts.expired, p.counts.failed
-  ], { 'data-push': p.pushId })))
+  $('pushes').querySelector('tbody').replaceChildren(...pushes.map((p) => {
+    const tr = row([
+      p.pushId, describeTarget(p.target), time(p.createdAt), p.qos,
+      p.counts.queued, p.counts.sent, p.counts.delivered, p.counts.acked, p.counts.expired, p.counts.failed
+    ], { 'data-push': p.pushId, class: p.pushId === selectedPush ? 'selected' : '' })
+    tr.addEventListener('click', () => { selectedPush = p.pushId; showReceipts() })
+    return tr
+  }))
+  if (selectedPush !== undefined) showReceipts()
 }
+
+/** The selected push's receipts, one row per device (the first 100 by device id); group and broadcast pushes keep counts only. */
+async function showReceipts () {
+  const pushId = selectedPush
+  await guarded($('push-detail-note'), async () => {
+    const view = await api('GET', `/v1/admin/push/${encodeURIComponent(pushId)}?limit=100`)
+    if (pushId !== selectedPush) return
+    for (const tr of $('pushes').querySelectorAll('tbody tr')) tr.classList.toggle('selected', tr.dataset.push === pushId)
+    $('push-detail-id').textContent = pushId
+    const targeted = view.target.kind === 'device' || view.target.kind === 'devices'
+    const total = view.progress.total === undefined ? '' : ` of ${view.progress.total}`
+    $('push-detail-note').textContent = targeted
+      ? `${view.progress.processed}${total} devices processed${view.progress.done ? '' : ' (still running)'}${view.next === undefined ? '' : '; the first 100 devices are shown'}`
+      : `${describeTarget(view.target)}: counts only, no receipt per device`
+    $('receipts').querySelector('tbody').replaceChildren(...view.devices.map((r) => row([r.deviceId, r.state, r.id ?? '–', r.reason ?? '', time(r.at)], { 'data-device': r.deviceId })))
+    $('receipts').hidden = !targeted
+    $('push-detail').hidden = false
+  })
+}
+
+$('push-detail-close').addEventListener('click', () => {
+  selectedPush = undefined
+  $('push-detail').hidden = true
+  for (const tr of $('pushes').querySelectorAll('tbody tr')) tr.classList.remove('selected')
+})
 
 let polling = false
 

@@ -87,6 +87,13 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   assert.deepEqual(got?.body.data, { marker })
   await waitForText(page, `#pushes tr[data-push="${pushId}"] td:nth-child(2)`, (s) => s === `device ${ids[0] as string}`)
   await waitForText(page, `#pushes tr[data-push="${pushId}"] td:nth-child(7)`, (s) => s === '1')
+  // Selecting the push shows the device's receipt.
+  await page.click(`#pushes tr[data-push="${pushId}"]`)
+  await waitForText(page, '#push-detail-id', (s) => s === pushId)
+  await waitForText(page, `#receipts tr[data-device="${ids[0] as string}"] td:nth-child(2)`, (s) => s === 'delivered')
+  await page.click('#push-detail-close')
+  assert.equal(await page.locator('#push-detail').isVisible(), false)
+
   // The downlink rate is above zero for one refresh only: the chart keeps it.
   assert.ok(await eventually(async () => Number(await page.locator('#chart-downlinks').getAttribute('data-max')) > 0, 20_000), 'the downlink chart stayed at zero')
 
