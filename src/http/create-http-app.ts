@@ -9,6 +9,7 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -40,6 +41,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    ...traceRequestIds
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Query strings and paths arrive as text and are coerced to their schema types; JSON bodies are not:
@@ -49,6 +51,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  echoTrace(app)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {
