@@ -41,7 +41,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
-    ...traceRequestIds
+    ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Query strings and paths arrive as text and are coerced to their schema types; JSON bodies are not:
@@ -57,7 +57,9 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     openapi: {
       info: { title: 'Pushline API', version: '1' },
       components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
-    }
+    },
+    // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
