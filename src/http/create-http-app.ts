@@ -9,6 +9,7 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
@@ -53,6 +54,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   installErrorHandlers(app)
   echoTrace(app)
   app.addSchema(ErrorBody)
+  documentCommonErrors(app)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Pushline API', version: '1' },

@@ -116,7 +116,9 @@ test('every operation has typed responses, typed parameters and, where it takes 
       }
       if (op.requestBody !== undefined) {
         assert.ok(op.requestBody.content?.['application/json']?.schema !== undefined, `${where} has a body without a JSON schema`)
+        for (const status of ['400', '413', '415']) assert.ok(op.responses?.[status] !== undefined, `${where} takes a body but does not document ${status}`)
       }
+      assert.ok(op.responses?.['503'] !== undefined, `${where} does not document 503 (a backing service down)`)
       if (path.startsWith('/v1/admin/')) {
         assert.ok(op.responses?.['401'] !== undefined, `${where} does not document 401 for a missing admin key`)
       }
