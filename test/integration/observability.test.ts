@@ -6,7 +6,8 @@ import { eventually, startTestCluster, type TestNode } from '../helpers/cluster.
 import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
-import { kafkaBrokers, services } from '../helpers/services.ts'
+import { connectRedis, kafkaBrokers, services } from '../helpers/services.ts'
+import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 
 // Operators' view: trace ids that follow a push from the API to the node that delivers it, metrics and health on
 // every role, all against real Redis, real Kafka and real processes.
@@ -175,6 +176,25 @@ test('broker and API processes serve health, readiness and the metrics operators
   const report = await (await fetch(`${nodeUrl}/readyz`)).json() as { checks: Record<string, string> }
   assert.equal(report.checks.cluster, 'draining')
   assert.equal((await fetch(`${nodeUrl}/healthz`)).status, 200)
+})
+
+test('a node reports presence drift found by its reconciliation, and none once repaired', async (t) => {
+  // A reconciliation every 2 heartbeats: the gauge holds each finding for 4 s, long enough to be read.
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 2000 })
+  const node = cluster.nodes[0] as TestNode
+  const nodeUrl = `http://127.0.0.1:${node.httpPort}`
+  const id = `drift-${uid()}`
+  await connectToNode(t, cluster.api, node, id)
+  const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
+  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 10_000))
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 10_000))
+
+  // Lose the device's presence entry behind the node's back: one live session more than entries.
+  const [entry] = await presence.listNode(node.nodeId)
+  assert.equal(await presence.disconnect(id, node.nodeId, entry?.epoch ?? 0, Date.now()), true)
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 1, 15_000, 50), 'drift of one live session without an entry')
+  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 15_000), 'the entry is restored')
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 15_000), 'no drift once repaired')
 })
 
 test('an API process is unready while Redis is down, counts the failed pings, and is ready again after', async (t) => {
