@@ -110,7 +110,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     }
     const payload = downlinkPayload(entry.id, entry.pushId, entry.sentAt, entry.data)
     const qos = await write(client, `devices/${deviceId}/down`, payload, entry.qos, { kind: 'device', deviceId, pushId: entry.pushId, id: entry.id, traceId })
-    logger.debug({ event: 'downlink_written', traceId, pushId, deviceId, id: entry.id, qos, how }, 'downlink written to the device\'s connection')
+    // Orders are logged once per order (push_delivery_order); a catch-up has no other line about the push here.
+    logger[how === 'catch-up' ? 'info' : 'debug']({ event: 'downlink_written', traceId, pushId, deviceId, id: entry.id, qos, how }, 'downlink written to the device\'s connection')
     if (qos === 0) {
       await receipts.transition(entry.pushId, deviceId, 'delivered', now())
       await history.markDelivered(deviceId, entry.id)
