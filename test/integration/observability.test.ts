@@ -79,6 +79,21 @@ test('a push\'s trace id from its traceparent reaches the receipt, the response 
   }, 10_000), `node log lines for the trace: ${JSON.stringify(nodeEvents)}`)
   assert.ok(nodeEvents.every((l) => l.nodeId === node.nodeId && l.pushId === body.pushId))
   assert.ok(!node.stdout().includes('trace-me'), 'the push data itself is not logged')
+
+  // A device offline at push time: the node that later holds its connection logs the catch-up under the trace.
+  const late = `trace-late-${uid()}`
+  const { token } = await cluster.api.provision(late)
+  const lateTrace = randomBytes(16).toString('hex')
+  const queued = await fetch(`${cluster.api.httpUrl}/v1/admin/push`, {
+    method: 'POST',
+    headers: { ...admin, traceparent: `00-${lateTrace}-${randomBytes(8).toString('hex')}-01` },
+    body: JSON.stringify({ deviceId: late, data: 2, qos: 1, ttlSeconds: 60 })
+  })
+  assert.equal(queued.status, 202)
+  const lateDevice = await connectDevice(t, node.mqttUrl, late, token)
+  await lateDevice.subscribeAsync(`devices/${late}/down`, { qos: 1 })
+  assert.ok(await eventually(async () => nodeLogs(node).some((l) => l.traceId === lateTrace && l.event === 'downlink_written' && l.how === 'catch-up'), 10_000),
+    'the catch-up carries the trace id')
 })
 
 test('a push without a valid traceparent gets a new trace id, returned in its body, its headers and its receipt', async (t) => {
