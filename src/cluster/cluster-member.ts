@@ -41,6 +41,8 @@ export interface ClusterMemberOptions {
   /** Holds the cluster-wide lock that lets one node at a time run the session reaper. */
   readonly counters: CounterStore
   readonly onPresence?: (event: PresenceEvent) => void
+  /** Each reconciliation's finding before it repairs: live sessions minus this node's presence entries. */
+  readonly onDrift?: (drift: number) => void
 }
 
 export interface MemberAddresses {
@@ -127,6 +129,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   async function reconcile (b: BrokerNode): Promise<void> {
     const live = b.liveClients()
     const stored = await presence.listNode(nodeId)
+    opts.onDrift?.(live.length - stored.length)
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
     for (const c of live) {

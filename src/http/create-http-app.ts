@@ -9,6 +9,8 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { documentCommonErrors } from './error-responses.ts'
+import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -42,6 +44,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Query strings and paths arrive as text and are coerced to their schema types; JSON bodies are not:
@@ -51,12 +54,16 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  echoTrace(app)
   app.addSchema(ErrorBody)
+  documentCommonErrors(app)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Pushline API', version: '1' },
       components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
-    }
+    },
+    // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 

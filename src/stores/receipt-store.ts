@@ -23,6 +23,8 @@ export interface PushRecord {
   readonly qos: 0 | 1
   readonly ttlSeconds: number
   readonly createdAt: number
+  /** Trace id of the request that made the push (W3C traceparent or generated), logged wherever the push goes. */
+  readonly traceId?: string
 }
 
 export interface PushStatus extends PushRecord {

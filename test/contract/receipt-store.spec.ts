@@ -41,6 +41,13 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(await store.getPush(randomUUID()), undefined)
   })
 
+  test(`${name}: a push record keeps the trace id of the request that made it`, async (t) => {
+    const store = await build(t)
+    const r = { ...record(), traceId: 'b'.repeat(32) }
+    await store.createPush(r, 1)
+    assert.equal((await store.getPush(r.pushId))?.traceId, 'b'.repeat(32))
+  })
+
   test(`${name}: receipts open once, and states move only forward with exact counts`, async (t) => {
     const store = await build(t)
     const r = record()

@@ -24,12 +24,14 @@ export const HistoryEntryView = Type.Object({
   sentAt: Type.Integer(),
   expiresAt: Type.Integer(),
   qos: Type.Integer(),
-  data: Type.Unknown()
+  data: Type.Unknown(),
+  traceId: Type.Optional(Type.String({ description: 'trace id of the push (grep the logs of every process for it)' }))
 })
 
 const Progress = Type.Object({ processed: Type.Integer(), total: Type.Optional(Type.Integer()), done: Type.Boolean() })
 const PushSummary = Type.Object({
   pushId: Type.String(),
+  traceId: Type.Optional(Type.String({ description: 'trace id of the push request (from its traceparent header, or generated)' })),
   target: Type.Record(Type.String(), Type.Unknown()),
   qos: Type.Integer(),
   ttlSeconds: Type.Integer(),
@@ -59,10 +61,11 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
         qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1 })),
         ttlSeconds: Type.Optional(Type.Integer({ description: 'how long an offline device may still receive it' }))
       }, { additionalProperties: false }),
-      response: { 202: Type.Object({ pushId: Type.String() }), ...authErrors, ...errors(400, 404, 413) }
+      response: { 202: Type.Object({ pushId: Type.String(), traceId: Type.String({ description: 'trace id of this push, also in the x-trace-id header' }) }), ...authErrors, ...errors(400, 404, 413) }
     }
   }, async (request, reply) => {
-    return await reply.status(202).send(await push.push(request.body))
+    // request.id is the request's trace id (trace-context.ts): the push keeps it down to the device.
+    return await reply.status(202).send(await push.push({ ...request.body, traceId: request.id }))
   })
 
   app.get('/v1/admin/push', {
@@ -96,9 +99,10 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
     }
   }, async (request) => {
     const view = await push.get(request.params.pushId, request.query.after, request.query.limit)
-    const { next, progress, ...rest } = view
+    const { next, progress, traceId, ...rest } = view
     return {
       ...rest,
+      ...(traceId !== undefined && { traceId }),
       progress: progress.total === undefined ? { processed: progress.processed, done: progress.done } : progress,
       ...(next !== undefined && { next })
     }
