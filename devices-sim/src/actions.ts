@@ -17,6 +17,7 @@ export interface ActionContext {
   readonly current: () => Snapshot
   /** Announces `count` targeted downlinks to every device, before they are pushed. */
   readonly expect: (count: number) => void
+  readonly killNode: string | undefined
   readonly killPid: number | undefined
   readonly killCommand: string | undefined
   readonly log: (line: string) => void
@@ -95,7 +96,7 @@ async function push (ctx: ActionContext, a: Extract<Action, { do: 'push' }>): Pr
 
 async function killNode (ctx: ActionContext, a: Extract<Action, { do: 'kill-node' }>): Promise<ActionResult> {
   const before = ctx.current()
-  const nodeId = a.nodeId ?? Object.entries(before.nodes).sort((x, y) => y[1] - x[1])[0]?.[0]
+  const nodeId = a.nodeId ?? ctx.killNode ?? Object.entries(before.nodes).sort((x, y) => y[1] - x[1])[0]?.[0]
   if (nodeId === undefined) throw new SimError('SIM_ERR_SCENARIO', 'kill-node: no device is connected to any node')
   const devicesOnNode = before.nodes[nodeId] ?? 0
   const pid = a.pid ?? ctx.killPid

@@ -126,6 +126,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
       fleet: () => provisioned,
       current,
       expect: (count: number) => { for (const w of workers) w.child.send({ type: 'expect', count } satisfies ToWorker) },
+      killNode: options.killNode,
       killPid: options.killPid,
       killCommand: options.killCommand,
       log: out.log

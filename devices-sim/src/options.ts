@@ -55,6 +55,7 @@ export interface SimOptions {
   readonly backoffMax: number
   /** Connection failures in a row after which a device asks the registry for a new token and node. */
   readonly refreshAfter: number
+  readonly killNode: string | undefined
   readonly killPid: number | undefined
   readonly killCommand: string | undefined
   readonly progress: number
@@ -92,6 +93,7 @@ export const DEFAULTS: SimOptions = {
   backoffBase: 500,
   backoffMax: 15_000,
   refreshAfter: 2,
+  killNode: undefined,
   killPid: undefined,
   killCommand: undefined,
   progress: 0,
@@ -216,6 +218,7 @@ const SPECS: readonly OptionSpec[] = [
   { arg: 'backoff-base', help: 'first reconnect delay (doubles per failure)', set: (o, _t, v, n) => { o.backoffBase = parseDuration(v, n) } },
   { arg: 'backoff-max', help: 'longest reconnect delay', set: (o, _t, v, n) => { o.backoffMax = parseDuration(v, n) } },
   { arg: 'refresh-after', help: 'connection failures in a row before a new token and node', set: (o, _t, v, n) => { o.refreshAfter = int(1, 1000)(v, n) } },
+  { arg: 'kill-node', help: 'node-failure: id of the node to kill (default: the one with the most devices)', set: (o, _t, v) => { o.killNode = v } },
   { arg: 'kill-pid', help: 'node-failure: process to SIGKILL', set: (o, _t, v, n) => { o.killPid = int(2, 2 ** 31)(v, n) } },
   { arg: 'kill-command', help: 'node-failure: shell command that kills a node ({nodeId} is replaced)', set: (o, _t, v) => { o.killCommand = v } },
   { arg: 'progress', help: 'progress line period (default: live on a TTY, 5s otherwise)', set: (o, _t, v, n) => { o.progress = parseDuration(v, n) } },
