@@ -103,8 +103,11 @@ test('500 simulated devices connect, send telemetry that reaches Kafka, get a br
     for (const [id, seqs] of acked) for (const seq of seqs) if (seen.get(id)?.has(seq) !== true) n++
     return n
   }
-  const records = await consumeUntil(t, topic, (r) => r.length >= total && missing(r) === 0, 60_000)
-  assert.equal(missing(records), 0)
+  let seen: ReadonlyArray<{ key: string, value: Buffer }> = []
+  await consumeUntil(t, topic, (r) => { seen = r; return r.length >= total && missing(r) === 0 }, 60_000).catch((err: Error) => {
+    assert.fail(`${err.message}: ${missing(seen)} of ${total} acknowledged uplinks not in Kafka`)
+  })
+  assert.equal(missing(seen), 0)
 })
 
 test('each scenario file runs end to end with a few devices', { timeout: 240_000 }, async (t) => {
