@@ -166,7 +166,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
     clearInterval(ticker)
     await Promise.all(workers.map((w) => w.child.exitCode !== null || w.child.signalCode !== null
       ? undefined
-      : Promise.race([new Promise((resolve) => w.child.once('exit', resolve)), new Promise((resolve) => setTimeout(resolve, 5000))])))
+      : Promise.race([new Promise((resolve) => w.child.once('exit', resolve)), new Promise((resolve) => setTimeout(resolve, 5000).unref())])))
     stopAll()
     process.removeListener('exit', stopAll)
   }

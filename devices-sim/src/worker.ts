@@ -125,7 +125,7 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
   const quiesceEnd = Date.now() + QUIESCE_MS
   while (devices.some((d) => d.inflightCount > 0) && Date.now() < quiesceEnd) await new Promise((resolve) => setTimeout(resolve, 50))
   const short = devices.filter((d) => d.missing > 0 && d.connected)
-  await Promise.race([Promise.all(short.map((d) => d.pull())), new Promise((resolve) => setTimeout(resolve, FINAL_PULL_MS))])
+  await Promise.race([Promise.all(short.map((d) => d.pull())), new Promise((resolve) => setTimeout(resolve, FINAL_PULL_MS).unref())])
   snap.lostDownlinks = devices.reduce((n, d) => n + d.missing, 0)
   snap.expectedDownlinks = devices.reduce((n, d) => n + d.expected, 0)
   const final = report()

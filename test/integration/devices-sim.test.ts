@@ -21,7 +21,9 @@ interface SimRun {
 }
 
 async function runSim (p: PlatformProcess, reportPath: string, ms: number): Promise<SimRun> {
-  const code = await Promise.race([p.exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), ms))])
+  let timer: NodeJS.Timeout | undefined
+  const code = await Promise.race([p.exited, new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), ms) })])
+  clearTimeout(timer)
   assert.notEqual(code, 'timeout', `devices-sim did not finish within ${ms} ms:\n${p.stdout()}\n${p.stderr()}`)
   const out = p.stdout() + p.stderr()
   let report: Report
