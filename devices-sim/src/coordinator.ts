@@ -59,7 +59,8 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
   const all = fleet(options).map((d) => {
     const c = cached.get(d.id)
     // A cached secret is reused only for the same groups: groups are set at provisioning.
-    return c?.secret !== undefined && c.groups.join(',') === d.groups.join(',') ? { ...d, secret: c.secret } : d
+    if (c?.secret === undefined || c.groups.join(',') !== d.groups.join(',')) return d
+    return { ...d, secret: c.secret, ...(options.cacheTokens && c.token !== undefined && { token: c.token }) }
   })
   const known = new Map(cached)
   const shares = split(all, options.workers)
@@ -78,6 +79,10 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
       } else if (msg.type === 'done') {
         h.latest = msg.snap
         h.done = { snap: msg.snap, details: msg.details }
+        for (const { id, token } of msg.tokens) {
+          const d = known.get(id)
+          if (d !== undefined) known.set(id, { ...d, token })
+        }
       } else h.failure = msg.message
     })
     child.on('exit', (code, signal) => {
@@ -149,6 +154,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
     for (const w of workers) w.child.send({ type: 'stop' } satisfies ToWorker)
     const stopped = await until(() => workers.every((w) => w.done !== undefined || w.failure !== undefined), STOP_TIMEOUT_MS)
     if (!stopped || failed() !== undefined) throw new SimError('SIM_ERR_WORKER', failed() ?? 'workers did not finish within 60 s')
+    if (options.cacheTokens) await saveCredentials(credentialsPath, options.url, known)
     const final = mergeSnapshots(workers.map((w) => w.done?.snap ?? w.latest))
     return buildReport({
       options,

@@ -70,9 +70,15 @@ export class SimDevice {
     /** Fresh devices number their downlinks from 1; reused ones from wherever they were. */
     fresh: boolean,
     private readonly localAddress: string | undefined,
-    private readonly deps: DeviceDeps
+    private readonly deps: DeviceDeps,
+    token?: IssuedToken
   ) {
     this.ids = new IdTracker(fresh ? 0 : undefined)
+    this.token = token
+  }
+
+  get currentToken (): IssuedToken | undefined {
+    return this.token
   }
 
   get connected (): boolean {

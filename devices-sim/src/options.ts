@@ -47,6 +47,8 @@ export interface SimOptions {
   readonly report: string | undefined
   /** Per-device detail (acknowledged uplink sequence numbers, nodes, downlink ids) in the JSON report. */
   readonly reportDevices: boolean
+  /** Keep tokens in the credential cache and reuse them while valid (skips the token request). */
+  readonly cacheTokens: boolean
   readonly engine: Engine
   readonly keepalive: number
   readonly clean: boolean
@@ -86,6 +88,7 @@ export const DEFAULTS: SimOptions = {
   scenario: undefined,
   report: undefined,
   reportDevices: false,
+  cacheTokens: false,
   engine: 'mqttjs',
   keepalive: 60,
   clean: true,
@@ -211,6 +214,7 @@ const SPECS: readonly OptionSpec[] = [
   { arg: 'scenario', help: 'scenario file (.json, .yaml); options given here win over it', set: (o, _t, v) => { o.scenario = v } },
   { arg: 'report', help: 'write the JSON report to this path', set: (o, _t, v) => { o.report = v } },
   { arg: 'report-devices', help: 'add per-device detail to the JSON report', flag: true, set: (o, _t, v, n) => { o.reportDevices = bool(v, n) } },
+  { arg: 'cache-tokens', help: 'keep tokens in the credential cache and reuse them while valid', flag: true, set: (o, _t, v, n) => { o.cacheTokens = bool(v, n) } },
   { arg: 'engine', help: 'mqttjs (default, MQTT.js) | light (raw packets, for plain load)', set: (o, _t, v, n) => { o.engine = oneOf<Engine>(['mqttjs', 'light'])(v, n) } },
   { arg: 'keepalive', help: 'MQTT keepalive, seconds', set: (o, _t, v, n) => { o.keepalive = int(0, 65_535)(v, n) } },
   { arg: 'clean', help: 'clean session (true) or persistent (false)', set: (o, _t, v, n) => { o.clean = bool(v, n) } },

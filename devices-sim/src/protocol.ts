@@ -1,6 +1,7 @@
 // Messages between the coordinator and its worker processes (IPC, JSON).
 
 import type { DeviceDetail } from './device.ts'
+import type { IssuedToken } from './http-api.ts'
 import type { Snapshot } from './metrics.ts'
 import type { SimOptions } from './options.ts'
 
@@ -8,6 +9,8 @@ export interface DeviceCredentials {
   readonly id: string
   readonly groups: readonly string[]
   readonly secret?: string
+  /** A cached token (--cache-tokens), used while it has more than a minute left. */
+  readonly token?: IssuedToken
 }
 
 export type ToWorker =
@@ -27,5 +30,5 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: 'snapshot', readonly snap: Snapshot }
   | { readonly type: 'credentials', readonly devices: readonly DeviceCredentials[] }
-  | { readonly type: 'done', readonly snap: Snapshot, readonly details: readonly DeviceDetail[] }
+  | { readonly type: 'done', readonly snap: Snapshot, readonly details: readonly DeviceDetail[], readonly tokens: ReadonlyArray<{ readonly id: string, readonly token: IssuedToken }> }
   | { readonly type: 'error', readonly message: string }

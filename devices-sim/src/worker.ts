@@ -101,7 +101,8 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
   start.devices.forEach((d, i) => {
     const s = secrets.get(d.id)
     if (s === undefined) return
-    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.addresses[i], deps))
+    const token = d.token !== undefined && d.token.expiresAt > Date.now() + 60_000 ? d.token : undefined
+    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.addresses[i], deps, token))
   })
 
   // The ramp: device k starts at k / rate seconds (open loop: a slow connect does not slow the ramp).
@@ -130,9 +131,10 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
   snap.expectedDownlinks = devices.reduce((n, d) => n + d.expected, 0)
   const final = report()
   const details = options.reportDevices ? devices.map((d) => d.detail()) : []
+  const tokens = options.cacheTokens ? devices.flatMap((d) => d.currentToken === undefined ? [] : [{ id: d.id, token: d.currentToken }]) : []
   for (const d of devices) d.stop()
   clearInterval(ticker)
-  send({ type: 'done', snap: final, details })
+  send({ type: 'done', snap: final, details, tokens })
 }
 
 process.once('message', (msg: ToWorker) => {
