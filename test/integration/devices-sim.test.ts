@@ -118,21 +118,21 @@ test('each scenario file runs end to end with a few devices', { timeout: 240_000
   const dir = await tempDir(t)
   const files = await readdir(SCENARIOS)
   assert.equal(files.length, 5)
-  const run = async (file: string): Promise<void> => {
-    const reportPath = join(dir, `${file}.report.json`)
+  const run = async (file: string, engine = 'mqttjs'): Promise<void> => {
+    const reportPath = join(dir, `${file}.${engine}.report.json`)
     const extra = file.startsWith('node-failure') ? ['--kill-node', victim.nodeId, '--kill-pid', String(victim.child.pid)] : []
     const sim = runNode(t, ['devices-sim/bin/devices-sim.js', '--scenario', join(SCENARIOS, file), '--url', cluster.api.httpUrl, '--admin-key', ADMIN_KEY,
-      '--prefix', simId(), '--credentials', join(dir, `${file}.credentials.json`), '--devices', '12', '--groups', 'north,south', '--duration', '1s', '--ramp', '100',
-      '--telemetry-rate', '2', '--report', reportPath, ...extra], {})
+      '--prefix', simId(), '--credentials', join(dir, `${file}.${engine}.credentials.json`), '--devices', '12', '--groups', 'north,south', '--duration', '1s', '--ramp', '100',
+      '--telemetry-rate', '2', '--engine', engine, '--report', reportPath, ...extra], {})
     const { code, report, out } = await runSim(sim, reportPath, 120_000)
-    assert.equal(code, 0, `${file}:\n${out}`)
+    assert.equal(code, 0, `${file} (${engine}):\n${out}`)
     assert.equal(report.scenario, file.replace(/\..*$/, ''))
     assert.equal(report.devices.connectedAtEnd, 12, `${file}: every device connected`)
     assert.ok(report.actions.every((a) => a.ok), `${file}: ${JSON.stringify(report.actions)}`)
     assert.ok(report.uplinks.acked > 0, `${file}: telemetry acknowledged`)
   }
   // The node-failure run kills a node, so it runs after the others, which run side by side.
-  await Promise.all(files.filter((f) => !f.startsWith('node-failure')).map(run))
+  await Promise.all([...files.filter((f) => !f.startsWith('node-failure')).map((f) => run(f)), run('targeted-push.json', 'light')])
   await run(files.find((f) => f.startsWith('node-failure')) as string)
 })
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { readdir, readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { backoffDelay, jittered } from '../../devices-sim/src/backoff.ts'
 import { fleet, split } from '../../devices-sim/src/coordinator.ts'
+import { loadCredentials, saveCredentials } from '../../devices-sim/src/credentials.ts'
 import { SimError } from '../../devices-sim/src/errors.ts'
 import { emptyHistogram, mergeInto, quantile, record, summarize } from '../../devices-sim/src/histogram.ts'
 import { IdTracker } from '../../devices-sim/src/id-tracker.ts'
@@ -253,4 +255,18 @@ test('every scenario file in devices-sim/scenarios parses', async () => {
     assert.equal(s.name, f.replace(/\..*$/, ''))
     assert.ok(s.description.length > 20, `${f} says what it measures`)
   }
+})
+
+test('the credential cache round-trips secrets, groups and tokens, and ignores a cache made for another platform', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sim-cred-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'sub', 'c.json')
+  const token = { token: 'tk', expiresAt: 123, broker: { nodeId: 'n1', mqtt: 'mqtt://127.0.0.1:1' } }
+  await saveCredentials(path, 'http://a', new Map([['d-1', { id: 'd-1', groups: ['g'], secret: 's1', token }], ['d-2', { id: 'd-2', groups: [] }]]))
+  assert.equal((await stat(path)).mode & 0o777, 0o600)
+  assert.deepEqual([...(await loadCredentials(path, 'http://a')).values()], [{ id: 'd-1', groups: ['g'], secret: 's1', token }])
+  assert.equal((await loadCredentials(path, 'http://b')).size, 0)
+  assert.equal((await loadCredentials(join(dir, 'absent.json'), 'http://a')).size, 0)
+  await writeFile(path, '{oops')
+  await assert.rejects(loadCredentials(path, 'http://a'), (err: unknown) => err instanceof SimError && err.code === 'SIM_ERR_CREDENTIALS' && /delete it/.test(err.message))
 })
