@@ -85,7 +85,8 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
         }
       } else h.failure = msg.message
     })
-    child.on('exit', (code, signal) => {
+    // 'close' comes after the last IPC message was delivered ('exit' may come before it).
+    child.on('close', (code, signal) => {
       if (h.done === undefined && h.failure === undefined) h.failure = `worker ${index} exited (${signal ?? code}) before it finished`
     })
     const start: ToWorker = { type: 'start', index, options, devices, addresses, rampPerSecond: options.ramp / shares.length }

@@ -16,7 +16,7 @@ const SNAPSHOT_EVERY_MS = 1000
 const QUIESCE_MS = 5000
 const FINAL_PULL_MS = 10_000
 
-const send = (msg: FromWorker): void => { process.send?.(msg) }
+const send = (msg: FromWorker, then?: () => void): void => { process.send?.(msg, undefined, {}, () => then?.()) }
 
 /** Secrets for devices that have none yet; `fresh` marks devices created in this run. */
 async function provision (api: HttpApi, http: Limiter, options: SimOptions, devices: readonly DeviceCredentials[], snap: Snapshot): Promise<Map<string, { secret: string, fresh: boolean }>> {
@@ -134,7 +134,8 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
   const tokens = options.cacheTokens ? devices.flatMap((d) => d.currentToken === undefined ? [] : [{ id: d.id, token: d.currentToken }]) : []
   for (const d of devices) d.stop()
   clearInterval(ticker)
-  send({ type: 'done', snap: final, details, tokens })
+  // Disconnect only once the report is handed to the IPC channel, or it may be lost.
+  await new Promise<void>((resolve) => send({ type: 'done', snap: final, details, tokens }, resolve))
 }
 
 process.once('message', (msg: ToWorker) => {
@@ -142,8 +143,7 @@ process.once('message', (msg: ToWorker) => {
   run(msg).then(() => {
     process.disconnect?.()
   }, (err: unknown) => {
-    send({ type: 'error', message: err instanceof Error ? err.message : String(err) })
-    process.disconnect?.()
+    send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () => process.disconnect?.())
   })
 })
 // The coordinator went away: nothing to report to.
