@@ -109,6 +109,7 @@ export class SimDevice {
         if (this.hadConnection) snap.counters.tokenRefreshes++
       } catch (err) {
         snap.counters.tokenErrors++
+        this.countReason(`token: ${err instanceof SimError ? String(err.status) : 'error'}`)
         this.failures++
         // 429 carries Retry-After; the backoff is at least as patient.
         this.schedule(backoffDelay(this.failures, this.backoff()))
@@ -138,6 +139,7 @@ export class SimDevice {
       this.failures++
       if (err instanceof ConnectError && err.kind === 'refused') snap.counters.connackRefusals++
       else snap.counters.connectErrors++
+      this.countReason(err instanceof ConnectError ? `connect: ${err.message}` : `subscribe: ${(err as Error).message}`)
       // A refused token (4, 5) or an unavailable node (3: draining, Redis down) needs the registry; so does a
       // node that keeps refusing TCP (it died and the registry has not noticed yet, or has).
       const refused = err instanceof ConnectError && err.kind === 'refused'
@@ -167,6 +169,13 @@ export class SimDevice {
     this.hadConnection = true
     if (this.telemetryOn) this.scheduleTelemetry(true)
     if (reconnected) await this.pull()
+  }
+
+  private countReason (why: string): void {
+    const reasons = this.deps.snap.errorReasons
+    // Bounded: messages are few and fixed, but never let them grow without limit.
+    if (reasons[why] === undefined && Object.keys(reasons).length >= 50) why = 'other'
+    reasons[why] = (reasons[why] ?? 0) + 1
   }
 
   private backoff (): { base: number, max: number, jitter: number } {

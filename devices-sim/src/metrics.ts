@@ -28,6 +28,8 @@ export interface Snapshot {
   histograms: Record<HistogramName, HistogramData>
   /** nodeId → devices connected to it now. */
   nodes: Record<string, number>
+  /** Why connects and token requests failed ("connect: ECONNREFUSED", "token: 429"…) → how often. */
+  errorReasons: Record<string, number>
   /** pushId → receipts of that broadcast. */
   broadcasts: Record<string, BroadcastTally>
   /** Targeted downlinks the coordinator announced, per device, summed. */
@@ -50,6 +52,7 @@ export function emptySnapshot (): Snapshot {
     counters: Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>,
     histograms: Object.fromEntries(HISTOGRAMS.map((h) => [h, emptyHistogram()])) as Record<HistogramName, HistogramData>,
     nodes: {},
+    errorReasons: {},
     broadcasts: {},
     expectedDownlinks: 0,
     lostDownlinks: 0,
@@ -69,6 +72,7 @@ export function mergeSnapshots (snaps: readonly Snapshot[]): Snapshot {
     for (const c of COUNTERS) out.counters[c] += s.counters[c] ?? 0
     for (const h of HISTOGRAMS) mergeInto(out.histograms[h], s.histograms[h])
     for (const [node, n] of Object.entries(s.nodes)) out.nodes[node] = (out.nodes[node] ?? 0) + n
+    for (const [why, k] of Object.entries(s.errorReasons ?? {})) out.errorReasons[why] = (out.errorReasons[why] ?? 0) + k
     for (const [id, b] of Object.entries(s.broadcasts)) {
       const t = out.broadcasts[id] ?? { received: 0, maxMs: 0 }
       t.received += b.received

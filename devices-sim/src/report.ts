@@ -29,6 +29,7 @@ export interface Report {
   readonly downlinks: { expected: number, received: number, pulled: number, lost: number, duplicates: number, gaps: number }
   readonly actions: readonly ActionResult[]
   readonly nodesAtEnd: Record<string, number>
+  readonly errorReasons: Record<string, number>
   readonly memory: { rssBytes: number, rssBaseBytes: number, rssPerDeviceBytes: number | null }
   readonly errorRate: number
   readonly thresholds: readonly ThresholdCheck[]
@@ -100,6 +101,7 @@ export function buildReport (r: ReportInput): Report {
     downlinks: { expected: s.expectedDownlinks, received: c.downlinks, pulled: c.downlinksPulled, lost: s.lostDownlinks, duplicates: c.duplicates, gaps: s.gaps },
     actions: r.actions,
     nodesAtEnd: s.nodes,
+    errorReasons: s.errorReasons,
     memory: { rssBytes: s.rssBytes, rssBaseBytes: s.rssBaseBytes, rssPerDeviceBytes: s.devices === 0 || s.connected === 0 ? null : Math.round((s.rssBytes - s.rssBaseBytes) / s.connected) },
     errorRate: errorRate(s),
     thresholds,
@@ -137,6 +139,8 @@ export function formatReport (r: Report): string {
     ['memory', `rss ${n(r.memory.rssBytes / 1048576, 1)} MiB`, `per device ${n(r.memory.rssPerDeviceBytes)} B`, '', '']
   ]
   const lines = [table(rows)]
+  const reasons = Object.entries(r.errorReasons).sort((a, b) => b[1] - a[1])
+  if (reasons.length > 0) lines.push(`error reasons: ${reasons.map(([why, k]) => `${why} × ${n(k)}`).join(', ')}`)
   for (const a of r.actions) lines.push(`action ${a.do}: ${a.ok ? 'ok' : 'FAILED'} ${JSON.stringify(Object.fromEntries(Object.entries(a).filter(([k]) => k !== 'do' && k !== 'ok')))}`)
   for (const t of r.thresholds) lines.push(`threshold ${t.name} ${t.limit}: ${t.value === null ? 'no figure' : n(t.value, 4)} ${t.ok ? 'ok' : 'EXCEEDED'}`)
   lines.push(r.ok ? 'result: ok' : 'result: FAILED')

@@ -175,6 +175,8 @@ test('worker snapshots merge by addition: counters, nodes, broadcasts, memory', 
   s2.nodes = { n1: 1, n2: 1 }
   s2.broadcasts = { p1: { received: 2, maxMs: 50 }, p2: { received: 1, maxMs: 5 } }
   s2.rssBytes = 50
+  s1.errorReasons = { 'connect: ECONNREFUSED': 2 }
+  s2.errorReasons = { 'connect: ECONNREFUSED': 1, 'token: 429': 4 }
   record(s1.histograms.uplink, 3)
   record(s2.histograms.uplink, 7)
   const m = mergeSnapshots([s1, JSON.parse(JSON.stringify(s2))])
@@ -184,6 +186,7 @@ test('worker snapshots merge by addition: counters, nodes, broadcasts, memory', 
   assert.deepEqual(m.nodes, { n1: 3, n2: 1 })
   assert.deepEqual(m.broadcasts, { p1: { received: 4, maxMs: 50 }, p2: { received: 1, maxMs: 5 } })
   assert.equal(m.rssBytes, 150)
+  assert.deepEqual(m.errorReasons, { 'connect: ECONNREFUSED': 3, 'token: 429': 4 })
   assert.equal(m.histograms.uplink.count, 2)
   assert.equal(m.histograms.uplink.min, 3)
   assert.equal(m.histograms.uplink.max, 7)
