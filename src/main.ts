@@ -7,7 +7,10 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
+import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
+import { createConnectionLimits } from './broker/connection-limits.ts'
+import { installFloodGuard } from './broker/flood-guard.ts'
+import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
@@ -50,6 +53,9 @@ export interface Platform {
   /** Undefined in the api role. */
   readonly mqttPort: number | undefined
   readonly wsPort: number | undefined
+  /** Set when TLS is configured (and not in the api role). */
+  readonly mqttsPort: number | undefined
+  readonly wssPort: number | undefined
   readonly broker: BrokerNode | undefined
   readonly devices: DeviceService | undefined
   readonly spool: FileSpool | undefined
@@ -236,12 +242,43 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
         persistence: transport?.persistence,
+        connectTimeoutMs: config.connectTimeoutMs,
+        keepaliveMaxSeconds: config.keepaliveMaxSeconds,
         ...pushStack.brokerHooks
       })
       broker = b
       onClose('broker', () => b.close())
       await pushStack.startAgent(b)
-      const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => b.aedes.handle(stream, req) })
+      const flood = installFloodGuard(b.aedes, {
+        subscriberBufferBytes: config.subscriberBufferBytes,
+        deliveryQueueMax: config.deliveryQueueMax,
+        exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
+        onDropped: (reason) => { metrics.deliveriesDropped.inc({ reason }) },
+        onPublisherPaused: () => { metrics.publishersPaused.inc() }
+      })
+      metrics.deliveryBacklogSource = flood.backlog
+      const limits = createConnectionLimits({
+        maxConnections: config.maxConnections,
+        ratePerSecond: config.connectRatePerSecond,
+        burst: config.connectRateBurst,
+        refusalTimeoutMs: config.connectTimeoutMs,
+        onRefused: (reason) => { metrics.connectsRefused.inc({ reason }) }
+      })
+      const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
+        ? undefined
+        : {
+            credentials: await loadTlsCredentials({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile }),
+            mqttsPort: config.mqttsPort,
+            wssPort: config.wssPort
+          }
+      const l = await startListeners({
+        host: config.host,
+        mqttPort: config.mqttPort,
+        wsPort: config.wsPort,
+        connectTimeoutMs: config.connectTimeoutMs,
+        tls,
+        handle: limits.wrap(flood.handle)
+      })
       listeners = l
       // Stop accepting before the broker closes its clients.
       onClose('listeners', () => l.close())
@@ -313,6 +350,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       await m.start(broker, {
         mqtt: `mqtt://${config.publicHost}:${listeners.mqttPort}`,
         ws: `ws://${config.publicHost}:${listeners.wsPort}/mqtt`,
+        ...(listeners.mqttsPort !== undefined && { mqtts: `mqtts://${config.publicHost}:${listeners.mqttsPort}` }),
+        ...(listeners.wssPort !== undefined && { wss: `wss://${config.publicHost}:${listeners.wssPort}/mqtt` }),
         http: `http://${config.publicHost}:${httpPort}`
       })
       onClose('cluster heartbeat', () => m.stop())
@@ -324,6 +363,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       httpPort,
       mqttPort: listeners?.mqttPort,
       wsPort: listeners?.wsPort,
+      mqttsPort: listeners?.mqttsPort,
+      wssPort: listeners?.wssPort,
       broker,
       devices: servesApi ? devices : undefined,
       spool,
@@ -374,6 +415,8 @@ async function runMain (): Promise<void> {
     `pushline ${config.mode} mode, role ${config.role}, node ${config.nodeId}`,
     ...(platform.mqttPort === undefined ? [] : [`  MQTT over TCP        mqtt://${config.host}:${platform.mqttPort}`]),
     ...(platform.wsPort === undefined ? [] : [`  MQTT over WebSocket  ws://${config.host}:${platform.wsPort}/mqtt`]),
+    ...(platform.mqttsPort === undefined ? [] : [`  MQTT over TLS        mqtts://${config.host}:${platform.mqttsPort}`]),
+    ...(platform.wssPort === undefined ? [] : [`  MQTT over WSS        wss://${config.host}:${platform.wssPort}/mqtt`]),
     `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
     ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
     ...(platform.shipper === undefined ? [] : [`  Kafka                ${config.kafkaBrokers?.join(',') ?? ''}  (uplinks to topic ${config.kafkaTelemetryTopic})`]),

@@ -44,6 +44,8 @@ export interface ClusterMemberOptions {
 export interface MemberAddresses {
   readonly mqtt: string
   readonly ws: string
+  readonly mqtts?: string
+  readonly wss?: string
   readonly http: string
 }
 

@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 
 // All Prometheus metrics of one process, on its own registry (no global default registry: tests build many).
 
-export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining'
+export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate'
 
 /** What the uplink bridge reports when metrics are scraped (the spool and, with Kafka, the shipper). */
 export interface BridgeStatus {
@@ -40,6 +40,11 @@ export interface Metrics {
   readonly kafkaDeadLetters: Counter
   /** Set once the spool (and shipper) exist; read on every scrape. */
   bridgeStatus: (() => BridgeStatus) | undefined
+  readonly deliveriesDropped: Counter<'reason'>
+  readonly publishersPaused: Counter
+  readonly deliveryBacklog: Gauge
+  /** Set by the flood guard: QoS 0 deliveries scheduled and not yet written, read on every scrape. */
+  deliveryBacklogSource: (() => number) | undefined
 }
 
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
@@ -49,6 +54,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   const registers = [registry]
   let bridgeStatus: (() => BridgeStatus) | undefined
   let connectionsSource: (() => number) | undefined
+  let deliveryBacklogSource: (() => number) | undefined
   const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
     name,
     help,
@@ -68,6 +74,8 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     set connectionsSource (fn) { connectionsSource = fn },
     get bridgeStatus () { return bridgeStatus },
     set bridgeStatus (fn) { bridgeStatus = fn },
+    get deliveryBacklogSource () { return deliveryBacklogSource },
+    set deliveryBacklogSource (fn) { deliveryBacklogSource = fn },
     registry,
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
@@ -93,6 +101,14 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     kafkaBytes: new Counter({ name: 'pushline_kafka_bytes_total', help: 'payload bytes acknowledged by Kafka', registers }),
     kafkaBatches: new Counter({ name: 'pushline_kafka_batches_total', help: 'produce requests acknowledged by Kafka', registers }),
     kafkaSendFailures: new Counter({ name: 'pushline_kafka_send_failures_total', help: 'produce attempts that failed (the batch is sent again)', registers }),
+    deliveriesDropped: new Counter({ name: 'pushline_deliveries_dropped_total', help: 'QoS 0 messages not delivered to a subscriber: its socket was full (slow_subscriber) or the node was overloaded (node_overloaded)', labelNames: ['reason'], registers }),
+    publishersPaused: new Counter({ name: 'pushline_publishers_paused_total', help: 'publishes whose connection stopped being read until the node caught up with its deliveries', registers }),
+    deliveryBacklog: new Gauge({
+      name: 'pushline_delivery_backlog',
+      help: 'QoS 0 deliveries scheduled and not yet written (bounded by PUSHLINE_DELIVERY_QUEUE_MAX)',
+      registers,
+      collect () { if (deliveryBacklogSource !== undefined) this.set(deliveryBacklogSource()) }
+    }),
     kafkaDeadLetters: new Counter({ name: 'pushline_kafka_dead_letters_total', help: 'uplinks Kafka refused for good (too large), kept in the spool directory\'s dead-letter file', registers })
   }
 }
