@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
 import { createConnectionLimits } from './broker/connection-limits.ts'
 import { installFloodGuard } from './broker/flood-guard.ts'
+import { limitPacketSize, maxPacketBytes } from './broker/packet-size-limit.ts'
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
@@ -264,6 +265,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         refusalTimeoutMs: config.connectTimeoutMs,
         onRefused: (reason) => { metrics.connectsRefused.inc({ reason }) }
       })
+      const packetLimit = maxPacketBytes(config.maxPayloadBytes)
       const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
         ? undefined
         : {
@@ -277,7 +279,14 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         wsPort: config.wsPort,
         connectTimeoutMs: config.connectTimeoutMs,
         tls,
-        handle: limits.wrap(flood.handle)
+        handle: limits.wrap((stream, req) => {
+          const client = flood.handle(stream, req)
+          limitPacketSize(client, packetLimit, (announced) => {
+            metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+            logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
+          })
+          return client
+        })
       })
       listeners = l
       // Stop accepting before the broker closes its clients.

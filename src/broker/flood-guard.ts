@@ -7,8 +7,8 @@
 //   chunk only once the current one is done), until the backlog falls to half;
 // - at twice `deliveryQueueMax` (traffic this node cannot pause, such as messages from other nodes), QoS 0
 //   deliveries are dropped and counted.
-// QoS 1 deliveries are never dropped here: they wait for the socket (aedes's drainTimeout ends a frozen client),
-// and the publisher is paused like any other. Push downlinks (written directly, DIRECT_BROKER_ID_SUFFIX) are exempt.
+// Messages published at QoS 1 are never dropped here, whatever the subscription's QoS: they wait for the socket
+// (aedes's drainTimeout ends a frozen client), and their publisher is paused like any other. Push downlinks (written directly, DIRECT_BROKER_ID_SUFFIX) are exempt.
 
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -35,7 +35,7 @@ export interface FloodGuard {
   pausedPublishes (): number
 }
 
-type Deliver = (packet: { brokerId?: string }, cb: () => void) => void
+type Deliver = (packet: { brokerId?: string, qos?: number }, cb: () => void) => void
 type PublishFn = (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
 
 export function installFloodGuard (aedes: Aedes, opts: FloodGuardOptions): FloodGuard {
@@ -69,7 +69,9 @@ export function installFloodGuard (aedes: Aedes, opts: FloodGuardOptions): Flood
       const c = client as unknown as { deliver0: Deliver, conn: Duplex }
       const deliver = c.deliver0
       c.deliver0 = (packet, cb) => {
-        if (!opts.exempt(packet)) {
+        // Only what was published at QoS 0 may be dropped: a QoS 1 message was acknowledged to its publisher, and
+        // goes out (at the subscription's QoS) even to a QoS 0 subscription.
+        if (packet.qos === 0 && !opts.exempt(packet)) {
           if (c.conn.writableLength >= opts.subscriberBufferBytes) {
             opts.onDropped('slow_subscriber')
             setImmediate(cb)

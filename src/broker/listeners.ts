@@ -79,6 +79,9 @@ function onTcp (opts: ListenerOptions): (socket: Socket) => void {
   }
 }
 
+/** How often Node checks the upgrade-request timeouts (its default, 30 s, would let sockets outlive the bound). */
+const checkEvery = (opts: ListenerOptions): number => Math.max(250, Math.min(30_000, Math.floor(opts.connectTimeoutMs / 4)))
+
 const upgradeRequired = (_req: IncomingMessage, res: ServerResponse): void => {
   res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt with the mqtt subprotocol\n')
 }
@@ -97,7 +100,7 @@ export async function startListeners (opts: ListenerOptions): Promise<Listeners>
   }
   try {
     const mqttPort = await listen(createNetServer(onTcp(opts)), opts.mqttPort, 'PUSHLINE_MQTT_PORT')
-    const http = createHttpServer(upgradeRequired)
+    const http = createHttpServer({ connectionsCheckingInterval: checkEvery(opts) }, upgradeRequired)
     websockets.push(serveWebSocket(http, opts))
     const wsPort = await listen(http, opts.wsPort, 'PUSHLINE_WS_PORT')
 
@@ -110,7 +113,7 @@ export async function startListeners (opts: ListenerOptions): Promise<Listeners>
       // A failed handshake (an untrusting client, garbage) is the client's problem, not an error of the node.
       tls.on('tlsClientError', (_err, socket) => { socket.destroy() })
       mqttsPort = await listen(tls, opts.tls.mqttsPort, 'PUSHLINE_MQTTS_PORT')
-      const https = createHttpsServer({ ...credentials, handshakeTimeout: opts.connectTimeoutMs }, upgradeRequired)
+      const https = createHttpsServer({ ...credentials, handshakeTimeout: opts.connectTimeoutMs, connectionsCheckingInterval: checkEvery(opts) }, upgradeRequired)
       websockets.push(serveWebSocket(https, opts))
       wssPort = await listen(https, opts.tls.wssPort, 'PUSHLINE_WSS_PORT')
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import mqtt from 'mqtt'
@@ -6,7 +7,7 @@ import pino from 'pino'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startPlatform } from '../../src/main.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { connectDevice } from '../helpers/mqtt.ts'
+import { connectDevice, within } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
 import { makeCertificates } from '../helpers/tls.ts'
 
@@ -54,7 +55,7 @@ test('a client that does not trust the certificate is refused on both TLS listen
       url
     )
   }
-  // A plain TCP client that speaks no TLS to the TLS port is closed, and trusting clients still get in.
+  // The refusals leave the listener serving clients that trust the certificate.
   const trusting = await connectDevice(t, `mqtts://127.0.0.1:${p.mqttsPort ?? 0}`, 'tls-untrusting', token, { ca: certs.ca })
   assert.equal(trusting.connected, true)
 })
@@ -72,12 +73,30 @@ test('without a certificate only the plain listeners run and the token response 
 test('an unreadable certificate or a key that does not match it stops the start with IOT_ERR_TLS naming the problem', async (t) => {
   const certs = await makeCertificates(t)
   const base = {
-    PUSHLINE_HOST: '127.0.0.1', PUSHLINE_HTTP_PORT: '0', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_MQTTS_PORT: '0', PUSHLINE_WSS_PORT: '0',
-    PUSHLINE_DATA_DIR: join(certs.dir, 'data'), PUSHLINE_ADMIN_KEYS: ADMIN_KEY, PUSHLINE_LOG_LEVEL: 'silent'
+    PUSHLINE_HOST: '127.0.0.1',
+    PUSHLINE_HTTP_PORT: '0',
+    PUSHLINE_MQTT_PORT: '0',
+    PUSHLINE_WS_PORT: '0',
+    PUSHLINE_MQTTS_PORT: '0',
+    PUSHLINE_WSS_PORT: '0',
+    PUSHLINE_DATA_DIR: join(certs.dir, 'data'),
+    PUSHLINE_ADMIN_KEYS: ADMIN_KEY,
+    PUSHLINE_LOG_LEVEL: 'silent'
   }
   const logger = pino({ level: 'silent' })
   await assert.rejects(startPlatform(loadConfig({ ...base, PUSHLINE_TLS_CERT_FILE: join(certs.dir, 'missing.pem'), PUSHLINE_TLS_KEY_FILE: certs.keyFile }), logger),
     (err: Error & { code?: string }) => err.code === 'IOT_ERR_TLS' && /PUSHLINE_TLS_CERT_FILE/.test(err.message) && /missing\.pem/.test(err.message))
   await assert.rejects(startPlatform(loadConfig({ ...base, PUSHLINE_TLS_CERT_FILE: certs.certFile, PUSHLINE_TLS_KEY_FILE: certs.otherKeyFile }), logger),
     (err: Error & { code?: string }) => err.code === 'IOT_ERR_TLS' && /not usable together/.test(err.message))
+})
+
+test('a socket that opens the TLS port and never finishes its handshake is closed after PUSHLINE_CONNECT_TIMEOUT_MS', async (t) => {
+  const certs = await makeCertificates(t)
+  const p = await startTestPlatform(t, { env: { ...tlsEnv(certs), PUSHLINE_CONNECT_TIMEOUT_MS: '500' } })
+  const socket = netConnect(p.mqttsPort ?? 0, '127.0.0.1')
+  t.after(() => { socket.destroy() })
+  socket.on('error', () => {})
+  socket.resume()
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  assert.ok(await within(15_000, closed), 'the half-open TLS socket was closed')
 })
