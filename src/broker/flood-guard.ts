@@ -3,8 +3,7 @@
 // - per subscriber: while a connection's socket holds more than `subscriberBufferBytes` unsent, QoS 0 messages to
 //   it are dropped and counted, instead of queueing without bound or stalling every publisher behind it;
 // - per node: deliveries scheduled but not yet written are counted; above `deliveryQueueMax`, the node stops
-//   reading the sockets of its publishers (their current publish completes later, and aedes reads a socket's next
-//   chunk only once the current one is done), until the backlog falls to half;
+//   reading its connections' sockets (TCP then pushes back on the publishers) until the backlog falls to half;
 // - at twice `deliveryQueueMax` (traffic this node cannot pause, such as messages from other nodes), QoS 0
 //   deliveries are dropped and counted.
 // Messages published at QoS 1 are never dropped here, whatever the subscription's QoS: they wait for the socket
@@ -12,7 +11,7 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Aedes, Client } from 'aedes'
 
 export type DeliveryDrop = 'slow_subscriber' | 'node_overloaded'
 
@@ -27,46 +26,60 @@ export interface FloodGuardOptions {
 }
 
 export interface FloodGuard {
-  /** aedes's connection handler with the per-subscriber bound installed on each new client. */
+  /** aedes's connection handler with the bounds installed on each new client. */
   handle (stream: Duplex, req?: IncomingMessage): Client
   /** Deliveries scheduled and not yet written to their sockets. */
   backlog (): number
-  /** Publishes whose completion (and the publisher's next socket read) waits for the backlog to fall. */
-  pausedPublishes (): number
+  /** Connections whose next read waits for the backlog to fall. */
+  pausedReaders (): number
 }
 
 type Deliver = (packet: { brokerId?: string, qos?: number }, cb: () => void) => void
-type PublishFn = (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
+interface ClientInternals {
+  deliver0: Deliver
+  conn: Duplex
+  closed: boolean
+  /** aedes's reader: reads the socket's next chunk once every packet of the current one is done. */
+  _nextBatch: () => void
+}
 
 export function installFloodGuard (aedes: Aedes, opts: FloodGuardOptions): FloodGuard {
   let backlog = 0
-  const waiting: Array<() => void> = []
+  const paused = new Set<ClientInternals>()
   const low = Math.floor(opts.deliveryQueueMax / 2)
 
   const settle = (): void => {
     backlog--
-    if (waiting.length > 0 && backlog <= low) for (const resume of waiting.splice(0)) resume()
+    if (paused.size > 0 && backlog <= low) {
+      const resume = [...paused]
+      paused.clear()
+      for (const c of resume) if (!c.closed) c._nextBatch()
+    }
   }
 
   const handle = aedes.handle.bind(aedes) as (stream: Duplex, req?: IncomingMessage) => Client
-  const publish = (aedes.publish as unknown as PublishFn).bind(aedes)
-  const paced: PublishFn = (packet, client, done) => {
-    // Only a client's publish can be paused; the node's own (wills, API publishes) go through.
-    if (client === null || typeof client !== 'object') return publish(packet, client, done)
-    publish(packet, client, (err) => {
-      if (backlog <= opts.deliveryQueueMax) return done(err)
-      opts.onPublisherPaused()
-      waiting.push(() => done(err))
-    })
-  }
-  ;(aedes as unknown as { publish: PublishFn }).publish = paced
 
   return {
     backlog: () => backlog,
-    pausedPublishes: () => waiting.length,
+    pausedReaders: () => paused.size,
     handle (stream, req) {
       const client = handle(stream, req)
-      const c = client as unknown as { deliver0: Deliver, conn: Duplex }
+      const c = client as unknown as ClientInternals
+
+      // aedes reads a whole chunk with read(null) and dispatches every packet in it. While the node is behind,
+      // that read waits: the bytes stay in the socket, TCP pushes back on the sender, and aedes's reader is
+      // called again once the backlog is down to half. (read(0) is the stream's own refill call: let it pass.)
+      const read = stream.read.bind(stream)
+      stream.read = (size?: number) => {
+        if (size !== 0 && backlog > opts.deliveryQueueMax) {
+          if (!paused.has(c)) opts.onPublisherPaused()
+          paused.add(c)
+          return null
+        }
+        return read(size)
+      }
+      stream.once('close', () => { paused.delete(c) })
+
       const deliver = c.deliver0
       c.deliver0 = (packet, cb) => {
         // Only what was published at QoS 0 may be dropped: a QoS 1 message was acknowledged to its publisher, and

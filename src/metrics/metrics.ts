@@ -102,7 +102,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     kafkaBatches: new Counter({ name: 'pushline_kafka_batches_total', help: 'produce requests acknowledged by Kafka', registers }),
     kafkaSendFailures: new Counter({ name: 'pushline_kafka_send_failures_total', help: 'produce attempts that failed (the batch is sent again)', registers }),
     deliveriesDropped: new Counter({ name: 'pushline_deliveries_dropped_total', help: 'QoS 0 messages not delivered to a subscriber: its socket was full (slow_subscriber) or the node was overloaded (node_overloaded)', labelNames: ['reason'], registers }),
-    publishersPaused: new Counter({ name: 'pushline_publishers_paused_total', help: 'publishes whose connection stopped being read until the node caught up with its deliveries', registers }),
+    publishersPaused: new Counter({ name: 'pushline_publishers_paused_total', help: 'times a connection was no longer read until the node caught up with its QoS 0 deliveries (PUSHLINE_DELIVERY_QUEUE_MAX)', registers }),
     deliveryBacklog: new Gauge({
       name: 'pushline_delivery_backlog',
       help: 'QoS 0 deliveries scheduled and not yet written (bounded by PUSHLINE_DELIVERY_QUEUE_MAX)',
