@@ -343,6 +343,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
             counters: counterStore,
             devicePerMinute: config.tokenRateDevicePerMinute,
             addressPerMinute: config.tokenRateAddressPerMinute,
+            pullsPerMinute: config.messagesRateDevicePerMinute,
             maxFailures: config.secretMaxFailures,
             lockoutMs: config.secretLockoutSeconds * 1000
           }),

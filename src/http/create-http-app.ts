@@ -9,6 +9,7 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { addSecurityHeaders } from './security-headers.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -49,6 +50,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  addSecurityHeaders(app)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {
@@ -63,7 +65,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   if (opts.registry !== undefined) {
     const { devices, guard, cluster, push } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
-    if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push })
+    if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push, guard })
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })

@@ -147,7 +147,8 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_CONNECT_TIMEOUT_MS: '2000',
     PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
     PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536',
-    PUSHLINE_DELIVERY_QUEUE_MAX: '1000'
+    PUSHLINE_DELIVERY_QUEUE_MAX: '1000',
+    PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '9'
   }
   // Guard: this test covers every setting in the table, so a new setting must be added here.
   assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), Object.keys(env).sort())
@@ -214,6 +215,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.keepaliveMaxSeconds, 120)
   assert.equal(c.subscriberBufferBytes, 65536)
   assert.equal(c.deliveryQueueMax, 1000)
+  assert.equal(c.messagesRateDevicePerMinute, 9)
   assert.equal(c.mode, 'cluster')
 })
 
