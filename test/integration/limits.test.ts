@@ -34,7 +34,9 @@ test('beyond PUSHLINE_MAX_CONNECTIONS a new connection gets CONNACK 3 and is clo
   assert.equal(connack.cmd, 'connack')
   assert.equal((connack as { returnCode?: number }).returnCode, 3)
   assert.ok(await within(10_000, raw.closed), 'the node closes the refused socket')
-  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'max_connections' }), 2)
+  // Over WebSocket the same.
+  await assert.rejects(mqtt.connectAsync(p.wsUrl, { clientId: d4.id, username: d4.id, password: d4.token, reconnectPeriod: 0, connectTimeout: 5000 }), refusedWith3)
+  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'max_connections' }), 3)
 
   // The three held connections were not disturbed.
   for (const [c, id] of [[c1, 'cap-1'], [c2, 'cap-2'], [c3, 'cap-3']] as const) {
