@@ -128,8 +128,7 @@ class Worker {
       if (m.type === 'count') {
         this.count = m.count
         this.countAt = m.at
-      }
-      else if (m.type === 'ready') this.ready?.(m)
+      } else if (m.type === 'ready') this.ready?.(m)
       else this.failure ??= new Error(`worker ${name} failed: ${m.message}`)
     })
     child.once('exit', (code, signal) => { this.failure ??= new Error(`worker ${name} exited (code ${code}, signal ${signal})`) })
