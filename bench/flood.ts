@@ -118,8 +118,8 @@ function log (line: string): void {
 /** A forked flood-worker.ts: its latest cumulative count, and its ready answer. */
 class Worker {
   count = 0
-  /** When the worker measured `count` (its own clock), so a late IPC message does not move messages between seconds. */
-  countAt = 0
+  /** Every report with the time the worker took it, so a late IPC message does not move messages between seconds. */
+  readonly samples: Array<{ at: number, count: number }> = []
   private failure: Error | undefined
   private ready: ((m: Extract<FloodWorkerMessage, { type: 'ready' }>) => void) | undefined
 
@@ -127,7 +127,7 @@ class Worker {
     child.on('message', (m: FloodWorkerMessage) => {
       if (m.type === 'count') {
         this.count = m.count
-        this.countAt = m.at
+        this.samples.push({ at: m.at, count: m.count })
       } else if (m.type === 'ready') this.ready?.(m)
       else this.failure ??= new Error(`worker ${name} failed: ${m.message}`)
     })
@@ -190,6 +190,16 @@ interface Run {
   readonly pausedReads?: number
 }
 
+/** The worker's count at wall-clock time `at`, interpolated between its reports. */
+function countAt (samples: ReadonlyArray<{ at: number, count: number }>, at: number): number {
+  let before = { at: -Infinity, count: 0 }
+  for (const s of samples) {
+    if (s.at <= at) before = s
+    else return before.at === -Infinity ? s.count : before.count + (s.count - before.count) * (at - before.at) / (s.at - before.at)
+  }
+  return before.count
+}
+
 async function metric (httpUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${httpUrl}/metrics`)).text()
   let sum = 0
@@ -218,10 +228,10 @@ async function floodOnce (args: Args, target: Target, variant: Variant, broker: 
     const rss: number[] = []
     const cpu0 = cpuSeconds(broker.pid)
     const t0 = performance.now()
+    const wall0 = Date.now()
     for (const w of pubs) w.send({ type: 'go' })
     let lastDelivered = sub.count
     let lastOffered = 0
-    let first = { at: 0, count: 0 }
     for (let s = 0; s < args.seconds; s++) {
       await sleep(1000 - ((performance.now() - t0) % 1000))
       for (const w of [sub, ...pubs]) w.check()
@@ -233,13 +243,17 @@ async function floodOnce (args: Args, target: Target, variant: Variant, broker: 
       offered.push(o - lastOffered)
       lastDelivered = d
       lastOffered = o
-      if (s === 0) first = { at: sub.countAt, count: d }
       rss.push(rssBytes(broker.pid))
       log(`  ${s + 1}s delivered ${fmtInt(delivered.at(-1) ?? 0)}/s, offered ${fmtInt(offered.at(-1) ?? 0)}/s, RSS ${fmtBytes(rss.at(-1) ?? 0)}`)
     }
     const brokerCpuShare = (cpuSeconds(broker.pid) - cpu0) / ((performance.now() - t0) / 1000)
-    const last = { at: sub.countAt, count: sub.count }
+    // One more report after the last second, then the per-second figures from the subscriber's own timestamps (the
+    // live lines above use whatever report had arrived, which a busy worker sends late).
+    await sleep(400)
     for (const w of pubs) w.send({ type: 'stop' })
+    const at = (k: number): number => countAt(sub.samples, wall0 + k * 1000)
+    const perSecond = Array.from({ length: args.seconds }, (_, k) => Math.round(at(k + 1) - at(k)))
+    delivered.splice(0, delivered.length, ...perSecond)
     const steady = delivered.slice(1)
     const run: Run = {
       target,
@@ -251,7 +265,7 @@ async function floodOnce (args: Args, target: Target, variant: Variant, broker: 
       offeredPerSecond: offered,
       rssBytes: rss,
       medianDelivered: median(steady),
-      meanDelivered: last.at > first.at ? (last.count - first.count) / ((last.at - first.at) / 1000) : 0,
+      meanDelivered: (at(args.seconds) - at(1)) / (args.seconds - 1),
       lowestDelivered: Math.min(...steady),
       peakRssBytes: Math.max(...rss),
       brokerCpuShare,
