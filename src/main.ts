@@ -7,7 +7,11 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
+import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
+import { createConnectionLimits } from './broker/connection-limits.ts'
+import { installFloodGuard } from './broker/flood-guard.ts'
+import { limitPacketSize, maxPacketBytes } from './broker/packet-size-limit.ts'
+import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
@@ -53,6 +57,9 @@ export interface Platform {
   /** Undefined in the api role. */
   readonly mqttPort: number | undefined
   readonly wsPort: number | undefined
+  /** Set when TLS is configured (and not in the api role). */
+  readonly mqttsPort: number | undefined
+  readonly wssPort: number | undefined
   readonly broker: BrokerNode | undefined
   readonly devices: DeviceService | undefined
   readonly spool: FileSpool | undefined
@@ -245,6 +252,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
         persistence: transport?.persistence,
+        connectTimeoutMs: config.connectTimeoutMs,
+        keepaliveMaxSeconds: config.keepaliveMaxSeconds,
         ...pushStack.brokerHooks
       })
       broker = b
@@ -252,7 +261,45 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       await pushStack.startAgent(b)
       const bytes = createNetworkByteMeter()
       metrics.networkBytesSource = bytes.totals
-      const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => { bytes.track(stream, req); b.aedes.handle(stream, req) } })
+      const flood = installFloodGuard(b.aedes, {
+        subscriberBufferBytes: config.subscriberBufferBytes,
+        deliveryQueueMax: config.deliveryQueueMax,
+        exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
+        onDropped: (reason) => { metrics.deliveriesDropped.inc({ reason }) },
+        onPublisherPaused: () => { metrics.publishersPaused.inc() }
+      })
+      metrics.deliveryBacklogSource = flood.backlog
+      const limits = createConnectionLimits({
+        maxConnections: config.maxConnections,
+        ratePerSecond: config.connectRatePerSecond,
+        burst: config.connectRateBurst,
+        refusalTimeoutMs: config.connectTimeoutMs,
+        onRefused: (reason) => { metrics.connectsRefused.inc({ reason }) }
+      })
+      const packetLimit = maxPacketBytes(config.maxPayloadBytes)
+      const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
+        ? undefined
+        : {
+            credentials: await loadTlsCredentials({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile }),
+            mqttsPort: config.mqttsPort,
+            wssPort: config.wssPort
+          }
+      const l = await startListeners({
+        host: config.host,
+        mqttPort: config.mqttPort,
+        wsPort: config.wsPort,
+        connectTimeoutMs: config.connectTimeoutMs,
+        tls,
+        handle: limits.wrap((stream, req) => {
+          bytes.track(stream, req)
+          const client = flood.handle(stream, req)
+          limitPacketSize(client, packetLimit, (announced) => {
+            metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+            logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
+          })
+          return client
+        })
+      })
       listeners = l
       // Stop accepting before the broker closes its clients.
       onClose('listeners', () => l.close())
@@ -308,6 +355,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
             counters: counterStore,
             devicePerMinute: config.tokenRateDevicePerMinute,
             addressPerMinute: config.tokenRateAddressPerMinute,
+            pullsPerMinute: config.messagesRateDevicePerMinute,
             maxFailures: config.secretMaxFailures,
             lockoutMs: config.secretLockoutSeconds * 1000
           }),
@@ -324,6 +372,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       await m.start(broker, {
         mqtt: `mqtt://${config.publicHost}:${listeners.mqttPort}`,
         ws: `ws://${config.publicHost}:${listeners.wsPort}/mqtt`,
+        ...(listeners.mqttsPort !== undefined && { mqtts: `mqtts://${config.publicHost}:${listeners.mqttsPort}` }),
+        ...(listeners.wssPort !== undefined && { wss: `wss://${config.publicHost}:${listeners.wssPort}/mqtt` }),
         http: `http://${config.publicHost}:${httpPort}`
       })
       onClose('cluster heartbeat', () => m.stop())
@@ -335,6 +385,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       httpPort,
       mqttPort: listeners?.mqttPort,
       wsPort: listeners?.wsPort,
+      mqttsPort: listeners?.mqttsPort,
+      wssPort: listeners?.wssPort,
       broker,
       devices: servesApi ? devices : undefined,
       spool,
@@ -385,6 +437,8 @@ async function runMain (): Promise<void> {
     `pushline ${config.mode} mode, role ${config.role}, node ${config.nodeId}`,
     ...(platform.mqttPort === undefined ? [] : [`  MQTT over TCP        mqtt://${config.host}:${platform.mqttPort}`]),
     ...(platform.wsPort === undefined ? [] : [`  MQTT over WebSocket  ws://${config.host}:${platform.wsPort}/mqtt`]),
+    ...(platform.mqttsPort === undefined ? [] : [`  MQTT over TLS        mqtts://${config.host}:${platform.mqttsPort}`]),
+    ...(platform.wssPort === undefined ? [] : [`  MQTT over WSS        wss://${config.host}:${platform.wssPort}/mqtt`]),
     `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
     ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
     ...(platform.shipper === undefined ? [] : [`  Kafka                ${config.kafkaBrokers?.join(',') ?? ''}  (uplinks to topic ${config.kafkaTelemetryTopic})`]),

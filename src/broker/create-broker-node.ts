@@ -6,6 +6,7 @@ import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
+import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
@@ -38,6 +39,10 @@ export interface BrokerNodeOptions {
   readonly onPuback?: (client: Client, messageId: number) => void
   /** Per-connection uplink rate; absent: no limit. */
   readonly uplinkRate?: UplinkRateLimit
+  /** A socket that has not sent CONNECT by then is closed. */
+  readonly connectTimeoutMs?: number
+  /** Longest keepalive; clients asking for none or more are held to it (connection-limits.ts). */
+  readonly keepaliveMaxSeconds?: number
 }
 
 export interface BrokerNode {
@@ -121,13 +126,17 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     mq: opts.mq,
     persistence,
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
-    connectTimeout: 10_000,
+    connectTimeout: opts.connectTimeoutMs ?? 10_000,
+    // The built-in (embedded mode) mqemitter: no delivery slots, whose overflow array is drained with an O(n)
+    // shift and collapsed under a flood (research/aedes.md §6); flood-guard.ts bounds the backlog instead.
+    concurrency: 0,
     drainTimeout: 15_000,
     // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
     queueLimit: 1000,
 
     preConnect (client, packet, done) {
       connectPackets.set(client, packet)
+      if (opts.keepaliveMaxSeconds !== undefined) boundKeepalive(packet, opts.keepaliveMaxSeconds)
       connackGate.hold(client)
       done(null, true)
     },

@@ -1,6 +1,8 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { createServer as createTlsServer, type SecureContextOptions } from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { PushlineError } from '../shared/errors.ts'
 
@@ -9,11 +11,22 @@ export interface ListenerOptions {
   readonly mqttPort: number
   readonly wsPort: number
   readonly handle: (stream: Duplex, req?: IncomingMessage) => unknown
+  /** Sockets that have not finished their TLS handshake or WebSocket upgrade by then are closed. */
+  readonly connectTimeoutMs: number
+  /** MQTT over TLS and WebSocket over TLS besides the plain listeners, when a certificate is configured. */
+  readonly tls?: {
+    readonly credentials: SecureContextOptions
+    readonly mqttsPort: number
+    readonly wssPort: number
+  }
 }
 
 export interface Listeners {
   readonly mqttPort: number
   readonly wsPort: number
+  /** Set when TLS is configured. */
+  readonly mqttsPort: number | undefined
+  readonly wssPort: number | undefined
   /** Stops accepting connections; live ones are closed by the broker. */
   close (): Promise<void>
 }
@@ -46,37 +59,73 @@ function stopAccepting (server: NetServer | HttpServer): void {
   if (server.listening) server.close()
 }
 
-export async function startListeners (opts: ListenerOptions): Promise<Listeners> {
-  const tcp = createNetServer((socket: Socket) => {
-    // Small MQTT packets must not wait for Nagle's algorithm.
-    socket.setNoDelay(true)
-    opts.handle(socket)
-  })
-  const mqttPort = await listenOn(tcp, opts.host, opts.mqttPort, 'PUSHLINE_MQTT_PORT')
-
-  const http = createHttpServer((_req, res) => {
-    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt with the mqtt subprotocol\n')
-  })
+/** MQTT over WebSocket at /mqtt on an HTTP(S) server; anything else gets 426. */
+function serveWebSocket (http: HttpServer, opts: ListenerOptions): WebSocketServer {
+  // A socket that never completes its upgrade request is closed like one that never sends CONNECT.
+  http.headersTimeout = opts.connectTimeoutMs
+  http.requestTimeout = opts.connectTimeoutMs
   const wss = new WebSocketServer({ server: http, path: '/mqtt' })
   wss.on('connection', (ws, req) => {
     opts.handle(createWebSocketStream(ws), req)
   })
-  let wsPort: number
-  try {
-    wsPort = await listenOn(http, opts.host, opts.wsPort, 'PUSHLINE_WS_PORT')
-  } catch (err) {
-    stopAccepting(tcp)
-    throw err
-  }
+  return wss
+}
 
-  return {
-    mqttPort,
-    wsPort,
-    async close () {
-      stopAccepting(tcp)
-      stopAccepting(http)
-      // WebSocket sessions end with the broker's close of their clients; wss.close() only stops the upgrade handler.
-      wss.close()
+function onTcp (opts: ListenerOptions): (socket: Socket) => void {
+  return (socket) => {
+    // Small MQTT packets must not wait for Nagle's algorithm.
+    socket.setNoDelay(true)
+    opts.handle(socket)
+  }
+}
+
+/** How often Node checks the upgrade-request timeouts (its default, 30 s, would let sockets outlive the bound). */
+const checkEvery = (opts: ListenerOptions): number => Math.max(250, Math.min(30_000, Math.floor(opts.connectTimeoutMs / 4)))
+
+const upgradeRequired = (_req: IncomingMessage, res: ServerResponse): void => {
+  res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect to /mqtt with the mqtt subprotocol\n')
+}
+
+export async function startListeners (opts: ListenerOptions): Promise<Listeners> {
+  const servers: Array<NetServer | HttpServer> = []
+  const websockets: WebSocketServer[] = []
+  const stopAll = (): void => {
+    for (const server of servers) stopAccepting(server)
+    // WebSocket sessions end with the broker's close of their clients; wss.close() only stops the upgrade handler.
+    for (const wss of websockets) wss.close()
+  }
+  const listen = async (server: NetServer | HttpServer, port: number, setting: string): Promise<number> => {
+    servers.push(server)
+    return await listenOn(server, opts.host, port, setting)
+  }
+  try {
+    const mqttPort = await listen(createNetServer(onTcp(opts)), opts.mqttPort, 'PUSHLINE_MQTT_PORT')
+    const http = createHttpServer({ connectionsCheckingInterval: checkEvery(opts) }, upgradeRequired)
+    websockets.push(serveWebSocket(http, opts))
+    const wsPort = await listen(http, opts.wsPort, 'PUSHLINE_WS_PORT')
+
+    let mqttsPort: number | undefined
+    let wssPort: number | undefined
+    if (opts.tls !== undefined) {
+      const { credentials } = opts.tls
+      // handshakeTimeout: a client that opens TCP and never finishes the handshake holds a socket for no more than this.
+      const tls = createTlsServer({ ...credentials, handshakeTimeout: opts.connectTimeoutMs }, onTcp(opts))
+      // A failed handshake (an untrusting client, garbage) is the client's problem, not an error of the node.
+      tls.on('tlsClientError', (_err, socket) => { socket.destroy() })
+      mqttsPort = await listen(tls, opts.tls.mqttsPort, 'PUSHLINE_MQTTS_PORT')
+      const https = createHttpsServer({ ...credentials, handshakeTimeout: opts.connectTimeoutMs, connectionsCheckingInterval: checkEvery(opts) }, upgradeRequired)
+      websockets.push(serveWebSocket(https, opts))
+      wssPort = await listen(https, opts.tls.wssPort, 'PUSHLINE_WSS_PORT')
     }
+    return {
+      mqttPort,
+      wsPort,
+      mqttsPort,
+      wssPort,
+      async close () { stopAll() }
+    }
+  } catch (err) {
+    stopAll()
+    throw err
   }
 }

@@ -48,6 +48,8 @@ export interface ClusterMemberOptions {
 export interface MemberAddresses {
   readonly mqtt: string
   readonly ws: string
+  readonly mqtts?: string
+  readonly wss?: string
   readonly http: string
 }
 

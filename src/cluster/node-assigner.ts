@@ -23,7 +23,7 @@ export interface ClusterAssignerOptions {
 }
 
 function address (n: NodeRecord): BrokerAddress {
-  return { nodeId: n.nodeId, mqtt: n.mqtt, ws: n.ws }
+  return { nodeId: n.nodeId, mqtt: n.mqtt, ws: n.ws, ...(n.mqtts !== undefined && { mqtts: n.mqtts }), ...(n.wss !== undefined && { wss: n.wss }) }
 }
 
 function hashScore (deviceId: string, nodeId: string): number {

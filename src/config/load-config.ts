@@ -49,7 +49,15 @@ export function loadConfig (env: Environment = process.env): Config {
     if (parsed('role') && parsed('redisUrl') && v.role !== 'all' && v.redisUrl === undefined) {
       problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL`)
     }
-    const ports = ([['PUSHLINE_MQTT_PORT', 'mqttPort'], ['PUSHLINE_WS_PORT', 'wsPort'], ['PUSHLINE_HTTP_PORT', 'httpPort']] as const)
+    if (parsed('tlsCertFile') && parsed('tlsKeyFile') && (v.tlsCertFile === undefined) !== (v.tlsKeyFile === undefined)) {
+      problems.push('PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE go together: set both to enable TLS, or neither')
+    }
+    if (parsed('tlsCaFile') && parsed('tlsCertFile') && v.tlsCaFile !== undefined && v.tlsCertFile === undefined) {
+      problems.push('PUSHLINE_TLS_CA_FILE needs PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE')
+    }
+    const tls = parsed('tlsCertFile') && v.tlsCertFile !== undefined
+    const ports = ([['PUSHLINE_MQTT_PORT', 'mqttPort'], ['PUSHLINE_WS_PORT', 'wsPort'], ['PUSHLINE_HTTP_PORT', 'httpPort'],
+      ...(tls ? [['PUSHLINE_MQTTS_PORT', 'mqttsPort'], ['PUSHLINE_WSS_PORT', 'wssPort']] as const : [])] as const)
       .filter(([, key]) => parsed(key)).map(([name, key]) => [name, v[key]] as const)
     for (let i = 0; i < ports.length; i++) {
       for (let j = i + 1; j < ports.length; j++) {

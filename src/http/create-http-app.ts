@@ -11,6 +11,7 @@ import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
+import { addSecurityHeaders } from './security-headers.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -55,6 +56,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
 
   installErrorHandlers(app)
   echoTrace(app)
+  addSecurityHeaders(app)
   app.addSchema(ErrorBody)
   documentCommonErrors(app)
   await app.register(swagger, {
@@ -72,7 +74,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   if (opts.registry !== undefined) {
     const { devices, guard, cluster, push } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
-    if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push })
+    if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push, guard })
     await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))

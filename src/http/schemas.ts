@@ -15,7 +15,9 @@ export const DeviceParams = Type.Object({ id: DeviceId })
 export const BrokerAddress = Type.Object({
   nodeId: Type.String(),
   mqtt: Type.String(),
-  ws: Type.String()
+  ws: Type.String(),
+  mqtts: Type.Optional(Type.String({ description: 'MQTT over TLS, when the node has a certificate' })),
+  wss: Type.Optional(Type.String({ description: 'MQTT over WebSocket over TLS, when the node has a certificate' }))
 })
 
 export const CreatedDevice = Type.Object({

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 // All Prometheus metrics of one process, on its own registry (no global default registry: tests build many).
 
-export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining'
+export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate'
 
 /** What the uplink bridge reports when metrics are scraped (the spool and, with Kafka, the shipper). */
 export interface BridgeStatus {
@@ -40,6 +40,11 @@ export interface Metrics {
   readonly kafkaDeadLetters: Counter
   /** Set once the spool (and shipper) exist; read on every scrape. */
   bridgeStatus: (() => BridgeStatus) | undefined
+  readonly deliveriesDropped: Counter<'reason'>
+  readonly publishersPaused: Counter
+  readonly deliveryBacklog: Gauge
+  /** Set by the flood guard: QoS 0 deliveries scheduled and not yet written, read on every scrape. */
+  deliveryBacklogSource: (() => number) | undefined
   /** Downlinks written to devices' connections, by kind (device, broadcast) and the QoS they went out with. */
   readonly downlinks: Counter<'kind' | 'qos'>
   /** QoS 1 downlinks the device acknowledged with PUBACK, by kind. */
@@ -87,6 +92,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   }
   totalCounter('pushline_mqtt_received_bytes_total', 'bytes read from MQTT connections (TCP and WebSocket, framing included)', (b) => b.received)
   totalCounter('pushline_mqtt_sent_bytes_total', 'bytes written to MQTT connections (TCP and WebSocket, framing included)', (b) => b.sent)
+  let deliveryBacklogSource: (() => number) | undefined
   const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
     name,
     help,
@@ -108,6 +114,8 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     set bridgeStatus (fn) { bridgeStatus = fn },
     get networkBytesSource () { return networkBytesSource },
     set networkBytesSource (fn) { networkBytesSource = fn },
+    get deliveryBacklogSource () { return deliveryBacklogSource },
+    set deliveryBacklogSource (fn) { deliveryBacklogSource = fn },
     registry,
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
@@ -133,6 +141,14 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     kafkaBytes: new Counter({ name: 'pushline_kafka_bytes_total', help: 'payload bytes acknowledged by Kafka', registers }),
     kafkaBatches: new Counter({ name: 'pushline_kafka_batches_total', help: 'produce requests acknowledged by Kafka', registers }),
     kafkaSendFailures: new Counter({ name: 'pushline_kafka_send_failures_total', help: 'produce attempts that failed (the batch is sent again)', registers }),
+    deliveriesDropped: new Counter({ name: 'pushline_deliveries_dropped_total', help: 'QoS 0 messages not delivered to a subscriber: its socket was full (slow_subscriber) or the node was overloaded (node_overloaded)', labelNames: ['reason'], registers }),
+    publishersPaused: new Counter({ name: 'pushline_publishers_paused_total', help: 'times a connection was no longer read until the node caught up with its QoS 0 deliveries (PUSHLINE_DELIVERY_QUEUE_MAX)', registers }),
+    deliveryBacklog: new Gauge({
+      name: 'pushline_delivery_backlog',
+      help: 'QoS 0 deliveries scheduled and not yet written (bounded by PUSHLINE_DELIVERY_QUEUE_MAX)',
+      registers,
+      collect () { if (deliveryBacklogSource !== undefined) this.set(deliveryBacklogSource()) }
+    }),
     kafkaDeadLetters: new Counter({ name: 'pushline_kafka_dead_letters_total', help: 'uplinks Kafka refused for good (too large), kept in the spool directory\'s dead-letter file', registers }),
     downlinks: new Counter({ name: 'pushline_downlinks_total', help: 'downlinks written to devices\' connections, by kind (device, broadcast) and QoS', labelNames: ['kind', 'qos'], registers }),
     downlinksDelivered: new Counter({ name: 'pushline_downlinks_delivered_total', help: 'QoS 1 downlinks acknowledged by the device (PUBACK), by kind', labelNames: ['kind'], registers }),

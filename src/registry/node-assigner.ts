@@ -4,6 +4,9 @@ export interface BrokerAddress {
   readonly nodeId: string
   readonly mqtt: string
   readonly ws: string
+  /** Present when the node serves MQTT over TLS and WebSocket over TLS. */
+  readonly mqtts?: string
+  readonly wss?: string
 }
 
 export interface NodeAssigner {

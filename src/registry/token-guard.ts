@@ -9,6 +9,8 @@ export interface TokenGuardOptions {
   readonly counters: CounterStore
   readonly devicePerMinute: number
   readonly addressPerMinute: number
+  /** Pulls of missed downlinks (GET /v1/devices/me/messages) one device may make per minute. */
+  readonly pullsPerMinute?: number
   readonly maxFailures: number
   readonly lockoutMs: number
 }
@@ -16,6 +18,8 @@ export interface TokenGuardOptions {
 export interface TokenGuard {
   /** Counts a request from `address` (and for `deviceId`, when given); throws IOT_ERR_RATE_LIMITED beyond a limit. */
   admit (address: string, deviceId?: string): Promise<void>
+  /** Counts a device's pull of its missed downlinks; throws IOT_ERR_RATE_LIMITED beyond its limit. */
+  admitPull (deviceId: string): Promise<void>
   /** Throws IOT_ERR_LOCKED while the device's token endpoint is locked. */
   assertUnlocked (deviceId: string): Promise<void>
   /** Records a wrong secret or token; the failure that reaches the limit locks the device. */
@@ -43,6 +47,13 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
       const byDevice = await counters.hit(`rate-device:${deviceId}`, MINUTE)
       if (byDevice.count > opts.devicePerMinute) {
         throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many token requests for this device', retryAfter(byDevice.resetAt))
+      }
+    },
+    async admitPull (deviceId) {
+      if (opts.pullsPerMinute === undefined) return
+      const byDevice = await counters.hit(`rate-pull:${deviceId}`, MINUTE)
+      if (byDevice.count > opts.pullsPerMinute) {
+        throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many message pulls for this device', retryAfter(byDevice.resetAt))
       }
     },
     async assertUnlocked (deviceId) {

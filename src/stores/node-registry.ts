@@ -18,6 +18,9 @@ export interface NodeRecord {
   readonly nodeId: string
   readonly mqtt: string
   readonly ws: string
+  /** MQTT over TLS and WebSocket over TLS, when the node has a certificate. */
+  readonly mqtts?: string
+  readonly wss?: string
   readonly http: string
   /** Live MQTT sessions on the node. */
   readonly connections: number

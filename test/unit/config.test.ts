@@ -135,7 +135,20 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_HISTORY_MAX_MESSAGES: '50',
     PUSHLINE_HISTORY_MAX_AGE_SECONDS: '3600',
     PUSHLINE_PUSH_MAX_TTL_SECONDS: '7200',
-    PUSHLINE_PUSH_MAX_DATA_BYTES: '4096'
+    PUSHLINE_PUSH_MAX_DATA_BYTES: '4096',
+    PUSHLINE_TLS_CERT_FILE: '/etc/pushline/cert.pem',
+    PUSHLINE_TLS_KEY_FILE: '/etc/pushline/key.pem',
+    PUSHLINE_TLS_CA_FILE: '/etc/pushline/ca.pem',
+    PUSHLINE_MQTTS_PORT: '18883',
+    PUSHLINE_WSS_PORT: '18084',
+    PUSHLINE_MAX_CONNECTIONS: '5000',
+    PUSHLINE_CONNECT_RATE_PER_SECOND: '100',
+    PUSHLINE_CONNECT_RATE_BURST: '20',
+    PUSHLINE_CONNECT_TIMEOUT_MS: '2000',
+    PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
+    PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536',
+    PUSHLINE_DELIVERY_QUEUE_MAX: '1000',
+    PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '9'
   }
   // Guard: this test covers every setting in the table, so a new setting must be added here.
   assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), Object.keys(env).sort())
@@ -190,6 +203,19 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.historyMaxAgeSeconds, 3600)
   assert.equal(c.pushMaxTtlSeconds, 7200)
   assert.equal(c.pushMaxDataBytes, 4096)
+  assert.equal(c.tlsCertFile, '/etc/pushline/cert.pem')
+  assert.equal(c.tlsKeyFile, '/etc/pushline/key.pem')
+  assert.equal(c.tlsCaFile, '/etc/pushline/ca.pem')
+  assert.equal(c.mqttsPort, 18883)
+  assert.equal(c.wssPort, 18084)
+  assert.equal(c.maxConnections, 5000)
+  assert.equal(c.connectRatePerSecond, 100)
+  assert.equal(c.connectRateBurst, 20)
+  assert.equal(c.connectTimeoutMs, 2000)
+  assert.equal(c.keepaliveMaxSeconds, 120)
+  assert.equal(c.subscriberBufferBytes, 65536)
+  assert.equal(c.deliveryQueueMax, 1000)
+  assert.equal(c.messagesRateDevicePerMinute, 9)
   assert.equal(c.mode, 'cluster')
 })
 
@@ -271,6 +297,22 @@ test('two listeners on the same non-zero port are refused, naming both variables
   }
   const all = configError({ PUSHLINE_MQTT_PORT: '4000', PUSHLINE_WS_PORT: '4000', PUSHLINE_HTTP_PORT: '4000' })
   assert.equal(all.message.split('\n').filter((l) => l.includes('4000')).length, 3, all.message)
+})
+
+test('a TLS certificate without its key, or a key or CA without a certificate, is refused', () => {
+  assert.match(configError({ PUSHLINE_TLS_CERT_FILE: '/c.pem' }).message, /PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE go together/)
+  assert.match(configError({ PUSHLINE_TLS_KEY_FILE: '/k.pem' }).message, /PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE go together/)
+  assert.match(configError({ PUSHLINE_TLS_CA_FILE: '/ca.pem' }).message, /PUSHLINE_TLS_CA_FILE needs/)
+  const c = loadConfig({})
+  assert.equal(c.tlsCertFile, undefined, 'no TLS by default')
+})
+
+test('the TLS ports take part in the port check only when TLS is configured', () => {
+  const tls = { PUSHLINE_TLS_CERT_FILE: '/c.pem', PUSHLINE_TLS_KEY_FILE: '/k.pem' }
+  const err = configError({ ...tls, PUSHLINE_MQTTS_PORT: '1883' })
+  assert.ok(err.message.includes('PUSHLINE_MQTT_PORT') && err.message.includes('PUSHLINE_MQTTS_PORT'), err.message)
+  assert.match(configError({ ...tls, PUSHLINE_WSS_PORT: '8883' }).message, /PUSHLINE_MQTTS_PORT and PUSHLINE_WSS_PORT are both 8883/)
+  assert.equal(loadConfig({ PUSHLINE_MQTTS_PORT: '1883' }).mqttsPort, 1883, 'unused without a certificate')
 })
 
 test('port 0 may be used by every listener at once', () => {

@@ -16,6 +16,8 @@ const NodeView = Type.Object({
   nodeId: Type.String(),
   mqtt: Type.String(),
   ws: Type.String(),
+  mqtts: Type.Optional(Type.String()),
+  wss: Type.Optional(Type.String()),
   http: Type.String(),
   connections: Type.Integer(),
   weight: Type.Integer(),

@@ -1,12 +1,14 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { PushService } from '../../push/push-service.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
+import type { TokenGuard } from '../../registry/token-guard.ts'
 import { PushlineError } from '../../shared/errors.ts'
 import { errors } from '../schemas.ts'
 
 export interface DeviceMessageRoutesOptions {
   readonly devices: DeviceService
   readonly push: PushService
+  readonly guard: TokenGuard
 }
 
 /** A device pulls the downlinks it missed, with its own token. */
@@ -23,14 +25,17 @@ export const deviceMessageRoutes: FastifyPluginAsyncTypebox<DeviceMessageRoutesO
         200: Type.Object({
           messages: Type.Array(Type.Object({ id: Type.Integer(), pushId: Type.String(), sentAt: Type.Integer(), data: Type.Unknown() }))
         }),
-        ...errors(400, 401)
+        ...errors(400, 401, 429)
       }
     }
   }, async (request) => {
+    // The address is counted before the token is looked up, so guessing tokens costs the guesser its rate.
+    await opts.guard.admit(request.ip)
     const header = request.headers.authorization
     const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header)
     const deviceId = match === null ? undefined : await opts.devices.deviceForToken(match[1] as string)
     if (deviceId === undefined) throw new PushlineError('IOT_ERR_UNAUTHORIZED', 'send Authorization: Bearer <device token>')
+    await opts.guard.admitPull(deviceId)
     return { messages: await opts.push.pull(deviceId, request.query.after, request.query.limit) }
   })
 }

@@ -1,0 +1,33 @@
+// A bound on the size of one MQTT packet on the wire. aedes's parser (mqtt-packet) buffers a packet until all
+// of it has arrived, whatever length its header announces (up to 256 MiB), so a client could make the node
+// hold that much per connection. Here the connection is closed as soon as a header announces more than the
+// bound; what is smaller but over PUSHLINE_MAX_PAYLOAD_BYTES is refused later, packet by packet, by the broker.
+
+import type { Client } from 'aedes'
+
+interface PacketParser {
+  parse (buf: Buffer): unknown
+  /** The packet being read; length is -1 until its header has been read. */
+  packet: { length: number }
+}
+
+/** Largest packet for a payload limit: the payload plus the longest topic (65,535 bytes) and the header fields. */
+export function maxPacketBytes (maxPayloadBytes: number): number {
+  return maxPayloadBytes + 65_535 + 16
+}
+
+export function limitPacketSize (client: Client, maxBytes: number, onRefused: (announced: number) => void): void {
+  const c = client as unknown as { _parser: PacketParser, conn: { destroy: (err?: Error) => void } }
+  const parser = c._parser
+  const parse = parser.parse.bind(parser)
+  parser.parse = (buf) => {
+    const result = parse(buf)
+    const announced = parser.packet.length
+    if (announced > maxBytes) {
+      onRefused(announced)
+      // The error reaches aedes's client error handling, which closes the session like any protocol error.
+      c.conn.destroy(new Error(`packet of ${announced} bytes is over the limit of ${maxBytes}`))
+    }
+    return result
+  }
+}

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { connect as netConnect } from 'node:net'
+import { test } from 'node:test'
+import mqtt from 'mqtt'
+import WebSocket from 'ws'
+import { readSpool } from '../../src/uplink/file-spool.ts'
+import { eventually } from '../helpers/cluster.ts'
+import { connectDevice, rawConnect, within } from '../helpers/mqtt.ts'
+import { startTestPlatform } from '../helpers/platform.ts'
+
+async function spooledPayloads (dataDir: string): Promise<string[]> {
+  const out: string[] = []
+  for await (const r of readSpool(join(dataDir, 'spool'))) out.push(Buffer.from(r.payload, 'base64').toString())
+  return out
+}
+
+const refusedWith3 = (err: Error & { code?: number }): boolean => err.code === 3 && /server unavailable/i.test(err.message)
+
+test('beyond PUSHLINE_MAX_CONNECTIONS a new connection gets CONNACK 3 and is closed; the open ones keep working and lose nothing', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_CONNECTIONS: '3' } })
+  const devices = await Promise.all(['cap-1', 'cap-2', 'cap-3', 'cap-4'].map(async (id) => ({ id, ...await p.provision(id) })))
+  const [d1, d2, d3, d4] = devices as [typeof devices[0], typeof devices[0], typeof devices[0], typeof devices[0]]
+  const c1 = await connectDevice(t, p.mqttUrl, d1.id, d1.token)
+  const c2 = await connectDevice(t, p.mqttUrl, d2.id, d2.token)
+  const c3 = await connectDevice(t, p.mqttUrl, d3.id, d3.token)
+  await c1.publishAsync('devices/cap-1/telemetry', 'before', { qos: 1 })
+
+  await assert.rejects(mqtt.connectAsync(p.mqttUrl, { clientId: d4.id, username: d4.id, password: d4.token, reconnectPeriod: 0, connectTimeout: 5000 }), refusedWith3)
+  // A bare socket sees exactly the CONNACK and then the close.
+  const raw = await rawConnect(t, p.mqttPort ?? 0)
+  raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'cap-raw', clean: true, keepalive: 30 })
+  const connack = await raw.next()
+  assert.equal(connack.cmd, 'connack')
+  assert.equal((connack as { returnCode?: number }).returnCode, 3)
+  assert.ok(await within(10_000, raw.closed), 'the node closes the refused socket')
+  // Over WebSocket the same.
+  await assert.rejects(mqtt.connectAsync(p.wsUrl, { clientId: d4.id, username: d4.id, password: d4.token, reconnectPeriod: 0, connectTimeout: 5000 }), refusedWith3)
+  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'max_connections' }), 3)
+
+  // The three held connections were not disturbed.
+  for (const [c, id] of [[c1, 'cap-1'], [c2, 'cap-2'], [c3, 'cap-3']] as const) {
+    assert.equal(c.connected, true)
+    await c.publishAsync(`devices/${id}/telemetry`, `after-${id}`, { qos: 1 })
+  }
+  assert.deepEqual((await spooledPayloads(p.dataDir)).sort(), ['after-cap-1', 'after-cap-2', 'after-cap-3', 'before'])
+
+  // A freed place is taken again.
+  await c3.endAsync()
+  assert.ok(await eventually(async () => {
+    try {
+      const c4 = await connectDevice(t, p.mqttUrl, d4.id, d4.token)
+      return c4.connected
+    } catch { return false }
+  }, 10_000, 200), 'a connection is accepted once one has closed')
+})
+
+test('connections beyond PUSHLINE_CONNECT_RATE_PER_SECOND and its burst are refused with CONNACK 3 until the bucket refills', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_CONNECT_RATE_PER_SECOND: '1', PUSHLINE_CONNECT_RATE_BURST: '2' } })
+  const anon = (id: string): Promise<mqtt.MqttClient> => mqtt.connectAsync(p.mqttUrl, { clientId: id, reconnectPeriod: 0, connectTimeout: 5000 })
+  const a = await anon('rate-a')
+  t.after(() => a.endAsync(true))
+  const b = await anon('rate-b')
+  t.after(() => b.endAsync(true))
+  await assert.rejects(anon('rate-c'), refusedWith3)
+  assert.ok(await p.metric('pushline_connects_refused_total', { reason: 'connect_rate' }) >= 1)
+  // One token a second: a later attempt gets in, and the earlier connections were never touched.
+  assert.ok(await eventually(async () => {
+    try {
+      const c = await anon('rate-d')
+      t.after(() => c.endAsync(true))
+      return true
+    } catch { return false }
+  }, 15_000, 500))
+  assert.equal(a.connected && b.connected, true)
+})
+
+test('a client asking for keepalive 0 or above the maximum is held to the maximum: silent it is closed, pinging it stays', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_KEEPALIVE_MAX_SECONDS: '2' } })
+  const silent = await rawConnect(t, p.mqttPort ?? 0)
+  silent.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ka-silent', clean: true, keepalive: 0 })
+  assert.equal((await silent.next() as { returnCode?: number }).returnCode, 0, 'accepted, not refused with rc 6')
+  const tooLong = await rawConnect(t, p.mqttPort ?? 0)
+  tooLong.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ka-long', clean: true, keepalive: 3600 })
+  assert.equal((await tooLong.next() as { returnCode?: number }).returnCode, 0)
+  const pinging = await rawConnect(t, p.mqttPort ?? 0)
+  pinging.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ka-pinging', clean: true, keepalive: 0 })
+  assert.equal((await pinging.next() as { returnCode?: number }).returnCode, 0)
+  const pings = setInterval(() => { pinging.send({ cmd: 'pingreq' }) }, 400)
+  t.after(() => clearInterval(pings))
+
+  // Held to 2 s, a silent client goes after 1.5 × 2 s; generous deadlines for a loaded machine.
+  assert.ok(await within(20_000, silent.closed), 'the silent keepalive-0 client was closed')
+  assert.ok(await within(20_000, tooLong.closed), 'the silent keepalive-3600 client was closed')
+  assert.equal(await within(1000, pinging.closed), false, 'a client that keeps talking stays connected')
+})
+
+test('a socket that never sends CONNECT, or never finishes its WebSocket upgrade, is closed after PUSHLINE_CONNECT_TIMEOUT_MS', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_CONNECT_TIMEOUT_MS: '500' } })
+  const tcp = netConnect(p.mqttPort ?? 0, '127.0.0.1')
+  t.after(() => { tcp.destroy() })
+  tcp.on('error', () => {})
+  tcp.resume()
+  const tcpClosed = new Promise<void>((resolve) => tcp.once('close', () => resolve()))
+  // An HTTP connection to the WebSocket listener that sends half a request line and then nothing.
+  const ws = netConnect(p.wsPort ?? 0, '127.0.0.1')
+  t.after(() => { ws.destroy() })
+  ws.on('error', () => {})
+  // Read what the node answers (a 408), so the close is seen.
+  ws.resume()
+  ws.write('GET /mqtt HTTP/1.1\r\n')
+  const wsClosed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
+  assert.ok(await within(15_000, tcpClosed), 'silent TCP socket closed')
+  assert.ok(await within(15_000, wsClosed), 'stalled WebSocket upgrade closed')
+  // A real WebSocket client is still served.
+  const client = new WebSocket(p.wsUrl, 'mqtt')
+  t.after(() => { client.terminate() })
+  await new Promise<void>((resolve, reject) => { client.once('open', () => resolve()); client.once('error', reject) })
+})
+
+test('a packet announcing more than the payload limit allows is not buffered: the connection is closed and counted, the node serves on', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_PAYLOAD_BYTES: '1024' } })
+  const { token } = await p.provision('big-header')
+  const raw = await rawConnect(t, p.mqttPort ?? 0)
+  raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'big-header', username: 'big-header', password: Buffer.from(token), clean: true, keepalive: 30 })
+  assert.equal((await raw.next() as { returnCode?: number }).returnCode, 0)
+  // PUBLISH QoS 0 whose remaining length says 100 MB; only the first bytes are ever sent.
+  raw.socket.write(Buffer.from([0x30, 0x80, 0xc2, 0xd7, 0x2f, 0x00, 0x04, 0x61, 0x2f, 0x62, 0x63]))
+  assert.ok(await within(10_000, raw.closed), 'closed without waiting for 100 MB')
+  assert.equal(await p.metric('pushline_uplinks_refused_total', { reason: 'packet_too_large' }), 1)
+  const client = await connectDevice(t, p.mqttUrl, 'big-header', token)
+  await client.publishAsync('devices/big-header/telemetry', 'fine', { qos: 1 })
+  assert.deepEqual(await spooledPayloads(p.dataDir), ['fine'])
+})
