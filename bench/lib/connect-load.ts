@@ -22,6 +22,8 @@ export const MAX_CONNECTIONS_PER_WORKER = 18_000
 export interface ConnectLoadOptions {
   readonly host: string
   readonly port: number
+  /** Source addresses (127.0.0.x), one per worker round-robin; default: the kernel's choice. */
+  readonly localAddresses?: readonly string[]
   /** Split round-robin over the workers. */
   readonly clients: readonly ConnectCredentials[]
   readonly workers: number
@@ -123,6 +125,7 @@ export async function prepareConnectLoad (opts: ConnectLoadOptions): Promise<Con
         workerIndex,
         host: opts.host,
         port: opts.port,
+        ...(opts.localAddresses !== undefined && opts.localAddresses.length > 0 && { localAddress: opts.localAddresses[workerIndex % opts.localAddresses.length] as string }),
         clients: shares[workerIndex] as ConnectCredentials[],
         concurrency: opts.concurrency ?? 200,
         keepaliveSeconds: opts.keepaliveSeconds ?? 300,
