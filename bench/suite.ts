@@ -12,7 +12,7 @@
 
 import { spawn } from 'node:child_process'
 import { createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -85,7 +85,7 @@ function scenarios (): Scenario[] {
       name: 'idle-connections',
       script: 'bench/idle-connections.ts',
       args: [],
-      quickArgs: ['--connections', '300', '--cluster-connections', '600', '--nodes', '3', '--settle-ms', '200'],
+      quickArgs: ['--connections', '300', '--cluster-connections', '400', '--nodes', '2', '--settle-ms', '200'],
       budgetSeconds: 900
     },
     { kind: 'script', name: 'broadcast', script: 'bench/broadcast.ts', args: [], quickArgs: quickFromHelp, budgetSeconds: 900 },
@@ -163,6 +163,7 @@ const log = (line: string): void => { process.stderr.write(`bench suite: ${line}
 function runChild (script: string, args: readonly string[], logFile: string, seconds: number, env: NodeJS.ProcessEnv = process.env): Promise<{ exitCode: number | null, timedOut: boolean }> {
   return new Promise((resolve, reject) => {
     const out = createWriteStream(logFile)
+    out.once('error', reject)
     const child = track(spawn(process.execPath, ['--import', TSX_LOADER, script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }))
     child.stdout.pipe(out, { end: false })
     child.stderr.pipe(out, { end: false })
@@ -208,12 +209,14 @@ function tail (file: string, lines = 15): string {
   }
 }
 
-async function runScript (s: ScriptScenario, args: Args, dir: string, seconds: number): Promise<ScenarioRecord> {
+async function runScript (s: ScriptScenario, args: Args, dir: string, seconds: number, main: () => Promise<string>): Promise<ScenarioRecord> {
   const script = join(ROOT, s.script)
   if (!existsSync(script)) return { name: s.name, status: 'skipped', command: null, seconds: 0, exitCode: null, log: null, summary: null, note: `${s.script} does not exist (yet)` }
-  const extra = args.quick ? (typeof s.quickArgs === 'function' ? s.quickArgs(await helpOf(script)) : s.quickArgs) : s.args
+  const help = await helpOf(script)
+  const extra = args.quick ? (typeof s.quickArgs === 'function' ? s.quickArgs(help) : s.quickArgs) : s.args
   const summaryPath = join(dir, `${s.name}.summary.json`)
-  const childArgs = [...extra, '--summary', summaryPath, '--max-seconds', String(seconds)]
+  // One build of the platform for every script that can take it, instead of one compile per script.
+  const childArgs = [...extra, ...(/--main\b/.test(help) ? ['--main', await main()] : []), '--summary', summaryPath, '--max-seconds', String(seconds)]
   const logFile = join(dir, `${s.name}.log`)
   const command = `npx tsx ${s.script} ${childArgs.join(' ')}`
   log(`${s.name}: ${command}`)
@@ -231,8 +234,7 @@ interface SimCluster {
 }
 
 /** Three nodes sharing the suite's Redis and Kafka, for the simulator's scenarios (started once, on first use). */
-async function startSimCluster (services: Services, runId: string): Promise<SimCluster> {
-  const main = await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
+async function startSimCluster (services: Services, runId: string, main: string): Promise<SimCluster> {
   const prefix = `bench-suite-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, () => deleteRedisPrefix(services.redisUrl, prefix))
   const nodes: PushlineProcess[] = []
@@ -328,6 +330,7 @@ async function main (): Promise<void> {
   const runId = startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
   const dir = join(args.outDir, `suite-${runId}`)
   const selected = scenarios().filter((s) => args.only === undefined || args.only.includes(s.name))
+  await mkdir(dir, { recursive: true })
   log(`run ${runId}${args.quick ? ' (quick)' : ''}: ${selected.map((s) => s.name).join(', ')}; budget ${args.maxSeconds} s; logs in ${relative(ROOT, dir)}`)
 
   // Services once for every scenario; the children find .services/env and reuse them.
@@ -336,8 +339,10 @@ async function main (): Promise<void> {
     if (services.startedHere) log('stopping the services this run started (scripts/services.sh down)')
     await services.stop()
   })
+  let build: Promise<string> | undefined
+  const mainJs = (): Promise<string> => { build ??= buildPushline(ROOT, join(ROOT, 'bench-results/build')); return build }
   let simCluster: Promise<SimCluster> | undefined
-  const cluster = (): Promise<SimCluster> => { simCluster ??= startSimCluster(services, runId); return simCluster }
+  const cluster = async (): Promise<SimCluster> => { simCluster ??= startSimCluster(services, runId, await mainJs()); return await simCluster }
 
   const records: ScenarioRecord[] = []
   for (const s of selected) {
@@ -347,7 +352,7 @@ async function main (): Promise<void> {
       records.push({ name: s.name, status: 'skipped', command: null, seconds: 0, exitCode: null, log: null, summary: null, note: `no time left (--max-seconds ${args.maxSeconds})` })
       continue
     }
-    const record = s.kind === 'script' ? await runScript(s, args, dir, budget) : await runSim(s, args, dir, budget, cluster)
+    const record = s.kind === 'script' ? await runScript(s, args, dir, budget, mainJs) : await runSim(s, args, dir, budget, cluster)
     records.push(record)
     log(`${s.name}: ${record.status}${record.note === null ? '' : ` (${record.note})`} in ${fmt(record.seconds, 0)} s`)
   }
