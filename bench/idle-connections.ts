@@ -46,7 +46,7 @@ const USAGE = `usage: npx tsx bench/idle-connections.ts [options]
   --nodes N                   node processes of the cluster part (default 6)
   --no-reference              one-node part without Mosquitto
   --concurrency N             connects in flight per load process (default 100)
-  --settle-ms N               wait after the last CONNACK before reading memory (default 2000)
+  --settle-ms N               idle time after the last CONNACK before reading memory (default 30000)
   --heap-snapshot             write a heap snapshot of the loaded node (one-node part) to bench-results/profiles/
   --node-args LIST            extra node flags for the Pushline processes, comma-separated (to try an idea)
   --target-kb N               goal: resident memory per connection, KB of 1,000 bytes (default 10)
@@ -84,7 +84,7 @@ function parse (): Args {
       nodes: { type: 'string', default: '6' },
       'no-reference': { type: 'boolean', default: false },
       concurrency: { type: 'string', default: '100' },
-      'settle-ms': { type: 'string', default: '2000' },
+      'settle-ms': { type: 'string', default: '30000' },
       'heap-snapshot': { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
       'target-kb': { type: 'string', default: '10' },
