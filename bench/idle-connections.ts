@@ -18,7 +18,7 @@
 // closed with RST at the end. Results: a table on stdout and bench-results/idle-connections.json.
 
 import { randomUUID } from 'node:crypto'
-import { join, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -47,7 +47,7 @@ const USAGE = `usage: npx tsx bench/idle-connections.ts [options]
   --no-reference              one-node part without Mosquitto
   --concurrency N             connects in flight per load process (default 100)
   --settle-ms N               idle time after the last CONNACK before reading memory (default 30000)
-  --heap-snapshot             write a heap snapshot of the loaded node (one-node part) to bench-results/profiles/
+  --heap-snapshot             write heap snapshots of the idle and the loaded node (one-node part) to bench-results/profiles/
   --node-args LIST            extra node flags for the Pushline processes, comma-separated (to try an idea)
   --target-kb N               goal: resident memory per connection, KB of 1,000 bytes (default 10)
   --main PATH                 compiled platform entry (default: compile src/ into bench-results/build)
@@ -198,6 +198,12 @@ async function oneNodePushline (args: Args, ctx: Ctx): Promise<OneNodeResult> {
   const devices = await seedRedisTokens({ redisUrl: ctx.redisUrl, prefix, deviceIds: deviceIds(`idle${ctx.runId}`, args.connections) })
   await waitForQuiet(broker.pid, { timeoutMs: 30_000 })
   const idle = await settledReading(broker.pid, inspector)
+  const snapshotBase = join(ROOT, `bench-results/profiles/idle-${ctx.runId}-base.heapsnapshot`)
+  if (args.heapSnapshot) {
+    // The idle node first, so that heap-summary --base can subtract what is not per connection.
+    await inspector.heapSnapshot(snapshotBase)
+    await inspector.collectGarbage()
+  }
   const { load, result } = await holdConnections(broker, deviceClients(devices), 0, args)
   log(`pushline: ${fmtInt(result.accepted)}/${fmtInt(result.attempted)} accepted in ${fmt(result.wallSeconds, 1)} s`)
   await sleep(args.settleMs)
@@ -407,7 +413,7 @@ async function main (): Promise<void> {
       lines.push(`goal: resident memory per connection <= ${args.targetKb} KB (1 KB = 1,000 bytes): ${ours.rssPerConnectionAfterGc <= args.targetKb * KB ? 'met' : 'NOT met'} (${fmt(ours.rssPerConnectionAfterGc / KB, 2)} KB after GC, ${fmt(ours.rssPerConnection / KB, 2)} KB as found)` +
         (ref === undefined ? '' : `; Mosquitto ${fmt(ref.rssPerConnection / KB, 2)} KB, ratio ${fmt(ours.rssPerConnectionAfterGc / ref.rssPerConnection, 1)}x`))
     }
-    if (ours?.heapSnapshot != null) lines.push(`heap snapshot: ${ours.heapSnapshot} (npx tsx bench/heap-summary.ts <file>)`)
+    if (ours?.heapSnapshot != null) lines.push(`heap snapshots: npx tsx bench/heap-summary.ts ${relative(ROOT, ours.heapSnapshot)} --base ${relative(ROOT, ours.heapSnapshot.replace(/\.heapsnapshot$/, '-base.heapsnapshot'))} --per ${ours.accepted}`)
   }
   if (clusterResult !== undefined) {
     const c = clusterResult

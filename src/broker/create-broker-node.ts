@@ -8,7 +8,7 @@ import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { createConnackGate } from './hold-until-connack.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
-import { useLeanParserBuffer } from './lean-parser-buffer.ts'
+import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
@@ -127,6 +127,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     queueLimit: 1000,
 
     preConnect (client, packet, done) {
+      releaseConnectPacket(client)
       connectPackets.set(client, packet)
       connackGate.hold(client)
       done(null, true)

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import { Aedes } from 'aedes'
 import { generate, type Packet } from 'mqtt-packet'
-import { useLeanParserBuffer } from '../../src/broker/lean-parser-buffer.ts'
+import { releaseConnectPacket, useLeanParserBuffer } from '../../src/broker/lean-client-parser.ts'
 
-interface ClientInternals { _parser: { _list: object, parse: (b: Buffer) => void, on: (e: 'packet', f: (p: Packet) => void) => void } }
+interface ClientInternals { _parser: { _list: object, settings: Record<string, unknown>, parse: (b: Buffer) => void, on: (e: 'packet', f: (p: Packet) => void) => void } }
 
 test('a new aedes client gets a parser buffer that is a plain list, not a stream', async (t) => {
   const aedes = new Aedes()
@@ -48,4 +48,28 @@ test('a client of another shape is left alone', () => {
   assert.equal(useLeanParserBuffer(undefined), false)
   assert.equal(useLeanParserBuffer({}), false)
   assert.equal(useLeanParserBuffer({ _parser: { _list: { length: 0, constructor: {} } } }), false)
+})
+
+test('after the CONNECT the parser keeps its protocol version, not the packet with the token', () => {
+  for (const protocolVersion of [4, 5] as const) {
+    const aedes = new Aedes()
+    const conn = new PassThrough()
+    const client = aedes.handle(conn) as unknown as ClientInternals
+    const parser = client._parser
+    const seen: Packet[] = []
+    parser.on('packet', (p) => seen.push(p))
+    parser.parse(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion, clean: true, keepalive: 30, clientId: 'dev-2', username: 'dev-2', password: Buffer.from('secret-token') }))
+    assert.equal(parser.settings.password !== undefined, true, 'mqtt-packet keeps the CONNECT (the case this is for)')
+    assert.equal(releaseConnectPacket(client), true)
+    assert.deepEqual(parser.settings, { protocolVersion })
+    assert.equal(releaseConnectPacket(client), false, 'a second call changes nothing')
+    // The next packets are still read with the connection's protocol version (v5: with properties).
+    parser.parse(generate({ cmd: 'publish', topic: 'devices/dev-2/telemetry', payload: Buffer.from('x'), qos: 1, messageId: 7, dup: false, retain: false, ...(protocolVersion === 5 && { properties: { contentType: 'text/plain' } }) }, { protocolVersion }))
+    const publish = seen[1] as Packet & { messageId: number, properties?: { contentType?: string } }
+    assert.equal(publish.cmd, 'publish')
+    assert.equal(publish.messageId, 7)
+    if (protocolVersion === 5) assert.equal(publish.properties?.contentType, 'text/plain')
+    conn.destroy()
+    aedes.close()
+  }
 })
