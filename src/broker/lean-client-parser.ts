@@ -4,7 +4,7 @@
 //   (about 0.9 KB), of which it uses only the list methods (append, consume, slice, readUInt*). The plain
 //   BufferList of the same `bl` module has exactly those, without the stream.
 // - It keeps the whole CONNECT packet as its settings (client id, username, the password, i.e. the device's
-//   token, and through the password's Buffer the socket chunk it was read from: about 0.8 KB), though it reads
+//   token, and through the password's Buffer the socket chunk it was read from: about 0.5 KB), though it reads
 //   only protocolVersion and bridgeMode from it afterwards.
 
 interface ListLike {
