@@ -50,7 +50,8 @@ type Scenario = ScriptScenario | SimScenario
 /** Small sizes for scripts written elsewhere: --quick if they have it, else whichever size options they offer. */
 function quickFromHelp (help: string): string[] {
   if (/--quick\b/.test(help)) return ['--quick']
-  const candidates: Array<[string, string]> = [['--devices', '600'], ['--nodes', '2'], ['--rounds', '1'], ['--warmup', '0'], ['--groups', '2'], ['--offline', '100']]
+  // Options of bench/broadcast.ts and bench/push-batch.ts (written in parallel): a few hundred devices on two nodes.
+  const candidates: Array<[string, string]> = [['--devices', '600'], ['--online', '200'], ['--nodes', '2'], ['--rounds', '1'], ['--warmup', '0'], ['--mosquitto', '300'], ['--equal', '0']]
   return candidates.filter(([flag]) => new RegExp(`${flag}\\b`).test(help)).flat()
 }
 
