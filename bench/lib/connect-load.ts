@@ -75,7 +75,8 @@ class Worker {
       this.waiting.delete(message.type)
       w?.resolve(message)
     })
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': a worker's last IPC message (released) can still be on its way when 'exit' fires.
+    child.once('close', (code, signal) => {
       if (code !== 0 || this.waiting.size > 0) this.fail(new Error(`connect worker exited (code ${code}, signal ${signal})`))
     })
     child.once('error', (err) => this.fail(err))
