@@ -22,6 +22,8 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist ./dist
+# The admin dashboard's static files (served from src/dashboard; tsc does not copy them into dist).
+COPY --from=build /app/src/dashboard ./src/dashboard
 # Spool and other local files; owned by the unprivileged user so a named
 # volume mounted here inherits a writable directory.
 RUN mkdir -p /var/lib/pushline && chown node:node /var/lib/pushline

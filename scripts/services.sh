@@ -18,7 +18,7 @@
 #
 # Tunables (environment): SERVICES_START_TIMEOUT (s, default 90), SERVICES_STOP_TIMEOUT (s, default 15),
 # KAFKA_HEAP_OPTS (default "-Xms256m -Xmx768m"), JAVA_HOME.
-# Needs only bash (+ coreutils), node, java (17+), mvn and apt-get.
+# Needs only bash (+ coreutils), node, java (17+), mvn and apt-get (which also installs chromium for the browser test).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -128,6 +128,15 @@ ensure_redis_installed() {
   apt-get update -q >&2
   apt-get install -y -q --no-install-recommends redis-server redis-tools mosquitto mosquitto-clients >&2
   # The Debian package may start its own service on 6379 (policy-rc.d permitting); we never use it.
+}
+
+ensure_chromium_installed() {
+  # Debian's chromium: the headless browser of the dashboard's end-to-end test (driven by playwright-core).
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  log "installing chromium from apt (for the dashboard's browser test)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends chromium >&2
 }
 
 ensure_kafka_jars() {
@@ -315,6 +324,7 @@ cmd_up() {
   rm -rf "$STATE"
 
   ensure_redis_installed
+  ensure_chromium_installed
   ensure_kafka_jars
   command -v node >/dev/null 2>&1 || die "node not found"
   "$JAVA" -version >/dev/null 2>&1 || die "java not found (need 17+)"

@@ -12,6 +12,7 @@ import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
+import { createTrafficSampler } from './cluster/node-traffic.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
@@ -19,6 +20,8 @@ import { createHttpApp } from './http/create-http-app.ts'
 import { createKafka } from './kafka/kafka-client.ts'
 import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
+import { createNetworkByteMeter } from './metrics/network-bytes.ts'
+import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
 import type { ConnectionControl } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
 import { isPushlineError } from './shared/errors.ts'
@@ -88,6 +91,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
       redis = r
       onClose('redis', () => closeRedis(r))
+      const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })
+      onClose('redis latency probe', () => probe.close())
     }
     const prefix = config.redisPrefix
     const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
@@ -96,7 +101,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
     const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
 
-    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, onClose })
+    // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
+    const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
+    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined
@@ -142,9 +149,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         heartbeatMs: config.heartbeatMs,
         weight: config.nodeWeight,
         drainRate: config.drainRate,
+        traffic: traffic.sample,
         onPresence: (event) => { presenceEvents?.publish(event) },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
-        counters: counterStore
+        counters: counterStore,
+        onDrift: (drift) => { metrics.presenceDrift.set(drift) }
       })
       member = m
       // Registered before the broker opens, so it runs after the broker has closed its clients.
@@ -241,7 +250,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       broker = b
       onClose('broker', () => b.close())
       await pushStack.startAgent(b)
-      const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => b.aedes.handle(stream, req) })
+      const bytes = createNetworkByteMeter()
+      metrics.networkBytesSource = bytes.totals
+      const l = await startListeners({ host: config.host, mqttPort: config.mqttPort, wsPort: config.wsPort, handle: (stream, req) => { bytes.track(stream, req); b.aedes.handle(stream, req) } })
       listeners = l
       // Stop accepting before the broker closes its clients.
       onClose('listeners', () => l.close())

@@ -12,6 +12,7 @@ import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.
 import { guardSubscriptions } from './subscription-guard.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+import { newTraceId } from '../shared/trace.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 
@@ -206,8 +207,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         qos: packet.qos,
         nodeId: opts.nodeId,
         receivedAt: Date.now(),
-        // 32 hex digits from node's buffered UUID entropy: randomBytes(16) per uplink costs a syscall each.
-        traceId: randomUUID().replaceAll('-', ''),
+        traceId: newTraceId(),
         payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
       }
       const handOff = (): void => {
@@ -215,10 +215,11 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         if (packet.qos > 0 && client.closed) return done(new Error('connection closed'))
         opts.uplinks.append(uplink).then(() => {
           metrics.uplinks.inc({ kind: route.kind, qos: packet.qos })
+          if (logger.isLevelEnabled('debug')) logger.debug({ event: 'uplink', traceId: uplink.traceId, msgId: uplink.msgId, deviceId: uplink.deviceId, topic: uplink.topic, qos: uplink.qos }, 'uplink spooled')
           done(null)
         }, (err: Error) => {
           metrics.uplinksRefused.inc({ reason: 'sink_error' })
-          logger.error({ event: 'uplink_sink_failed', clientId: client.id, err: err.message }, 'uplink not stored, closing connection')
+          logger.error({ event: 'uplink_sink_failed', clientId: client.id, traceId: uplink.traceId, msgId: uplink.msgId, err: err.message }, 'uplink not stored, closing connection')
           done(err)
         })
       }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
 import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
-import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
+import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-registry.ts'
 
 // A broker node's part in the cluster:
 // - presence: every registered client gets an entry (node, epoch); its disconnect removes the entry only if the
@@ -34,11 +34,15 @@ export interface ClusterMemberOptions {
   readonly weight: number
   /** Clients closed per second while draining. */
   readonly drainRate: number
+  /** Read at every heartbeat and written into the node record (the dashboard's cluster-wide rates). */
+  readonly traffic?: () => Promise<NodeTraffic>
   /** Stored sessions of devices offline longer than this are deleted; 0 keeps them forever. */
   readonly sessionExpiryMs: number
   /** Holds the cluster-wide lock that lets one node at a time run the session reaper. */
   readonly counters: CounterStore
   readonly onPresence?: (event: PresenceEvent) => void
+  /** Each reconciliation's finding before it repairs: live sessions minus this node's presence entries. */
+  readonly onDrift?: (drift: number) => void
 }
 
 export interface MemberAddresses {
@@ -125,6 +129,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   async function reconcile (b: BrokerNode): Promise<void> {
     const live = b.liveClients()
     const stored = await presence.listNode(nodeId)
+    opts.onDrift?.(live.length - stored.length)
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
     for (const c of live) {
@@ -208,8 +213,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       const drainOrder = await registry.drainRequested(nodeId)
       if (drainOrder && !draining) startDrain(b)
       if (!drainOrder && draining) stopDrain(b)
+      const traffic = await opts.traffic?.()
       const record: NodeRecord = {
-        nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now()
+        nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now(), ...(traffic !== undefined && { traffic })
       }
       // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
       await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))

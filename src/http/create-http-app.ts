@@ -9,6 +9,8 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
+import { documentCommonErrors } from './error-responses.ts'
+import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -19,6 +21,8 @@ import { ErrorBody } from './schemas.ts'
 import type { PushService } from '../push/push-service.ts'
 import { adminPushRoutes } from './routes/admin-push.ts'
 import { deviceMessageRoutes } from './routes/device-messages.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
+import { adminMetricsRoutes } from './routes/admin-metrics.ts'
 
 export interface HttpAppOptions {
   readonly logger: Logger
@@ -40,6 +44,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Query strings and paths arrive as text and are coerced to their schema types; JSON bodies are not:
@@ -49,12 +54,16 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  echoTrace(app)
   app.addSchema(ErrorBody)
+  documentCommonErrors(app)
   await app.register(swagger, {
     openapi: {
       info: { title: 'Pushline API', version: '1' },
       components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
-    }
+    },
+    // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
@@ -64,11 +73,13 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     const { devices, guard, cluster, push } = opts.registry
     await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
     if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push })
+    await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       await admin.register(adminDeviceRoutes, { devices })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })
+      await admin.register(adminMetricsRoutes, cluster)
     })
   }
   return app

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 // All Prometheus metrics of one process, on its own registry (no global default registry: tests build many).
 
@@ -40,6 +40,25 @@ export interface Metrics {
   readonly kafkaDeadLetters: Counter
   /** Set once the spool (and shipper) exist; read on every scrape. */
   bridgeStatus: (() => BridgeStatus) | undefined
+  /** Downlinks written to devices' connections, by kind (device, broadcast) and the QoS they went out with. */
+  readonly downlinks: Counter<'kind' | 'qos'>
+  /** QoS 1 downlinks the device acknowledged with PUBACK, by kind. */
+  readonly downlinksDelivered: Counter<'kind'>
+  /** Receipt transitions, by the state entered (count-only pushes: the counts they add). */
+  readonly receipts: Counter<'state'>
+  /** This node's live sessions minus its presence entries, as the last reconciliation found them. */
+  readonly presenceDrift: Gauge
+  /** Round trips to Redis (a periodic PING on the main connection). */
+  readonly redisRoundTrip: Histogram
+  readonly redisPingFailures: Counter
+  /** Set by the broker node's listeners: bytes read from and written to MQTT connections, read on every scrape. */
+  networkBytesSource: (() => NetworkBytes) | undefined
+}
+
+/** Bytes that crossed MQTT connections (TCP and WebSocket) since start, the closed ones included. */
+export interface NetworkBytes {
+  readonly received: number
+  readonly sent: number
 }
 
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
@@ -49,6 +68,25 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   const registers = [registry]
   let bridgeStatus: (() => BridgeStatus) | undefined
   let connectionsSource: (() => number) | undefined
+  let networkBytesSource: (() => NetworkBytes) | undefined
+  // A counter read from a running total: each scrape adds what the total gained since the last one.
+  const totalCounter = (name: string, help: string, read: (b: NetworkBytes) => number): Counter => {
+    let last = 0
+    return new Counter({
+      name,
+      help,
+      registers,
+      collect () {
+        const b = networkBytesSource?.()
+        if (b === undefined) return
+        const total = read(b)
+        if (total > last) this.inc(total - last)
+        last = Math.max(last, total)
+      }
+    })
+  }
+  totalCounter('pushline_mqtt_received_bytes_total', 'bytes read from MQTT connections (TCP and WebSocket, framing included)', (b) => b.received)
+  totalCounter('pushline_mqtt_sent_bytes_total', 'bytes written to MQTT connections (TCP and WebSocket, framing included)', (b) => b.sent)
   const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
     name,
     help,
@@ -68,6 +106,8 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     set connectionsSource (fn) { connectionsSource = fn },
     get bridgeStatus () { return bridgeStatus },
     set bridgeStatus (fn) { bridgeStatus = fn },
+    get networkBytesSource () { return networkBytesSource },
+    set networkBytesSource (fn) { networkBytesSource = fn },
     registry,
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
@@ -93,6 +133,17 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     kafkaBytes: new Counter({ name: 'pushline_kafka_bytes_total', help: 'payload bytes acknowledged by Kafka', registers }),
     kafkaBatches: new Counter({ name: 'pushline_kafka_batches_total', help: 'produce requests acknowledged by Kafka', registers }),
     kafkaSendFailures: new Counter({ name: 'pushline_kafka_send_failures_total', help: 'produce attempts that failed (the batch is sent again)', registers }),
-    kafkaDeadLetters: new Counter({ name: 'pushline_kafka_dead_letters_total', help: 'uplinks Kafka refused for good (too large), kept in the spool directory\'s dead-letter file', registers })
+    kafkaDeadLetters: new Counter({ name: 'pushline_kafka_dead_letters_total', help: 'uplinks Kafka refused for good (too large), kept in the spool directory\'s dead-letter file', registers }),
+    downlinks: new Counter({ name: 'pushline_downlinks_total', help: 'downlinks written to devices\' connections, by kind (device, broadcast) and QoS', labelNames: ['kind', 'qos'], registers }),
+    downlinksDelivered: new Counter({ name: 'pushline_downlinks_delivered_total', help: 'QoS 1 downlinks acknowledged by the device (PUBACK), by kind', labelNames: ['kind'], registers }),
+    receipts: new Counter({ name: 'pushline_receipts_total', help: 'receipt transitions, by the state entered', labelNames: ['state'], registers }),
+    presenceDrift: new Gauge({ name: 'pushline_presence_drift', help: 'live sessions on this node minus its presence entries, at the last reconciliation (before repair)', registers }),
+    redisRoundTrip: new Histogram({
+      name: 'pushline_redis_roundtrip_seconds',
+      help: 'Redis round-trip time of a periodic PING',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers
+    }),
+    redisPingFailures: new Counter({ name: 'pushline_redis_ping_failures_total', help: 'periodic Redis PINGs that failed or timed out', registers })
   }
 }

@@ -17,6 +17,7 @@ export interface BroadcastDelivery {
   readonly qos: 0 | 1
   readonly sentAt: number
   readonly data: unknown
+  readonly traceId?: string
 }
 
 export interface DeliveryHandlers {

@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
+import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptCounts, ReceiptStore } from '../stores/receipt-store.ts'
@@ -17,12 +18,15 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 
 export interface PushAgentOptions {
   readonly nodeId: string
+  /** Called for every downlink written to a connection. */
   readonly logger: Logger
   readonly history: HistoryStore
   readonly receipts: ReceiptStore
   readonly channel: DeliveryChannel
   readonly flushMs?: number
   readonly now?: () => number
+  /** Downlinks written and PUBACKed, by kind and QoS. */
+  readonly metrics?: Pick<Metrics, 'downlinks' | 'downlinksDelivered'>
 }
 
 export interface PushAgent {
@@ -35,7 +39,7 @@ export interface PushAgent {
 }
 
 type InFlight =
-  | { readonly kind: 'device', readonly deviceId: string, readonly pushId: string, readonly id: number }
+  | { readonly kind: 'device', readonly deviceId: string, readonly pushId: string, readonly id: number, readonly traceId: string | undefined }
   | { readonly kind: 'broadcast', readonly pushId: string }
 
 // aedes keeps these off its type declarations.
@@ -63,8 +67,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   let broker: BrokerNode | undefined
   let flushTimer: NodeJS.Timeout | undefined
   let flushing: Promise<void> | undefined
-  const fail = (what: string) => (err: Error): void => {
-    logger.warn({ event: 'push_agent_error', what, err: err.message }, 'push receipt update failed')
+  const fail = (what: string, context?: { traceId?: string, pushId: string }) => (err: Error): void => {
+    logger.warn({ event: 'push_agent_error', what, traceId: context?.traceId, pushId: context?.pushId, err: err.message }, 'push receipt update failed')
   }
 
   const count = (pushId: string, state: keyof ReceiptCounts, n: number): void => {
@@ -91,17 +95,24 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       m.set(messageId, tag)
     }
     const packet = { cmd: 'publish', topic, payload, qos: effective, retain: false, dup: false, brokerId, brokerCounter: ++counter, messageId }
-    return new Promise((resolve) => c.deliverQoS(packet, () => resolve(effective)))
+    return new Promise((resolve) => c.deliverQoS(packet, () => {
+      opts.metrics?.downlinks.inc({ kind: tag.kind, qos: effective })
+      resolve(effective)
+    }))
   }
 
-  async function deliverEntry (client: Client, deviceId: string, entry: HistoryEntry): Promise<void> {
+  async function deliverEntry (client: Client, deviceId: string, entry: HistoryEntry, how: 'order' | 'catch-up'): Promise<void> {
     const at = now()
+    const { traceId, pushId } = entry
     if (entry.expiresAt <= at) {
+      logger.debug({ event: 'downlink_expired', traceId, pushId, deviceId, id: entry.id }, 'downlink past its ttl, not sent')
       await receipts.transition(entry.pushId, deviceId, 'expired', at)
       return
     }
     const payload = downlinkPayload(entry.id, entry.pushId, entry.sentAt, entry.data)
-    const qos = await write(client, `devices/${deviceId}/down`, payload, entry.qos, { kind: 'device', deviceId, pushId: entry.pushId, id: entry.id })
+    const qos = await write(client, `devices/${deviceId}/down`, payload, entry.qos, { kind: 'device', deviceId, pushId: entry.pushId, id: entry.id, traceId })
+    // Orders are logged once per order (push_delivery_order); a catch-up has no other line about the push here.
+    logger[how === 'catch-up' ? 'info' : 'debug']({ event: 'downlink_written', traceId, pushId, deviceId, id: entry.id, qos, how }, 'downlink written to the device\'s connection')
     if (qos === 0) {
       await receipts.transition(entry.pushId, deviceId, 'delivered', now())
       await history.markDelivered(deviceId, entry.id)
@@ -117,11 +128,17 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   }
 
   function deliver (batch: readonly TargetedDelivery[]): void {
+    let connected = 0
     for (const { deviceId, entry } of batch) {
       const client = ready(deviceId)
       if (client === undefined) continue
-      deliverEntry(client, deviceId, entry).catch(fail('deliver'))
+      connected++
+      deliverEntry(client, deviceId, entry, 'order').catch(fail('deliver', entry))
     }
+    // The push service sends one order per push and node, so the first entry names the push.
+    const first = batch[0]?.entry
+    logger.info({ event: 'push_delivery_order', traceId: first?.traceId, pushId: first?.pushId, devices: batch.length, connected },
+      'delivery order received: downlinks written to the devices connected here (the others get them when they connect)')
   }
 
   async function catchUp (client: Client): Promise<void> {
@@ -132,7 +149,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       if (client.closed) return
       const receipt = await receipts.getReceipt(entry.pushId, deviceId)
       if (receipt === undefined || (receipt.state !== 'queued' && receipt.state !== 'sent')) continue
-      await deliverEntry(client, deviceId, entry)
+      await deliverEntry(client, deviceId, entry, 'catch-up')
     }
   }
 
@@ -140,13 +157,16 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     const b = broker
     if (b === undefined) return
     const payload = downlinkPayload(order.pushId, order.pushId, order.sentAt, order.data)
+    let subscribers = 0
     for (const client of b.liveClients()) {
       const c = client as unknown as ClientInternals
       if (!c.connackSent || c.subscriptions[order.topic] === undefined) continue
+      subscribers++
       write(client, order.topic, payload, order.qos, { kind: 'broadcast', pushId: order.pushId }).then((qos) => {
         count(order.pushId, qos === 0 ? 'delivered' : 'sent', 1)
-      }, fail('broadcast'))
+      }, fail('broadcast', order))
     }
+    logger.info({ event: 'push_broadcast_order', traceId: order.traceId, pushId: order.pushId, topic: order.topic, subscribers }, 'broadcast written to the local subscribers')
   }
 
   async function flush (): Promise<void> {
@@ -169,14 +189,16 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       const tag = m?.get(messageId)
       if (m === undefined || tag === undefined) return
       m.delete(messageId)
+      opts.metrics?.downlinksDelivered.inc({ kind: tag.kind })
       if (tag.kind === 'broadcast') {
         count(tag.pushId, 'sent', -1)
         count(tag.pushId, 'delivered', 1)
         return
       }
+      logger.debug({ event: 'downlink_delivered', traceId: tag.traceId, pushId: tag.pushId, deviceId: tag.deviceId, id: tag.id }, 'PUBACK received')
       receipts.transition(tag.pushId, tag.deviceId, 'delivered', now())
         .then(() => history.markDelivered(tag.deviceId, tag.id))
-        .catch(fail('puback'))
+        .catch(fail('puback', tag))
     },
     onDeviceAck (deviceId, payload) {
       let id: unknown
@@ -189,6 +211,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       const n = id
       history.get(deviceId, n).then(async (entry) => {
         if (entry === undefined) return
+        logger.debug({ event: 'downlink_acked', traceId: entry.traceId, pushId: entry.pushId, deviceId, id: n }, 'application ack received')
         await receipts.transition(entry.pushId, deviceId, 'acked', now())
         await history.markDelivered(deviceId, n)
       }).catch(fail('ack'))

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { DEVICE_ID_PATTERN } from '../registry/device-service.ts'
 import { PushlineError } from '../shared/errors.ts'
+import { newTraceId } from '../shared/trace.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
@@ -26,10 +27,13 @@ export interface PushRequest {
   readonly data: unknown
   readonly qos?: 0 | 1
   readonly ttlSeconds?: number
+  /** The caller's trace id (an HTTP request's); a new one when absent. */
+  readonly traceId?: string
 }
 
 export interface PushView {
   readonly pushId: string
+  readonly traceId: string | undefined
   readonly target: PushTarget
   readonly qos: 0 | 1
   readonly ttlSeconds: number
@@ -61,8 +65,10 @@ export interface PushServiceDeps {
 }
 
 export interface PushService {
-  push (request: PushRequest): Promise<{ pushId: string }>
+  push (request: PushRequest): Promise<{ pushId: string, traceId: string }>
   get (pushId: string, after: string | undefined, limit: number): Promise<PushView>
+  /** The latest pushes, newest first, with their counts and progress. */
+  recent (limit: number): Promise<PushStatus[]>
   /** A device's pull: its downlinks after `after`, oldest first; those still within ttl count as delivered. */
   pull (deviceId: string, after: number, limit: number): Promise<DeviceMessage[]>
   history (deviceId: string, range: { after?: number, before?: number, limit: number }): Promise<HistoryEntry[]>
@@ -84,18 +90,20 @@ function describeTarget (r: PushRequest): PushTarget {
   return { kind: 'all' }
 }
 
+interface PushBody { readonly data: unknown, readonly qos: 0 | 1, readonly expiresAt: number, readonly traceId: string }
+
 export function createPushService (deps: PushServiceDeps): PushService {
   const { devices, presence, history, receipts, channel, logger } = deps
   const now = deps.now ?? Date.now
   const jobs = new Set<Promise<void>>()
 
   /** Appends, opens receipts and sends delivery orders for one chunk of device ids. */
-  async function pushChunk (pushId: string, ids: readonly string[], body: { data: unknown, qos: 0 | 1, expiresAt: number }): Promise<void> {
+  async function pushChunk (pushId: string, ids: readonly string[], body: PushBody): Promise<void> {
     const found = await Promise.all(ids.map(async (id) => DEVICE_ID.test(id) && await devices.get(id) !== undefined))
     const known = ids.filter((_, i) => found[i])
     const unknown = ids.filter((_, i) => !found[i])
     const sentAt = now()
-    const entries = await Promise.all(known.map((id) => history.append(id, { pushId, sentAt, expiresAt: body.expiresAt, qos: body.qos, data: body.data })))
+    const entries = await Promise.all(known.map((id) => history.append(id, { pushId, sentAt, expiresAt: body.expiresAt, qos: body.qos, data: body.data, traceId: body.traceId })))
     await receipts.open(pushId, [
       ...known.map((deviceId, i) => ({ deviceId, state: 'queued' as const, id: (entries[i] as HistoryEntry).id })),
       ...unknown.map((deviceId) => ({ deviceId, state: 'failed' as const, reason: 'unknown device' }))
@@ -111,15 +119,18 @@ export function createPushService (deps: PushServiceDeps): PushService {
     })
     await Promise.all([...byNode].map(([nodeId, batch]) => channel.sendTo(nodeId, batch)))
     await receipts.progress(pushId, ids.length)
+    logger.info({
+      event: 'push_routed', traceId: body.traceId, pushId, devices: ids.length, unknown: unknown.length, online: [...byNode.values()].reduce((n, b) => n + b.length, 0), nodes: [...byNode.keys()]
+    }, 'delivery orders sent to the nodes that hold the devices online; offline ones are queued')
   }
 
-  async function runList (pushId: string, ids: readonly string[], body: { data: unknown, qos: 0 | 1, expiresAt: number }): Promise<void> {
+  async function runList (pushId: string, ids: readonly string[], body: PushBody): Promise<void> {
     const started = now()
     for (let i = 0; i < ids.length; i += CHUNK) {
       await pushChunk(pushId, ids.slice(i, i + CHUNK), body)
     }
     await receipts.progress(pushId, 0, { total: ids.length })
-    logger.info({ event: 'push_job_done', pushId, devices: ids.length, ms: now() - started }, 'push job done')
+    logger.info({ event: 'push_job_done', traceId: body.traceId, pushId, devices: ids.length, ms: now() - started }, 'push job done')
   }
 
   /** After the ttl, receipts still queued or sent will never be delivered: mark them expired, once. */
@@ -146,31 +157,33 @@ export function createPushService (deps: PushServiceDeps): PushService {
       const qos = request.qos ?? 1
       const createdAt = now()
       const pushId = `p-${createdAt.toString(36)}-${randomUUID().slice(0, 8)}`
-      const body = { data: request.data, qos, expiresAt: createdAt + ttlSeconds * 1000 }
+      const traceId = request.traceId ?? newTraceId()
+      const body: PushBody = { data: request.data, qos, expiresAt: createdAt + ttlSeconds * 1000, traceId }
+      const record = { pushId, target, qos, ttlSeconds, createdAt, traceId }
 
       if (target.kind === 'device') {
         if (await devices.get(target.deviceId) === undefined) {
           throw new PushlineError('IOT_ERR_DEVICE_NOT_FOUND', `device ${target.deviceId} does not exist`, { id: target.deviceId })
         }
-        await receipts.createPush({ pushId, target, qos, ttlSeconds, createdAt }, 1)
+        await receipts.createPush(record, 1)
         await pushChunk(pushId, [target.deviceId], body)
         await receipts.progress(pushId, 0, { total: 1 })
       } else if (target.kind === 'devices') {
         const ids = [...new Set(request.deviceIds)]
-        await receipts.createPush({ pushId, target, qos, ttlSeconds, createdAt }, ids.length)
+        await receipts.createPush(record, ids.length)
         const job = runList(pushId, ids, body).catch((err: Error) => {
-          logger.error({ event: 'push_job_failed', pushId, err: err.message }, 'push job failed')
+          logger.error({ event: 'push_job_failed', traceId, pushId, err: err.message }, 'push job failed')
         })
         jobs.add(job)
         job.finally(() => jobs.delete(job)).catch(() => {})
       } else {
-        await receipts.createPush({ pushId, target, qos, ttlSeconds, createdAt }, undefined)
+        await receipts.createPush(record, undefined)
         const topic = target.kind === 'all' ? 'broadcast/all' : `broadcast/groups/${target.group}`
-        await channel.broadcast({ pushId, topic, qos, sentAt: createdAt, data: request.data })
+        await channel.broadcast({ pushId, topic, qos, sentAt: createdAt, data: request.data, traceId })
         await receipts.progress(pushId, 0, { total: 0 })
       }
-      logger.info({ event: 'push_accepted', pushId, target: target.kind, qos, ttlSeconds }, 'push accepted')
-      return { pushId }
+      logger.info({ event: 'push_accepted', traceId, pushId, target: target.kind, qos, ttlSeconds }, 'push accepted')
+      return { pushId, traceId }
     },
 
     async get (pushId, after, limit) {
@@ -184,6 +197,7 @@ export function createPushService (deps: PushServiceDeps): PushService {
       const page = targeted ? await receipts.list(pushId, after, limit) : { receipts: [], next: undefined }
       return {
         pushId,
+        traceId: status.traceId,
         target: status.target,
         qos: status.qos,
         ttlSeconds: status.ttlSeconds,
@@ -193,6 +207,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
         devices: page.receipts,
         next: page.next
       }
+    },
+
+    async recent (limit) {
+      return await receipts.recent(limit)
     },
 
     async pull (deviceId, after, limit) {

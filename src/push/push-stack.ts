@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config } from '../config/load-config.ts'
+import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
@@ -10,6 +11,7 @@ import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
 import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
 import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
+import { countReceipts } from './counted-receipt-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
 import { createPushService, type PushService } from './push-service.ts'
@@ -24,9 +26,11 @@ export interface PushStackOptions {
   readonly redis: Redis | undefined
   readonly runsBroker: boolean
   readonly servesApi: boolean
+  /** Called for every downlink the node's push agent writes. */
   readonly logger: Logger
   readonly devices: DeviceStore
   readonly presence: PresenceStore
+  readonly metrics: Pick<Metrics, 'receipts' | 'downlinks' | 'downlinksDelivered'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
 }
 
@@ -45,7 +49,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const prefix = config.redisPrefix
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
-  const receipts = redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix })
+  const receipts = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
 
   let channel
   if (redis === undefined) {
@@ -80,7 +84,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
     },
     async startAgent (broker) {
-      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel })
+      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel, metrics: opts.metrics })
       agent = a
       await a.start(broker)
       opts.onClose('push agent', () => a.close())

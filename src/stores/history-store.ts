@@ -12,6 +12,8 @@ export interface HistoryEntry {
   readonly expiresAt: number
   readonly qos: 0 | 1
   readonly data: unknown
+  /** The push's trace id (32 hex digits), so the node that delivers the entry logs it. */
+  readonly traceId?: string
 }
 
 export type NewHistoryEntry = Omit<HistoryEntry, 'id'>

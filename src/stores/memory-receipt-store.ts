@@ -1,4 +1,4 @@
-import { mayMove, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
+import { RECENT_PUSHES, mayMove, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
 
 interface PushEntry {
   record: PushRecord
@@ -12,14 +12,18 @@ interface PushEntry {
 
 export function createMemoryReceiptStore (): ReceiptStore {
   const pushes = new Map<string, PushEntry>()
+  const status = (p: PushEntry): PushStatus => ({ ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } })
   return {
     async createPush (record, total) {
       pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, counts: zeroCounts(), receipts: new Map() })
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
-      if (p === undefined) return undefined
-      return { ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } }
+      return p === undefined ? undefined : status(p)
+    },
+    async recent (limit) {
+      // The map keeps creation order; the list is bounded like the Redis one.
+      return [...pushes.values()].slice(-Math.min(limit, RECENT_PUSHES)).reverse().map(status)
     },
     async progress (pushId, processed, end) {
       const p = pushes.get(pushId)

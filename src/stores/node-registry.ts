@@ -2,6 +2,18 @@
 // heartbeat; a node whose record expired is dead. Members stay listed until a survivor has cleaned up after
 // them (`forget`). Implementations: memory-node-registry.ts, redis-node-registry.ts; one contract suite.
 
+/** A node's traffic counters, cumulative since it started (spoolDepth is current); the dashboard derives rates. */
+export interface NodeTraffic {
+  /** Uplinks accepted from devices. */
+  readonly uplinks: number
+  /** Downlinks written to devices' connections (pushes and broadcasts). */
+  readonly downlinks: number
+  /** Uplinks acknowledged by Kafka. */
+  readonly kafkaRecords: number
+  /** Uplinks in the spool not yet in Kafka. */
+  readonly spoolDepth: number
+}
+
 export interface NodeRecord {
   readonly nodeId: string
   readonly mqtt: string
@@ -13,6 +25,8 @@ export interface NodeRecord {
   readonly draining: boolean
   readonly startedAt: number
   readonly heartbeatAt: number
+  /** Absent from nodes that do not report it. */
+  readonly traffic?: NodeTraffic
 }
 
 export interface NodeRegistry {

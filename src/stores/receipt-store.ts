@@ -23,6 +23,8 @@ export interface PushRecord {
   readonly qos: 0 | 1
   readonly ttlSeconds: number
   readonly createdAt: number
+  /** Trace id of the request that made the push (W3C traceparent or generated), logged wherever the push goes. */
+  readonly traceId?: string
 }
 
 export interface PushStatus extends PushRecord {
@@ -52,6 +54,8 @@ export interface ReceiptPage {
 export interface ReceiptStore {
   createPush (record: PushRecord, total: number | undefined): Promise<void>
   getPush (pushId: string): Promise<PushStatus | undefined>
+  /** The latest pushes, newest first, at most `limit` (the store keeps the last RECENT_PUSHES ids). */
+  recent (limit: number): Promise<PushStatus[]>
   /** Adds to the processed count; sets total and done when given. */
   progress (pushId: string, processed: number, end?: { total: number }): Promise<void>
   /** Creates receipts (queued or failed) for devices that have none yet; existing ones are left alone. */
@@ -66,6 +70,9 @@ export interface ReceiptStore {
   /** Marks the push as swept for expiry; resolves true only for the first caller. */
   claimExpirySweep (pushId: string): Promise<boolean>
 }
+
+/** How many push ids the stores keep in their newest-first list (the dashboard's recent pushes). */
+export const RECENT_PUSHES = 1000
 
 const rank: Record<ReceiptState, number> = { queued: 0, sent: 1, delivered: 2, acked: 3, expired: 4, failed: 5 }
 

@@ -38,7 +38,7 @@ export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now
     async append (deviceId, entry) {
       // cjson turns an empty JSON object and an empty array into the same thing: keep data as text inside the script.
       const t = now()
-      const json = JSON.stringify({ pushId: entry.pushId, sentAt: entry.sentAt, expiresAt: entry.expiresAt, qos: entry.qos, d: JSON.stringify(entry.data) })
+      const json = JSON.stringify({ pushId: entry.pushId, sentAt: entry.sentAt, expiresAt: entry.expiresAt, qos: entry.qos, d: JSON.stringify(entry.data), ...(entry.traceId !== undefined && { t: entry.traceId }) })
       const id = await redis.eval(APPEND, 2, entriesKey(deviceId), metaKey(deviceId), json, limits.maxMessages, t - limits.maxAgeMs, limits.maxAgeMs) as number
       return { ...entry, id }
     },
@@ -62,7 +62,7 @@ export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now
     }
   }
   function decode (raw: string): HistoryEntry {
-    const e = parse(raw) as HistoryEntry & { d: string }
-    return { id: e.id, pushId: e.pushId, sentAt: e.sentAt, expiresAt: e.expiresAt, qos: e.qos, data: JSON.parse(e.d) as unknown }
+    const e = parse(raw) as HistoryEntry & { d: string, t?: string }
+    return { id: e.id, pushId: e.pushId, sentAt: e.sentAt, expiresAt: e.expiresAt, qos: e.qos, data: JSON.parse(e.d) as unknown, ...(e.t !== undefined && { traceId: e.t }) }
   }
 }

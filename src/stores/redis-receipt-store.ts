@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { receiptStates, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
+import { RECENT_PUSHES, receiptStates, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
 
 // {prefix}push:{pushId}      hash: record (JSON), processed, total, done, swept, and c:{state} counts
 // {prefix}push:{pushId}:r    hash: deviceId -> receipt JSON {state, id?, reason?, at}
@@ -57,6 +57,20 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     }
     return ms
   }
+  // Sorted set pushId -> createdAt: the latest RECENT_PUSHES pushes (the dashboard's list), trimmed at each push.
+  const recentKey = `${prefix}pushes`
+  const statusOf = (h: Record<string, string>): PushStatus | undefined => {
+    if (h.record === undefined) return undefined
+    const counts = zeroCounts()
+    for (const s of receiptStates) counts[s] = Number(h[`c:${s}`] ?? 0)
+    return {
+      ...(JSON.parse(h.record) as PushRecord),
+      processed: Number(h.processed ?? 0),
+      total: h.total === undefined ? undefined : Number(h.total),
+      done: h.done === '1',
+      counts
+    }
+  }
   const decode = (deviceId: string, raw: string): Receipt => ({ deviceId, ...(JSON.parse(raw) as Omit<Receipt, 'deviceId'>) })
 
   return {
@@ -66,20 +80,20 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       const fields: Record<string, string | number> = { record: JSON.stringify(record), processed: 0, done: 0 }
       for (const s of receiptStates) fields[`c:${s}`] = 0
       if (total !== undefined) fields.total = total
-      await redis.multi().hset(pushKey(record.pushId), fields).pexpire(pushKey(record.pushId), ms).exec()
+      await redis.multi().hset(pushKey(record.pushId), fields).pexpire(pushKey(record.pushId), ms)
+        .zadd(recentKey, record.createdAt, record.pushId).zremrangebyrank(recentKey, 0, -RECENT_PUSHES - 1).exec()
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
-      const h = await redis.hgetall(pushKey(pushId))
-      if (h.record === undefined) return undefined
-      const counts = zeroCounts()
-      for (const s of receiptStates) counts[s] = Number(h[`c:${s}`] ?? 0)
-      return {
-        ...(JSON.parse(h.record) as PushRecord),
-        processed: Number(h.processed ?? 0),
-        total: h.total === undefined ? undefined : Number(h.total),
-        done: h.done === '1',
-        counts
-      }
+      return statusOf(await redis.hgetall(pushKey(pushId)))
+    },
+    async recent (limit) {
+      const ids = await redis.zrevrange(recentKey, 0, limit - 1)
+      if (ids.length === 0) return []
+      const m = redis.multi()
+      for (const id of ids) m.hgetall(pushKey(id))
+      const replies = await m.exec() ?? []
+      // A push whose record expired is skipped (its id leaves the list as newer pushes arrive).
+      return replies.flatMap(([err, h]) => { const s = err === null ? statusOf(h as Record<string, string>) : undefined; return s === undefined ? [] : [s] })
     },
     async progress (pushId, processed, end) {
       const m = redis.multi().hincrby(pushKey(pushId), 'processed', processed)

@@ -196,7 +196,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       await fh.close()
     }
     metrics?.kafkaDeadLetters.inc()
-    logger.error({ event: 'uplink_dead_letter', msgId: record.msgId, deviceId: record.deviceId, bytes: record.payload.length, file: opts.deadLetterPath, err: err.message },
+    logger.error({ event: 'uplink_dead_letter', traceId: record.traceId, msgId: record.msgId, deviceId: record.deviceId, bytes: record.payload.length, file: opts.deadLetterPath, err: err.message },
       'Kafka refused an uplink as too large: kept in the dead-letter file, not sent again')
   }
 

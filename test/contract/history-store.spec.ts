@@ -20,6 +20,16 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.equal(await store.get(a, 9), undefined)
   })
 
+  test(`${name}: an entry keeps its push's trace id, and an entry without one reads back without one`, async (t) => {
+    const store = await build(t, roomy)
+    const d = randomUUID()
+    const traced = await store.append(d, { ...entry('p1'), traceId: 'a'.repeat(32) })
+    await store.append(d, entry('p2'))
+    assert.equal((await store.get(d, traced.id))?.traceId, 'a'.repeat(32))
+    assert.deepEqual((await store.range(d, { limit: 10 })).map((e) => e.traceId), ['a'.repeat(32), undefined])
+    assert.equal(Object.hasOwn(await store.get(d, 2) ?? {}, 'traceId'), false)
+  })
+
   test(`${name}: concurrent appends to one device get distinct ids with no gaps`, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()

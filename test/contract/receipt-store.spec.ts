@@ -1,11 +1,28 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
-import type { PushRecord, ReceiptStore } from '../../src/stores/receipt-store.ts'
+import { RECENT_PUSHES, type PushRecord, type ReceiptStore } from '../../src/stores/receipt-store.ts'
 
 const record = (): PushRecord => ({ pushId: randomUUID(), target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() })
 
 export function receiptStoreSpec (name: string, build: (t: TestContext) => Promise<ReceiptStore>): void {
+  test(`${name}: recent pushes come newest first with their counts, and the list keeps only the latest ${RECENT_PUSHES}`, async (t) => {
+    const store = await build(t)
+    const base = Date.now()
+    const made: PushRecord[] = []
+    for (let i = 0; i < RECENT_PUSHES + 5; i++) made.push({ ...record(), createdAt: base + i })
+    for (let i = 0; i < made.length; i += 100) await Promise.all(made.slice(i, i + 100).map((r) => store.createPush(r, 1)))
+    const newest = made.at(-1) as PushRecord
+    await store.open(newest.pushId, [{ deviceId: 'a', state: 'queued', id: 1 }], 1)
+    await store.transition(newest.pushId, 'a', 'delivered', 2)
+    const top = await store.recent(3)
+    assert.deepEqual(top.map((s) => s.pushId), made.slice(-3).reverse().map((r) => r.pushId))
+    assert.equal(top[0]?.counts.delivered, 1)
+    const all = await store.recent(RECENT_PUSHES + 100)
+    assert.equal(all.length, RECENT_PUSHES)
+    assert.equal(all.at(-1)?.pushId, made[5]?.pushId)
+  })
+
   test(`${name}: a push record reads back with progress and zero counts`, async (t) => {
     const store = await build(t)
     const r = record()
@@ -22,6 +39,13 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(s?.total, 3)
     assert.equal(s?.done, true)
     assert.equal(await store.getPush(randomUUID()), undefined)
+  })
+
+  test(`${name}: a push record keeps the trace id of the request that made it`, async (t) => {
+    const store = await build(t)
+    const r = { ...record(), traceId: 'b'.repeat(32) }
+    await store.createPush(r, 1)
+    assert.equal((await store.getPush(r.pushId))?.traceId, 'b'.repeat(32))
   })
 
   test(`${name}: receipts open once, and states move only forward with exact counts`, async (t) => {

@@ -217,3 +217,44 @@ test('the interpolation helper of this test follows compose rules', () => {
   assert.equal(interpolate(`a${v('A-b')}c`), 'abc')
   assert.equal(interpolate('plain'), 'plain')
 })
+
+interface ScrapeConfig {
+  readonly job_name: string
+  readonly metrics_path?: string
+  readonly scheme?: string
+  readonly static_configs?: Array<{ readonly targets?: string[] }>
+}
+
+/** Mounts of a service as [source, target] pairs (short syntax). */
+function mounts (s: Service): Array<[string, string]> {
+  return (s.volumes ?? []).flatMap((v) => typeof v === 'string' ? [v.split(':').slice(0, 2) as [string, string]] : [])
+}
+
+test('Prometheus mounts deploy/prometheus.yml as its configuration and keeps its data in a volume', () => {
+  const prometheus = service('prometheus')
+  const command = Array.isArray(prometheus.command) ? prometheus.command.join(' ') : String(prometheus.command)
+  const configPath = /--config\.file=(\S+)/.exec(command)?.[1]
+  assert.ok(configPath !== undefined, `prometheus has no --config.file: ${command}`)
+  assert.ok(mounts(prometheus).some(([source, target]) => source === './deploy/prometheus.yml' && target === configPath), `deploy/prometheus.yml is not mounted at ${configPath}`)
+  const dataPath = /--storage\.tsdb\.path=(\S+)/.exec(command)?.[1]
+  assert.ok(mounts(prometheus).some(([source, target]) => compose.volumes?.[source] !== undefined && target === dataPath), `no named volume at ${dataPath}`)
+})
+
+test('Prometheus scrapes /metrics of every Pushline service on its HTTP port', () => {
+  const config = parse(readFileSync(`${root}deploy/prometheus.yml`, 'utf8')) as { scrape_configs?: ScrapeConfig[] }
+  const scraped = new Set<string>()
+  for (const job of config.scrape_configs ?? []) {
+    if ((job.metrics_path ?? '/metrics') !== '/metrics' || (job.scheme ?? 'http') !== 'http') continue
+    for (const sc of job.static_configs ?? []) for (const target of sc.targets ?? []) scraped.add(target)
+  }
+  assert.ok(pushlineServices.length >= 4, `expected the nodes and the API, found ${pushlineServices.map(([n]) => n).join(', ')}`)
+  for (const [name, s] of pushlineServices) {
+    const httpPort = environment(s).PUSHLINE_HTTP_PORT ?? '3000'
+    assert.ok(scraped.has(`${name}:${httpPort}`), `${name}:${httpPort} is not scraped (targets: ${[...scraped].join(', ')})`)
+  }
+  // And nothing is scraped that is not a service of this file (a typo would scrape nothing, silently).
+  for (const target of scraped) {
+    const host = target.split(':')[0] as string
+    assert.ok(host === 'localhost' || compose.services[host] !== undefined, `scrape target ${target} is no service`)
+  }
+})

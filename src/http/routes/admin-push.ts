@@ -24,7 +24,20 @@ export const HistoryEntryView = Type.Object({
   sentAt: Type.Integer(),
   expiresAt: Type.Integer(),
   qos: Type.Integer(),
-  data: Type.Unknown()
+  data: Type.Unknown(),
+  traceId: Type.Optional(Type.String({ description: 'trace id of the push (grep the logs of every process for it)' }))
+})
+
+const Progress = Type.Object({ processed: Type.Integer(), total: Type.Optional(Type.Integer()), done: Type.Boolean() })
+const PushSummary = Type.Object({
+  pushId: Type.String(),
+  traceId: Type.Optional(Type.String({ description: 'trace id of the push request (from its traceparent header, or generated)' })),
+  target: Type.Record(Type.String(), Type.Unknown()),
+  qos: Type.Integer(),
+  ttlSeconds: Type.Integer(),
+  createdAt: Type.Integer(),
+  progress: Progress,
+  counts: Counts
 })
 
 /** Operator routes for push, receipts and history. Admin auth is applied by the parent scope. */
@@ -48,11 +61,26 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
         qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1 })),
         ttlSeconds: Type.Optional(Type.Integer({ description: 'how long an offline device may still receive it' }))
       }, { additionalProperties: false }),
-      response: { 202: Type.Object({ pushId: Type.String() }), ...authErrors, ...errors(400, 404, 413) }
+      response: { 202: Type.Object({ pushId: Type.String(), traceId: Type.String({ description: 'trace id of this push, also in the x-trace-id header' }) }), ...authErrors, ...errors(400, 404, 413) }
     }
   }, async (request, reply) => {
-    return await reply.status(202).send(await push.push(request.body))
+    // request.id is the request's trace id (trace-context.ts): the push keeps it down to the device.
+    return await reply.status(202).send(await push.push({ ...request.body, traceId: request.id }))
   })
+
+  app.get('/v1/admin/push', {
+    schema: {
+      tags,
+      summary: 'The latest pushes, newest first, with their counts by receipt state (the last 1000 are kept)',
+      querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }) }),
+      response: { 200: Type.Object({ pushes: Type.Array(PushSummary) }), ...authErrors, ...errors(400) }
+    }
+  }, async (request) => ({
+    pushes: (await push.recent(request.query.limit)).map(({ processed, total, done, ...rest }) => ({
+      ...rest,
+      progress: total === undefined ? { processed, done } : { processed, total, done }
+    }))
+  }))
 
   app.get('/v1/admin/push/:pushId', {
     schema: {
@@ -64,26 +92,17 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 })
       }),
       response: {
-        200: Type.Object({
-          pushId: Type.String(),
-          target: Type.Record(Type.String(), Type.Unknown()),
-          qos: Type.Integer(),
-          ttlSeconds: Type.Integer(),
-          createdAt: Type.Integer(),
-          progress: Type.Object({ processed: Type.Integer(), total: Type.Optional(Type.Integer()), done: Type.Boolean() }),
-          counts: Counts,
-          devices: Type.Array(ReceiptView),
-          next: Type.Optional(Type.String())
-        }),
+        200: Type.Composite([PushSummary, Type.Object({ devices: Type.Array(ReceiptView), next: Type.Optional(Type.String()) })]),
         ...authErrors,
         ...errors(400, 404)
       }
     }
   }, async (request) => {
     const view = await push.get(request.params.pushId, request.query.after, request.query.limit)
-    const { next, progress, ...rest } = view
+    const { next, progress, traceId, ...rest } = view
     return {
       ...rest,
+      ...(traceId !== undefined && { traceId }),
       progress: progress.total === undefined ? { processed: progress.processed, done: progress.done } : progress,
       ...(next !== undefined && { next })
     }

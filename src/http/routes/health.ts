@@ -25,7 +25,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
     return await reply.status(report.ready ? 200 : 503).send({ ...report, nodeId: opts.nodeId })
   })
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', hide: true } }, async (_request, reply) => {
+  app.get('/metrics', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics of this process (text exposition format)',
+      response: { 200: { description: 'every pushline_* metric of this process, plus Node.js process metrics', content: { 'text/plain': { schema: Type.String() } } } }
+    }
+  }, async (_request, reply) => {
     return await reply.type(opts.metrics.contentType).send(await opts.metrics.metrics())
   })
 }

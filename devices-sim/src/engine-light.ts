@@ -1,0 +1,131 @@
+// A lighter engine for plain load (--engine light): raw MQTT 3.1.1 packets (mqtt-packet) over a net socket,
+// with only what a simulated device does: connect, subscribe, publish QoS 0/1, PUBACK downlinks, ping.
+// It keeps no offline queue and no store, so a connection costs a socket, a parser and a few closures.
+
+import { createConnection, type Socket } from 'node:net'
+import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet'
+import { ConnectError, hostPort, type Connector, type DeviceConnection } from './connection.ts'
+
+interface Pending {
+  resolve: (value: number[]) => void
+  reject: (err: Error) => void
+}
+
+export const connectLight: Connector = (p) => new Promise((resolve, reject) => {
+  const { host, port } = hostPort(p.url)
+  const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress }) })
+  socket.setNoDelay(true)
+  const parse = parser({ protocolVersion: 4 })
+  const pending = new Map<number, Pending>()
+  let nextId = 0
+  let connected = false
+  let closed = false
+  let onMessage: ((topic: string, payload: Buffer) => void) | undefined
+  let onClose: ((reason: string) => void) | undefined
+  let lastError = 'connection closed'
+  let ping: NodeJS.Timeout | undefined
+
+  const timer = setTimeout(() => {
+    if (connected) return
+    fail(new ConnectError('timeout', 'connack timeout'))
+  }, p.timeoutMs)
+
+  function fail (err: ConnectError): void {
+    clearTimeout(timer)
+    socket.destroy()
+    reject(err)
+  }
+  const send = (packet: Parameters<typeof generate>[0]): void => { socket.write(generate(packet)) }
+  const messageId = (): number => {
+    do nextId = nextId % 65_535 + 1
+    while (pending.has(nextId))
+    return nextId
+  }
+
+  parse.on('packet', (packet: Packet) => {
+    switch (packet.cmd) {
+      case 'connack':
+        if (packet.returnCode !== 0) {
+          fail(new ConnectError('refused', `CONNACK ${packet.returnCode ?? '?'}`, packet.returnCode))
+          return
+        }
+        connected = true
+        clearTimeout(timer)
+        if (p.keepalive > 0) ping = setInterval(() => send({ cmd: 'pingreq' }), p.keepalive * 1000 * 0.75)
+        resolve(conn)
+        return
+      case 'publish': {
+        const pub = packet as IPublishPacket
+        if (pub.qos === 1 && pub.messageId !== undefined) send({ cmd: 'puback', messageId: pub.messageId })
+        onMessage?.(pub.topic, Buffer.isBuffer(pub.payload) ? pub.payload : Buffer.from(pub.payload))
+        return
+      }
+      case 'puback':
+      case 'suback': {
+        const id = packet.messageId
+        if (id === undefined) return
+        const waiter = pending.get(id)
+        pending.delete(id)
+        waiter?.resolve(packet.cmd === 'suback' ? (packet.granted as Array<number | { qos: number }>).map((g) => typeof g === 'number' ? g : g.qos) : [])
+        break
+      }
+      default:
+        // pingresp and the rest: nothing to do
+    }
+  })
+  parse.on('error', (err: Error) => {
+    lastError = `protocol error: ${err.message}`
+    socket.destroy()
+  })
+  socket.on('data', (chunk: Buffer) => { parse.parse(chunk) })
+  socket.on('error', (err: Error & { code?: string }) => {
+    lastError = err.code ?? err.message
+    if (!connected) fail(new ConnectError('network', lastError))
+  })
+  socket.on('close', () => {
+    if (ping !== undefined) clearInterval(ping)
+    if (!connected) {
+      fail(new ConnectError('network', 'closed before CONNACK'))
+      return
+    }
+    const err = new Error(lastError)
+    for (const w of pending.values()) w.reject(err)
+    pending.clear()
+    if (!closed) {
+      closed = true
+      onClose?.(lastError)
+    }
+  })
+  socket.on('connect', () => {
+    send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: p.clientId, username: p.username, password: Buffer.from(p.password), keepalive: p.keepalive, clean: p.clean })
+  })
+
+  const conn: DeviceConnection = {
+    publish (topic, payload, qos) {
+      if (socket.destroyed) return Promise.reject(new Error(lastError))
+      if (qos === 0) {
+        send({ cmd: 'publish', topic, payload, qos: 0, dup: false, retain: false })
+        return Promise.resolve()
+      }
+      return new Promise((resolve, reject) => {
+        const id = messageId()
+        pending.set(id, { resolve: () => resolve(), reject })
+        send({ cmd: 'publish', topic, payload, qos: 1, messageId: id, dup: false, retain: false })
+      })
+    },
+    subscribe (filters, qos) {
+      if (socket.destroyed) return Promise.reject(new Error(lastError))
+      return new Promise((resolve, reject) => {
+        const id = messageId()
+        pending.set(id, { resolve, reject })
+        send({ cmd: 'subscribe', messageId: id, subscriptions: filters.map((topic) => ({ topic, qos })) })
+      })
+    },
+    onMessage: (handler) => { onMessage = handler },
+    onClose: (handler) => { onClose = handler },
+    end () {
+      closed = true
+      socket.destroy()
+    }
+  }
+})

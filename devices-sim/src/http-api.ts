@@ -1,0 +1,92 @@
+// The platform's HTTP API as the simulator uses it: the device side (tokens, self-registration, pulls) and the
+// operator side (devices, pushes, receipts, nodes). Every call has a deadline; failures are SIM_ERR_HTTP with
+// the status, so callers can tell a refused token (401/403) from an overloaded registry (429/503).
+
+import { SimError } from './errors.ts'
+
+export interface BrokerAddress {
+  readonly nodeId: string
+  readonly mqtt: string
+}
+
+export interface IssuedToken {
+  readonly token: string
+  readonly expiresAt: number
+  readonly broker: BrokerAddress
+}
+
+export interface PulledMessage {
+  readonly id: number
+  readonly pushId: string
+  readonly sentAt: number
+  readonly data: unknown
+}
+
+export interface PushStatus {
+  readonly pushId: string
+  readonly progress?: { processed: number, total: number, done: boolean }
+  readonly counts: { queued: number, sent: number, delivered: number, acked: number, expired: number, failed: number }
+}
+
+export interface HttpApi {
+  createDeviceAsAdmin (id: string, groups: readonly string[]): Promise<string>
+  rotateSecret (id: string): Promise<string>
+  selfRegister (id: string, groups: readonly string[]): Promise<string>
+  token (id: string, secret: string): Promise<IssuedToken>
+  pull (token: string, after: number, limit: number): Promise<PulledMessage[]>
+  push (body: Record<string, unknown>): Promise<string>
+  pushStatus (pushId: string): Promise<PushStatus>
+  nodes (): Promise<Array<{ nodeId: string }>>
+}
+
+const TIMEOUT_MS = 15_000
+
+export function createHttpApi (baseUrl: string, keys: { adminKey?: string | undefined, provisioningKey?: string | undefined }): HttpApi {
+  async function call (method: string, path: string, body: unknown, headers: Record<string, string>): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies are checked by the callers
+    let res: Response
+    try {
+      res = await fetch(baseUrl + path, {
+        method,
+        headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(TIMEOUT_MS)
+      })
+    } catch (err) {
+      throw new SimError('SIM_ERR_HTTP', `${method} ${path}: ${(err as Error).message}`, 0)
+    }
+    const text = await res.text()
+    if (!res.ok) throw new SimError('SIM_ERR_HTTP', `${method} ${path}: ${res.status} ${text.slice(0, 200)}`, res.status)
+    return text === '' ? undefined : JSON.parse(text)
+  }
+  const admin = (): Record<string, string> => {
+    if (keys.adminKey === undefined) throw new SimError('SIM_ERR_USAGE', 'this needs --admin-key')
+    return { authorization: `Bearer ${keys.adminKey}` }
+  }
+  const enc = encodeURIComponent
+  return {
+    async createDeviceAsAdmin (id, groups) {
+      return (await call('POST', '/v1/admin/devices', { id, groups }, admin())).secret
+    },
+    async rotateSecret (id) {
+      return (await call('POST', `/v1/admin/devices/${enc(id)}/secret`, undefined, admin())).secret
+    },
+    async selfRegister (id, groups) {
+      return (await call('POST', '/v1/devices', { id, groups }, { 'x-provisioning-key': keys.provisioningKey ?? '' })).secret
+    },
+    async token (id, secret) {
+      return await call('POST', `/v1/devices/${enc(id)}/token`, { secret }, {})
+    },
+    async pull (token, after, limit) {
+      return (await call('GET', `/v1/devices/me/messages?after=${after}&limit=${limit}`, undefined, { authorization: `Bearer ${token}` })).messages
+    },
+    async push (body) {
+      return (await call('POST', '/v1/admin/push', body, admin())).pushId
+    },
+    async pushStatus (pushId) {
+      return await call('GET', `/v1/admin/push/${enc(pushId)}?limit=1`, undefined, admin())
+    },
+    async nodes () {
+      return (await call('GET', '/v1/admin/nodes', undefined, admin())).nodes
+    }
+  }
+}

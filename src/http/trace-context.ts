@@ -1,0 +1,21 @@
+import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../shared/trace.ts'
+
+// Every HTTP request runs under a trace id: the caller's W3C `traceparent`, or a new one. It is Fastify's request
+// id, so each request log line carries it as `traceId`; routes hand it on (an admin push keeps it to the device).
+
+export function traceRequestIds (): Pick<FastifyServerOptions, 'genReqId' | 'logController' | 'requestIdHeader'> {
+  return {
+    genReqId: (req) => traceIdFromTraceparent(req.headers.traceparent) ?? newTraceId(),
+    logController: new LogController({ requestIdLogLabel: 'traceId' }),
+    requestIdHeader: false
+  }
+}
+
+/** Every response, errors included, names its trace: `x-trace-id` and a `traceparent` with a new span id. */
+export function echoTrace (app: FastifyInstance): void {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-trace-id', request.id)
+    reply.header('traceparent', traceparentFor(request.id))
+  })
+}

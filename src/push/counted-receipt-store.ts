@@ -1,0 +1,26 @@
+import type { Counter } from 'prom-client'
+import type { ReceiptState, ReceiptStore } from '../stores/receipt-store.ts'
+
+// Counts receipt transitions by the state entered (pushline_receipts_total), around any ReceiptStore: opening
+// counts its initial states, a transition counts only when it moved, count-only pushes count what they add.
+// Each process counts the transitions it made (the API: queued, failed, pulls, expiry; nodes: sent, delivered, acked).
+
+export function countReceipts (store: ReceiptStore, counter: Counter<'state'>): ReceiptStore {
+  const count = (state: ReceiptState, n = 1): void => { if (n > 0) counter.inc({ state }, n) }
+  return {
+    ...store,
+    async open (pushId, receipts, at) {
+      await store.open(pushId, receipts, at)
+      for (const r of receipts) count(r.state)
+    },
+    async transition (pushId, deviceId, to, at, reason) {
+      const moved = await store.transition(pushId, deviceId, to, at, reason)
+      if (moved) count(to)
+      return moved
+    },
+    async addCounts (pushId, delta) {
+      await store.addCounts(pushId, delta)
+      for (const [state, n] of Object.entries(delta) as Array<[ReceiptState, number]>) count(state, n)
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { openBrowser, waitForText } from '../helpers/browser.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+import { ADMIN_KEY } from '../helpers/platform.ts'
+import { kafkaBrokers } from '../helpers/services.ts'
+
+// The admin dashboard end to end: a real headless chromium against a running cluster (two broker processes and
+// the API process, real Redis and Kafka) with devices connected over MQTT.
+
+const HB = 500
+
+test('the dashboard asks for the key, refuses a wrong one, shows nodes and online counts, pushes to a device and shows it delivered, looks a device up and drains a node', { timeout: 180_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: HB, env: { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(',') } })
+  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[number], typeof cluster.nodes[number]]
+  const tag = randomUUID().slice(0, 8)
+  const ids = [`dash-${tag}-a`, `dash-${tag}-b`, `dash-${tag}-c`]
+  const clients = await Promise.all(ids.map(async (id, i) => {
+    const { token } = await cluster.api.provision(id)
+    return await connectDevice(t, (i < 2 ? n1 : n2).mqttUrl, id, token)
+  }))
+  const target = clients[0] as typeof clients[number]
+  const received: Array<{ topic: string, body: { pushId: string, data: unknown } }> = []
+  target.on('message', (topic, payload) => { received.push({ topic, body: JSON.parse(payload.toString()) }) })
+  assert.ok(await eventually(async () => (await cluster.stats()).online === 3, 20_000), 'the cluster never counted 3 devices online')
+
+  const browser = await openBrowser(t)
+  const page = await browser.newPage()
+  const foreign: string[] = []
+  page.on('request', (r) => { if (!r.url().startsWith(cluster.api.httpUrl)) foreign.push(r.url()) })
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => { pageErrors.push(err.message) })
+  await page.goto(`${cluster.api.httpUrl}/dashboard`)
+
+  // Without a key: only the key form.
+  assert.equal(await page.locator('#key-form').isVisible(), true)
+  assert.equal(await page.locator('#dashboard').isVisible(), false)
+
+  // A wrong key is refused and shows nothing more.
+  await page.fill('#key-input', 'not-the-admin-key-000000')
+  await page.click('#key-form button[type=submit]')
+  await waitForText(page, '#key-error', (s) => s.includes('Key not accepted'))
+  assert.equal(await page.locator('#dashboard').isVisible(), false)
+  assert.equal(await page.evaluate('sessionStorage.getItem("pushline-admin-key")'), null)
+
+  // The right key opens the dashboard with the cluster's counts.
+  await page.fill('#key-input', ADMIN_KEY)
+  await page.click('#key-form button[type=submit]')
+  await page.locator('#dashboard').waitFor({ state: 'visible' })
+  await waitForText(page, '#node-count', (s) => s === '2')
+  await waitForText(page, '#online-count', (s) => s === '3')
+  await waitForText(page, '#drift-count', (s) => s === '0')
+  await waitForText(page, `#nodes tr[data-node="${n1.nodeId}"] td:nth-child(3)`, (s) => s === '2')
+  await waitForText(page, `#nodes tr[data-node="${n2.nodeId}"] td:nth-child(3)`, (s) => s === '1')
+  await waitForText(page, `#nodes tr[data-node="${n1.nodeId}"] td:nth-child(2)`, (s) => s === 'healthy')
+
+  // Uplinks while the page watches: the uplink and Kafka rates rise above zero.
+  const load = { sending: true }
+  const sender = (async () => {
+    while (load.sending) {
+      await Promise.all(clients.map((c, i) => c.publishAsync(`devices/${ids[i] as string}/telemetry`, JSON.stringify({ t: Date.now() }), { qos: 1 })))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })()
+  try {
+    await waitForText(page, '#rate-uplinks', (s) => Number(s.replace(/,/g, '')) > 0)
+    await waitForText(page, '#rate-kafka', (s) => Number(s.replace(/,/g, '')) > 0, 40_000)
+  } finally {
+    load.sending = false
+    await sender
+  }
+  assert.ok(await page.locator('#chart-uplinks polyline').count() === 1, 'the uplink chart has no line')
+
+  // A push from the form reaches the device and shows as delivered in the recent pushes.
+  const marker = randomUUID()
+  await page.selectOption('#push-target', 'deviceId')
+  await page.fill('#push-to', ids[0] as string)
+  await page.fill('#push-data', JSON.stringify({ marker }))
+  await page.click('#push-form button[type=submit]')
+  await waitForText(page, '#push-result', (s) => s.startsWith('Accepted: p-'))
+  const pushId = await page.locator('#push-result').getAttribute('data-push-id') as string
+  assert.ok(await eventually(async () => received.some((m) => m.body.pushId === pushId), 20_000), 'the device never received the push')
+  const got = received.find((m) => m.body.pushId === pushId)
+  assert.equal(got?.topic, `devices/${ids[0] as string}/down`)
+  assert.deepEqual(got?.body.data, { marker })
+  await waitForText(page, `#pushes tr[data-push="${pushId}"] td:nth-child(2)`, (s) => s === `device ${ids[0] as string}`)
+  await waitForText(page, `#pushes tr[data-push="${pushId}"] td:nth-child(7)`, (s) => s === '1')
+  // Selecting the push shows the device's receipt.
+  await page.click(`#pushes tr[data-push="${pushId}"]`)
+  await waitForText(page, '#push-detail-id', (s) => s === pushId)
+  await waitForText(page, `#receipts tr[data-device="${ids[0] as string}"] td:nth-child(2)`, (s) => s === 'delivered')
+  await page.click('#push-detail-close')
+  assert.equal(await page.locator('#push-detail').isVisible(), false)
+
+  // The downlink rate is above zero for one refresh only: the chart keeps it.
+  assert.ok(await eventually(async () => Number(await page.locator('#chart-downlinks').getAttribute('data-max')) > 0, 20_000), 'the downlink chart stayed at zero')
+
+  // A broadcast to every device from the form reaches a subscribed device.
+  await target.subscribeAsync('broadcast/all', { qos: 1 })
+  await page.selectOption('#push-target', 'all')
+  assert.equal(await page.locator('#push-to').isVisible(), false)
+  await page.fill('#push-data', JSON.stringify({ marker: `all-${marker}` }))
+  await page.click('#push-form button[type=submit]')
+  await waitForText(page, '#push-result', (s) => s.startsWith('Accepted: p-') && !s.includes(pushId))
+  const broadcastId = await page.locator('#push-result').getAttribute('data-push-id') as string
+  assert.ok(await eventually(async () => received.some((m) => m.topic === 'broadcast/all' && m.body.pushId === broadcastId), 20_000), 'the device never received the broadcast')
+  await waitForText(page, `#pushes tr[data-push="${broadcastId}"] td:nth-child(2)`, (s) => s === 'every device')
+  await page.selectOption('#push-target', 'deviceId')
+
+  // A push to an unknown device is refused with the API's message.
+  await page.fill('#push-to', `nobody-${tag}`)
+  await page.click('#push-form button[type=submit]')
+  await waitForText(page, '#push-result', (s) => s.includes('does not exist'))
+
+  // Device lookup: presence and history.
+  assert.equal(await page.locator('#presence').isVisible(), false)
+  await page.fill('#lookup-id', ids[0] as string)
+  await page.click('#lookup-form button[type=submit]')
+  await waitForText(page, '#presence-online', (s) => s === 'online')
+  await waitForText(page, '#presence-node', (s) => s === n1.nodeId)
+  await waitForText(page, '#history tbody', (s) => s.includes(pushId))
+  await page.fill('#lookup-id', `nobody-${tag}`)
+  await page.click('#lookup-form button[type=submit]')
+  await waitForText(page, '#lookup-error', (s) => s.includes('does not exist') || s.includes('not found'))
+
+  // Drain a node from its button (after the confirm): its device is moved off and the node shows draining.
+  page.once('dialog', (d) => { d.accept().catch(() => {}) })
+  await page.click(`button[data-drain="${n2.nodeId}"]`)
+  await waitForText(page, `#nodes tr[data-node="${n2.nodeId}"] td:nth-child(6)`, (s) => s === 'draining')
+  assert.ok(await eventually(async () => !(clients[2]?.connected ?? true), 20_000), 'the device on the drained node was not disconnected')
+  await waitForText(page, '#online-count', (s) => s === '2')
+
+  assert.deepEqual(foreign, [], 'the page loaded something from elsewhere')
+  assert.deepEqual(pageErrors, [])
+})
+
+test('a dashboard whose key stops being accepted goes back to the key form', { timeout: 60_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: HB })
+  const browser = await openBrowser(t)
+  const page = await browser.newPage()
+  await page.goto(`${cluster.api.httpUrl}/dashboard`)
+  // A key from an earlier session that the API no longer accepts (rotated keys).
+  await page.evaluate('sessionStorage.setItem("pushline-admin-key", "rotated-away-key-00000000")')
+  await page.reload()
+  await waitForText(page, '#key-error', (s) => s.startsWith('Signed out'))
+  assert.equal(await page.locator('#dashboard').isVisible(), false)
+  assert.equal(await page.evaluate('sessionStorage.getItem("pushline-admin-key")'), null)
+})
