@@ -21,7 +21,7 @@ import { deleteRedisPrefix } from './lib/devices.ts'
 import { intOption, isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport } from './lib/lifecycle.ts'
 import { ensureServices, type Services } from './lib/services.ts'
 import { fmt, machineInfo } from './lib/stats.ts'
-import type { BenchSummary } from './lib/summary.ts'
+import { figure, type BenchSummary, type SummaryFigure } from './lib/summary.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const TSX_LOADER = import.meta.resolve('tsx')
@@ -46,6 +46,8 @@ interface SimScenario {
 }
 
 type Scenario = ScriptScenario | SimScenario
+
+const killsNode = (file: string): boolean => /fail|kill/i.test(basename(file))
 
 /** Small sizes for scripts written elsewhere: --quick if they have it, else whichever size options they offer. */
 function quickFromHelp (help: string): string[] {
@@ -94,7 +96,9 @@ function scenarios (): Scenario[] {
   ]
   const simDir = join(ROOT, 'devices-sim/scenarios')
   if (existsSync(simDir)) {
-    for (const file of readdirSync(simDir).filter((f) => /\.(json|ya?ml)$/.test(f)).sort()) {
+    // A scenario that kills a node goes last: the others need all three.
+    const files = readdirSync(simDir).filter((f) => /\.(json|ya?ml)$/.test(f)).sort((a, b) => Number(killsNode(a)) - Number(killsNode(b)) || a.localeCompare(b))
+    for (const file of files) {
       list.push({ kind: 'sim', name: `sim:${basename(file).replace(/\.(json|ya?ml)$/, '')}`, file: join(simDir, file), budgetSeconds: 300 })
     }
   }
@@ -232,6 +236,7 @@ async function runScript (s: ScriptScenario, args: Args, dir: string, seconds: n
 
 interface SimCluster {
   readonly nodes: readonly PushlineProcess[]
+  readonly nodeIds: readonly string[]
   stop (): Promise<void>
 }
 
@@ -256,43 +261,65 @@ async function startSimCluster (services: Services, runId: string, main: string)
     onCleanup(`stop ${node.name}`, () => node.stop())
     nodes.push(node)
   }
-  return { nodes, stop: async () => { await Promise.all(nodes.map((n) => n.stop())) } }
+  return { nodes, nodeIds: nodes.map((_, i) => `suite-${runId}-${i}`), stop: async () => { await Promise.all(nodes.map((n) => n.stop())) } }
 }
 
-/** The numbers of a simulator report (up to two levels deep), as figures without reference or target. */
-function simFigures (report: unknown): BenchSummary['figures'] {
-  const out: Array<BenchSummary['figures'][number]> = []
-  const walk = (value: unknown, path: string, depth: number): void => {
-    if (out.length >= 16) return
-    if (typeof value === 'number' && Number.isFinite(value)) out.push({ name: path, unit: '', ours: value })
-    else if (value !== null && typeof value === 'object' && !Array.isArray(value) && depth < 2) {
-      for (const [k, v] of Object.entries(value)) walk(v, path === '' ? k : `${path}.${k}`, depth + 1)
-    }
+/** The parts of a devices-sim report (devices-sim/README.md, "Report") that the suite lists. */
+interface SimReport {
+  readonly devices?: { readonly requested?: number, readonly connectedAtEnd?: number }
+  readonly connectPhase?: { readonly connectsPerSecond?: number }
+  readonly latencyMs?: Readonly<Record<string, { readonly count?: number, readonly p50?: number, readonly p99?: number }>>
+  readonly uplinks?: { readonly ackedPerSecond?: number, readonly unconfirmed?: number }
+  readonly downlinks?: { readonly lost?: number, readonly duplicates?: number }
+  readonly memory?: { readonly rssPerDeviceBytes?: number }
+}
+
+/** Simulator figures: no reference broker; the only targets are the issue's "nothing lost". */
+function simFigures (r: SimReport): SummaryFigure[] {
+  const num = (n: number | undefined): number | null => n === undefined || !Number.isFinite(n) ? null : Math.round(n * 100) / 100
+  const out: SummaryFigure[] = [
+    figure({ name: `devices connected at the end (of ${r.devices?.requested ?? '?'})`, unit: 'devices', ours: num(r.devices?.connectedAtEnd) }),
+    figure({ name: 'connect phase rate', unit: 'connects/s', ours: num(r.connectPhase?.connectsPerSecond) })
+  ]
+  for (const [what, h] of Object.entries(r.latencyMs ?? {})) {
+    if ((h.count ?? 0) > 0) out.push(figure({ name: `${what} latency p99`, unit: 'ms', ours: num(h.p99) }), figure({ name: `${what} latency p50`, unit: 'ms', ours: num(h.p50) }))
   }
-  walk(report, '', 0)
+  if ((r.uplinks?.ackedPerSecond ?? 0) > 0) out.push(figure({ name: 'uplinks acknowledged per second', unit: 'uplinks/s', ours: num(r.uplinks?.ackedPerSecond) }))
+  out.push(
+    figure({ name: 'QoS 1 uplinks without PUBACK', unit: 'messages', ours: num(r.uplinks?.unconfirmed), target: '<= 0' }),
+    figure({ name: 'downlinks lost', unit: 'messages', ours: num(r.downlinks?.lost), target: '<= 0' }),
+    figure({ name: 'downlinks duplicated', unit: 'messages', ours: num(r.downlinks?.duplicates) }),
+    figure({ name: 'simulator RSS per device', unit: 'bytes', ours: num(r.memory?.rssPerDeviceBytes) })
+  )
   return out
 }
 
 async function runSim (s: SimScenario, args: Args, dir: string, seconds: number, cluster: () => Promise<SimCluster>): Promise<ScenarioRecord> {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin?: Record<string, string> }
   const bin = pkg.bin?.['devices-sim']
-  const skip = (note: string): ScenarioRecord => ({ name: s.name, status: 'skipped', command: null, seconds: 0, exitCode: null, log: null, summary: null, note })
-  if (bin === undefined) return skip('package.json has no devices-sim bin entry')
-  if (/fail|kill/i.test(basename(s.file))) return skip('needs a node to kill: run it by hand against a cluster (see devices-sim/README.md)')
+  if (bin === undefined) return { name: s.name, status: 'skipped', command: null, seconds: 0, exitCode: null, log: null, summary: null, note: 'package.json has no devices-sim bin entry' }
   const c = await cluster()
   const node = c.nodes[0] as PushlineProcess
-  const reportPath = join(dir, `${s.name.replace(':', '-')}.report.json`)
-  const simArgs = ['--url', node.httpUrl, '--admin-key', node.adminKey, '--scenario', s.file, '--report', reportPath, ...(args.quick ? ['--devices', '20', '--duration', '5'] : [])]
-  const logFile = join(dir, `${s.name.replace(':', '-')}.log`)
+  const last = c.nodes.length - 1
+  const victim = c.nodes[last] as PushlineProcess
+  const file = s.name.replace(':', '-')
+  const reportPath = join(dir, `${file}.report.json`)
+  const simArgs = [
+    '--url', node.httpUrl, '--admin-key', node.adminKey, '--scenario', s.file, '--report', reportPath,
+    '--prefix', `${file}-${Date.now().toString(36)}`, '--credentials', join(dir, `${file}.credentials.json`), '--progress', '10s',
+    ...(killsNode(s.file) ? ['--kill-node', c.nodeIds[last] as string, '--kill-pid', String(victim.pid)] : []),
+    ...(args.quick ? ['--devices', '20', '--duration', '3s'] : [])
+  ]
+  const logFile = join(dir, `${file}.log`)
   const command = `node ${bin} ${simArgs.join(' ')}`
   log(`${s.name}: ${command}`)
   const t0 = performance.now()
   const { exitCode, timedOut } = await runChild(join(ROOT, bin), simArgs, logFile, seconds)
-  let report: unknown
-  try { report = JSON.parse(await readFile(reportPath, 'utf8')) } catch { report = undefined }
+  let report: SimReport | undefined
+  try { report = JSON.parse(await readFile(reportPath, 'utf8')) as SimReport } catch { report = undefined }
   const summary: BenchSummary | null = report === undefined
     ? null
-    : { scenario: s.name, command, at: new Date().toISOString(), figures: simFigures(report), notes: [`devices-sim report: ${relative(ROOT, reportPath)}; exit code ${exitCode} (non-zero: a threshold of the scenario was exceeded)`] }
+    : { scenario: s.name, command, at: new Date().toISOString(), figures: simFigures(report), notes: [`devices-sim report: ${relative(ROOT, reportPath)}; exit code ${exitCode}${exitCode === 1 ? ' (a threshold of the scenario was exceeded or an action failed)' : ''}`] }
   const status = timedOut ? 'timeout' : summary === null ? 'failed' : 'ok'
   if (status !== 'ok') log(`${s.name}: ${status}; log ${logFile}:\n${tail(logFile)}`)
   return { name: s.name, status, command, seconds: (performance.now() - t0) / 1000, exitCode, log: logFile, summary, note: null }
