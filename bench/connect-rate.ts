@@ -29,6 +29,7 @@ import { onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } 
 import { cpuSeconds, machineCpu, openFds, rssBytes, tcpExtCounters, waitForQuiet } from './lib/proc.ts'
 import { ensureServices, redisCommandCalls, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
+import { figure, writeSummary } from './lib/summary.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const TARGETS = ['mosquitto', 'pushline-redis', 'pushline-embedded'] as const
@@ -51,6 +52,7 @@ const USAGE = `usage: npx tsx bench/connect-rate.ts [options]
   --profile           run Pushline with --cpu-prof; profiles go to bench-results/profiles/
   --target-rate N     the goal for pushline-redis, connects/s (default 5000)
   --out PATH          JSON result (default bench-results/connect-rate.json)
+  --summary PATH      also write the key figures in the suite's common shape (bench/lib/summary.ts)
   --max-seconds N     abort the whole run after this long (default 900)
   --keep-logs         keep the brokers' temp dirs with their logs
   --help`
@@ -69,6 +71,7 @@ interface Args {
   readonly profile: boolean
   readonly targetRate: number
   readonly out: string
+  readonly summary: string | undefined
   readonly maxSeconds: number
   readonly keepLogs: boolean
 }
@@ -89,6 +92,7 @@ function parse (): Args {
       profile: { type: 'boolean', default: false },
       'target-rate': { type: 'string', default: '5000' },
       out: { type: 'string', default: join(ROOT, 'bench-results/connect-rate.json') },
+      summary: { type: 'string' },
       'max-seconds': { type: 'string', default: '900' },
       'keep-logs': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false }
@@ -117,6 +121,7 @@ function parse (): Args {
     profile: values.profile,
     targetRate: int('target-rate', values['target-rate'], 1, 10_000_000),
     out: resolve(values.out),
+    summary: values.summary === undefined ? undefined : resolve(values.summary),
     maxSeconds: int('max-seconds', values['max-seconds'], 10, 24 * 3600),
     keepLogs: values['keep-logs']
   }
@@ -513,6 +518,14 @@ async function main (): Promise<void> {
   }
   await writeReport(args.out, report)
   log(`wrote ${args.out}`)
+  if (args.summary !== undefined) {
+    const finite = (n: number | undefined): number | null => n === undefined || !Number.isFinite(n) ? null : Math.round(n)
+    await writeSummary(args.summary, 'connect-rate', [
+      figure({ name: 'authenticated connects/s, one node (Redis mode; reference: Mosquitto anonymous)', unit: 'connects/s', ours: finite(redisMode?.connectsPerSecond), reference: finite(mosq?.connectsPerSecond), target: `>= ${args.targetRate}` }),
+      figure({ name: 'connects per broker CPU second (Redis mode)', unit: 'connects/CPU-s', ours: finite(redisMode?.connectsPerBrokerCpuSecond), reference: finite(mosq?.connectsPerBrokerCpuSecond) })
+    ], notes)
+    log(`wrote ${args.summary}`)
+  }
 }
 
 await runBench(main, USAGE)

@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
+import { figure, writeSummary } from './lib/summary.ts'
 import { isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
@@ -56,6 +57,7 @@ const USAGE = `usage: npx tsx bench/cross-node-latency.ts [options]
   --target-rate N       (default 5000)
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
   --out PATH            JSON result (default bench-results/cross-node-latency.json)
+  --summary PATH        also write the key figures in the suite's common shape (bench/lib/summary.ts)
   --max-seconds N       abort the whole run after this long (default 600)
   --keep-logs           keep the brokers' temp dirs with their logs
   --help`
@@ -78,6 +80,7 @@ interface Args {
   readonly targetRate: number
   readonly main: string | undefined
   readonly out: string
+  readonly summary: string | undefined
   readonly maxSeconds: number
   readonly keepLogs: boolean
 }
@@ -99,6 +102,7 @@ function parse (): Args {
       'target-rate': { type: 'string', default: '5000' },
       main: { type: 'string' },
       out: { type: 'string', default: join(ROOT, 'bench-results/cross-node-latency.json') },
+      summary: { type: 'string' },
       'max-seconds': { type: 'string', default: '600' },
       'keep-logs': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false }
@@ -131,6 +135,7 @@ function parse (): Args {
     targetRate: int('target-rate', values['target-rate'], 1, 100_000),
     main: values.main === undefined ? undefined : resolve(values.main),
     out: resolve(values.out),
+    summary: values.summary === undefined ? undefined : resolve(values.summary),
     maxSeconds: int('max-seconds', values['max-seconds'], 10, 24 * 3600),
     keepLogs: values['keep-logs']
   }
@@ -480,6 +485,16 @@ async function main (): Promise<void> {
   }
   await writeReport(args.out, report)
   log(`wrote ${args.out}`)
+  if (args.summary !== undefined) {
+    const ref = goalRow === undefined ? undefined : find('mosquitto', goalRow.qos, goalRow.rate)
+    const ms = (n: number | undefined): number | null => n === undefined || !Number.isFinite(n) ? null : Math.round(n * 100) / 100
+    await writeSummary(args.summary, 'cross-node-latency', [
+      figure({ name: `cross-node downlink p99 at ${fmtInt(args.targetRate)} msg/s, QoS ${goalRow?.qos ?? 1} (reference: one Mosquitto)`, unit: 'ms', ours: ms(goalRow?.p99Ms), reference: ms(ref?.p99Ms), target: `<= ${args.targetP99Ms}` }),
+      figure({ name: `cross-node downlink p50 at ${fmtInt(args.targetRate)} msg/s`, unit: 'ms', ours: ms(goalRow?.p50Ms), reference: ms(ref?.p50Ms) }),
+      figure({ name: `downlinks lost at ${fmtInt(args.targetRate)} msg/s`, unit: 'messages', ours: goalRow?.lost ?? null, reference: ref?.lost ?? null, target: '<= 0' })
+    ], goalRow === undefined ? [`--rates has no ${args.targetRate} (--target-rate): the goal was not measured`] : [])
+    log(`wrote ${args.summary}`)
+  }
 }
 
 await runBench(main, USAGE)

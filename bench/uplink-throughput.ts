@@ -29,6 +29,7 @@ import { onCleanup, runBench, setDeadline, writeReport, intOption } from './lib/
 import { cpuSeconds, freePort } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
+import { figure, writeSummary } from './lib/summary.ts'
 import { preparePublishLoad, type PublishLoadResult } from './uplink/publisher.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
@@ -51,6 +52,8 @@ const USAGE = `usage: npx tsx bench/uplink-throughput.ts [options]
   --main PATH        compiled platform entry to run (default: compile src/ into bench-results/build-uplink)
   --profile          run the node with --cpu-prof; profiles go to bench-results/profiles/
   --out PATH         JSON result (default bench-results/uplink-throughput.json)
+  --summary PATH     also write the key figures in the suite's common shape (bench/lib/summary.ts)
+  --target-rate N    the goal for the kafka set-up, uplinks/s per node (default 20000)
   --max-seconds N    abort the whole run after this long (default 900)
   --help`
 
@@ -68,6 +71,8 @@ interface Args {
   readonly main: string | undefined
   readonly profile: boolean
   readonly out: string
+  readonly summary: string | undefined
+  readonly targetRate: number
   readonly maxSeconds: number
 }
 
@@ -87,6 +92,8 @@ function parse (): Args {
       main: { type: 'string' },
       profile: { type: 'boolean', default: false },
       out: { type: 'string', default: join(ROOT, 'bench-results/uplink-throughput.json') },
+      summary: { type: 'string' },
+      'target-rate': { type: 'string', default: '20000' },
       'max-seconds': { type: 'string', default: '900' },
       help: { type: 'boolean', default: false }
     }
@@ -114,6 +121,8 @@ function parse (): Args {
     main: values.main,
     profile: values.profile === true,
     out: resolve(values.out),
+    summary: values.summary === undefined ? undefined : resolve(values.summary),
+    targetRate: int('target-rate', values['target-rate'], 1, 10_000_000),
     maxSeconds: int('max-seconds', values['max-seconds'], 10, 86_400)
   }
 }
@@ -122,6 +131,8 @@ interface RoundResult {
   readonly setup: Setup
   readonly round: number
   readonly uplinks: number
+  /** Uplinks published: devices x messages. */
+  readonly sent: number
   readonly payloadBytes: number
   /** First PUBLISH to last PUBACK. */
   readonly ackSeconds: number
@@ -248,6 +259,7 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
       setup,
       round: n,
       uplinks: result.acked,
+      sent: total,
       payloadBytes: result.payloadBytes,
       ackSeconds,
       endToEndSeconds,
@@ -306,7 +318,9 @@ async function main (): Promise<void> {
       nodeCores: median(rs.map((r) => r.nodeCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
       kafkaCores: setup === 'kafka' ? median(rs.map((r) => (r.kafkaCpuSeconds ?? Number.NaN) / (r.endToEndSeconds ?? r.ackSeconds))) : undefined,
       loadCores: median(rs.map((r) => r.loadCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
-      replays: rs.reduce((n, r) => n + Math.max(0, (r.recordsInKafka ?? r.uplinks) - r.uplinks), 0)
+      replays: rs.reduce((n, r) => n + Math.max(0, (r.recordsInKafka ?? r.uplinks) - r.uplinks), 0),
+      // Published but not in Kafka (kafka set-up) or not acknowledged (the others).
+      lost: rs.reduce((n, r) => n + Math.max(0, r.sent - (r.recordsInKafka ?? r.uplinks)), 0)
     }
   })
   const what: Record<Setup, string> = {
@@ -325,6 +339,16 @@ async function main (): Promise<void> {
     `${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}; the load generator, the node and Kafka share these cores\n\n${table}\n`)
   await writeReport(args.out, { at: new Date().toISOString(), machine, args, summary, rounds: results })
   process.stdout.write(`\nwritten: ${args.out}\n`)
+  const kafkaRow = summary.find((s) => s.setup === 'kafka')
+  if (args.summary !== undefined) {
+    await writeSummary(args.summary, 'uplink-throughput', kafkaRow === undefined
+      ? []
+      : [
+          figure({ name: 'QoS 1 uplinks/s into Kafka, one node (no reference: Mosquitto has no Kafka bridge)', unit: 'uplinks/s', ours: Math.round(kafkaRow.messagesPerSecond), target: `>= ${args.targetRate}` }),
+          figure({ name: 'uplinks lost (published, not in Kafka)', unit: 'messages', ours: kafkaRow.lost, target: '<= 0' })
+        ], kafkaRow === undefined ? ['the kafka set-up was not run (--setups)'] : [])
+    process.stdout.write(`written: ${args.summary}\n`)
+  }
 }
 
 await runBench(main, USAGE)

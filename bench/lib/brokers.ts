@@ -4,7 +4,7 @@
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
@@ -71,6 +71,9 @@ export async function buildPushline (root: string, outDir: string): Promise<stri
   })
   const main = join(outDir, 'src/main.js')
   if (!existsSync(main)) throw new Error(`the build produced no ${main}`)
+  // Static files tsc does not copy: the platform looks for them beside its compiled code.
+  const dashboard = join(root, 'src/dashboard')
+  if (existsSync(dashboard)) await cp(dashboard, join(outDir, 'src/dashboard'), { recursive: true })
   return main
 }
 

@@ -22,6 +22,8 @@ export const MAX_CONNECTIONS_PER_WORKER = 18_000
 export interface ConnectLoadOptions {
   readonly host: string
   readonly port: number
+  /** Source addresses (127.0.0.x), one per worker round-robin; default: the kernel's choice. */
+  readonly localAddresses?: readonly string[]
   /** Split round-robin over the workers. */
   readonly clients: readonly ConnectCredentials[]
   readonly workers: number
@@ -73,7 +75,8 @@ class Worker {
       this.waiting.delete(message.type)
       w?.resolve(message)
     })
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': a worker's last IPC message (released) can still be on its way when 'exit' fires.
+    child.once('close', (code, signal) => {
       if (code !== 0 || this.waiting.size > 0) this.fail(new Error(`connect worker exited (code ${code}, signal ${signal})`))
     })
     child.once('error', (err) => this.fail(err))
@@ -123,6 +126,7 @@ export async function prepareConnectLoad (opts: ConnectLoadOptions): Promise<Con
         workerIndex,
         host: opts.host,
         port: opts.port,
+        ...(opts.localAddresses !== undefined && opts.localAddresses.length > 0 && { localAddress: opts.localAddresses[workerIndex % opts.localAddresses.length] as string }),
         clients: shares[workerIndex] as ConnectCredentials[],
         concurrency: opts.concurrency ?? 200,
         keepaliveSeconds: opts.keepaliveSeconds ?? 300,

@@ -21,6 +21,8 @@ export interface ConnectJob {
   readonly workerIndex: number
   readonly host: string
   readonly port: number
+  /** Source address of the connections (any of 127.0.0.0/8), so more than one ephemeral port range is available. */
+  readonly localAddress?: string
   readonly clients: readonly ConnectCredentials[]
   /** Connects in flight at once (TCP handshake + CONNECT + waiting for CONNACK). */
   readonly concurrency: number

@@ -91,7 +91,7 @@ function run (j: ConnectJob): Promise<ConnectWorkerResult> {
     const open = (i: number): void => {
       inFlight++
       const started = process.hrtime.bigint()
-      const socket = connect({ host: j.host, port: j.port, noDelay: true })
+      const socket = connect({ host: j.host, port: j.port, noDelay: true, ...(j.localAddress !== undefined && { localAddress: j.localAddress }) })
       sockets.push(socket)
       const p = parser({ protocolVersion: 4 })
       let settled = false

@@ -9,6 +9,7 @@ import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
+import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
@@ -135,6 +136,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     queueLimit: 1000,
 
     preConnect (client, packet, done) {
+      releaseConnectPacket(client)
       connectPackets.set(client, packet)
       if (opts.keepaliveMaxSeconds !== undefined) boundKeepalive(packet, opts.keepaliveMaxSeconds)
       connackGate.hold(client)
@@ -261,6 +263,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   const liveClients = (): Client[] => Object.values(clientsOf(aedes)).filter((c): c is Client => c !== undefined && !c.closed)
   const liveSessions = (): number => liveClients().length
   aedes.on('client', () => { metrics.connects.inc() })
+  {
+    const handle = aedes.handle
+    aedes.handle = (conn, req) => {
+      const client = handle(conn, req)
+      useLeanParserBuffer(client)
+      return client
+    }
+  }
   // Counted when Prometheus scrapes, not on every connect: walking every client per event made connecting
   // n devices cost n² (70% of broker CPU in bench/connect-rate.ts).
   metrics.connectionsSource = liveSessions
