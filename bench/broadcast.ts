@@ -140,16 +140,27 @@ function timing (t0: number, atMs: Float64Array, expected: number): Timing {
   }
 }
 
+/** Requests answered 503 (a Redis command over its 2 s timeout on a loaded machine) and retried. */
+let unavailableRetries = 0
+
 async function api (node: PushlineProcess, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${node.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(30_000)
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`)
-  return JSON.parse(text) as Record<string, unknown>
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(`${node.httpUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(30_000)
+    })
+    const text = await res.text()
+    if (res.status === 503 && attempt < 3) {
+      unavailableRetries++
+      log(`  ${method} ${path}: 503, retrying (${text.slice(0, 120)})`)
+      await sleep(1000)
+      continue
+    }
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`)
+    return JSON.parse(text) as Record<string, unknown>
+  }
 }
 
 /** Waits until the push's delivered + acked counts reach `expected` (they are flushed every 500 ms per node). */
@@ -312,7 +323,7 @@ async function main (): Promise<void> {
   log(formatTable(rows))
 
   const bigAll = med(allOf(bigRun, 'all'), (t) => t.allMs)
-  await writeReport(args.out, { runId, machine: machineInfo(), args, mosquitto: mosq, pushlineEqual: equalRun, pushline: bigRun })
+  await writeReport(args.out, { runId, machine: machineInfo(), args, unavailableRetries, mosquitto: mosq, pushlineEqual: equalRun, pushline: bigRun })
   log(`\nwrote ${args.out}`)
   if (args.summary !== undefined) {
     const eqAll = med(allOf(equalRun, 'all'), (t) => t.allMs)
@@ -326,7 +337,8 @@ async function main (): Promise<void> {
     ]
     const notes = [
       `Mosquitto is one process with an open-file limit of ${mosq.fdLimit}: it held ${mosq.clients} subscribers; the equal-count Pushline run uses the same count.`,
-      `delivery counts matched the receivers in every round: ${[...bigRun.rounds, ...(equalRun?.rounds ?? [])].every((r) => r.countsMatch)}`
+      `delivery counts matched the receivers in every round: ${[...bigRun.rounds, ...(equalRun?.rounds ?? [])].every((r) => r.countsMatch)}`,
+      `admin requests answered 503 and retried: ${unavailableRetries}`
     ]
     await writeSummary(args.summary, 'broadcast', figures, notes)
     log(`wrote ${args.summary}`)

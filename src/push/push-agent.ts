@@ -10,6 +10,8 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 //   receipt becomes sent once written (delivered at once for QoS 0);
 // - PUBACK: delivered, and the device's delivered mark goes up;
 // - the device's {"id": n} on devices/{id}/ack: acked;
+// - the device's {"id": "<pushId>"} for a group or broadcast push: collected in memory (deduplicated per node)
+//   and counted once per device in the receipt store at the next flush (one call per push, not per device);
 // - a device that connects gets the history entries above its delivered mark whose receipt is still queued or
 //   sent and whose ttl has not passed; those past their ttl become expired;
 // - broadcasts: written to every local client subscribed to the topic, counted in memory, counts flushed to the
@@ -47,6 +49,7 @@ interface ClientInternals {
 }
 
 const CATCH_UP_LIMIT = 1000
+const MAX_PENDING_ACK_PUSHES = 1000
 /**
  * The delivered mark is a high-water mark: a PUBACK for id n can come before the one for n - 1, and a device that
  * drops then leaves n - 1 below the mark. Catch-up looks this far below the mark too (receipts decide what is sent).
@@ -58,6 +61,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const now = opts.now ?? Date.now
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
   const pending = new Map<string, Partial<ReceiptCounts>>()
+  /** Application acks of count-only pushes not yet flushed, by push id. */
+  const pendingAcks = new Map<string, Set<string>>()
   const brokerId = `${opts.nodeId}${DIRECT_BROKER_ID_SUFFIX}`
   let counter = 0
   let broker: BrokerNode | undefined
@@ -152,7 +157,11 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   async function flush (): Promise<void> {
     const batch = [...pending.entries()]
     pending.clear()
+    const acks = [...pendingAcks.entries()]
+    pendingAcks.clear()
+    // Counts first: a PUBACK's delivered is in place before the ack that moves it to acked.
     for (const [pushId, delta] of batch) await receipts.addCounts(pushId, delta).catch(fail('flush counts'))
+    for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
   }
 
   const onClientReady = (client: Client): void => { catchUp(client).catch(fail('catch-up')) }
@@ -183,6 +192,14 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       try {
         id = (JSON.parse(payload.toString('utf8')) as { id?: unknown }).id
       } catch {
+        return
+      }
+      if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
+        let ids = pendingAcks.get(id)
+        // Bounded: acks naming more distinct pushes than this between two flushes are dropped.
+        if (ids === undefined && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return
+        if (ids === undefined) pendingAcks.set(id, ids = new Set())
+        ids.add(deviceId)
         return
       }
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return

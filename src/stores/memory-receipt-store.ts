@@ -6,6 +6,7 @@ interface PushEntry {
   total: number | undefined
   done: boolean
   swept: boolean
+  ackers: Set<string>
   counts: ReceiptCounts
   receipts: Map<string, Receipt>
 }
@@ -14,7 +15,7 @@ export function createMemoryReceiptStore (): ReceiptStore {
   const pushes = new Map<string, PushEntry>()
   return {
     async createPush (record, total) {
-      pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, counts: zeroCounts(), receipts: new Map() })
+      pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, ackers: new Set(), counts: zeroCounts(), receipts: new Map() })
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
@@ -65,6 +66,16 @@ export function createMemoryReceiptStore (): ReceiptStore {
       if (p === undefined || p.swept) return false
       p.swept = true
       return true
+    },
+    async countAcks (pushId, deviceIds) {
+      const p = pushes.get(pushId)
+      const kind = p?.record.target.kind
+      if (p === undefined || kind === 'device' || kind === 'devices') return 0
+      let added = 0
+      for (const id of deviceIds) if (!p.ackers.has(id)) { p.ackers.add(id); added++ }
+      p.counts.delivered -= Math.min(added, p.counts.delivered)
+      p.counts.acked += added
+      return added
     }
   }
 }

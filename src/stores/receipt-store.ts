@@ -65,6 +65,11 @@ export interface ReceiptStore {
   addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
   /** Marks the push as swept for expiry; resolves true only for the first caller. */
   claimExpirySweep (pushId: string): Promise<boolean>
+  /**
+   * Count-only pushes: the devices' application acks. Each device counts once per push (delivered -> acked,
+   * never taking delivered below 0); acks for unknown or targeted pushes count nothing. Resolves how many counted.
+   */
+  countAcks (pushId: string, deviceIds: readonly string[]): Promise<number>
 }
 
 const rank: Record<ReceiptState, number> = { queued: 0, sent: 1, delivered: 2, acked: 3, expired: 4, failed: 5 }

@@ -5,6 +5,10 @@ import { receiptStates, zeroCounts, type PushRecord, type PushStatus, type Recei
 // {prefix}push:{pushId}:r    hash: deviceId -> receipt JSON {state, id?, reason?, at}
 // {prefix}push:{pushId}:ids  sorted set (all scores 0) of device ids, paged with ZRANGEBYLEX
 // All three expire together, a week after the push's ttl ends.
+// {prefix}push:{pushId}:ackers  set of the devices whose application ack counted (group and broadcast pushes):
+//                               exact once-per-device counting; it expires an hour after the push's ttl (a
+//                               broadcast reaches only online devices, so acks come soon after it). A HyperLogLog
+//                               would take 12 KB instead of ~6 MB per 100,000 devices but miscounts by ~0.8 %.
 
 const RETAIN_AFTER_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -42,10 +46,29 @@ redis.call('HINCRBY', KEYS[1], 'c:' .. from, -1)
 redis.call('HINCRBY', KEYS[1], 'c:' .. to, 1)
 return 1`
 
+const ACKERS_AFTER_TTL_MS = 3600 * 1000
+
+// KEYS[1] push, KEYS[2] ackers; ARGV[1] ackers ttl ms, then device ids. Returns how many acks counted.
+const COUNT_ACKS = `
+local raw = redis.call('HGET', KEYS[1], 'record')
+if not raw then return 0 end
+local kind = cjson.decode(raw)['target']['kind']
+if kind ~= 'group' and kind ~= 'all' then return 0 end
+local added = 0
+for i = 2, #ARGV do added = added + redis.call('SADD', KEYS[2], ARGV[i]) end
+if added > 0 then
+  local delivered = tonumber(redis.call('HGET', KEYS[1], 'c:delivered') or '0')
+  redis.call('HINCRBY', KEYS[1], 'c:delivered', -math.min(added, delivered))
+  redis.call('HINCRBY', KEYS[1], 'c:acked', added)
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return added`
+
 export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, prefix: string }): ReceiptStore {
   const pushKey = (id: string): string => `${prefix}push:${id}`
   const receiptsKey = (id: string): string => `${prefix}push:${id}:r`
   const idsKey = (id: string): string => `${prefix}push:${id}:ids`
+  const ackersKey = (id: string): string => `${prefix}push:${id}:ackers`
   const retention = new Map<string, number>()
   const retentionOf = async (pushId: string): Promise<number> => {
     let ms = retention.get(pushId)
@@ -114,6 +137,11 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     },
     async claimExpirySweep (pushId) {
       return await redis.hsetnx(pushKey(pushId), 'swept', '1') === 1
+    },
+    async countAcks (pushId, deviceIds) {
+      if (deviceIds.length === 0) return 0
+      const ttlMs = await retentionOf(pushId) - RETAIN_AFTER_TTL_MS + ACKERS_AFTER_TTL_MS
+      return await redis.eval(COUNT_ACKS, 2, pushKey(pushId), ackersKey(pushId), ttlMs, ...deviceIds) as number
     }
   }
 }

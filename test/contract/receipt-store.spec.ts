@@ -81,4 +81,21 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(await store.claimExpirySweep(r.pushId), true)
     assert.equal(await store.claimExpirySweep(r.pushId), false)
   })
+
+  test(`${name}: application acks of a count-only push count once per device, and not for targeted pushes`, async (t) => {
+    const store = await build(t)
+    const r: PushRecord = { ...record(), target: { kind: 'all' } }
+    await store.createPush(r, undefined)
+    await store.addCounts(r.pushId, { delivered: 3 })
+    assert.equal(await store.countAcks(r.pushId, ['a', 'b']), 2)
+    assert.equal(await store.countAcks(r.pushId, ['b', 'c', 'a']), 1)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 3, expired: 0, failed: 0 })
+    // An ack from a device whose PUBACK was counted elsewhere still counts, without taking delivered below 0.
+    assert.equal(await store.countAcks(r.pushId, ['d']), 1)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 4, expired: 0, failed: 0 })
+    const targeted = record()
+    await store.createPush(targeted, 3)
+    assert.equal(await store.countAcks(targeted.pushId, ['a']), 0)
+    assert.equal(await store.countAcks('no-such-push', ['a']), 0)
+  })
 }
