@@ -6,9 +6,11 @@ import type { Config } from '../config/load-config.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
+import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
 import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
 import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
+import { createRedisPushJobStore } from '../stores/redis-push-job-store.ts'
 import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
@@ -46,6 +48,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
   const receipts = redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix })
+  const jobs = redis === undefined ? createMemoryPushJobStore({ history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
 
   let channel
   if (redis === undefined) {
@@ -63,13 +66,15 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       presence: opts.presence,
       history,
       receipts,
+      jobs,
       channel,
       logger,
+      owner: `${config.nodeId}-${process.pid}`,
       maxTtlSeconds: config.pushMaxTtlSeconds,
       maxDataBytes: config.pushMaxDataBytes
     })
     service = s
-    opts.onClose('push jobs', () => s.idle())
+    opts.onClose('push jobs', () => s.close())
   }
 
   let agent: PushAgent | undefined
