@@ -100,8 +100,8 @@ if kind ~= 'group' and kind ~= 'all' then return 0 end
 local added = 0
 for i = 2, #ARGV do added = added + redis.call('SADD', KEYS[2], ARGV[i]) end
 if added > 0 then
-  local delivered = tonumber(redis.call('HGET', KEYS[1], 'c:delivered') or '0')
-  redis.call('HINCRBY', KEYS[1], 'c:delivered', -math.min(added, delivered))
+  local take = math.min(added, tonumber(redis.call('HGET', KEYS[1], 'c:delivered') or '0'))
+  if take > 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', -take) end
   redis.call('HINCRBY', KEYS[1], 'c:acked', added)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
