@@ -23,7 +23,8 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { startBroadcastLoad, type BroadcastClient, type BroadcastLoad } from './lib/broadcast-load.ts'
-import { BENCH_ADMIN_KEY, buildPushline, mosquittoVersion, startMosquitto, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { createAdminClient } from './lib/admin-api.ts'
+import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
 import { deleteRedisPrefix, deviceIds, seedRedisTokens } from './lib/devices.ts'
 import { intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
@@ -140,28 +141,8 @@ function timing (t0: number, atMs: Float64Array, expected: number): Timing {
   }
 }
 
-/** Requests answered 503 (a Redis command over its 2 s timeout on a loaded machine) and retried. */
-let unavailableRetries = 0
-
-async function api (node: PushlineProcess, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
-  for (let attempt = 1; ; attempt++) {
-    const res = await fetch(`${node.httpUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(30_000)
-    })
-    const text = await res.text()
-    if (res.status === 503 && attempt < 3) {
-      unavailableRetries++
-      log(`  ${method} ${path}: 503, retrying (${text.slice(0, 120)})`)
-      await sleep(1000)
-      continue
-    }
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`)
-    return JSON.parse(text) as Record<string, unknown>
-  }
-}
+const admin = createAdminClient(log)
+const api = async (node: PushlineProcess, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> => await admin.call(node.httpUrl, method, path, body)
 
 /** Waits until the push's delivered + acked counts reach `expected` (they are flushed every 500 ms per node). */
 async function settledCounts (node: PushlineProcess, pushId: string, expected: number): Promise<{ counts: Record<string, number>, match: boolean }> {
@@ -323,7 +304,7 @@ async function main (): Promise<void> {
   log(formatTable(rows))
 
   const bigAll = med(allOf(bigRun, 'all'), (t) => t.allMs)
-  await writeReport(args.out, { runId, machine: machineInfo(), args, unavailableRetries, mosquitto: mosq, pushlineEqual: equalRun, pushline: bigRun })
+  await writeReport(args.out, { runId, machine: machineInfo(), args, unavailableRetries: admin.retries(), mosquitto: mosq, pushlineEqual: equalRun, pushline: bigRun })
   log(`\nwrote ${args.out}`)
   if (args.summary !== undefined) {
     const eqAll = med(allOf(equalRun, 'all'), (t) => t.allMs)
@@ -338,7 +319,7 @@ async function main (): Promise<void> {
     const notes = [
       `Mosquitto is one process with an open-file limit of ${mosq.fdLimit}: it held ${mosq.clients} subscribers; the equal-count Pushline run uses the same count.`,
       `delivery counts matched the receivers in every round: ${[...bigRun.rounds, ...(equalRun?.rounds ?? [])].every((r) => r.countsMatch)}`,
-      `admin requests answered 503 and retried: ${unavailableRetries}`
+      `admin requests answered 503 and retried: ${admin.retries()}`
     ]
     await writeSummary(args.summary, 'broadcast', figures, notes)
     log(`wrote ${args.summary}`)

@@ -1,7 +1,8 @@
 // A load generator process for bench/broadcast.ts (forked by broadcast-load.ts; protocol in
 // broadcast-protocol.ts): holds thousands of MQTT 3.1.1 connections over raw TCP with mqtt-packet (MQTT.js
 // costs too much memory per client at this count), each subscribed to its topics at QoS 1, and timestamps the
-// first receipt of each tagged downlink per client. QoS 1 downlinks are PUBACKed at once. It exits by itself
+// first receipt of each tagged downlink per client. QoS 1 downlinks are PUBACKed at once; with job.ack the
+// client also acks each downlink on devices/{id}/ack with the downlink's id (application ack). It exits by itself
 // when the parent goes away or after job.maxLifetimeMs; sockets close with an RST (no TIME_WAIT left behind).
 
 import { connect, type Socket } from 'node:net'
@@ -24,10 +25,11 @@ function exit (code: number): void {
   process.exit(code)
 }
 
-function tagOf (payload: Buffer): string | undefined {
+/** The downlink's push id (its tag) and message id ({"id": n} for a targeted push, the push id for a broadcast). */
+function tagOf (payload: Buffer): { tag: string, id: unknown } | undefined {
   try {
-    const pushId = (JSON.parse(payload.toString('utf8')) as { pushId?: unknown }).pushId
-    return typeof pushId === 'string' ? pushId : undefined
+    const { pushId, id } = JSON.parse(payload.toString('utf8')) as { pushId?: unknown, id?: unknown }
+    return typeof pushId === 'string' ? { tag: pushId, id } : undefined
   } catch {
     return undefined
   }
@@ -64,13 +66,14 @@ function open (job: BroadcastJob, client: BroadcastClient, sample: (m: string) =
       } else if (packet.cmd === 'publish') {
         const at = Number(process.hrtime.bigint()) / 1e6
         if (packet.qos === 1) socket.write(generate({ cmd: 'puback', messageId: packet.messageId as number }))
-        const tag = tagOf(packet.payload as Buffer)
-        if (tag === undefined || seen.has(tag)) return
+        const parsed = tagOf(packet.payload as Buffer)
+        if (parsed === undefined || seen.has(parsed.tag)) return
+        const tag = parsed.tag
         seen.add(tag)
         let list = received.get(tag)
         if (list === undefined) received.set(tag, list = [])
         list.push(at)
-        if (job.ack) socket.write(generate({ cmd: 'publish', topic: ackTopic, payload: JSON.stringify({ id: tag }), qos: 0, retain: false, dup: false }))
+        if (job.ack) socket.write(generate({ cmd: 'publish', topic: ackTopic, payload: JSON.stringify({ id: parsed.id }), qos: 0, retain: false, dup: false }))
       }
     })
     p.on('error', (err: Error) => settle(false, `bad packet: ${err.message}`))
