@@ -169,7 +169,7 @@ async function main (): Promise<void> {
   const api = nodes[0] as PushlineProcess
   const presenceDeadline = Date.now() + 60_000
   while (Date.now() < presenceDeadline) {
-    const stats = await admin.call(api.httpUrl, 'GET', '/v1/admin/cluster').catch(() => ({})) as { online?: number }
+    const stats = await admin.call(api.httpUrl, 'GET', '/v1/admin/stats').catch(() => ({})) as { online?: number }
     if (stats.online === undefined || stats.online >= online) break
     await sleep(500)
   }
