@@ -107,12 +107,6 @@ export function createPushService (deps: PushServiceDeps): PushService {
   // Job runner and sweeper state (an object, so loops see changes made by other calls).
   const state: { runner?: Promise<void>, rerun: boolean, sweeping?: Promise<void>, closed: boolean } = { rerun: false, closed: false }
 
-  /** Splits ids into those of registered devices and the rest (malformed or unknown). */
-  async function resolveIds (ids: readonly string[]): Promise<{ known: string[], unknown: string[] }> {
-    const found = await Promise.all(ids.map(async (id) => DEVICE_ID.test(id) && await devices.get(id) !== undefined))
-    return { known: ids.filter((_, i) => found[i]), unknown: ids.filter((_, i) => !found[i]) }
-  }
-
   /** Delivery orders for the online devices among `known`, to the nodes that hold their connections. */
   async function sendOnline (known: readonly string[], entries: readonly HistoryEntry[]): Promise<void> {
     const where = await Promise.all(known.map((id) => presence.get(id)))
@@ -140,11 +134,14 @@ export function createPushService (deps: PushServiceDeps): PushService {
         logger.info({ event: 'push_job_done', pushId, devices: chunk.total, ms: now() - started }, 'push job done')
         return
       }
-      const { known, unknown } = await resolveIds(chunk.ids)
+      // Malformed ids cannot be devices; the store checks the others' existence inside the commit.
+      const candidates = chunk.ids.filter((id) => DEVICE_ID.test(id))
+      const invalid = chunk.ids.filter((id) => !DEVICE_ID.test(id))
       const entry = { pushId, sentAt: now(), expiresAt: chunk.body.expiresAt, qos: chunk.body.qos, data: chunk.body.data }
-      const ids = await jobs.commit(pushId, chunk.cursor, known, unknown, entry)
+      const ids = await jobs.commit(pushId, chunk.cursor, candidates, invalid, entry)
       if (ids === undefined) return
-      await sendOnline(known, ids.map((id) => ({ ...entry, id })))
+      const known = candidates.filter((_, i) => ids[i] !== null)
+      await sendOnline(known, ids.flatMap((id) => id === null ? [] : [{ ...entry, id }]))
     }
   }
 

@@ -48,7 +48,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
   const receipts = redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix })
-  const jobs = redis === undefined ? createMemoryPushJobStore({ history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
+  const jobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
 
   let channel
   if (redis === undefined) {

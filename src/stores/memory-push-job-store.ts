@@ -1,3 +1,4 @@
+import type { DeviceStore } from './device-store.ts'
 import type { HistoryStore } from './history-store.ts'
 import type { PushJobBody, PushJobStore } from './push-job-store.ts'
 import type { ReceiptStore } from './receipt-store.ts'
@@ -13,7 +14,7 @@ interface Job {
   leaseUntil: number
 }
 
-export function createMemoryPushJobStore ({ history, receipts }: { history: HistoryStore, receipts: ReceiptStore }): PushJobStore {
+export function createMemoryPushJobStore ({ devices, history, receipts }: { devices: DeviceStore, history: HistoryStore, receipts: ReceiptStore }): PushJobStore {
   const jobs = new Map<string, Job>()
   return {
     async create (pushId, ids, body) {
@@ -39,17 +40,21 @@ export function createMemoryPushJobStore ({ history, receipts }: { history: Hist
       if (job === undefined) return undefined
       return { cursor: job.cursor, ids: job.ids.slice(job.cursor, job.cursor + limit), total: job.ids.length, body: job.body }
     },
-    async commit (pushId, cursor, known, unknown, entry) {
+    async commit (pushId, cursor, candidates, invalid, entry) {
       const job = jobs.get(pushId)
       if (job === undefined || job.cursor !== cursor) return undefined
-      job.cursor += known.length + unknown.length
+      job.cursor += candidates.length + invalid.length
+      const found = await Promise.all(candidates.map(async (id) => await devices.get(id) !== undefined))
+      const known = candidates.filter((_, i) => found[i])
+      const unknown = [...candidates.filter((_, i) => !found[i]), ...invalid]
       const entries = await Promise.all(known.map((id) => history.append(id, entry)))
       await receipts.open(pushId, [
         ...known.map((deviceId, i) => ({ deviceId, state: 'queued' as const, id: entries[i]?.id as number })),
         ...unknown.map((deviceId) => ({ deviceId, state: 'failed' as const, reason: 'unknown device' }))
       ], entry.sentAt)
-      await receipts.progress(pushId, known.length + unknown.length)
-      return entries.map((e) => e.id)
+      await receipts.progress(pushId, candidates.length + invalid.length)
+      const ids = new Map(known.map((id, i) => [id, entries[i]?.id as number]))
+      return candidates.map((id) => ids.get(id) ?? null)
     },
     async finish (pushId) {
       jobs.delete(pushId)

@@ -31,12 +31,13 @@ export interface PushJobStore {
   /** Up to `limit` ids from the cursor; undefined when the job does not exist. */
   next (pushId: string, limit: number): Promise<PushJobChunk | undefined>
   /**
-   * If the cursor is still `cursor`: appends `entry` to each known device's history, opens its receipt (queued
-   * with its message id), opens a failed receipt per unknown id, adds known + unknown to the push's processed
-   * count and moves the cursor past them; resolves the known devices' new message ids, in order. Resolves
-   * undefined and writes nothing when the cursor has moved (someone else committed the chunk).
+   * If the cursor is still `cursor`: for each candidate id that is a registered device, appends `entry` to its
+   * history and opens its receipt (queued, with its message id); for every other candidate and every id of
+   * `invalid`, opens a failed receipt ("unknown device"); adds them all to the push's processed count and moves
+   * the cursor past them. Resolves each candidate's new message id (null for an unknown device), in order.
+   * Resolves undefined and writes nothing when the cursor has moved (someone else committed the chunk).
    */
-  commit (pushId: string, cursor: number, known: readonly string[], unknown: readonly string[], entry: NewHistoryEntry): Promise<number[] | undefined>
+  commit (pushId: string, cursor: number, candidates: readonly string[], invalid: readonly string[], entry: NewHistoryEntry): Promise<Array<number | null> | undefined>
   /** Forgets the job (its push record stays). */
   finish (pushId: string): Promise<void>
 }

@@ -1,13 +1,15 @@
 import type { Redis } from 'ioredis'
 import type { HistoryLimits } from './history-store.ts'
 import type { PushJobBody, PushJobStore } from './push-job-store.ts'
-import { HISTORY_APPEND_LUA, historyEntryJson, historyKeys } from './redis-history-store.ts'
-import { RECEIPT_OPEN_LUA, RETAIN_AFTER_TTL_MS, receiptKeys } from './redis-receipt-store.ts'
+import { redisDeviceKey } from './redis-device-store.ts'
+import { HISTORY_APPEND_LUA, historyEntryTail, historyKeys } from './redis-history-store.ts'
+import { RETAIN_AFTER_TTL_MS, receiptKeys } from './redis-receipt-store.ts'
 
 // {prefix}push-jobs            sorted set: push id -> lease end (epoch ms; 0 for a job nobody has held yet)
 // {prefix}push-job-owners      hash: push id -> owner holding the lease
 // {prefix}push-job:{pushId}    hash: cursor, total, body (JSON)
 // {prefix}push-job:{pushId}:ids  list of the job's device ids, in request order
+// A chunk checks each device's existence ({prefix}device:{id}, redis-device-store.ts) inside the commit.
 // A chunk commit is one script over the chunk's history keys and the push's receipt keys (single Redis, not
 // Redis Cluster: the keys of one chunk live in different slots).
 
@@ -28,22 +30,39 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
 return 1`
 
-// KEYS[1] job, KEYS[2] push, KEYS[3] receipts, KEYS[4] receipt ids, then (history entries, history meta) per
-// known device. ARGV[1] cursor, ARGV[2] number of known devices, ARGV[3] entry JSON, ARGV[4] max messages,
-// ARGV[5] age cutoff, ARGV[6] history key ttl, ARGV[7] receipt retention ms, ARGV[8] at, then the known device
-// ids, then the unknown ones. Returns the new message ids, or nil when the cursor moved.
-const COMMIT = HISTORY_APPEND_LUA + RECEIPT_OPEN_LUA + `
+// KEYS[1] job, KEYS[2] push, KEYS[3] receipts, KEYS[4] receipt ids, then (device, history entries, history
+// meta) per candidate. ARGV[1] cursor, ARGV[2] number of candidates, ARGV[3] entry JSON tail, ARGV[4] max
+// messages, ARGV[5] age cutoff, ARGV[6] history key ttl, ARGV[7] receipt retention ms, ARGV[8] at, then the
+// candidate ids, then the invalid ones. Returns each candidate's new message id (0: unknown device), or nil when
+// the cursor moved. Receipts are written as open_receipt() in redis-receipt-store.ts writes them, with the counts
+// added once per chunk.
+const COMMIT = HISTORY_APPEND_LUA + `
 if tonumber(redis.call('HGET', KEYS[1], 'cursor') or '-1') ~= tonumber(ARGV[1]) then return false end
 local n = tonumber(ARGV[2])
-local maxMessages, cutoff, at = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[8])
-local out = {}
-for i = 1, n do
-  local id = append(KEYS[3 + 2 * i], KEYS[4 + 2 * i], ARGV[3], maxMessages, cutoff, ARGV[6])
-  open_receipt(KEYS[2], KEYS[3], KEYS[4], ARGV[8 + i], 'queued', cjson.encode({ state = 'queued', id = id, at = at }))
-  out[i] = id
+local maxMessages, cutoff, at = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[8]
+local out, added, queued, failed = {}, {}, 0, 0
+local failedJson = '{"state":"failed","reason":"unknown device","at":' .. at .. '}'
+local function open (deviceId, json)
+  if redis.call('HSETNX', KEYS[3], deviceId, json) == 0 then return false end
+  added[#added + 1] = 0
+  added[#added + 1] = deviceId
+  return true
 end
-local failed = cjson.encode({ state = 'failed', reason = 'unknown device', at = at })
-for i = 9 + n, #ARGV do open_receipt(KEYS[2], KEYS[3], KEYS[4], ARGV[i], 'failed', failed) end
+for i = 1, n do
+  local deviceId = ARGV[8 + i]
+  if redis.call('EXISTS', KEYS[2 + 3 * i]) == 1 then
+    local id = append(KEYS[3 + 3 * i], KEYS[4 + 3 * i], ARGV[3], maxMessages, cutoff, ARGV[6])
+    if open(deviceId, '{"state":"queued","id":' .. id .. ',"at":' .. at .. '}') then queued = queued + 1 end
+    out[i] = id
+  else
+    if open(deviceId, failedJson) then failed = failed + 1 end
+    out[i] = 0
+  end
+end
+for i = 9 + n, #ARGV do if open(ARGV[i], failedJson) then failed = failed + 1 end end
+if #added > 0 then redis.call('ZADD', KEYS[4], unpack(added)) end
+if queued > 0 then redis.call('HINCRBY', KEYS[2], 'c:queued', queued) end
+if failed > 0 then redis.call('HINCRBY', KEYS[2], 'c:failed', failed) end
 local count = #ARGV - 8
 redis.call('HINCRBY', KEYS[1], 'cursor', count)
 redis.call('HINCRBY', KEYS[2], 'processed', count)
@@ -82,14 +101,14 @@ export function createRedisPushJobStore ({ redis, prefix, limits, now = Date.now
       const ids = await redis.lrange(idsKey(pushId), cursor, cursor + limit - 1)
       return { cursor, ids, total: Number(h.total), body: JSON.parse(h.body) as PushJobBody }
     },
-    async commit (pushId, cursor, known, unknown, entry) {
+    async commit (pushId, cursor, candidates, invalid, entry) {
       const at = now()
       const keys = [jobKey(pushId), receipts.push(pushId), receipts.receipts(pushId), receipts.ids(pushId)]
-      for (const id of known) keys.push(history.entries(id), history.meta(id))
+      for (const id of candidates) keys.push(redisDeviceKey(prefix, id), history.entries(id), history.meta(id))
       const retentionMs = Math.max(0, entry.expiresAt - at) + RETAIN_AFTER_TTL_MS
-      const out = await redis.eval(COMMIT, keys.length, ...keys, cursor, known.length, historyEntryJson(entry),
-        limits.maxMessages, at - limits.maxAgeMs, limits.maxAgeMs, retentionMs, entry.sentAt, ...known, ...unknown) as number[] | null
-      return out ?? undefined
+      const out = await redis.eval(COMMIT, keys.length, ...keys, cursor, candidates.length, historyEntryTail(entry),
+        limits.maxMessages, at - limits.maxAgeMs, limits.maxAgeMs, retentionMs, Math.round(entry.sentAt), ...candidates, ...invalid) as number[] | null
+      return out === null ? undefined : out.map((id) => id === 0 ? null : id)
     },
     async finish (pushId) {
       await redis.multi().zrem(jobsKey, pushId).hdel(ownersKey, pushId).del(jobKey(pushId), idsKey(pushId)).exec()

@@ -13,11 +13,8 @@ import { receiptStates, zeroCounts, type PushRecord, type PushStatus, type Recei
 
 export const RETAIN_AFTER_TTL_MS = 7 * 24 * 3600 * 1000
 
-/**
- * Lua: open_receipt(push key, receipts key, ids key, device id, state, receipt JSON): creates the receipt unless
- * the device has one. Shared with redis-push-job-store.ts (a chunk's history entries and receipts in one script).
- */
-export const RECEIPT_OPEN_LUA = `
+/** Lua: open_receipt(push key, receipts key, ids key, device id, state, receipt JSON): creates the receipt unless the device has one. */
+const RECEIPT_OPEN_LUA = `
 local function open_receipt (push, receipts, ids, deviceId, state, json)
   if redis.call('HSETNX', receipts, deviceId, json) == 1 then
     redis.call('HINCRBY', push, 'c:' .. state, 1)
@@ -107,7 +104,7 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return added`
 
-/** The key names above, for scripts that open receipts together with other writes. */
+/** The key names above, for scripts that open receipts together with other writes (redis-push-job-store.ts). */
 export function receiptKeys (prefix: string): { push: (pushId: string) => string, receipts: (pushId: string) => string, ids: (pushId: string) => string } {
   return { push: (id) => `${prefix}push:${id}`, receipts: (id) => `${prefix}push:${id}:r`, ids: (id) => `${prefix}push:${id}:ids` }
 }

@@ -27,5 +27,5 @@ pushJobStoreSpec('redis push job store', async (t) => {
   const redis = connectRedis(t)
   const prefix = uniquePrefix()
   const limits = { maxMessages: 100, maxAgeMs: 3600_000 }
-  return { jobs: createRedisPushJobStore({ redis, prefix, limits }), history: createRedisHistoryStore({ redis, prefix, limits }), receipts: createRedisReceiptStore({ redis, prefix }) }
+  return { jobs: createRedisPushJobStore({ redis, prefix, limits }), history: createRedisHistoryStore({ redis, prefix, limits }), receipts: createRedisReceiptStore({ redis, prefix }), devices: createRedisDeviceStore({ redis, prefix }) }
 })

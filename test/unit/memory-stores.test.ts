@@ -25,5 +25,6 @@ receiptStoreSpec('memory receipt store', async () => createMemoryReceiptStore())
 pushJobStoreSpec('memory push job store', async () => {
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 })
   const receipts = createMemoryReceiptStore()
-  return { jobs: createMemoryPushJobStore({ history, receipts }), history, receipts }
+  const devices = createMemoryDeviceStore()
+  return { jobs: createMemoryPushJobStore({ devices, history, receipts }), history, receipts, devices }
 })

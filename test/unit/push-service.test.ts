@@ -25,7 +25,7 @@ async function setup (t: TestContext, ids: string[]) {
   let clock = 1_000_000
   const receipts = createMemoryReceiptStore()
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 }, () => clock)
-  const jobs = createMemoryPushJobStore({ history, receipts })
+  const jobs = createMemoryPushJobStore({ devices, history, receipts })
   const service = createPushService({ devices, presence, history, receipts, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
   t.after(() => service.close())
   return { service, presence, sent, broadcasts, receipts, history, advance: (ms: number) => { clock += ms } }
