@@ -124,24 +124,33 @@ export function createPushService (deps: PushServiceDeps): PushService {
   /** Works through one claimed job chunk by chunk; stops when done or when another process took it over. */
   async function runJob (pushId: string): Promise<void> {
     const started = now()
-    for (;;) {
-      if (state.closed || !await jobs.renew(pushId, owner, leaseMs, now())) return
-      const chunk = await jobs.next(pushId, CHUNK)
-      if (chunk === undefined) return
-      if (chunk.ids.length === 0) {
-        await receipts.progress(pushId, 0, { total: chunk.total })
-        await jobs.finish(pushId)
-        logger.info({ event: 'push_job_done', pushId, devices: chunk.total, ms: now() - started }, 'push job done')
-        return
+    // The delivery orders of one chunk go out while the next chunk is committed (at most one chunk behind).
+    let delivering: Promise<void> = Promise.resolve()
+    try {
+      for (;;) {
+        if (state.closed || !await jobs.renew(pushId, owner, leaseMs, now())) return
+        const chunk = await jobs.next(pushId, CHUNK)
+        if (chunk === undefined) return
+        if (chunk.ids.length === 0) {
+          await delivering
+          await receipts.progress(pushId, 0, { total: chunk.total })
+          await jobs.finish(pushId)
+          logger.info({ event: 'push_job_done', pushId, devices: chunk.total, ms: now() - started }, 'push job done')
+          return
+        }
+        // Malformed ids cannot be devices; the store checks the others' existence inside the commit.
+        const candidates = chunk.ids.filter((id) => DEVICE_ID.test(id))
+        const invalid = chunk.ids.filter((id) => !DEVICE_ID.test(id))
+        const entry = { pushId, sentAt: now(), expiresAt: chunk.body.expiresAt, qos: chunk.body.qos, data: chunk.body.data }
+        const ids = await jobs.commit(pushId, chunk.cursor, candidates, invalid, entry)
+        if (ids === undefined) return
+        await delivering
+        const known = candidates.filter((_, i) => ids[i] !== null)
+        delivering = sendOnline(known, ids.flatMap((id) => id === null ? [] : [{ ...entry, id }]))
       }
-      // Malformed ids cannot be devices; the store checks the others' existence inside the commit.
-      const candidates = chunk.ids.filter((id) => DEVICE_ID.test(id))
-      const invalid = chunk.ids.filter((id) => !DEVICE_ID.test(id))
-      const entry = { pushId, sentAt: now(), expiresAt: chunk.body.expiresAt, qos: chunk.body.qos, data: chunk.body.data }
-      const ids = await jobs.commit(pushId, chunk.cursor, candidates, invalid, entry)
-      if (ids === undefined) return
-      const known = candidates.filter((_, i) => ids[i] !== null)
-      await sendOnline(known, ids.flatMap((id) => id === null ? [] : [{ ...entry, id }]))
+    } finally {
+      // A failed order is not retried: the device gets the entry at its next connect, or pulls it.
+      await delivering.catch((err: Error) => { logger.warn({ event: 'push_delivery_failed', pushId, err: err.message }, 'delivery orders failed') })
     }
   }
 
