@@ -109,7 +109,7 @@ export function createPushService (deps: PushServiceDeps): PushService {
 
   /** Delivery orders for the online devices among `known`, to the nodes that hold their connections. */
   async function sendOnline (known: readonly string[], entries: readonly HistoryEntry[]): Promise<void> {
-    const where = await Promise.all(known.map((id) => presence.get(id)))
+    const where = await presence.getMany(known)
     const byNode = new Map<string, TargetedDelivery[]>()
     known.forEach((deviceId, i) => {
       const nodeId = where[i]?.nodeId
