@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptCounts, ReceiptStore } from '../stores/receipt-store.ts'
+import { publishFrame } from './publish-frame.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
 
 // The broker node's side of push: writes downlinks to its local clients and moves their receipts.
@@ -14,8 +15,8 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 //   and counted once per device in the receipt store at the next flush (one call per push, not per device);
 // - a device that connects gets the history entries above its delivered mark whose receipt is still queued or
 //   sent and whose ttl has not passed; those past their ttl become expired;
-// - broadcasts: written to every local client subscribed to the topic, counted in memory, counts flushed to the
-//   receipt store every flushMs.
+// - broadcasts: serialized once and written to the socket of every local client subscribed to the topic,
+//   counted in memory, counts flushed to the receipt store every flushMs.
 
 export interface PushAgentOptions {
   readonly nodeId: string
@@ -44,6 +45,8 @@ type InFlight =
 interface ClientInternals {
   _nextId: number
   connackSent: boolean
+  connected: boolean
+  conn: { write (chunk: Buffer): boolean, destroyed?: boolean }
   subscriptions: Record<string, { qos: number } | undefined>
   deliverQoS (packet: object, cb: () => void): void
 }
@@ -78,23 +81,28 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     c[state] = (c[state] ?? 0) + n
   }
 
-  /**
-   * Writes one downlink to the client. The packet id is chosen here, as aedes would choose it, so the PUBACK
-   * can be matched. Resolves the QoS it went out with once written.
-   */
+  /** The QoS a downlink on `topic` goes out with: aedes lowers it to the subscription's, so do it first. */
+  function effectiveQos (c: ClientInternals, topic: string, qos: 0 | 1): 0 | 1 {
+    const sub = c.subscriptions[topic]
+    return sub !== undefined && sub.qos < qos ? 0 : qos
+  }
+
+  /** Takes the client's next packet id, as aedes would, and remembers what it carries so the PUBACK can be matched. */
+  function track (client: Client, tag: InFlight): number {
+    const c = client as unknown as ClientInternals
+    const messageId = c._nextId
+    c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
+    let m = inFlight.get(client)
+    if (m === undefined) inFlight.set(client, m = new Map())
+    m.set(messageId, tag)
+    return messageId
+  }
+
+  /** Writes one targeted downlink through aedes (which keeps a persistent session's outgoing copy). Resolves the QoS it went out with. */
   function write (client: Client, topic: string, payload: Buffer, qos: 0 | 1, tag: InFlight): Promise<0 | 1> {
     const c = client as unknown as ClientInternals
-    const sub = c.subscriptions[topic]
-    // aedes lowers the QoS to the subscription's: do it first, so no PUBACK is awaited that never comes.
-    const effective: 0 | 1 = sub !== undefined && sub.qos < qos ? 0 : qos
-    let messageId: number | undefined
-    if (effective === 1) {
-      messageId = c._nextId
-      c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
-      let m = inFlight.get(client)
-      if (m === undefined) inFlight.set(client, m = new Map())
-      m.set(messageId, tag)
-    }
+    const effective = effectiveQos(c, topic, qos)
+    const messageId = effective === 1 ? track(client, tag) : undefined
     const packet = { cmd: 'publish', topic, payload, qos: effective, retain: false, dup: false, brokerId, brokerCounter: ++counter, messageId }
     return new Promise((resolve) => c.deliverQoS(packet, () => resolve(effective)))
   }
@@ -141,17 +149,32 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     }
   }
 
+  /**
+   * Writes the broadcast straight to every local subscriber's socket, the packet serialized once
+   * (publish-frame.ts). Broadcasts are not stored in any session: a device that drops before its PUBACK does
+   * not get it again, and its count stays at sent.
+   */
   function broadcast (order: BroadcastDelivery): void {
     const b = broker
     if (b === undefined) return
     const payload = downlinkPayload(order.pushId, order.pushId, order.sentAt, order.data)
+    const frames = { 0: publishFrame(order.topic, payload, 0), 1: publishFrame(order.topic, payload, 1) }
+    const tag: InFlight = { kind: 'broadcast', pushId: order.pushId }
+    let sent = 0
+    let delivered = 0
     for (const client of b.liveClients()) {
       const c = client as unknown as ClientInternals
-      if (!c.connackSent || c.subscriptions[order.topic] === undefined) continue
-      write(client, order.topic, payload, order.qos, { kind: 'broadcast', pushId: order.pushId }).then((qos) => {
-        count(order.pushId, qos === 0 ? 'delivered' : 'sent', 1)
-      }, fail('broadcast'))
+      if (!c.connackSent || !c.connected || c.conn.destroyed === true || c.subscriptions[order.topic] === undefined) continue
+      if (effectiveQos(c, order.topic, order.qos) === 1) {
+        c.conn.write(frames[1].bytes(track(client, tag)))
+        sent++
+      } else {
+        c.conn.write(frames[0].bytes())
+        delivered++
+      }
     }
+    if (sent > 0) count(order.pushId, 'sent', sent)
+    if (delivered > 0) count(order.pushId, 'delivered', delivered)
   }
 
   async function flush (): Promise<void> {
