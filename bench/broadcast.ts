@@ -185,7 +185,7 @@ async function runPushline (args: Args, nodes: readonly PushlineProcess[], creds
     topics: i % 2 === 0 ? ['broadcast/all', `broadcast/groups/${GROUP}`] : ['broadcast/all']
   }))
   const started = Date.now()
-  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: true, firstSourceOctet: 20 })
+  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: true, firstSourceOctet: 20, maxLifetimeMs: args.maxSeconds * 1000 })
   const connectSeconds = (Date.now() - started) / 1000
   log(`${label}: ${fmtInt(load.connected)}/${fmtInt(count)} devices connected and subscribed in ${fmt(connectSeconds, 1)} s` +
     (load.failed > 0 ? ` (${load.failed} failed: ${load.failureSamples.join('; ')})` : ''))
@@ -223,7 +223,7 @@ async function runMosquitto (args: Args, runId: string): Promise<MosquittoRun> {
   const limit = fdLimit(broker.pid)
   const count = Math.min(args.mosquitto ?? limit - 100, limit - 100)
   const clients: BroadcastClient[] = deviceIds(`mq-${runId}`, count).map((clientId) => ({ clientId, port: broker.mqttPort, topics: ['broadcast/all'] }))
-  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), firstSourceOctet: 60 })
+  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), firstSourceOctet: 60, maxLifetimeMs: args.maxSeconds * 1000 })
   log(`mosquitto (fd limit ${limit}): ${fmtInt(load.connected)}/${fmtInt(count)} subscribers` + (load.failed > 0 ? ` (${load.failed} failed: ${load.failureSamples.join('; ')})` : ''))
   const pub = await mqtt.connectAsync({ host: '127.0.0.1', port: broker.mqttPort, clientId: `mq-${runId}-pub`, reconnectPeriod: 0 })
   const rounds: Timing[] = []

@@ -158,7 +158,7 @@ async function main (): Promise<void> {
   const connectStart = Date.now()
   const load = args.online === 0
     ? undefined
-    : await startBroadcastLoad({ host: '127.0.0.1', clients, workers: args.workers ?? Math.max(2, Math.ceil(args.online / MAX_CONNECTIONS_PER_WORKER)), ack: true, firstSourceOctet: 100 })
+    : await startBroadcastLoad({ host: '127.0.0.1', clients, workers: args.workers ?? Math.max(2, Math.ceil(args.online / MAX_CONNECTIONS_PER_WORKER)), ack: true, firstSourceOctet: 100, maxLifetimeMs: args.maxSeconds * 1000 })
   if (load !== undefined) {
     onCleanup('release connections', () => load.release())
     log(`${fmtInt(load.connected)}/${fmtInt(args.online)} online devices connected and subscribed in ${fmt((Date.now() - connectStart) / 1000, 1)} s` +

@@ -22,6 +22,7 @@ export interface BroadcastLoadOptions {
   readonly ack?: boolean
   /** Connects in flight per worker (default 100). */
   readonly concurrency?: number
+  /** A worker exits by itself after this long (default 15 min): keep it above the whole run. */
   readonly maxLifetimeMs?: number
 }
 
