@@ -189,13 +189,14 @@ async function runPushline (args: Args, nodes: readonly PushlineProcess[], creds
   const connectSeconds = (Date.now() - started) / 1000
   log(`${label}: ${fmtInt(load.connected)}/${fmtInt(count)} devices connected and subscribed in ${fmt(connectSeconds, 1)} s` +
     (load.failed > 0 ? ` (${load.failed} failed: ${load.failureSamples.join('; ')})` : ''))
-  const members = clients.filter((c) => c.topics.length === 2).length
+  // Only connected clients can receive: a failed connect leaves a group member out.
+  const members = load.subscribed[`broadcast/groups/${GROUP}`] ?? 0
   const rounds: PushRound[] = []
   try {
     await sleep(2000) // let presence writes and subscriptions settle
     for (let r = 1; r <= args.rounds; r++) {
       for (const kind of ['all', 'group'] as const) {
-        const res = await pushRound(nodes, load, kind, r, kind === 'all' ? load.connected : Math.min(members, load.connected))
+        const res = await pushRound(nodes, load, kind, r, kind === 'all' ? load.connected : members)
         rounds.push(res)
         log(`  round ${r} ${kind.padEnd(5)} accepted in ${fmt(res.acceptMs, 0)} ms; received p50 ${fmt(res.p50Ms, 0)} ms p99 ${fmt(res.p99Ms, 0)} ms all ${res.allMs === null ? `NOT (${fmtInt(res.received)}/${fmtInt(res.expected)})` : `${fmt(res.allMs, 0)} ms`}` +
           `  counts ${JSON.stringify(res.counts)}${res.countsMatch ? '' : ' MISMATCH'}`)

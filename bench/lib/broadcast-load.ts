@@ -30,6 +30,8 @@ export interface BroadcastLoad {
   readonly connected: number
   readonly failed: number
   readonly failureSamples: readonly string[]
+  /** Connected and subscribed clients per topic filter. */
+  readonly subscribed: Readonly<Record<string, number>>
   /** Polls until `expected` clients received `key` or `timeoutMs` passed; resolves the sorted receive times (monotonic ms). */
   waitFor (key: string, expected: number, timeoutMs: number): Promise<{ atMs: Float64Array, dropped: number }>
   release (): Promise<void>
@@ -87,6 +89,10 @@ export async function startBroadcastLoad (opts: BroadcastLoadOptions): Promise<B
     connected: ready.reduce((s, r) => s + r.connected, 0),
     failed: ready.reduce((s, r) => s + r.failed, 0),
     failureSamples: [...new Set(ready.flatMap((r) => r.samples))].slice(0, 5),
+    subscribed: ready.reduce<Record<string, number>>((acc, r) => {
+      for (const [topic, n] of Object.entries(r.byTopic)) acc[topic] = (acc[topic] ?? 0) + n
+      return acc
+    }, {}),
     async waitFor (key, expected, timeoutMs) {
       const deadline = Date.now() + timeoutMs
       while (Date.now() < deadline) {

@@ -3,7 +3,7 @@
 //
 //   parent                              worker
 //   { type: 'job', job }           ->   connects every client (raw TCP + mqtt-packet), subscribes its topics
-//                                  <-   { type: 'ready', connected, failed, samples }
+//                                  <-   { type: 'ready', connected, failed, samples, byTopic }
 //   { type: 'count', key }         ->   (any time) how many clients received the message tagged `key`
 //                                  <-   { type: 'count', key, received }
 //   { type: 'collect', key }       ->   receive times of `key` (and forgets them)
@@ -45,7 +45,7 @@ export type BroadcastParentMessage =
   | { readonly type: 'release' }
 
 export type BroadcastWorkerMessage =
-  | { readonly type: 'ready', readonly connected: number, readonly failed: number, readonly samples: readonly string[] }
+  | { readonly type: 'ready', readonly connected: number, readonly failed: number, readonly samples: readonly string[], readonly byTopic: Readonly<Record<string, number>> }
   | { readonly type: 'count', readonly key: string, readonly received: number }
   | { readonly type: 'collected', readonly key: string, readonly atMs: readonly number[], readonly dropped: number }
   | { readonly type: 'failed', readonly message: string }

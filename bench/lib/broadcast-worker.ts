@@ -99,21 +99,26 @@ function open (job: BroadcastJob, client: BroadcastClient, sample: (m: string) =
   })
 }
 
-async function connectAll (job: BroadcastJob): Promise<{ connected: number, failed: number, samples: string[] }> {
+async function connectAll (job: BroadcastJob): Promise<{ connected: number, failed: number, samples: string[], byTopic: Record<string, number> }> {
   const samples = new Set<string>()
   const sample = (m: string): void => { if (samples.size < 5) samples.add(m) }
   let next = 0
   let connected = 0
   let failed = 0
+  const byTopic: Record<string, number> = {}
   const lane = async (): Promise<void> => {
     while (next < job.clients.length) {
       const client = job.clients[next++] as BroadcastClient
-      if (await open(job, client, sample)) connected++
-      else failed++
+      if (await open(job, client, sample)) {
+        connected++
+        for (const t of client.topics) byTopic[t] = (byTopic[t] ?? 0) + 1
+      } else {
+        failed++
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(job.concurrency, job.clients.length) }, lane))
-  return { connected, failed, samples: [...samples] }
+  return { connected, failed, samples: [...samples], byTopic }
 }
 
 process.on('disconnect', () => exit(0))
