@@ -92,7 +92,7 @@ export async function runBench (main: () => Promise<void>, usage: string): Promi
     await main()
     await runCleanup()
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string } | undefined)?.code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (err instanceof UsageError || String((err as { code?: unknown } | undefined)?.code ?? '').startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${(err as Error).message}\n${usage}\n`)
       process.exitCode = 2
     } else {

@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptCounts, ReceiptStore } from '../stores/receipt-store.ts'
+import { publishFrame } from './publish-frame.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
 
 // The broker node's side of push: writes downlinks to its local clients and moves their receipts.
@@ -11,10 +12,12 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 //   receipt becomes sent once written (delivered at once for QoS 0);
 // - PUBACK: delivered, and the device's delivered mark goes up;
 // - the device's {"id": n} on devices/{id}/ack: acked;
+// - the device's {"id": "<pushId>"} for a group or broadcast push: collected in memory (deduplicated per node)
+//   and counted once per device in the receipt store at the next flush (one call per push, not per device);
 // - a device that connects gets the history entries above its delivered mark whose receipt is still queued or
 //   sent and whose ttl has not passed; those past their ttl become expired;
-// - broadcasts: written to every local client subscribed to the topic, counted in memory, counts flushed to the
-//   receipt store every flushMs.
+// - broadcasts: serialized once and written to the socket of every local client subscribed to the topic,
+//   counted in memory, counts flushed to the receipt store every flushMs.
 
 export interface PushAgentOptions {
   readonly nodeId: string
@@ -46,11 +49,14 @@ type InFlight =
 interface ClientInternals {
   _nextId: number
   connackSent: boolean
+  connected: boolean
+  conn: { write (chunk: Buffer): boolean, destroyed?: boolean }
   subscriptions: Record<string, { qos: number } | undefined>
   deliverQoS (packet: object, cb: () => void): void
 }
 
 const CATCH_UP_LIMIT = 1000
+const MAX_PENDING_ACK_PUSHES = 1000
 /**
  * The delivered mark is a high-water mark: a PUBACK for id n can come before the one for n - 1, and a device that
  * drops then leaves n - 1 below the mark. Catch-up looks this far below the mark too (receipts decide what is sent).
@@ -62,6 +68,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const now = opts.now ?? Date.now
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
   const pending = new Map<string, Partial<ReceiptCounts>>()
+  /** Application acks of count-only pushes not yet flushed, by push id. */
+  const pendingAcks = new Map<string, Set<string>>()
   const brokerId = `${opts.nodeId}${DIRECT_BROKER_ID_SUFFIX}`
   let counter = 0
   let broker: BrokerNode | undefined
@@ -77,23 +85,28 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     c[state] = (c[state] ?? 0) + n
   }
 
-  /**
-   * Writes one downlink to the client. The packet id is chosen here, as aedes would choose it, so the PUBACK
-   * can be matched. Resolves the QoS it went out with once written.
-   */
+  /** The QoS a downlink on `topic` goes out with: aedes lowers it to the subscription's, so do it first. */
+  function effectiveQos (c: ClientInternals, topic: string, qos: 0 | 1): 0 | 1 {
+    const sub = c.subscriptions[topic]
+    return sub !== undefined && sub.qos < qos ? 0 : qos
+  }
+
+  /** Takes the client's next packet id, as aedes would, and remembers what it carries so the PUBACK can be matched. */
+  function track (client: Client, tag: InFlight): number {
+    const c = client as unknown as ClientInternals
+    const messageId = c._nextId
+    c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
+    let m = inFlight.get(client)
+    if (m === undefined) inFlight.set(client, m = new Map())
+    m.set(messageId, tag)
+    return messageId
+  }
+
+  /** Writes one targeted downlink through aedes (which keeps a persistent session's outgoing copy). Resolves the QoS it went out with. */
   function write (client: Client, topic: string, payload: Buffer, qos: 0 | 1, tag: InFlight): Promise<0 | 1> {
     const c = client as unknown as ClientInternals
-    const sub = c.subscriptions[topic]
-    // aedes lowers the QoS to the subscription's: do it first, so no PUBACK is awaited that never comes.
-    const effective: 0 | 1 = sub !== undefined && sub.qos < qos ? 0 : qos
-    let messageId: number | undefined
-    if (effective === 1) {
-      messageId = c._nextId
-      c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
-      let m = inFlight.get(client)
-      if (m === undefined) inFlight.set(client, m = new Map())
-      m.set(messageId, tag)
-    }
+    const effective = effectiveQos(c, topic, qos)
+    const messageId = effective === 1 ? track(client, tag) : undefined
     const packet = { cmd: 'publish', topic, payload, qos: effective, retain: false, dup: false, brokerId, brokerCounter: ++counter, messageId }
     return new Promise((resolve) => c.deliverQoS(packet, () => {
       opts.metrics?.downlinks.inc({ kind: tag.kind, qos: effective })
@@ -153,26 +166,45 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     }
   }
 
+  /**
+   * Writes the broadcast straight to every local subscriber's socket, the packet serialized once
+   * (publish-frame.ts). Broadcasts are not stored in any session: a device that drops before its PUBACK does
+   * not get it again, and its count stays at sent.
+   */
   function broadcast (order: BroadcastDelivery): void {
     const b = broker
     if (b === undefined) return
     const payload = downlinkPayload(order.pushId, order.pushId, order.sentAt, order.data)
-    let subscribers = 0
+    const frames = { 0: publishFrame(order.topic, payload, 0), 1: publishFrame(order.topic, payload, 1) }
+    const tag: InFlight = { kind: 'broadcast', pushId: order.pushId }
+    let sent = 0
+    let delivered = 0
     for (const client of b.liveClients()) {
       const c = client as unknown as ClientInternals
-      if (!c.connackSent || c.subscriptions[order.topic] === undefined) continue
-      subscribers++
-      write(client, order.topic, payload, order.qos, { kind: 'broadcast', pushId: order.pushId }).then((qos) => {
-        count(order.pushId, qos === 0 ? 'delivered' : 'sent', 1)
-      }, fail('broadcast', order))
+      if (!c.connackSent || !c.connected || c.conn.destroyed === true || c.subscriptions[order.topic] === undefined) continue
+      if (effectiveQos(c, order.topic, order.qos) === 1) {
+        c.conn.write(frames[1].bytes(track(client, tag)))
+        sent++
+      } else {
+        c.conn.write(frames[0].bytes())
+        delivered++
+      }
     }
-    logger.info({ event: 'push_broadcast_order', traceId: order.traceId, pushId: order.pushId, topic: order.topic, subscribers }, 'broadcast written to the local subscribers')
+    if (sent > 0) count(order.pushId, 'sent', sent)
+    if (delivered > 0) count(order.pushId, 'delivered', delivered)
+    if (sent > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 1 }, sent)
+    if (delivered > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 0 }, delivered)
+    logger.info({ event: 'push_broadcast_order', traceId: order.traceId, pushId: order.pushId, topic: order.topic, subscribers: sent + delivered }, 'broadcast written to the local subscribers')
   }
 
   async function flush (): Promise<void> {
     const batch = [...pending.entries()]
     pending.clear()
+    const acks = [...pendingAcks.entries()]
+    pendingAcks.clear()
+    // Counts first: a PUBACK's delivered is in place before the ack that moves it to acked.
     for (const [pushId, delta] of batch) await receipts.addCounts(pushId, delta).catch(fail('flush counts'))
+    for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
   }
 
   const onClientReady = (client: Client): void => { catchUp(client).catch(fail('catch-up')) }
@@ -205,6 +237,14 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       try {
         id = (JSON.parse(payload.toString('utf8')) as { id?: unknown }).id
       } catch {
+        return
+      }
+      if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
+        let ids = pendingAcks.get(id)
+        // Bounded: acks naming more distinct pushes than this between two flushes are dropped.
+        if (ids === undefined && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return
+        if (ids === undefined) pendingAcks.set(id, ids = new Set())
+        ids.add(deviceId)
         return
       }
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return

@@ -6,17 +6,20 @@ import { newTraceId } from '../shared/trace.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
+import type { PushJobStore } from '../stores/push-job-store.ts'
 import type { PushStatus, PushTarget, Receipt, ReceiptStore } from '../stores/receipt-store.ts'
 import type { DeliveryChannel, TargetedDelivery } from './delivery-channel.ts'
 
 // Operator pushes. One device or a list of devices: each device gets a history entry (its next message id)
 // before anything is sent, then a receipt (queued, or failed for an unknown id), then, when presence says it is
-// online, a delivery order to the node that holds its connection. A list is resolved as a background job in
-// chunks, with progress in the push record. A group or everyone: one broadcast order that every node writes to
+// online, a delivery order to the node that holds its connection. A list is a job kept in the PushJobStore
+// (push-job-store.ts): any API process claims it by lease and works through it in chunks, each chunk's history
+// entries and receipts written in one atomic commit, so a job outlives the process that accepted it. A timer
+// expires receipts still queued or sent after their push's ttl, a bounded page per tick. A group or everyone: one broadcast order that every node writes to
 // its local subscribers of broadcast/groups/{group} or broadcast/all; those pushes keep counts only.
 
 export const MAX_DEVICE_IDS = 100_000
-const CHUNK = 500
+const CHUNK = 1000
 const DEVICE_ID = new RegExp(DEVICE_ID_PATTERN)
 
 export interface PushRequest {
@@ -60,8 +63,18 @@ export interface PushServiceDeps {
   readonly logger: Logger
   readonly maxTtlSeconds: number
   readonly maxDataBytes: number
+  readonly jobs: PushJobStore
   readonly defaultTtlSeconds?: number
   readonly now?: () => number
+  /** Identifies this process's job leases (default: a random id). */
+  readonly owner?: string
+  /** A job's lease; a dead holder's job is resumed by another process this long after its last chunk. */
+  readonly jobLeaseMs?: number
+  /** How often this process looks for jobs nobody holds. */
+  readonly jobPollMs?: number
+  /** How often the expiry sweep runs, and how many receipts it looks at per run at most. */
+  readonly sweepMs?: number
+  readonly sweepBatch?: number
 }
 
 export interface PushService {
@@ -72,8 +85,10 @@ export interface PushService {
   /** A device's pull: its downlinks after `after`, oldest first; those still within ttl count as delivered. */
   pull (deviceId: string, after: number, limit: number): Promise<DeviceMessage[]>
   history (deviceId: string, range: { after?: number, before?: number, limit: number }): Promise<HistoryEntry[]>
-  /** Waits for running jobs (shutdown, tests). */
+  /** Waits until this process has no job to run (tests). */
   idle (): Promise<void>
+  /** Stops claiming jobs and sweeping; a job in progress stops after its current chunk (another process resumes it). */
+  close (): Promise<void>
 }
 
 function describeTarget (r: PushRequest): PushTarget {
@@ -95,20 +110,14 @@ interface PushBody { readonly data: unknown, readonly qos: 0 | 1, readonly expir
 export function createPushService (deps: PushServiceDeps): PushService {
   const { devices, presence, history, receipts, channel, logger } = deps
   const now = deps.now ?? Date.now
-  const jobs = new Set<Promise<void>>()
+  const owner = deps.owner ?? `api-${randomUUID()}`
+  const leaseMs = deps.jobLeaseMs ?? 10_000
+  // Job runner and sweeper state (an object, so loops see changes made by other calls).
+  const state: { runner?: Promise<void>, rerun: boolean, sweeping?: Promise<void>, closed: boolean } = { rerun: false, closed: false }
 
-  /** Appends, opens receipts and sends delivery orders for one chunk of device ids. */
-  async function pushChunk (pushId: string, ids: readonly string[], body: PushBody): Promise<void> {
-    const found = await Promise.all(ids.map(async (id) => DEVICE_ID.test(id) && await devices.get(id) !== undefined))
-    const known = ids.filter((_, i) => found[i])
-    const unknown = ids.filter((_, i) => !found[i])
-    const sentAt = now()
-    const entries = await Promise.all(known.map((id) => history.append(id, { pushId, sentAt, expiresAt: body.expiresAt, qos: body.qos, data: body.data, traceId: body.traceId })))
-    await receipts.open(pushId, [
-      ...known.map((deviceId, i) => ({ deviceId, state: 'queued' as const, id: (entries[i] as HistoryEntry).id })),
-      ...unknown.map((deviceId) => ({ deviceId, state: 'failed' as const, reason: 'unknown device' }))
-    ], sentAt)
-    const where = await Promise.all(known.map((id) => presence.get(id)))
+  /** Delivery orders for the online devices among `known`, to the nodes that hold their connections. */
+  async function sendOnline (known: readonly string[], entries: readonly HistoryEntry[]): Promise<{ online: number, nodes: string[] }> {
+    const where = await presence.getMany(known)
     const byNode = new Map<string, TargetedDelivery[]>()
     known.forEach((deviceId, i) => {
       const nodeId = where[i]?.nodeId
@@ -118,32 +127,92 @@ export function createPushService (deps: PushServiceDeps): PushService {
       batch.push({ deviceId, entry: entries[i] as HistoryEntry })
     })
     await Promise.all([...byNode].map(([nodeId, batch]) => channel.sendTo(nodeId, batch)))
-    await receipts.progress(pushId, ids.length)
-    logger.info({
-      event: 'push_routed', traceId: body.traceId, pushId, devices: ids.length, unknown: unknown.length, online: [...byNode.values()].reduce((n, b) => n + b.length, 0), nodes: [...byNode.keys()]
-    }, 'delivery orders sent to the nodes that hold the devices online; offline ones are queued')
+    return { online: [...byNode.values()].reduce((n, b) => n + b.length, 0), nodes: [...byNode.keys()] }
   }
 
-  async function runList (pushId: string, ids: readonly string[], body: PushBody): Promise<void> {
+  function logRouted (traceId: string | undefined, pushId: string, devices: number, routed: { online: number, nodes: string[] }): void {
+    logger.info({ event: 'push_routed', traceId, pushId, devices, ...routed },
+      'delivery orders sent to the nodes that hold the devices online; offline ones are queued')
+  }
+
+  /** Works through one claimed job chunk by chunk; stops when done or when another process took it over. */
+  async function runJob (pushId: string): Promise<void> {
     const started = now()
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      await pushChunk(pushId, ids.slice(i, i + CHUNK), body)
+    // The delivery orders of one chunk go out while the next chunk is committed (at most one chunk behind).
+    let delivering: Promise<unknown> = Promise.resolve()
+    try {
+      for (;;) {
+        if (state.closed || !await jobs.renew(pushId, owner, leaseMs, now())) return
+        const chunk = await jobs.next(pushId, CHUNK)
+        if (chunk === undefined) return
+        if (chunk.ids.length === 0) {
+          await delivering
+          await receipts.progress(pushId, 0, { total: chunk.total })
+          await jobs.finish(pushId)
+          logger.info({ event: 'push_job_done', traceId: chunk.body.traceId, pushId, devices: chunk.total, ms: now() - started }, 'push job done')
+          return
+        }
+        // Malformed ids cannot be devices; the store checks the others' existence inside the commit.
+        const candidates = chunk.ids.filter((id) => DEVICE_ID.test(id))
+        const invalid = chunk.ids.filter((id) => !DEVICE_ID.test(id))
+        const { traceId } = chunk.body
+        const entry = { pushId, sentAt: now(), expiresAt: chunk.body.expiresAt, qos: chunk.body.qos, data: chunk.body.data, traceId }
+        const ids = await jobs.commit(pushId, chunk.cursor, candidates, invalid, entry)
+        if (ids === undefined) return
+        await delivering
+        const known = candidates.filter((_, i) => ids[i] !== null)
+        delivering = sendOnline(known, ids.flatMap((id) => id === null ? [] : [{ ...entry, id }]))
+          .then((routed) => { logRouted(traceId, pushId, chunk.ids.length, routed) })
+      }
+    } finally {
+      // A failed order is not retried: the device gets the entry at its next connect, or pulls it.
+      await delivering.catch((err: Error) => { logger.warn({ event: 'push_delivery_failed', pushId, err: err.message }, 'delivery orders failed') })
     }
-    await receipts.progress(pushId, 0, { total: ids.length })
-    logger.info({ event: 'push_job_done', traceId: body.traceId, pushId, devices: ids.length, ms: now() - started }, 'push job done')
   }
 
-  /** After the ttl, receipts still queued or sent will never be delivered: mark them expired, once. */
-  async function sweepExpired (pushId: string): Promise<void> {
-    if (!await receipts.claimExpirySweep(pushId)) return
-    let after: string | undefined
-    do {
-      const page = await receipts.list(pushId, after, 1000)
-      const at = now()
-      await Promise.all(page.receipts.filter((r) => r.state === 'queued' || r.state === 'sent').map((r) => receipts.transition(pushId, r.deviceId, 'expired', at)))
-      after = page.next
-    } while (after !== undefined)
+  /** Claims and runs jobs until none is left; one runner per process, started again if asked while running. */
+  function kick (): void {
+    if (state.closed) return
+    if (state.runner !== undefined) { state.rerun = true; return }
+    state.runner = (async () => {
+      do {
+        state.rerun = false
+        let pushId: string | undefined
+        while (!state.closed && (pushId = await jobs.claim(owner, leaseMs, now())) !== undefined) {
+          await runJob(pushId).catch((err: Error) => {
+            logger.error({ event: 'push_job_failed', pushId, err: err.message }, 'push job failed; another claim resumes it after the lease')
+          })
+        }
+      } while (state.rerun && !state.closed)
+    })().catch((err: Error) => {
+      logger.warn({ event: 'push_job_claim_failed', err: err.message }, 'could not claim push jobs')
+    }).finally(() => { state.runner = undefined })
   }
+
+  /** Bounded work per tick: receipts still queued or sent after their push's ttl become expired. */
+  async function sweep (): Promise<void> {
+    let budget = deps.sweepBatch ?? 1000
+    const at = now()
+    for (const pushId of await receipts.dueForExpiry(at, 10)) {
+      if (budget <= 0) break
+      const page = Math.min(budget, 500)
+      const r = await receipts.sweepExpired(pushId, page, at)
+      budget -= page
+      if (r.expired > 0) logger.info({ event: 'push_receipts_expired', pushId, count: r.expired }, 'receipts expired')
+    }
+  }
+
+  const jobs = deps.jobs
+  const timers = [
+    setInterval(kick, deps.jobPollMs ?? 1000),
+    setInterval(() => {
+      state.sweeping ??= sweep().catch((err: Error) => {
+        logger.warn({ event: 'push_sweep_failed', err: err.message }, 'receipt expiry sweep failed')
+      }).finally(() => { state.sweeping = undefined })
+    }, deps.sweepMs ?? 1000)
+  ]
+  for (const t of timers) t.unref()
+  kick()
 
   return {
     async push (request) {
@@ -166,16 +235,16 @@ export function createPushService (deps: PushServiceDeps): PushService {
           throw new PushlineError('IOT_ERR_DEVICE_NOT_FOUND', `device ${target.deviceId} does not exist`, { id: target.deviceId })
         }
         await receipts.createPush(record, 1)
-        await pushChunk(pushId, [target.deviceId], body)
-        await receipts.progress(pushId, 0, { total: 1 })
+        const entry = await history.append(target.deviceId, { pushId, sentAt: createdAt, expiresAt: body.expiresAt, qos, data: request.data, traceId })
+        await receipts.open(pushId, [{ deviceId: target.deviceId, state: 'queued', id: entry.id }], createdAt)
+        const routed = await sendOnline([target.deviceId], [entry])
+        await receipts.progress(pushId, 1, { total: 1 })
+        logRouted(traceId, pushId, 1, routed)
       } else if (target.kind === 'devices') {
         const ids = [...new Set(request.deviceIds)]
         await receipts.createPush(record, ids.length)
-        const job = runList(pushId, ids, body).catch((err: Error) => {
-          logger.error({ event: 'push_job_failed', traceId, pushId, err: err.message }, 'push job failed')
-        })
-        jobs.add(job)
-        job.finally(() => jobs.delete(job)).catch(() => {})
+        await jobs.create(pushId, ids, body)
+        kick()
       } else {
         await receipts.createPush(record, undefined)
         const topic = target.kind === 'all' ? 'broadcast/all' : `broadcast/groups/${target.group}`
@@ -187,13 +256,9 @@ export function createPushService (deps: PushServiceDeps): PushService {
     },
 
     async get (pushId, after, limit) {
-      let status = await receipts.getPush(pushId)
+      const status = await receipts.getPush(pushId)
       if (status === undefined) throw new PushlineError('IOT_ERR_PUSH_NOT_FOUND', `push ${pushId} does not exist`)
       const targeted = status.target.kind === 'device' || status.target.kind === 'devices'
-      if (targeted && status.done && now() > status.createdAt + status.ttlSeconds * 1000) {
-        await sweepExpired(pushId)
-        status = await receipts.getPush(pushId) ?? status
-      }
       const page = targeted ? await receipts.list(pushId, after, limit) : { receipts: [], next: undefined }
       return {
         pushId,
@@ -228,7 +293,14 @@ export function createPushService (deps: PushServiceDeps): PushService {
     },
 
     async idle () {
-      await Promise.all([...jobs])
+      while (state.runner !== undefined) await state.runner
+    },
+
+    async close () {
+      state.closed = true
+      for (const t of timers) clearInterval(t)
+      await state.runner
+      await state.sweeping
     }
   }
 }

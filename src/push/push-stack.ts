@@ -7,9 +7,11 @@ import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
+import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
 import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
 import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
+import { createRedisPushJobStore } from '../stores/redis-push-job-store.ts'
 import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
 import { countReceipts } from './counted-receipt-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
@@ -50,6 +52,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
   const receipts = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
+  const jobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
 
   let channel
   if (redis === undefined) {
@@ -67,13 +70,15 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       presence: opts.presence,
       history,
       receipts,
+      jobs,
       channel,
       logger,
+      owner: `${config.nodeId}-${process.pid}`,
       maxTtlSeconds: config.pushMaxTtlSeconds,
       maxDataBytes: config.pushMaxDataBytes
     })
     service = s
-    opts.onClose('push jobs', () => s.idle())
+    opts.onClose('push jobs', () => s.close())
   }
 
   let agent: PushAgent | undefined

@@ -42,6 +42,9 @@ export function createMemoryPresenceStore (): PresenceStore {
     async get (deviceId) {
       return entries.get(deviceId)
     },
+    async getMany (deviceIds) {
+      return deviceIds.map((id) => entries.get(id))
+    },
     async lastSeen (deviceId) {
       return seen.get(deviceId)
     },

@@ -5,7 +5,9 @@ interface PushEntry {
   processed: number
   total: number | undefined
   done: boolean
-  swept: boolean
+  /** Expiry sweep: the last device id swept, or true once done. */
+  sweep: string | true | undefined
+  ackers: Set<string>
   counts: ReceiptCounts
   receipts: Map<string, Receipt>
 }
@@ -15,7 +17,7 @@ export function createMemoryReceiptStore (): ReceiptStore {
   const status = (p: PushEntry): PushStatus => ({ ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } })
   return {
     async createPush (record, total) {
-      pushes.set(record.pushId, { record, processed: 0, total, done: false, swept: false, counts: zeroCounts(), receipts: new Map() })
+      pushes.set(record.pushId, { record, processed: 0, total, done: false, sweep: undefined, ackers: new Set(), counts: zeroCounts(), receipts: new Map() })
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
@@ -64,11 +66,42 @@ export function createMemoryReceiptStore (): ReceiptStore {
       if (p === undefined) return
       for (const [state, n] of Object.entries(delta) as Array<[keyof ReceiptCounts, number]>) p.counts[state] += n
     },
-    async claimExpirySweep (pushId) {
+    async dueForExpiry (at, limit) {
+      const due: string[] = []
+      for (const [id, p] of pushes) {
+        const kind = p.record.target.kind
+        if (due.length >= limit) break
+        if ((kind === 'device' || kind === 'devices') && p.sweep !== true && p.record.createdAt + p.record.ttlSeconds * 1000 <= at) due.push(id)
+      }
+      return due
+    },
+    async sweepExpired (pushId, limit, at) {
       const p = pushes.get(pushId)
-      if (p === undefined || p.swept) return false
-      p.swept = true
-      return true
+      if (p === undefined || p.sweep === true) return { expired: 0, finished: true }
+      if (!p.done) return { expired: 0, finished: false }
+      const from = p.sweep
+      const ids = [...p.receipts.keys()].filter((id) => from === undefined || id > from).sort().slice(0, limit)
+      let expired = 0
+      for (const id of ids) {
+        const r = p.receipts.get(id) as Receipt
+        if (!mayMove(r.state, 'expired')) continue
+        p.counts[r.state]--
+        p.counts.expired++
+        p.receipts.set(id, { ...r, state: 'expired', at })
+        expired++
+      }
+      p.sweep = ids.length < limit ? true : ids[ids.length - 1]
+      return { expired, finished: p.sweep === true }
+    },
+    async countAcks (pushId, deviceIds) {
+      const p = pushes.get(pushId)
+      const kind = p?.record.target.kind
+      if (p === undefined || kind === 'device' || kind === 'devices') return 0
+      let added = 0
+      for (const id of deviceIds) if (!p.ackers.has(id)) { p.ackers.add(id); added++ }
+      p.counts.delivered -= Math.min(added, p.counts.delivered)
+      p.counts.acked += added
+      return added
     }
   }
 }

@@ -23,6 +23,8 @@ export interface PresenceStore {
   /** Removes the entry if it is still this connection's; resolves whether it did. */
   disconnect (deviceId: string, nodeId: string, epoch: number, at: number): Promise<boolean>
   get (deviceId: string): Promise<PresenceEntry | undefined>
+  /** get() for many devices in one round trip (push jobs look up a chunk at once); same order as `deviceIds`. */
+  getMany (deviceIds: readonly string[]): Promise<Array<PresenceEntry | undefined>>
   /** When the device was last seen connected (its last disconnect), if ever. */
   lastSeen (deviceId: string): Promise<number | undefined>
   /** Total devices online across the cluster. */

@@ -67,8 +67,19 @@ export interface ReceiptStore {
   list (pushId: string, after: string | undefined, limit: number): Promise<ReceiptPage>
   /** Count-only pushes (groups, broadcasts): adds the deltas to the counts. */
   addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
-  /** Marks the push as swept for expiry; resolves true only for the first caller. */
-  claimExpirySweep (pushId: string): Promise<boolean>
+  /** Device and list pushes whose ttl ended by `at` and whose receipts are not all swept yet. */
+  dueForExpiry (at: number, limit: number): Promise<string[]>
+  /**
+   * Expires the next `limit` receipts (in device id order) still queued or sent. The position is kept in the
+   * store, so several processes may sweep at once, each taking the next page. `finished`: the push is fully swept
+   * and no longer due. A push whose job is still running is left for later (expired 0, finished false).
+   */
+  sweepExpired (pushId: string, limit: number, at: number): Promise<{ expired: number, finished: boolean }>
+  /**
+   * Count-only pushes: the devices' application acks. Each device counts once per push (delivered -> acked,
+   * never taking delivered below 0); acks for unknown or targeted pushes count nothing. Resolves how many counted.
+   */
+  countAcks (pushId: string, deviceIds: readonly string[]): Promise<number>
 }
 
 /** How many push ids the stores keep in their newest-first list (the dashboard's recent pushes). */

@@ -35,8 +35,13 @@ export interface RedisDeviceStoreOptions {
   readonly prefix: string
 }
 
+/** The device key above, for scripts that check a device exists while writing something else. */
+export function redisDeviceKey (prefix: string, id: string): string {
+  return `${prefix}device:${id}`
+}
+
 export function createRedisDeviceStore ({ redis, prefix }: RedisDeviceStoreOptions): DeviceStore {
-  const deviceKey = (id: string): string => `${prefix}device:${id}`
+  const deviceKey = (id: string): string => redisDeviceKey(prefix, id)
   const indexKey = `${prefix}devices`
   const groupKey = (g: string): string => `${prefix}group:${g}`
 

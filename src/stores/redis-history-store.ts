@@ -1,28 +1,35 @@
 import type { Redis } from 'ioredis'
-import type { HistoryEntry, HistoryLimits, HistoryStore } from './history-store.ts'
+import type { HistoryEntry, HistoryLimits, HistoryStore, NewHistoryEntry } from './history-store.ts'
 
 // {prefix}hist:{deviceId}       sorted set scored by id, members are the entries as JSON
 // {prefix}hist-meta:{deviceId}  hash: seq (last id given), delivered (high-water mark); never expires, so ids
 //                               keep increasing even after the entries have aged out
 
-// KEYS[1] entries, KEYS[2] meta; ARGV[1] entry JSON without id, ARGV[2] max messages, ARGV[3] age cutoff (ms),
-// ARGV[4] key ttl (ms). Returns the new id.
-const APPEND = `
-local id = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-local entry = cjson.decode(ARGV[1])
-entry['id'] = id
-redis.call('ZADD', KEYS[1], id, cjson.encode(entry))
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
-if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
-local cutoff = tonumber(ARGV[3])
-while true do
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #first == 0 then break end
-  if cjson.decode(first[1])['sentAt'] >= cutoff then break end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, 0)
+/**
+ * Lua: append(entries key, meta key, entry JSON without id and without its opening brace, max messages, age
+ * cutoff ms, key ttl ms) -> new id. The id is put in front by concatenation (no JSON work per device but the age
+ * check of the oldest entry). Shared with redis-push-job-store.ts, which appends a whole chunk in one script.
+ */
+export const HISTORY_APPEND_LUA = `
+local function append (entries, meta, tail, maxMessages, cutoff, ttl)
+  local id = redis.call('HINCRBY', meta, 'seq', 1)
+  redis.call('ZADD', entries, id, '{"id":' .. id .. ',' .. tail)
+  local over = redis.call('ZCARD', entries) - maxMessages
+  if over > 0 then redis.call('ZREMRANGEBYRANK', entries, 0, over - 1) end
+  while true do
+    local first = redis.call('ZRANGE', entries, 0, 0)
+    if #first == 0 then break end
+    if cjson.decode(first[1])['sentAt'] >= cutoff then break end
+    redis.call('ZREMRANGEBYRANK', entries, 0, 0)
+  end
+  redis.call('PEXPIRE', entries, ttl)
+  return id
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return id`
+`
+
+// KEYS[1] entries, KEYS[2] meta; ARGV[1] entry JSON without id and opening brace, ARGV[2] max messages, ARGV[3] age cutoff (ms),
+// ARGV[4] key ttl (ms). Returns the new id.
+const APPEND = HISTORY_APPEND_LUA + 'return append(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])'
 
 // KEYS[1] meta; ARGV[1] id
 const MARK = `
@@ -30,15 +37,26 @@ local cur = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
 if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'delivered', ARGV[1]) end
 return 1`
 
+/**
+ * An entry as stored, without its id and without its opening brace (append() puts `{"id":n,` in front). cjson
+ * turns an empty JSON object and an empty array into the same thing: data stays text inside scripts.
+ */
+export function historyEntryTail (entry: NewHistoryEntry): string {
+  return JSON.stringify({ pushId: entry.pushId, sentAt: entry.sentAt, expiresAt: entry.expiresAt, qos: entry.qos, d: JSON.stringify(entry.data), ...(entry.traceId !== undefined && { t: entry.traceId }) }).slice(1)
+}
+
+/** The key names above, for scripts that write history together with other things. */
+export function historyKeys (prefix: string): { entries: (deviceId: string) => string, meta: (deviceId: string) => string } {
+  return { entries: (d) => `${prefix}hist:${d}`, meta: (d) => `${prefix}hist-meta:${d}` }
+}
+
 export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now }: { redis: Redis, prefix: string, limits: HistoryLimits, now?: () => number }): HistoryStore {
-  const entriesKey = (d: string): string => `${prefix}hist:${d}`
-  const metaKey = (d: string): string => `${prefix}hist-meta:${d}`
+  const { entries: entriesKey, meta: metaKey } = historyKeys(prefix)
   const parse = (raw: string): HistoryEntry => JSON.parse(raw) as HistoryEntry
   return {
     async append (deviceId, entry) {
-      // cjson turns an empty JSON object and an empty array into the same thing: keep data as text inside the script.
       const t = now()
-      const json = JSON.stringify({ pushId: entry.pushId, sentAt: entry.sentAt, expiresAt: entry.expiresAt, qos: entry.qos, d: JSON.stringify(entry.data), ...(entry.traceId !== undefined && { t: entry.traceId }) })
+      const json = historyEntryTail(entry)
       const id = await redis.eval(APPEND, 2, entriesKey(deviceId), metaKey(deviceId), json, limits.maxMessages, t - limits.maxAgeMs, limits.maxAgeMs) as number
       return { ...entry, id }
     },

@@ -81,6 +81,11 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       const raw = await redis.hget(presence, deviceId)
       return raw === null ? undefined : parse(deviceId, raw)
     },
+    async getMany (deviceIds) {
+      if (deviceIds.length === 0) return []
+      const raws = await redis.hmget(presence, ...deviceIds)
+      return deviceIds.map((id, i) => { const raw = raws[i]; return raw == null ? undefined : parse(id, raw) })
+    },
     async lastSeen (deviceId) {
       const raw = await redis.zscore(lastSeen, deviceId)
       return raw === null ? undefined : Number(raw)

@@ -12,6 +12,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     const { entry, replaced } = await store.connect(d, 'n1', 1000)
     assert.equal(replaced, undefined)
     assert.deepEqual(await store.get(d), entry)
+    assert.deepEqual(await store.getMany([dev(), d]), [undefined, entry])
     assert.equal(entry.nodeId, 'n1')
     assert.equal(await store.count(), 1)
     assert.equal(await store.countNode('n1'), 1)

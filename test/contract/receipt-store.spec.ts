@@ -95,14 +95,52 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(last.next, undefined)
   })
 
-  test(`${name}: count-only pushes add counts, and the expiry sweep is claimed once`, async (t) => {
+  test(`${name}: count-only pushes add counts`, async (t) => {
     const store = await build(t)
     const r = record()
     await store.createPush(r, undefined)
     await store.addCounts(r.pushId, { sent: 5, delivered: 2 })
     await store.addCounts(r.pushId, { sent: -2, delivered: 2 })
     assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 3, delivered: 4, acked: 0, expired: 0, failed: 0 })
-    assert.equal(await store.claimExpirySweep(r.pushId), true)
-    assert.equal(await store.claimExpirySweep(r.pushId), false)
+  })
+
+  test(`${name}: the expiry sweep waits for the job, then expires queued and sent receipts page by page, once`, async (t) => {
+    const store = await build(t)
+    const r: PushRecord = { ...record(), ttlSeconds: 1, createdAt: 1000 }
+    await store.createPush(r, 5)
+    await store.open(r.pushId, ['d1', 'd2', 'd3', 'd4'].map((deviceId, i) => ({ deviceId, state: 'queued' as const, id: i + 1 })), 1000)
+    await store.open(r.pushId, [{ deviceId: 'd5', state: 'failed', reason: 'unknown device' }], 1000)
+    await store.transition(r.pushId, 'd2', 'sent', 1100)
+    await store.transition(r.pushId, 'd3', 'delivered', 1100)
+    assert.deepEqual(await store.dueForExpiry(1999, 10), [])
+    assert.ok((await store.dueForExpiry(2000, 10)).includes(r.pushId))
+    // The job has not finished: nothing moves yet.
+    assert.deepEqual(await store.sweepExpired(r.pushId, 2, 2000), { expired: 0, finished: false })
+    await store.progress(r.pushId, 5, { total: 5 })
+    // Two sweepers at once take consecutive pages; nothing is counted twice.
+    const pages = await Promise.all([store.sweepExpired(r.pushId, 2, 2000), store.sweepExpired(r.pushId, 2, 2000)])
+    assert.equal(pages[0].expired + pages[1].expired, 3)
+    assert.deepEqual(await store.sweepExpired(r.pushId, 2, 2000), { expired: 0, finished: true })
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 3, failed: 1 })
+    assert.equal((await store.getReceipt(r.pushId, 'd2'))?.state, 'expired')
+    assert.ok(!(await store.dueForExpiry(2000, 1000)).includes(r.pushId))
+    assert.deepEqual(await store.sweepExpired(r.pushId, 2, 2000), { expired: 0, finished: true })
+  })
+
+  test(`${name}: application acks of a count-only push count once per device, and not for targeted pushes`, async (t) => {
+    const store = await build(t)
+    const r: PushRecord = { ...record(), target: { kind: 'all' } }
+    await store.createPush(r, undefined)
+    await store.addCounts(r.pushId, { delivered: 3 })
+    assert.equal(await store.countAcks(r.pushId, ['a', 'b']), 2)
+    assert.equal(await store.countAcks(r.pushId, ['b', 'c', 'a']), 1)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 3, expired: 0, failed: 0 })
+    // An ack from a device whose PUBACK was counted elsewhere still counts, without taking delivered below 0.
+    assert.equal(await store.countAcks(r.pushId, ['d']), 1)
+    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 4, expired: 0, failed: 0 })
+    const targeted = record()
+    await store.createPush(targeted, 3)
+    assert.equal(await store.countAcks(targeted.pushId, ['a']), 0)
+    assert.equal(await store.countAcks('no-such-push', ['a']), 0)
   })
 }

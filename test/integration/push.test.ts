@@ -194,6 +194,31 @@ test('a group push reaches exactly the group\'s members', async (t) => {
   assert.equal(r.counts.sent, 0)
 })
 
+test('application acks of group and broadcast pushes are counted once per device, across nodes', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
+  const group = `ga-${uid()}`
+  const devices = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
+    const id = `ack-${uid()}-${i}`
+    const { token } = await cluster.api.provision(id, [group])
+    const c = await connectDevice(t, (cluster.nodes[i % 2] as { mqttUrl: string }).mqttUrl, id, token)
+    await c.subscribeAsync([`broadcast/groups/${group}`], { qos: 1 })
+    return { id, c, got: collect(c) }
+  }))
+  const pushId = await push(cluster.api, { group, data: { please: 'ack' }, ttlSeconds: 60 })
+  await waitForState(cluster.api, pushId, 'delivered', 4)
+  // Three devices ack, one of them three times, one with a push id that does not exist.
+  for (const d of devices.slice(0, 3)) await d.c.publishAsync(`devices/${d.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
+  const first = devices[0] as { id: string, c: MqttClient }
+  await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
+  await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
+  await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: 'p-unknown' }), { qos: 1 })
+  await waitForState(cluster.api, pushId, 'acked', 3)
+  // A repeated ack flushed later must not count again.
+  await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.deepEqual((await receipts(cluster.api, pushId)).counts, { queued: 0, sent: 0, delivered: 1, acked: 3, expired: 0, failed: 0 })
+})
+
 test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', async (t) => {
   const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: 1000 })
   const n = 2000

@@ -1,3 +1,5 @@
+import { pushJobStoreSpec } from '../contract/push-job-store.spec.ts'
+import { createRedisPushJobStore } from '../../src/stores/redis-push-job-store.ts'
 import { historyStoreSpec } from '../contract/history-store.spec.ts'
 import { receiptStoreSpec } from '../contract/receipt-store.spec.ts'
 import { createRedisHistoryStore } from '../../src/stores/redis-history-store.ts'
@@ -21,3 +23,9 @@ presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore(
 nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))
 historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
 receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+pushJobStoreSpec('redis push job store', async (t) => {
+  const redis = connectRedis(t)
+  const prefix = uniquePrefix()
+  const limits = { maxMessages: 100, maxAgeMs: 3600_000 }
+  return { jobs: createRedisPushJobStore({ redis, prefix, limits }), history: createRedisHistoryStore({ redis, prefix, limits }), receipts: createRedisReceiptStore({ redis, prefix }), devices: createRedisDeviceStore({ redis, prefix }) }
+})

@@ -1,3 +1,5 @@
+import { pushJobStoreSpec } from '../contract/push-job-store.spec.ts'
+import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
 import { historyStoreSpec } from '../contract/history-store.spec.ts'
 import { receiptStoreSpec } from '../contract/receipt-store.spec.ts'
 import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
@@ -20,3 +22,9 @@ presenceStoreSpec('memory presence store', async () => createMemoryPresenceStore
 nodeRegistrySpec('memory node registry', async () => createMemoryNodeRegistry())
 historyStoreSpec('memory history store', async (_t, limits) => createMemoryHistoryStore(limits))
 receiptStoreSpec('memory receipt store', async () => createMemoryReceiptStore())
+pushJobStoreSpec('memory push job store', async () => {
+  const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 })
+  const receipts = createMemoryReceiptStore()
+  const devices = createMemoryDeviceStore()
+  return { jobs: createMemoryPushJobStore({ devices, history, receipts }), history, receipts, devices }
+})

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import type { BroadcastDelivery, DeliveryChannel, TargetedDelivery } from '../../src/push/delivery-channel.ts'
 import { createPushService } from '../../src/push/push-service.ts'
@@ -7,8 +8,9 @@ import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts
 import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
 import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
+import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
 
-async function setup (ids: string[]) {
+async function setup (t: TestContext, ids: string[]) {
   const devices = createMemoryDeviceStore()
   for (const id of ids) await devices.create({ id, groups: [], metadata: {}, secretHash: 'x', enabled: true, createdAt: 1, updatedAt: 1 })
   const presence = createMemoryPresenceStore()
@@ -23,12 +25,14 @@ async function setup (ids: string[]) {
   let clock = 1_000_000
   const receipts = createMemoryReceiptStore()
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 }, () => clock)
-  const service = createPushService({ devices, presence, history, receipts, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock })
+  const jobs = createMemoryPushJobStore({ devices, history, receipts })
+  const service = createPushService({ devices, presence, history, receipts, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
+  t.after(() => service.close())
   return { service, presence, sent, broadcasts, receipts, history, advance: (ms: number) => { clock += ms } }
 }
 
-test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', async () => {
-  const s = await setup(['a', 'b', 'c'])
+test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', async (t) => {
+  const s = await setup(t, ['a', 'b', 'c'])
   await s.presence.connect('b', 'node-2', 1)
   const { pushId } = await s.service.push({ deviceIds: ['a', 'b', 'c', 'zz', 'b'], data: { x: 1 }, ttlSeconds: 60 })
   await s.service.idle()
@@ -40,19 +44,23 @@ test('a list push appends history before sending, fails unknown ids, and sends o
   assert.deepEqual((await s.history.get('b', 1))?.data, { x: 1 })
 })
 
-test('reading a push after its ttl marks what is still queued or sent as expired, once', async () => {
-  const s = await setup(['a', 'b', 'c'])
+test('after a push\'s ttl the sweeper marks what is still queued or sent as expired, a bounded page per tick, without anyone reading it', async (t) => {
+  const s = await setup(t, ['a', 'b', 'c'])
   const { pushId } = await s.service.push({ deviceIds: ['a', 'b', 'c'], data: 1, ttlSeconds: 60 })
   await s.service.idle()
   await s.receipts.transition(pushId, 'a', 'sent', 2)
   await s.receipts.transition(pushId, 'b', 'delivered', 2)
-  assert.equal((await s.service.get(pushId, undefined, 10)).counts.queued, 1)
+  await sleep(50)
+  assert.equal((await s.receipts.getPush(pushId))?.counts.queued, 1)
   s.advance(61_000)
-  assert.deepEqual((await s.service.get(pushId, undefined, 10)).counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 2, failed: 0 })
+  const deadline = Date.now() + 5000
+  while ((await s.receipts.getPush(pushId))?.counts.expired !== 2 && Date.now() < deadline) await sleep(10)
+  assert.deepEqual((await s.receipts.getPush(pushId))?.counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 2, failed: 0 })
+  assert.equal((await s.receipts.getReceipt(pushId, 'c'))?.state, 'expired')
 })
 
-test('a pull returns entries in id order and moves those within ttl to delivered', async () => {
-  const s = await setup(['a'])
+test('a pull returns entries in id order and moves those within ttl to delivered', async (t) => {
+  const s = await setup(t, ['a'])
   const first = await s.service.push({ deviceId: 'a', data: 'one', ttlSeconds: 10 })
   s.advance(20_000)
   const second = await s.service.push({ deviceId: 'a', data: 'two', ttlSeconds: 60 })
@@ -63,8 +71,8 @@ test('a pull returns entries in id order and moves those within ttl to delivered
   assert.equal(await s.history.delivered('a'), 2)
 })
 
-test('group and broadcast pushes send one order on the broadcast topic and keep no receipts', async () => {
-  const s = await setup([])
+test('group and broadcast pushes send one order on the broadcast topic and keep no receipts', async (t) => {
+  const s = await setup(t, [])
   const g = await s.service.push({ group: 'hall', data: 1, qos: 0 })
   const all = await s.service.push({ all: true, data: 2 })
   assert.deepEqual(s.broadcasts.map((b) => [b.pushId, b.topic, b.qos]), [[g.pushId, 'broadcast/groups/hall', 0], [all.pushId, 'broadcast/all', 1]])
