@@ -144,6 +144,8 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
     PUSHLINE_DATA_DIR: dataDir,
     PUSHLINE_ADMIN_KEYS: BENCH_ADMIN_KEY,
     PUSHLINE_LOG_LEVEL: 'warn',
+    // Benchmarks measure what a node can take: the protective connect-rate limit (default 5,000/s) is off.
+    PUSHLINE_CONNECT_RATE_PER_SECOND: '0',
     ...(opts.redisUrl !== undefined && { PUSHLINE_REDIS_URL: opts.redisUrl, PUSHLINE_REDIS_PREFIX: opts.redisPrefix ?? 'pushline:' }),
     ...opts.env
   }
