@@ -85,7 +85,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
 
     let redis: Redis | undefined
     if (config.redisUrl !== undefined) {
-      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
+      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`, { autoPipelining: true })
       redis = r
       onClose('redis', () => closeRedis(r))
     }
