@@ -39,6 +39,12 @@ export interface ClusterMemberOptions {
   /** Holds the cluster-wide lock that lets one node at a time run the session reaper. */
   readonly counters: CounterStore
   readonly onPresence?: (event: PresenceEvent) => void
+  /**
+   * A device connected here while presence named its connection on another node (`replaced`): that node must
+   * close it (closeReplaced there). This is the cross-node takeover; aedes's own, a $SYS publish to every node
+   * on every connect, is off (create-broker-node.ts).
+   */
+  readonly onTakeover?: (deviceId: string, replaced: PresenceEntry) => void
 }
 
 export interface MemberAddresses {
@@ -61,6 +67,8 @@ export interface ClusterMember {
   tick (): Promise<void>
   /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
   markKicked (deviceId: string): void
+  /** Closes the device's connection here if its presence epoch is `epoch` (a newer one here stays); true if closed. */
+  closeReplaced (deviceId: string, epoch: number): Promise<boolean>
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
   /** After the broker closed: removes this node's presence entries and its record. */
@@ -93,6 +101,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const at = Date.now()
     const p = presence.connect(client.id, nodeId, at).then(({ entry, replaced }) => {
       if (replaced !== undefined && replaced.nodeId !== nodeId) {
+        opts.onTakeover?.(client.id, replaced)
         opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId: replaced.nodeId, epoch: replaced.epoch, at, reason: 'takeover' })
       }
       opts.onPresence?.({ event: 'connected', deviceId: client.id, nodeId, epoch: entry.epoch, at })
@@ -123,8 +132,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   }
 
   async function reconcile (b: BrokerNode): Promise<void> {
-    const live = b.liveClients()
+    // Stored entries first, live clients second: a client that registers in between is then live with its
+    // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
+    // the entry of a live client, and with it the takeover of that client by a later connection elsewhere.
     const stored = await presence.listNode(nodeId)
+    const live = b.liveClients()
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
     for (const c of live) {
@@ -248,6 +260,12 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     markKicked (deviceId) {
       const c = broker?.localClient(deviceId)
       if (c !== undefined) kicked.add(c)
+    },
+    async closeReplaced (deviceId, epoch) {
+      const c = broker?.localClient(deviceId)
+      if (c === undefined || (await entries.get(c))?.epoch !== epoch || c.closed) return false
+      c.close()
+      return true
     },
     tick,
     async stop () {
