@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
 import { historyStoreSpec } from '../contract/history-store.spec.ts'
 import { receiptStoreSpec } from '../contract/receipt-store.spec.ts'
 import { createRedisHistoryStore } from '../../src/stores/redis-history-store.ts'
@@ -21,3 +23,14 @@ presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore(
 nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))
 historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
 receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+
+test('scripts run by SHA load themselves again after Redis forgot them (SCRIPT FLUSH, as after a restart)', async (t) => {
+  const redis = connectRedis(t)
+  const presence = createRedisPresenceStore({ redis, prefix: uniquePrefix() })
+  const first = await presence.connect('flushed', 'n1', 1000)
+  await redis.script('FLUSH')
+  const second = await presence.connect('flushed', 'n1', 2000)
+  assert.ok(second.entry.epoch > first.entry.epoch)
+  assert.deepEqual(second.replaced, first.entry)
+  assert.equal(await presence.disconnect('flushed', 'n1', second.entry.epoch, 3000), true)
+})
