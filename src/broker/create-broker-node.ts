@@ -241,14 +241,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
   // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
   const route = (aedes.publish as unknown as PublishFn).bind(aedes)
-  // aedes announces every connect and disconnect to every node ($SYS/{id}/new/clients, .../disconnect/clients)
-  // so that another node closes a client with the same id: through Redis, one PUBLISH per connect and a
-  // message for every node to decode. The cluster member does that takeover from presence instead, only when
-  // presence names a connection elsewhere (cluster-member.ts, onTakeover). Internal publishes pass the
-  // callback as the second argument.
-  const announcements = new Set([`$SYS/${opts.nodeId}/new/clients`, `$SYS/${opts.nodeId}/disconnect/clients`])
   const guarded: PublishFn = (packet, client, done) => {
-    if (typeof client === 'function' && announcements.has(packet.topic)) return (client as () => void)()
     if (client !== null && typeof client === 'object' && consumed.has(packet)) return done()
     route(packet, client, done)
   }

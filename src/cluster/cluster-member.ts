@@ -41,8 +41,9 @@ export interface ClusterMemberOptions {
   readonly onPresence?: (event: PresenceEvent) => void
   /**
    * A device connected here while presence named its connection on another node (`replaced`): that node must
-   * close it (closeReplaced there). This is the cross-node takeover; aedes's own, a $SYS publish to every node
-   * on every connect, is off (create-broker-node.ts).
+   * close it (closeReplaced there). This backs aedes's own cross-node takeover (a $SYS/{node}/new/clients
+   * publish on every connect, after which every other node closes its client with that id): presence and the
+   * surviving connection then agree.
    */
   readonly onTakeover?: (deviceId: string, replaced: PresenceEntry) => void
 }
@@ -67,7 +68,7 @@ export interface ClusterMember {
   tick (): Promise<void>
   /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
   markKicked (deviceId: string): void
-  /** Closes the device's connection here if its presence epoch is `epoch` (a newer one here stays); true if closed. */
+  /** Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. */
   closeReplaced (deviceId: string, epoch: number): Promise<boolean>
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
@@ -263,7 +264,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     },
     async closeReplaced (deviceId, epoch) {
       const c = broker?.localClient(deviceId)
-      if (c === undefined || (await entries.get(c))?.epoch !== epoch || c.closed) return false
+      if (c === undefined) return false
+      // An unknown epoch (the presence write failed or timed out, though Redis may have run it) or an older one
+      // loses too: presence names the connection elsewhere. Only a newer connection here stays.
+      const entry = await entries.get(c)
+      if (c.closed || (entry !== undefined && entry.epoch > epoch)) return false
       c.close()
       return true
     },
