@@ -26,7 +26,7 @@ import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import { createNetworkByteMeter } from './metrics/network-bytes.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
-import type { ConnectionControl } from './registry/connection-control.ts'
+import type { ConnectionControl, KickReason, KickTarget } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
 import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
@@ -95,7 +95,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
 
     let redis: Redis | undefined
     if (config.redisUrl !== undefined) {
-      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
+      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`, { autoPipelining: true })
       redis = r
       onClose('redis', () => closeRedis(r))
       const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })
@@ -118,20 +118,29 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     let listeners: Listeners | undefined
 
     let connections: ConnectionControl
+    // An operator's kick closes the device wherever it is; a takeover's only the replaced connection.
+    const kickLocal = (deviceId: string, _reason: KickReason, target?: KickTarget): void => {
+      if (target !== undefined) {
+        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch).catch(() => {})
+        return
+      }
+      member?.markKicked(deviceId)
+      broker?.kickLocal(deviceId)
+    }
     if (redis !== undefined) {
       const subscriber = runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:kicks`) : undefined
       const control = createRedisConnectionControl({
         publisher: redis,
         subscriber,
         channel: `${prefix}kick`,
-        kickLocal: (deviceId) => { member?.markKicked(deviceId); broker?.kickLocal(deviceId) },
+        kickLocal,
         logger
       })
       await control.start()
       onClose('connection control', async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
       connections = control
     } else {
-      connections = { kick: async (deviceId) => { member?.markKicked(deviceId); broker?.kickLocal(deviceId) } }
+      connections = { kick: async (deviceId, reason, target) => { kickLocal(deviceId, reason, target) } }
     }
 
     const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy })
@@ -158,6 +167,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         drainRate: config.drainRate,
         traffic: traffic.sample,
         onPresence: (event) => { presenceEvents?.publish(event) },
+        onTakeover: (deviceId, replaced) => {
+          connections.kick(deviceId, 'takeover', { nodeId: replaced.nodeId, epoch: replaced.epoch }).catch((err: Error) => {
+            logger.warn({ event: 'takeover_kick_failed', deviceId, err: err.message }, 'could not tell the other node to close the replaced connection')
+          })
+        },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
         counters: counterStore,
         onDrift: (drift) => { metrics.presenceDrift.set(drift) }

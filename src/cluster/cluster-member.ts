@@ -43,6 +43,13 @@ export interface ClusterMemberOptions {
   readonly onPresence?: (event: PresenceEvent) => void
   /** Each reconciliation's finding before it repairs: live sessions minus this node's presence entries. */
   readonly onDrift?: (drift: number) => void
+  /**
+   * A device connected here while presence named its connection on another node (`replaced`): that node must
+   * close it (closeReplaced there). This backs aedes's own cross-node takeover (a $SYS/{node}/new/clients
+   * publish on every connect, after which every other node closes its client with that id): presence and the
+   * surviving connection then agree.
+   */
+  readonly onTakeover?: (deviceId: string, replaced: PresenceEntry) => void
 }
 
 export interface MemberAddresses {
@@ -67,6 +74,8 @@ export interface ClusterMember {
   tick (): Promise<void>
   /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
   markKicked (deviceId: string): void
+  /** Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. */
+  closeReplaced (deviceId: string, epoch: number): Promise<boolean>
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
   /** After the broker closed: removes this node's presence entries and its record. */
@@ -99,6 +108,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const at = Date.now()
     const p = presence.connect(client.id, nodeId, at).then(({ entry, replaced }) => {
       if (replaced !== undefined && replaced.nodeId !== nodeId) {
+        opts.onTakeover?.(client.id, replaced)
         opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId: replaced.nodeId, epoch: replaced.epoch, at, reason: 'takeover' })
       }
       opts.onPresence?.({ event: 'connected', deviceId: client.id, nodeId, epoch: entry.epoch, at })
@@ -129,8 +139,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   }
 
   async function reconcile (b: BrokerNode): Promise<void> {
-    const live = b.liveClients()
+    // Stored entries first, live clients second: a client that registers in between is then live with its
+    // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
+    // the entry of a live client, and with it the takeover of that client by a later connection elsewhere.
     const stored = await presence.listNode(nodeId)
+    const live = b.liveClients()
     opts.onDrift?.(live.length - stored.length)
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
@@ -256,6 +269,16 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     markKicked (deviceId) {
       const c = broker?.localClient(deviceId)
       if (c !== undefined) kicked.add(c)
+    },
+    async closeReplaced (deviceId, epoch) {
+      const c = broker?.localClient(deviceId)
+      if (c === undefined) return false
+      // An unknown epoch (the presence write failed or timed out, though Redis may have run it) or an older one
+      // loses too: presence names the connection elsewhere. Only a newer connection here stays.
+      const entry = await entries.get(c)
+      if (c.closed || (entry !== undefined && entry.epoch > epoch)) return false
+      c.close()
+      return true
     },
     tick,
     async stop () {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { ConnectionControl, KickReason } from '../registry/connection-control.ts'
+import type { ConnectionControl, KickReason, KickTarget } from '../registry/connection-control.ts'
 
 // Kicks travel on one Redis pub/sub channel; every broker node listens and closes the device if it holds it.
 // Pub/sub is at most once: a node that misses a kick still refuses the revoked token on the next connect.
@@ -10,7 +10,7 @@ export interface RedisConnectionControlOptions {
   /** A dedicated connection for SUBSCRIBE; absent in a process without a broker (api role). */
   readonly subscriber?: Redis
   readonly channel: string
-  readonly kickLocal?: (deviceId: string, reason: KickReason) => void
+  readonly kickLocal?: (deviceId: string, reason: KickReason, target?: KickTarget) => void
   readonly logger: Logger
 }
 
@@ -24,8 +24,8 @@ export function createRedisConnectionControl (opts: RedisConnectionControlOption
   const onMessage = (ch: string, message: string): void => {
     if (ch !== channel) return
     try {
-      const { deviceId, reason } = JSON.parse(message) as { deviceId: string, reason: KickReason }
-      opts.kickLocal?.(deviceId, reason)
+      const { deviceId, reason, target } = JSON.parse(message) as { deviceId: string, reason: KickReason, target?: KickTarget }
+      opts.kickLocal?.(deviceId, reason, target)
     } catch (err) {
       opts.logger.warn({ event: 'bad_kick_message', err: (err as Error).message }, 'ignored a malformed kick message')
     }
@@ -36,8 +36,8 @@ export function createRedisConnectionControl (opts: RedisConnectionControlOption
       subscriber.on('message', onMessage)
       await subscriber.subscribe(channel)
     },
-    async kick (deviceId, reason) {
-      await opts.publisher.publish(channel, JSON.stringify({ deviceId, reason }))
+    async kick (deviceId, reason, target) {
+      await opts.publisher.publish(channel, JSON.stringify({ deviceId, reason, target }))
     },
     async close () {
       if (subscriber === undefined) return

@@ -33,10 +33,10 @@ export interface RedisTransportOptions {
 export function createRedisTransport (opts: RedisTransportOptions): RedisTransport {
   const { logger } = opts
   const name = (role: string): string => `pushline:${opts.nodeId}:${role}`
-  const pubConn = createRedis(opts.url, logger, name('mq-pub'), { commandTimeoutMs: 10_000 })
+  const pubConn = createRedis(opts.url, logger, name('mq-pub'), { commandTimeoutMs: 10_000, autoPipelining: true })
   // A subscriber connection runs no request/response commands worth timing out.
   const subConn = createRedis(opts.url, logger, name('mq-sub'), { commandTimeoutMs: 0 })
-  const persistenceConn = createRedis(opts.url, logger, name('persistence'), { commandTimeoutMs: 10_000 })
+  const persistenceConn = createRedis(opts.url, logger, name('persistence'), { commandTimeoutMs: 10_000, autoPipelining: true })
   // mqemitter-redis's close() calls quit() on both and leaves the promise unhandled: with Redis down that is an
   // unhandled rejection. Make quit fall back to a hard disconnect, which still ends the connection.
   for (const conn of [pubConn, subConn]) {

@@ -156,8 +156,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
 
   async function catchUp (client: Client): Promise<void> {
     const deviceId = client.id
-    const mark = await history.delivered(deviceId)
-    const entries = await history.range(deviceId, { after: Math.max(0, mark - CATCH_UP_BELOW_MARK), limit: CATCH_UP_LIMIT })
+    const entries = await history.undelivered(deviceId, CATCH_UP_BELOW_MARK, CATCH_UP_LIMIT)
     for (const entry of entries) {
       if (client.closed) return
       const receipt = await receipts.getReceipt(entry.pushId, deviceId)

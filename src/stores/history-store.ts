@@ -41,4 +41,9 @@ export interface HistoryStore {
   markDelivered (deviceId: string, id: number): Promise<void>
   /** The highest id known delivered to the device (0 when none). */
   delivered (deviceId: string): Promise<number>
+  /**
+   * What a reconnecting device may still need: entries with an id above (delivered mark − belowMark), oldest
+   * first, up to limit, within the age bound. One round trip in Redis (it runs on every connect).
+   */
+  undelivered (deviceId: string, belowMark: number, limit: number): Promise<HistoryEntry[]>
 }

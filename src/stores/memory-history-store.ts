@@ -20,7 +20,7 @@ export function createMemoryHistoryStore (limits: HistoryLimits, now: () => numb
     while (drop < h.entries.length && (h.entries[drop] as HistoryEntry).sentAt < cutoff) drop++
     if (drop > 0) h.entries.splice(0, drop)
   }
-  return {
+  const store: HistoryStore = {
     async append (deviceId, entry) {
       const h = of(deviceId)
       const stored: HistoryEntry = { ...entry, id: ++h.seq }
@@ -45,6 +45,11 @@ export function createMemoryHistoryStore (limits: HistoryLimits, now: () => numb
     },
     async delivered (deviceId) {
       return devices.get(deviceId)?.delivered ?? 0
+    },
+    async undelivered (deviceId, belowMark, limit) {
+      const mark = await store.delivered(deviceId)
+      return await store.range(deviceId, { after: Math.max(0, mark - belowMark), limit })
     }
   }
+  return store
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { redisScript } from '../shared/redis-script.ts'
 import type { HistoryEntry, HistoryLimits, HistoryStore, NewHistoryEntry } from './history-store.ts'
 
 // {prefix}hist:{deviceId}       sorted set scored by id, members are the entries as JSON
@@ -50,9 +51,23 @@ export function historyKeys (prefix: string): { entries: (deviceId: string) => s
   return { entries: (d) => `${prefix}hist:${d}`, meta: (d) => `${prefix}hist-meta:${d}` }
 }
 
+// KEYS[1] entries, KEYS[2] meta; ARGV[1] how far below the delivered mark, ARGV[2] limit. A device without
+// history (the common connect) costs one HGET.
+const UNDELIVERED = `
+local mark = tonumber(redis.call('HGET', KEYS[2], 'delivered') or '0')
+local after = mark - tonumber(ARGV[1])
+if after < 0 then after = 0 end
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. after, '+inf', 'LIMIT', 0, ARGV[2])`
+
 export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now }: { redis: Redis, prefix: string, limits: HistoryLimits, now?: () => number }): HistoryStore {
   const { entries: entriesKey, meta: metaKey } = historyKeys(prefix)
   const parse = (raw: string): HistoryEntry => JSON.parse(raw) as HistoryEntry
+  const undelivered = redisScript(redis, UNDELIVERED)
+  const recent = (raws: string[], limit: number, at: number): HistoryEntry[] => {
+    const cutoff = at - limits.maxAgeMs
+    // Aged entries are dropped on the next append; skip them here.
+    return raws.map(decode).filter((e) => e.sentAt >= cutoff).slice(0, limit)
+  }
   return {
     async append (deviceId, entry) {
       const t = now()
@@ -63,10 +78,8 @@ export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now
     async range (deviceId, range, at = now()) {
       const min = `(${range.after ?? 0}`
       const max = range.before === undefined ? '+inf' : `(${range.before}`
-      const cutoff = at - limits.maxAgeMs
-      // Aged entries are dropped on the next append; skip them here.
       const raws = await redis.zrangebyscore(entriesKey(deviceId), min, max, 'LIMIT', 0, range.limit + 64)
-      return raws.map(decode).filter((e) => e.sentAt >= cutoff).slice(0, range.limit)
+      return recent(raws, range.limit, at)
     },
     async get (deviceId, id) {
       const raws = await redis.zrangebyscore(entriesKey(deviceId), id, id)
@@ -77,6 +90,10 @@ export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now
     },
     async delivered (deviceId) {
       return Number(await redis.hget(metaKey(deviceId), 'delivered') ?? 0)
+    },
+    async undelivered (deviceId, belowMark, limit) {
+      const raws = await undelivered([entriesKey(deviceId), metaKey(deviceId)], [belowMark, limit + 64]) as string[]
+      return recent(raws, limit, now())
     }
   }
   function decode (raw: string): HistoryEntry {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { redisScript } from '../shared/redis-script.ts'
 import type { PresenceEntry, PresenceStore } from './presence-store.ts'
 
 // {prefix}presence      hash deviceId -> "nodeId epoch connectedAt"   (HLEN = devices online)
@@ -68,14 +69,17 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
   const nodePrefix = `${prefix}presence:`
   const lastSeen = `${prefix}last-seen`
   const epochKey = `${prefix}epoch`
+  // Connect and disconnect run per connection: by SHA, so the scripts' text is not sent every time.
+  const connectScript = redisScript(redis, CONNECT)
+  const disconnectScript = redisScript(redis, DISCONNECT)
 
   return {
     async connect (deviceId, nodeId, at) {
-      const [epoch, old] = await redis.eval(CONNECT, 4, presence, epochKey, nodePrefix + nodeId, lastSeen, deviceId, nodeId, at, nodePrefix) as [number, string | null]
+      const [epoch, old] = await connectScript([presence, epochKey, nodePrefix + nodeId, lastSeen], [deviceId, nodeId, at, nodePrefix]) as [number, string | null]
       return { entry: { deviceId, nodeId, epoch, connectedAt: at }, replaced: old === null ? undefined : parse(deviceId, old) }
     },
     async disconnect (deviceId, nodeId, epoch, at) {
-      return await redis.eval(DISCONNECT, 3, presence, nodePrefix + nodeId, lastSeen, deviceId, nodeId, epoch, at) === 1
+      return await disconnectScript([presence, nodePrefix + nodeId, lastSeen], [deviceId, nodeId, epoch, at]) === 1
     },
     async get (deviceId) {
       const raw = await redis.hget(presence, deviceId)

@@ -71,4 +71,16 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     await store.markDelivered(d, 3)
     assert.equal(await store.delivered(d), 5)
   })
+
+  test(`${name}: undelivered returns the entries above the delivered mark minus the margin, oldest first, up to limit`, async (t) => {
+    const store = await build(t, roomy)
+    const d = randomUUID()
+    assert.deepEqual(await store.undelivered(d, 2, 10), [])
+    for (let i = 1; i <= 6; i++) await store.append(d, entry(`p${i}`))
+    assert.deepEqual((await store.undelivered(d, 2, 10)).map((e) => e.id), [1, 2, 3, 4, 5, 6])
+    await store.markDelivered(d, 4)
+    assert.deepEqual((await store.undelivered(d, 2, 10)).map((e) => e.id), [3, 4, 5, 6])
+    assert.deepEqual((await store.undelivered(d, 0, 1)).map((e) => e.id), [5])
+    assert.deepEqual((await store.undelivered(d, 10, 2)).map((e) => e.id), [1, 2])
+  })
 }

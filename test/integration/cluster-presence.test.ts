@@ -96,11 +96,11 @@ test('1,000 devices connecting, disconnecting and reconnecting at random across 
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < sims.length; i += 100) await Promise.all(sims.slice(i, i + 100).map(step))
   }
-  // Let takeovers finish closing the losers.
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  // Takeovers close the losers asynchronously (across nodes: after the winner's presence write, a kick via Redis).
+  const doubled = (): string[] => [...open].filter(([, m]) => [...m.keys()].filter((c) => c.connected).length > 1).map(([id]) => id)
+  assert.equal(await eventually(async () => doubled().length === 0, 5000), true, `devices with more than one connection: ${doubled().join(', ')}`)
   const live = sims.filter((s) => s.client?.connected === true).length
   assert.ok(live > 200 && live < 1000, `a real mix of online and offline devices: ${live}`)
-  for (const [id, m] of open) assert.ok([...m.keys()].filter((c) => c.connected).length <= 1, `${id} has one connection at most`)
   assert.equal(await eventually(() => presenceMatches(cluster, sims), 2 * HB + 3000), true, JSON.stringify(await cluster.stats()))
 })
 

@@ -5,7 +5,7 @@ import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice, within } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
-import { redisUrl } from '../helpers/services.ts'
+import { connectRedis, redisUrl } from '../helpers/services.ts'
 
 test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', async (t) => {
   const prefix = uniquePrefix()
@@ -46,6 +46,29 @@ test('a second connection with the same device id on another node takes the sess
   const second = await connectDevice(t, b.mqttUrl, 'c-take', token)
   assert.equal(await within(2000, closed), true, 'the older connection is closed')
   assert.equal(second.connected, true)
+})
+
+test('a takeover order closes only the connection it names by node and epoch: orders for an older epoch or another node leave the device connected', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await startTestPlatform(t, { clusterPrefix: prefix })
+  const { token } = await a.provision('c-epoch')
+  const device = await connectDevice(t, a.mqttUrl, 'c-epoch', token)
+  const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+  const redis = connectRedis(t)
+  // Presence holds "node epoch connectedAt"; the cluster member writes it right after the client registers.
+  let entry: string | null = null
+  for (let i = 0; i < 50 && entry === null; i++) {
+    entry = await redis.hget(`${prefix}presence`, 'c-epoch')
+    if (entry === null) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const [nodeId, epoch] = (entry ?? '').split(' ')
+  assert.equal(nodeId, a.config.nodeId)
+  const order = (e: number): string => JSON.stringify({ deviceId: 'c-epoch', reason: 'takeover', target: { nodeId, epoch: e } })
+  await redis.publish(`${prefix}kick`, order(Number(epoch) - 1))
+  await redis.publish(`${prefix}kick`, JSON.stringify({ deviceId: 'c-epoch', reason: 'takeover', target: { nodeId: 'another-node', epoch: Number(epoch) } }))
+  assert.equal(await within(1000, closed), false, 'an order for an older epoch or another node leaves the connection open')
+  await redis.publish(`${prefix}kick`, order(Number(epoch)))
+  assert.equal(await within(2000, closed), true, 'the order naming its epoch closes it')
 })
 
 test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (research/aedes.md §6)', async (t) => {

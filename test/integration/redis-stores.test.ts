@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
 import { pushJobStoreSpec } from '../contract/push-job-store.spec.ts'
 import { createRedisPushJobStore } from '../../src/stores/redis-push-job-store.ts'
 import { historyStoreSpec } from '../contract/history-store.spec.ts'
@@ -28,4 +30,15 @@ pushJobStoreSpec('redis push job store', async (t) => {
   const prefix = uniquePrefix()
   const limits = { maxMessages: 100, maxAgeMs: 3600_000 }
   return { jobs: createRedisPushJobStore({ redis, prefix, limits }), history: createRedisHistoryStore({ redis, prefix, limits }), receipts: createRedisReceiptStore({ redis, prefix }), devices: createRedisDeviceStore({ redis, prefix }) }
+})
+
+test('scripts run by SHA load themselves again after Redis forgot them (SCRIPT FLUSH, as after a restart)', async (t) => {
+  const redis = connectRedis(t)
+  const presence = createRedisPresenceStore({ redis, prefix: uniquePrefix() })
+  const first = await presence.connect('flushed', 'n1', 1000)
+  await redis.script('FLUSH')
+  const second = await presence.connect('flushed', 'n1', 2000)
+  assert.ok(second.entry.epoch > first.entry.epoch)
+  assert.deepEqual(second.replaced, first.entry)
+  assert.equal(await presence.disconnect('flushed', 'n1', second.entry.epoch, 3000), true)
 })
