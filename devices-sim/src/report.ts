@@ -105,7 +105,8 @@ export function buildReport (r: ReportInput): Report {
     memory: { rssBytes: s.rssBytes, rssBaseBytes: s.rssBaseBytes, rssPerDeviceBytes: s.devices === 0 || s.connected === 0 ? null : Math.round((s.rssBytes - s.rssBaseBytes) / s.connected) },
     errorRate: errorRate(s),
     thresholds,
-    ok: thresholds.every((t) => t.ok) && r.actions.every((a) => a.ok),
+    // A run in which no device ever connected measured nothing: it fails whatever the thresholds say.
+    ok: thresholds.every((t) => t.ok) && r.actions.every((a) => a.ok) && (r.options.devices === 0 || c.connects > 0),
     ...(r.options.reportDevices && { deviceDetail: r.details.map((d) => ({ ...d, uplinksAcked: toRanges(d.uplinksAcked) })) })
   }
 }

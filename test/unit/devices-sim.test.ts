@@ -12,7 +12,7 @@ import { IdTracker } from '../../devices-sim/src/id-tracker.ts'
 import { emptySnapshot, mergeSnapshots } from '../../devices-sim/src/metrics.ts'
 import { DEFAULTS, parseAddressList, parseArgs, parseDuration, resolveOptions } from '../../devices-sim/src/options.ts'
 import { parseDownlink, telemetryPayload, toRanges } from '../../devices-sim/src/payload.ts'
-import { checkThresholds, errorRate } from '../../devices-sim/src/report.ts'
+import { buildReport, checkThresholds, errorRate } from '../../devices-sim/src/report.ts'
 import { parseScenario } from '../../devices-sim/src/scenario.ts'
 
 const SCENARIOS = new URL('../../devices-sim/scenarios/', import.meta.url).pathname
@@ -272,4 +272,13 @@ test('the credential cache round-trips secrets, groups and tokens, and ignores a
   assert.equal((await loadCredentials(join(dir, 'absent.json'), 'http://a')).size, 0)
   await writeFile(path, '{oops')
   await assert.rejects(loadCredentials(path, 'http://a'), (err: unknown) => err instanceof SimError && err.code === 'SIM_ERR_CREDENTIALS' && /delete it/.test(err.message))
+})
+
+test('a run in which no device ever connected is reported as failed even without thresholds', () => {
+  const options = resolveOptions({}, { devices: 10 }, { adminKey: 'k' })
+  const input = { options, scenario: null, startedAt: 0, connectPhaseMs: 1, connectedAfterPhase: 0, runMs: 1, provisioned: 0, final: emptySnapshot(), actions: [], details: [] }
+  assert.equal(buildReport(input).ok, false)
+  const connected = emptySnapshot()
+  connected.counters.connects = 10
+  assert.equal(buildReport({ ...input, final: connected }).ok, true)
 })
