@@ -27,7 +27,7 @@ import { createAdminClient } from './lib/admin-api.ts'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
 import { deleteRedisPrefix, deviceIds, seedRedisTokens } from './lib/devices.ts'
-import { intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { rssBytes } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median, percentile } from './lib/stats.ts'
@@ -77,19 +77,11 @@ function parse (): Args {
       mosquitto: { type: 'string' },
       equal: { type: 'string' },
       'target-ms': { type: 'string', default: '2000' },
-      main: { type: 'string' },
-      out: { type: 'string', default: join(ROOT, 'bench-results/broadcast.json') },
-      summary: { type: 'string' },
-      'max-seconds': { type: 'string', default: '1200' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false }
+      ...commonOptions(ROOT, 'broadcast', 1200)
     },
     strict: true
   })
-  if (values.help) {
-    process.stdout.write(USAGE + '\n')
-    process.exit(0)
-  }
+  exitOnHelp(values.help, USAGE)
   const args: Args = {
     devices: intOption('devices', values.devices, 1, 200_000),
     nodes: intOption('nodes', values.nodes, 1, 16),

@@ -25,7 +25,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoadResult } from './lib/connect-load.ts'
 import type { ConnectCounts } from './lib/connect-protocol.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, provisionOverHttp, seedRedisTokens } from './lib/devices.ts'
-import { onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu, openFds, rssBytes, tcpExtCounters, waitForQuiet } from './lib/proc.ts'
 import { ensureServices, redisCommandCalls, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -88,21 +88,13 @@ function parse (): Args {
       'timeout-ms': { type: 'string', default: '10000' },
       keepalive: { type: 'string', default: '300' },
       'settle-ms': { type: 'string', default: '500' },
-      main: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'target-rate': { type: 'string', default: '5000' },
-      out: { type: 'string', default: join(ROOT, 'bench-results/connect-rate.json') },
-      summary: { type: 'string' },
-      'max-seconds': { type: 'string', default: '900' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false }
+      ...commonOptions(ROOT, 'connect-rate', 900)
     },
     strict: true
   })
-  if (values.help) {
-    process.stdout.write(USAGE + '\n')
-    process.exit(0)
-  }
+  exitOnHelp(values.help, USAGE)
   const int = intOption
   const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '')
   for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGETS.join(', ')})`)

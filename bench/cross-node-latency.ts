@@ -32,7 +32,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
 import { figure, writeSummary } from './lib/summary.ts'
-import { isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, percentile } from './lib/stats.ts'
@@ -100,19 +100,11 @@ function parse (): Args {
       'heartbeat-ms': { type: 'string', default: '1000' },
       'target-p99-ms': { type: 'string', default: '10' },
       'target-rate': { type: 'string', default: '5000' },
-      main: { type: 'string' },
-      out: { type: 'string', default: join(ROOT, 'bench-results/cross-node-latency.json') },
-      summary: { type: 'string' },
-      'max-seconds': { type: 'string', default: '600' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false }
+      ...commonOptions(ROOT, 'cross-node-latency', 600)
     },
     strict: true
   })
-  if (values.help) {
-    process.stdout.write(USAGE + '\n')
-    process.exit(0)
-  }
+  exitOnHelp(values.help, USAGE)
   const int = intOption
   const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter((s) => s !== '')
   const targets = list(values.targets)

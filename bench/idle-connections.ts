@@ -26,7 +26,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoad, type ConnectLoadResult } from './lib/connect-load.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, seedRedisTokens } from './lib/devices.ts'
 import { connectInspector, type MemoryUsage } from './lib/inspector.ts'
-import { intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { freePort, openFds, rssBytes, waitForQuiet } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo } from './lib/stats.ts'
@@ -88,19 +88,11 @@ function parse (): Args {
       'heap-snapshot': { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
       'target-kb': { type: 'string', default: '10' },
-      main: { type: 'string' },
-      out: { type: 'string', default: join(ROOT, 'bench-results/idle-connections.json') },
-      summary: { type: 'string' },
-      'max-seconds': { type: 'string', default: '900' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false }
+      ...commonOptions(ROOT, 'idle-connections', 900)
     },
     strict: true
   })
-  if (values.help) {
-    process.stdout.write(USAGE + '\n')
-    process.exit(0)
-  }
+  exitOnHelp(values.help, USAGE)
   const int = intOption
   const parts = values.parts.split(',').map((p) => p.trim()).filter((p) => p !== '')
   for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new UsageError(`unknown part "${p}" (known: ${PARTS.join(', ')})`)

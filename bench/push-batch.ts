@@ -23,7 +23,7 @@ import { startBroadcastLoad, type BroadcastClient } from './lib/broadcast-load.t
 import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
 import { deleteRedisPrefix, deviceIds, mapConcurrent, seedRedisTokens } from './lib/devices.ts'
-import { intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { rssBytes } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
@@ -70,19 +70,11 @@ function parse (): Args {
       workers: { type: 'string' },
       rounds: { type: 'string', default: '3' },
       'target-rate': { type: 'string', default: '10000' },
-      main: { type: 'string' },
-      out: { type: 'string', default: join(ROOT, 'bench-results/push-batch.json') },
-      summary: { type: 'string' },
-      'max-seconds': { type: 'string', default: '900' },
-      'keep-logs': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false }
+      ...commonOptions(ROOT, 'push-batch', 900)
     },
     strict: true
   })
-  if (values.help) {
-    process.stdout.write(USAGE + '\n')
-    process.exit(0)
-  }
+  exitOnHelp(values.help, USAGE)
   const args: Args = {
     devices: intOption('devices', values.devices, 1, 100_000),
     online: intOption('online', values.online, 0, 100_000),

@@ -115,3 +115,25 @@ export function intOption (name: string, value: string, min: number, max: number
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
   return n
 }
+
+/**
+ * The options every cluster benchmark takes, for parseArgs: the build to run (--main), the JSON result (--out,
+ * default bench-results/<name>.json under root), the common summary (--summary), the time bound, --keep-logs, --help.
+ */
+export function commonOptions (root: string, name: string, maxSeconds: number) {
+  return {
+    main: { type: 'string' },
+    out: { type: 'string', default: `${root}/bench-results/${name}.json` },
+    summary: { type: 'string' },
+    'max-seconds': { type: 'string', default: String(maxSeconds) },
+    'keep-logs': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  } as const
+}
+
+/** Prints the usage and exits 0 when --help was given. */
+export function exitOnHelp (help: boolean, usage: string): void {
+  if (!help) return
+  process.stdout.write(usage + '\n')
+  process.exit(0)
+}
