@@ -50,6 +50,7 @@ const USAGE = `usage: npx tsx bench/broadcast.ts [options]
   --summary PATH      also write the common summary (bench/lib/summary.ts)
   --max-seconds N     abort the whole run after this long (default 1200)
   --keep-logs         keep the brokers' temp dirs with their logs
+  --profile           run node 0 with --cpu-prof; the profile goes to bench-results/profiles/
   --help`
 
 interface Args {
@@ -65,6 +66,7 @@ interface Args {
   readonly summary: string | undefined
   readonly maxSeconds: number
   readonly keepLogs: boolean
+  readonly profile: boolean
 }
 
 function parse (): Args {
@@ -77,6 +79,7 @@ function parse (): Args {
       mosquitto: { type: 'string' },
       equal: { type: 'string' },
       'target-ms': { type: 'string', default: '2000' },
+      profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'broadcast', 1200)
     },
     strict: true
@@ -94,7 +97,8 @@ function parse (): Args {
     out: values.out,
     summary: values.summary,
     maxSeconds: intOption('max-seconds', values['max-seconds'], 10, 7200),
-    keepLogs: values['keep-logs']
+    keepLogs: values['keep-logs'],
+    profile: values.profile
   }
   if (args.devices / args.nodes > 19_000) throw new UsageError(`${args.devices} devices over ${args.nodes} nodes is more than 19,000 per node (open-file limit): add nodes`)
   return args
@@ -260,7 +264,10 @@ async function main (): Promise<void> {
   const prefix = `bench-bc-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
   const nodes = await Promise.all(Array.from({ length: args.nodes }, async (_, i) => {
-    const node = await startPushline({ name: `node${i}`, main, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}` } })
+    const nodeArgs = args.profile && i === 0
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles')}`, `--cpu-prof-name=broadcast-node0-${runId}.cpuprofile`]
+      : []
+    const node = await startPushline({ name: `node${i}`, main, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}` } })
     onCleanup(`stop node${i}`, () => node.stop())
     return node
   }))

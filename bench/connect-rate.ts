@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
+import { buildPushline, mosquittoVersion, startFloorBroker, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoadResult } from './lib/connect-load.ts'
 import type { ConnectCounts } from './lib/connect-protocol.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, provisionOverHttp, seedRedisTokens } from './lib/devices.ts'
@@ -32,7 +32,7 @@ import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/s
 import { figure, writeSummary } from './lib/summary.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
-const TARGETS = ['mosquitto', 'pushline-redis', 'pushline-embedded'] as const
+const TARGETS = ['mosquitto', 'pushline-redis', 'pushline-embedded', 'node-floor'] as const
 type TargetName = typeof TARGETS[number]
 
 const USAGE = `usage: npx tsx bench/connect-rate.ts [options]
@@ -202,6 +202,17 @@ async function startTarget (name: TargetName, args: Args, ctx: { runId: string, 
       const devices = await timed(`seeded ${fmtInt(args.connects)} tokens into Redis`, () =>
         seedRedisTokens({ redisUrl: url, prefix, deviceIds: deviceIds(`r${ctx.runId}`, args.connects) }))
       return { name, description: 'Pushline, one node, Redis mode: token GET per connect + aedes-persistence-redis + mqemitter-redis', broker, clients: deviceClients(devices) }
+    }
+    case 'node-floor': {
+      const { url } = await ctx.redis()
+      const prefix = `bench-floor-${ctx.runId}:`
+      onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(url, prefix)} Redis keys under ${prefix}`) })
+      const broker = await startFloorBroker({ redisUrl: url, redisPrefix: prefix, nodeArgs: profileArgs(name), keepLogs: args.keepLogs })
+      onCleanup(`stop ${name}`, () => broker.stop())
+      log(`node-floor (bench/lib/floor-broker.ts) pid ${broker.pid} on ${broker.host}:${broker.mqttPort}`)
+      const devices = await timed(`seeded ${fmtInt(args.connects)} tokens into Redis`, () =>
+        seedRedisTokens({ redisUrl: url, prefix, deviceIds: deviceIds(`f${ctx.runId}`, args.connects) }))
+      return { name, description: 'Node floor: CONNECT parsed, one token GET in Redis, CONNACK; nothing else (bench/lib/floor-broker.ts)', broker, clients: deviceClients(devices) }
     }
     case 'pushline-embedded': {
       const main = await ctx.main()
@@ -398,7 +409,7 @@ async function main (): Promise<void> {
 
   for (let round = 1; round <= args.rounds; round++) {
     for (const t of targets) {
-      const r = await runRound(t, round, args, t.name === 'pushline-redis' ? redisInfo : undefined)
+      const r = await runRound(t, round, args, t.name === 'pushline-redis' || t.name === 'node-floor' ? redisInfo : undefined)
       t.rounds.push(r)
       const refused = Object.values(r.refused).reduce((a, b) => a + b, 0)
       log(`round ${round} ${t.name.padEnd(17)} ${fmtInt(r.connectsPerSecond).padStart(7)} connects/s  ${fmtInt(r.accepted)}/${fmtInt(r.attempted)} in ${fmt(r.wallSeconds, 2)} s` +
@@ -438,7 +449,7 @@ async function main (): Promise<void> {
       fmtInt(s.failed),
       `${fmt(s.brokerCpuShare * 100, 0)}%`,
       fmtInt(s.connectsPerBrokerCpuSecond),
-      t.name === 'pushline-redis' ? `${fmt(median(t.rounds.map((r) => r.redisCpuShare ?? Number.NaN)) * 100, 0)}%` : '-',
+      t.name === 'pushline-redis' || t.name === 'node-floor' ? `${fmt(median(t.rounds.map((r) => r.redisCpuShare ?? Number.NaN)) * 100, 0)}%` : '-',
       `${fmt(median(t.rounds.map((r) => r.workerCpuShare)) * 100, 0)}%`,
       `${fmt(median(t.rounds.map((r) => r.kernelIrqCpuShare)) * 100, 0)}%`,
       `${fmt(s.otherCpuShare * 100, 0)}%`,
@@ -451,6 +462,9 @@ async function main (): Promise<void> {
   const embeddedRatio = ratio(embedded?.connectsPerSecond, mosq?.connectsPerSecond)
   const redisCpuRatio = ratio(redisMode?.connectsPerBrokerCpuSecond, mosq?.connectsPerBrokerCpuSecond)
   const embeddedCpuRatio = ratio(embedded?.connectsPerBrokerCpuSecond, mosq?.connectsPerBrokerCpuSecond)
+  const floor = summaries.get('node-floor')
+  const floorRatio = ratio(floor?.connectsPerSecond, mosq?.connectsPerSecond)
+  const floorCpuRatio = ratio(floor?.connectsPerBrokerCpuSecond, mosq?.connectsPerBrokerCpuSecond)
   const notes: string[] = []
   for (const t of targets) {
     const s = summaries.get(t.name) as TargetSummary
@@ -467,6 +481,8 @@ async function main (): Promise<void> {
     '',
     ...(redisRatio === null ? [] : [`pushline-redis / mosquitto:    ${fmt(redisRatio, 2)} of the rate, ${fmt(redisCpuRatio ?? Number.NaN, 3)} of the connects per CPU second`]),
     ...(embeddedRatio === null ? [] : [`pushline-embedded / mosquitto: ${fmt(embeddedRatio, 2)} of the rate, ${fmt(embeddedCpuRatio ?? Number.NaN, 3)} of the connects per CPU second`]),
+    ...(floorRatio === null ? [] : [`node-floor / mosquitto:        ${fmt(floorRatio, 2)} of the rate, ${fmt(floorCpuRatio ?? Number.NaN, 3)} of the connects per CPU second`]),
+    ...(floorRatio === null || redisRatio === null ? [] : [`pushline-redis / node-floor:   ${fmt(ratio(redisMode?.connectsPerSecond, floor?.connectsPerSecond) ?? Number.NaN, 2)} of the rate, ${fmt(ratio(redisMode?.connectsPerBrokerCpuSecond, floor?.connectsPerBrokerCpuSecond) ?? Number.NaN, 3)} of the connects per CPU second`]),
     ...(redisMode === undefined ? [] : [`goal: pushline-redis >= ${fmtInt(args.targetRate)} connects/s: ${redisMode.connectsPerSecond >= args.targetRate ? 'met' : 'NOT met'} (${fmtInt(redisMode.connectsPerSecond)})`]),
     'connects/s: median of the rounds. CPU: CPU seconds per wall second of a round (100% = one core); everything shares the same cores.',
     'kernel irq: interrupt + softirq time (loopback TCP) charged to no process; other: the rest of the machine (this process, anything else running).',

@@ -256,9 +256,44 @@ export async function startMosquitto (opts: StartMosquittoOptions = {}): Promise
     ...(opts.extraConfig ?? []),
     ''
   ].join('\n'))
-  const logFile = join(dir, 'mosquitto.log')
+  return await superviseBroker({ name, dir, port, command: opts.binary ?? mosquittoBinary(), args: ['-c', config], keepLogs: opts.keepLogs, startTimeoutMs: opts.startTimeoutMs })
+}
+
+/**
+ * The least a Node.js process can do per authenticated connect (bench/lib/floor-broker.ts): the ceiling any
+ * broker written for Node reaches on this machine, beside Pushline and Mosquitto in the same run.
+ */
+export async function startFloorBroker (opts: { redisUrl: string, redisPrefix: string, nodeArgs?: readonly string[], keepLogs?: boolean }): Promise<BrokerProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'floor-bench-'))
+  const port = await freePort(BENCH_HOST)
+  const script = resolvePath(import.meta.dirname, 'floor-broker.ts')
+  return await superviseBroker({
+    name: 'node-floor',
+    dir,
+    port,
+    command: process.execPath,
+    args: [...(opts.nodeArgs ?? []), '--import', 'tsx', script, String(port), opts.redisUrl, opts.redisPrefix],
+    keepLogs: opts.keepLogs
+  })
+}
+
+interface SupervisedBroker {
+  readonly name: string
+  /** Temp dir for the log, removed at stop unless kept. */
+  readonly dir: string
+  readonly port: number
+  readonly command: string
+  readonly args: readonly string[]
+  readonly keepLogs?: boolean
+  readonly startTimeoutMs?: number
+}
+
+/** Spawns a broker, logs its output into its dir, and waits until its MQTT port accepts connections. */
+async function superviseBroker (opts: SupervisedBroker): Promise<BrokerProcess> {
+  const { name, dir, port } = opts
+  const logFile = join(dir, `${name}.log`)
   const log = createWriteStream(logFile)
-  const child = track(spawn(opts.binary ?? mosquittoBinary(), ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(opts.command, opts.args, { stdio: ['ignore', 'pipe', 'pipe'] }))
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
   const stop = stopper(child)
@@ -273,10 +308,10 @@ export async function startMosquitto (opts: StartMosquittoOptions = {}): Promise
   try {
     await spawned
     const up = await waitUntil(async () => {
-      if (!isAlive(child)) throw new Error(`mosquitto exited during start (code ${child.exitCode})`)
+      if (!isAlive(child)) throw new Error(`${name} exited during start (code ${child.exitCode})`)
       return await canConnect(BENCH_HOST, port)
     }, opts.startTimeoutMs ?? 10_000)
-    if (!up) throw new Error(`mosquitto did not accept connections on ${BENCH_HOST}:${port}`)
+    if (!up) throw new Error(`${name} did not accept connections on ${BENCH_HOST}:${port}`)
   } catch (err) {
     await stop(2000)
     const message = `${(err as Error).message}\n--- ${logFile}:\n${tail(logFile)}`

@@ -253,16 +253,37 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
   // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
   const route = (aedes.publish as unknown as PublishFn).bind(aedes)
+  // aedes announces every disconnect on $SYS/{node}/disconnect/clients, which no node listens to: in cluster mode
+  // one Redis PUBLISH per disconnect, decoded by every node, for nothing.
+  const disconnectAnnouncement = `$SYS/${opts.nodeId}/disconnect/clients`
   const guarded: PublishFn = (packet, client, done) => {
     if (client !== null && typeof client === 'object' && consumed.has(packet)) return done()
+    if (packet.topic === disconnectAnnouncement) {
+      // aedes's own announcements pass the callback in the client's place.
+      const callback = typeof client === 'function' ? client as () => void : done
+      return callback?.()
+    }
     route(packet, client, done)
   }
   ;(aedes as unknown as { publish: PublishFn }).publish = guarded
 
   // Registered (authenticated) and not closed: a client between registration and CONNACK counts, as it does in presence.
-  const liveClients = (): Client[] => Object.values(clientsOf(aedes)).filter((c): c is Client => c !== undefined && !c.closed)
-  const liveSessions = (): number => liveClients().length
-  aedes.on('client', () => { metrics.connects.inc() })
+  // Kept from aedes's own events rather than copied out of its client map on every call: heartbeat, reconcile and
+  // metrics each did that, 7% of a node's CPU at 16,000 clients. A client closed without a clientDisconnect
+  // (moscajs/aedes#1023) is dropped when next seen.
+  const registered = new Set<Client>()
+  const liveClients = (): Client[] => {
+    const out: Client[] = []
+    for (const c of registered) if (c.closed) registered.delete(c); else out.push(c)
+    return out
+  }
+  const liveSessions = (): number => {
+    let n = 0
+    for (const c of registered) if (c.closed) registered.delete(c); else n++
+    return n
+  }
+  aedes.on('client', (c) => { registered.add(c); metrics.connects.inc() })
+  aedes.on('clientDisconnect', (c) => { registered.delete(c) })
   {
     const handle = aedes.handle
     aedes.handle = (conn, req) => {
