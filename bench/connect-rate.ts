@@ -530,7 +530,10 @@ async function main (): Promise<void> {
     const finite = (n: number | undefined): number | null => n === undefined || !Number.isFinite(n) ? null : Math.round(n)
     await writeSummary(args.summary, 'connect-rate', [
       figure({ name: 'authenticated connects/s, one node (Redis mode; reference: Mosquitto anonymous)', unit: 'connects/s', ours: finite(redisMode?.connectsPerSecond), reference: finite(mosq?.connectsPerSecond), target: `>= ${args.targetRate}` }),
-      figure({ name: 'connects per broker CPU second (Redis mode)', unit: 'connects/CPU-s', ours: finite(redisMode?.connectsPerBrokerCpuSecond), reference: finite(mosq?.connectsPerBrokerCpuSecond) })
+      figure({ name: 'connects per broker CPU second (Redis mode)', unit: 'connects/CPU-s', ours: finite(redisMode?.connectsPerBrokerCpuSecond), reference: finite(mosq?.connectsPerBrokerCpuSecond) }),
+      ...(floor === undefined
+        ? []
+        : [figure({ name: 'authenticated connects/s against the Node floor (CONNECT, token GET, CONNACK, nothing else)', unit: 'connects/s', ours: finite(redisMode?.connectsPerSecond), reference: finite(floor.connectsPerSecond) })])
     ], notes)
     log(`wrote ${args.summary}`)
   }

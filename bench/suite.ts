@@ -53,7 +53,7 @@ const killsNode = (file: string): boolean => /fail|kill/i.test(basename(file))
 function quickFromHelp (help: string): string[] {
   if (/--quick\b/.test(help)) return ['--quick']
   // Options of bench/broadcast.ts and bench/push-batch.ts (written in parallel): a few hundred devices on two nodes.
-  const candidates: Array<[string, string]> = [['--devices', '600'], ['--online', '200'], ['--nodes', '2'], ['--rounds', '1'], ['--warmup', '0'], ['--mosquitto', '300'], ['--equal', '0']]
+  const candidates: Array<[string, string]> = [['--devices', '600'], ['--online', '200'], ['--nodes', '2'], ['--rounds', '1'], ['--warmup', '0'], ['--equal', '0']]
   return candidates.filter(([flag]) => new RegExp(`${flag}\\b`).test(help)).flat()
 }
 
@@ -63,7 +63,7 @@ function scenarios (): Scenario[] {
       kind: 'script',
       name: 'connect-rate',
       script: 'bench/connect-rate.ts',
-      args: ['--connects', '10000', '--rounds', '3', '--targets', 'mosquitto,pushline-redis'],
+      args: ['--connects', '10000', '--rounds', '3', '--targets', 'mosquitto,pushline-redis,node-floor'],
       quickArgs: ['--connects', '300', '--rounds', '1', '--warmup', '0', '--targets', 'mosquitto,pushline-redis'],
       budgetSeconds: 900
     },
