@@ -241,6 +241,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       if (config.redisUrl !== undefined) {
         const t = createRedisTransport({
           url: config.redisUrl,
+          prefix: config.redisPrefix,
           nodeId: config.nodeId,
           logger,
           onSubscriberGap: (gap) => {

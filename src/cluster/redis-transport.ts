@@ -1,5 +1,6 @@
 import MQEmitterRedis from 'mqemitter-redis'
 import redisPersistence from 'aedes-persistence-redis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { createRedis } from '../shared/redis.ts'
 
@@ -24,10 +25,30 @@ const GRACEFUL_MS = 1000
 
 export interface RedisTransportOptions {
   readonly url: string
+  /** PUSHLINE_REDIS_PREFIX: session keys go under `{prefix}aedes:`, pub/sub channels under `{prefix}mq:`. */
+  readonly prefix: string
   readonly nodeId: string
   readonly logger: Logger
   /** Called when the subscriber connection is back after a loss (ioredis has resubscribed every topic). */
   readonly onSubscriberGap?: (gap: SubscriberGap) => void
+}
+
+/**
+ * mqemitter-redis publishes and subscribes on the MQTT topic itself; ioredis's keyPrefix does not cover channels.
+ * The prefix is added on the way out only: mqemitter-redis reads the topic from the message, not the channel. The
+ * prefix's characters ([A-Za-z0-9_.:-], checked by the config) are not glob-special, so patterns stay intact.
+ */
+function prefixChannels (pubConn: Redis, subConn: Redis, prefix: string): void {
+  type Channeled = (channel: string | string[], ...rest: unknown[]) => unknown
+  const wrap = (conn: Redis, method: 'publish' | 'subscribe' | 'psubscribe' | 'unsubscribe' | 'punsubscribe'): void => {
+    const target = conn as unknown as Record<string, Channeled>
+    const original = (target[method] as Channeled).bind(conn)
+    // mqemitter-redis passes one channel as a string; ioredis's resubscribe after a reconnect passes the array of
+    // channels it recorded, which carry the prefix already.
+    target[method] = (channel, ...rest) => original(typeof channel === 'string' ? prefix + channel : channel, ...rest)
+  }
+  wrap(pubConn, 'publish')
+  for (const method of ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const) wrap(subConn, method)
 }
 
 export function createRedisTransport (opts: RedisTransportOptions): RedisTransport {
@@ -36,7 +57,11 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
   const pubConn = createRedis(opts.url, logger, name('mq-pub'), { commandTimeoutMs: 10_000, autoPipelining: true })
   // A subscriber connection runs no request/response commands worth timing out.
   const subConn = createRedis(opts.url, logger, name('mq-sub'), { commandTimeoutMs: 0 })
-  const persistenceConn = createRedis(opts.url, logger, name('persistence'), { commandTimeoutMs: 10_000, autoPipelining: true })
+  // Neither library prefixes anything: without these, two deployments on one Redis (each with its own
+  // PUSHLINE_REDIS_PREFIX) shared sessions and messages, and a device connecting to one kicked the device with the
+  // same id off the other (aedes's $SYS/{node}/new/clients announcement reaches every node on the channel).
+  const persistenceConn = createRedis(opts.url, logger, name('persistence'), { commandTimeoutMs: 10_000, autoPipelining: true, keyPrefix: `${opts.prefix}aedes:` })
+  prefixChannels(pubConn, subConn, `${opts.prefix}mq:`)
   // mqemitter-redis's close() calls quit() on both and leaves the promise unhandled: with Redis down that is an
   // unhandled rejection. Make quit fall back to a hard disconnect, which still ends the connection.
   for (const conn of [pubConn, subConn]) {

@@ -128,7 +128,7 @@ export const settings = {
   redisPrefix: setting('PUSHLINE_REDIS_PREFIX', 'pushline:', () => 'pushline:', (raw) => {
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw)) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.:-], got "${raw}"`)
     return raw
-  }, 'prefix of every key Pushline writes to Redis'),
+  }, 'prefix of every key and pub/sub channel Pushline uses in Redis (aedes sessions under `{prefix}aedes:`, aedes routing under `{prefix}mq:`); deployments with different prefixes can share one Redis'),
   kafkaBrokers: setting<string[] | undefined>('PUSHLINE_KAFKA_BROKERS', 'unset: spool only', none, hostPorts,
     'comma-separated Kafka bootstrap servers'),
   kafkaTelemetryTopic: setting('PUSHLINE_KAFKA_TELEMETRY_TOPIC', 'iot.telemetry', () => 'iot.telemetry', topicName,

@@ -6,9 +6,10 @@ import type { Logger } from 'pino'
  * within `commandTimeoutMs` (0: no timeout) during an outage instead of queueing forever, so callers can answer "unavailable".
  * `autoPipelining` batches the commands of one tick into one write; never for a subscriber connection.
  */
-export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, autoPipelining?: boolean } = {}): Redis {
+export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, autoPipelining?: boolean, keyPrefix?: string } = {}): Redis {
   const redis = new Redis(url, {
     connectionName: name,
+    ...(opts.keyPrefix !== undefined && { keyPrefix: opts.keyPrefix }),
     // Commands issued in the same tick go out in one write: a burst of connects otherwise costs one socket
     // write (a syscall) per command, which was the largest item in the broker's connect profile.
     enableAutoPipelining: opts.autoPipelining ?? false,

@@ -320,6 +320,8 @@ test('a device with a persistent session gets its push once, and nothing of it i
   assert.deepEqual(got.map((m) => m.data), ['once'])
   assert.deepEqual(again, [])
   const redis = connectRedis(t)
-  assert.deepEqual(await redis.keys(`packet:${node.nodeId}:direct*`), [])
-  assert.equal(await redis.llen(`outgoing:${id}`), 0)
+  // aedes-persistence-redis's keys live under the cluster's prefix too.
+  assert.deepEqual(await redis.keys(`${cluster.prefix}aedes:packet:${node.nodeId}:direct*`), [])
+  assert.ok(await redis.exists(`${cluster.prefix}aedes:client:${id}`) === 1, 'the persistent session is stored under the prefix')
+  assert.equal(await redis.llen(`${cluster.prefix}aedes:outgoing:${id}`), 0)
 })
