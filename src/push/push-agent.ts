@@ -34,8 +34,8 @@ export interface PushAgentOptions {
 
 export interface PushAgent {
   start (broker: BrokerNode): Promise<void>
-  /** For the broker's onPuback hook. */
-  onPuback (client: Client, messageId: number): void
+  /** For the broker's onPuback hook: true when the packet id was one of this agent's downlinks. */
+  onPuback (client: Client, messageId: number): boolean
   /** For the broker's onDeviceAck hook. */
   onDeviceAck (deviceId: string, payload: Buffer): void
   close (): Promise<void>
@@ -218,18 +218,19 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     onPuback (client, messageId) {
       const m = inFlight.get(client)
       const tag = m?.get(messageId)
-      if (m === undefined || tag === undefined) return
+      if (m === undefined || tag === undefined) return false
       m.delete(messageId)
       opts.metrics?.downlinksDelivered.inc({ kind: tag.kind })
       if (tag.kind === 'broadcast') {
         count(tag.pushId, 'sent', -1)
         count(tag.pushId, 'delivered', 1)
-        return
+        return true
       }
       logger.debug({ event: 'downlink_delivered', traceId: tag.traceId, pushId: tag.pushId, deviceId: tag.deviceId, id: tag.id }, 'PUBACK received')
       receipts.transition(tag.pushId, tag.deviceId, 'delivered', now())
         .then(() => history.markDelivered(tag.deviceId, tag.id))
         .catch(fail('puback', tag))
+      return true
     },
     onDeviceAck (deviceId, payload) {
       let id: unknown

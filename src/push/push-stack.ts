@@ -40,7 +40,7 @@ export interface PushStack {
   readonly service: PushService | undefined
   /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
   readonly brokerHooks: {
-    readonly onPuback: (client: Client, messageId: number) => void
+    readonly onPuback: (client: Client, messageId: number) => boolean
     readonly onDeviceAck: (deviceId: string, payload: Buffer) => void
   }
   startAgent (broker: BrokerNode): Promise<void>
@@ -85,7 +85,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   return {
     service,
     brokerHooks: {
-      onPuback: (client, messageId) => { agent?.onPuback(client, messageId) },
+      onPuback: (client, messageId) => agent?.onPuback(client, messageId) ?? false,
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
     },
     async startAgent (broker) {
