@@ -18,6 +18,8 @@ export interface BroadcastDelivery {
   readonly sentAt: number
   readonly data: unknown
   readonly traceId?: string
+  /** Epoch ms when the push's ttl ends: until then a device that subscribes to the topic gets it too. */
+  readonly expiresAt: number
 }
 
 export interface DeliveryHandlers {

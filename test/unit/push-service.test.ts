@@ -9,6 +9,7 @@ import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.
 import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
 import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
+import { createMemoryBroadcastStore } from '../../src/stores/memory-broadcast-store.ts'
 
 async function setup (t: TestContext, ids: string[]) {
   const devices = createMemoryDeviceStore()
@@ -26,7 +27,7 @@ async function setup (t: TestContext, ids: string[]) {
   const receipts = createMemoryReceiptStore()
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 }, () => clock)
   const jobs = createMemoryPushJobStore({ devices, history, receipts })
-  const service = createPushService({ devices, presence, history, receipts, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
+  const service = createPushService({ devices, presence, history, receipts, broadcasts: createMemoryBroadcastStore(() => clock), jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
   t.after(() => service.close())
   return { service, presence, sent, broadcasts, receipts, history, advance: (ms: number) => { clock += ms } }
 }
