@@ -5,6 +5,8 @@ import type { MqttClient } from 'mqtt'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { connectDevice, rawConnect, type RawConnection } from '../helpers/mqtt.ts'
+import { startPlatformProcess } from '../helpers/process.ts'
+import { redisUrl } from '../helpers/services.ts'
 
 // Group and broadcast pushes reach devices that were offline or dropped: a node writes a broadcast still within
 // its ttl to a device that subscribes to its topic, unless the device already got it (PUBACK) or acked it; the
@@ -194,4 +196,22 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   await settle()
   assert.deepEqual(outsiderGot, [])
   assert.deepEqual([...memberGot, ...persistentGot].map((d) => [d.topic, d.pushId, d.data]), [[topic, pushId, { to: group }], [topic, pushId, { to: group }]])
+})
+
+test('a node started after a broadcast loads it from Redis and catches up a device that subscribes there', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
+  const id = `bn-${uid()}`
+  const { token } = await cluster.api.provision(id)
+  const pushId = await push(cluster, { all: true, data: { before: 'the node' }, ttlSeconds: 60 })
+  const nodeId = `${cluster.prefix.replace(/[^A-Za-z0-9]/g, '')}-late`
+  const late = await startPlatformProcess(t, {
+    PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: cluster.prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', PUSHLINE_HEARTBEAT_MS: '500'
+  })
+  await cluster.waitForNodes([nodeId])
+  const c = await connectDevice(t, `mqtt://127.0.0.1:${late.mqttPort}`, id, token)
+  const got = collect(c)
+  await c.subscribeAsync('broadcast/all', { qos: 1 })
+  assert.ok(await eventually(async () => got.length === 1, 10_000), 'the late node did not catch the device up')
+  assert.equal(got[0]?.pushId, pushId)
+  await waitForCounts(cluster, pushId, { delivered: 1 })
 })
