@@ -17,6 +17,8 @@ export type BroadcastDelivery = LiveBroadcast
 export interface DeliveryHandlers {
   deliver (batch: readonly TargetedDelivery[]): void
   broadcast (order: BroadcastDelivery): void
+  /** Orders may have been lost (the channel's connection came back): the node reloads what it can from the stores. */
+  resync? (): void
 }
 
 export interface DeliveryChannel {

@@ -188,7 +188,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     return c.connackSent && c.connected && c.conn.destroyed !== true && c.subscriptions[topic] !== undefined
   }
 
-  /** Writes one broadcast to one client; resolves the QoS it went out with, undefined when not written. */
+  /** Writes one broadcast to one client; returns the QoS it went out with, undefined when not written. */
   function writeBroadcast (client: Client, cached: CachedBroadcast, tag: InFlight): 0 | 1 | undefined {
     const c = client as unknown as ClientInternals
     const { topic, qos, pushId } = cached.broadcast
@@ -265,6 +265,11 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
   }
 
+  /** Fills the cache from the store: at start, and after orders may have been missed (a lost subscriber connection). */
+  async function loadLive (): Promise<void> {
+    for (const kept of await opts.broadcasts.live(now())) live.add(kept)
+  }
+
   const onClientReady = (client: Client): void => {
     catchUp(client).catch(fail('catch-up'))
     // A persistent session's restored subscriptions bring no subscribe event.
@@ -279,8 +284,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       b.aedes.on('clientReady', onClientReady)
       b.aedes.on('subscribe', onSubscribe)
       // Listen first, then load: a broadcast accepted in between is in one or the other (or both).
-      await opts.channel.listen(opts.nodeId, { deliver, broadcast })
-      for (const b of await opts.broadcasts.live(now())) live.add(b)
+      await opts.channel.listen(opts.nodeId, { deliver, broadcast, resync: () => { loadLive().catch(fail('load live broadcasts')) } })
+      await loadLive()
       flushTimer = setInterval(() => { flushing ??= flush().finally(() => { flushing = undefined }) }, opts.flushMs ?? 500)
     },
     onPuback (client, messageId) {
