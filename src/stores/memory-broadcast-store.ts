@@ -2,21 +2,25 @@ import type { BroadcastStore, LiveBroadcast } from './broadcast-store.ts'
 
 export function createMemoryBroadcastStore (now: () => number = Date.now): BroadcastStore {
   const byId = new Map<string, LiveBroadcast>()
-  const trimmed = (at: number): LiveBroadcast[] => {
-    // Trimmed by the clock, read as at `at`.
+  /** Drops what the clock says has expired (as the Redis store trims its indexes). */
+  const trim = (): void => {
     const clock = now()
     for (const [id, b] of byId) if (b.expiresAt <= clock) byId.delete(id)
+  }
+  const read = (at: number): LiveBroadcast[] => {
+    trim()
     return [...byId.values()].filter((b) => b.expiresAt > at).sort((a, b) => a.expiresAt - b.expiresAt)
   }
   return {
     async add (broadcast) {
+      trim()
       if (broadcast.expiresAt > now()) byId.set(broadcast.pushId, broadcast)
     },
     async liveOn (topic, at) {
-      return trimmed(at).filter((b) => b.topic === topic)
+      return read(at).filter((b) => b.topic === topic)
     },
     async live (at) {
-      return trimmed(at)
+      return read(at)
     }
   }
 }
