@@ -7,7 +7,7 @@ import { RECENT_PUSHES, receiptStates, zeroCounts, type PushRecord, type PushSta
 // {prefix}push:{pushId}:ids  sorted set (all scores 0) of device ids, paged with ZRANGEBYLEX
 // All three expire together, a week after the push's ttl ends.
 // {prefix}push-expiry         sorted set of device and list pushes by the end of their ttl, until swept
-// Group and broadcast pushes, exact once-per-device counting (a HyperLogLog would take 12 KB instead of ~6 MB per
+// Group and broadcast pushes, exact once-per-device counting (a HyperLogLog would take 12 KB instead of ~7 MB per
 // set of 100,000 devices but miscounts by ~0.8 %, and cannot tell whether one device is in it):
 // {prefix}push:{pushId}:sent    set of the devices written the push at QoS 1 that counted as sent
 // {prefix}push:{pushId}:got     set of the devices that got it (PUBACK, or written at QoS 0)
