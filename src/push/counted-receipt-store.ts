@@ -2,7 +2,7 @@ import type { Counter } from 'prom-client'
 import type { ReceiptState, ReceiptStore } from '../stores/receipt-store.ts'
 
 // Counts receipt transitions by the state entered (pushline_receipts_total), around any ReceiptStore: opening
-// counts its initial states, a transition counts only when it moved, count-only pushes count what they add.
+// counts its initial states, a transition counts only when it moved, count-only pushes count the devices they add.
 // Each process counts the transitions it made (the API: queued, failed, pulls, expiry; nodes: sent, delivered, acked).
 
 export function countReceipts (store: ReceiptStore, counter: Counter<'state'>): ReceiptStore {
@@ -18,9 +18,17 @@ export function countReceipts (store: ReceiptStore, counter: Counter<'state'>): 
       if (moved) count(to)
       return moved
     },
-    async addCounts (pushId, delta) {
-      await store.addCounts(pushId, delta)
-      for (const [state, n] of Object.entries(delta) as Array<[ReceiptState, number]>) count(state, n)
+    async countDeliveries (pushId, sent, got) {
+      const added = await store.countDeliveries(pushId, sent, got)
+      // Net of the devices that moved on to delivered in the same call: a negative delta counts nothing.
+      count('sent', added.sent)
+      count('delivered', added.delivered)
+      return added
+    },
+    async countAcks (pushId, deviceIds) {
+      const added = await store.countAcks(pushId, deviceIds)
+      count('acked', added)
+      return added
     }
   }
 }

@@ -1,3 +1,4 @@
+import type { LiveBroadcast } from '../stores/broadcast-store.ts'
 import type { HistoryEntry } from '../stores/history-store.ts'
 
 // How the push service reaches the broker nodes: targeted deliveries go to the one node that holds the device's
@@ -10,19 +11,14 @@ export interface TargetedDelivery {
   readonly entry: HistoryEntry
 }
 
-export interface BroadcastDelivery {
-  readonly pushId: string
-  /** broadcast/all or broadcast/groups/{group}. */
-  readonly topic: string
-  readonly qos: 0 | 1
-  readonly sentAt: number
-  readonly data: unknown
-  readonly traceId?: string
-}
+/** A group or broadcast push as it goes to every node: the message kept in the BroadcastStore for its ttl. */
+export type BroadcastDelivery = LiveBroadcast
 
 export interface DeliveryHandlers {
   deliver (batch: readonly TargetedDelivery[]): void
   broadcast (order: BroadcastDelivery): void
+  /** Orders may have been lost (the channel's connection came back): the node reloads what it can from the stores. */
+  resync? (): void
 }
 
 export interface DeliveryChannel {

@@ -2,10 +2,11 @@ import type { Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
+import type { BroadcastStore } from '../stores/broadcast-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
-import type { ReceiptCounts, ReceiptStore } from '../stores/receipt-store.ts'
-import { publishFrame } from './publish-frame.ts'
+import type { ReceiptStore } from '../stores/receipt-store.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
+import { createLiveBroadcasts, type CachedBroadcast } from './live-broadcasts.ts'
 
 // The broker node's side of push: writes downlinks to its local clients and moves their receipts.
 // - targeted deliveries (from the delivery channel): written to the device's client on devices/{id}/down; the
@@ -16,8 +17,12 @@ import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type Tar
 //   and counted once per device in the receipt store at the next flush (one call per push, not per device);
 // - a device that connects gets the history entries above its delivered mark whose receipt is still queued or
 //   sent and whose ttl has not passed; those past their ttl become expired;
-// - broadcasts: serialized once and written to the socket of every local client subscribed to the topic,
-//   counted in memory, counts flushed to the receipt store every flushMs.
+// - broadcasts: serialized once and written to the socket of every local client subscribed to the topic; the
+//   devices written (QoS 1) and that got it (PUBACK, or QoS 0) are collected in memory per push and flushed to the
+//   receipt store every flushMs, one script per push, which counts each device once;
+// - catch-up of broadcasts: a client that subscribes to a topic with live broadcasts (live-broadcasts.ts), or a
+//   persistent session whose subscriptions were restored, gets those it has neither got nor acked (one Redis
+//   round trip for all of them; none when no broadcast is live for its topics).
 
 export interface PushAgentOptions {
   readonly nodeId: string
@@ -25,6 +30,8 @@ export interface PushAgentOptions {
   readonly logger: Logger
   readonly history: HistoryStore
   readonly receipts: ReceiptStore
+  /** The live broadcasts, loaded into the node's cache at start. */
+  readonly broadcasts: BroadcastStore
   readonly channel: DeliveryChannel
   readonly flushMs?: number
   readonly now?: () => number
@@ -48,6 +55,7 @@ type InFlight =
 // aedes keeps these off its type declarations.
 interface ClientInternals {
   _nextId: number
+  clean: boolean
   connackSent: boolean
   connected: boolean
   conn: { write (chunk: Buffer): boolean, destroyed?: boolean }
@@ -67,7 +75,12 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const { history, receipts, logger } = opts
   const now = opts.now ?? Date.now
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
-  const pending = new Map<string, Partial<ReceiptCounts>>()
+  /** Count-only pushes not yet flushed, by push id: devices written at QoS 1, devices that got it. */
+  const pendingSent = new Map<string, Set<string>>()
+  const pendingGot = new Map<string, Set<string>>()
+  const live = createLiveBroadcasts()
+  /** Broadcasts a catch-up wrote to a connection: a restored session that also subscribes again gets each once. */
+  const caughtUp = new WeakMap<Client, Set<string>>()
   /** Application acks of count-only pushes not yet flushed, by push id. */
   const pendingAcks = new Map<string, Set<string>>()
   const brokerId = `${opts.nodeId}${DIRECT_BROKER_ID_SUFFIX}`
@@ -79,10 +92,15 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     logger.warn({ event: 'push_agent_error', what, traceId: context?.traceId, pushId: context?.pushId, err: err.message }, 'push receipt update failed')
   }
 
-  const count = (pushId: string, state: keyof ReceiptCounts, n: number): void => {
-    let c = pending.get(pushId)
-    if (c === undefined) pending.set(pushId, c = {})
-    c[state] = (c[state] ?? 0) + n
+  const note = (pending: Map<string, Set<string>>, pushId: string): Set<string> => {
+    let ids = pending.get(pushId)
+    if (ids === undefined) pending.set(pushId, ids = new Set())
+    return ids
+  }
+  const noteGot = (pushId: string, deviceId: string): void => {
+    note(pendingGot, pushId).add(deviceId)
+    // Not flushed yet: the device need not pass through sent at all.
+    pendingSent.get(pushId)?.delete(deviceId)
   }
 
   /** The QoS a downlink on `topic` goes out with: aedes lowers it to the subscription's, so do it first. */
@@ -165,54 +183,109 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     }
   }
 
+  /** Whether the client takes writes on `topic` now: CONNACK sent, socket open, subscribed. */
+  function writable (c: ClientInternals, topic: string): boolean {
+    return c.connackSent && c.connected && c.conn.destroyed !== true && c.subscriptions[topic] !== undefined
+  }
+
+  /** Writes one broadcast to one client; returns the QoS it went out with, undefined when not written. */
+  function writeBroadcast (client: Client, cached: CachedBroadcast, tag: InFlight): 0 | 1 | undefined {
+    const c = client as unknown as ClientInternals
+    const { topic, qos, pushId } = cached.broadcast
+    if (!writable(c, topic)) return undefined
+    if (effectiveQos(c, topic, qos) === 1) {
+      c.conn.write(cached.frames[1].bytes(track(client, tag)))
+      note(pendingSent, pushId).add(client.id)
+      return 1
+    }
+    c.conn.write(cached.frames[0].bytes())
+    noteGot(pushId, client.id)
+    return 0
+  }
+
   /**
    * Writes the broadcast straight to every local subscriber's socket, the packet serialized once
-   * (publish-frame.ts). Broadcasts are not stored in any session: a device that drops before its PUBACK does
-   * not get it again, and its count stays at sent.
+   * (publish-frame.ts), and keeps it in the node's cache for devices that subscribe within its ttl. Broadcasts
+   * are not stored in any session: a device that drops before its PUBACK gets it again at its next subscribe.
    */
   function broadcast (order: BroadcastDelivery): void {
     const b = broker
     if (b === undefined) return
-    const payload = downlinkPayload(order.pushId, order.pushId, order.sentAt, order.data)
-    const frames = { 0: publishFrame(order.topic, payload, 0), 1: publishFrame(order.topic, payload, 1) }
+    const cached = live.add(order)
     const tag: InFlight = { kind: 'broadcast', pushId: order.pushId }
-    let sent = 0
-    let delivered = 0
+    const written = [0, 0]
     for (const client of b.liveClients()) {
-      const c = client as unknown as ClientInternals
-      if (!c.connackSent || !c.connected || c.conn.destroyed === true || c.subscriptions[order.topic] === undefined) continue
-      if (effectiveQos(c, order.topic, order.qos) === 1) {
-        c.conn.write(frames[1].bytes(track(client, tag)))
-        sent++
-      } else {
-        c.conn.write(frames[0].bytes())
-        delivered++
-      }
+      const qos = writeBroadcast(client, cached, tag)
+      if (qos !== undefined) written[qos]++
     }
-    if (sent > 0) count(order.pushId, 'sent', sent)
-    if (delivered > 0) count(order.pushId, 'delivered', delivered)
-    if (sent > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 1 }, sent)
-    if (delivered > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 0 }, delivered)
-    logger.info({ event: 'push_broadcast_order', traceId: order.traceId, pushId: order.pushId, topic: order.topic, subscribers: sent + delivered }, 'broadcast written to the local subscribers')
+    const [atQos0 = 0, atQos1 = 0] = written
+    if (atQos1 > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 1 }, atQos1)
+    if (atQos0 > 0) opts.metrics?.downlinks.inc({ kind: 'broadcast', qos: 0 }, atQos0)
+    logger.info({ event: 'push_broadcast_order', traceId: order.traceId, pushId: order.pushId, topic: order.topic, subscribers: atQos0 + atQos1 }, 'broadcast written to the local subscribers')
+  }
+
+  /** The live broadcasts on `topics` the device has neither got nor acked, written to its connection. */
+  async function catchUpBroadcasts (client: Client, topics: readonly string[]): Promise<void> {
+    const at = now()
+    const done = caughtUp.get(client)
+    const candidates = topics.flatMap((topic) => live.on(topic, at)).filter((c) => done?.has(c.broadcast.pushId) !== true)
+    if (candidates.length === 0) return
+    const missing = new Set(await receipts.notReceived(client.id, candidates.map((c) => c.broadcast.pushId)))
+    if (client.closed) return
+    let written = caughtUp.get(client)
+    if (written === undefined) caughtUp.set(client, written = new Set())
+    for (const cached of candidates) {
+      const { pushId, traceId, topic } = cached.broadcast
+      if (!missing.has(pushId) || written.has(pushId)) continue
+      const qos = writeBroadcast(client, cached, { kind: 'broadcast', pushId })
+      if (qos === undefined) continue
+      written.add(pushId)
+      opts.metrics?.downlinks.inc({ kind: 'broadcast', qos })
+      logger.info({ event: 'downlink_written', traceId, pushId, deviceId: client.id, topic, qos, how: 'catch-up' }, 'broadcast written to a device that subscribed within its ttl')
+    }
+  }
+
+  const broadcastTopic = (topic: string): boolean => topic === 'broadcast/all' || topic.startsWith('broadcast/groups/')
+
+  const onSubscribe = (subscriptions: Array<{ topic: string }>, client: Client | null): void => {
+    if (client === null || live.empty) return
+    const topics = subscriptions.map((s) => s.topic).filter(broadcastTopic)
+    if (topics.length > 0) catchUpBroadcasts(client, topics).catch(fail('broadcast catch-up'))
   }
 
   async function flush (): Promise<void> {
-    const batch = [...pending.entries()]
-    pending.clear()
+    const pushes = [...new Set([...pendingSent.keys(), ...pendingGot.keys()])]
+    const batch = pushes.map((pushId) => [pushId, [...pendingSent.get(pushId) ?? []], [...pendingGot.get(pushId) ?? []]] as const)
+    pendingSent.clear()
+    pendingGot.clear()
     const acks = [...pendingAcks.entries()]
     pendingAcks.clear()
-    // Counts first: a PUBACK's delivered is in place before the ack that moves it to acked.
-    for (const [pushId, delta] of batch) await receipts.addCounts(pushId, delta).catch(fail('flush counts'))
+    // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
+    for (const [pushId, sent, got] of batch) await receipts.countDeliveries(pushId, sent, got).catch(fail('flush counts'))
     for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
   }
 
-  const onClientReady = (client: Client): void => { catchUp(client).catch(fail('catch-up')) }
+  /** Fills the cache from the store: at start, and after orders may have been missed (a lost subscriber connection). */
+  async function loadLive (): Promise<void> {
+    for (const kept of await opts.broadcasts.live(now())) live.add(kept)
+  }
+
+  const onClientReady = (client: Client): void => {
+    catchUp(client).catch(fail('catch-up'))
+    // A persistent session's restored subscriptions bring no subscribe event.
+    if (live.empty || (client as unknown as ClientInternals).clean) return
+    const topics = Object.keys((client as unknown as ClientInternals).subscriptions).filter(broadcastTopic)
+    if (topics.length > 0) catchUpBroadcasts(client, topics).catch(fail('broadcast catch-up'))
+  }
 
   return {
     async start (b) {
       broker = b
       b.aedes.on('clientReady', onClientReady)
-      await opts.channel.listen(opts.nodeId, { deliver, broadcast })
+      b.aedes.on('subscribe', onSubscribe)
+      // Listen first, then load: a broadcast accepted in between is in one or the other (or both).
+      await opts.channel.listen(opts.nodeId, { deliver, broadcast, resync: () => { loadLive().catch(fail('load live broadcasts')) } })
+      await loadLive()
       flushTimer = setInterval(() => { flushing ??= flush().finally(() => { flushing = undefined }) }, opts.flushMs ?? 500)
     },
     onPuback (client, messageId) {
@@ -222,8 +295,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       m.delete(messageId)
       opts.metrics?.downlinksDelivered.inc({ kind: tag.kind })
       if (tag.kind === 'broadcast') {
-        count(tag.pushId, 'sent', -1)
-        count(tag.pushId, 'delivered', 1)
+        noteGot(tag.pushId, client.id)
         return true
       }
       logger.debug({ event: 'downlink_delivered', traceId: tag.traceId, pushId: tag.pushId, deviceId: tag.deviceId, id: tag.id }, 'PUBACK received')
@@ -258,6 +330,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     },
     async close () {
       broker?.aedes.off('clientReady', onClientReady)
+      broker?.aedes.off('subscribe', onSubscribe)
       if (flushTimer !== undefined) clearInterval(flushTimer)
       await flushing
       await flush()

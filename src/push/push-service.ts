@@ -3,10 +3,11 @@ import type { Logger } from 'pino'
 import { DEVICE_ID_PATTERN } from '../registry/device-service.ts'
 import { PushlineError } from '../shared/errors.ts'
 import { newTraceId } from '../shared/trace.ts'
+import type { BroadcastStore } from '../stores/broadcast-store.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
-import type { PushJobStore } from '../stores/push-job-store.ts'
+import type { PushJobBody, PushJobStore } from '../stores/push-job-store.ts'
 import type { PushStatus, PushTarget, Receipt, ReceiptStore } from '../stores/receipt-store.ts'
 import type { DeliveryChannel, TargetedDelivery } from './delivery-channel.ts'
 
@@ -15,8 +16,10 @@ import type { DeliveryChannel, TargetedDelivery } from './delivery-channel.ts'
 // online, a delivery order to the node that holds its connection. A list is a job kept in the PushJobStore
 // (push-job-store.ts): any API process claims it by lease and works through it in chunks, each chunk's history
 // entries and receipts written in one atomic commit, so a job outlives the process that accepted it. A timer
-// expires receipts still queued or sent after their push's ttl, a bounded page per tick. A group or everyone: one broadcast order that every node writes to
-// its local subscribers of broadcast/groups/{group} or broadcast/all; those pushes keep counts only.
+// expires receipts still queued or sent after their push's ttl, a bounded page per tick. A group or everyone: the
+// message is kept in the BroadcastStore for its ttl, and one broadcast order goes to every node, which writes it to
+// its local subscribers of broadcast/groups/{group} or broadcast/all (and, within the ttl, to devices that
+// subscribe later); those pushes keep counts only.
 
 export const MAX_DEVICE_IDS = 100_000
 const CHUNK = 1000
@@ -59,6 +62,8 @@ export interface PushServiceDeps {
   readonly presence: PresenceStore
   readonly history: HistoryStore
   readonly receipts: ReceiptStore
+  /** Group and broadcast pushes within their ttl, for devices that subscribe later. */
+  readonly broadcasts: BroadcastStore
   readonly channel: DeliveryChannel
   readonly logger: Logger
   readonly maxTtlSeconds: number
@@ -135,16 +140,41 @@ export function createPushService (deps: PushServiceDeps): PushService {
       'delivery orders sent to the nodes that hold the devices online; offline ones are queued')
   }
 
+  /**
+   * A resumed job: the ids committed past `ordered` may have had no delivery order (their worker died between
+   * the commit and the orders). Those still queued get their order again if online; a duplicate is allowed
+   * (delivery is at least once, devices drop ids they have seen).
+   */
+  async function resendOrders (pushId: string, from: number, to: number, body: PushJobBody): Promise<void> {
+    let resent = 0
+    for (let at = from; at < to; at += CHUNK) {
+      const ids = (await jobs.range(pushId, at, Math.min(to, at + CHUNK))).filter((id) => DEVICE_ID.test(id))
+      const found = await Promise.all(ids.map((id) => receipts.getReceipt(pushId, id)))
+      const queued = found.flatMap((r) => r?.state === 'queued' && r.id !== undefined ? [r] : [])
+      // The receipt was opened at the entry's sentAt, in the same commit.
+      const entries = queued.map((r) => ({ id: r.id as number, pushId, sentAt: r.at, expiresAt: body.expiresAt, qos: body.qos, data: body.data, traceId: body.traceId }))
+      resent += (await sendOnline(queued.map((r) => r.deviceId), entries)).online
+    }
+    await jobs.markOrdered(pushId, to)
+    logger.info({ event: 'push_job_orders_resent', traceId: body.traceId, pushId, from, to, online: resent },
+      'resumed job: delivery orders sent again for committed devices still queued')
+  }
+
   /** Works through one claimed job chunk by chunk; stops when done or when another process took it over. */
   async function runJob (pushId: string): Promise<void> {
     const started = now()
     // The delivery orders of one chunk go out while the next chunk is committed (at most one chunk behind).
     let delivering: Promise<unknown> = Promise.resolve()
+    let resumed = false
     try {
       for (;;) {
         if (state.closed || !await jobs.renew(pushId, owner, leaseMs, now())) return
         const chunk = await jobs.next(pushId, CHUNK)
         if (chunk === undefined) return
+        if (!resumed) {
+          resumed = true
+          if (chunk.ordered < chunk.cursor) await resendOrders(pushId, chunk.ordered, chunk.cursor, chunk.body)
+        }
         if (chunk.ids.length === 0) {
           await delivering
           await receipts.progress(pushId, 0, { total: chunk.total })
@@ -162,10 +192,14 @@ export function createPushService (deps: PushServiceDeps): PushService {
         await delivering
         const known = candidates.filter((_, i) => ids[i] !== null)
         delivering = sendOnline(known, ids.flatMap((id) => id === null ? [] : [{ ...entry, id }]))
-          .then((routed) => { logRouted(traceId, pushId, chunk.ids.length, routed) })
+          .then(async (routed) => {
+            logRouted(traceId, pushId, chunk.ids.length, routed)
+            await jobs.markOrdered(pushId, chunk.cursor + chunk.ids.length)
+          })
       }
     } finally {
-      // A failed order is not retried: the device gets the entry at its next connect, or pulls it.
+      // A failed order is not retried here: the device gets the entry at its next connect, or pulls it (a worker
+      // that resumes the job sends the orders past `ordered` again).
       await delivering.catch((err: Error) => { logger.warn({ event: 'push_delivery_failed', pushId, err: err.message }, 'delivery orders failed') })
     }
   }
@@ -248,7 +282,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
       } else {
         await receipts.createPush(record, undefined)
         const topic = target.kind === 'all' ? 'broadcast/all' : `broadcast/groups/${target.group}`
-        await channel.broadcast({ pushId, topic, qos, sentAt: createdAt, data: request.data, traceId })
+        const order = { pushId, topic, qos, sentAt: createdAt, data: request.data, traceId, expiresAt: body.expiresAt }
+        // Stored first: a node that starts or a device that subscribes after the order still finds it.
+        await deps.broadcasts.add(order)
+        await channel.broadcast(order)
         await receipts.progress(pushId, 0, { total: 0 })
       }
       logger.info({ event: 'push_accepted', traceId, pushId, target: target.kind, qos, ttlSeconds }, 'push accepted')

@@ -6,10 +6,12 @@ import type { Config } from '../config/load-config.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
+import { createMemoryBroadcastStore } from '../stores/memory-broadcast-store.ts'
 import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
 import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
 import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
 import type { PresenceStore } from '../stores/presence-store.ts'
+import { createRedisBroadcastStore } from '../stores/redis-broadcast-store.ts'
 import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
 import { createRedisPushJobStore } from '../stores/redis-push-job-store.ts'
 import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
@@ -52,6 +54,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
   const receipts = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
+  const broadcasts = redis === undefined ? createMemoryBroadcastStore() : createRedisBroadcastStore({ redis, prefix })
   const jobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
 
   let channel
@@ -70,6 +73,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       presence: opts.presence,
       history,
       receipts,
+      broadcasts,
       jobs,
       channel,
       logger,
@@ -89,7 +93,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
     },
     async startAgent (broker) {
-      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, channel, metrics: opts.metrics })
+      const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, broadcasts, channel, metrics: opts.metrics })
       agent = a
       await a.start(broker)
       opts.onClose('push agent', () => a.close())

@@ -10,6 +10,8 @@ export function createRedisDeliveryChannel (opts: { publisher: Redis, subscriber
   const allChannel = `${prefix}down-all`
   let own: string | undefined
   let handlers: DeliveryHandlers | undefined
+  // ioredis subscribes again by itself after a reconnect; whatever was published meanwhile is gone.
+  const onReady = (): void => { handlers?.resync?.() }
   const onMessage = (channel: string, message: string): void => {
     if (handlers === undefined) return
     try {
@@ -32,11 +34,13 @@ export function createRedisDeliveryChannel (opts: { publisher: Redis, subscriber
       handlers = h
       subscriber.on('message', onMessage)
       await subscriber.subscribe(own, allChannel)
+      subscriber.on('ready', onReady)
     },
     async close () {
       handlers = undefined
       if (subscriber === undefined || own === undefined) return
       subscriber.off('message', onMessage)
+      subscriber.off('ready', onReady)
       await subscriber.unsubscribe(own, allChannel).catch(() => {})
     }
   }

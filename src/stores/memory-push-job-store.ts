@@ -10,6 +10,7 @@ interface Job {
   readonly ids: readonly string[]
   readonly body: PushJobBody
   cursor: number
+  ordered: number
   owner: string | undefined
   leaseUntil: number
 }
@@ -18,7 +19,7 @@ export function createMemoryPushJobStore ({ devices, history, receipts }: { devi
   const jobs = new Map<string, Job>()
   return {
     async create (pushId, ids, body) {
-      jobs.set(pushId, { ids: [...ids], body, cursor: 0, owner: undefined, leaseUntil: 0 })
+      jobs.set(pushId, { ids: [...ids], body, cursor: 0, ordered: 0, owner: undefined, leaseUntil: 0 })
     },
     async claim (owner, leaseMs, at) {
       for (const [pushId, job] of jobs) {
@@ -38,7 +39,7 @@ export function createMemoryPushJobStore ({ devices, history, receipts }: { devi
     async next (pushId, limit) {
       const job = jobs.get(pushId)
       if (job === undefined) return undefined
-      return { cursor: job.cursor, ids: job.ids.slice(job.cursor, job.cursor + limit), total: job.ids.length, body: job.body }
+      return { cursor: job.cursor, ids: job.ids.slice(job.cursor, job.cursor + limit), total: job.ids.length, body: job.body, ordered: job.ordered }
     },
     async commit (pushId, cursor, candidates, invalid, entry) {
       const job = jobs.get(pushId)
@@ -55,6 +56,13 @@ export function createMemoryPushJobStore ({ devices, history, receipts }: { devi
       await receipts.progress(pushId, candidates.length + invalid.length)
       const ids = new Map(known.map((id, i) => [id, entries[i]?.id as number]))
       return candidates.map((id) => ids.get(id) ?? null)
+    },
+    async markOrdered (pushId, position) {
+      const job = jobs.get(pushId)
+      if (job !== undefined) job.ordered = Math.max(job.ordered, Math.min(position, job.cursor))
+    },
+    async range (pushId, from, to) {
+      return jobs.get(pushId)?.ids.slice(from, to) ?? []
     },
     async finish (pushId) {
       jobs.delete(pushId)

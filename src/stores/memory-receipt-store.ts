@@ -7,6 +7,9 @@ interface PushEntry {
   done: boolean
   /** Expiry sweep: the last device id swept, or true once done. */
   sweep: string | true | undefined
+  /** Count-only pushes: devices counted as sent, that got the push, that acked it. */
+  sent: Set<string>
+  got: Set<string>
   ackers: Set<string>
   counts: ReceiptCounts
   receipts: Map<string, Receipt>
@@ -14,10 +17,14 @@ interface PushEntry {
 
 export function createMemoryReceiptStore (): ReceiptStore {
   const pushes = new Map<string, PushEntry>()
+  const countOnly = (pushId: string): PushEntry | undefined => {
+    const p = pushes.get(pushId)
+    return p === undefined || p.record.target.kind === 'device' || p.record.target.kind === 'devices' ? undefined : p
+  }
   const status = (p: PushEntry): PushStatus => ({ ...p.record, processed: p.processed, total: p.total, done: p.done, counts: { ...p.counts } })
   return {
     async createPush (record, total) {
-      pushes.set(record.pushId, { record, processed: 0, total, done: false, sweep: undefined, ackers: new Set(), counts: zeroCounts(), receipts: new Map() })
+      pushes.set(record.pushId, { record, processed: 0, total, done: false, sweep: undefined, sent: new Set(), got: new Set(), ackers: new Set(), counts: zeroCounts(), receipts: new Map() })
     },
     async getPush (pushId): Promise<PushStatus | undefined> {
       const p = pushes.get(pushId)
@@ -61,10 +68,31 @@ export function createMemoryReceiptStore (): ReceiptStore {
       const page = ids.slice(0, limit)
       return { receipts: page.map((id) => p.receipts.get(id) as Receipt), next: ids.length > limit ? page[page.length - 1] : undefined }
     },
-    async addCounts (pushId, delta) {
-      const p = pushes.get(pushId)
-      if (p === undefined) return
-      for (const [state, n] of Object.entries(delta) as Array<[keyof ReceiptCounts, number]>) p.counts[state] += n
+    async countDeliveries (pushId, sent, got) {
+      const p = countOnly(pushId)
+      const added = { sent: 0, delivered: 0 }
+      if (p === undefined) return added
+      for (const id of sent) {
+        if (p.got.has(id) || p.ackers.has(id) || p.sent.has(id)) continue
+        p.sent.add(id)
+        added.sent++
+      }
+      for (const id of got) {
+        if (p.got.has(id)) continue
+        p.got.add(id)
+        if (p.ackers.has(id)) continue
+        added.delivered++
+        if (p.sent.has(id)) added.sent--
+      }
+      p.counts.sent += added.sent
+      p.counts.delivered += added.delivered
+      return added
+    },
+    async notReceived (deviceId, pushIds) {
+      return pushIds.filter((id) => {
+        const p = countOnly(id)
+        return p !== undefined && !p.got.has(deviceId) && !p.ackers.has(deviceId)
+      })
     },
     async dueForExpiry (at, limit) {
       const due: string[] = []
@@ -94,12 +122,16 @@ export function createMemoryReceiptStore (): ReceiptStore {
       return { expired, finished: p.sweep === true }
     },
     async countAcks (pushId, deviceIds) {
-      const p = pushes.get(pushId)
-      const kind = p?.record.target.kind
-      if (p === undefined || kind === 'device' || kind === 'devices') return 0
+      const p = countOnly(pushId)
+      if (p === undefined) return 0
       let added = 0
-      for (const id of deviceIds) if (!p.ackers.has(id)) { p.ackers.add(id); added++ }
-      p.counts.delivered -= Math.min(added, p.counts.delivered)
+      for (const id of deviceIds) {
+        if (p.ackers.has(id)) continue
+        p.ackers.add(id)
+        added++
+        if (p.got.has(id)) p.counts.delivered--
+        else if (p.sent.has(id)) p.counts.sent--
+      }
       p.counts.acked += added
       return added
     }

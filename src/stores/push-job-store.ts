@@ -4,7 +4,9 @@ import type { NewHistoryEntry } from './history-store.ts'
 // an API process holds a job by a lease it renews. If the process dies, the lease lapses and any API process
 // claims the job and resumes at the cursor. commit() writes a chunk's history entries and receipts and moves the
 // cursor in one atomic step, and only if the cursor is where the caller read it: a chunk is written exactly
-// once, so no device gets the push twice and none is skipped.
+// once, so no device gets the push twice and none is skipped. Next to the cursor the store keeps `ordered`: how
+// far the chunks' delivery orders went out. A worker that resumes a job first sends again the orders of the
+// committed ids past `ordered` (their owner may have died between a commit and its orders).
 // Implementations: memory-push-job-store.ts (embedded mode), redis-push-job-store.ts; both pass
 // test/contract/push-job-store.spec.ts.
 
@@ -22,6 +24,8 @@ export interface PushJobChunk {
   readonly ids: string[]
   readonly total: number
   readonly body: PushJobBody
+  /** Position up to which delivery orders went out (at most `cursor`). */
+  readonly ordered: number
 }
 
 export interface PushJobStore {
@@ -40,6 +44,10 @@ export interface PushJobStore {
    * Resolves undefined and writes nothing when the cursor has moved (someone else committed the chunk).
    */
   commit (pushId: string, cursor: number, candidates: readonly string[], invalid: readonly string[], entry: NewHistoryEntry): Promise<Array<number | null> | undefined>
+  /** The delivery orders of the ids before `position` went out; `ordered` only moves forward. */
+  markOrdered (pushId: string, position: number): Promise<void>
+  /** The job's ids at positions from `from` (inclusive) to `to` (exclusive). */
+  range (pushId: string, from: number, to: number): Promise<string[]>
   /** Forgets the job (its push record stays). */
   finish (pushId: string): Promise<void>
 }

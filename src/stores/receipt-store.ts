@@ -4,7 +4,9 @@
 //   queued | sent -> expired
 //   any state but acked, expired, failed -> failed
 // A late or repeated transition changes nothing and counts nothing. Counts by state are exact: they move in the
-// same atomic step as the state. Group and broadcast pushes keep counts only (addCounts).
+// same atomic step as the state. Group and broadcast pushes keep counts only, of distinct devices: the store keeps
+// per push the set of devices written at QoS 1, the set that got it (PUBACK, or written at QoS 0) and the set that
+// acked it, and each device counts once, in the furthest of sent < delivered < acked it reached.
 // Implementations: memory-receipt-store.ts, redis-receipt-store.ts; both pass test/contract/receipt-store.spec.ts.
 
 export const receiptStates = ['queued', 'sent', 'delivered', 'acked', 'expired', 'failed'] as const
@@ -65,8 +67,15 @@ export interface ReceiptStore {
   getReceipt (pushId: string, deviceId: string): Promise<Receipt | undefined>
   /** Receipts in device id order. */
   list (pushId: string, after: string | undefined, limit: number): Promise<ReceiptPage>
-  /** Count-only pushes (groups, broadcasts): adds the deltas to the counts. */
-  addCounts (pushId: string, delta: Partial<ReceiptCounts>): Promise<void>
+  /**
+   * Count-only pushes (groups, broadcasts): `sent` were written the push at QoS 1, `got` PUBACKed it or were
+   * written it at QoS 0. A device counts once: sent unless it got or acked it, delivered once it got it unless it
+   * acked it; a repeat (a catch-up resend, a second PUBACK) counts nothing. Resolves what was added to sent and
+   * delivered (sent may go down as devices move on). Targeted or unknown pushes count nothing.
+   */
+  countDeliveries (pushId: string, sent: readonly string[], got: readonly string[]): Promise<{ sent: number, delivered: number }>
+  /** Count-only pushes: of `pushIds`, those the device has neither got nor acked (one round trip for all). */
+  notReceived (deviceId: string, pushIds: readonly string[]): Promise<string[]>
   /** Device and list pushes whose ttl ended by `at` and whose receipts are not all swept yet. */
   dueForExpiry (at: number, limit: number): Promise<string[]>
   /**
@@ -76,8 +85,9 @@ export interface ReceiptStore {
    */
   sweepExpired (pushId: string, limit: number, at: number): Promise<{ expired: number, finished: boolean }>
   /**
-   * Count-only pushes: the devices' application acks. Each device counts once per push (delivered -> acked,
-   * never taking delivered below 0); acks for unknown or targeted pushes count nothing. Resolves how many counted.
+   * Count-only pushes: the devices' application acks. Each device counts once per push, moving from delivered
+   * (or sent) to acked if it was counted there; acks for unknown or targeted pushes count nothing. Resolves how
+   * many counted.
    */
   countAcks (pushId: string, deviceIds: readonly string[]): Promise<number>
 }

@@ -7,7 +7,7 @@ import { RETAIN_AFTER_TTL_MS, receiptKeys } from './redis-receipt-store.ts'
 
 // {prefix}push-jobs            sorted set: push id -> lease end (epoch ms; 0 for a job nobody has held yet)
 // {prefix}push-job-owners      hash: push id -> owner holding the lease
-// {prefix}push-job:{pushId}    hash: cursor, total, body (JSON)
+// {prefix}push-job:{pushId}    hash: cursor, ordered (how far delivery orders went out), total, body (JSON)
 // {prefix}push-job:{pushId}:ids  list of the job's device ids, in request order
 // A chunk checks each device's existence ({prefix}device:{id}, redis-device-store.ts) inside the commit.
 // A chunk commit is one script over the chunk's history keys and the push's receipt keys (single Redis, not
@@ -70,6 +70,14 @@ redis.call('PEXPIRE', KEYS[3], ARGV[7])
 redis.call('PEXPIRE', KEYS[4], ARGV[7])
 return out`
 
+// KEYS[1] job; ARGV[1] position. Moves `ordered` forward, never past the cursor, and never recreates a finished job.
+const MARK_ORDERED = `
+local cursor = redis.call('HGET', KEYS[1], 'cursor')
+if not cursor then return 0 end
+local to = math.min(tonumber(ARGV[1]), tonumber(cursor))
+if to > tonumber(redis.call('HGET', KEYS[1], 'ordered') or '0') then redis.call('HSET', KEYS[1], 'ordered', to) end
+return 1`
+
 export function createRedisPushJobStore ({ redis, prefix, limits, now = Date.now }: { redis: Redis, prefix: string, limits: HistoryLimits, now?: () => number }): PushJobStore {
   const jobsKey = `${prefix}push-jobs`
   const ownersKey = `${prefix}push-job-owners`
@@ -99,7 +107,7 @@ export function createRedisPushJobStore ({ redis, prefix, limits, now = Date.now
       if (h.cursor === undefined || h.body === undefined) return undefined
       const cursor = Number(h.cursor)
       const ids = await redis.lrange(idsKey(pushId), cursor, cursor + limit - 1)
-      return { cursor, ids, total: Number(h.total), body: JSON.parse(h.body) as PushJobBody }
+      return { cursor, ids, total: Number(h.total), body: JSON.parse(h.body) as PushJobBody, ordered: Number(h.ordered ?? 0) }
     },
     async commit (pushId, cursor, candidates, invalid, entry) {
       const at = now()
@@ -109,6 +117,12 @@ export function createRedisPushJobStore ({ redis, prefix, limits, now = Date.now
       const out = await redis.eval(COMMIT, keys.length, ...keys, cursor, candidates.length, historyEntryTail(entry),
         limits.maxMessages, at - limits.maxAgeMs, limits.maxAgeMs, retentionMs, Math.round(entry.sentAt), ...candidates, ...invalid) as number[] | null
       return out === null ? undefined : out.map((id) => id === 0 ? null : id)
+    },
+    async markOrdered (pushId, position) {
+      await redis.eval(MARK_ORDERED, 1, jobKey(pushId), position)
+    },
+    async range (pushId, from, to) {
+      return to <= from ? [] : await redis.lrange(idsKey(pushId), from, to - 1)
     },
     async finish (pushId) {
       await redis.multi().zrem(jobsKey, pushId).hdel(ownersKey, pushId).del(jobKey(pushId), idsKey(pushId)).exec()

@@ -1,15 +1,19 @@
 import type { Redis } from 'ioredis'
-import { RECENT_PUSHES, receiptStates, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptCounts, type ReceiptStore } from './receipt-store.ts'
+import { redisScript } from '../shared/redis-script.ts'
+import { RECENT_PUSHES, receiptStates, zeroCounts, type PushRecord, type PushStatus, type Receipt, type ReceiptStore } from './receipt-store.ts'
 
 // {prefix}push:{pushId}      hash: record (JSON), processed, total, done, sweep (expiry cursor), and c:{state} counts
 // {prefix}push:{pushId}:r    hash: deviceId -> receipt JSON {state, id?, reason?, at}
 // {prefix}push:{pushId}:ids  sorted set (all scores 0) of device ids, paged with ZRANGEBYLEX
 // All three expire together, a week after the push's ttl ends.
 // {prefix}push-expiry         sorted set of device and list pushes by the end of their ttl, until swept
-// {prefix}push:{pushId}:ackers  set of the devices whose application ack counted (group and broadcast pushes):
-//                               exact once-per-device counting; it expires an hour after the push's ttl (a
-//                               broadcast reaches only online devices, so acks come soon after it). A HyperLogLog
-//                               would take 12 KB instead of ~6 MB per 100,000 devices but miscounts by ~0.8 %.
+// Group and broadcast pushes, exact once-per-device counting (a HyperLogLog would take 12 KB instead of ~7 MB per
+// set of 100,000 devices but miscounts by ~0.8 %, and cannot tell whether one device is in it):
+// {prefix}push:{pushId}:sent    set of the devices written the push at QoS 1 that counted as sent
+// {prefix}push:{pushId}:got     set of the devices that got it (PUBACK, or written at QoS 0)
+// {prefix}push:{pushId}:ackers  set of the devices whose application ack counted
+// The three expire an hour after the push's ttl: a broadcast reaches devices within its ttl only, so PUBACKs and
+// acks come soon after.
 
 export const RETAIN_AFTER_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -86,21 +90,70 @@ redis.call('HINCRBY', KEYS[1], 'c:' .. from, -1)
 redis.call('HINCRBY', KEYS[1], 'c:' .. to, 1)
 return 1`
 
-const ACKERS_AFTER_TTL_MS = 3600 * 1000
+const SETS_AFTER_TTL_MS = 3600 * 1000
 
-// KEYS[1] push, KEYS[2] ackers; ARGV[1] ackers ttl ms, then device ids. Returns how many acks counted.
-const COUNT_ACKS = `
-local raw = redis.call('HGET', KEYS[1], 'record')
-if not raw then return 0 end
-local kind = cjson.decode(raw)['target']['kind']
-if kind ~= 'group' and kind ~= 'all' then return 0 end
-local added = 0
-for i = 2, #ARGV do added = added + redis.call('SADD', KEYS[2], ARGV[i]) end
-if added > 0 then
-  local take = math.min(added, tonumber(redis.call('HGET', KEYS[1], 'c:delivered') or '0'))
-  if take > 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', -take) end
-  redis.call('HINCRBY', KEYS[1], 'c:acked', added)
+/** Lua: count_only(push key): whether the push exists and is a group or broadcast push. */
+const COUNT_ONLY_LUA = `
+local function count_only (push)
+  local raw = redis.call('HGET', push, 'record')
+  if not raw then return false end
+  local kind = cjson.decode(raw)['target']['kind']
+  return kind == 'group' or kind == 'all'
 end
+`
+
+// KEYS[1] push, KEYS[2] sent, KEYS[3] got, KEYS[4] ackers; ARGV[1] sets' ttl ms, ARGV[2] number of sent ids, then
+// the sent ids, then the got ids. Returns {added to sent, added to delivered}; the rule is countDeliveries() in
+// receipt-store.ts.
+const COUNT_DELIVERIES = COUNT_ONLY_LUA + `
+if not count_only(KEYS[1]) then return {0, 0} end
+local n = tonumber(ARGV[2])
+local sent, delivered = 0, 0
+for i = 3, 2 + n do
+  local id = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[3], id) == 0 and redis.call('SISMEMBER', KEYS[4], id) == 0 then
+    sent = sent + redis.call('SADD', KEYS[2], id)
+  end
+end
+for i = 3 + n, #ARGV do
+  local id = ARGV[i]
+  if redis.call('SADD', KEYS[3], id) == 1 and redis.call('SISMEMBER', KEYS[4], id) == 0 then
+    delivered = delivered + 1
+    sent = sent - redis.call('SISMEMBER', KEYS[2], id)
+  end
+end
+if sent ~= 0 then redis.call('HINCRBY', KEYS[1], 'c:sent', sent) end
+if delivered ~= 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', delivered) end
+for k = 2, 3 do if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ARGV[1]) end end
+return {sent, delivered}`
+
+// KEYS: (got, ackers) per candidate push; ARGV[1] device id. Returns the 1-based positions of the pushes the
+// device has neither got nor acked.
+const NOT_RECEIVED = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('SISMEMBER', KEYS[i], ARGV[1]) == 0 and redis.call('SISMEMBER', KEYS[i + 1], ARGV[1]) == 0 then
+    out[#out + 1] = (i + 1) / 2
+  end
+end
+return out`
+
+// KEYS[1] push, KEYS[2] ackers, KEYS[3] got, KEYS[4] sent; ARGV[1] ackers ttl ms, then device ids. Returns how
+// many acks counted: each moves its device from delivered (or sent) to acked if it was counted there.
+const COUNT_ACKS = COUNT_ONLY_LUA + `
+if not count_only(KEYS[1]) then return 0 end
+local added, fromDelivered, fromSent = 0, 0, 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('SADD', KEYS[2], id) == 1 then
+    added = added + 1
+    if redis.call('SISMEMBER', KEYS[3], id) == 1 then fromDelivered = fromDelivered + 1
+    elseif redis.call('SISMEMBER', KEYS[4], id) == 1 then fromSent = fromSent + 1 end
+  end
+end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'c:acked', added) end
+if fromDelivered > 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', -fromDelivered) end
+if fromSent > 0 then redis.call('HINCRBY', KEYS[1], 'c:sent', -fromSent) end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return added`
 
@@ -112,6 +165,13 @@ export function receiptKeys (prefix: string): { push: (pushId: string) => string
 export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, prefix: string }): ReceiptStore {
   const { push: pushKey, receipts: receiptsKey, ids: idsKey } = receiptKeys(prefix)
   const ackersKey = (id: string): string => `${prefix}push:${id}:ackers`
+  const gotKey = (id: string): string => `${prefix}push:${id}:got`
+  const sentKey = (id: string): string => `${prefix}push:${id}:sent`
+  const countDeliveries = redisScript(redis, COUNT_DELIVERIES)
+  const notReceived = redisScript(redis, NOT_RECEIVED)
+  const countAcks = redisScript(redis, COUNT_ACKS)
+  /** The count-only sets' lifetime: the push's ttl and an hour. */
+  const setsTtlOf = async (pushId: string): Promise<number> => await retentionOf(pushId) - RETAIN_AFTER_TTL_MS + SETS_AFTER_TTL_MS
   const expiryKey = `${prefix}push-expiry`
   const retention = new Map<string, number>()
   const retentionOf = async (pushId: string): Promise<number> => {
@@ -190,10 +250,16 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       const receipts = page.flatMap((id, i) => { const raw = raws[i]; return raw == null ? [] : [decode(id, raw)] })
       return { receipts, next: ids.length > limit ? page[page.length - 1] : undefined }
     },
-    async addCounts (pushId, delta) {
-      const m = redis.multi()
-      for (const [state, n] of Object.entries(delta) as Array<[keyof ReceiptCounts, number]>) if (n !== 0) m.hincrby(pushKey(pushId), `c:${state}`, n)
-      await m.exec()
+    async countDeliveries (pushId, sent, got) {
+      if (sent.length === 0 && got.length === 0) return { sent: 0, delivered: 0 }
+      const keys = [pushKey(pushId), sentKey(pushId), gotKey(pushId), ackersKey(pushId)]
+      const [s, d] = await countDeliveries(keys, [await setsTtlOf(pushId), sent.length, ...sent, ...got]) as [number, number]
+      return { sent: s, delivered: d }
+    },
+    async notReceived (deviceId, pushIds) {
+      if (pushIds.length === 0) return []
+      const positions = await notReceived(pushIds.flatMap((id) => [gotKey(id), ackersKey(id)]), [deviceId]) as number[]
+      return positions.flatMap((i) => { const id = pushIds[i - 1]; return id === undefined ? [] : [id] })
     },
     async dueForExpiry (at, limit) {
       return await redis.zrangebyscore(expiryKey, '-inf', at, 'LIMIT', 0, limit)
@@ -204,8 +270,7 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
     },
     async countAcks (pushId, deviceIds) {
       if (deviceIds.length === 0) return 0
-      const ttlMs = await retentionOf(pushId) - RETAIN_AFTER_TTL_MS + ACKERS_AFTER_TTL_MS
-      return await redis.eval(COUNT_ACKS, 2, pushKey(pushId), ackersKey(pushId), ttlMs, ...deviceIds) as number
+      return await countAcks([pushKey(pushId), ackersKey(pushId), gotKey(pushId), sentKey(pushId)], [await setsTtlOf(pushId), ...deviceIds]) as number
     }
   }
 }

@@ -23,7 +23,7 @@ export function pushJobStoreSpec (name: string, build: (t: TestContext) => Promi
     await receipts.createPush({ pushId, target: { kind: 'devices', count: 4 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() }, 4)
     await jobs.create(pushId, ['a', 'zz', 'b', 'not valid!'], body)
     const chunk = await jobs.next(pushId, 10)
-    assert.deepEqual(chunk, { cursor: 0, ids: ['a', 'zz', 'b', 'not valid!'], total: 4, body })
+    assert.deepEqual(chunk, { cursor: 0, ids: ['a', 'zz', 'b', 'not valid!'], total: 4, body, ordered: 0 })
     const entry = { pushId, sentAt: Date.now(), expiresAt: body.expiresAt, qos: body.qos, data: body.data }
     assert.deepEqual(await jobs.commit(pushId, 0, ['a', 'zz', 'b'], ['not valid!'], entry), [1, null, 1])
     // The same chunk again (a second worker, or a retry after a crash): nothing is written twice.
@@ -38,6 +38,25 @@ export function pushJobStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual((await receipts.list(pushId, undefined, 10)).receipts.map((r) => r.deviceId), ['a', 'b', 'not valid!', 'zz'])
     assert.deepEqual(await jobs.next(pushId, 10).then((c) => [c?.cursor, c?.ids]), [4, []])
     await jobs.finish(pushId)
+    assert.equal(await jobs.next(pushId, 10), undefined)
+  })
+
+  test(`${name}: how far delivery orders went out moves forward only, never past the cursor, and ids read back by position`, async (t) => {
+    const { jobs, receipts } = await build(t)
+    const pushId = `p-${randomUUID()}`
+    await receipts.createPush({ pushId, target: { kind: 'devices', count: 4 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() }, 4)
+    await jobs.create(pushId, ['a', 'b', 'c', 'd'], body)
+    const entry = { pushId, sentAt: Date.now(), expiresAt: body.expiresAt, qos: body.qos, data: body.data }
+    await jobs.commit(pushId, 0, [], ['a', 'b', 'c'], entry)
+    await jobs.markOrdered(pushId, 2)
+    assert.equal((await jobs.next(pushId, 10))?.ordered, 2)
+    await jobs.markOrdered(pushId, 1)
+    await jobs.markOrdered(pushId, 4)
+    assert.deepEqual(await jobs.next(pushId, 10).then((c) => [c?.cursor, c?.ordered, c?.ids]), [3, 3, ['d']])
+    assert.deepEqual(await jobs.range(pushId, 1, 3), ['b', 'c'])
+    assert.deepEqual(await jobs.range(pushId, 3, 3), [])
+    await jobs.finish(pushId)
+    await jobs.markOrdered(pushId, 4)
     assert.equal(await jobs.next(pushId, 10), undefined)
   })
 

@@ -95,13 +95,44 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(last.next, undefined)
   })
 
-  test(`${name}: count-only pushes add counts`, async (t) => {
+  test(`${name}: count-only pushes count each device once, in the furthest state it reached`, async (t) => {
     const store = await build(t)
-    const r = record()
+    const r: PushRecord = { ...record(), target: { kind: 'group', group: 'g' } }
     await store.createPush(r, undefined)
-    await store.addCounts(r.pushId, { sent: 5, delivered: 2 })
-    await store.addCounts(r.pushId, { sent: -2, delivered: 2 })
-    assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 3, delivered: 4, acked: 0, expired: 0, failed: 0 })
+    const counts = async (): Promise<unknown> => (await store.getPush(r.pushId))?.counts
+    // a, b, c written at QoS 1; a PUBACKs in the same flush; d written at QoS 0.
+    assert.deepEqual(await store.countDeliveries(r.pushId, ['a', 'b', 'c'], ['a', 'd']), { sent: 2, delivered: 2 })
+    assert.deepEqual(await counts(), { queued: 0, sent: 2, delivered: 2, acked: 0, expired: 0, failed: 0 })
+    // b dropped and gets it again (a resend), then PUBACKs it twice (catch-up and live); a's PUBACK repeats.
+    assert.deepEqual(await store.countDeliveries(r.pushId, ['b', 'a'], []), { sent: 0, delivered: 0 })
+    assert.deepEqual(await store.countDeliveries(r.pushId, [], ['b', 'b', 'a']), { sent: -1, delivered: 1 })
+    assert.deepEqual(await counts(), { queued: 0, sent: 1, delivered: 3, acked: 0, expired: 0, failed: 0 })
+    // c acks without a PUBACK counted: it moves from sent to acked; a later PUBACK of c counts nothing.
+    assert.equal(await store.countAcks(r.pushId, ['c']), 1)
+    assert.deepEqual(await store.countDeliveries(r.pushId, ['c'], ['c']), { sent: 0, delivered: 0 })
+    assert.deepEqual(await counts(), { queued: 0, sent: 0, delivered: 3, acked: 1, expired: 0, failed: 0 })
+    // Targeted and unknown pushes count nothing here.
+    const targeted = record()
+    await store.createPush(targeted, 3)
+    assert.deepEqual(await store.countDeliveries(targeted.pushId, ['a'], ['a']), { sent: 0, delivered: 0 })
+    assert.deepEqual((await store.getPush(targeted.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 0, expired: 0, failed: 0 })
+    assert.deepEqual(await store.countDeliveries('no-such-push', ['a'], ['a']), { sent: 0, delivered: 0 })
+  })
+
+  test(`${name}: of several count-only pushes, those a device has neither got nor acked are found at once`, async (t) => {
+    const store = await build(t)
+    const pushes = await Promise.all(Array.from({ length: 4 }, async () => {
+      const r: PushRecord = { ...record(), target: { kind: 'all' } }
+      await store.createPush(r, undefined)
+      return r.pushId
+    }))
+    const [got, acked, sentOnly, none] = pushes as [string, string, string, string]
+    await store.countDeliveries(got, [], ['dev'])
+    await store.countAcks(acked, ['dev'])
+    await store.countDeliveries(sentOnly, ['dev'], [])
+    assert.deepEqual(await store.notReceived('dev', pushes), [sentOnly, none])
+    assert.deepEqual(await store.notReceived('other', pushes), pushes)
+    assert.deepEqual(await store.notReceived('dev', []), [])
   })
 
   test(`${name}: the expiry sweep waits for the job, then expires queued and sent receipts page by page, once`, async (t) => {
@@ -131,11 +162,11 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     const store = await build(t)
     const r: PushRecord = { ...record(), target: { kind: 'all' } }
     await store.createPush(r, undefined)
-    await store.addCounts(r.pushId, { delivered: 3 })
+    await store.countDeliveries(r.pushId, [], ['a', 'b', 'c'])
     assert.equal(await store.countAcks(r.pushId, ['a', 'b']), 2)
     assert.equal(await store.countAcks(r.pushId, ['b', 'c', 'a']), 1)
     assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 3, expired: 0, failed: 0 })
-    // An ack from a device whose PUBACK was counted elsewhere still counts, without taking delivered below 0.
+    // An ack from a device whose PUBACK was not counted (yet) counts as acked and takes nothing from delivered.
     assert.equal(await store.countAcks(r.pushId, ['d']), 1)
     assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 0, acked: 4, expired: 0, failed: 0 })
     const targeted = record()

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { connectRedis, redisUrl, uniquePrefix } from '../helpers/services.ts'
 import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
+import { createRedisPushJobStore } from '../../src/stores/redis-push-job-store.ts'
+import { createRedisReceiptStore } from '../../src/stores/redis-receipt-store.ts'
 
 // A list push is a job kept in Redis, not in the API process: an API process killed in the middle of one is
-// replaced by another that resumes it, and every device ends with exactly one history entry for the push.
+// replaced by another that resumes it, and every device ends with exactly one history entry for the push; the
+// delivery orders of chunks committed but not ordered before the death are sent by the worker that resumes.
 
 const ADMIN_KEY = `resume-admin-key-${randomUUID()}`
 
@@ -56,4 +60,58 @@ test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by anoth
   assert.equal(await redis.zcard(`${prefix}push-jobs`), 0, 'the finished job is forgotten')
   second.child.kill('SIGTERM')
   await second.exited
+})
+
+test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
+  const node = cluster.nodes[0] as { mqttUrl: string }
+  const redis = connectRedis(t)
+  const limits = { maxMessages: 100, maxAgeMs: 3600_000 }
+  const jobs = createRedisPushJobStore({ redis, prefix: cluster.prefix, limits })
+  const receipts = createRedisReceiptStore({ redis, prefix: cluster.prefix })
+  const tag = randomUUID().slice(0, 8)
+  const ids = Array.from({ length: 20 }, (_, i) => `o-${tag}-${i}`)
+  const online = ids.filter((_, i) => i % 2 === 0)
+  const got = new Map<string, unknown[]>()
+  for (const id of ids) {
+    const { token } = await cluster.api.provision(id)
+    if (!online.includes(id)) continue
+    const c = await connectDevice(t, node.mqttUrl, id, token)
+    const messages: unknown[] = []
+    c.on('message', (_topic, payload) => { messages.push(JSON.parse(payload.toString())) })
+    await c.subscribeAsync(`devices/${id}/down`, { qos: 1 })
+    got.set(id, messages)
+  }
+  assert.ok(await eventually(async () => (await cluster.stats()).online === online.length, 10_000), 'devices not online')
+
+  // A "dead" worker: it claims the job, commits its only chunk and dies before sending the orders. The API's own
+  // worker may claim a new job first (it polls every second): then that push runs normally and we try again.
+  let pushId = ''
+  for (let attempt = 0; attempt < 5 && pushId === ''; attempt++) {
+    const candidate = `p-resend-${tag}-${attempt}`
+    const createdAt = Date.now()
+    const body = { data: { resent: true }, qos: 1 as const, expiresAt: createdAt + 60_000, traceId: 'c'.repeat(32) }
+    await receipts.createPush({ pushId: candidate, target: { kind: 'devices', count: ids.length }, qos: 1, ttlSeconds: 60, createdAt, traceId: body.traceId }, ids.length)
+    await jobs.create(candidate, ids, body)
+    if (await jobs.claim('dead-worker', 1500, Date.now()) !== candidate) continue
+    const entry = { pushId: candidate, sentAt: Date.now(), expiresAt: body.expiresAt, qos: body.qos, data: body.data, traceId: body.traceId }
+    assert.ok(await jobs.commit(candidate, 0, ids, [], entry) !== undefined)
+    pushId = candidate
+  }
+  assert.notEqual(pushId, '', 'the API worker claimed every attempt first')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.deepEqual([...got.values()].flat(), [], 'nothing is sent before the job is resumed')
+
+  // After the lease lapses the API process resumes the job: the online devices get their orders, the others stay queued.
+  let last: unknown
+  const ok = await eventually(async () => {
+    const res = await cluster.api.api('GET', `/v1/admin/push/${pushId}`)
+    last = res.body
+    return res.body.progress.done === true && res.body.counts.delivered === online.length
+  }, 30_000, 200)
+  assert.ok(ok, `not resumed with its orders: ${JSON.stringify((last as { counts?: unknown })?.counts)}`)
+  const status = last as { counts: Record<string, number>, devices: Array<{ deviceId: string, state: string }> }
+  assert.deepEqual(status.counts, { queued: ids.length - online.length, sent: 0, delivered: online.length, acked: 0, expired: 0, failed: 0 })
+  for (const d of status.devices) assert.equal(d.state, online.includes(d.deviceId) ? 'delivered' : 'queued', d.deviceId)
+  for (const id of online) assert.deepEqual(got.get(id)?.map((m) => (m as { id: number, pushId: string }).pushId), [pushId], id)
 })

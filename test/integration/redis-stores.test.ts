@@ -14,6 +14,8 @@ import { nodeRegistrySpec } from '../contract/node-registry.spec.ts'
 import { createRedisNodeRegistry } from '../../src/stores/redis-node-registry.ts'
 import { presenceStoreSpec } from '../contract/presence-store.spec.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
+import { broadcastStoreSpec } from '../contract/broadcast-store.spec.ts'
+import { createRedisBroadcastStore } from '../../src/stores/redis-broadcast-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createRedisCounterStore } from '../../src/stores/redis-counter-store.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
@@ -25,6 +27,7 @@ presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore(
 nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))
 historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
 receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+broadcastStoreSpec('redis broadcast store', async (t) => createRedisBroadcastStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 pushJobStoreSpec('redis push job store', async (t) => {
   const redis = connectRedis(t)
   const prefix = uniquePrefix()

@@ -12,6 +12,8 @@ import { nodeRegistrySpec } from '../contract/node-registry.spec.ts'
 import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
 import { presenceStoreSpec } from '../contract/presence-store.spec.ts'
 import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
+import { broadcastStoreSpec } from '../contract/broadcast-store.spec.ts'
+import { createMemoryBroadcastStore } from '../../src/stores/memory-broadcast-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 
@@ -22,6 +24,7 @@ presenceStoreSpec('memory presence store', async () => createMemoryPresenceStore
 nodeRegistrySpec('memory node registry', async () => createMemoryNodeRegistry())
 historyStoreSpec('memory history store', async (_t, limits) => createMemoryHistoryStore(limits))
 receiptStoreSpec('memory receipt store', async () => createMemoryReceiptStore())
+broadcastStoreSpec('memory broadcast store', async () => createMemoryBroadcastStore())
 pushJobStoreSpec('memory push job store', async () => {
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 })
   const receipts = createMemoryReceiptStore()

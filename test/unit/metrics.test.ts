@@ -25,12 +25,14 @@ test('receipt transitions are counted by the state entered, only when they move'
   assert.equal(await store.transition('p', 'x', 'delivered', 4), false, 'failed is final')
   // A count-only push (a broadcast): a node adds what its subscribers got, then moves PUBACKed ones to delivered.
   await store.createPush({ pushId: 'g', target: { kind: 'all' }, qos: 1, ttlSeconds: 60, createdAt: 1 }, undefined)
-  await store.addCounts('g', { sent: 1 })
-  await store.addCounts('g', { sent: -1, delivered: 1 })
+  await store.countDeliveries('g', ['d'], [])
+  await store.countDeliveries('g', [], ['d'])
+  await store.countAcks('g', ['d'])
   assert.equal(await sample(metrics, 'pushline_receipts_total', { state: 'queued' }), 2)
   assert.equal(await sample(metrics, 'pushline_receipts_total', { state: 'failed' }), 1)
   assert.equal(await sample(metrics, 'pushline_receipts_total', { state: 'sent' }), 2, 'a negative count delta counts nothing')
   assert.equal(await sample(metrics, 'pushline_receipts_total', { state: 'delivered' }), 2)
+  assert.equal(await sample(metrics, 'pushline_receipts_total', { state: 'acked' }), 1)
   assert.deepEqual((await store.getPush('p'))?.counts, { queued: 1, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 1 }, 'the store itself is unchanged by counting')
 })
 

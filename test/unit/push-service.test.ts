@@ -9,6 +9,7 @@ import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.
 import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
 import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
+import { createMemoryBroadcastStore } from '../../src/stores/memory-broadcast-store.ts'
 
 async function setup (t: TestContext, ids: string[]) {
   const devices = createMemoryDeviceStore()
@@ -26,9 +27,10 @@ async function setup (t: TestContext, ids: string[]) {
   const receipts = createMemoryReceiptStore()
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 }, () => clock)
   const jobs = createMemoryPushJobStore({ devices, history, receipts })
-  const service = createPushService({ devices, presence, history, receipts, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
+  const live = createMemoryBroadcastStore(() => clock)
+  const service = createPushService({ devices, presence, history, receipts, broadcasts: live, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
   t.after(() => service.close())
-  return { service, presence, sent, broadcasts, receipts, history, advance: (ms: number) => { clock += ms } }
+  return { service, presence, sent, broadcasts, live, receipts, history, advance: (ms: number) => { clock += ms } }
 }
 
 test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', async (t) => {
@@ -71,10 +73,13 @@ test('a pull returns entries in id order and moves those within ttl to delivered
   assert.equal(await s.history.delivered('a'), 2)
 })
 
-test('group and broadcast pushes send one order on the broadcast topic and keep no receipts', async (t) => {
+test('group and broadcast pushes send one order on the broadcast topic, are kept for their ttl and keep no receipts', async (t) => {
   const s = await setup(t, [])
-  const g = await s.service.push({ group: 'hall', data: 1, qos: 0 })
-  const all = await s.service.push({ all: true, data: 2 })
+  const g = await s.service.push({ group: 'hall', data: 1, qos: 0, ttlSeconds: 30 })
+  const all = await s.service.push({ all: true, data: 2, ttlSeconds: 60 })
   assert.deepEqual(s.broadcasts.map((b) => [b.pushId, b.topic, b.qos]), [[g.pushId, 'broadcast/groups/hall', 0], [all.pushId, 'broadcast/all', 1]])
   assert.deepEqual((await s.service.get(all.pushId, undefined, 10)).devices, [])
+  assert.deepEqual(await s.live.liveOn('broadcast/groups/hall', 0), [s.broadcasts[0]])
+  s.advance(30_000)
+  assert.deepEqual((await s.live.live(0)).map((b) => b.pushId), [all.pushId])
 })

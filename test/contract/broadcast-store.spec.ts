@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { test, type TestContext } from 'node:test'
+import type { BroadcastStore, LiveBroadcast } from '../../src/stores/broadcast-store.ts'
+
+const live = (topic: string, expiresAt: number): LiveBroadcast =>
+  ({ pushId: `p-${randomUUID()}`, topic, qos: 1, sentAt: Date.now(), data: { n: randomUUID() }, traceId: 'a'.repeat(32), expiresAt })
+
+export function broadcastStoreSpec (name: string, build: (t: TestContext) => Promise<BroadcastStore>): void {
+  test(`${name}: live broadcasts read back by topic and all together, earliest expiry first, until they expire`, async (t) => {
+    const store = await build(t)
+    const now = Date.now()
+    const group = `broadcast/groups/g-${randomUUID()}`
+    const later = live('broadcast/all', now + 60_000)
+    const sooner = live('broadcast/all', now + 30_000)
+    const grouped = live(group, now + 45_000)
+    for (const b of [later, sooner, grouped]) await store.add(b)
+    assert.deepEqual(await store.liveOn('broadcast/all', now), [sooner, later])
+    assert.deepEqual(await store.liveOn(group, now), [grouped])
+    assert.deepEqual(await store.liveOn('broadcast/groups/nobody', now), [])
+    assert.deepEqual(await store.live(now), [sooner, grouped, later])
+    // Read as at a later moment: what has expired by then is gone.
+    assert.deepEqual(await store.liveOn('broadcast/all', now + 30_000), [later])
+    assert.deepEqual(await store.live(now + 50_000), [later])
+    assert.deepEqual(await store.live(now + 60_000), [])
+  })
+
+  test(`${name}: a broadcast whose ttl has already ended is not kept, and one with a short ttl goes by itself`, async (t) => {
+    const store = await build(t)
+    const topic = `broadcast/groups/g-${randomUUID()}`
+    await store.add(live(topic, Date.now() - 1))
+    const short = live(topic, Date.now() + 300)
+    await store.add(short)
+    assert.deepEqual(await store.liveOn(topic, Date.now()), [short])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.deepEqual(await store.liveOn(topic, Date.now()), [])
+  })
+}
