@@ -285,8 +285,11 @@ export function createPushService (deps: PushServiceDeps): PushService {
         const order = { pushId, topic, qos, sentAt: createdAt, data: request.data, traceId, expiresAt: body.expiresAt }
         // Stored first: a node that starts or a device that subscribes after the order still finds it.
         await deps.broadcasts.add(order)
-        await channel.broadcast(order)
+        // Nothing to resolve for a count-only push: done before the order goes out, so the order's PUBLISH is the
+        // last round trip of the request (on a node that also writes the broadcast, each later one waited for
+        // its whole fan-out and the PUBACKs and acks coming back: 202 took 1.3–2.2 s at 100,000 devices).
         await receipts.progress(pushId, 0, { total: 0 })
+        await channel.broadcast(order)
       }
       logger.info({ event: 'push_accepted', traceId, pushId, target: target.kind, qos, ttlSeconds }, 'push accepted')
       return { pushId, traceId }
