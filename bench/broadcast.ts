@@ -53,6 +53,8 @@ const USAGE = `usage: npx tsx bench/broadcast.ts [options]
   --max-seconds N     abort the whole run after this long (default 1200)
   --keep-logs         keep the brokers' temp dirs with their logs
   --profile           run node 0 with --cpu-prof; the profile goes to bench-results/profiles/
+  --no-acks           receivers only PUBACK (delivery counts still known), no application ack on
+                      devices/{id}/ack: a third less traffic back, on both brokers
   --help`
 
 interface Args {
@@ -69,6 +71,7 @@ interface Args {
   readonly maxSeconds: number
   readonly keepLogs: boolean
   readonly profile: boolean
+  readonly acks: boolean
 }
 
 function parse (): Args {
@@ -82,6 +85,7 @@ function parse (): Args {
       equal: { type: 'string' },
       'target-ms': { type: 'string', default: '2000' },
       profile: { type: 'boolean', default: false },
+      'no-acks': { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'broadcast', 1200)
     },
     strict: true
@@ -100,7 +104,8 @@ function parse (): Args {
     summary: values.summary,
     maxSeconds: intOption('max-seconds', values['max-seconds'], 10, 7200),
     keepLogs: values['keep-logs'],
-    profile: values.profile
+    profile: values.profile,
+    acks: !values['no-acks']
   }
   if (args.devices / args.nodes > 19_000) throw new UsageError(`${args.devices} devices over ${args.nodes} nodes is more than 19,000 per node (open-file limit): add nodes`)
   return args
@@ -183,7 +188,7 @@ async function runPushline (args: Args, nodes: readonly PushlineProcess[], creds
     topics: i % 2 === 0 ? ['broadcast/all', `broadcast/groups/${GROUP}`] : ['broadcast/all']
   }))
   const started = Date.now()
-  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: true, firstSourceOctet: 20, maxLifetimeMs: args.maxSeconds * 1000 })
+  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: args.acks, firstSourceOctet: 20, maxLifetimeMs: args.maxSeconds * 1000 })
   const connectSeconds = (Date.now() - started) / 1000
   log(`${label}: ${fmtInt(load.connected)}/${fmtInt(count)} devices connected and subscribed in ${fmt(connectSeconds, 1)} s` +
     (load.failed > 0 ? ` (${load.failed} failed: ${load.failureSamples.join('; ')})` : ''))
@@ -236,7 +241,7 @@ async function runMosquitto (args: Args, runId: string): Promise<MosquittoRun> {
   const processes = Math.max(1, Math.ceil(count / (limit - 100)))
   const brokers = [first, ...await Promise.all(Array.from({ length: processes - 1 }, start))]
   const clients: BroadcastClient[] = deviceIds(`mq-${runId}`, count).map((clientId, i) => ({ clientId, port: (brokers[i % processes] as BrokerProcess).mqttPort, topics: ['broadcast/all'] }))
-  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: true, firstSourceOctet: 60, maxLifetimeMs: args.maxSeconds * 1000 })
+  const load = await startBroadcastLoad({ host: '127.0.0.1', clients, workers: workersFor(count, args.workers), ack: args.acks, firstSourceOctet: 60, maxLifetimeMs: args.maxSeconds * 1000 })
   log(`mosquitto (${processes} processes, fd limit ${limit}): ${fmtInt(load.connected)}/${fmtInt(count)} subscribers` + (load.failed > 0 ? ` (${load.failed} failed: ${load.failureSamples.join('; ')})` : ''))
   const pubs = await Promise.all(brokers.map(async (b, k) => await mqtt.connectAsync({ host: '127.0.0.1', port: b.mqttPort, clientId: `mq-${runId}-pub${k}`, reconnectPeriod: 0 })))
   const rounds: Timing[] = []
@@ -335,6 +340,7 @@ async function main (): Promise<void> {
     ]
     const notes = [
       `Mosquitto: ${mosq.clients} subscribers over ${mosq.processes} independent processes (open-file limit ${mosq.fdLimit} each), one publish to each.`,
+      `receivers ${args.acks ? 'PUBACK and ack every downlink on devices/{id}/ack' : 'only PUBACK (--no-acks)'}, on both brokers`,
       `delivery counts matched the receivers in every round: ${[...bigRun.rounds, ...(equalRun?.rounds ?? [])].every((r) => r.countsMatch)}`,
       `admin requests answered 503 and retried: ${admin.retries()}`
     ]
