@@ -156,7 +156,15 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       liveEpochs.set(c.id, entry.epoch)
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
-        if (await presence.restore(entry)) logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
+        const result = await presence.restore(entry)
+        if (result === 'restored') logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
+        // A newer connection of the device holds its entry, here or on another node, and this one is still open:
+        // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
+        // once). Presence is the truth: close this one.
+        if (result === 'superseded' && !c.closed) {
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          c.close()
+        }
       }
     }
     for (const s of stored) {

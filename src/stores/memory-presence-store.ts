@@ -59,9 +59,10 @@ export function createMemoryPresenceStore (): PresenceStore {
     },
     async restore (entry) {
       const cur = entries.get(entry.deviceId)
-      if (cur !== undefined && cur.epoch >= entry.epoch) return false
+      if (cur !== undefined && cur.epoch === entry.epoch) return 'present'
+      if (cur !== undefined && cur.epoch > entry.epoch) return 'superseded'
       put(entry)
-      return true
+      return 'restored'
     },
     async staleSince (before, limit) {
       return [...seen.entries()].filter(([, t]) => t < before).sort((x, y) => x[1] - y[1]).slice(0, limit).map(([id]) => id)

@@ -17,6 +17,8 @@ export interface PresenceConnect {
   readonly replaced: PresenceEntry | undefined
 }
 
+export type RestoreResult = 'restored' | 'present' | 'superseded'
+
 export interface PresenceStore {
   /** Records a new connection and returns its entry with a fresh epoch. */
   connect (deviceId: string, nodeId: string, at: number): Promise<PresenceConnect>
@@ -32,8 +34,11 @@ export interface PresenceStore {
   /** Entries held by one node. */
   listNode (nodeId: string): Promise<PresenceEntry[]>
   countNode (nodeId: string): Promise<number>
-  /** Re-adds a live connection that presence lost (reconciliation); keeps a newer entry if one exists. */
-  restore (entry: PresenceEntry): Promise<boolean>
+  /**
+   * Re-adds a live connection that presence lost (reconciliation): `restored`; `present` when this very entry is
+   * there; `superseded` when a newer connection of the device holds the entry (kept): this one was taken over.
+   */
+  restore (entry: PresenceEntry): Promise<RestoreResult>
   /** Removes every entry of a node (dead-node cleanup); resolves the removed device ids. */
   removeNode (nodeId: string, at: number): Promise<string[]>
   /** Offline devices last seen before `before`, oldest first (for the session reaper). */

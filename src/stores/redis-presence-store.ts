@@ -32,12 +32,14 @@ redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1`
 
-// KEYS: presence, node set; ARGV: deviceId, nodeId, epoch, connectedAt, node-set prefix
+// KEYS: presence, node set; ARGV: deviceId, nodeId, epoch, connectedAt, node-set prefix.
+// Returns 1 restored, 2 present (this very entry), 0 superseded (a newer connection holds it).
 const RESTORE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local node, epoch = string.match(cur, '^(%S+) (%d+)')
-  if tonumber(epoch) >= tonumber(ARGV[3]) then return 0 end
+  if tonumber(epoch) == tonumber(ARGV[3]) then return 2 end
+  if tonumber(epoch) > tonumber(ARGV[3]) then return 0 end
   redis.call('SREM', ARGV[5] .. node, ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
@@ -115,7 +117,8 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       return await redis.scard(nodePrefix + nodeId)
     },
     async restore (entry) {
-      return await redis.eval(RESTORE, 2, presence, nodePrefix + entry.nodeId, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix) === 1
+      const result = await redis.eval(RESTORE, 2, presence, nodePrefix + entry.nodeId, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix)
+      return result === 1 ? 'restored' : result === 2 ? 'present' : 'superseded'
     },
     async staleSince (before, limit) {
       return await redis.zrangebyscore(lastSeen, '-inf', `(${before}`, 'LIMIT', 0, limit)

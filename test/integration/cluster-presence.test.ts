@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
 import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
+import { connectRedis } from '../helpers/services.ts'
+import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 
 // Presence and online counts across three broker processes (DESIGN.md, cluster rules).
 
@@ -200,4 +202,28 @@ test('draining a node with 500 devices moves every one of them to the other node
   assert.equal(nodes.find((n) => n.nodeId === victim.nodeId)?.draining, true)
   assert.equal(await eventually(() => presenceMatches(cluster, sims), 2 * HB + 3000), true)
   assert.equal((await fetch(`http://127.0.0.1:${victim.httpPort}/readyz`)).status, 503, 'a draining node is not ready')
+})
+
+test('a connection whose takeover close never arrived is closed by its node once presence names a newer connection elsewhere', async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: HB })
+  const a = cluster.nodes[0] as { mqttUrl: string, nodeId: string }
+  const id = `zombie-${Date.now().toString(36)}`
+  const { token } = await cluster.api.provision(id)
+  const device = await connect(a.mqttUrl, id, token)
+  assert.ok(device !== undefined, 'connected to node A')
+  t.after(() => device.end(true))
+  let closed = false
+  device.on('close', () => { closed = true })
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.nodeId === a.nodeId, 5000))
+
+  // A newer connection on another node whose takeover messages to A were lost, written straight into presence:
+  // neither the kick nor aedes's announcement is ever sent. (That node is not a member, so no reconciliation of
+  // its own removes the entry.)
+  const elsewhere = `elsewhere-${id}`
+  const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
+  await presence.connect(id, elsewhere, Date.now())
+  assert.ok(await eventually(async () => closed, 10 * HB + 5000), 'node A closed the superseded connection')
+  await new Promise((resolve) => setTimeout(resolve, 3 * HB))
+  const p = (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body
+  assert.equal(p.nodeId, elsewhere, 'presence still names the newer connection')
 })
