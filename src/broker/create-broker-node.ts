@@ -257,12 +257,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
   // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
   const route = (aedes.publish as unknown as PublishFn).bind(aedes)
-  // aedes announces every disconnect on $SYS/{node}/disconnect/clients, which no node listens to: in cluster mode
-  // one Redis PUBLISH per disconnect, decoded by every node, for nothing.
-  const disconnectAnnouncement = `$SYS/${opts.nodeId}/disconnect/clients`
+  // aedes announces every connect and disconnect on $SYS/{node}/new/clients and .../disconnect/clients: in
+  // cluster mode a Redis PUBLISH per connect and per disconnect, decoded by every node. Nothing listens to the
+  // second; the first makes other nodes close a client with the same id, which the cluster member does from
+  // presence instead (onTakeover, and reconciliation when that close is lost).
+  const announcements = new Set([`$SYS/${opts.nodeId}/new/clients`, `$SYS/${opts.nodeId}/disconnect/clients`])
   const guarded: PublishFn = (packet, client, done) => {
     if (client !== null && typeof client === 'object' && consumed.has(packet)) return done()
-    if (packet.topic === disconnectAnnouncement) {
+    if (announcements.has(packet.topic)) {
       // aedes's own announcements pass the callback in the client's place.
       const callback = typeof client === 'function' ? client as () => void : done
       return callback?.()
