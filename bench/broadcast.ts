@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
 import { startBroadcastLoad, type BroadcastClient, type BroadcastLoad } from './lib/broadcast-load.ts'
 import { createAdminClient } from './lib/admin-api.ts'
-import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
+import { buildPushline, cpuProfileArgs, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
 import { deleteRedisPrefix, deviceIds, seedRedisTokens } from './lib/devices.ts'
 import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
@@ -286,9 +286,7 @@ async function main (): Promise<void> {
   const prefix = `bench-bc-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
   const nodes = await Promise.all(Array.from({ length: args.nodes }, async (_, i) => {
-    const nodeArgs = args.profile && i === 0
-      ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles')}`, `--cpu-prof-name=broadcast-node0-${runId}.cpuprofile`]
-      : []
+    const nodeArgs = args.profile && i === 0 ? cpuProfileArgs(ROOT, `broadcast-node0-${runId}`) : []
     const node = await startPushline({ name: `node${i}`, main, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}` } })
     onCleanup(`stop node${i}`, () => node.stop())
     return node

@@ -21,11 +21,11 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { buildPushline, mosquittoVersion, startFloorBroker, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
+import { buildPushline, cpuProfileArgs, mosquittoVersion, startFloorBroker, startMosquitto, startPushline, type BrokerProcess } from './lib/brokers.ts'
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoadResult } from './lib/connect-load.ts'
 import type { ConnectCounts } from './lib/connect-protocol.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, provisionOverHttp, seedRedisTokens } from './lib/devices.ts'
-import { commonOptions, exitOnHelp, onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
+import { choiceList, commonOptions, exitOnHelp, onCleanup, runBench, setDeadline, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu, openFds, rssBytes, tcpExtCounters, waitForQuiet } from './lib/proc.ts'
 import { ensureServices, redisCommandCalls, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
@@ -96,16 +96,14 @@ function parse (): Args {
   })
   exitOnHelp(values.help, USAGE)
   const int = intOption
-  const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '')
-  for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGETS.join(', ')})`)
-  if (targets.length === 0) throw new UsageError('--targets is empty')
+  const targets = choiceList('targets', values.targets, TARGETS, 'target')
   const args: Args = {
     connects: int('connects', values.connects, 1, 18_000),
     rounds: int('rounds', values.rounds, 1, 20),
     warmup: int('warmup', values.warmup, 0, 18_000),
     workers: int('workers', values.workers, 1, 8),
     concurrency: int('concurrency', values.concurrency, 1, 5000),
-    targets: [...new Set(targets)] as TargetName[],
+    targets: [...new Set(targets)],
     timeoutMs: int('timeout-ms', values['timeout-ms'], 100, 120_000),
     keepalive: int('keepalive', values.keepalive, 0, 65_535),
     settleMs: int('settle-ms', values['settle-ms'], 0, 60_000),
@@ -179,9 +177,7 @@ async function timed<T> (what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 async function startTarget (name: TargetName, args: Args, ctx: { runId: string, main: () => Promise<string>, redis: () => Promise<{ url: string }> }): Promise<Omit<Target, 'idleRssBytes' | 'idleFds' | 'rounds'>> {
-  const profileArgs = (label: string): string[] => args.profile
-    ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles')}`, `--cpu-prof-name=connect-rate-${label}-${ctx.runId}.cpuprofile`]
-    : []
+  const profileArgs = (label: string): string[] => args.profile ? cpuProfileArgs(ROOT, `connect-rate-${label}-${ctx.runId}`) : []
   switch (name) {
     case 'mosquitto': {
       const broker = await startMosquitto({ name, keepLogs: args.keepLogs })

@@ -32,7 +32,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { deleteRedisPrefix } from './lib/devices.ts'
 import type { LatencyParentMessage, LatencyWorkerMessage } from './lib/latency-protocol.ts'
 import { figure, writeSummary } from './lib/summary.ts'
-import { commonOptions, exitOnHelp, isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
+import { choiceList, commonOptions, exitOnHelp, isAlive, onCleanup, runBench, setDeadline, splitList, track, UsageError, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, machineCpu } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, percentile } from './lib/stats.ts'
@@ -106,20 +106,17 @@ function parse (): Args {
   })
   exitOnHelp(values.help, USAGE)
   const int = intOption
-  const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  const targets = list(values.targets)
-  for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGETS.join(', ')})`)
-  if (targets.length === 0) throw new UsageError('--targets is empty')
-  const qos = list(values.qos).map((q) => int('qos', q, 0, 1) as 0 | 1)
+  const targets = choiceList('targets', values.targets, TARGETS, 'target')
+  const qos = splitList(values.qos).map((q) => int('qos', q, 0, 1) as 0 | 1)
   if (qos.length === 0) throw new UsageError('--qos is empty')
   return {
-    rates: list(values.rates).map((r) => int('rates', r, 1, 100_000)),
+    rates: splitList(values.rates).map((r) => int('rates', r, 1, 100_000)),
     qos: [...new Set(qos)],
     seconds: int('seconds', values.seconds, 1, 120),
     warmupSeconds: int('warmup-seconds', values['warmup-seconds'], 0, 60),
     drainMs: int('drain-ms', values['drain-ms'], 0, 60_000),
     subscribers: int('subscribers', values.subscribers, 1, 5000),
-    targets: [...new Set(targets)] as TargetName[],
+    targets: [...new Set(targets)],
     churnClients: int('churn-clients', values['churn-clients'], 0, 5000),
     churnSeconds: int('churn-seconds', values['churn-seconds'], 1, 120),
     heartbeatMs: int('heartbeat-ms', values['heartbeat-ms'], 100, 60_000),

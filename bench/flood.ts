@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import type { FloodParentMessage, FloodWorkerMessage } from './lib/flood-protocol.ts'
-import { intOption, isAlive, runBench, setDeadline, track, UsageError, writeReport } from './lib/lifecycle.ts'
+import { choiceList, intOption, isAlive, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, rssBytes } from './lib/proc.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
 import { figure, writeSummary, type SummaryFigure } from './lib/summary.ts'
@@ -89,21 +89,15 @@ function parse (): Args {
     process.stdout.write(USAGE + '\n')
     process.exit(0)
   }
-  const list = <T extends string>(name: string, raw: string, known: readonly T[]): T[] => {
-    const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
-    for (const item of items) if (!(known as readonly string[]).includes(item)) throw new UsageError(`unknown ${name} "${item}" (known: ${known.join(', ')})`)
-    if (items.length === 0) throw new UsageError(`--${name} is empty`)
-    return items as T[]
-  }
   const publishers = intOption('publishers', values.publishers, 1, 15_000)
   return {
     publishers,
     publisherWorkers: intOption('publisher-workers', values['publisher-workers'], 1, Math.min(16, publishers)),
     seconds: intOption('seconds', values.seconds, 3, 300),
     payloadBytes: intOption('payload-bytes', values['payload-bytes'], 1, 65_536),
-    variants: list('variants', values.variants, VARIANTS),
+    variants: choiceList('variants', values.variants, VARIANTS),
     fanoutSubscribers: intOption('fanout-subscribers', values['fanout-subscribers'], 1, 1000),
-    targets: list('targets', values.targets, TARGETS),
+    targets: choiceList('targets', values.targets, TARGETS),
     main: values.main,
     out: values.out,
     summary: values.summary,

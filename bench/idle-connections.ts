@@ -26,7 +26,7 @@ import { buildPushline, mosquittoVersion, startMosquitto, startPushline, type Br
 import { prepareConnectLoad, MAX_CONNECTIONS_PER_WORKER, type ConnectCredentials, type ConnectLoad, type ConnectLoadResult } from './lib/connect-load.ts'
 import { anonymousClients, deleteRedisPrefix, deviceClients, deviceIds, seedRedisTokens } from './lib/devices.ts'
 import { connectInspector, type MemoryUsage } from './lib/inspector.ts'
-import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
+import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, splitList, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { freePort, openFds, rssBytes, waitForQuiet } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtBytes, fmtInt, formatTable, machineInfo } from './lib/stats.ts'
@@ -94,11 +94,9 @@ function parse (): Args {
   })
   exitOnHelp(values.help, USAGE)
   const int = intOption
-  const parts = values.parts.split(',').map((p) => p.trim()).filter((p) => p !== '')
-  for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new UsageError(`unknown part "${p}" (known: ${PARTS.join(', ')})`)
-  if (parts.length === 0) throw new UsageError('--parts is empty')
+  const parts = choiceList('parts', values.parts, PARTS, 'part')
   const args: Args = {
-    parts: [...new Set(parts)] as Part[],
+    parts: [...new Set(parts)],
     connections: int('connections', values.connections, 1, 20_000 - NODE_FD_RESERVE),
     clusterConnections: int('cluster-connections', values['cluster-connections'], 1, 200_000),
     nodes: int('nodes', values.nodes, 1, 12),
@@ -106,7 +104,7 @@ function parse (): Args {
     concurrency: int('concurrency', values.concurrency, 1, 1000),
     settleMs: int('settle-ms', values['settle-ms'], 0, 60_000),
     heapSnapshot: values['heap-snapshot'],
-    nodeArgs: values['node-args'].split(',').map((a) => a.trim()).filter((a) => a !== ''),
+    nodeArgs: splitList(values['node-args']),
     targetKb: Number(values['target-kb']),
     main: values.main === undefined ? undefined : resolve(values.main),
     out: resolve(values.out),

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
-import { intOption, isAlive, onCleanup, runBench, setDeadline, track, UsageError, writeReport } from './lib/lifecycle.ts'
+import { choiceList, intOption, isAlive, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
 import { ensureServices, type Services } from './lib/services.ts'
 import { fmt, machineInfo } from './lib/stats.ts'
 import { figure, type BenchSummary, type SummaryFigure } from './lib/summary.ts'
@@ -148,9 +148,7 @@ function parse (): Args {
     process.exit(0)
   }
   const known = scenarios().map((s) => s.name)
-  const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const name of only ?? []) if (!known.includes(name)) throw new UsageError(`unknown scenario "${name}" (known: ${known.join(', ')})`)
-  if (only !== undefined && only.length === 0) throw new UsageError('--only is empty')
+  const only = values.only === undefined ? undefined : choiceList('only', values.only, known, 'scenario')
   return {
     only,
     quick: values.quick,

@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Kafka, logLevel } from 'kafkajs'
-import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deviceIds, provisionOverHttp } from './lib/devices.ts'
 import { onCleanup, runBench, setDeadline, writeReport, intOption } from './lib/lifecycle.ts'
 import { cpuSeconds, freePort } from './lib/proc.ts'
@@ -201,7 +201,7 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
     name: `uplink-${setup}`,
     main,
     env,
-    ...(args.profile && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=uplink-${setup}-${n}-${Date.now()}.cpuprofile`] })
+    ...(args.profile && { nodeArgs: cpuProfileArgs(ROOT, `uplink-${setup}-${n}-${Date.now()}`) })
   })
   onCleanup(`stop ${setup} node`, () => node.stop())
   try {

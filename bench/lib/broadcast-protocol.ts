@@ -32,7 +32,7 @@ export interface BroadcastJob {
   /** Connects in flight at once. */
   readonly concurrency: number
   readonly keepaliveSeconds: number
-  /** Publish {"id": <the downlink's id>} on devices/{clientId}/ack for every downlink received (Pushline only). */
+  /** Publish {"id": <the downlink's id>} on devices/{clientId}/ack for every downlink received (on Mosquitto: to no subscriber, for equal work). */
   readonly ack: boolean
   readonly connectTimeoutMs: number
   readonly maxLifetimeMs: number

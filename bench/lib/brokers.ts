@@ -13,6 +13,11 @@ import { freePort, waitUntil } from './proc.ts'
 
 export const BENCH_HOST = '127.0.0.1'
 
+/** Node flags that write a CPU profile named `name` into bench-results/profiles/ under `root` at exit. */
+export function cpuProfileArgs (root: string, name: string): string[] {
+  return ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench-results/profiles')}`, `--cpu-prof-name=${name}.cpuprofile`]
+}
+
 export interface BrokerProcess {
   /** Short label for tables, e.g. "mosquitto" or "pushline-redis". */
   readonly name: string

@@ -110,6 +110,19 @@ export async function writeReport (path: string, report: unknown): Promise<void>
 }
 
 /** Parses an integer option within bounds, or throws a UsageError naming it. */
+/** The items of a comma-separated option, blanks dropped. */
+export function splitList (raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+/** A comma-separated option whose items must be among `known` (`item` names one in errors); empty is a usage error. */
+export function choiceList<T extends string> (name: string, raw: string, known: readonly T[], item = name): T[] {
+  const items = splitList(raw)
+  for (const i of items) if (!(known as readonly string[]).includes(i)) throw new UsageError(`unknown ${item} "${i}" (known: ${known.join(', ')})`)
+  if (items.length === 0) throw new UsageError(`--${name} is empty`)
+  return items as T[]
+}
+
 export function intOption (name: string, value: string, min: number, max: number): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)

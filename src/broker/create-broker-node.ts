@@ -283,11 +283,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     for (const c of registered) if (c.closed) registered.delete(c); else out.push(c)
     return out
   }
-  const liveSessions = (): number => {
-    let n = 0
-    for (const c of registered) if (c.closed) registered.delete(c); else n++
-    return n
-  }
+  const liveSessions = (): number => liveClients().length
   aedes.on('client', (c) => { registered.add(c); metrics.connects.inc() })
   aedes.on('clientDisconnect', (c) => { registered.delete(c) })
   {
