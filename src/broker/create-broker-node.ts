@@ -8,6 +8,7 @@ import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
+import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
@@ -102,6 +103,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return gate
   }
   let accepting = true
+  installEmptyQueueShortcut()
   const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? createMemoryPersistence()), (client, sub) => {
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)

@@ -1,5 +1,5 @@
-import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
+import { emptyQueueStream } from './empty-queue-shortcut.ts'
 
 // Round trips aedes 1.2 makes to its persistence on every CONNECT that can never find anything
 // (bench/connect-rate.ts counted 16 Redis commands per connect; the broker is CPU-bound on them):
@@ -8,7 +8,8 @@ import type { Client } from 'aedes'
 //   with their real brokerId, which still goes through.
 // - emptyQueue reads the stored queue of a clean session only to throw every entry away
 //   (emptyQueueFilter clears them for clean clients), and a clean session's queue was deleted with its
-//   subscriptions anyway (LRANGE for nothing).
+//   subscriptions anyway (LRANGE for nothing). Its stream is marked, so that aedes's pipeline over it is skipped too
+//   (empty-queue-shortcut.ts).
 
 interface ShortcutPersistence {
   delWill (client: { id: string, brokerId?: string }): Promise<unknown>
@@ -20,6 +21,6 @@ export function skipIdleRoundTrips<P extends object> (persistence: P): P {
   const delWill = store.delWill.bind(persistence)
   const outgoingStream = store.outgoingStream.bind(persistence)
   store.delWill = async (client) => client.brokerId === undefined ? null : await delWill(client)
-  store.outgoingStream = (client) => client.clean ? Readable.from([]) : outgoingStream(client)
+  store.outgoingStream = (client) => client.clean ? emptyQueueStream() : outgoingStream(client)
   return persistence
 }
