@@ -1,10 +1,12 @@
+import type { Duplex } from 'node:stream'
 import { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import { coalesceWrites } from './coalesce-writes.ts'
 
 /**
  * An ioredis client that never crashes the process: errors are logged (once per outage), and commands fail
  * within `commandTimeoutMs` (0: no timeout) during an outage instead of queueing forever, so callers can answer "unavailable".
- * `autoPipelining` batches the commands of one tick into one write; never for a subscriber connection.
+ * `autoPipelining` batches the commands of one event loop turn into one write; never for a subscriber connection.
  */
 export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, autoPipelining?: boolean, keyPrefix?: string } = {}): Redis {
   const redis = new Redis(url, {
@@ -18,6 +20,8 @@ export function createRedis (url: string, logger: Logger, name: string, opts: { 
     retryStrategy: (times) => Math.min(100 * times, 2000),
     lazyConnect: false
   })
+  // ioredis makes a new socket on every (re)connect.
+  if (opts.autoPipelining === true) redis.on('connect', () => { coalesceWrites((redis as unknown as { stream: Duplex }).stream) })
   let down = false
   redis.on('error', (err: Error) => {
     if (!down) logger.warn({ event: 'redis_error', connection: name, err: err.message }, 'redis connection error')

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import { test, type TestContext } from 'node:test'
+import { coalesceWrites } from '../../src/shared/coalesce-writes.ts'
+
+/** A loopback connection and everything its peer receives. */
+async function pair (t: TestContext): Promise<{ socket: Socket, received: () => string }> {
+  let data = ''
+  const server = createServer((peer) => { peer.setEncoding('utf8'); peer.on('data', (d: string) => { data += d }) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  t.after(() => { socket.destroy(); server.close() })
+  await once(socket, 'connect')
+  return { socket, received: () => data }
+}
+
+/** Counts the socket's trips to the kernel: one _write or _writev call each. */
+function countFlushes (socket: Socket): () => number {
+  let n = 0
+  const s = socket as unknown as { _write: (...a: unknown[]) => void, _writev: (...a: unknown[]) => void }
+  const w = s._write.bind(socket)
+  const wv = s._writev.bind(socket)
+  s._write = (...a) => { n++; w(...a) }
+  s._writev = (...a) => { n++; wv(...a) }
+  return () => n
+}
+
+/** Twenty writes, each in its own tick of one event loop turn, as replies of different callbacks would make them. */
+async function writeOverTicks (socket: Socket): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    await new Promise<void>((resolve) => process.nextTick(resolve))
+    socket.write(`w${i};`)
+  }
+}
+
+const expected = Array.from({ length: 20 }, (_, i) => `w${i};`).join('')
+
+async function until (cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+test('writes made over many ticks of one turn leave the socket in one flush, in order', async (t) => {
+  const { socket, received } = await pair(t)
+  coalesceWrites(socket)
+  coalesceWrites(socket)
+  const flushes = countFlushes(socket)
+  await writeOverTicks(socket)
+  assert.equal(flushes(), 0, 'held until the turn\'s I/O callbacks have run')
+  await until(() => received().length === expected.length)
+  assert.equal(received(), expected)
+  assert.equal(flushes(), 1)
+
+  // The next turn's writes go out too, on their own.
+  socket.write('next;')
+  await until(() => received().endsWith('next;'))
+  assert.equal(flushes(), 2)
+})
+
+test('without it, the same writes take one flush each', async (t) => {
+  const { socket, received } = await pair(t)
+  const flushes = countFlushes(socket)
+  await writeOverTicks(socket)
+  await until(() => received().length === expected.length)
+  assert.equal(received(), expected)
+  assert.equal(flushes(), 20)
+})
+
+test('ending a socket with held writes sends them first', async (t) => {
+  const { socket, received } = await pair(t)
+  coalesceWrites(socket)
+  socket.write('a;')
+  socket.end('b;')
+  await until(() => received() === 'a;b;')
+})
