@@ -95,7 +95,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
 
     let redis: Redis | undefined
     if (config.redisUrl !== undefined) {
-      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`, { autoPipelining: true })
+      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
       redis = r
       onClose('redis', () => closeRedis(r))
       const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })

@@ -6,22 +6,22 @@ import { coalesceWrites } from './coalesce-writes.ts'
 /**
  * An ioredis client that never crashes the process: errors are logged (once per outage), and commands fail
  * within `commandTimeoutMs` (0: no timeout) during an outage instead of queueing forever, so callers can answer "unavailable".
- * `autoPipelining` batches the commands of one event loop turn into one write; never for a subscriber connection.
+ * The commands of one event loop turn leave in one write (coalesce-writes.ts).
  */
-export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, autoPipelining?: boolean, keyPrefix?: string } = {}): Redis {
+export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, keyPrefix?: string } = {}): Redis {
   const redis = new Redis(url, {
     connectionName: name,
     ...(opts.keyPrefix !== undefined && { keyPrefix: opts.keyPrefix }),
-    // Commands issued in the same tick go out in one write: a burst of connects otherwise costs one socket
-    // write (a syscall) per command, which was the largest item in the broker's connect profile.
-    enableAutoPipelining: opts.autoPipelining ?? false,
+    // Not ioredis's auto-pipelining: it batches only within one tick, and its Pipeline objects were a third of
+    // the broker's allocations in a burst of connects. Corking the socket for the whole turn batches more for
+    // less: bench/connect-rate.ts went from 5,031-5,101 to 5,922-6,242 connects per broker CPU second.
     maxRetriesPerRequest: 1,
     ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
     retryStrategy: (times) => Math.min(100 * times, 2000),
     lazyConnect: false
   })
   // ioredis makes a new socket on every (re)connect.
-  if (opts.autoPipelining === true) redis.on('connect', () => { coalesceWrites((redis as unknown as { stream: Duplex }).stream) })
+  redis.on('connect', () => { coalesceWrites((redis as unknown as { stream: Duplex }).stream) })
   let down = false
   redis.on('error', (err: Error) => {
     if (!down) logger.warn({ event: 'redis_error', connection: name, err: err.message }, 'redis connection error')
