@@ -1,14 +1,15 @@
 // The least a Node.js process does per authenticated MQTT connect, run by bench/connect-rate.ts as target
-// `node-floor`: parse the CONNECT, look the token up in Redis with the platform's own token store (one GET,
-// auto-pipelined as in the platform), check that it names the client id, write the CONNACK. No sessions, presence,
+// `node-floor`: parse the CONNECT, look the token up in Redis with the platform's own token store and Redis
+// connection (one GET; writes of an event loop turn coalesced, as in the platform), check that it names the client id, write the CONNACK. No sessions, presence,
 // subscriptions, metrics or logs. Its rate is the ceiling of any broker written for Node on this machine, which
 // tells how much of the gap to Mosquitto is Node itself and how much is the broker's per-connect work.
 // Usage: node --import tsx bench/lib/floor-broker.ts <port> <redis url> <key prefix>
 
 import { createServer } from 'node:net'
-import { Redis } from 'ioredis'
 import { parser as mqttParser, type Packet } from 'mqtt-packet'
+import pino from 'pino'
 import { hashToken } from '../../src/auth/device-token.ts'
+import { createRedis } from '../../src/shared/redis.ts'
 import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
 
 const CONNACK_ACCEPTED = Buffer.from([0x20, 0x02, 0x00, 0x00])
@@ -17,7 +18,7 @@ const CONNACK_BAD_CREDENTIALS = Buffer.from([0x20, 0x02, 0x00, 0x04])
 function main (): void {
   const [port, redisUrl, prefix] = process.argv.slice(2)
   if (port === undefined || redisUrl === undefined || prefix === undefined) throw new Error('usage: floor-broker.ts <port> <redis url> <key prefix>')
-  const redis = new Redis(redisUrl, { enableAutoPipelining: true })
+  const redis = createRedis(redisUrl, pino({ level: 'warn' }), 'floor-broker', { commandTimeoutMs: 0 })
   const tokens = createRedisTokenStore({ redis, prefix })
 
   const server = createServer((socket) => {
