@@ -14,6 +14,8 @@ export interface CachedBroadcast {
 
 export interface LiveBroadcasts {
   add (broadcast: LiveBroadcast): CachedBroadcast
+  /** Whether the node knows this push (received its order or loaded it). */
+  has (pushId: string, topic: string): boolean
   /** The live broadcasts on `topic` at `at` (expired ones are dropped). */
   on (topic: string, at: number): CachedBroadcast[]
   /** Whether any broadcast is cached at all (a cheap test before looking at a client's subscriptions). */
@@ -32,6 +34,9 @@ export function createLiveBroadcasts (): LiveBroadcasts {
       const cached = { broadcast, frames: { 0: publishFrame(broadcast.topic, payload, 0), 1: publishFrame(broadcast.topic, payload, 1) } }
       m.set(broadcast.pushId, cached)
       return cached
+    },
+    has (pushId, topic) {
+      return byTopic.get(topic)?.has(pushId) === true
     },
     on (topic, at) {
       const m = byTopic.get(topic)

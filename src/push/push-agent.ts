@@ -22,7 +22,9 @@ import { createLiveBroadcasts, type CachedBroadcast } from './live-broadcasts.ts
 //   receipt store every flushMs, one script per push, which counts each device once;
 // - catch-up of broadcasts: a client that subscribes to a topic with live broadcasts (live-broadcasts.ts), or a
 //   persistent session whose subscriptions were restored, gets those it has neither got nor acked (one Redis
-//   round trip for all of them; none when no broadcast is live for its topics).
+//   round trip for all of them; none when no broadcast is live for its topics);
+// - after a gap in the delivery channel (its subscriber connection was lost), the broadcasts the node did not hear
+//   of are written as their orders would have been, and each connected device gets its targeted downlinks still queued.
 
 export interface PushAgentOptions {
   readonly nodeId: string
@@ -70,6 +72,10 @@ const MAX_PENDING_ACK_PUSHES = 1000
  * drops then leaves n - 1 below the mark. Catch-up looks this far below the mark too (receipts decide what is sent).
  */
 const CATCH_UP_BELOW_MARK = 100
+const QUEUED_OR_SENT: ReadonlySet<string> = new Set(['queued', 'sent'])
+const QUEUED: ReadonlySet<string> = new Set(['queued'])
+/** Connected devices caught up at once after a gap in the delivery channel. */
+const RESYNC_CONCURRENCY = 64
 
 export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const { history, receipts, logger } = opts
@@ -172,13 +178,18 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       'delivery order received: downlinks written to the devices connected here (the others get them when they connect)')
   }
 
-  async function catchUp (client: Client): Promise<void> {
+  /**
+   * Writes the device's history entries whose receipt is in one of `states`: queued or sent when it connects (a
+   * sent one was lost with the previous connection), queued only on a live connection after a gap, where a sent
+   * one is still on its way.
+   */
+  async function catchUp (client: Client, states: ReadonlySet<string> = QUEUED_OR_SENT): Promise<void> {
     const deviceId = client.id
     const entries = await history.undelivered(deviceId, CATCH_UP_BELOW_MARK, CATCH_UP_LIMIT)
     for (const entry of entries) {
       if (client.closed) return
       const receipt = await receipts.getReceipt(entry.pushId, deviceId)
-      if (receipt === undefined || (receipt.state !== 'queued' && receipt.state !== 'sent')) continue
+      if (receipt === undefined || !states.has(receipt.state)) continue
       await deliverEntry(client, deviceId, entry, 'catch-up')
     }
   }
@@ -265,9 +276,24 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
   }
 
-  /** Fills the cache from the store: at start, and after orders may have been missed (a lost subscriber connection). */
+  /** Fills the cache from the store at start. */
   async function loadLive (): Promise<void> {
     for (const kept of await opts.broadcasts.live(now())) live.add(kept)
+  }
+
+  /**
+   * After the delivery channel's connection came back, orders published meanwhile never arrived: the broadcasts
+   * this node did not hear of go to its subscribers now, as an order would have, and every connected device gets
+   * its targeted downlinks still queued (research/aedes.md §6: Redis drops a busy subscriber connection).
+   */
+  async function resync (): Promise<void> {
+    const missed = (await opts.broadcasts.live(now())).filter((kept) => !live.has(kept.pushId, kept.topic))
+    for (const order of missed) broadcast(order)
+    const clients = (broker?.liveClients() ?? []).filter((c) => (c as unknown as ClientInternals).connackSent)
+    for (let i = 0; i < clients.length; i += RESYNC_CONCURRENCY) {
+      await Promise.all(clients.slice(i, i + RESYNC_CONCURRENCY).map((c) => catchUp(c, QUEUED).catch(fail('catch-up after a delivery gap'))))
+    }
+    logger.warn({ event: 'push_resync', broadcasts: missed.length, devices: clients.length }, 'delivery orders may have been lost: missed broadcasts written, connected devices caught up')
   }
 
   const onClientReady = (client: Client): void => {
@@ -284,7 +310,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       b.aedes.on('clientReady', onClientReady)
       b.aedes.on('subscribe', onSubscribe)
       // Listen first, then load: a broadcast accepted in between is in one or the other (or both).
-      await opts.channel.listen(opts.nodeId, { deliver, broadcast, resync: () => { loadLive().catch(fail('load live broadcasts')) } })
+      await opts.channel.listen(opts.nodeId, { deliver, broadcast, resync: () => { resync().catch(fail('resync after a delivery gap')) } })
       await loadLive()
       flushTimer = setInterval(() => { flushing ??= flush().finally(() => { flushing = undefined }) }, opts.flushMs ?? 500)
     },

@@ -10,8 +10,15 @@ export function createRedisDeliveryChannel (opts: { publisher: Redis, subscriber
   const allChannel = `${prefix}down-all`
   let own: string | undefined
   let handlers: DeliveryHandlers | undefined
-  // ioredis subscribes again by itself after a reconnect; whatever was published meanwhile is gone.
-  const onReady = (): void => { handlers?.resync?.() }
+  // ioredis subscribes again by itself after a reconnect; whatever was published meanwhile is gone. It emits 'ready'
+  // before it sends those SUBSCRIBEs: a PING sent after them answers once they are in force, and only then does a
+  // resync read the stores, so an order is either in what it reads or arrives on the channel.
+  const onReady = (): void => {
+    process.nextTick(() => {
+      const resync = (): void => { handlers?.resync?.() }
+      subscriber?.ping().then(resync, resync)
+    })
+  }
   const onMessage = (channel: string, message: string): void => {
     if (handlers === undefined) return
     try {
