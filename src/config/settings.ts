@@ -226,7 +226,9 @@ export const settings = {
   pushMaxTtlSeconds: setting('PUSHLINE_PUSH_MAX_TTL_SECONDS', '604800', () => 604_800, integer(1, 31_536_000),
     'largest `ttlSeconds` a push may ask for'),
   pushMaxDataBytes: setting('PUSHLINE_PUSH_MAX_DATA_BYTES', '65536', () => 65_536, integer(16, 8_388_608),
-    'largest push `data`, measured as JSON')
+    'largest push `data`, measured as JSON'),
+  pushMaxLiveBroadcasts: setting('PUSHLINE_PUSH_MAX_LIVE_BROADCASTS', '1000', () => 1000, integer(1, 1_000_000),
+    'group and broadcast pushes within their ttl at once; every broker node caches them for devices that subscribe later, so beyond it a new one gets 429 `IOT_ERR_PUSH_LIVE_LIMIT`')
 } as const
 
 export type Settings = typeof settings

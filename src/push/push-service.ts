@@ -68,6 +68,8 @@ export interface PushServiceDeps {
   readonly logger: Logger
   readonly maxTtlSeconds: number
   readonly maxDataBytes: number
+  /** Group and broadcast pushes live at once (each is cached by every broker node until its ttl ends); none: no bound. */
+  readonly maxLiveBroadcasts?: number
   readonly jobs: PushJobStore
   readonly defaultTtlSeconds?: number
   readonly now?: () => number
@@ -280,6 +282,10 @@ export function createPushService (deps: PushServiceDeps): PushService {
         await jobs.create(pushId, ids, body)
         kick()
       } else {
+        // Checked before anything is written; concurrent requests may overshoot by their number.
+        if (deps.maxLiveBroadcasts !== undefined && await deps.broadcasts.countLive(createdAt) >= deps.maxLiveBroadcasts) {
+          throw new PushlineError('IOT_ERR_PUSH_LIVE_LIMIT', `${deps.maxLiveBroadcasts} group and broadcast pushes are within their ttl already: wait until some expire, or send this one with a shorter ttl`, { limit: deps.maxLiveBroadcasts })
+        }
         await receipts.createPush(record, undefined)
         const topic = target.kind === 'all' ? 'broadcast/all' : `broadcast/groups/${target.group}`
         const order = { pushId, topic, qos, sentAt: createdAt, data: request.data, traceId, expiresAt: body.expiresAt }

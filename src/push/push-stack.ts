@@ -79,7 +79,8 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       logger,
       owner: `${config.nodeId}-${process.pid}`,
       maxTtlSeconds: config.pushMaxTtlSeconds,
-      maxDataBytes: config.pushMaxDataBytes
+      maxDataBytes: config.pushMaxDataBytes,
+      maxLiveBroadcasts: config.pushMaxLiveBroadcasts
     })
     service = s
     opts.onClose('push jobs', () => s.close())

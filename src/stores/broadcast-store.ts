@@ -22,4 +22,6 @@ export interface BroadcastStore {
   liveOn (topic: string, at: number): Promise<LiveBroadcast[]>
   /** Every broadcast not expired at `at`, on any topic, earliest expiry first (a node's cache at start). */
   live (at: number): Promise<LiveBroadcast[]>
+  /** How many broadcasts are not expired at `at` (the push service bounds what every node caches). */
+  countLive (at: number): Promise<number>
 }

@@ -21,6 +21,9 @@ export function createMemoryBroadcastStore (now: () => number = Date.now): Broad
     },
     async live (at) {
       return read(at)
+    },
+    async countLive (at) {
+      return read(at).length
     }
   }
 }

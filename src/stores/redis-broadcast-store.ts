@@ -38,6 +38,9 @@ export function createRedisBroadcastStore ({ redis, prefix }: { redis: Redis, pr
     },
     async live (at) {
       return await read(liveKey, at)
+    },
+    async countLive (at) {
+      return await redis.zcount(liveKey, `(${at}`, '+inf')
     }
   }
 }

@@ -19,6 +19,9 @@ export function broadcastStoreSpec (name: string, build: (t: TestContext) => Pro
     assert.deepEqual(await store.liveOn(group, now), [grouped])
     assert.deepEqual(await store.liveOn('broadcast/groups/nobody', now), [])
     assert.deepEqual(await store.live(now), [sooner, grouped, later])
+    assert.equal(await store.countLive(now), 3)
+    assert.equal(await store.countLive(now + 50_000), 1)
+    assert.equal(await store.countLive(now + 60_000), 0)
     // Read as at a later moment: what has expired by then is gone.
     assert.deepEqual(await store.liveOn('broadcast/all', now + 30_000), [later])
     assert.deepEqual(await store.live(now + 50_000), [later])

@@ -115,6 +115,23 @@ test('bad push requests get 400 with a stable code, and an unknown push or devic
   assert.equal((await p.api('GET', '/v1/devices/me/messages', undefined, { authorization: 'Bearer not-a-token' })).status, 401)
 })
 
+test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 429 and leave nothing behind; targeted pushes still go', async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_LIVE_BROADCASTS: '2' } })
+  const id = `live-${uid()}`
+  await p.createDevice(id, ['hall'])
+  for (const body of [{ all: true, data: 1, ttlSeconds: 60 }, { group: 'hall', data: 2, ttlSeconds: 60 }]) {
+    assert.equal((await p.api('POST', '/v1/admin/push', body)).status, 202)
+  }
+  const before = (await p.api('GET', '/v1/admin/push?limit=100')).body.pushes.length as number
+  for (const body of [{ all: true, data: 3 }, { group: 'hall', data: 4, ttlSeconds: 1 }]) {
+    const res = await p.api('POST', '/v1/admin/push', body)
+    assert.equal(res.status, 429, JSON.stringify(res.body))
+    assert.equal(res.body.error, 'IOT_ERR_PUSH_LIVE_LIMIT')
+  }
+  assert.equal((await p.api('GET', '/v1/admin/push?limit=100')).body.pushes.length, before, 'a refused push is not recorded')
+  assert.equal((await p.api('POST', '/v1/admin/push', { deviceId: id, data: 5 })).status, 202)
+})
+
 test('across nodes: a push to a device online on another node is delivered, then acked', async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `x-${uid()}`

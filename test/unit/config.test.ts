@@ -136,6 +136,7 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_HISTORY_MAX_AGE_SECONDS: '3600',
     PUSHLINE_PUSH_MAX_TTL_SECONDS: '7200',
     PUSHLINE_PUSH_MAX_DATA_BYTES: '4096',
+    PUSHLINE_PUSH_MAX_LIVE_BROADCASTS: '25',
     PUSHLINE_TLS_CERT_FILE: '/etc/pushline/cert.pem',
     PUSHLINE_TLS_KEY_FILE: '/etc/pushline/key.pem',
     PUSHLINE_TLS_CA_FILE: '/etc/pushline/ca.pem',
@@ -203,6 +204,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.historyMaxAgeSeconds, 3600)
   assert.equal(c.pushMaxTtlSeconds, 7200)
   assert.equal(c.pushMaxDataBytes, 4096)
+  assert.equal(c.pushMaxLiveBroadcasts, 25)
   assert.equal(c.tlsCertFile, '/etc/pushline/cert.pem')
   assert.equal(c.tlsKeyFile, '/etc/pushline/key.pem')
   assert.equal(c.tlsCaFile, '/etc/pushline/ca.pem')

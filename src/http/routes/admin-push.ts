@@ -61,7 +61,7 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<AdminPushRoutesOptions> 
         qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { default: 1 })),
         ttlSeconds: Type.Optional(Type.Integer({ description: 'how long an offline device may still receive it' }))
       }, { additionalProperties: false }),
-      response: { 202: Type.Object({ pushId: Type.String(), traceId: Type.String({ description: 'trace id of this push, also in the x-trace-id header' }) }), ...authErrors, ...errors(400, 404, 413) }
+      response: { 202: Type.Object({ pushId: Type.String(), traceId: Type.String({ description: 'trace id of this push, also in the x-trace-id header' }) }), ...authErrors, ...errors(400, 404, 413, 429) }
     }
   }, async (request, reply) => {
     // request.id is the request's trace id (trace-context.ts): the push keeps it down to the device.
