@@ -7,7 +7,7 @@ export const COUNTERS = [
   'connectAttempts', 'connects', 'connectErrors', 'connackRefusals', 'disconnects', 'reconnects',
   'uplinksSent', 'uplinksAcked', 'uplinksUnconfirmed', 'uplinkErrors',
   'downlinks', 'downlinksPulled', 'duplicates', 'acksSent', 'pulls', 'pullErrors',
-  'broadcasts', 'badDownlinks', 'subscribeRefusals'
+  'broadcasts', 'broadcastsCaughtUp', 'badDownlinks', 'subscribeRefusals'
 ] as const
 
 export type Counter = typeof COUNTERS[number]

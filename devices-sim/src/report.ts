@@ -132,7 +132,7 @@ export function formatReport (r: Report): string {
     lat('uplink'),
     ['downlinks', `received ${n(r.downlinks.received)}`, `pulled ${n(r.downlinks.pulled)}`, `lost ${n(r.downlinks.lost)}`, `duplicates ${n(r.downlinks.duplicates)}`],
     lat('downlink'),
-    ['broadcasts', `received ${n(r.counters.broadcasts)}`, '', '', ''],
+    ['broadcasts', `received ${n(r.counters.broadcasts)}`, `of them caught up ${n(r.counters.broadcastsCaughtUp)} (sent before the device first connected: not in the latency)`, '', ''],
     lat('broadcast'),
     ['reconnects', `${n(r.counters.reconnects)}`, `disconnects ${n(r.counters.disconnects)}`, `token refreshes ${n(r.counters.tokenRefreshes)}`, ''],
     lat('reconnect'),

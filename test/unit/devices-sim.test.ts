@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { backoffDelay, jittered } from '../../devices-sim/src/backoff.ts'
+import type { DeviceConnection } from '../../devices-sim/src/connection.ts'
 import { fleet, split } from '../../devices-sim/src/coordinator.ts'
 import { loadCredentials, saveCredentials } from '../../devices-sim/src/credentials.ts'
+import { SimDevice, type DeviceSettings } from '../../devices-sim/src/device.ts'
 import { SimError } from '../../devices-sim/src/errors.ts'
 import { emptyHistogram, mergeInto, quantile, record, summarize } from '../../devices-sim/src/histogram.ts'
+import type { HttpApi } from '../../devices-sim/src/http-api.ts'
 import { IdTracker } from '../../devices-sim/src/id-tracker.ts'
+import type { Limiter } from '../../devices-sim/src/limiter.ts'
 import { emptySnapshot, mergeSnapshots } from '../../devices-sim/src/metrics.ts'
 import { DEFAULTS, parseAddressList, parseArgs, parseDuration, resolveOptions } from '../../devices-sim/src/options.ts'
 import { parseDownlink, telemetryPayload, toRanges } from '../../devices-sim/src/payload.ts'
@@ -281,4 +285,31 @@ test('a run in which no device ever connected is reported as failed even without
   const connected = emptySnapshot()
   connected.counters.connects = 10
   assert.equal(buildReport({ ...input, final: connected }).ok, true)
+})
+
+test('a broadcast sent before the device first connected counts as caught up, outside the latency histogram and the per-push tallies', async () => {
+  const snap = emptySnapshot()
+  let deliver: ((topic: string, payload: Buffer) => void) | undefined
+  const conn: DeviceConnection = {
+    publish: async () => {},
+    subscribe: async (filters) => filters.map(() => 1),
+    onMessage (handler) { deliver = handler },
+    onClose () {},
+    end () {}
+  }
+  const settings: DeviceSettings = { telemetryRate: 0, qos: 1, payloadBytes: 64, jitter: 0, keepalive: 60, clean: true, backoffBase: 100, backoffMax: 1000, refreshAfter: 3, connectTimeoutMs: 1000, reportDevices: false }
+  const token = { token: 't', expiresAt: Date.now() + 60_000, broker: { nodeId: 'n1', mqtt: 'mqtt://127.0.0.1:1' } }
+  const device = new SimDevice('d-1', [], 'secret', true, undefined, { api: {} as HttpApi, http: {} as Limiter, connect: async () => conn, snap, settings }, token)
+  device.start()
+  for (let i = 0; i < 100 && snap.counters.connects === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  assert.equal(snap.counters.connects, 1)
+  const downlink = (pushId: string, sentAt: number): Buffer => Buffer.from(JSON.stringify({ id: pushId, pushId, sentAt, data: 1 }))
+  deliver?.('broadcast/all', downlink('p-earlier', Date.now() - 90_000))
+  deliver?.('broadcast/all', downlink('p-live', Date.now()))
+  device.stop()
+  assert.equal(snap.counters.broadcasts, 2)
+  assert.equal(snap.counters.broadcastsCaughtUp, 1)
+  assert.equal(snap.histograms.broadcast.count, 1)
+  assert.ok(snap.histograms.broadcast.max < 60_000, 'the caught-up one is not in the latency')
+  assert.deepEqual(Object.keys(snap.broadcasts), ['p-live'])
 })
