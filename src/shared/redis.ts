@@ -13,8 +13,8 @@ export function createRedis (url: string, logger: Logger, name: string, opts: { 
     connectionName: name,
     ...(opts.keyPrefix !== undefined && { keyPrefix: opts.keyPrefix }),
     // Not ioredis's auto-pipelining: it batches only within one tick, and its Pipeline objects were a third of
-    // the broker's allocations in a burst of connects. Corking the socket for the whole turn batches more for
-    // less: bench/connect-rate.ts went from 5,031-5,101 to 5,922-6,242 connects per broker CPU second.
+    // the broker's allocations in a burst of connects. Holding the rest of a turn's writes after its first
+    // (coalesce-writes.ts) batches more for less.
     maxRetriesPerRequest: 1,
     ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
     retryStrategy: (times) => Math.min(100 * times, 2000),

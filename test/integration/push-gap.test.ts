@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { eventually } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
@@ -12,15 +13,6 @@ async function push (p: TestPlatform, body: unknown): Promise<string> {
   const res = await p.api('POST', '/v1/admin/push', body)
   assert.equal(res.status, 202, JSON.stringify(res.body))
   return res.body.pushId as string
-}
-
-async function until (check: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) return false
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return true
 }
 
 test('a broadcast and a targeted push sent while a node\'s delivery-order connection is down reach the devices connected there once it is back', async (t) => {
@@ -49,26 +41,24 @@ test('a broadcast and a targeted push sent while a node\'s delivery-order connec
       push(a, { all: true, data: { gap: attempt }, ttlSeconds: 60 }),
       push(a, { deviceId: id, data: { gap: attempt }, ttlSeconds: 60 })
     ])
-    assert.ok(await until(() => resyncs().length > before, 10_000), 'node B resyncs once its connection is back')
+    assert.ok(await eventually(async () => resyncs().length > before, 10_000, 50), 'node B resyncs once its connection is back')
     const resync = resyncs().at(-1) as { broadcasts: number }
     if (resync.broadcasts > 0) missed = { broadcast, targeted }
-    else assert.ok(await until(() => got.has(broadcast), 5000), 'an order that got through is written as usual')
+    else assert.ok(await eventually(async () => got.has(broadcast), 5000, 50), 'an order that got through is written as usual')
   }
   assert.ok(missed !== undefined, 'in five attempts, no broadcast order fell into the gap')
 
-  assert.ok(await until(() => got.has(missed.broadcast) && got.has(missed.targeted), 10_000),
+  assert.ok(await eventually(async () => got.has(missed.broadcast) && got.has(missed.targeted), 10_000, 50),
     `both pushes of the gap arrive without a reconnect (got ${JSON.stringify([...got.keys()])})`)
   assert.equal(got.get(missed.broadcast), 'broadcast/all')
   assert.equal(got.get(missed.targeted), `devices/${id}/down`)
   // MQTT.js PUBACKs both: the receipts say so.
   for (const pushId of [missed.broadcast, missed.targeted]) {
     let counts: Record<string, number> = {}
-    const end = Date.now() + 5000
-    while (Date.now() < end) {
+    await eventually(async () => {
       counts = (await a.api('GET', `/v1/admin/push/${pushId}`)).body.counts as Record<string, number>
-      if (counts.delivered === 1) break
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+      return counts.delivered === 1
+    }, 5000)
     assert.equal(counts.delivered, 1, `push ${pushId}: ${JSON.stringify(counts)}`)
   }
 })
