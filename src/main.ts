@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
 import { createConnectionLimits } from './broker/connection-limits.ts'
 import { installFloodGuard } from './broker/flood-guard.ts'
-import { limitPacketSize, maxPacketBytes } from './broker/packet-size-limit.ts'
+import { limitPacketSize, maxPacketBytes, maxWebSocketMessageBytes } from './broker/packet-size-limit.ts'
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
@@ -304,6 +304,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         mqttPort: config.mqttPort,
         wsPort: config.wsPort,
         connectTimeoutMs: config.connectTimeoutMs,
+        maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
+        onMessageTooLarge: (limit) => {
+          metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+          logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
+        },
         tls,
         handle: limits.wrap((stream, req) => {
           bytes.track(stream, req)
