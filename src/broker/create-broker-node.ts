@@ -9,6 +9,7 @@ import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
 import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
+import { discardQueueWithSession } from './clean-session-queue.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
@@ -104,7 +105,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   }
   let accepting = true
   installEmptyQueueShortcut()
-  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? createMemoryPersistence()), (client, sub) => {
+  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? discardQueueWithSession(createMemoryPersistence())), (client, sub) => {
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
   })
