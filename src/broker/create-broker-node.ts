@@ -13,6 +13,7 @@ import { discardQueueWithSession } from './clean-session-queue.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
+import { refuseMalformedStrings } from './strict-utf8-strings.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { newTraceId } from '../shared/trace.ts'
@@ -294,6 +295,10 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     aedes.handle = (conn, req) => {
       const client = handle(conn, req)
       useLeanParserBuffer(client)
+      refuseMalformedStrings(client, () => {
+        metrics.uplinksRefused.inc({ reason: 'malformed_string' })
+        logger.info({ event: 'malformed_string', clientId: client.id }, 'a string in a packet is not well-formed UTF-8 or holds U+0000: connection closed (MQTT 3.1.1, 1.5.3)')
+      })
       return client
     }
   }
