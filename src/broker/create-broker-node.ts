@@ -209,9 +209,20 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         return done(null)
       }
       consumed.add(packet)
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is
+      // dropped. Application acks share the uplinks' rate: each costs a receipt update.
+      const gated = (handOff: () => void): void => {
+        const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
+        if (gate === undefined) return handOff()
+        if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
+      }
       if (route.type === 'ack') {
-        opts.onDeviceAck?.(identity.deviceId, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
-        return done(null)
+        const deviceId = identity.deviceId
+        return gated(() => {
+          opts.onDeviceAck?.(deviceId, payload)
+          done(null)
+        })
       }
 
       // The hand-off happens here, before aedes writes the PUBACK (research/aedes.md §5): a QoS 1 uplink is
@@ -225,7 +236,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         nodeId: opts.nodeId,
         receivedAt: Date.now(),
         traceId: newTraceId(),
-        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+        payload
       }
       const handOff = (): void => {
         // A device that went away while its uplink was held back sends an unacknowledged QoS 1 uplink again.
@@ -240,10 +251,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
           done(err)
         })
       }
-      // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is dropped.
-      const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
-      if (gate === undefined) return handOff()
-      if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
+      gated(handOff)
     },
 
     authorizeSubscribe (client, sub: Subscription, done) {
