@@ -263,6 +263,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         maxPayloadBytes: config.maxPayloadBytes,
         aclDenyAction: config.aclDenyAction,
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
+        isRegisteredDevice: async (deviceId) => await deviceStore.get(deviceId) !== undefined,
         uplinks: s,
         uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
@@ -429,7 +430,7 @@ async function runMain (): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel, nodeId: config.nodeId })
   if (config.allowAnonymous) {
-    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS. Development only.')
+    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS and registered devices\' topics. Development only.')
   }
 
   if (config.role !== 'api') {

@@ -32,6 +32,8 @@ export interface BrokerNodeOptions {
   readonly maxPayloadBytes: number
   readonly aclDenyAction: AclDenyAction
   readonly checkToken: (deviceId: string, token: string) => Promise<TokenRecord | undefined>
+  /** Whether a device with this id is registered: in anonymous mode its id and topics still need its token. */
+  readonly isRegisteredDevice?: (deviceId: string) => Promise<boolean>
   readonly uplinks: UplinkSink
   /** Cluster transport (mqemitter-redis, aedes-persistence-redis); in memory when absent. */
   readonly mq?: AedesOptions['mq']
@@ -91,8 +93,22 @@ function refusal (returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError
   return Object.assign(new Error(message), { returnCode }) as unknown as AuthenticateError
 }
 
+/** The device id a `devices/{id}/...` topic names, if it is one. */
+function deviceOfTopic (topic: string): string | undefined {
+  if (!topic.startsWith('devices/')) return undefined
+  const id = topic.split('/', 2)[1] ?? ''
+  return DEVICE_ID.test(id) ? id : undefined
+}
+
 export async function createBrokerNode (opts: BrokerNodeOptions): Promise<BrokerNode> {
   const { logger, metrics } = opts
+  /** The first of `ids` that is a registered device's. */
+  const registeredAmong = async (ids: ReadonlyArray<string | undefined>): Promise<string | undefined> => {
+    const isRegistered = opts.isRegisteredDevice
+    if (isRegistered === undefined) return undefined
+    for (const id of new Set(ids)) if (id !== undefined && DEVICE_ID.test(id) && await isRegistered(id)) return id
+    return undefined
+  }
   const identities = new WeakMap<Client, Identity>()
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
@@ -167,8 +183,18 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         if (!opts.allowAnonymous) return refuse('anonymous_off', 5, 'credentials required')
         // [MQTT-3.1.3-8] an empty id with a persistent session can never be resumed.
         if (clientId === '' && !packet.clean) return refuse('bad_client_id', 2, 'empty client id needs a clean session')
-        identities.set(client, { kind: 'anonymous' })
-        return done(null, true)
+        // A registered device's id, or a will on its topics, would let a client without its token take over its
+        // session or plant messages for it.
+        const ids = [clientId, ...(packet.will == null ? [] : [deviceOfTopic(packet.will.topic)])]
+        registeredAmong(ids).then((registered) => {
+          if (registered !== undefined) return refuse('not_authorized', 5, `${registered} is a registered device: connect with its token`)
+          identities.set(client, { kind: 'anonymous' })
+          done(null, true)
+        }, (err: Error) => {
+          logger.warn({ event: 'device_lookup_failed', err: err.message }, 'device lookup failed')
+          refuse('server_unavailable', 3, 'device store unavailable')
+        })
+        return
       }
       if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
       if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
@@ -198,7 +224,19 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         consumed.add(packet)
         return done(null)
       }
-      if (identity.kind === 'anonymous') return done(null)
+      if (identity.kind === 'anonymous') {
+        const target = deviceOfTopic(packet.topic)
+        if (target === undefined) return done(null)
+        registeredAmong([target]).then((registered) => {
+          if (registered === undefined) return done(null)
+          metrics.aclDenied.inc({ op: 'publish' })
+          logger.info({ event: 'acl_denied', op: 'publish', clientId: client.id, topic: packet.topic }, 'anonymous publish on a registered device\'s topic refused')
+          if (opts.aclDenyAction === 'disconnect') return done(new Error('topic not allowed'))
+          consumed.add(packet)
+          done(null)
+        }, (err: Error) => { done(err) })
+        return
+      }
 
       const route = devicePublishRoute(identity.deviceId, packet.topic)
       if (route === undefined) {

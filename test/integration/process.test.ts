@@ -54,6 +54,13 @@ test('a bad configuration is refused with one message listing every problem and 
   for (const name of ['PUSHLINE_MQTT_PORT', 'PUSHLINE_ADMIN_KEYS', 'PUSHLINE_ALLOW_ANONYMOUS']) assert.match(err, new RegExp(name))
 })
 
+test('anonymous mode with Redis does not start without PUSHLINE_ALLOW_ANONYMOUS_SHARED: exit 2 and a message naming it', { timeout: 60_000 }, async (t) => {
+  const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_REDIS_URL: 'redis://127.0.0.1:1', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
+  assert.equal(await p.exited, 2)
+  assert.match(p.stderr(), /PUSHLINE_ALLOW_ANONYMOUS_SHARED=true/)
+  assert.doesNotMatch(p.stdout(), /HTTP API/)
+})
+
 test('anonymous mode logs a warning at start', async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
   await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
