@@ -467,13 +467,29 @@ async function runMain (): Promise<void> {
   ]
   process.stdout.write(lines.join('\n') + '\n')
 
-  closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+  let stoppedBy: NodeJS.Signals | undefined
+  const grace = closeWithGrace({ delay: config.shutdownGraceMs, skip: [...STOP_SIGNALS] }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ event: 'fatal', err: err.message, stack: err.stack }, 'stopping after an uncaught error')
-    logger.info({ event: 'stopping', signal }, 'stopping')
+    logger.info({ event: 'stopping', signal: signal ?? stoppedBy }, 'stopping')
     await platform.close()
     logger.info({ event: 'stopped' }, 'stopped')
   })
+  // `npm start` execs the node, so npm forwards a signal it gets to it; a terminal's Ctrl-C reaches both, and the
+  // node gets the same signal twice. A repeat of the signal that started the stop is ignored (the grace period
+  // bounds the stop); another signal ends the process at once.
+  const onStopSignal = (signal: NodeJS.Signals): void => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal
+      grace.close()
+    } else if (signal !== stoppedBy) {
+      logger.error({ event: 'stop_forced', signal }, `${signal} while stopping: exiting now`)
+      process.exit(1)
+    }
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, onStopSignal)
 }
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const satisfies readonly NodeJS.Signals[]
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   await runMain()
