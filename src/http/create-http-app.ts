@@ -8,7 +8,8 @@ import type { Registry } from 'prom-client'
 import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
-import { installErrorHandlers } from './error-handler.ts'
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.ts'
+import { limitJsonDepth } from './json-depth-limit.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { addSecurityHeaders } from './security-headers.ts'
@@ -45,6 +46,8 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
+    clientErrorHandler,
     ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -55,6 +58,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  limitJsonDepth(app)
   echoTrace(app)
   addSecurityHeaders(app)
   app.addSchema(ErrorBody)
