@@ -10,6 +10,7 @@ import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.ts'
 import { limitJsonDepth } from './json-depth-limit.ts'
+import { documentSecurity, optionalQueryDefaults, securitySchemes } from './openapi-document.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { addSecurityHeaders } from './security-headers.ts'
@@ -66,8 +67,9 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: {
       info: { title: 'Pushline API', version: '1' },
-      components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
+      components: { securitySchemes }
     },
+    transformObject: (document) => 'openapiObject' in document ? optionalQueryDefaults(document.openapiObject) : document.swaggerObject,
     // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
@@ -82,6 +84,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
+      documentSecurity(admin, 'admin')
       await admin.register(adminDeviceRoutes, { devices })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })

@@ -26,7 +26,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const bodies = await Promise.all(ASSETS.map((a) => readFile(dir + a.file, 'utf8')))
   ASSETS.forEach((asset, i) => {
     app.get(asset.path, {
-      schema: { tags: ['dashboard'], summary: asset.summary, produces: [asset.type.split(';')[0] as string], response: { 200: Type.String() } }
+      // Static files, not API operations: kept out of the OpenAPI document.
+      schema: { hide: true, response: { 200: Type.String() } }
     }, async (_request, reply) => {
       return await reply.type(asset.type).header('cache-control', 'no-cache').send(bodies[i])
     })
