@@ -1,5 +1,5 @@
-// Every setting the platform reads, in one table: name, default, parser and the line the README shows.
-// The config loader, the README table and the docker-compose check all read this table.
+// Every setting the platform reads, in one table: name, default, parser and the line docs/configuration.md shows.
+// The config loader, the table in docs/configuration.md and the docker-compose check all read this table.
 
 export type Role = 'all' | 'broker' | 'api'
 export type FsyncPolicy = 'always' | 'interval' | 'never'
@@ -12,7 +12,7 @@ type Parser<T> = (raw: string) => T
 export interface Setting<T> {
   readonly env: string
   readonly doc: string
-  /** Shown in the README; undefined means "unset". */
+  /** Shown in docs/configuration.md; undefined means "unset". */
   readonly defaultText: string
   readonly parse: Parser<T>
   /** Value when the variable is unset or empty. */
