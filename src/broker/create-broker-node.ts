@@ -135,7 +135,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
     connectTimeout: opts.connectTimeoutMs ?? 10_000,
     // The built-in (embedded mode) mqemitter: no delivery slots, whose overflow array is drained with an O(n)
-    // shift and collapsed under a flood (research/aedes.md §6); flood-guard.ts bounds the backlog instead.
+    // shift and collapsed under a flood (docs/design.md); flood-guard.ts bounds the backlog instead.
     concurrency: 0,
     drainTimeout: 15_000,
     // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
@@ -212,7 +212,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         return done(null)
       }
 
-      // The hand-off happens here, before aedes writes the PUBACK (research/aedes.md §5): a QoS 1 uplink is
+      // The hand-off happens here, before aedes writes the PUBACK (docs/design.md, "Uplinks"): a QoS 1 uplink is
       // acknowledged only once the sink holds it. A failed hand-off closes the connection; the device resends.
       const uplink: Uplink = {
         msgId: randomUUID(),

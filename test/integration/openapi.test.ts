@@ -6,7 +6,7 @@ import { startTestPlatform } from '../helpers/platform.ts'
 import { ROOT } from '../helpers/process.ts'
 
 // The OpenAPI document at /docs/json is generated from the route schemas. It must be OpenAPI 3, hold every path
-// of the contract (DESIGN.md) and every route the code registers, and give every operation typed responses.
+// of the contract (docs/http-api.md, docs/push.md) and every route the code registers, and give every operation typed responses.
 
 interface Operation {
   parameters?: Array<{ in: string, name: string, schema?: unknown }>
@@ -20,7 +20,7 @@ interface Document {
   components: { schemas?: Record<string, unknown> }
 }
 
-/** DESIGN.md's HTTP contract. */
+/** The HTTP contract (docs/http-api.md, docs/push.md, docs/cluster.md). */
 const CONTRACT: Array<[string, string]> = [
   ['post', '/v1/devices/{id}/token'],
   ['post', '/v1/devices'],
