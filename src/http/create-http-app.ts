@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger'
+import helmet from '@fastify/helmet'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
@@ -11,7 +12,7 @@ import { createAdminAuth } from './admin-auth.ts'
 import { installErrorHandlers } from './error-handler.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
-import { addSecurityHeaders } from './security-headers.ts'
+import { PAGE_CSP, securityHeaders } from './security-headers.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -56,7 +57,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
 
   installErrorHandlers(app)
   echoTrace(app)
-  addSecurityHeaders(app)
+  await app.register(helmet, securityHeaders)
   app.addSchema(ErrorBody)
   documentCommonErrors(app)
   await app.register(swagger, {
@@ -67,7 +68,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: PAGE_CSP })
 
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
