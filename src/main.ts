@@ -118,10 +118,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     let listeners: Listeners | undefined
 
     let connections: ConnectionControl
-    // An operator's kick closes the device wherever it is; a takeover's only the replaced connection.
-    const kickLocal = (deviceId: string, _reason: KickReason, target?: KickTarget): void => {
+    // Revoke, disable and delete close the device wherever it is; a takeover or an operator's kick only the
+    // connection presence named (a newer one of the device stays).
+    const kickLocal = (deviceId: string, reason: KickReason, target?: KickTarget): void => {
       if (target !== undefined) {
-        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch).catch(() => {})
+        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch, reason === 'kicked').catch(() => {})
         return
       }
       member?.markKicked(deviceId)
@@ -148,6 +149,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       devices: deviceStore,
       tokens: tokenStore,
       connections,
+      presence: presenceStore,
       assigner,
       tokenTtlMs: config.tokenTtlSeconds * 1000,
       secretHashCost: config.secretHashCost
