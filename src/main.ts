@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
 import { createConnectionLimits } from './broker/connection-limits.ts'
+import { createCertificateLogins } from './broker/client-certificate.ts'
 import { installFloodGuard } from './broker/flood-guard.ts'
 import { limitPacketSize, maxPacketBytes } from './broker/packet-size-limit.ts'
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
@@ -265,6 +266,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         maxPayloadBytes: config.maxPayloadBytes,
         aclDenyAction: config.aclDenyAction,
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
+        ...(config.tlsClientCaFile !== undefined && {
+          certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
+        }),
         uplinks: s,
         uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
@@ -297,7 +301,13 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
         ? undefined
         : {
-            credentials: await loadTlsCredentials({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile }),
+            credentials: await loadTlsCredentials({
+              certFile: config.tlsCertFile,
+              keyFile: config.tlsKeyFile,
+              caFile: config.tlsCaFile,
+              clientCaFile: config.tlsClientCaFile,
+              clientCrlFile: config.tlsClientCrlFile
+            }),
             mqttsPort: config.mqttsPort,
             wssPort: config.wssPort
           }
