@@ -77,10 +77,10 @@ export interface ClusterMember {
   /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
   markKicked (deviceId: string): void
   /**
-   * Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. `kicked`:
+   * Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. `asKick`:
    * an operator's order (its presence event says so), not a takeover.
    */
-  closeReplaced (deviceId: string, epoch: number, kicked?: boolean): Promise<boolean>
+  closeReplaced (deviceId: string, epoch: number, asKick?: boolean): Promise<boolean>
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
   /** After the broker closed: removes this node's presence entries and its record. */
