@@ -116,7 +116,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual(await store.staleSince(500, 10), [])
   })
 
-  test(`${name}: an entry keeps the transport and address it connected with, through a takeover and a restore`, async (t) => {
+  test(`${name}: an entry keeps the transport and address it connected with, through a takeover and a restore`, { timeout: 30_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const { entry } = await store.connect(d, 'n1', 10, { transport: 'wss', address: '[::1]:50123' })
@@ -131,7 +131,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual(await store.listNode('n2'), [second.entry])
   })
 
-  test(`${name}: list pages through every online device by id, and its pages add up to count()`, async (t) => {
+  test(`${name}: list pages through every online device by id, and its pages add up to count()`, { timeout: 30_000 }, async (t) => {
     const store = await build(t)
     const ids = Array.from({ length: 25 }, (_, i) => `p-${String(i).padStart(2, '0')}-${randomUUID().slice(0, 4)}`)
     await Promise.all(ids.map((id, i) => store.connect(id, i % 2 === 0 ? 'even' : 'odd', i, { transport: i % 3 === 0 ? 'tls' : 'tcp', address: `127.0.0.1:${1000 + i}` })))
@@ -169,7 +169,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual(await store.list({ nodeId: 'nobody', limit: 5 }), { entries: [], next: undefined })
   })
 
-  test(`${name}: a dead node's devices leave the listing with it`, async (t) => {
+  test(`${name}: a dead node's devices leave the listing with it`, { timeout: 30_000 }, async (t) => {
     const store = await build(t)
     const [a, b] = [dev(), dev()]
     await store.connect(a, 'dead', 1, { transport: 'tcp', address: '127.0.0.1:1' })
