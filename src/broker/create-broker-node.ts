@@ -8,6 +8,7 @@ import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
+import type { CertificateLogins } from './client-certificate.ts'
 import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
@@ -30,6 +31,8 @@ export interface BrokerNodeOptions {
   readonly maxPayloadBytes: number
   readonly aclDenyAction: AclDenyAction
   readonly checkToken: (deviceId: string, token: string) => Promise<TokenRecord | undefined>
+  /** Login with a client certificate (TLS listeners with a client CA): a CONNECT without password that presents one. */
+  readonly certificates?: CertificateLogins
   readonly uplinks: UplinkSink
   /** Cluster transport (mqemitter-redis, aedes-persistence-redis); in memory when absent. */
   readonly mq?: AedesOptions['mq']
@@ -160,6 +163,23 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (packet === undefined) return refuse('server_unavailable', 3, 'connect packet missing')
       if (!accepting) return refuse('draining', 3, 'node is draining: ask the registry for another node')
       const clientId = packet.clientId
+      const admit = (identity: Identity): void => {
+        if (packet.will != null && !mayPublish(identity, packet.will.topic)) return refuse('not_authorized', 5, 'will topic not allowed')
+        identities.set(client, identity)
+        done(null, true)
+      }
+      const storeDown = (what: 'token' | 'certificate') => (err: Error): void => {
+        logger.warn({ event: `${what}_check_failed`, err: err.message }, `${what} check failed`)
+        refuse('server_unavailable', 3, `${what} check failed: registry unavailable`)
+      }
+
+      const certificateLogin = password === undefined ? opts.certificates?.login(client, clientId) : undefined
+      if (certificateLogin !== undefined) {
+        if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
+        if (username !== undefined && username !== clientId) return refuse('bad_credentials', 4, 'username must equal the client id')
+        certificateLogin.then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
+        return
+      }
 
       if (username === undefined && password === undefined) {
         if (!opts.allowAnonymous) return refuse('anonymous_off', 5, 'credentials required')
@@ -173,14 +193,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
       opts.checkToken(clientId, password.toString('utf8')).then((record) => {
         if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
-        const identity: Identity = { kind: 'device', deviceId: clientId, groups: record.groups }
-        if (packet.will != null && !mayPublish(identity, packet.will.topic)) return refuse('not_authorized', 5, 'will topic not allowed')
-        identities.set(client, identity)
-        done(null, true)
-      }, (err: Error) => {
-        logger.warn({ event: 'token_check_failed', err: err.message }, 'token check failed')
-        refuse('server_unavailable', 3, 'token store unavailable')
-      })
+        admit({ kind: 'device', deviceId: clientId, groups: record.groups })
+      }, storeDown('token'))
     },
 
     authorizePublish (client, packet, done) {

@@ -79,7 +79,9 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
-      await admin.register(adminDeviceRoutes, { devices })
+      // The OpenAPI document names the admin key (the bearer scheme above) on every operator route.
+      admin.addHook('onRoute', (route) => { route.schema = { ...route.schema, security: [{ admin: [] }] } })
+      await admin.register(adminDeviceRoutes, { devices, presence: cluster.presence })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })
       await admin.register(adminMetricsRoutes, cluster)

@@ -9,6 +9,7 @@ import { ROOT } from '../helpers/process.ts'
 // of the contract (docs/http-api.md, docs/push.md) and every route the code registers, and give every operation typed responses.
 
 interface Operation {
+  security?: Array<Record<string, string[]>>
   parameters?: Array<{ in: string, name: string, schema?: unknown }>
   requestBody?: { content?: Record<string, { schema?: unknown }> }
   responses?: Record<string, { description?: string, content?: Record<string, { schema?: unknown }> }>
@@ -121,6 +122,7 @@ test('every operation has typed responses, typed parameters and, where it takes 
       assert.ok(op.responses?.['503'] !== undefined, `${where} does not document 503 (a backing service down)`)
       if (path.startsWith('/v1/admin/')) {
         assert.ok(op.responses?.['401'] !== undefined, `${where} does not document 401 for a missing admin key`)
+        assert.deepEqual(op.security, [{ admin: [] }], `${where} does not name the admin bearer key`)
       }
     }
   }
