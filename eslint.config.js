@@ -1,7 +1,7 @@
 import neostandard, { plugins } from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', 'kafka/**', '.services/**', 'data/**', 'bench-results/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'devices-sim/dist/**', 'node_modules/**', 'kafka/**', '.services/**', 'data/**', 'bench-results/**'] }),
   {
     files: ['**/*.ts'],
     plugins: { '@typescript-eslint': plugins['typescript-eslint'].plugin },

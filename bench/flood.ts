@@ -1,5 +1,5 @@
 // Benchmark (prints figures; not a test): an open-loop QoS 0 flood against one node, with Mosquitto measured in
-// the same run as the reference (research/aedes.md §6: bare aedes fell below 1,000 msg/s and grew to gigabytes).
+// the same run as the reference (docs/design.md: bare aedes fell below 1,000 msg/s and grew to gigabytes).
 //
 //   npm run bench:flood
 //   npm run bench:flood -- --publishers 1000 --seconds 20 --variants telemetry,fanout --fanout-subscribers 10

@@ -270,7 +270,7 @@ async function startSimCluster (services: Services, runId: string, main: string)
   return { nodes, nodeIds: nodes.map((_, i) => `suite-${runId}-${i}`), stop: async () => { await Promise.all(nodes.map((n) => n.stop())) } }
 }
 
-/** The parts of a devices-sim report (devices-sim/README.md, "Report") that the suite lists. */
+/** The parts of a devices-sim report (docs/devices-sim.md, "Report") that the suite lists. */
 interface SimReport {
   readonly devices?: { readonly requested?: number, readonly connectedAtEnd?: number }
   readonly connectPhase?: { readonly connectsPerSecond?: number }

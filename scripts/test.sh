@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Every test: lint, typecheck, unit tests, then integration tests against a real Redis and a real Kafka
-# that scripts/services.sh installs (if missing), starts on loopback and stops again.
+# Every test: lint, typecheck, unit tests (on this Node, then with the embedded smoke test on Node 22 and 24), then
+# integration tests against a real Redis and a real Kafka that scripts/services.sh installs (if missing), starts on
+# loopback and stops again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm run --silent lint
 npm run --silent typecheck
 npm run --silent test:unit
+bash scripts/node-versions.sh
 
 bash scripts/services.sh up
 trap 'bash scripts/services.sh down' EXIT

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
 import { createConnectionLimits } from './broker/connection-limits.ts'
+import { createCertificateLogins } from './broker/client-certificate.ts'
 import { installFloodGuard } from './broker/flood-guard.ts'
 import { limitPacketSize, maxPacketBytes, maxWebSocketMessageBytes } from './broker/packet-size-limit.ts'
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
@@ -118,10 +119,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     let listeners: Listeners | undefined
 
     let connections: ConnectionControl
-    // An operator's kick closes the device wherever it is; a takeover's only the replaced connection.
-    const kickLocal = (deviceId: string, _reason: KickReason, target?: KickTarget): void => {
+    // Revoke, disable and delete close the device wherever it is; a takeover or an operator's kick only the
+    // connection presence named (a newer one of the device stays).
+    const kickLocal = (deviceId: string, reason: KickReason, target?: KickTarget): void => {
       if (target !== undefined) {
-        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch).catch(() => {})
+        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch, reason === 'kicked').catch(() => {})
         return
       }
       member?.markKicked(deviceId)
@@ -148,6 +150,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       devices: deviceStore,
       tokens: tokenStore,
       connections,
+      presence: presenceStore,
       assigner,
       tokenTtlMs: config.tokenTtlSeconds * 1000,
       secretHashCost: config.secretHashCost
@@ -264,6 +267,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         aclDenyAction: config.aclDenyAction,
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
         isRegisteredDevice: async (deviceId) => await deviceStore.get(deviceId) !== undefined,
+        ...(config.tlsClientCaFile !== undefined && {
+          certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
+        }),
         uplinks: s,
         uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
         mq: transport?.mq,
@@ -296,7 +302,13 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
         ? undefined
         : {
-            credentials: await loadTlsCredentials({ certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, caFile: config.tlsCaFile }),
+            credentials: await loadTlsCredentials({
+              certFile: config.tlsCertFile,
+              keyFile: config.tlsKeyFile,
+              caFile: config.tlsCaFile,
+              clientCaFile: config.tlsClientCaFile,
+              clientCrlFile: config.tlsClientCrlFile
+            }),
             mqttsPort: config.mqttsPort,
             wssPort: config.wssPort
           }

@@ -58,7 +58,7 @@ async function broadcast (ctx: ActionContext, a: Extract<Action, { do: 'broadcas
 }
 
 async function push (ctx: ActionContext, a: Extract<Action, { do: 'push' }>): Promise<ActionResult> {
-  // One push carries at most 100,000 device ids (DESIGN.md).
+  // One push carries at most 100,000 device ids (docs/push.md).
   if (ctx.deviceIds.length > 100_000) throw new SimError('SIM_ERR_SCENARIO', `push: ${ctx.deviceIds.length} devices, one push takes at most 100,000`)
   const rounds: Array<Record<string, unknown>> = []
   for (let i = 0; i < a.count; i++) {

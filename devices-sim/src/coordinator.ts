@@ -20,7 +20,10 @@ export interface Output {
   progress (line: string): void
 }
 
-const WORKER = new URL('./worker.ts', import.meta.url)
+// Compiled (devices-sim/dist) the worker is worker.js and runs on plain Node; from the source it is worker.ts and
+// runs through tsx, as this module does.
+const COMPILED = import.meta.url.endsWith('.js')
+const WORKER = new URL(COMPILED ? './worker.js' : './worker.ts', import.meta.url)
 const STOP_TIMEOUT_MS = 60_000
 
 interface WorkerHandle {
@@ -64,7 +67,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
   })
   const known = new Map(cached)
   const shares = split(all, options.workers)
-  const execArgv = ['--import', import.meta.resolve('tsx')]
+  const execArgv = COMPILED ? [] : ['--import', import.meta.resolve('tsx')]
   let offset = 0
   const workers: WorkerHandle[] = shares.map((devices, index) => {
     const child = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

@@ -5,7 +5,6 @@
 import { backoffDelay, jittered } from './backoff.ts'
 import { ConnectError, type Connector, type DeviceConnection } from './connection.ts'
 import { SimError } from './errors.ts'
-import { record } from './histogram.ts'
 import type { HttpApi, IssuedToken } from './http-api.ts'
 import { IdTracker } from './id-tracker.ts'
 import type { Limiter } from './limiter.ts'
@@ -154,12 +153,12 @@ export class SimDevice {
       return
     }
     const now = performance.now()
-    record(snap.histograms.connect, now - started)
+    snap.histograms.connect.record(now - started)
     snap.counters.connects++
     this.firstConnectedAt ??= Date.now()
     if (this.lostAt !== undefined) {
       snap.counters.reconnects++
-      record(snap.histograms.reconnect, now - this.lostAt)
+      snap.histograms.reconnect.record(now - this.lostAt)
       this.lostAt = undefined
     }
     this.failures = 0
@@ -221,7 +220,7 @@ export class SimDevice {
         snap.counters.broadcastsCaughtUp++
         return
       }
-      record(snap.histograms.broadcast, latency)
+      snap.histograms.broadcast.record(latency)
       const t = snap.broadcasts[d.pushId] ?? { received: 0, maxMs: 0 }
       t.received++
       t.maxMs = Math.max(t.maxMs, latency)
@@ -237,7 +236,7 @@ export class SimDevice {
       return
     }
     snap.counters.downlinks++
-    record(snap.histograms.downlink, latency)
+    snap.histograms.downlink.record(latency)
     this.ack(d.id)
   }
 
@@ -313,7 +312,7 @@ export class SimDevice {
       if (settings.qos === 0) return
       if (!this.inflight.delete(seq)) return // counted as unconfirmed when its connection closed
       snap.counters.uplinksAcked++
-      record(snap.histograms.uplink, performance.now() - started)
+      snap.histograms.uplink.record(performance.now() - started)
       if (settings.reportDevices) this.acked.push(seq)
     }, () => {
       if (this.inflight.delete(seq)) snap.counters.uplinkErrors++

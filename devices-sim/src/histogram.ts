@@ -1,62 +1,68 @@
-// A latency histogram that workers can send over IPC and the coordinator can merge: log-spaced buckets
-// (each 4% wider than the one before, from 10 µs), plus exact count, sum, min and max.
+// A latency histogram that workers send over IPC and the coordinator merges: HdrHistogram (hdr-histogram-js) in
+// microseconds with two significant digits (quantiles within 1%), plus the exact count, sum, min and max. Over IPC
+// (JSON) it travels as HdrHistogram's compressed base64 form.
 
-const BASE_MS = 0.01
-const GROWTH = 1.04
-const LOG_GROWTH = Math.log(GROWTH)
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js'
 
-export interface HistogramData {
-  count: number
-  sum: number
-  min: number
-  max: number
-  /** bucket index → count (sparse). */
-  buckets: Record<string, number>
+const US_PER_MS = 1000
+
+/** The JSON form: what a worker's snapshot carries to the coordinator. */
+export interface HistogramJSON {
+  readonly count: number
+  readonly sum: number
+  readonly min: number
+  readonly max: number
+  /** The distribution, HdrHistogram's compressed base64 encoding ('' when empty). */
+  readonly hdr: string
 }
 
-export function emptyHistogram (): HistogramData {
-  return { count: 0, sum: 0, min: Number.MAX_VALUE, max: 0, buckets: {} }
+function newDistribution (): Histogram {
+  return build({ numberOfSignificantValueDigits: 2, lowestDiscernibleValue: 1, highestTrackableValue: 2, autoResize: true })
 }
 
-function bucketOf (ms: number): number {
-  return ms <= BASE_MS ? 0 : Math.ceil(Math.log(ms / BASE_MS) / LOG_GROWTH)
-}
+export class LatencyHistogram {
+  count = 0
+  sum = 0
+  min = Number.MAX_VALUE
+  max = 0
+  readonly #distribution = newDistribution()
 
-/** The upper bound of a bucket, ms. */
-function upperBound (bucket: number): number {
-  return BASE_MS * GROWTH ** bucket
-}
-
-export function record (h: HistogramData, ms: number): void {
-  const v = Math.max(0, ms)
-  h.count++
-  h.sum += v
-  if (v < h.min) h.min = v
-  if (v > h.max) h.max = v
-  const b = String(bucketOf(v))
-  h.buckets[b] = (h.buckets[b] ?? 0) + 1
-}
-
-/** Adds `from` into `into`. */
-export function mergeInto (into: HistogramData, from: HistogramData): void {
-  if (from.count === 0) return
-  into.count += from.count
-  into.sum += from.sum
-  into.min = Math.min(into.min, from.min)
-  into.max = Math.max(into.max, from.max)
-  for (const [b, n] of Object.entries(from.buckets)) into.buckets[b] = (into.buckets[b] ?? 0) + n
-}
-
-/** The q-quantile (0..1), within 4%, never above the exact max; NaN when empty. */
-export function quantile (h: HistogramData, q: number): number {
-  if (h.count === 0) return Number.NaN
-  const rank = Math.max(1, Math.ceil(q * h.count))
-  let seen = 0
-  for (const b of Object.keys(h.buckets).map(Number).sort((a, c) => a - c)) {
-    seen += h.buckets[String(b)] as number
-    if (seen >= rank) return Math.max(h.min, Math.min(h.max, upperBound(b)))
+  /** A histogram as another process sent it (its JSON form), or a copy of a live one. */
+  static from (data: LatencyHistogram | HistogramJSON): LatencyHistogram {
+    const h = new LatencyHistogram()
+    h.add(data)
+    return h
   }
-  return h.max
+
+  record (ms: number): void {
+    const v = Math.max(0, ms)
+    this.count++
+    this.sum += v
+    if (v < this.min) this.min = v
+    if (v > this.max) this.max = v
+    this.#distribution.recordValue(Math.round(v * US_PER_MS))
+  }
+
+  /** Adds `other` (live, or the JSON form a worker sent) into this one. */
+  add (other: LatencyHistogram | HistogramJSON): void {
+    if (other.count === 0) return
+    this.count += other.count
+    this.sum += other.sum
+    this.min = Math.min(this.min, other.min)
+    this.max = Math.max(this.max, other.max)
+    this.#distribution.add(other instanceof LatencyHistogram ? other.#distribution : decodeFromCompressedBase64(other.hdr))
+  }
+
+  /** The q-quantile (0..1) in ms, within 1%, never outside the exact min and max; NaN when empty. */
+  quantile (q: number): number {
+    if (this.count === 0) return Number.NaN
+    const v = this.#distribution.getValueAtPercentile(q * 100) / US_PER_MS
+    return Math.max(this.min, Math.min(this.max, v))
+  }
+
+  toJSON (): HistogramJSON {
+    return { count: this.count, sum: this.sum, min: this.min, max: this.max, hdr: this.count === 0 ? '' : encodeIntoCompressedBase64(this.#distribution) }
+  }
 }
 
 export interface LatencySummary {
@@ -70,13 +76,13 @@ export interface LatencySummary {
 
 const round3 = (n: number): number => Number.isFinite(n) ? Math.round(n * 1000) / 1000 : n
 
-export function summarize (h: HistogramData): LatencySummary {
+export function summarize (h: LatencyHistogram): LatencySummary {
   return {
     count: h.count,
     mean: round3(h.count === 0 ? Number.NaN : h.sum / h.count),
-    p50: round3(quantile(h, 0.5)),
-    p90: round3(quantile(h, 0.9)),
-    p99: round3(quantile(h, 0.99)),
+    p50: round3(h.quantile(0.5)),
+    p90: round3(h.quantile(0.9)),
+    p99: round3(h.quantile(0.99)),
     max: round3(h.count === 0 ? Number.NaN : h.max)
   }
 }

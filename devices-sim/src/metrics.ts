@@ -1,6 +1,6 @@
 // What one worker measured so far (cumulative), in a shape that crosses IPC as JSON and merges by addition.
 
-import { emptyHistogram, mergeInto, type HistogramData } from './histogram.ts'
+import { LatencyHistogram } from './histogram.ts'
 
 export const COUNTERS = [
   'provisioned', 'provisionErrors', 'tokens', 'tokenErrors', 'tokenRefreshes',
@@ -25,7 +25,8 @@ export interface Snapshot {
   devices: number
   connected: number
   counters: Record<Counter, number>
-  histograms: Record<HistogramName, HistogramData>
+  /** Live in a worker; in a snapshot received over IPC, their JSON form until mergeSnapshots reads them. */
+  histograms: Record<HistogramName, LatencyHistogram>
   /** nodeId → devices connected to it now. */
   nodes: Record<string, number>
   /** Why connects and token requests failed ("connect: ECONNREFUSED", "token: 429"…) → how often. */
@@ -50,7 +51,7 @@ export function emptySnapshot (): Snapshot {
     devices: 0,
     connected: 0,
     counters: Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>,
-    histograms: Object.fromEntries(HISTOGRAMS.map((h) => [h, emptyHistogram()])) as Record<HistogramName, HistogramData>,
+    histograms: Object.fromEntries(HISTOGRAMS.map((h) => [h, new LatencyHistogram()])) as Record<HistogramName, LatencyHistogram>,
     nodes: {},
     errorReasons: {},
     broadcasts: {},
@@ -70,7 +71,7 @@ export function mergeSnapshots (snaps: readonly Snapshot[]): Snapshot {
     out.devices += s.devices
     out.connected += s.connected
     for (const c of COUNTERS) out.counters[c] += s.counters[c] ?? 0
-    for (const h of HISTOGRAMS) mergeInto(out.histograms[h], s.histograms[h])
+    for (const h of HISTOGRAMS) out.histograms[h].add(s.histograms[h])
     for (const [node, n] of Object.entries(s.nodes)) out.nodes[node] = (out.nodes[node] ?? 0) + n
     for (const [why, k] of Object.entries(s.errorReasons ?? {})) out.errorReasons[why] = (out.errorReasons[why] ?? 0) + k
     for (const [id, b] of Object.entries(s.broadcasts)) {

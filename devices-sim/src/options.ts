@@ -1,6 +1,7 @@
 // Command-line options of devices-sim: one table, parsed and validated here and nowhere else. Scenario files
 // use the same names (their "options" object goes through this parser), so there is one vocabulary.
 
+import { parseArgs as parseCommandLine } from 'node:util'
 import { SimError } from './errors.ts'
 
 export type ProvisionMode = 'admin' | 'provisioning' | 'reuse'
@@ -243,29 +244,50 @@ export interface ParsedArgs {
   readonly help: boolean
 }
 
-/** Parses `--name value` and `--name=value`; flags take no value. Unknown or malformed options throw SIM_ERR_USAGE. */
+const PARSE_OPTIONS = Object.fromEntries([
+  ['help', { type: 'boolean', short: 'h' }],
+  ...SPECS.map((s) => [s.arg, { type: s.flag === true ? 'boolean' : 'string' }])
+]) as Record<string, { type: 'boolean' | 'string', short?: string }>
+
+/** node:util's parse errors in this tool's words (the option table's names, SIM_ERR_USAGE). */
+function usageFromParseError (err: Error & { code?: string }, argv: readonly string[]): SimError {
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const name = /'(-[^']*)'/.exec(err.message)?.[1] ?? ''
+      return usage(`unknown option ${name} (see --help)`)
+    }
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const token = argv.find((a) => !a.startsWith('-')) ?? ''
+      return usage(`unexpected argument "${token}" (options start with --; see --help)`)
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const name = /'--([^' ]+)/.exec(err.message)?.[1] ?? ''
+      const spec = SPECS.find((s) => s.arg === name)
+      return usage(spec?.flag === true ? `--${name} takes no value` : `--${name} needs a value`)
+    }
+    default:
+      return usage(err.message)
+  }
+}
+
+/** Parses `--name value` and `--name=value` (node:util parseArgs); flags take no value. Unknown or malformed options throw SIM_ERR_USAGE. */
 export function parseArgs (argv: readonly string[]): ParsedArgs {
+  let parsed: ReturnType<typeof parseCommandLine>
+  try {
+    parsed = parseCommandLine({ args: [...argv], options: PARSE_OPTIONS, strict: true, allowPositionals: false, tokens: true })
+  } catch (err) {
+    throw usageFromParseError(err as Error & { code?: string }, argv)
+  }
   const o: Partial<Mutable<SimOptions>> = {}
   const t: Mutable<Thresholds> = {}
   let help = false
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i] as string
-    if (token === '--help' || token === '-h') { help = true; continue }
-    if (!token.startsWith('--')) throw usage(`unexpected argument "${token}" (options start with --; see --help)`)
-    const eq = token.indexOf('=')
-    const name = eq === -1 ? token.slice(2) : token.slice(2, eq)
-    const spec = SPECS.find((s) => s.arg === name)
-    if (spec === undefined) throw usage(`unknown option --${name} (see --help)`)
-    let value: string
-    if (eq !== -1) value = token.slice(eq + 1)
-    else if (spec.flag === true) value = ''
-    else {
-      const next = argv[i + 1]
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw usage(`--${name} needs a value`)
-      value = next
-      i++
-    }
-    spec.set(o as Mutable<SimOptions>, t, value, name)
+  // Tokens, not values: an option given twice is applied twice, the last one winning, as the table's setters expect.
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option') continue
+    if (token.name === 'help') { help = true; continue }
+    const spec = SPECS.find((s) => s.arg === token.name) as OptionSpec
+    if (spec.flag !== true && token.value === undefined) throw usage(`--${token.name} needs a value`)
+    spec.set(o as Mutable<SimOptions>, t, token.value ?? '', token.name)
   }
   if (Object.keys(t).length > 0) o.thresholds = t
   return { given: o, help }
@@ -277,6 +299,12 @@ export function parseOptionObject (obj: Readonly<Record<string, unknown>>): Part
   for (const [k, v] of Object.entries(obj)) {
     if (v === null || (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && !Array.isArray(v))) {
       throw usage(`option ${k}: expected a string, number, boolean or list`)
+    }
+    const spec = SPECS.find((s) => s.arg === k)
+    if (spec?.flag === true) {
+      // A flag is on when named; false (the default) leaves it out.
+      if (v !== false && v !== 'false') { bool(String(v), k); argv.push(`--${k}`) }
+      continue
     }
     argv.push(`--${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
   }
@@ -326,6 +354,6 @@ export function helpText (): string {
     ...lines,
     '',
     'Exit codes: 0 all thresholds held, 1 a threshold was exceeded or the run failed, 2 bad options or scenario.',
-    'Scenario files and the report format: devices-sim/README.md.'
+    'Scenario files and the report format: docs/devices-sim.md.'
   ].join('\n')
 }

@@ -3,7 +3,7 @@
 
 import type { ActionResult } from './actions.ts'
 import type { DeviceDetail } from './device.ts'
-import { quantile, summarize, type LatencySummary } from './histogram.ts'
+import { summarize, type LatencySummary } from './histogram.ts'
 import { HISTOGRAMS, type HistogramName, type Snapshot } from './metrics.ts'
 import type { SimOptions, Thresholds } from './options.ts'
 import { toRanges } from './payload.ts'
@@ -69,8 +69,8 @@ export function checkThresholds (t: Thresholds, s: Snapshot, actions: readonly A
   max('maxLostDownlinks', s.lostDownlinks)
   max('maxLostUplinks', s.counters.uplinksUnconfirmed + s.counters.uplinkErrors)
   max('maxDuplicateDownlinks', s.counters.duplicates)
-  max('maxUplinkP99Ms', s.histograms.uplink.count === 0 ? null : quantile(s.histograms.uplink, 0.99))
-  max('maxDownlinkP99Ms', s.histograms.downlink.count === 0 ? null : quantile(s.histograms.downlink, 0.99))
+  max('maxUplinkP99Ms', s.histograms.uplink.count === 0 ? null : s.histograms.uplink.quantile(0.99))
+  max('maxDownlinkP99Ms', s.histograms.downlink.count === 0 ? null : s.histograms.downlink.quantile(0.99))
   const broadcasts = actions.filter((a) => a.do === 'broadcast').flatMap((a) => a.pushes as Array<{ allReceivedMs: number | null }>)
   max('maxBroadcastMs', broadcasts.length === 0 || broadcasts.some((b) => b.allReceivedMs === null) ? null : Math.max(...broadcasts.map((b) => b.allReceivedMs as number)))
   const kills = actions.filter((a) => a.do === 'kill-node')
@@ -156,7 +156,7 @@ export function progressLine (elapsedMs: number, s: Snapshot, prev: Snapshot | u
   const errors = c.connectErrors + c.connackRefusals + c.tokenErrors + c.provisionErrors + c.uplinkErrors
   const provisioning = c.provisioned + c.provisionErrors > 0 && s.connected === 0 && c.connectAttempts === 0 ? `  provisioned ${n(c.provisioned)}` : ''
   return `${n(elapsedMs / 1000, 0)}s${provisioning}  connected ${n(s.connected)}/${n(fleet)}  connects/s ${rate((x) => x.counters.connects)}` +
-    `  up/s ${rate((x) => x.counters.uplinksAcked)} p99 ${n(quantile(s.histograms.uplink, 0.99), 1)} ms` +
-    `  down/s ${rate((x) => x.counters.downlinks + x.counters.broadcasts)} p99 ${n(quantile(s.histograms.downlink, 0.99), 1)} ms` +
+    `  up/s ${rate((x) => x.counters.uplinksAcked)} p99 ${n(s.histograms.uplink.quantile(0.99), 1)} ms` +
+    `  down/s ${rate((x) => x.counters.downlinks + x.counters.broadcasts)} p99 ${n(s.histograms.downlink.quantile(0.99), 1)} ms` +
     `  errors ${n(errors)}  rss ${n(s.rssBytes / 1048576)} MiB`
 }

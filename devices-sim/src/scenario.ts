@@ -1,5 +1,5 @@
 // Scenario files (JSON or YAML): options in the command line's vocabulary plus a list of actions the
-// coordinator runs once the fleet is connected. The format is documented in devices-sim/README.md.
+// coordinator runs once the fleet is connected. The format is documented in docs/devices-sim.md.
 
 import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'

@@ -8,6 +8,7 @@ import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
+import type { CertificateLogins } from './client-certificate.ts'
 import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
 import { discardQueueWithSession } from './clean-session-queue.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
@@ -34,6 +35,8 @@ export interface BrokerNodeOptions {
   readonly checkToken: (deviceId: string, token: string) => Promise<TokenRecord | undefined>
   /** Whether a device with this id is registered: in anonymous mode its id and topics still need its token. */
   readonly isRegisteredDevice?: (deviceId: string) => Promise<boolean>
+  /** Login with a client certificate (TLS listeners with a client CA): a CONNECT without password that presents one. */
+  readonly certificates?: CertificateLogins
   readonly uplinks: UplinkSink
   /** Cluster transport (mqemitter-redis, aedes-persistence-redis); in memory when absent. */
   readonly mq?: AedesOptions['mq']
@@ -153,7 +156,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
     connectTimeout: opts.connectTimeoutMs ?? 10_000,
     // The built-in (embedded mode) mqemitter: no delivery slots, whose overflow array is drained with an O(n)
-    // shift and collapsed under a flood (research/aedes.md §6); flood-guard.ts bounds the backlog instead.
+    // shift and collapsed under a flood (docs/design.md); flood-guard.ts bounds the backlog instead.
     concurrency: 0,
     drainTimeout: 15_000,
     // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
@@ -178,6 +181,23 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (packet === undefined) return refuse('server_unavailable', 3, 'connect packet missing')
       if (!accepting) return refuse('draining', 3, 'node is draining: ask the registry for another node')
       const clientId = packet.clientId
+      const admit = (identity: Identity): void => {
+        if (packet.will != null && !mayPublish(identity, packet.will.topic)) return refuse('not_authorized', 5, 'will topic not allowed')
+        identities.set(client, identity)
+        done(null, true)
+      }
+      const storeDown = (what: 'token' | 'certificate' | 'device') => (err: Error): void => {
+        logger.warn({ event: `${what}_check_failed`, err: err.message }, `${what} check failed`)
+        refuse('server_unavailable', 3, `${what} check failed: registry unavailable`)
+      }
+
+      const certificateLogin = password === undefined ? opts.certificates?.login(client, clientId) : undefined
+      if (certificateLogin !== undefined) {
+        if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
+        if (username !== undefined && username !== clientId) return refuse('bad_credentials', 4, 'username must equal the client id')
+        certificateLogin.then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
+        return
+      }
 
       if (username === undefined && password === undefined) {
         if (!opts.allowAnonymous) return refuse('anonymous_off', 5, 'credentials required')
@@ -190,10 +210,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
           if (registered !== undefined) return refuse('not_authorized', 5, `${registered} is a registered device: connect with its token`)
           identities.set(client, { kind: 'anonymous' })
           done(null, true)
-        }, (err: Error) => {
-          logger.warn({ event: 'device_lookup_failed', err: err.message }, 'device lookup failed')
-          refuse('server_unavailable', 3, 'device store unavailable')
-        })
+        }, storeDown('device'))
         return
       }
       if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
@@ -201,14 +218,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
       opts.checkToken(clientId, password.toString('utf8')).then((record) => {
         if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
-        const identity: Identity = { kind: 'device', deviceId: clientId, groups: record.groups }
-        if (packet.will != null && !mayPublish(identity, packet.will.topic)) return refuse('not_authorized', 5, 'will topic not allowed')
-        identities.set(client, identity)
-        done(null, true)
-      }, (err: Error) => {
-        logger.warn({ event: 'token_check_failed', err: err.message }, 'token check failed')
-        refuse('server_unavailable', 3, 'token store unavailable')
-      })
+        admit({ kind: 'device', deviceId: clientId, groups: record.groups })
+      }, storeDown('token'))
     },
 
     authorizePublish (client, packet, done) {
@@ -263,7 +274,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         })
       }
 
-      // The hand-off happens here, before aedes writes the PUBACK (research/aedes.md §5): a QoS 1 uplink is
+      // The hand-off happens here, before aedes writes the PUBACK (docs/design.md, "Uplinks"): a QoS 1 uplink is
       // acknowledged only once the sink holds it. A failed hand-off closes the connection; the device resends.
       const uplink: Uplink = {
         msgId: randomUUID(),

@@ -1,4 +1,4 @@
-// Overload protection for QoS 0 traffic (research/aedes.md §6: under an open-loop flood bare aedes queued
+// Overload protection for QoS 0 traffic (docs/design.md, "Collapse under an open-loop flood": bare aedes queued
 // hundreds of thousands of messages and fell below 1,000 msg/s). Three bounds:
 // - per subscriber: while a connection's socket holds more than `subscriberBufferBytes` unsent, QoS 0 messages to
 //   it are dropped and counted, instead of queueing without bound or stalling every publisher behind it;

@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { createServer as createTlsServer, type SecureContextOptions } from 'node:tls'
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { PushlineError } from '../shared/errors.ts'
 
@@ -22,7 +22,7 @@ export interface ListenerOptions {
   readonly onMessageTooLarge?: (limit: number) => void
   /** MQTT over TLS and WebSocket over TLS besides the plain listeners, when a certificate is configured. */
   readonly tls?: {
-    readonly credentials: SecureContextOptions
+    readonly credentials: TlsOptions
     readonly mqttsPort: number
     readonly wssPort: number
   }

@@ -3,7 +3,7 @@ import type { Client, Subscription } from 'aedes'
 // aedes 1.2 stores persistent (clean=false) subscriptions once per filter of a SUBSCRIBE, each time passing the
 // packet's whole filter list (lib/handlers/subscribe.js, storeSubscriptions). Two defects follow:
 // - With several filters, the N concurrent calls wait on the same broadcast key, only the last waiter is woken,
-//   and the SUBACK never comes (research/aedes.md §6: 11 of 13 multi-filter SUBSCRIBEs hung on Redis).
+//   and the SUBACK never comes (docs/design.md: 11 of 13 multi-filter SUBSCRIBEs hung on Redis).
 // - Filters the ACL refused are stored too, so the shared subscription trie would queue QoS 1 messages for them.
 // The guard makes the N calls share one store of only the granted filters.
 

@@ -1,4 +1,4 @@
-// Which topics a connected identity may use (DESIGN.md, MQTT contract). Pure functions: no aedes, no I/O.
+// Which topics a connected identity may use (docs/mqtt.md, Topics). Pure functions: no aedes, no I/O.
 
 export type Identity =
   | { readonly kind: 'device', readonly deviceId: string, readonly groups: readonly string[] }

@@ -1,6 +1,7 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
+import { connectionOrigin } from '../broker/connection-origin.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
 import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-registry.ts'
@@ -75,8 +76,11 @@ export interface ClusterMember {
   tick (): Promise<void>
   /** Notes that the device's connection here is about to be closed by an operator (revoke, disable, delete). */
   markKicked (deviceId: string): void
-  /** Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. */
-  closeReplaced (deviceId: string, epoch: number): Promise<boolean>
+  /**
+   * Closes the device's connection here unless its presence epoch is newer than `epoch`; true if closed. `asKick`:
+   * an operator's order (its presence event says so), not a takeover.
+   */
+  closeReplaced (deviceId: string, epoch: number, asKick?: boolean): Promise<boolean>
   /** Stops timers; the node stays registered until leave(). */
   stop (): Promise<void>
   /** After the broker closed: removes this node's presence entries and its record. */
@@ -109,7 +113,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
 
   function onClient (client: Client): void {
     const at = Date.now()
-    const p = presence.connect(client.id, nodeId, at).then(({ entry, replaced }) => {
+    const p = presence.connect(client.id, nodeId, at, connectionOrigin(client)).then(({ entry, replaced }) => {
       if (replaced !== undefined && replaced.nodeId !== nodeId) {
         opts.onTakeover?.(client.id, replaced)
         opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId: replaced.nodeId, epoch: replaced.epoch, at, reason: 'takeover' })
@@ -299,13 +303,14 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       const c = broker?.localClient(deviceId)
       if (c !== undefined) kicked.add(c)
     },
-    async closeReplaced (deviceId, epoch) {
+    async closeReplaced (deviceId, epoch, asKick = false) {
       const c = broker?.localClient(deviceId)
       if (c === undefined) return false
       // An unknown epoch (the presence write failed or timed out, though Redis may have run it) or an older one
       // loses too: presence names the connection elsewhere. Only a newer connection here stays.
       const entry = await entries.get(c)
       if (c.closed || (entry !== undefined && entry.epoch > epoch)) return false
+      if (asKick) kicked.add(c)
       c.close()
       return true
     },

@@ -2,7 +2,7 @@ import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafka
 import type { Logger } from 'pino'
 import type { PresenceEvent } from './cluster-member.ts'
 
-// Presence events to Kafka (DESIGN.md: iot.presence, key = device id, JSON value). They are batched from a
+// Presence events to Kafka (docs/mqtt.md: iot.presence, key = device id, JSON value). They are batched from a
 // bounded in-memory queue: presence is also kept exactly in Redis, so an event stream that falls behind during a
 // long Kafka outage drops its oldest events, and every drop is counted and logged.
 

@@ -68,7 +68,7 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
     const quit = conn.quit.bind(conn)
     ;(conn as unknown as { quit: () => Promise<string> }).quit = () => quit().catch(() => { conn.disconnect(); return 'OK' })
   }
-  // concurrency 0: no per-node delivery slots, so one frozen subscriber cannot stall the node (research/aedes.md §5).
+  // concurrency 0: no per-node delivery slots, so one frozen subscriber cannot stall the node (docs/design.md, "A frozen subscriber stalls a node").
   const mq = MQEmitterRedis({ subConn, pubConn, concurrency: 0 })
   // Without this listener a Redis error inside mqemitter-redis crashes the process.
   const state = (mq as unknown as { state: NodeJS.EventEmitter }).state
@@ -76,7 +76,7 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
   const persistence = redisPersistence({ conn: persistenceConn })
 
   // Pub/sub is at most once: whatever Redis published while the subscriber connection was down is gone for
-  // this node (research/aedes.md §6: Redis's output-buffer limit drops busy subscribers). Track the gap so the
+  // this node (docs/design.md: Redis's output-buffer limit drops busy subscribers). Track the gap so the
   // node reports not-ready, counts it, and can resend what persistent sessions have stored.
   let ready = false
   let closing = false
@@ -95,7 +95,7 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
     ready = false
   })
 
-  // DESIGN.md: Redis must not cut busy subscribers. Warn when it would (managed Redis may refuse CONFIG: then say nothing).
+  // Redis must not cut busy subscribers (docs/configuration.md, Modes). Warn when it would (managed Redis may refuse CONFIG: then say nothing).
   pubConn.call('CONFIG', 'GET', 'client-output-buffer-limit').then((reply) => {
     const value = Array.isArray(reply) ? String(reply[1]) : ''
     const m = /pubsub (\d+) (\d+) (\d+)/.exec(value)

@@ -58,6 +58,12 @@ export function loadConfig (env: Environment = process.env): Config {
     if (parsed('tlsCaFile') && parsed('tlsCertFile') && v.tlsCaFile !== undefined && v.tlsCertFile === undefined) {
       problems.push('PUSHLINE_TLS_CA_FILE needs PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE')
     }
+    if (parsed('tlsClientCaFile') && parsed('tlsCertFile') && v.tlsClientCaFile !== undefined && v.tlsCertFile === undefined) {
+      problems.push('PUSHLINE_TLS_CLIENT_CA_FILE needs PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE: client certificates are asked for on the TLS listeners')
+    }
+    if (parsed('tlsClientCrlFile') && parsed('tlsClientCaFile') && v.tlsClientCrlFile !== undefined && v.tlsClientCaFile === undefined) {
+      problems.push('PUSHLINE_TLS_CLIENT_CRL_FILE needs PUSHLINE_TLS_CLIENT_CA_FILE')
+    }
     const tls = parsed('tlsCertFile') && v.tlsCertFile !== undefined
     const ports = ([['PUSHLINE_MQTT_PORT', 'mqttPort'], ['PUSHLINE_WS_PORT', 'wsPort'], ['PUSHLINE_HTTP_PORT', 'httpPort'],
       ...(tls ? [['PUSHLINE_MQTTS_PORT', 'mqttsPort'], ['PUSHLINE_WSS_PORT', 'wssPort']] as const : [])] as const)

@@ -1,18 +1,19 @@
-// Every setting the platform reads, in one table: name, default, parser and the line the README shows.
-// The config loader, the README table and the docker-compose check all read this table.
+// Every setting the platform reads, in one table: name, default, parser and the line docs/configuration.md shows.
+// The config loader, the table in docs/configuration.md and the docker-compose check all read this table.
 
 export type Role = 'all' | 'broker' | 'api'
 export type FsyncPolicy = 'always' | 'interval' | 'never'
 export type AclDenyAction = 'drop' | 'disconnect'
 export type KafkaCompression = 'gzip' | 'none'
 export type AssignmentStrategy = 'least-connections' | 'weighted' | 'consistent-hash' | 'round-robin'
+export type ClientIdField = 'cn' | 'san-dns'
 
 type Parser<T> = (raw: string) => T
 
 export interface Setting<T> {
   readonly env: string
   readonly doc: string
-  /** Shown in the README; undefined means "unset". */
+  /** Shown in docs/configuration.md; undefined means "unset". */
   readonly defaultText: string
   readonly parse: Parser<T>
   /** Value when the variable is unset or empty. */
@@ -121,6 +122,12 @@ export const settings = {
     'PEM private key of that certificate'),
   tlsCaFile: setting<string | undefined>('PUSHLINE_TLS_CA_FILE', 'unset', none, text,
     'optional PEM CA certificates sent with the chain (intermediates)'),
+  tlsClientCaFile: setting<string | undefined>('PUSHLINE_TLS_CLIENT_CA_FILE', 'unset: no client certificates', none, text,
+    'PEM CA bundle for device client certificates on the TLS listeners (asked for, not required): a device presenting a valid certificate it signed, whose device id is registered and enabled, connects without a token'),
+  tlsClientCrlFile: setting<string | undefined>('PUSHLINE_TLS_CLIENT_CRL_FILE', 'unset', none, text,
+    'PEM certificate revocation list(s) checked for client certificates: one current CRL of every CA in a device\'s chain; needs `PUSHLINE_TLS_CLIENT_CA_FILE`'),
+  tlsClientIdField: setting<ClientIdField>('PUSHLINE_TLS_CLIENT_ID_FIELD', 'cn', () => 'cn', oneOf('cn', 'san-dns'),
+    'where a client certificate names its device id: `cn` (the subject common name) or `san-dns` (the subject alternative name of type DNS); exactly one must be present'),
   mqttsPort: setting('PUSHLINE_MQTTS_PORT', '8883', () => 8883, port, 'MQTT over TLS, when a certificate is configured (0 picks a free port)'),
   wssPort: setting('PUSHLINE_WSS_PORT', '8084', () => 8084, port, 'MQTT over WebSocket over TLS, path `/mqtt`, when a certificate is configured (0 picks a free port)'),
   redisUrl: setting<string | undefined>('PUSHLINE_REDIS_URL', 'unset: in memory', none, redisUrl,

@@ -1,4 +1,4 @@
-/* global sessionStorage, Node */
+/* global sessionStorage, Node, location */
 // Pushline admin dashboard: plain browser JavaScript, no build step, no third-party code.
 // Every call goes to the admin API with `Authorization: Bearer <key>`; the key stays in sessionStorage (this tab).
 // A 401 or 403 anywhere signs out: without a valid key the page shows only the key form.
@@ -57,6 +57,7 @@ function showLogin (message) {
   sessionStorage.removeItem(KEY_ITEM)
   $('dashboard').hidden = true
   $('sign-out').hidden = true
+  $('pages').hidden = true
   $('login').hidden = false
   $('key-error').textContent = message ?? ''
   $('status').textContent = ''
@@ -67,6 +68,8 @@ function showDashboard () {
   $('login').hidden = true
   $('dashboard').hidden = false
   $('sign-out').hidden = false
+  $('pages').hidden = false
+  applyPage()
 }
 
 $('key-form').addEventListener('submit', async (ev) => {
@@ -198,6 +201,8 @@ function renderNodes (nodes, stats) {
   }))
   $('node-count').textContent = String(nodes.length)
   $('online-count').textContent = String(stats.online)
+  $('online-summary').textContent = `${stats.online.toLocaleString()} online`
+  fillNodeChoice(nodes.map((n) => n.nodeId))
   $('drift-count').textContent = String(stats.nodes.reduce((sum, n) => sum + n.drift, 0))
 }
 
@@ -275,6 +280,7 @@ async function poll () {
     updateRates(summary)
     renderPushes(pushes.pushes)
     showDashboard()
+    if (currentPage() === 'online') await loadOnline()
     $('status').textContent = `updated ${new Date().toLocaleTimeString()}`
   } catch (err) {
     if (err instanceof AuthError) {
@@ -362,6 +368,95 @@ $('lookup-form').addEventListener('submit', async (ev) => {
     $('history').hidden = false
   })
 })
+
+// ------------------------------------------------------------------ pages: the overview and the online devices
+
+const currentPage = () => location.hash === '#online' ? 'online' : 'overview'
+
+/** Shows the sections of the page the address names (#online, or the overview). */
+function applyPage () {
+  const online = currentPage() === 'online'
+  for (const section of $('dashboard').children) section.hidden = (section.id === 'online-page') !== online
+  for (const a of $('pages').querySelectorAll('a')) a.classList.toggle('current', a.dataset.page === currentPage())
+}
+
+window.addEventListener('hashchange', () => {
+  applyPage()
+  if (currentPage() === 'online') loadOnline()
+})
+
+// The online listing pages by cursor: `cursors` holds the `after` of each page seen so far, so Previous goes back.
+const online = { cursors: [undefined], index: 0, request: 0 }
+
+function fillNodeChoice (nodeIds) {
+  const select = $('online-node')
+  const known = [...select.options].slice(1).map((o) => o.value)
+  if (known.join() === nodeIds.join()) return
+  const chosen = select.value
+  select.replaceChildren(el('option', 'every node', { value: '' }), ...nodeIds.map((id) => el('option', id, { value: id })))
+  select.value = nodeIds.includes(chosen) ? chosen : ''
+}
+
+async function loadOnline () {
+  const request = ++online.request
+  const query = new URLSearchParams({ online: 'true', limit: $('online-limit').value })
+  const after = online.cursors[online.index]
+  if (after !== undefined) query.set('after', after)
+  if ($('online-node').value !== '') query.set('node', $('online-node').value)
+  await guarded($('online-error'), async () => {
+    const page = await api('GET', `/v1/admin/devices?${query}`)
+    // A later request (another page, another filter) answers for the table: this one is stale.
+    if (request !== online.request) return
+    if (page.devices.length === 0 && online.index > 0) {
+      // The devices of this page went offline: back to the first page.
+      online.cursors = [undefined]
+      online.index = 0
+      return await loadOnline()
+    }
+    online.cursors.length = online.index + 1
+    if (page.next !== undefined) online.cursors.push(page.next)
+    $('online-error').textContent = ''
+    $('online').querySelector('tbody').replaceChildren(...page.devices.map((d) => {
+      const button = el('button', 'Kick', { type: 'button', class: 'secondary', 'data-kick': d.id })
+      button.addEventListener('click', () => kick(d.id))
+      return row([d.id, d.nodeId, d.transport ?? '–', d.address ?? '–', time(d.connectedAt), button], { 'data-device': d.id })
+    }))
+    $('online-prev').disabled = online.index === 0
+    $('online-next').disabled = page.next === undefined
+    $('online-page-no').textContent = `page ${online.index + 1}`
+  })
+}
+
+function firstOnlinePage () {
+  online.cursors = [undefined]
+  online.index = 0
+  loadOnline()
+}
+
+$('online-node').addEventListener('change', firstOnlinePage)
+$('online-limit').addEventListener('change', firstOnlinePage)
+$('online-prev').addEventListener('click', () => {
+  online.index = Math.max(0, online.index - 1)
+  loadOnline()
+})
+$('online-next').addEventListener('click', () => {
+  if (online.cursors[online.index + 1] === undefined) return
+  online.index++
+  loadOnline()
+})
+
+async function kick (id) {
+  if (!window.confirm(`Kick ${id}? Its connection is closed; its token stays valid, so it may connect again.`)) return
+  const out = $('online-result')
+  out.className = 'error'
+  out.textContent = ''
+  await guarded(out, async () => {
+    const kicked = await api('POST', `/v1/admin/devices/${encodeURIComponent(id)}/kick`)
+    out.className = ''
+    out.textContent = `Kicked ${kicked.id} on node ${kicked.nodeId}`
+    await loadOnline()
+  })
+}
 
 // ------------------------------------------------------------------ start
 

@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger'
+import helmet from '@fastify/helmet'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
@@ -13,7 +14,7 @@ import { limitJsonDepth } from './json-depth-limit.ts'
 import { documentSecurity, optionalQueryDefaults, securitySchemes } from './openapi-document.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
-import { addSecurityHeaders } from './security-headers.ts'
+import { PAGE_CSP, securityHeaders } from './security-headers.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -61,7 +62,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   installErrorHandlers(app)
   limitJsonDepth(app)
   echoTrace(app)
-  addSecurityHeaders(app)
+  await app.register(helmet, securityHeaders)
   app.addSchema(ErrorBody)
   documentCommonErrors(app)
   await app.register(swagger, {
@@ -73,7 +74,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: PAGE_CSP })
 
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
@@ -85,7 +86,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
       documentSecurity(admin, 'admin')
-      await admin.register(adminDeviceRoutes, { devices })
+      await admin.register(adminDeviceRoutes, { devices, presence: cluster.presence })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })
       await admin.register(adminMetricsRoutes, cluster)

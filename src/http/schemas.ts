@@ -11,6 +11,7 @@ export const Group = Type.String({ pattern: GROUP_PATTERN })
 export const Groups = Type.Array(Group, { maxItems: 64, uniqueItems: true })
 
 export const DeviceParams = Type.Object({ id: DeviceId })
+export const NodeId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'a node id' })
 
 export const BrokerAddress = Type.Object({
   nodeId: Type.String(),

@@ -1,8 +1,10 @@
-// Security headers on every HTTP response. The API answers JSON, which nothing should render, frame or run;
-// HTML pages (the OpenAPI UI at /docs, and any page the API serves) get a policy that keeps them to this
-// origin while letting their own scripts and styles work. A route that sets its own policy keeps it.
+// Security headers on every HTTP response, set by @fastify/helmet. The API answers JSON, which nothing should
+// render, frame or run: the default policy denies everything. HTML pages (the dashboard, the OpenAPI UI at /docs)
+// get a policy that keeps them to this origin while letting their own scripts and styles work. A route that sets
+// its own policy keeps it. Only these headers are sent: helmet's others (HSTS among them) are left to whoever
+// terminates TLS in front of the API.
 
-import type { FastifyInstance } from 'fastify'
+import type { FastifyHelmetOptions } from '@fastify/helmet'
 
 export const API_CSP = "default-src 'none'; frame-ancestors 'none'"
 export const PAGE_CSP = [
@@ -18,17 +20,34 @@ export const PAGE_CSP = [
   "frame-ancestors 'none'"
 ].join('; ')
 
-export function addSecurityHeaders (app: FastifyInstance): void {
-  app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('x-frame-options', 'DENY')
-    reply.header('referrer-policy', 'no-referrer')
-    reply.header('cross-origin-opener-policy', 'same-origin')
-    reply.header('cross-origin-resource-policy', 'same-origin')
-    if (!reply.hasHeader('content-security-policy')) {
-      const type = String(reply.getHeader('content-type') ?? '')
-      reply.header('content-security-policy', type.startsWith('text/html') ? PAGE_CSP : API_CSP)
-    }
-    return payload
-  })
+type Policy = Exclude<FastifyHelmetOptions['contentSecurityPolicy'], boolean | undefined>
+
+/** A policy written as header text, in the form helmet takes (no defaults added). */
+export function cspOption (policy: string): Policy {
+  const directives: Record<string, string[]> = {}
+  for (const directive of policy.split(';')) {
+    const [name, ...values] = directive.trim().split(/\s+/)
+    if (name !== undefined && name !== '') directives[name] = values
+  }
+  return { useDefaults: false, directives }
 }
+
+/** The options of @fastify/helmet for the whole app: JSON's policy by default, the page policy per route. */
+export const securityHeaders: FastifyHelmetOptions = {
+  global: true,
+  contentSecurityPolicy: cspOption(API_CSP),
+  xFrameOptions: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+  crossOriginOpenerPolicy: { policy: 'same-origin' },
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  crossOriginEmbedderPolicy: false,
+  originAgentCluster: false,
+  strictTransportSecurity: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false
+}
+
+/** Route option for a route that serves an HTML page. */
+export const pageHeaders = { contentSecurityPolicy: cspOption(PAGE_CSP) }

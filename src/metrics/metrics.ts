@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 // All Prometheus metrics of one process, on its own registry (no global default registry: tests build many).
 
-export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate'
+export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'bad_certificate' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate'
 
 /** What the uplink bridge reports when metrics are scraped (the spool and, with Kafka, the shipper). */
 export interface BridgeStatus {

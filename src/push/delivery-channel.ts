@@ -29,7 +29,7 @@ export interface DeliveryChannel {
   close (): Promise<void>
 }
 
-/** Downlink payload: {"id", "pushId", "sentAt", "data"} (DESIGN.md). */
+/** Downlink payload: {"id", "pushId", "sentAt", "data"} (docs/push.md, Payload). */
 export function downlinkPayload (id: number | string, pushId: string, sentAt: number, data: unknown): Buffer {
   return Buffer.from(JSON.stringify({ id, pushId, sentAt, data }))
 }

@@ -284,7 +284,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   /**
    * After the delivery channel's connection came back, orders published meanwhile never arrived: the broadcasts
    * this node did not hear of go to its subscribers now, as an order would have, and every connected device gets
-   * its targeted downlinks still queued (research/aedes.md §6: Redis drops a busy subscriber connection).
+   * its targeted downlinks still queued (docs/design.md: Redis drops a busy subscriber connection).
    */
   async function resync (): Promise<void> {
     const missed = (await opts.broadcasts.live(now())).filter((kept) => !live.has(kept.pushId, kept.topic))

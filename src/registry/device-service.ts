@@ -2,6 +2,7 @@ import { generateToken, hashToken } from '../auth/device-token.ts'
 import { generateSecret, hashSecret, verifySecret } from '../auth/secret-hash.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { Device, DeviceStore } from '../stores/device-store.ts'
+import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { TokenRecord, TokenStore } from '../stores/token-store.ts'
 import type { ConnectionControl } from './connection-control.ts'
 import type { BrokerAddress, NodeAssigner } from './node-assigner.ts'
@@ -39,10 +40,17 @@ export interface IssuedToken {
 
 export type TokenCredentials = { readonly secret: string } | { readonly token: string }
 
+/** The registry's answer for a device presenting a valid client certificate. */
+export type CertificateCheck =
+  | { readonly ok: true, readonly groups: readonly string[] }
+  | { readonly ok: false, readonly reason: 'unknown_device' | 'disabled' | 'revoked' }
+
 export interface DeviceServiceDeps {
   readonly devices: DeviceStore
   readonly tokens: TokenStore
   readonly connections: ConnectionControl
+  /** Where devices are connected: a kick closes the connection presence names. */
+  readonly presence: PresenceStore
   readonly assigner: NodeAssigner
   readonly tokenTtlMs: number
   readonly secretHashCost: number
@@ -56,8 +64,15 @@ export interface DeviceService {
   remove (id: string): Promise<void>
   setEnabled (id: string, enabled: boolean): Promise<DeviceView>
   rotateSecret (id: string): Promise<CreatedDevice>
-  /** Kills every token of the device and ends its live connection. */
+  /** Kills every token of the device and every client certificate issued until now, and ends its live connection. */
   revoke (id: string): Promise<number>
+  /**
+   * Ends the device's live connection on whichever node holds it; tokens and certificates stay valid. Resolves the
+   * presence entry of the connection it closes; IOT_ERR_DEVICE_OFFLINE when the device is not online.
+   */
+  kick (id: string): Promise<PresenceEntry>
+  /** Whether a device presenting a valid client certificate issued at `issuedAt` (epoch ms) may connect. */
+  checkCertificate (deviceId: string, issuedAt: number): Promise<CertificateCheck>
   issueToken (id: string, credentials: TokenCredentials): Promise<IssuedToken>
   /** The broker's check: the token's record if it is a live token of this device. */
   checkToken (deviceId: string, token: string): Promise<TokenRecord | undefined>
@@ -142,8 +157,26 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     },
 
     async revoke (id) {
-      if (await devices.get(id) === undefined) throw notFound(id)
+      // Recorded first: a certificate device that reconnects the moment it is kicked is refused.
+      if (await devices.update(id, { revokedAt: now() }, now()) === undefined) throw notFound(id)
       return await cutOff(id, 'revoked')
+    },
+
+    async kick (id) {
+      if (await devices.get(id) === undefined) throw notFound(id)
+      const entry = await deps.presence.get(id)
+      if (entry === undefined) throw new PushlineError('IOT_ERR_DEVICE_OFFLINE', `device ${id} is not online`, { id })
+      // Narrowed to this connection: one the device opened since (after a takeover, or reconnecting) stays.
+      await connections.kick(id, 'kicked', { nodeId: entry.nodeId, epoch: entry.epoch })
+      return entry
+    },
+
+    async checkCertificate (deviceId, issuedAt) {
+      const device = await devices.get(deviceId)
+      if (device === undefined) return { ok: false, reason: 'unknown_device' }
+      if (!device.enabled) return { ok: false, reason: 'disabled' }
+      if (device.revokedAt !== undefined && issuedAt <= device.revokedAt) return { ok: false, reason: 'revoked' }
+      return { ok: true, groups: device.groups }
     },
 
     async issueToken (id, credentials) {

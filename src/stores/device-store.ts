@@ -10,6 +10,8 @@ export interface Device {
   readonly enabled: boolean
   readonly createdAt: number
   readonly updatedAt: number
+  /** Last revoke (epoch ms): client certificates issued until then are refused. */
+  readonly revokedAt?: number
 }
 
 export interface DevicePatch {
@@ -17,6 +19,7 @@ export interface DevicePatch {
   readonly metadata?: Readonly<Record<string, unknown>>
   readonly secretHash?: string
   readonly enabled?: boolean
+  readonly revokedAt?: number
 }
 
 export interface DeviceListQuery {
@@ -51,6 +54,7 @@ export function applyPatch (device: Device, patch: DevicePatch, now: number): De
     ...(patch.metadata !== undefined && { metadata: { ...patch.metadata } }),
     ...(patch.secretHash !== undefined && { secretHash: patch.secretHash }),
     ...(patch.enabled !== undefined && { enabled: patch.enabled }),
+    ...(patch.revokedAt !== undefined && { revokedAt: patch.revokedAt }),
     updatedAt: now
   }
 }

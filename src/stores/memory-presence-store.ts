@@ -26,9 +26,9 @@ export function createMemoryPresenceStore (): PresenceStore {
   }
 
   return {
-    async connect (deviceId, nodeId, at) {
+    async connect (deviceId, nodeId, at, origin) {
       const replaced = entries.get(deviceId)
-      const entry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at }
+      const entry: PresenceEntry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at, ...origin }
       put(entry)
       seen.delete(deviceId)
       return { entry, replaced }
@@ -50,6 +50,13 @@ export function createMemoryPresenceStore (): PresenceStore {
     },
     async count () {
       return entries.size
+    },
+    async list ({ after, limit, nodeId }) {
+      const ids = [...(nodeId === undefined ? entries.keys() : byNode.get(nodeId) ?? [])]
+        .filter((id) => after === undefined || id > after)
+        .sort()
+      const page = ids.slice(0, limit)
+      return { entries: page.map((id) => entries.get(id) as PresenceEntry), next: ids.length > limit ? page.at(-1) : undefined }
     },
     async listNode (nodeId) {
       return [...(byNode.get(nodeId) ?? [])].map((id) => entries.get(id) as PresenceEntry)

@@ -3,12 +3,42 @@
 // new node's connect before the old node's disconnect) never hides a newer one.
 // Implementations: memory-presence-store.ts, redis-presence-store.ts; both pass test/contract/presence-store.spec.ts.
 
+/** How a device reached its node: MQTT over TCP, over TLS, over WebSocket, over WebSocket over TLS. */
+export type Transport = 'tcp' | 'tls' | 'ws' | 'wss'
+
+export const TRANSPORTS: readonly Transport[] = ['tcp', 'tls', 'ws', 'wss']
+
+/** Where a connection comes from: recorded with its presence entry for the operators' listing. */
+export interface ConnectionOrigin {
+  readonly transport: Transport
+  /** The client's address as the node sees it, `ip:port` (`[ip]:port` for IPv6). */
+  readonly address: string
+}
+
 export interface PresenceEntry {
   readonly deviceId: string
   readonly nodeId: string
   /** Unique per connection, increasing across the cluster. */
   readonly epoch: number
   readonly connectedAt: number
+  /** Absent when the connect did not give one (entries written by tools and older nodes). */
+  readonly transport?: Transport
+  readonly address?: string
+}
+
+export interface OnlineQuery {
+  /** Devices whose id sorts after this one (exclusive). */
+  readonly after?: string
+  readonly limit: number
+  /** Only the devices this node holds. */
+  readonly nodeId?: string
+}
+
+export interface OnlinePage {
+  /** Ordered by device id. */
+  readonly entries: readonly PresenceEntry[]
+  /** Pass as `after` for the next page; undefined on the last page. */
+  readonly next: string | undefined
 }
 
 export interface PresenceConnect {
@@ -20,8 +50,8 @@ export interface PresenceConnect {
 export type RestoreResult = 'restored' | 'present' | 'superseded'
 
 export interface PresenceStore {
-  /** Records a new connection and returns its entry with a fresh epoch. */
-  connect (deviceId: string, nodeId: string, at: number): Promise<PresenceConnect>
+  /** Records a new connection and returns its entry with a fresh epoch (one round trip: it runs per connect). */
+  connect (deviceId: string, nodeId: string, at: number, origin?: ConnectionOrigin): Promise<PresenceConnect>
   /** Removes the entry if it is still this connection's; resolves whether it did. */
   disconnect (deviceId: string, nodeId: string, epoch: number, at: number): Promise<boolean>
   get (deviceId: string): Promise<PresenceEntry | undefined>
@@ -29,8 +59,10 @@ export interface PresenceStore {
   getMany (deviceIds: readonly string[]): Promise<Array<PresenceEntry | undefined>>
   /** When the device was last seen connected (its last disconnect), if ever. */
   lastSeen (deviceId: string): Promise<number | undefined>
-  /** Total devices online across the cluster. */
+  /** Total devices online across the cluster: the number of entries list() pages through. */
   count (): Promise<number>
+  /** The online devices by id, paged; each page is one consistent read. */
+  list (query: OnlineQuery): Promise<OnlinePage>
   /** Entries held by one node. */
   listNode (nodeId: string): Promise<PresenceEntry[]>
   countNode (nodeId: string): Promise<number>

@@ -69,6 +69,10 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual(await store.get(d.id), u)
     assert.deepEqual((await store.list({ limit: 10, group: 'red' })).devices, [])
     assert.deepEqual((await store.list({ limit: 10, group: 'blue' })).devices.map((x) => x.id), [d.id])
+    // A revoke's time (client certificates issued until then are refused) reads back and stays through other patches.
+    await store.update(d.id, { revokedAt: 1234 }, 100)
+    await store.update(d.id, { enabled: true }, 101)
+    assert.deepEqual(await store.get(d.id), { ...u, enabled: true, revokedAt: 1234, updatedAt: 101 })
   })
 
   test(`${name}: concurrent updates to one device are all applied`, async (t) => {

@@ -115,4 +115,68 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     await store.forgetSeen(a)
     assert.deepEqual(await store.staleSince(500, 10), [])
   })
+
+  test(`${name}: an entry keeps the transport and address it connected with, through a takeover and a restore`, { timeout: 30_000 }, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const { entry } = await store.connect(d, 'n1', 10, { transport: 'wss', address: '[::1]:50123' })
+    assert.deepEqual(entry, { deviceId: d, nodeId: 'n1', epoch: entry.epoch, connectedAt: 10, transport: 'wss', address: '[::1]:50123' })
+    assert.deepEqual(await store.get(d), entry)
+    const second = await store.connect(d, 'n2', 20, { transport: 'tcp', address: '10.0.0.7:1884' })
+    assert.deepEqual(second.replaced, entry)
+    assert.deepEqual((await store.list({ limit: 10 })).entries, [second.entry])
+    await store.disconnect(d, 'n2', second.entry.epoch, 30)
+    assert.equal(await store.restore(second.entry), 'restored')
+    assert.deepEqual(await store.get(d), second.entry)
+    assert.deepEqual(await store.listNode('n2'), [second.entry])
+  })
+
+  test(`${name}: list pages through every online device by id, and its pages add up to count()`, { timeout: 30_000 }, async (t) => {
+    const store = await build(t)
+    const ids = Array.from({ length: 25 }, (_, i) => `p-${String(i).padStart(2, '0')}-${randomUUID().slice(0, 4)}`)
+    await Promise.all(ids.map((id, i) => store.connect(id, i % 2 === 0 ? 'even' : 'odd', i, { transport: i % 3 === 0 ? 'tls' : 'tcp', address: `127.0.0.1:${1000 + i}` })))
+    // One goes offline, one moves to another node: neither may show twice or stay listed where it was.
+    const gone = await store.get(ids[3] as string)
+    await store.disconnect(ids[3] as string, 'odd', gone?.epoch ?? 0, 99)
+    await store.connect(ids[4] as string, 'odd', 100, { transport: 'ws', address: '127.0.0.1:2000' })
+
+    const pages: string[][] = []
+    let after: string | undefined
+    do {
+      const page = await store.list({ after, limit: 7 })
+      assert.ok(page.entries.length <= 7)
+      pages.push(page.entries.map((e) => e.deviceId))
+      after = page.next
+    } while (after !== undefined)
+    const listed = pages.flat()
+    const expected = ids.filter((_, i) => i !== 3)
+    assert.deepEqual(listed, expected, 'every online device once, in id order')
+    assert.deepEqual(pages.map((p) => p.length), [7, 7, 7, 3])
+    assert.equal(listed.length, await store.count())
+
+    const odd = await store.list({ nodeId: 'odd', limit: 100 })
+    assert.deepEqual(odd.entries.map((e) => e.deviceId), expected.filter((id) => id === ids[4] || ids.indexOf(id) % 2 === 1))
+    assert.ok(odd.entries.every((e) => e.nodeId === 'odd'))
+    assert.equal(odd.next, undefined)
+    assert.equal(odd.entries.length, await store.countNode('odd'))
+    const moved = odd.entries.find((e) => e.deviceId === ids[4])
+    assert.deepEqual([moved?.transport, moved?.address], ['ws', '127.0.0.1:2000'])
+
+    const exact = await store.list({ limit: 24 })
+    assert.equal(exact.entries.length, 24)
+    assert.equal(exact.next, undefined, 'a page that ends with the last device has no next')
+    assert.deepEqual(await store.list({ after: listed.at(-1), limit: 5 }), { entries: [], next: undefined })
+    assert.deepEqual(await store.list({ nodeId: 'nobody', limit: 5 }), { entries: [], next: undefined })
+  })
+
+  test(`${name}: a dead node's devices leave the listing with it`, { timeout: 30_000 }, async (t) => {
+    const store = await build(t)
+    const [a, b] = [dev(), dev()]
+    await store.connect(a, 'dead', 1, { transport: 'tcp', address: '127.0.0.1:1' })
+    await store.connect(b, 'alive', 1, { transport: 'tcp', address: '127.0.0.1:2' })
+    await store.removeNode('dead', 5)
+    assert.deepEqual((await store.list({ limit: 10 })).entries.map((e) => e.deviceId), [b])
+    assert.deepEqual((await store.list({ nodeId: 'dead', limit: 10 })).entries, [])
+    assert.equal(await store.count(), 1)
+  })
 }

@@ -5,7 +5,7 @@ import { eventually, startTestCluster, type TestCluster } from '../helpers/clust
 import { connectRedis } from '../helpers/services.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 
-// Presence and online counts across three broker processes (DESIGN.md, cluster rules).
+// Presence and online counts across three broker processes (docs/cluster.md, Presence).
 
 const HB = 500
 

@@ -71,7 +71,7 @@ test('a takeover order closes only the connection it names by node and epoch: or
   assert.equal(await within(2000, closed), true, 'the order naming its epoch closes it')
 })
 
-test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (research/aedes.md §6)', async (t) => {
+test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (docs/design.md)', async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   await startTestPlatform(t, { clusterPrefix: prefix })

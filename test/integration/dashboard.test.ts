@@ -148,3 +148,68 @@ test('a dashboard whose key stops being accepted goes back to the key form', { t
   assert.equal(await page.locator('#dashboard').isVisible(), false)
   assert.equal(await page.evaluate('sessionStorage.getItem("pushline-admin-key")'), null)
 })
+
+test('the Online page lists the online devices with node, transport and address, pages through them, filters by node and kicks a device', { timeout: 120_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: HB })
+  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[number], typeof cluster.nodes[number]]
+  const tag = randomUUID().slice(0, 6)
+  const ids = Array.from({ length: 13 }, (_, i) => `on-${tag}-${String(i).padStart(2, '0')}`)
+  const clients = await Promise.all(ids.map(async (id, i) => {
+    const { token } = await cluster.api.provision(id)
+    return await connectDevice(t, (i < 4 ? n2 : n1).mqttUrl, id, token)
+  }))
+  assert.ok(await eventually(async () => (await cluster.stats()).online === ids.length, 20_000))
+
+  const browser = await openBrowser(t)
+  const page = await browser.newPage()
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => { pageErrors.push(err.message) })
+  await page.goto(`${cluster.api.httpUrl}/dashboard`)
+  await page.fill('#key-input', ADMIN_KEY)
+  await page.click('#key-form button[type=submit]')
+  await page.locator('#dashboard').waitFor({ state: 'visible' })
+  assert.equal(await page.locator('#online-page').isVisible(), false, 'the overview comes first')
+
+  await page.click('#pages a[data-page="online"]')
+  await page.locator('#online-page').waitFor({ state: 'visible' })
+  assert.equal(await page.locator('#nodes').isVisible(), false, 'the overview is hidden on the Online page')
+  await waitForText(page, '#online-summary', (s) => s === '13 online')
+  const rowIds = async (): Promise<string[]> => await page.locator('#online tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-device') ?? ''))
+  assert.ok(await eventually(async () => (await rowIds()).length === 13, 10_000))
+  const first = ids[0] as string
+  await waitForText(page, `#online tr[data-device="${first}"] td:nth-child(2)`, (s) => s === n2.nodeId)
+  await waitForText(page, `#online tr[data-device="${first}"] td:nth-child(3)`, (s) => s === 'tcp')
+  await waitForText(page, `#online tr[data-device="${first}"] td:nth-child(4)`, (s) => /^127\.0\.0\.1:\d+$/.test(s))
+
+  // Ten per page: two pages, forward and back.
+  await page.selectOption('#online-limit', '10')
+  assert.ok(await eventually(async () => (await rowIds()).join() === ids.slice(0, 10).join(), 10_000), 'first page')
+  assert.equal(await page.locator('#online-prev').isDisabled(), true)
+  await page.click('#online-next')
+  assert.ok(await eventually(async () => (await rowIds()).join() === ids.slice(10).join(), 10_000), 'second page')
+  await waitForText(page, '#online-page-no', (s) => s === 'page 2')
+  assert.equal(await page.locator('#online-next').isDisabled(), true)
+  await page.click('#online-prev')
+  assert.ok(await eventually(async () => (await rowIds()).join() === ids.slice(0, 10).join(), 10_000), 'back to the first page')
+
+  // One node's devices only.
+  await page.selectOption('#online-node', n2.nodeId)
+  assert.ok(await eventually(async () => (await rowIds()).join() === ids.slice(0, 4).join(), 10_000), 'node 2\'s devices')
+
+  // Kick one (after the confirm): its connection closes, it leaves the list, the others stay.
+  const victim = clients[2] as typeof clients[number]
+  const closed = new Promise<void>((resolve) => victim.once('close', () => resolve()))
+  page.once('dialog', (d) => { d.accept().catch(() => {}) })
+  await page.click(`button[data-kick="${ids[2] as string}"]`)
+  await waitForText(page, '#online-result', (s) => s === `Kicked ${ids[2] as string} on node ${n2.nodeId}`)
+  await closed
+  assert.ok(await eventually(async () => (await rowIds()).join() === [ids[0], ids[1], ids[3]].join(), 10_000), 'the kicked device left the list')
+  await waitForText(page, '#online-summary', (s) => s === '12 online')
+  assert.equal(clients.filter((c) => c.connected).length, 12)
+
+  // Back to the overview.
+  await page.click('#pages a[data-page="overview"]')
+  await page.locator('#nodes').waitFor({ state: 'visible' })
+  assert.equal(await page.locator('#online-page').isVisible(), false)
+  assert.deepEqual(pageErrors, [])
+})

@@ -42,7 +42,7 @@ test('500 simulated devices connect, send telemetry that reaches Kafka, get a br
   const kafkaEnv = { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic, PUSHLINE_KAFKA_PRESENCE_TOPIC: uniqueTopic('sim-presence'), PUSHLINE_KAFKA_TELEMETRY_PARTITIONS: '3', PUSHLINE_HEARTBEAT_MS: '1000' }
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 1000, env: kafkaEnv })
   // The node to kill keeps its data directory: the uplinks it acknowledged are in its spool, and reach Kafka
-  // when it comes back (the spool is the write-ahead log, DESIGN.md).
+  // when it comes back (the spool is the write-ahead log, docs/mqtt.md).
   const victimId = `${cluster.prefix.replace(/[^A-Za-z0-9]/g, '')}-victim`
   const victimEnv = { PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: victimId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: cluster.prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', PUSHLINE_DATA_DIR: await tempDir(t), ...kafkaEnv }
   const victim = { ...await startPlatformProcess(t, victimEnv), nodeId: victimId }

@@ -6,7 +6,7 @@ import { startTestPlatform } from '../helpers/platform.ts'
 import { ROOT } from '../helpers/process.ts'
 
 // The OpenAPI document at /docs/json is generated from the route schemas. It must be OpenAPI 3, hold every path
-// of the contract (DESIGN.md) and every route the code registers, and give every operation typed responses.
+// of the contract (docs/http-api.md, docs/push.md) and every route the code registers, and give every operation typed responses.
 
 interface Operation {
   parameters?: Array<{ in: string, name: string, required?: boolean, schema?: { default?: unknown } }>
@@ -21,7 +21,7 @@ interface Document {
   components: { schemas?: Record<string, unknown>, securitySchemes?: Record<string, { type: string, scheme?: string, in?: string, name?: string }> }
 }
 
-/** DESIGN.md's HTTP contract. */
+/** The HTTP contract (docs/http-api.md, docs/push.md, docs/cluster.md). */
 const CONTRACT: Array<[string, string]> = [
   ['post', '/v1/devices/{id}/token'],
   ['post', '/v1/devices'],
@@ -122,6 +122,7 @@ test('every operation has typed responses, typed parameters and, where it takes 
       assert.ok(op.responses?.['503'] !== undefined, `${where} does not document 503 (a backing service down)`)
       if (path.startsWith('/v1/admin/')) {
         assert.ok(op.responses?.['401'] !== undefined, `${where} does not document 401 for a missing admin key`)
+        assert.deepEqual(op.security, [{ admin: [] }], `${where} does not name the admin bearer key`)
       }
     }
   }

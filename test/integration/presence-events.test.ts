@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
-import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
+import { eventually } from '../helpers/cluster.ts'
+import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers } from '../helpers/services.ts'
 
-test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', async (t) => {
+/** Two nodes sharing Redis, their presence events on a topic of their own. */
+async function twoNodes (t: TestContext): Promise<{ topic: string, a: TestPlatform, b: TestPlatform }> {
   const topic = uniqueTopic('presence')
   const prefix = uniquePrefix()
   const env = { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_PRESENCE_TOPIC: topic, PUSHLINE_KAFKA_TELEMETRY_TOPIC: uniqueTopic('telemetry') }
-  const a = await startTestPlatform(t, { clusterPrefix: prefix, env })
-  const b = await startTestPlatform(t, { clusterPrefix: prefix, env })
+  return { topic, a: await startTestPlatform(t, { clusterPrefix: prefix, env }), b: await startTestPlatform(t, { clusterPrefix: prefix, env }) }
+}
+
+test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', async (t) => {
+  const { topic, a, b } = await twoNodes(t)
   const { token } = await a.provision('pe-dev')
 
   const first = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
@@ -31,4 +36,17 @@ test('presence events go to Kafka keyed by device: connected, then disconnected 
   assert.deepEqual(connects.map((e) => e.nodeId), [a.config.nodeId, a.config.nodeId, b.config.nodeId])
   assert.equal(new Set(connects.map((e) => e.epoch)).size, 3, 'each connection has its own epoch')
   for (const e of events) assert.equal(typeof e.at, 'number')
+})
+
+test('an operator\'s kick, sent through another node\'s API, is reported as disconnected with reason kicked', { timeout: 60_000 }, async (t) => {
+  const { topic, a, b } = await twoNodes(t)
+  const { token } = await a.provision('pe-kick')
+  const device = await connectDevice(t, b.mqttUrl, 'pe-kick', token)
+  const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+  assert.ok(await eventually(async () => (await a.api('GET', '/v1/admin/devices/pe-kick/presence')).body.online === true, 10_000))
+  assert.equal((await a.api('POST', '/v1/admin/devices/pe-kick/kick')).status, 202)
+  await closed
+  const records = await consumeUntil(t, topic, (rs) => rs.length >= 2, 30_000)
+  const events = records.map((r) => JSON.parse(r.value.toString()) as { event: string, nodeId: string, reason?: string })
+  assert.deepEqual(events.map((e) => [e.event, e.reason, e.nodeId]), [['connected', undefined, b.config.nodeId], ['disconnected', 'kicked', b.config.nodeId]])
 })

@@ -4,7 +4,7 @@ import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
 
-// research/aedes.md §6: when Redis drops a node's subscriber connection, everything published meanwhile never
+// docs/design.md: when Redis drops a node's subscriber connection, everything published meanwhile never
 // reaches that node. The node must notice, count the gap, report not-ready meanwhile, and lose no QoS 1
 // message that a persistent session had been promised.
 

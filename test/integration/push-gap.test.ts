@@ -5,7 +5,7 @@ import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
 
-// research/aedes.md §6: Redis drops a busy subscriber connection, and whatever was published on it meanwhile is
+// docs/design.md: Redis drops a busy subscriber connection, and whatever was published on it meanwhile is
 // gone. A node whose delivery-order connection dropped must still get the pushes of that gap to the devices
 // connected to it, without those devices reconnecting.
 

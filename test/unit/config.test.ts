@@ -142,6 +142,9 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_TLS_CERT_FILE: '/etc/pushline/cert.pem',
     PUSHLINE_TLS_KEY_FILE: '/etc/pushline/key.pem',
     PUSHLINE_TLS_CA_FILE: '/etc/pushline/ca.pem',
+    PUSHLINE_TLS_CLIENT_CA_FILE: '/etc/pushline/clients.pem',
+    PUSHLINE_TLS_CLIENT_CRL_FILE: '/etc/pushline/clients.crl',
+    PUSHLINE_TLS_CLIENT_ID_FIELD: 'san-dns',
     PUSHLINE_MQTTS_PORT: '18883',
     PUSHLINE_WSS_PORT: '18084',
     PUSHLINE_MAX_CONNECTIONS: '5000',
@@ -211,6 +214,9 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.tlsCertFile, '/etc/pushline/cert.pem')
   assert.equal(c.tlsKeyFile, '/etc/pushline/key.pem')
   assert.equal(c.tlsCaFile, '/etc/pushline/ca.pem')
+  assert.equal(c.tlsClientCaFile, '/etc/pushline/clients.pem')
+  assert.equal(c.tlsClientCrlFile, '/etc/pushline/clients.crl')
+  assert.equal(c.tlsClientIdField, 'san-dns')
   assert.equal(c.mqttsPort, 18883)
   assert.equal(c.wssPort, 18084)
   assert.equal(c.maxConnections, 5000)
@@ -310,6 +316,17 @@ test('a TLS certificate without its key, or a key or CA without a certificate, i
   assert.match(configError({ PUSHLINE_TLS_CA_FILE: '/ca.pem' }).message, /PUSHLINE_TLS_CA_FILE needs/)
   const c = loadConfig({})
   assert.equal(c.tlsCertFile, undefined, 'no TLS by default')
+})
+
+test('client certificate settings: a client CA needs TLS, a CRL needs a client CA, and the id field is cn or san-dns', () => {
+  const tls = { PUSHLINE_TLS_CERT_FILE: '/c.pem', PUSHLINE_TLS_KEY_FILE: '/k.pem' }
+  assert.match(configError({ PUSHLINE_TLS_CLIENT_CA_FILE: '/clients.pem' }).message, /PUSHLINE_TLS_CLIENT_CA_FILE needs PUSHLINE_TLS_CERT_FILE/)
+  assert.match(configError({ ...tls, PUSHLINE_TLS_CLIENT_CRL_FILE: '/crl.pem' }).message, /PUSHLINE_TLS_CLIENT_CRL_FILE needs PUSHLINE_TLS_CLIENT_CA_FILE/)
+  assert.match(configError({ ...tls, PUSHLINE_TLS_CLIENT_CA_FILE: '/clients.pem', PUSHLINE_TLS_CLIENT_ID_FIELD: 'uri' }).message, /PUSHLINE_TLS_CLIENT_ID_FIELD must be one of cn, san-dns/)
+  const c = loadConfig({ ...tls, PUSHLINE_TLS_CLIENT_CA_FILE: '/clients.pem', PUSHLINE_TLS_CLIENT_CRL_FILE: '/crl.pem', PUSHLINE_TLS_CLIENT_ID_FIELD: 'san-dns' })
+  assert.deepEqual([c.tlsClientCaFile, c.tlsClientCrlFile, c.tlsClientIdField], ['/clients.pem', '/crl.pem', 'san-dns'])
+  const d = loadConfig({})
+  assert.deepEqual([d.tlsClientCaFile, d.tlsClientCrlFile, d.tlsClientIdField], [undefined, undefined, 'cn'], 'no client certificates by default')
 })
 
 test('the TLS ports take part in the port check only when TLS is configured', () => {

@@ -9,12 +9,12 @@ import { fleet, split } from '../../devices-sim/src/coordinator.ts'
 import { loadCredentials, saveCredentials } from '../../devices-sim/src/credentials.ts'
 import { SimDevice, type DeviceSettings } from '../../devices-sim/src/device.ts'
 import { SimError } from '../../devices-sim/src/errors.ts'
-import { emptyHistogram, mergeInto, quantile, record, summarize } from '../../devices-sim/src/histogram.ts'
+import { LatencyHistogram, summarize } from '../../devices-sim/src/histogram.ts'
 import type { HttpApi } from '../../devices-sim/src/http-api.ts'
 import { IdTracker } from '../../devices-sim/src/id-tracker.ts'
 import type { Limiter } from '../../devices-sim/src/limiter.ts'
 import { emptySnapshot, mergeSnapshots } from '../../devices-sim/src/metrics.ts'
-import { DEFAULTS, parseAddressList, parseArgs, parseDuration, resolveOptions } from '../../devices-sim/src/options.ts'
+import { DEFAULTS, parseAddressList, parseArgs, parseDuration, parseOptionObject, resolveOptions } from '../../devices-sim/src/options.ts'
 import { parseDownlink, telemetryPayload, toRanges } from '../../devices-sim/src/payload.ts'
 import { buildReport, checkThresholds, errorRate } from '../../devices-sim/src/report.ts'
 import { parseScenario } from '../../devices-sim/src/scenario.ts'
@@ -46,6 +46,18 @@ test('bad options are refused with a message that names the option', () => {
   assert.throws(() => parseArgs(['--prefix', 'a/b']), usageError(/--prefix/))
   assert.throws(() => parseArgs(['--groups', 'ok,b#d']), usageError(/"b#d" is not a group name/))
   assert.throws(() => parseArgs(['--jitter', '1.5']), usageError(/--jitter/))
+  assert.throws(() => parseArgs(['--devices', '--qos', '1']), usageError(/--devices needs a value/))
+  assert.throws(() => parseArgs(['--report-devices=yes']), usageError(/--report-devices takes no value/))
+})
+
+test('an option given twice keeps the last value; -h asks for help; scenario flags are on when true, off when false', () => {
+  assert.equal(parseArgs(['--devices', '5', '--devices=7']).given.devices, 7)
+  assert.equal(parseArgs(['-h']).help, true)
+  assert.equal(parseOptionObject({ 'report-devices': true, devices: 3 }).reportDevices, true)
+  assert.equal(parseOptionObject({ 'cache-tokens': 'true' }).cacheTokens, true)
+  assert.equal(parseOptionObject({ 'report-devices': false }).reportDevices, undefined)
+  assert.throws(() => parseOptionObject({ 'report-devices': 'maybe' }), usageError(/--report-devices: expected true or false/))
+  assert.deepEqual(parseOptionObject({ groups: ['a', 'b'], clean: false }), { groups: ['a', 'b'], clean: false })
 })
 
 test('durations accept ms, s, m and h', () => {
@@ -143,25 +155,33 @@ test('a fresh device misses id 1 as a gap; a reused device starts counting where
   assert.equal(reused.has(40), true)
 })
 
-test('histograms give quantiles within 4% and merge across workers like one histogram', () => {
-  const a = emptyHistogram()
-  const b = emptyHistogram()
-  const all = emptyHistogram()
+test('histograms give quantiles within 1% and merge across workers (through JSON, as over IPC) like one histogram', () => {
+  const a = new LatencyHistogram()
+  const b = new LatencyHistogram()
+  const all = new LatencyHistogram()
   for (let i = 1; i <= 1000; i++) {
-    record(i % 2 === 0 ? a : b, i / 10)
-    record(all, i / 10)
+    (i % 2 === 0 ? a : b).record(i / 10)
+    all.record(i / 10)
   }
-  const merged = JSON.parse(JSON.stringify(emptyHistogram()))
-  mergeInto(merged, JSON.parse(JSON.stringify(a)))
-  mergeInto(merged, JSON.parse(JSON.stringify(b)))
-  assert.deepEqual(merged, all)
-  for (const [q, exact] of [[0.5, 50], [0.99, 99], [1, 100]] as const) {
-    const got = quantile(merged, q)
-    assert.ok(Math.abs(got - exact) / exact <= 0.04, `q${q}: ${got} vs ${exact}`)
+  const merged = new LatencyHistogram()
+  merged.add(JSON.parse(JSON.stringify(a)))
+  merged.add(JSON.parse(JSON.stringify(b)))
+  assert.deepEqual(summarize(merged), summarize(all))
+  for (const [q, exact] of [[0.5, 50], [0.9, 90], [0.99, 99], [1, 100]] as const) {
+    const got = merged.quantile(q)
+    assert.ok(Math.abs(got - exact) / exact <= 0.01, `q${q}: ${got} vs ${exact}`)
   }
   assert.equal(summarize(merged).max, 100)
   assert.equal(summarize(merged).count, 1000)
-  assert.ok(Number.isNaN(quantile(emptyHistogram(), 0.5)))
+  assert.equal(summarize(merged).mean, 50.05)
+  // A copy made from the JSON form answers the same; long latencies (minutes) are recorded too.
+  assert.deepEqual(summarize(LatencyHistogram.from(JSON.parse(JSON.stringify(all)))), summarize(all))
+  const long = new LatencyHistogram()
+  long.record(0)
+  long.record(600_000)
+  assert.equal(long.quantile(1), 600_000)
+  assert.equal(long.quantile(0.5), 0)
+  assert.ok(Number.isNaN(new LatencyHistogram().quantile(0.5)))
 })
 
 test('worker snapshots merge by addition: counters, nodes, broadcasts, memory', () => {
@@ -181,8 +201,8 @@ test('worker snapshots merge by addition: counters, nodes, broadcasts, memory', 
   s2.rssBytes = 50
   s1.errorReasons = { 'connect: ECONNREFUSED': 2 }
   s2.errorReasons = { 'connect: ECONNREFUSED': 1, 'token: 429': 4 }
-  record(s1.histograms.uplink, 3)
-  record(s2.histograms.uplink, 7)
+  s1.histograms.uplink.record(3)
+  s2.histograms.uplink.record(7)
   const m = mergeSnapshots([s1, JSON.parse(JSON.stringify(s2))])
   assert.equal(m.devices, 5)
   assert.equal(m.connected, 4)

@@ -3,7 +3,7 @@ import type { DeviceService } from '../../registry/device-service.ts'
 import { PushlineError } from '../../shared/errors.ts'
 import type { NodeRegistry } from '../../stores/node-registry.ts'
 import type { PresenceStore } from '../../stores/presence-store.ts'
-import { DeviceParams, errors } from '../schemas.ts'
+import { DeviceParams, NodeId, errors } from '../schemas.ts'
 
 export interface AdminClusterRoutesOptions {
   readonly registry: NodeRegistry
@@ -33,7 +33,7 @@ export const adminClusterRoutes: FastifyPluginAsyncTypebox<AdminClusterRoutesOpt
   const { registry, presence } = opts
   const tags = ['admin: cluster']
   const authErrors = errors(401, 403)
-  const NodeParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }) })
+  const NodeParams = Type.Object({ id: NodeId })
 
   app.get('/v1/admin/nodes', {
     schema: { tags, summary: 'Live broker nodes with health', response: { 200: Type.Object({ nodes: Type.Array(NodeView) }), ...authErrors } }

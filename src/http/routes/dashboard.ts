@@ -2,15 +2,16 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { pageHeaders } from '../security-headers.ts'
 
 // The admin dashboard's static files (src/dashboard/: one page, one script, one style sheet; no build step, no
 // CDN). They are public: the page holds no data and asks for the admin key, and every call it makes to the
 // admin API carries that key.
 
 const ASSETS = [
-  { path: '/dashboard', file: 'index.html', type: 'text/html; charset=utf-8', summary: 'The admin dashboard (asks for the admin key)' },
-  { path: '/dashboard/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8', summary: 'The dashboard\'s script' },
-  { path: '/dashboard/style.css', file: 'style.css', type: 'text/css; charset=utf-8', summary: 'The dashboard\'s style sheet' }
+  { path: '/dashboard', file: 'index.html', type: 'text/html; charset=utf-8' },
+  { path: '/dashboard/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  { path: '/dashboard/style.css', file: 'style.css', type: 'text/css; charset=utf-8' }
 ] as const
 
 /** src/dashboard from src/http/routes (tsx) or from dist/src/http/routes (compiled; the files are not copied into dist). */
@@ -26,6 +27,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const bodies = await Promise.all(ASSETS.map((a) => readFile(dir + a.file, 'utf8')))
   ASSETS.forEach((asset, i) => {
     app.get(asset.path, {
+      ...(asset.type.startsWith('text/html') && { helmet: pageHeaders }),
       // Static files, not API operations: kept out of the OpenAPI document.
       schema: { hide: true, response: { 200: Type.String() } }
     }, async (_request, reply) => {
