@@ -1,8 +1,8 @@
 // [MQTT-3.1.2-6] A CleanSession=1 connect discards the previous session, and with it the QoS 1 messages queued
 // for it while it was offline. aedes asks its persistence to cleanSubscriptions() at such a connect. The Redis
 // persistence deletes the session's queue with its last subscription; the in-memory one (embedded mode) removes
-// only the subscriptions, so a later CleanSession=0 connect got the stale queue: an old command delivered long
-// after it was cancelled. This adds the missing half to the in-memory persistence.
+// only the subscriptions, and a later CleanSession=0 connect would get the stale queue: an old command delivered
+// long after it was cancelled. This adds the missing half to the in-memory persistence.
 
 interface QueuedPacket { readonly messageId?: number }
 

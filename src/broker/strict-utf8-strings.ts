@@ -1,7 +1,7 @@
 // MQTT 3.1.1 section 1.5.3: a UTF-8 encoded string in a packet (topic names, subscription filters, client id,
 // username) must be well-formed UTF-8 and must not hold U+0000; a receiver that finds either closes the
-// connection. aedes's parser (mqtt-packet) decodes strings leniently (invalid bytes become U+FFFD), so a topic with
-// broken bytes was PUBACKed and dropped instead. This checks the bytes of every string the parser reads.
+// connection. aedes's parser (mqtt-packet) decodes strings leniently (invalid bytes become U+FFFD), and a topic with
+// broken bytes would be PUBACKed and dropped instead. This checks the bytes of every string the parser reads.
 
 import { isUtf8 } from 'node:buffer'
 import type { Client } from 'aedes'

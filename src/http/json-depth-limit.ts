@@ -1,6 +1,6 @@
 // JSON request bodies nested deeper than a fixed limit are refused with 400 before they are parsed. Parsing is
 // not the problem; what comes after it is: the prototype-poisoning scan and schema validation walk the value
-// recursively, and a body of a few hundred kilobytes of brackets overflowed the stack (a 500).
+// recursively, and a few thousand levels of brackets overflow the stack (a 500).
 
 import type { FastifyInstance } from 'fastify'
 import { PushlineError } from '../shared/errors.ts'
