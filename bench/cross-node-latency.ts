@@ -390,6 +390,7 @@ async function main (): Promise<void> {
           PUSHLINE_ROLE: 'all',
           PUSHLINE_NODE_ID: `bench-${runId}-${id}`,
           PUSHLINE_ALLOW_ANONYMOUS: 'true',
+          PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true',
           PUSHLINE_LOG_LEVEL: 'warn',
           PUSHLINE_UPLINK_RATE_PER_SECOND: '0',
           PUSHLINE_HEARTBEAT_MS: String(args.heartbeatMs)

@@ -11,7 +11,7 @@ import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './br
 import { createConnectionLimits } from './broker/connection-limits.ts'
 import { createCertificateLogins } from './broker/client-certificate.ts'
 import { installFloodGuard } from './broker/flood-guard.ts'
-import { limitPacketSize, maxPacketBytes } from './broker/packet-size-limit.ts'
+import { limitPacketSize, maxPacketBytes, maxWebSocketMessageBytes } from './broker/packet-size-limit.ts'
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
@@ -266,6 +266,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         maxPayloadBytes: config.maxPayloadBytes,
         aclDenyAction: config.aclDenyAction,
         checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
+        isRegisteredDevice: async (deviceId) => await deviceStore.get(deviceId) !== undefined,
         ...(config.tlsClientCaFile !== undefined && {
           certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
         }),
@@ -316,6 +317,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         mqttPort: config.mqttPort,
         wsPort: config.wsPort,
         connectTimeoutMs: config.connectTimeoutMs,
+        maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
+        onMessageTooLarge: (limit) => {
+          metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+          logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
+        },
         tls,
         handle: limits.wrap((stream, req) => {
           bytes.track(stream, req)
@@ -436,7 +442,7 @@ async function runMain (): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel, nodeId: config.nodeId })
   if (config.allowAnonymous) {
-    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS. Development only.')
+    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS and registered devices\' topics. Development only.')
   }
 
   if (config.role !== 'api') {
@@ -473,13 +479,29 @@ async function runMain (): Promise<void> {
   ]
   process.stdout.write(lines.join('\n') + '\n')
 
-  closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+  let stoppedBy: NodeJS.Signals | undefined
+  const grace = closeWithGrace({ delay: config.shutdownGraceMs, skip: [...STOP_SIGNALS] }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ event: 'fatal', err: err.message, stack: err.stack }, 'stopping after an uncaught error')
-    logger.info({ event: 'stopping', signal }, 'stopping')
+    logger.info({ event: 'stopping', signal: signal ?? stoppedBy }, 'stopping')
     await platform.close()
     logger.info({ event: 'stopped' }, 'stopped')
   })
+  // `npm start` execs the node, so npm forwards a signal it gets to it; a terminal's Ctrl-C reaches both, and the
+  // node gets the same signal twice. A repeat of the signal that started the stop is ignored (the grace period
+  // bounds the stop); another signal ends the process at once.
+  const onStopSignal = (signal: NodeJS.Signals): void => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal
+      grace.close()
+    } else if (signal !== stoppedBy) {
+      logger.error({ event: 'stop_forced', signal }, `${signal} while stopping: exiting now`)
+      process.exit(1)
+    }
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, onStopSignal)
 }
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const satisfies readonly NodeJS.Signals[]
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   await runMain()

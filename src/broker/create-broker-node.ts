@@ -10,9 +10,11 @@ import { boundKeepalive } from './connection-limits.ts'
 import { createConnackGate } from './hold-until-connack.ts'
 import type { CertificateLogins } from './client-certificate.ts'
 import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
+import { discardQueueWithSession } from './clean-session-queue.ts'
 import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
 import { guardSubscriptions } from './subscription-guard.ts'
+import { refuseMalformedStrings } from './strict-utf8-strings.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { newTraceId } from '../shared/trace.ts'
@@ -31,6 +33,8 @@ export interface BrokerNodeOptions {
   readonly maxPayloadBytes: number
   readonly aclDenyAction: AclDenyAction
   readonly checkToken: (deviceId: string, token: string) => Promise<TokenRecord | undefined>
+  /** Whether a device with this id is registered: in anonymous mode its id and topics still need its token. */
+  readonly isRegisteredDevice?: (deviceId: string) => Promise<boolean>
   /** Login with a client certificate (TLS listeners with a client CA): a CONNECT without password that presents one. */
   readonly certificates?: CertificateLogins
   readonly uplinks: UplinkSink
@@ -92,8 +96,22 @@ function refusal (returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError
   return Object.assign(new Error(message), { returnCode }) as unknown as AuthenticateError
 }
 
+/** The device id a `devices/{id}/...` topic names, if it is one. */
+function deviceOfTopic (topic: string): string | undefined {
+  if (!topic.startsWith('devices/')) return undefined
+  const id = topic.split('/', 2)[1] ?? ''
+  return DEVICE_ID.test(id) ? id : undefined
+}
+
 export async function createBrokerNode (opts: BrokerNodeOptions): Promise<BrokerNode> {
   const { logger, metrics } = opts
+  /** The first of `ids` that is a registered device's. */
+  const registeredAmong = async (ids: ReadonlyArray<string | undefined>): Promise<string | undefined> => {
+    const isRegistered = opts.isRegisteredDevice
+    if (isRegistered === undefined) return undefined
+    for (const id of new Set(ids)) if (id !== undefined && DEVICE_ID.test(id) && await isRegistered(id)) return id
+    return undefined
+  }
   const identities = new WeakMap<Client, Identity>()
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
@@ -107,7 +125,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   }
   let accepting = true
   installEmptyQueueShortcut()
-  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? createMemoryPersistence()), (client, sub) => {
+  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? discardQueueWithSession(createMemoryPersistence())), (client, sub) => {
     const identity = identities.get(client)
     return identity !== undefined && maySubscribe(identity, sub.topic)
   })
@@ -168,7 +186,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         identities.set(client, identity)
         done(null, true)
       }
-      const storeDown = (what: 'token' | 'certificate') => (err: Error): void => {
+      const storeDown = (what: 'token' | 'certificate' | 'device') => (err: Error): void => {
         logger.warn({ event: `${what}_check_failed`, err: err.message }, `${what} check failed`)
         refuse('server_unavailable', 3, `${what} check failed: registry unavailable`)
       }
@@ -185,8 +203,15 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         if (!opts.allowAnonymous) return refuse('anonymous_off', 5, 'credentials required')
         // [MQTT-3.1.3-8] an empty id with a persistent session can never be resumed.
         if (clientId === '' && !packet.clean) return refuse('bad_client_id', 2, 'empty client id needs a clean session')
-        identities.set(client, { kind: 'anonymous' })
-        return done(null, true)
+        // A registered device's id, or a will on its topics, would let a client without its token take over its
+        // session or plant messages for it.
+        const ids = [clientId, ...(packet.will == null ? [] : [deviceOfTopic(packet.will.topic)])]
+        registeredAmong(ids).then((registered) => {
+          if (registered !== undefined) return refuse('not_authorized', 5, `${registered} is a registered device: connect with its token`)
+          identities.set(client, { kind: 'anonymous' })
+          done(null, true)
+        }, storeDown('device'))
+        return
       }
       if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
       if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
@@ -210,7 +235,19 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         consumed.add(packet)
         return done(null)
       }
-      if (identity.kind === 'anonymous') return done(null)
+      if (identity.kind === 'anonymous') {
+        const target = deviceOfTopic(packet.topic)
+        if (target === undefined) return done(null)
+        registeredAmong([target]).then((registered) => {
+          if (registered === undefined) return done(null)
+          metrics.aclDenied.inc({ op: 'publish' })
+          logger.info({ event: 'acl_denied', op: 'publish', clientId: client.id, topic: packet.topic }, 'anonymous publish on a registered device\'s topic refused')
+          if (opts.aclDenyAction === 'disconnect') return done(new Error('topic not allowed'))
+          consumed.add(packet)
+          done(null)
+        }, (err: Error) => { done(err) })
+        return
+      }
 
       const route = devicePublishRoute(identity.deviceId, packet.topic)
       if (route === undefined) {
@@ -221,9 +258,20 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         return done(null)
       }
       consumed.add(packet)
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is
+      // dropped. Application acks share the uplinks' rate: each costs a receipt update.
+      const gated = (handOff: () => void): void => {
+        const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
+        if (gate === undefined) return handOff()
+        if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
+      }
       if (route.type === 'ack') {
-        opts.onDeviceAck?.(identity.deviceId, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
-        return done(null)
+        const deviceId = identity.deviceId
+        return gated(() => {
+          opts.onDeviceAck?.(deviceId, payload)
+          done(null)
+        })
       }
 
       // The hand-off happens here, before aedes writes the PUBACK (docs/design.md, "Uplinks"): a QoS 1 uplink is
@@ -237,7 +285,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         nodeId: opts.nodeId,
         receivedAt: Date.now(),
         traceId: newTraceId(),
-        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+        payload
       }
       const handOff = (): void => {
         // A device that went away while its uplink was held back sends an unacknowledged QoS 1 uplink again.
@@ -252,10 +300,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
           done(err)
         })
       }
-      // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is dropped.
-      const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
-      if (gate === undefined) return handOff()
-      if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
+      gated(handOff)
     },
 
     authorizeSubscribe (client, sub: Subscription, done) {
@@ -307,6 +352,10 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     aedes.handle = (conn, req) => {
       const client = handle(conn, req)
       useLeanParserBuffer(client)
+      refuseMalformedStrings(client, () => {
+        metrics.uplinksRefused.inc({ reason: 'malformed_string' })
+        logger.info({ event: 'malformed_string', clientId: client.id }, 'a string in a packet is not well-formed UTF-8 or holds U+0000: connection closed (MQTT 3.1.1, 1.5.3)')
+      })
       return client
     }
   }

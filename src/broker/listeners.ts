@@ -13,6 +13,13 @@ export interface ListenerOptions {
   readonly handle: (stream: Duplex, req?: IncomingMessage) => unknown
   /** Sockets that have not finished their TLS handshake or WebSocket upgrade by then are closed. */
   readonly connectTimeoutMs: number
+  /**
+   * Largest WebSocket message a client may send: a frame whose header announces more ends the connection
+   * (close code 1009) before any of it is buffered.
+   */
+  readonly maxMessageBytes: number
+  /** A WebSocket client announced a message over maxMessageBytes and was closed. */
+  readonly onMessageTooLarge?: (limit: number) => void
   /** MQTT over TLS and WebSocket over TLS besides the plain listeners, when a certificate is configured. */
   readonly tls?: {
     readonly credentials: TlsOptions
@@ -64,8 +71,12 @@ function serveWebSocket (http: HttpServer, opts: ListenerOptions): WebSocketServ
   // A socket that never completes its upgrade request is closed like one that never sends CONNECT.
   http.headersTimeout = opts.connectTimeoutMs
   http.requestTimeout = opts.connectTimeoutMs
-  const wss = new WebSocketServer({ server: http, path: '/mqtt' })
+  // Without maxPayload, ws buffers up to 100 MiB of a frame before the MQTT parser (and its packet-size limit) sees it.
+  const wss = new WebSocketServer({ server: http, path: '/mqtt', maxPayload: opts.maxMessageBytes })
   wss.on('connection', (ws, req) => {
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') opts.onMessageTooLarge?.(opts.maxMessageBytes)
+    })
     opts.handle(createWebSocketStream(ws), req)
   })
   return wss

@@ -16,6 +16,14 @@ export function maxPacketBytes (maxPayloadBytes: number): number {
   return maxPayloadBytes + 65_535 + 16
 }
 
+/**
+ * Largest WebSocket message that can carry one packet of `maxPacket` (remaining length) bytes: the packet plus its
+ * fixed header (one type byte, up to four length bytes).
+ */
+export function maxWebSocketMessageBytes (maxPacket: number): number {
+  return maxPacket + 5
+}
+
 export function limitPacketSize (client: Client, maxBytes: number, onRefused: (announced: number) => void): void {
   const c = client as unknown as { _parser: PacketParser, conn: { destroy: (err?: Error) => void } }
   const parser = c._parser

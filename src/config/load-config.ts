@@ -49,6 +49,9 @@ export function loadConfig (env: Environment = process.env): Config {
     if (parsed('role') && parsed('redisUrl') && v.role !== 'all' && v.redisUrl === undefined) {
       problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL`)
     }
+    if (parsed('allowAnonymous') && parsed('allowAnonymousShared') && parsed('redisUrl') && v.allowAnonymous && !v.allowAnonymousShared && v.redisUrl !== undefined) {
+      problems.push('PUSHLINE_ALLOW_ANONYMOUS with PUSHLINE_REDIS_URL would let clients without credentials into a shared deployment: turn it off, or set PUSHLINE_ALLOW_ANONYMOUS_SHARED=true to allow it explicitly')
+    }
     if (parsed('tlsCertFile') && parsed('tlsKeyFile') && (v.tlsCertFile === undefined) !== (v.tlsKeyFile === undefined)) {
       problems.push('PUSHLINE_TLS_CERT_FILE and PUSHLINE_TLS_KEY_FILE go together: set both to enable TLS, or neither')
     }

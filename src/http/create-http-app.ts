@@ -9,7 +9,9 @@ import type { Registry } from 'prom-client'
 import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import { createAdminAuth } from './admin-auth.ts'
-import { installErrorHandlers } from './error-handler.ts'
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.ts'
+import { limitJsonDepth } from './json-depth-limit.ts'
+import { documentSecurity, optionalQueryDefaults, securitySchemes } from './openapi-document.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
 import { PAGE_CSP, securityHeaders } from './security-headers.ts'
@@ -46,6 +48,8 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    frameworkErrors,
+    clientErrorHandler,
     ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -56,6 +60,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   installErrorHandlers(app)
+  limitJsonDepth(app)
   echoTrace(app)
   await app.register(helmet, securityHeaders)
   app.addSchema(ErrorBody)
@@ -63,8 +68,9 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: {
       info: { title: 'Pushline API', version: '1' },
-      components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }
+      components: { securitySchemes }
     },
+    transformObject: (document) => 'openapiObject' in document ? optionalQueryDefaults(document.openapiObject) : document.swaggerObject,
     // Shared schemas keep their $id as their name in the document (#/components/schemas/Error), not def-0.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
@@ -79,8 +85,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     await app.register(dashboardRoutes)
     await app.register(async (admin) => {
       admin.addHook('onRequest', createAdminAuth(opts.adminKeys))
-      // The OpenAPI document names the admin key (the bearer scheme above) on every operator route.
-      admin.addHook('onRoute', (route) => { route.schema = { ...route.schema, security: [{ admin: [] }] } })
+      documentSecurity(admin, 'admin')
       await admin.register(adminDeviceRoutes, { devices, presence: cluster.presence })
       await admin.register(adminClusterRoutes, { ...cluster, devices })
       if (push !== undefined) await admin.register(adminPushRoutes, { push })

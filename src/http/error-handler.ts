@@ -1,8 +1,42 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
-import { isBackendUnavailable, isPushlineError } from '../shared/errors.ts'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { errorCodes, isBackendUnavailable, isPushlineError, type ErrorCode } from '../shared/errors.ts'
 
 // One mapping from errors to `{"error": code, "message": text}` with the right status.
 // Details of 5xx errors stay in the log, never in the response.
+
+/**
+ * Fastify's `frameworkErrors` option: errors found while routing, before any hook (a path parameter over the
+ * length limit, a URL that does not decode), in the one error shape instead of Fastify's own.
+ */
+export function frameworkErrors (err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    reply.status(414).send({ error: 'IOT_ERR_URI_TOO_LONG', message: 'a path parameter is too long' })
+  } else {
+    reply.status(400).send({ error: 'IOT_ERR_BAD_REQUEST', message: err.message })
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: requests Node's HTTP parser refuses before there is a request at all
+ * (headers or request line over the size limit, a request not read in time, malformed HTTP). Answered on the raw
+ * socket, which is then closed.
+ */
+export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [code, message]: [ErrorCode, string] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? ['IOT_ERR_HEADERS_TOO_LARGE', 'request line and headers are over the size limit']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ['IOT_ERR_REQUEST_TIMEOUT', 'the request was not received in time']
+      : ['IOT_ERR_BAD_REQUEST', 'malformed HTTP request']
+  const status = errorCodes[code]
+  const body = JSON.stringify({ error: code, message })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
 
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {

@@ -127,10 +127,11 @@ export function createMemoryReceiptStore (): ReceiptStore {
       let added = 0
       for (const id of deviceIds) {
         if (p.ackers.has(id)) continue
-        p.ackers.add(id)
-        added++
         if (p.got.has(id)) p.counts.delivered--
         else if (p.sent.has(id)) p.counts.sent--
+        else continue
+        p.ackers.add(id)
+        added++
       }
       p.counts.acked += added
       return added

@@ -86,8 +86,9 @@ export interface ReceiptStore {
   sweepExpired (pushId: string, limit: number, at: number): Promise<{ expired: number, finished: boolean }>
   /**
    * Count-only pushes: the devices' application acks. Each device counts once per push, moving from delivered
-   * (or sent) to acked if it was counted there; acks for unknown or targeted pushes count nothing. Resolves how
-   * many counted.
+   * (or sent) to acked. Only devices counted in sent or delivered received the push: an ack from any other device
+   * (not in the group, never written the push) counts nothing and is not remembered; acks for unknown or targeted
+   * pushes count nothing. Resolves how many counted.
    */
   countAcks (pushId: string, deviceIds: readonly string[]): Promise<number>
 }

@@ -139,16 +139,21 @@ end
 return out`
 
 // KEYS[1] push, KEYS[2] ackers, KEYS[3] got, KEYS[4] sent; ARGV[1] ackers ttl ms, then device ids. Returns how
-// many acks counted: each moves its device from delivered (or sent) to acked if it was counted there.
+// many acks counted: each moves its device from delivered (or sent) to acked; a device counted in neither never
+// received the push, and its ack counts nothing.
 const COUNT_ACKS = COUNT_ONLY_LUA + `
 if not count_only(KEYS[1]) then return 0 end
 local added, fromDelivered, fromSent = 0, 0, 0
 for i = 2, #ARGV do
   local id = ARGV[i]
-  if redis.call('SADD', KEYS[2], id) == 1 then
-    added = added + 1
-    if redis.call('SISMEMBER', KEYS[3], id) == 1 then fromDelivered = fromDelivered + 1
-    elseif redis.call('SISMEMBER', KEYS[4], id) == 1 then fromSent = fromSent + 1 end
+  if redis.call('SISMEMBER', KEYS[2], id) == 0 then
+    local from = nil
+    if redis.call('SISMEMBER', KEYS[3], id) == 1 then fromDelivered = fromDelivered + 1; from = 1
+    elseif redis.call('SISMEMBER', KEYS[4], id) == 1 then fromSent = fromSent + 1; from = 1 end
+    if from then
+      redis.call('SADD', KEYS[2], id)
+      added = added + 1
+    end
   end
 end
 if added > 0 then redis.call('HINCRBY', KEYS[1], 'c:acked', added) end

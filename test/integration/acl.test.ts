@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { readSpool } from '../../src/uplink/file-spool.ts'
+import { eventually } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
@@ -107,4 +108,32 @@ test('anonymous mode: clients without credentials connect and use any topic but 
   await pub.publishAsync('any/x/topic', 'hello', { qos: 1 })
   assert.equal(await got, 'hello')
   await assert.rejects(sub.subscribeAsync('$SYS/#', { qos: 0 }))
+})
+
+test('anonymous mode: a registered device\'s id, its topics and wills on them still need its token', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true' } })
+  const { token } = await p.provision('anon-real')
+  const anonymous = { username: undefined, password: undefined }
+  // Its id, without a token: CONNACK 5; with its token, the device itself connects.
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'anon-real', '', anonymous), /Not authorized/i)
+  await assert.rejects(connectDevice(t, p.mqttUrl, 'anon-will', '', { ...anonymous, will: { topic: 'devices/anon-real/down', payload: Buffer.from('{"id":1}'), qos: 1, retain: true } }), /Not authorized/i)
+  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'not_authorized' }), 2)
+
+  // A retained message an anonymous client plants on the device's down topic is dropped and counted ...
+  const tool = await connectDevice(t, p.mqttUrl, 'anon-tool', '', anonymous)
+  await tool.publishAsync('devices/anon-real/down', JSON.stringify({ id: 99, data: 'planted' }), { qos: 1, retain: true })
+  assert.equal(await p.metric('pushline_acl_denied_total', { op: 'publish' }), 1)
+  // ... while topics of ids no device has are the anonymous client's to use.
+  await tool.publishAsync('devices/not-registered/down', 'free', { qos: 1, retain: true })
+  assert.equal(await p.metric('pushline_acl_denied_total', { op: 'publish' }), 1)
+
+  // The device subscribes: a retained message would come right after its SUBACK, before the push sent after it.
+  const device = await connectDevice(t, p.mqttUrl, 'anon-real', token)
+  const got: string[] = []
+  device.on('message', (_topic, payload) => { got.push(payload.toString()) })
+  await device.subscribeAsync('devices/anon-real/down', { qos: 1 })
+  const res = await p.api('POST', '/v1/admin/push', { deviceId: 'anon-real', data: 'real command' })
+  assert.equal(res.status, 202)
+  assert.ok(await eventually(async () => got.length > 0, 10_000), 'the push arrived')
+  assert.deepEqual(got.map((m) => (JSON.parse(m) as { data: unknown }).data), ['real command'])
 })

@@ -10,7 +10,7 @@ import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/p
 
 async function twoNodes (t: TestContext): Promise<[TestPlatform, TestPlatform]> {
   const prefix = uniquePrefix()
-  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_HEARTBEAT_MS: '500' }
+  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true', PUSHLINE_HEARTBEAT_MS: '500' }
   return [await startTestPlatform(t, { clusterPrefix: prefix, env }), await startTestPlatform(t, { clusterPrefix: prefix, env })]
 }
 
@@ -152,7 +152,7 @@ test('across nodes: the first packet of a resumed persistent session is always C
 
 test('a persistent session whose device stays offline past the expiry is deleted: its queue empties and it resumes without a session', async (t) => {
   const prefix = uniquePrefix()
-  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_HEARTBEAT_MS: '200', PUSHLINE_SESSION_EXPIRY_SECONDS: '1' }
+  const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true', PUSHLINE_HEARTBEAT_MS: '200', PUSHLINE_SESSION_EXPIRY_SECONDS: '1' }
   const a = await startTestPlatform(t, { clusterPrefix: prefix, env })
   const id = `expiring-${uid()}`
   const keep = `kept-${uid()}`

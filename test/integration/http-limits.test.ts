@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect as netConnect } from 'node:net'
 import { test } from 'node:test'
 import { API_CSP, PAGE_CSP } from '../../src/http/security-headers.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
@@ -81,4 +82,63 @@ test('a request body over 1 MiB is refused with 413 and nothing is created', asy
   assert.equal(res.status, 413)
   assert.equal(res.body.error, 'IOT_ERR_PAYLOAD_TOO_LARGE')
   assert.equal((await p.api('GET', '/v1/admin/devices/too-big')).status, 404)
+})
+
+/** Sends `request` as raw bytes and resolves with the status and JSON body of the answer, read until the node closes. */
+async function rawHttp (port: number, request: string): Promise<{ status: number, body: Record<string, unknown> }> {
+  const socket = netConnect(port, '127.0.0.1')
+  let text = ''
+  socket.on('data', (d: Buffer) => { text += d.toString() })
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => { socket.once('close', () => resolve()); socket.write(request) })
+  const [head = '', body = ''] = text.split('\r\n\r\n')
+  return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1]), body: JSON.parse(body) as Record<string, unknown> }
+}
+
+const nested = (depth: number): unknown => {
+  let v: unknown = 'leaf'
+  for (let i = 0; i < depth; i++) v = i % 2 === 0 ? [v] : { v }
+  return v
+}
+
+test('414, 431 and malformed HTTP answer in the error contract {"error","message"} with stable codes', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t)
+  const long = await p.api('GET', `/v1/admin/devices/${'a'.repeat(500)}`)
+  assert.equal(long.status, 414)
+  assert.deepEqual(long.body, { error: 'IOT_ERR_URI_TOO_LONG', message: 'a path parameter is too long' })
+
+  const headers = await rawHttp(p.httpPort, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)
+  assert.equal(headers.status, 431)
+  assert.equal(headers.body.error, 'IOT_ERR_HEADERS_TOO_LARGE')
+  assert.equal(typeof headers.body.message, 'string')
+  const url = await rawHttp(p.httpPort, `GET /v1/admin/devices?after=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  assert.equal(url.status, 431, 'a request line over the header limit is refused with the headers')
+  assert.equal(url.body.error, 'IOT_ERR_HEADERS_TOO_LARGE')
+
+  const garbage = await rawHttp(p.httpPort, 'NOT HTTP AT ALL\r\n\r\n')
+  assert.equal(garbage.status, 400)
+  assert.equal(garbage.body.error, 'IOT_ERR_BAD_REQUEST')
+  assert.equal((await fetch(`${p.httpUrl}/healthz`)).status, 200, 'the node serves on')
+})
+
+test('a JSON body nested deeper than 64 levels is refused with 400 IOT_ERR_JSON_TOO_DEEP and creates nothing; brackets in strings do not count', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t)
+  // 5,000 levels: what made the node answer 500 (a stack overflow after parsing), for a device and for a push.
+  const deep = await p.api('POST', '/v1/admin/devices', `{"id":"deep","metadata":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`)
+  assert.equal(deep.status, 400)
+  assert.equal(deep.body.error, 'IOT_ERR_JSON_TOO_DEEP')
+  assert.equal(typeof deep.body.message, 'string')
+  const deepPush = await p.api('POST', '/v1/admin/push', `{"all":true,"data":${'['.repeat(5000)}${']'.repeat(5000)}}`)
+  assert.equal(deepPush.status, 400)
+  assert.equal(deepPush.body.error, 'IOT_ERR_JSON_TOO_DEEP')
+  const justOver = await p.api('POST', '/v1/admin/push', { all: true, data: nested(65) })
+  assert.equal(justOver.status, 400)
+  assert.equal(justOver.body.error, 'IOT_ERR_JSON_TOO_DEEP')
+  assert.equal((await p.api('GET', '/v1/admin/devices/deep')).status, 404)
+
+  const fine = await p.api('POST', '/v1/admin/devices', { id: 'not-deep', metadata: { nested: nested(20), text: '[[[[{{{{'.repeat(100) } })
+  assert.equal(fine.status, 201, JSON.stringify(fine.body))
+  assert.equal((await p.api('POST', '/v1/admin/devices', '{"id": ')).body.error, 'IOT_ERR_INVALID_JSON', 'bad JSON is still IOT_ERR_INVALID_JSON')
+  const poisoned = await p.api('POST', '/v1/admin/devices', '{"id":"p","__proto__":{"x":1}}')
+  assert.deepEqual([poisoned.status, poisoned.body.error], [400, 'IOT_ERR_INVALID_JSON'], 'prototype poisoning is still refused')
 })

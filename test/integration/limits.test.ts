@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { connect as netConnect } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { connect as tlsConnect } from 'node:tls'
 import { test } from 'node:test'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
@@ -8,6 +11,7 @@ import { readSpool } from '../../src/uplink/file-spool.ts'
 import { eventually } from '../helpers/cluster.ts'
 import { connectDevice, rawConnect, within } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
+import { makeCertificates } from '../helpers/tls.ts'
 
 async function spooledPayloads (dataDir: string): Promise<string[]> {
   const out: string[] = []
@@ -131,4 +135,66 @@ test('a packet announcing more than the payload limit allows is not buffered: th
   const client = await connectDevice(t, p.mqttUrl, 'big-header', token)
   await client.publishAsync('devices/big-header/telemetry', 'fine', { qos: 1 })
   assert.deepEqual(await spooledPayloads(p.dataDir), ['fine'])
+})
+
+/**
+ * Opens a WebSocket to /mqtt by hand, sends only the header of one binary frame announcing `announced` bytes and
+ * resolves with the close code of the first frame the node answers with (undefined if the socket closes without one).
+ */
+async function announceWebSocketFrame (socket: Duplex, announced: number): Promise<number | undefined> {
+  socket.on('error', () => {})
+  let received = Buffer.alloc(0)
+  let upgraded = false
+  return await new Promise((resolve) => {
+    socket.once('close', () => resolve(undefined))
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk])
+      if (!upgraded) {
+        const end = received.indexOf('\r\n\r\n')
+        if (end === -1) return
+        assert.match(received.subarray(0, end).toString(), /^HTTP\/1\.1 101/)
+        upgraded = true
+        received = received.subarray(end + 4)
+        const header = Buffer.alloc(14)
+        header[0] = 0x82 // FIN, binary
+        header[1] = 0x80 | 127 // masked, 64-bit length
+        header.writeBigUInt64BE(BigInt(announced), 2)
+        randomBytes(4).copy(header, 10)
+        socket.write(header)
+      }
+      // A close frame from the server: 0x88, an unmasked length, then the two-byte code.
+      if (received.length >= 4 && received[0] === 0x88) {
+        resolve(received.readUInt16BE(2))
+        socket.end()
+      }
+    })
+    socket.write([
+      'GET /mqtt HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: mqtt', '', ''
+    ].join('\r\n'))
+  })
+}
+
+test('a WebSocket frame announcing more than the largest packet is refused at its header, before authentication, on the plain and the TLS listener', { timeout: 90_000 }, async (t) => {
+  const certs = await makeCertificates(t)
+  // The connect timeout is far above the test's wait: a close it causes (no CONNECT sent) comes without code 1009.
+  const p = await startTestPlatform(t, {
+    env: { PUSHLINE_MAX_PAYLOAD_BYTES: '1024', PUSHLINE_CONNECT_TIMEOUT_MS: '30000', PUSHLINE_TLS_CERT_FILE: certs.certFile, PUSHLINE_TLS_KEY_FILE: certs.keyFile, PUSHLINE_MQTTS_PORT: '0', PUSHLINE_WSS_PORT: '0' }
+  })
+  // 50 MB: under ws's own 100 MiB default, far over the node's largest packet (1,024 + 65,551 bytes).
+  const announced = 50_000_000
+  const plain = netConnect(p.wsPort ?? 0, '127.0.0.1')
+  t.after(() => { plain.destroy() })
+  assert.equal(await announceWebSocketFrame(plain, announced), 1009, 'plain WebSocket: closed with 1009 (message too big)')
+  const secure = tlsConnect({ port: p.wssPort ?? 0, host: '127.0.0.1', ca: certs.ca, servername: 'localhost' })
+  t.after(() => { secure.destroy() })
+  await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject) })
+  assert.equal(await announceWebSocketFrame(secure, announced), 1009, 'WebSocket over TLS: closed with 1009 (message too big)')
+  assert.ok(await eventually(async () => await p.metric('pushline_uplinks_refused_total', { reason: 'packet_too_large' }) === 2, 10_000), 'both refusals counted')
+
+  // A device whose packets fit is served on the same listener.
+  const { token } = await p.provision('ws-fits')
+  const client = await connectDevice(t, p.wsUrl, 'ws-fits', token)
+  await client.publishAsync('devices/ws-fits/telemetry', Buffer.alloc(1024, 1), { qos: 1 })
+  assert.equal((await spooledPayloads(p.dataDir)).length, 1)
 })

@@ -9,8 +9,8 @@ import { ROOT } from '../helpers/process.ts'
 // of the contract (docs/http-api.md, docs/push.md) and every route the code registers, and give every operation typed responses.
 
 interface Operation {
+  parameters?: Array<{ in: string, name: string, required?: boolean, schema?: { default?: unknown } }>
   security?: Array<Record<string, string[]>>
-  parameters?: Array<{ in: string, name: string, schema?: unknown }>
   requestBody?: { content?: Record<string, { schema?: unknown }> }
   responses?: Record<string, { description?: string, content?: Record<string, { schema?: unknown }> }>
 }
@@ -18,7 +18,7 @@ interface Document {
   openapi: string
   info: { title: string, version: string }
   paths: Record<string, Record<string, Operation>>
-  components: { schemas?: Record<string, unknown> }
+  components: { schemas?: Record<string, unknown>, securitySchemes?: Record<string, { type: string, scheme?: string, in?: string, name?: string }> }
 }
 
 /** The HTTP contract (docs/http-api.md, docs/push.md, docs/cluster.md). */
@@ -134,4 +134,48 @@ test('the push request and its receipts document their trace id', async (t) => {
   assert.ok(created.properties.traceId !== undefined)
   const receipts = doc.paths['/v1/admin/push/{pushId}']?.get?.responses?.['200']?.content?.['application/json']?.schema as { properties: Record<string, unknown> }
   assert.ok(receipts.properties.traceId !== undefined)
+})
+
+test('every operation declares its security: the admin key on admin routes, the device token or provisioning key on device routes, none on open ones', { timeout: 60_000 }, async (t) => {
+  const doc = await fetchDocument(t)
+  const schemes = doc.components.securitySchemes ?? {}
+  assert.deepEqual({ type: schemes.admin?.type, scheme: schemes.admin?.scheme }, { type: 'http', scheme: 'bearer' })
+  assert.deepEqual({ type: schemes.deviceToken?.type, scheme: schemes.deviceToken?.scheme }, { type: 'http', scheme: 'bearer' })
+  assert.deepEqual({ type: schemes.provisioningKey?.type, in: schemes.provisioningKey?.in, name: schemes.provisioningKey?.name }, { type: 'apiKey', in: 'header', name: 'X-Provisioning-Key' })
+  const expected = (method: string, path: string): Array<Record<string, string[]>> => {
+    if (path.startsWith('/v1/admin/')) return [{ admin: [] }]
+    if (path === '/v1/devices/me/messages') return [{ deviceToken: [] }]
+    if (method === 'post' && path === '/v1/devices') return [{ provisioningKey: [] }]
+    // The token request carries its secret or token in the body; health and metrics are open by design.
+    return []
+  }
+  let admin = 0
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      assert.deepEqual(op.security, expected(method, path), `${method.toUpperCase()} ${path}`)
+      if (path.startsWith('/v1/admin/')) admin++
+    }
+  }
+  assert.ok(admin >= 10, `only ${admin} admin operations`)
+})
+
+test('query parameters with a default are optional, and the dashboard\'s static files are not API operations', { timeout: 60_000 }, async (t) => {
+  const doc = await fetchDocument(t)
+  let withDefault = 0
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      for (const p of op.parameters ?? []) {
+        if (p.in !== 'query' || p.schema?.default === undefined) continue
+        withDefault++
+        assert.notEqual(p.required, true, `${method.toUpperCase()} ${path}: ${p.name} has a default but is marked required`)
+      }
+    }
+  }
+  assert.ok(withDefault >= 5, `only ${withDefault} query parameters with defaults`)
+  const messages = doc.paths['/v1/devices/me/messages']?.get?.parameters ?? []
+  assert.deepEqual(messages.filter((p) => p.in === 'query').map((p) => [p.name, p.required === true]).sort(), [['after', false], ['limit', false]])
+  assert.deepEqual(Object.keys(doc.paths).filter((path) => path.startsWith('/dashboard')), [])
+  // Still served.
+  const p = await startTestPlatform(t)
+  assert.equal((await fetch(`${p.httpUrl}/dashboard`)).status, 200)
 })

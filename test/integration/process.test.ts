@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { connect as netConnect, createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool } from '../../src/uplink/file-spool.ts'
+import { eventually } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../helpers/process.ts'
 
@@ -54,9 +55,65 @@ test('a bad configuration is refused with one message listing every problem and 
   for (const name of ['PUSHLINE_MQTT_PORT', 'PUSHLINE_ADMIN_KEYS', 'PUSHLINE_ALLOW_ANONYMOUS']) assert.match(err, new RegExp(name))
 })
 
+test('anonymous mode with Redis does not start without PUSHLINE_ALLOW_ANONYMOUS_SHARED: exit 2 and a message naming it', { timeout: 60_000 }, async (t) => {
+  const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_REDIS_URL: 'redis://127.0.0.1:1', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
+  assert.equal(await p.exited, 2)
+  assert.match(p.stderr(), /PUSHLINE_ALLOW_ANONYMOUS_SHARED=true/)
+  assert.doesNotMatch(p.stdout(), /HTTP API/)
+})
+
 test('anonymous mode logs a warning at start', async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
   await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
   p.child.kill('SIGINT')
   assert.equal(await p.exited, 0)
+})
+
+/** `npm start` as the README says, in its own process group; whatever is left of the group is killed after the test. */
+async function npmStart (t: TestContext): Promise<{ child: ChildProcess, stdout: () => string, ports: number[], exited: Promise<void> }> {
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    PUSHLINE_HOST: '127.0.0.1',
+    PUSHLINE_MQTT_PORT: '0',
+    PUSHLINE_WS_PORT: '0',
+    PUSHLINE_HTTP_PORT: '0',
+    PUSHLINE_DATA_DIR: await tempDir(t),
+    PUSHLINE_SECRET_HASH_COST: '10'
+  }
+  const child = spawn('npm', ['start'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const pgid = child.pid as number
+  t.after(() => { try { process.kill(-pgid, 'SIGKILL') } catch {} })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.resume()
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  await waitFor('start-up lines', () => out.includes('HTTP API') || child.exitCode !== null, 150_000)
+  assert.ok(out.includes('HTTP API'), `npm start did not start the platform: ${out}`)
+  const ports = ['MQTT over TCP', 'MQTT over WebSocket', 'HTTP API'].map((label) => port(out, label))
+  assert.ok(ports.every((p) => p > 0))
+  return { child, stdout: () => out, ports, exited }
+}
+
+const portFree = (p: number): Promise<boolean> => new Promise((resolve) => {
+  const socket = netConnect(p, '127.0.0.1')
+  socket.once('connect', () => { socket.destroy(); resolve(false) })
+  socket.once('error', () => { resolve(true) })
+})
+
+test('`npm start`, then SIGTERM to npm alone (`npm start &` and `kill %1` in a script): the platform stops and frees its ports', { timeout: 240_000 }, async (t) => {
+  const started = await npmStart(t)
+  process.kill(started.child.pid as number, 'SIGTERM')
+  await started.exited
+  assert.ok(await eventually(async () => (await Promise.all(started.ports.map(portFree))).every(Boolean), 30_000), `ports ${started.ports.join(', ')} still held`)
+  assert.match(started.stdout(), /"event":"stopped"/, 'the platform stopped gracefully')
+})
+
+test('`npm start`, then SIGINT to its whole process group (Ctrl-C in a terminal): the platform stops gracefully, once', { timeout: 240_000 }, async (t) => {
+  const started = await npmStart(t)
+  process.kill(-(started.child.pid as number), 'SIGINT')
+  await started.exited
+  assert.ok(await eventually(async () => (await Promise.all(started.ports.map(portFree))).every(Boolean), 30_000), `ports ${started.ports.join(', ')} still held`)
+  assert.match(started.stdout(), /"event":"stopped"/, 'the platform stopped gracefully')
+  assert.doesNotMatch(started.stdout(), /stop_forced/)
 })

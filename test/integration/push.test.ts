@@ -342,3 +342,53 @@ test('a device with a persistent session gets its push once, and nothing of it i
   assert.ok(await redis.exists(`${cluster.prefix}aedes:client:${id}`) === 1, 'the persistent session is stored under the prefix')
   assert.equal(await redis.llen(`${cluster.prefix}aedes:outgoing:${id}`), 0)
 })
+
+test('application acks pass the uplink rate limit like uplinks: held back, none dropped', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t, { env: { PUSHLINE_UPLINK_RATE_PER_SECOND: '20', PUSHLINE_UPLINK_RATE_BURST: '5' } })
+  const id = `ackrate-${uid()}`
+  const { token } = await p.provision(id, ['yard'])
+  const device = await connectDevice(t, p.mqttUrl, id, token)
+  await device.subscribeAsync('broadcast/groups/yard', { qos: 1 })
+  const got = collect(device)
+  const pushId = await push(p, { group: 'yard', data: 'ack me', ttlSeconds: 60 })
+  assert.ok(await eventually(async () => got.length === 1, 10_000), 'group push received')
+  // 40 acks at once over a burst of 5: at least 35 wait for the bucket; every one is PUBACKed.
+  await Promise.all(Array.from({ length: 40 }, () => device.publishAsync(`devices/${id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })))
+  assert.ok(await p.metric('pushline_uplinks_throttled_total') >= 35, 'acks were held back by the rate limit')
+  await waitForState(p, pushId, 'acked', 1)
+})
+
+test('an application ack counts only for a push the device received: not for another group\'s push, not for another device\'s push', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t)
+  const yard = `yard-${uid()}`
+  const inYard = `in-yard-${uid()}`
+  const inHall = `in-hall-${uid()}`
+  const other = `other-${uid()}`
+  const devices = new Map<string, { c: MqttClient, got: Downlink[] }>()
+  for (const [id, group] of [[inYard, yard], [inHall, 'hall'], [other, yard]] as const) {
+    const { token } = await p.provision(id, [group])
+    const c = await connectDevice(t, p.mqttUrl, id, token)
+    await c.subscribeAsync([`broadcast/groups/${group}`, `devices/${id}/down`], { qos: 1 })
+    devices.set(id, { c, got: collect(c) })
+  }
+  const device = (id: string): { c: MqttClient, got: Downlink[] } => devices.get(id) as { c: MqttClient, got: Downlink[] }
+  const ack = async (from: string, id: number | string): Promise<void> => { await device(from).c.publishAsync(`devices/${from}/ack`, JSON.stringify({ id }), { qos: 1 }) }
+
+  const groupPush = await push(p, { group: yard, data: 'yard only', ttlSeconds: 60 })
+  const targeted = await push(p, { deviceId: other, data: 'for other only', ttlSeconds: 60 })
+  await waitForState(p, groupPush, 'delivered', 2)
+  await waitForState(p, targeted, 'delivered', 1)
+  assert.equal(device(inHall).got.length, 0)
+
+  // The hall device acks the yard push and the other device's push, by push id and by the other's message id.
+  await ack(inHall, groupPush)
+  await ack(inHall, targeted)
+  await ack(inHall, (device(other).got.find((m) => m.pushId === targeted) as Downlink).id)
+  // Then a yard device acks the yard push: once its ack is counted (delivered goes to 1), the hall device's,
+  // sent before it, have been handled too.
+  await ack(inYard, groupPush)
+  await waitForState(p, groupPush, 'delivered', 1)
+  assert.deepEqual((await receipts(p, groupPush)).counts, { queued: 0, sent: 0, delivered: 1, acked: 1, expired: 0, failed: 0 })
+  assert.deepEqual((await receipts(p, targeted)).devices.map((r) => [r.deviceId, r.state]), [[other, 'delivered']])
+  assert.equal((await receipts(p, targeted)).counts.acked, 0)
+})

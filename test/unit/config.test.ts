@@ -32,6 +32,7 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.provisioningKey, undefined)
   assert.equal(c.dataDir, './data')
   assert.equal(c.allowAnonymous, false)
+  assert.equal(c.allowAnonymousShared, false)
   assert.equal(c.host, '0.0.0.0')
   assert.equal(c.publicHost, 'localhost')
   assert.equal(c.redisPrefix, 'pushline:')
@@ -116,6 +117,7 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_PROVISIONING_KEY: 'provisioning-key-0123',
     PUSHLINE_DATA_DIR: '/var/lib/pushline',
     PUSHLINE_ALLOW_ANONYMOUS: 'yes',
+    PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'on',
     PUSHLINE_LOG_LEVEL: 'debug',
     PUSHLINE_TOKEN_TTL_SECONDS: '3600',
     PUSHLINE_ASSIGNMENT_STRATEGY: 'consistent-hash',
@@ -187,6 +189,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.provisioningKey, 'provisioning-key-0123')
   assert.equal(c.dataDir, '/var/lib/pushline')
   assert.equal(c.allowAnonymous, true)
+  assert.equal(c.allowAnonymousShared, true)
   assert.equal(c.logLevel, 'debug')
   assert.equal(c.tokenTtlSeconds, 3600)
   assert.equal(c.assignmentStrategy, 'consistent-hash')
@@ -403,4 +406,14 @@ test('the spool is bounded at 1 GiB by default once Kafka is configured, and 0 t
   assert.equal(loadConfig({ PUSHLINE_SPOOL_MAX_BYTES: '5000' }).spoolMaxBytes, 5000)
   const err = configError({ PUSHLINE_SPOOL_MAX_BYTES: '-1', PUSHLINE_KAFKA_COMPRESSION: 'zstd', PUSHLINE_KAFKA_BATCH_BYTES: '2000000' })
   for (const name of ['PUSHLINE_SPOOL_MAX_BYTES', 'PUSHLINE_KAFKA_COMPRESSION', 'PUSHLINE_KAFKA_BATCH_BYTES']) assert.match(err.message, new RegExp(name))
+})
+
+test('anonymous mode with Redis (a shared deployment) is refused unless PUSHLINE_ALLOW_ANONYMOUS_SHARED allows it', () => {
+  const shared = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_REDIS_URL: 'redis://127.0.0.1:6379' }
+  const err = configError(shared)
+  assert.match(err.message, /PUSHLINE_ALLOW_ANONYMOUS with PUSHLINE_REDIS_URL/)
+  assert.match(err.message, /PUSHLINE_ALLOW_ANONYMOUS_SHARED=true/)
+  assert.equal(loadConfig({ ...shared, PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }).allowAnonymous, true)
+  assert.equal(loadConfig({ PUSHLINE_ALLOW_ANONYMOUS: 'true' }).allowAnonymous, true, 'embedded mode needs no second setting')
+  assert.equal(loadConfig({ PUSHLINE_REDIS_URL: 'redis://127.0.0.1:6379', PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }).allowAnonymous, false, 'the second setting alone turns nothing on')
 })

@@ -9,9 +9,9 @@ import { pageHeaders } from '../security-headers.ts'
 // admin API carries that key.
 
 const ASSETS = [
-  { path: '/dashboard', file: 'index.html', type: 'text/html; charset=utf-8', summary: 'The admin dashboard (asks for the admin key)' },
-  { path: '/dashboard/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8', summary: 'The dashboard\'s script' },
-  { path: '/dashboard/style.css', file: 'style.css', type: 'text/css; charset=utf-8', summary: 'The dashboard\'s style sheet' }
+  { path: '/dashboard', file: 'index.html', type: 'text/html; charset=utf-8' },
+  { path: '/dashboard/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  { path: '/dashboard/style.css', file: 'style.css', type: 'text/css; charset=utf-8' }
 ] as const
 
 /** src/dashboard from src/http/routes (tsx) or from dist/src/http/routes (compiled; the files are not copied into dist). */
@@ -28,7 +28,8 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox = async (app) => {
   ASSETS.forEach((asset, i) => {
     app.get(asset.path, {
       ...(asset.type.startsWith('text/html') && { helmet: pageHeaders }),
-      schema: { tags: ['dashboard'], summary: asset.summary, produces: [asset.type.split(';')[0] as string], response: { 200: Type.String() } }
+      // Static files, not API operations: kept out of the OpenAPI document.
+      schema: { hide: true, response: { 200: Type.String() } }
     }, async (_request, reply) => {
       return await reply.type(asset.type).header('cache-control', 'no-cache').send(bodies[i])
     })

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { requires } from '../openapi-document.ts'
 import type { PushService } from '../../push/push-service.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
 import type { TokenGuard } from '../../registry/token-guard.ts'
@@ -17,6 +18,7 @@ export const deviceMessageRoutes: FastifyPluginAsyncTypebox<DeviceMessageRoutesO
     schema: {
       tags: ['registry'],
       summary: 'Downlinks after a message id, oldest first (Authorization: Bearer <device token>)',
+      security: requires('deviceToken'),
       querystring: Type.Object({
         after: Type.Integer({ minimum: 0, default: 0 }),
         limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 })

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { requires } from '../openapi-document.ts'
 import type { Registry } from 'prom-client'
 
 export interface ReadinessReport {
@@ -14,12 +15,12 @@ export interface HealthRoutesOptions {
 
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, opts) => {
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'The process is alive', response: { 200: Type.Object({ status: Type.Literal('ok'), nodeId: Type.String() }) } }
+    schema: { tags: ['operations'], summary: 'The process is alive', security: requires(), response: { 200: Type.Object({ status: Type.Literal('ok'), nodeId: Type.String() }) } }
   }, async () => ({ status: 'ok' as const, nodeId: opts.nodeId }))
 
   const Readiness = Type.Object({ ready: Type.Boolean(), nodeId: Type.String(), checks: Type.Record(Type.String(), Type.String()) })
   app.get('/readyz', {
-    schema: { tags: ['operations'], summary: 'Dependencies reachable and not draining', response: { 200: Readiness, 503: Readiness } }
+    schema: { tags: ['operations'], summary: 'Dependencies reachable and not draining', security: requires(), response: { 200: Readiness, 503: Readiness } }
   }, async (_request, reply) => {
     const report = await opts.readiness()
     return await reply.status(report.ready ? 200 : 503).send({ ...report, nodeId: opts.nodeId })
@@ -29,6 +30,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = asyn
     schema: {
       tags: ['operations'],
       summary: 'Prometheus metrics of this process (text exposition format)',
+      // Open by design, like /healthz and /readyz: keep the port off public networks (docs/security.md).
+      security: requires(),
       response: { 200: { description: 'every pushline_* metric of this process, plus Node.js process metrics', content: { 'text/plain': { schema: Type.String() } } } }
     }
   }, async (_request, reply) => {

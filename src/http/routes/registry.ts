@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { requires } from '../openapi-document.ts'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
 import type { TokenGuard } from '../../registry/token-guard.ts'
@@ -18,6 +19,8 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
     schema: {
       tags: ['registry'],
       summary: 'Issue a token with the device secret, or refresh one with the current token',
+      // The credentials (secret or token) are in the body.
+      security: requires(),
       params: DeviceParams,
       body: Type.Union([
         Type.Object({ secret: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
@@ -46,6 +49,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
     schema: {
       tags: ['registry'],
       summary: 'Self-registration with the fleet provisioning key',
+      security: requires('provisioningKey'),
       headers: Type.Object({ 'x-provisioning-key': Type.Optional(Type.String()) }),
       body: Type.Object({ id: DeviceId, groups: Type.Optional(Groups) }, { additionalProperties: false }),
       response: { 201: CreatedDevice, ...errors(400, 401, 403, 409, 429) }
