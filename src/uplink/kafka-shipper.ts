@@ -83,7 +83,7 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
 export function toKafkaMessage (r: SpoolRecord): Message {
   return {
     key: r.deviceId,
-    value: Buffer.from(r.payload, 'base64'),
+    value: r.payload,
     headers: {
       'mqtt-topic': r.topic,
       'node-id': r.nodeId,
@@ -190,7 +190,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   async function deadLetter (record: SpoolRecord, err: Error): Promise<void> {
     const fh = await open(opts.deadLetterPath, 'a')
     try {
-      await fh.write(JSON.stringify({ ...record, error: err.message, at: Date.now() }) + '\n')
+      await fh.write(JSON.stringify({ ...record, payload: record.payload.toString('base64'), error: err.message, at: Date.now() }) + '\n')
       await fh.sync()
     } finally {
       await fh.close()
