@@ -368,3 +368,18 @@ test('a spool written in the JSON-lines format of earlier versions is shipped af
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
   await waitUntil('the old segments to be deleted', async () => (await listSegments(spoolDir)).every((f) => f.endsWith('.spool')))
 })
+
+for (const [compression, level] of [['snappy', '1'], ['gzip', '9'], ['none', '1']] as const) {
+  test(`with compression ${compression}${compression === 'gzip' ? ` at level ${level}` : ''}, uplinks reach a Kafka consumer byte for byte, in order`, { timeout: 120_000 }, async (t) => {
+    const topic = uniqueTopic(`codec-${compression}`)
+    const p = await startTestPlatform(t, { env: kafkaEnv(topic, { PUSHLINE_KAFKA_COMPRESSION: compression, PUSHLINE_KAFKA_GZIP_LEVEL: level }) })
+    const devices = await devicesOn(t, p, `codec-${compression}`, 3)
+    const sent = new Map(devices.map((d) => [d.id, Array.from({ length: 40 }, (_, i) => payload(d.id, i))]))
+    await Promise.all(devices.map(async (d) => {
+      for (const pl of sent.get(d.id) ?? []) await d.client.publishAsync(`devices/${d.id}/telemetry`, pl, { qos: 1 })
+    }))
+    const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 120)
+    assertStreams(records, sent)
+    for (const r of records) assertHeaders(r, p.config.nodeId)
+  })
+}
