@@ -243,7 +243,8 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     await unlink(s.path)
     totalBytes -= s.size
   }
-  let unshippedBytes = segments.reduce((n, s) => n + s.size - headerBytes(s.format), 0)
+  // A binary segment a crash left before its header was written is empty (size 0).
+  let unshippedBytes = segments.reduce((n, s) => n + Math.max(0, s.size - headerBytes(s.format)), 0)
   const first = segments[0]
   if (first !== undefined && first.start < shippedSeq) unshippedBytes -= bytesBefore(first.format, await readFile(first.path), shippedSeq)
 

@@ -305,3 +305,16 @@ test('a segment whose header this version does not know stops the spool from ope
   await assert.rejects(openFileSpool({ dir, fsync: 'never' }), (err) => isPushlineError(err) && err.code === 'IOT_ERR_SPOOL' && /unknown format/.test(err.message))
   assert.equal((await readFile(join(dir, 'seg-0000000000000000.spool'), 'latin1')), 'PLSP\x00\x09\x00\x00future')
 })
+
+test('a segment a crash left before its header was complete holds nothing and is written anew', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'seg-0000000000000000.spool')
+  await writeFile(path, FILE_HEADER.subarray(0, 3))
+  const spool = await openSpool(t, { dir, fsync: 'always' })
+  assert.equal(spool.nextSeq, 0)
+  assert.equal(spool.unshippedBytes, 0)
+  await spool.append(uplink(0))
+  assert.equal(spool.unshippedBytes, encodeSpoolRecord(0, uplink(0)).length)
+  assert.equal(spool.bytes, (await stat(path)).size)
+  assertRecord((await readAll(dir))[0], 0, uplink(0))
+})
