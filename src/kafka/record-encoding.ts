@@ -88,27 +88,27 @@ export function encodeRecord (input: RecordInput): EncodedRecord {
   const keyLength = lengthOf(key)
   const valueLength = lengthOf(value)
 
-  const headerKeys: string[] = []
-  const headerValues: Array<Buffer | string | null> = []
-  for (const [k, v] of Object.entries(input.headers ?? {})) {
+  // Header keys and values alternate in `parts`, their byte lengths in `lengths`.
+  const parts: Array<Buffer | string | null> = []
+  const lengths: number[] = []
+  const headers = input.headers ?? {}
+  for (const k of Object.keys(headers)) {
+    const v = headers[k]
     if (Array.isArray(v)) {
       for (const item of v as ReadonlyArray<Buffer | string>) {
-        headerKeys.push(k)
-        headerValues.push(bytesOf(item))
+        const b = bytesOf(item)
+        parts.push(k, b)
+        lengths.push(byteLength(k), lengthOf(b))
       }
     } else {
-      headerKeys.push(k)
-      headerValues.push(bytesOf(v as Buffer | string | undefined))
+      const b = bytesOf(v as Buffer | string | undefined)
+      parts.push(k, b)
+      lengths.push(byteLength(k), lengthOf(b))
     }
   }
-  const headerKeyLengths = headerKeys.map(byteLength)
-  const headerValueLengths = headerValues.map(lengthOf)
-  let headersSize = sizeOfVarInt32(headerKeys.length)
-  for (let i = 0; i < headerKeys.length; i++) {
-    const kl = headerKeyLengths[i] as number
-    const vl = headerValueLengths[i] as number
-    headersSize += sizeOfVarInt32(kl) + kl + sizeOfVarInt32(vl) + Math.max(0, vl)
-  }
+  const headerCount = parts.length / 2
+  let headersSize = sizeOfVarInt32(headerCount)
+  for (const l of lengths) headersSize += sizeOfVarInt32(l) + Math.max(0, l)
 
   const body = 1 + sizeOfUVarInt(timestampDelta) + sizeOfVarInt32(offsetDelta) +
     sizeOfVarInt32(keyLength) + Math.max(0, keyLength) +
@@ -120,11 +120,8 @@ export function encodeRecord (input: RecordInput): EncodedRecord {
   at = writeUVarInt(buf, at, zigZag32(offsetDelta))
   at = writeBytes(buf, at, key, keyLength)
   at = writeBytes(buf, at, value, valueLength)
-  at = writeUVarInt(buf, at, zigZag32(headerKeys.length))
-  for (let i = 0; i < headerKeys.length; i++) {
-    at = writeBytes(buf, at, headerKeys[i] as string, headerKeyLengths[i] as number)
-    at = writeBytes(buf, at, headerValues[i] as Buffer | string | null, headerValueLengths[i] as number)
-  }
+  at = writeUVarInt(buf, at, zigZag32(headerCount))
+  for (let i = 0; i < parts.length; i++) at = writeBytes(buf, at, parts[i] as Buffer | string | null, lengths[i] as number)
   return { buf, buffer: buf }
 }
 
