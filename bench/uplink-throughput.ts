@@ -2,7 +2,8 @@
 // TCP, in three set-ups measured in the same run:
 //
 //   kafka        end to end into Kafka: from the first PUBLISH until the last record is in the topic
-//                (the topic's high watermarks, polled every 20 ms, reach the number of uplinks)
+//                (the topic's high watermarks, polled every 20 ms, reach the number of uplinks); one set-up per
+//                --compression value, labelled kafka/<compression>
 //   kafka-down   Kafka configured but unreachable (a closed port): uplinks go to the spool only, the shipper
 //                keeps failing in the background; first PUBLISH to last PUBACK
 //   spool-only   no Kafka at all (embedded mode): plain MQTT QoS 1 publishing into the spool, the comparison
@@ -10,6 +11,7 @@
 //
 //   npx tsx bench/uplink-throughput.ts
 //   npx tsx bench/uplink-throughput.ts --devices 100 --messages 500 --payload 512 --rounds 3
+//   npx tsx bench/uplink-throughput.ts --setups kafka,spool-only --compression none,gzip,gzip-6,snappy
 //   npx tsx bench/uplink-throughput.ts --help
 //
 // Rounds alternate between the set-ups (A B C A B C ...) on a fresh node and a fresh topic each; the figure is
@@ -18,7 +20,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -35,6 +37,15 @@ import { preparePublishLoad, type PublishLoadResult } from './uplink/publisher.t
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const SETUPS = ['kafka', 'kafka-down', 'spool-only'] as const
 type Setup = typeof SETUPS[number]
+/** PUSHLINE_KAFKA_COMPRESSION, with `gzip-N` for gzip at zlib level N. */
+const COMPRESSION = /^(none|snappy|gzip)(?:-([1-9]))?$/
+
+/** One set-up as run: the kafka set-up once per compression. */
+interface Variant {
+  readonly label: string
+  readonly setup: Setup
+  readonly compression: string
+}
 
 const USAGE = `usage: npx tsx bench/uplink-throughput.ts [options]
 
@@ -47,7 +58,8 @@ const USAGE = `usage: npx tsx bench/uplink-throughput.ts [options]
                      so that JIT compilation in the node and in Kafka does not land in round 1
   --setups LIST      comma-separated, of ${SETUPS.join(', ')} (default: all)
   --fsync POLICY     PUSHLINE_SPOOL_FSYNC of the node: always, interval or never (default always)
-  --compression C    PUSHLINE_KAFKA_COMPRESSION: gzip or none (default gzip)
+  --compression LIST comma-separated PUSHLINE_KAFKA_COMPRESSION values for the kafka set-up, each a set-up of its
+                     own: none, snappy, gzip (at the node's default level) or gzip-N (zlib level N) (default gzip)
   --partitions N     partitions of the telemetry topic (default 12)
   --main PATH        compiled platform entry to run (default: compile src/ into bench-results/build-uplink)
   --profile          run the node with --cpu-prof; profiles go to bench-results/profiles/
@@ -66,7 +78,7 @@ interface Args {
   readonly warmup: number
   readonly setups: readonly Setup[]
   readonly fsync: string
-  readonly compression: string
+  readonly compressions: readonly string[]
   readonly partitions: number
   readonly main: string | undefined
   readonly profile: boolean
@@ -106,7 +118,8 @@ function parse (): Args {
   const setups = values.setups.split(',').map((s) => s.trim()) as Setup[]
   for (const s of setups) if (!SETUPS.includes(s)) throw new Error(`--setups: unknown set-up ${s}`)
   if (!['always', 'interval', 'never'].includes(values.fsync)) throw new Error('--fsync must be always, interval or never')
-  if (!['gzip', 'none'].includes(values.compression)) throw new Error('--compression must be gzip or none')
+  const compressions = values.compression.split(',').map((c) => c.trim())
+  for (const c of compressions) if (!COMPRESSION.test(c)) throw new Error(`--compression: ${c} is none of none, snappy, gzip, gzip-N`)
   return {
     devices: int('devices', values.devices, 1, 5000),
     messages: int('messages', values.messages, 1, 1_000_000),
@@ -116,7 +129,7 @@ function parse (): Args {
     warmup: int('warmup', values.warmup, 0, 1_000_000),
     setups,
     fsync: values.fsync,
-    compression: values.compression,
+    compressions,
     partitions: int('partitions', values.partitions, 1, 1000),
     main: values.main,
     profile: values.profile === true,
@@ -128,7 +141,7 @@ function parse (): Args {
 }
 
 interface RoundResult {
-  readonly setup: Setup
+  readonly setup: string
   readonly round: number
   readonly uplinks: number
   /** Uplinks published: devices x messages. */
@@ -147,6 +160,22 @@ interface RoundResult {
   readonly loadCpuSeconds: number
   /** Records in the topic at the end: more than `uplinks` means replays. */
   readonly recordsInKafka: number | undefined
+  /** Bytes of the topic's log segments at the end: what Kafka stores and received (batches as sent, compressed). */
+  readonly kafkaLogBytes: number | undefined
+}
+
+/** Bytes of a topic's log files in the Kafka of scripts/services.sh. */
+async function kafkaLogBytes (topic: string): Promise<number | undefined> {
+  const data = join(ROOT, '.services/kafka/data')
+  try {
+    let bytes = 0
+    for (const dir of (await readdir(data)).filter((d) => d.startsWith(`${topic}-`) && /-\d+$/.test(d))) {
+      for (const f of (await readdir(join(data, dir))).filter((n) => n.endsWith('.log'))) bytes += (await stat(join(data, dir, f))).size
+    }
+    return bytes
+  } catch {
+    return undefined
+  }
 }
 
 /** Sum of the topic's high watermarks: records in it. */
@@ -176,7 +205,9 @@ const ownCpuSeconds = (): number => {
   return (u.user + u.system) / 1e6
 }
 
-async function round (args: Args, main: string, setup: Setup, n: number, messages: number, kafkaBrokers: string | undefined, kafka: Kafka | undefined): Promise<RoundResult> {
+async function round (args: Args, main: string, variant: Variant, n: number, messages: number, kafkaBrokers: string | undefined, kafka: Kafka | undefined): Promise<RoundResult> {
+  const { setup } = variant
+  const [, codec, level] = COMPRESSION.exec(variant.compression) as RegExpExecArray
   const topic = `bench.uplink.${randomUUID().slice(0, 8)}`
   const deadPort = await freePort()
   const env: Record<string, string> = {
@@ -190,7 +221,8 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
       PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic,
       PUSHLINE_KAFKA_PRESENCE_TOPIC: `${topic}.presence`,
       PUSHLINE_KAFKA_TELEMETRY_PARTITIONS: String(args.partitions),
-      PUSHLINE_KAFKA_COMPRESSION: args.compression
+      PUSHLINE_KAFKA_COMPRESSION: codec as string,
+      ...(level !== undefined && { PUSHLINE_KAFKA_GZIP_LEVEL: level })
     }),
     // Nothing listens there: the node spools and its shipper fails, as with Kafka down.
     ...(setup === 'kafka-down' && { PUSHLINE_KAFKA_BROKERS: `127.0.0.1:${deadPort}`, PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic })
@@ -201,7 +233,7 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
     name: `uplink-${setup}`,
     main,
     env,
-    ...(args.profile && { nodeArgs: cpuProfileArgs(ROOT, `uplink-${setup}-${n}-${Date.now()}`) })
+    ...(args.profile && { nodeArgs: cpuProfileArgs(ROOT, `uplink-${variant.label.replace('/', '-')}-${n}-${Date.now()}`) })
   })
   onCleanup(`stop ${setup} node`, () => node.stop())
   try {
@@ -256,7 +288,7 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
     const endToEndSeconds = endToEndAt === undefined ? undefined : (endToEndAt - result.firstPublishAt) / 1000
     const seconds = endToEndSeconds ?? ackSeconds
     return {
-      setup,
+      setup: variant.label,
       round: n,
       uplinks: result.acked,
       sent: total,
@@ -269,7 +301,8 @@ async function round (args: Args, main: string, setup: Setup, n: number, message
       nodeCpuSeconds: cpu,
       kafkaCpuSeconds: kafkaCpu,
       loadCpuSeconds: loadCpu,
-      recordsInKafka: setup === 'kafka' ? await recordsIn(kafka as Kafka, topic) : undefined
+      recordsInKafka: setup === 'kafka' ? await recordsIn(kafka as Kafka, topic) : undefined,
+      kafkaLogBytes: setup === 'kafka' ? await kafkaLogBytes(topic) : undefined
     }
   } finally {
     await node.stop()
@@ -290,26 +323,32 @@ async function main (): Promise<void> {
     kafka = new Kafka({ clientId: 'bench-uplink', brokers: kafkaBrokers.split(','), logLevel: logLevel.NOTHING })
   }
   const mainJs = args.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build-uplink'))
+  const variants: Variant[] = args.setups.flatMap((setup): Variant[] => setup === 'kafka'
+    ? args.compressions.map((compression) => ({ label: `kafka/${compression}`, setup, compression }))
+    : [{ label: setup, setup, compression: 'none' }])
 
   if (args.warmup > 0) {
-    for (const setup of args.setups) {
-      const res = await round(args, mainJs, setup, 0, args.warmup, kafkaBrokers, kafka)
-      process.stderr.write(`warm-up ${setup}: ${fmtInt(res.messagesPerSecond)} uplinks/s (not recorded)\n`)
+    for (const variant of variants) {
+      const res = await round(args, mainJs, variant, 0, args.warmup, kafkaBrokers, kafka)
+      process.stderr.write(`warm-up ${variant.label}: ${fmtInt(res.messagesPerSecond)} uplinks/s (not recorded)\n`)
     }
   }
   const results: RoundResult[] = []
   for (let r = 1; r <= args.rounds; r++) {
-    for (const setup of args.setups) {
-      const res = await round(args, mainJs, setup, r, args.messages, kafkaBrokers, kafka)
+    for (const variant of variants) {
+      const res = await round(args, mainJs, variant, r, args.messages, kafkaBrokers, kafka)
       results.push(res)
-      process.stderr.write(`round ${r} ${setup}: ${fmtInt(res.messagesPerSecond)} uplinks/s, ${fmt(res.megabytesPerSecond, 2)} MB/s\n`)
+      process.stderr.write(`round ${r} ${variant.label}: ${fmtInt(res.messagesPerSecond)} uplinks/s, ${fmt(res.megabytesPerSecond, 2)} MB/s, node ${fmt(res.nodeCpuSeconds / res.uplinks * 1000 * 1000, 1)} ms CPU per 1,000\n`)
     }
   }
 
-  const summary = args.setups.map((setup) => {
-    const rs = results.filter((r) => r.setup === setup)
+  const spoolOnlyRate = median(results.filter((r) => r.setup === 'spool-only').map((r) => r.messagesPerSecond))
+  const summary = variants.map(({ label, setup }) => {
+    const rs = results.filter((r) => r.setup === label)
+    const seconds = (r: RoundResult): number => r.endToEndSeconds ?? r.ackSeconds
     return {
-      setup,
+      setup: label,
+      base: setup,
       messagesPerSecond: median(rs.map((r) => r.messagesPerSecond)),
       megabytesPerSecond: median(rs.map((r) => r.megabytesPerSecond)),
       ackP50Ms: median(rs.map((r) => r.ackLatencyMs.p50)),
@@ -318,6 +357,8 @@ async function main (): Promise<void> {
       nodeCores: median(rs.map((r) => r.nodeCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
       kafkaCores: setup === 'kafka' ? median(rs.map((r) => (r.kafkaCpuSeconds ?? Number.NaN) / (r.endToEndSeconds ?? r.ackSeconds))) : undefined,
       loadCores: median(rs.map((r) => r.loadCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
+      ofSpoolOnly: median(rs.map((r) => r.messagesPerSecond)) / spoolOnlyRate,
+      kafkaMegabytesPerSecond: setup === 'kafka' ? median(rs.map((r) => (r.kafkaLogBytes ?? Number.NaN) / seconds(r) / 1e6)) : undefined,
       replays: rs.reduce((n, r) => n + Math.max(0, (r.recordsInKafka ?? r.uplinks) - r.uplinks), 0),
       // Published but not in Kafka (kafka set-up) or not acknowledged (the others).
       lost: rs.reduce((n, r) => n + Math.max(0, r.sent - (r.recordsInKafka ?? r.uplinks)), 0)
@@ -329,17 +370,18 @@ async function main (): Promise<void> {
     'spool-only': 'no Kafka: MQTT QoS 1 into the spool'
   }
   const table = formatTable([
-    ['set-up', 'uplinks/s', 'MB/s', 'PUBACK p50 ms', 'PUBACK p99 ms', 'node CPU-s/1000', 'cores: node', 'Kafka', 'load', 'replays'],
-    ...summary.map((s) => [`${s.setup} (${what[s.setup]})`, fmtInt(s.messagesPerSecond), fmt(s.megabytesPerSecond, 2), fmt(s.ackP50Ms, 0), fmt(s.ackP99Ms, 0),
-      fmt(s.nodeCpuPerThousand, 3), fmt(s.nodeCores, 2), s.kafkaCores === undefined ? '-' : fmt(s.kafkaCores, 2), fmt(s.loadCores, 2), String(s.replays)])
+    ['set-up', 'uplinks/s', 'of spool-only', 'payload MB/s', 'MB/s into Kafka', 'PUBACK p50 ms', 'PUBACK p99 ms', 'node CPU-ms/1000', 'cores: node', 'Kafka', 'load', 'replays'],
+    ...summary.map((s) => [`${s.setup} (${what[s.base]})`, fmtInt(s.messagesPerSecond), Number.isNaN(s.ofSpoolOnly) ? '-' : fmt(s.ofSpoolOnly, 2), fmt(s.megabytesPerSecond, 2),
+      s.kafkaMegabytesPerSecond === undefined ? '-' : fmt(s.kafkaMegabytesPerSecond, 2), fmt(s.ackP50Ms, 0), fmt(s.ackP99Ms, 0),
+      fmt(s.nodeCpuPerThousand * 1000, 1), fmt(s.nodeCores, 2), s.kafkaCores === undefined ? '-' : fmt(s.kafkaCores, 2), fmt(s.loadCores, 2), String(s.replays)])
   ])
   const machine = machineInfo()
   process.stdout.write(`\nUplink throughput, one node, QoS 1: ${args.devices} devices x ${args.messages} uplinks of ${args.payload} bytes, window ${args.window}, ` +
-    `fsync ${args.fsync}, compression ${args.compression}, ${args.partitions} partitions; median of ${args.rounds} round(s)\n` +
+    `fsync ${args.fsync}, ${args.partitions} partitions; median of ${args.rounds} round(s)\n` +
     `${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}; the load generator, the node and Kafka share these cores\n\n${table}\n`)
   await writeReport(args.out, { at: new Date().toISOString(), machine, args, summary, rounds: results })
   process.stdout.write(`\nwritten: ${args.out}\n`)
-  const kafkaRow = summary.find((s) => s.setup === 'kafka')
+  const kafkaRow = summary.find((s) => s.base === 'kafka')
   if (args.summary !== undefined) {
     await writeSummary(args.summary, 'uplink-throughput', kafkaRow === undefined
       ? []

@@ -220,6 +220,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           batchBytes: config.kafkaBatchBytes,
           lingerMs: config.kafkaLingerMs,
           compression: config.kafkaCompression,
+          gzipLevel: config.kafkaGzipLevel,
           backoff: { initialMs: 300, maxMs: config.kafkaBackoffMaxMs },
           deadLetterPath: join(spoolDir, 'dead-letter.jsonl')
         })

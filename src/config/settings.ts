@@ -4,7 +4,7 @@
 export type Role = 'all' | 'broker' | 'api'
 export type FsyncPolicy = 'always' | 'interval' | 'never'
 export type AclDenyAction = 'drop' | 'disconnect'
-export type KafkaCompression = 'gzip' | 'none'
+export type KafkaCompression = 'gzip' | 'snappy' | 'none'
 export type AssignmentStrategy = 'least-connections' | 'weighted' | 'consistent-hash' | 'round-robin'
 export type ClientIdField = 'cn' | 'san-dns'
 
@@ -154,8 +154,10 @@ export const settings = {
     'about the most spool bytes in one produce request (keep it under the broker\'s `message.max.bytes`)'),
   kafkaLingerMs: setting('PUSHLINE_KAFKA_LINGER_MS', '5', () => 5, integer(0, 1000),
     'how long a produce request that is not full waits for more uplinks'),
-  kafkaCompression: setting<KafkaCompression>('PUSHLINE_KAFKA_COMPRESSION', 'gzip', () => 'gzip', oneOf('gzip', 'none'),
-    'compression of produce requests'),
+  kafkaCompression: setting<KafkaCompression>('PUSHLINE_KAFKA_COMPRESSION', 'gzip', () => 'gzip', oneOf('gzip', 'snappy', 'none'),
+    'compression of produce requests: `gzip` (zlib, off the event loop), `snappy` (pure JavaScript, on the event loop) or `none`'),
+  kafkaGzipLevel: setting('PUSHLINE_KAFKA_GZIP_LEVEL', '1', () => 1, integer(1, 9),
+    'zlib level of `gzip` compression: 1 is the fastest, 9 the smallest'),
   kafkaBackoffMaxMs: setting('PUSHLINE_KAFKA_BACKOFF_MAX_MS', '30000', () => 30_000, integer(300, 300_000),
     'longest wait between two attempts while Kafka is unreachable (it starts at 300 ms and doubles, with jitter)'),
   spoolMaxBytes: setting<number | undefined>('PUSHLINE_SPOOL_MAX_BYTES', '1073741824 with Kafka; unset: no bound without Kafka', none, integer(0, Number.MAX_SAFE_INTEGER),

@@ -4,30 +4,24 @@ import type { Logger } from 'pino'
 import type { FsyncPolicy } from '../config/settings.ts'
 import { PushlineError } from '../shared/errors.ts'
 import { createLogThrottle } from '../shared/log-throttle.ts'
+import {
+  bytesBefore, decodeRecords, encodeSpoolRecord, FILE_HEADER, hasFileHeader, headerBytes, scanSegment, SEGMENT_FILE,
+  segmentFileName, segmentFormat, type SegmentFormat, type SpoolRecord
+} from './spool-format.ts'
 import type { Uplink, UplinkSink } from './uplink.ts'
 
-// An append-only, segmented log of uplinks on local disk: one JSON line per uplink, payload in base64.
+export type { SpoolRecord } from './spool-format.ts'
+
+// An append-only, segmented log of uplinks on local disk: one length-prefixed, CRC-checked binary frame per uplink
+// (src/uplink/spool-format.ts; segments of the older JSON-lines format are still read and shipped).
 // Appends are group-committed: everything queued while a write is in flight goes out in the next single
-// write (+ fdatasync with policy `always`), and each append resolves once its line is durable.
+// write (+ fdatasync with policy `always`), and each append resolves once its record is durable.
 //
 // It is also the write-ahead log of the Kafka bridge (after EMQX's replayq): one reader tails the committed
 // records from the shipped offset on, `release(seq)` marks records shipped, persists that offset
 // (`shipped.json`: write tmp, fsync, rename) and deletes segments whose records are all shipped. With
 // `maxBytes`, unshipped bytes are bounded: a QoS 1/2 append waits for space (the PUBACK waits with it),
 // a QoS 0 append is dropped and counted.
-
-export interface SpoolRecord {
-  readonly seq: number
-  readonly msgId: string
-  readonly deviceId: string
-  readonly topic: string
-  readonly kind: Uplink['kind']
-  readonly qos: Uplink['qos']
-  readonly nodeId: string
-  readonly receivedAt: number
-  readonly traceId: string
-  readonly payload: string
-}
 
 export interface FileSpoolOptions {
   readonly dir: string
@@ -44,14 +38,14 @@ export interface FileSpoolOptions {
   readonly onDrop?: (uplink: Uplink) => void
   /** A QoS 1/2 uplink has to wait for space. */
   readonly onWait?: (uplink: Uplink) => void
-  /** Drops (rate-limited), unreadable lines and a damaged offset file are logged here. */
+  /** Drops (rate-limited), unreadable records and a damaged offset file are logged here. */
   readonly logger?: Logger
 }
 
 /** Complete, committed records in sequence order, as a reader hands them out. */
 export interface SpoolBatch {
   readonly records: readonly SpoolRecord[]
-  /** Spool bytes of these records (their lines). */
+  /** Spool bytes of these records (their frames or lines). */
   readonly bytes: number
 }
 
@@ -97,15 +91,12 @@ export interface FileSpool extends UplinkSink {
   release (uptoSeq: number): Promise<void>
 }
 
-const SEGMENT = /^seg-(\d{16})\.jsonl$/
-const segmentName = (startSeq: number): string => `seg-${String(startSeq).padStart(16, '0')}.jsonl`
 export const SHIPPED_OFFSET_FILE = 'shipped.json'
 const READ_CHUNK = 1024 * 1024
-const NEWLINE = 0x0a
 
 interface Pending {
   readonly seq: number
-  readonly line: string
+  readonly frame: Buffer
   readonly resolve: () => void
   readonly reject: (err: Error) => void
 }
@@ -119,6 +110,7 @@ interface Waiter {
 interface Segment {
   readonly start: number
   readonly path: string
+  readonly format: SegmentFormat
   /** Committed size: bytes written (and synced under policy `always`) so far. */
   size: number
   deleted: boolean
@@ -129,21 +121,19 @@ export async function listSegments (dir: string): Promise<string[]> {
     if (err.code === 'ENOENT') return []
     throw err
   })
-  return names.filter((n) => SEGMENT.test(n)).sort().map((n) => join(dir, n))
+  return names.filter((n) => SEGMENT_FILE.test(n)).sort().map((n) => join(dir, n))
 }
 
-/** Every complete record in the spool, oldest first (shipped or not). */
+const startOf = (path: string): number => Number((SEGMENT_FILE.exec(basename(path)) as RegExpExecArray)[1])
+
+/** Every complete record in the spool, oldest first (shipped or not), of either format. */
 export async function * readSpool (dir: string): AsyncGenerator<SpoolRecord> {
   for (const file of await listSegments(dir)) {
-    const text = await readFile(file, 'utf8')
-    for (const line of text.split('\n')) {
-      if (line.length === 0) continue
-      try {
-        yield JSON.parse(line) as SpoolRecord
-      } catch {
-        // A torn last line from a crash mid-write; it was never acknowledged.
-      }
-    }
+    const format = segmentFormat(file)
+    const records: SpoolRecord[] = []
+    // A torn last record from a crash mid-write was never acknowledged: it is not a record.
+    decodeRecords(format, (await readFile(file)).subarray(headerBytes(format)), { record: (r) => records.push(r), unreadable: () => {} })
+    yield * records
   }
 }
 
@@ -162,35 +152,39 @@ export async function readShippedOffset (dir: string): Promise<number | undefine
 }
 
 /** Drops a torn tail left by a crash and returns the sequence number after the last complete record. */
-async function recoverTail (file: string): Promise<number | undefined> {
-  const text = await readFile(file, 'utf8')
-  const end = text.lastIndexOf('\n') + 1
-  if (end < text.length) {
+async function recoverTail (file: string, format: SegmentFormat): Promise<number | undefined> {
+  const buf = await readFile(file)
+  const { end, lastSeq } = scanSegment(format, buf)
+  if (end < buf.length) {
     const fh = await open(file, 'r+')
     try {
-      await fh.truncate(Buffer.byteLength(text.slice(0, end)))
+      await fh.truncate(end)
     } finally {
       await fh.close()
     }
   }
-  const lines = text.slice(0, end).split('\n').filter((l) => l.length > 0)
-  const last = lines[lines.length - 1]
-  return last === undefined ? undefined : (JSON.parse(last) as SpoolRecord).seq + 1
+  return lastSeq === undefined ? undefined : lastSeq + 1
 }
 
-/** Bytes of the records before `seq` in one segment file. */
-async function bytesBefore (file: string, seq: number): Promise<number> {
-  const buf = await readFile(file)
-  let start = 0
-  for (let i = buf.indexOf(NEWLINE); i !== -1; i = buf.indexOf(NEWLINE, start)) {
-    try {
-      if ((JSON.parse(buf.subarray(start, i).toString('utf8')) as SpoolRecord).seq >= seq) return start
-    } catch {
-      // an unreadable line counts as shipped
+/**
+ * Checks the header of a binary segment. A file shorter than the header is a segment a crash left before its
+ * header was written: it holds nothing and is emptied. A different header is a format this version does not know.
+ */
+async function checkHeader (path: string): Promise<void> {
+  const fh = await open(path, 'r+')
+  try {
+    const head = Buffer.alloc(FILE_HEADER.length)
+    const { bytesRead } = await fh.read(head, 0, head.length, 0)
+    if (bytesRead < head.length) {
+      await fh.truncate(0)
+      return
     }
-    start = i + 1
+    if (!hasFileHeader(head)) {
+      throw new PushlineError('IOT_ERR_SPOOL', `spool segment ${path} has an unknown format (header ${head.toString('hex')}); move it out of the spool directory to start`)
+    }
+  } finally {
+    await fh.close()
   }
-  return start
 }
 
 async function syncDir (dir: string): Promise<void> {
@@ -212,14 +206,21 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
   let totalBytes = 0
   const segments: Segment[] = []
   const paths = await listSegments(opts.dir)
+  for (const path of paths) if (segmentFormat(path) === 'binary') await checkHeader(path)
   const lastPath = paths[paths.length - 1]
   if (lastPath !== undefined) {
-    const tailSeq = await recoverTail(lastPath)
-    nextSeq = tailSeq ?? Number((SEGMENT.exec(basename(lastPath)) as RegExpExecArray)[1])
+    const tailSeq = await recoverTail(lastPath, segmentFormat(lastPath))
+    nextSeq = tailSeq ?? startOf(lastPath)
   }
   for (const path of paths) {
+    const format = segmentFormat(path)
     const size = (await stat(path)).size
-    segments.push({ start: Number((SEGMENT.exec(basename(path)) as RegExpExecArray)[1]), path, size, deleted: false })
+    if (size <= headerBytes(format) && path === lastPath && format === 'jsonl') {
+      // An empty segment of the old format: appends go to a binary segment with the same name, so it goes.
+      await unlink(path)
+      continue
+    }
+    segments.push({ start: startOf(path), path, format, size, deleted: false })
     totalBytes += size
   }
 
@@ -242,13 +243,28 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     await unlink(s.path)
     totalBytes -= s.size
   }
-  let unshippedBytes = totalBytes
-  if (segments[0] !== undefined && segments[0].start < shippedSeq) unshippedBytes -= await bytesBefore(segments[0].path, shippedSeq)
+  // A binary segment a crash left before its header was written is empty (size 0).
+  let unshippedBytes = segments.reduce((n, s) => n + Math.max(0, s.size - headerBytes(s.format)), 0)
+  const first = segments[0]
+  if (first !== undefined && first.start < shippedSeq) unshippedBytes -= bytesBefore(first.format, await readFile(first.path), shippedSeq)
 
-  if (segments.length === 0) segments.push({ start: nextSeq, path: join(opts.dir, segmentName(nextSeq)), size: 0, deleted: false })
+  /** Opens a segment for appending; a new binary one gets its header first. */
+  async function openForAppend (seg: Segment): Promise<FileHandle> {
+    const fh = await open(seg.path, 'a')
+    seg.size = (await fh.stat()).size
+    if (seg.size === 0 && seg.format === 'binary') {
+      await fh.write(FILE_HEADER)
+      seg.size = FILE_HEADER.length
+      totalBytes += FILE_HEADER.length
+    }
+    return fh
+  }
+
+  // Appends go to the last segment when it is binary; after an upgrade, to a new binary one after the JSON lines.
+  const last = segments[segments.length - 1]
+  if (last === undefined || last.format !== 'binary') segments.push({ start: nextSeq, path: join(opts.dir, segmentFileName(nextSeq)), format: 'binary', size: 0, deleted: false })
   let current = segments[segments.length - 1] as Segment
-  let file: FileHandle = await open(current.path, 'a')
-  current.size = (await file.stat()).size
+  let file: FileHandle = await openForAppend(current)
 
   let queue: Pending[] = []
   const waiters: Waiter[] = []
@@ -273,8 +289,8 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
   async function rotate (firstSeq: number): Promise<void> {
     await file.datasync()
     await file.close()
-    const next: Segment = { start: firstSeq, path: join(opts.dir, segmentName(firstSeq)), size: 0, deleted: false }
-    file = await open(next.path, 'a')
+    const next: Segment = { start: firstSeq, path: join(opts.dir, segmentFileName(firstSeq)), format: 'binary', size: 0, deleted: false }
+    file = await openForAppend(next)
     segments.push(next)
     current = next
   }
@@ -284,7 +300,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     while (queue.length > 0) {
       const batch = queue
       queue = []
-      const buf = Buffer.from(batch.map((p) => p.line).join(''))
+      const buf = batch.length === 1 ? (batch[0] as Pending).frame : Buffer.concat(batch.map((p) => p.frame))
       try {
         if (current.size >= segmentBytes) await rotate((batch[0] as Pending).seq)
         await file.write(buf)
@@ -298,7 +314,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
         flushWaiters.clear()
       } catch (err) {
         // Never acknowledged: the devices send these again. Cut off whatever part of the write reached the file,
-        // so that the next write does not glue a good line onto a fragment.
+        // so that the next write does not glue a good record onto a fragment.
         unshippedBytes -= buf.length
         await file.truncate(current.size).catch(() => {})
         logger?.error({ event: 'spool_write_failed', records: batch.length, err: (err as Error).message }, 'spool write failed')
@@ -312,23 +328,18 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
 
   const isFull = (): boolean => maxBytes !== undefined && (unshippedBytes >= maxBytes || waiters.length > 0)
 
-  /** Gives the uplink its sequence number and queues its line for the next group commit. */
+  /** Gives the uplink its sequence number and queues its frame for the next group commit. */
   function admit (u: Uplink, resolve: () => void, reject: (err: Error) => void): void {
-    const record: SpoolRecord = {
-      seq: nextSeq++,
-      msgId: u.msgId,
-      deviceId: u.deviceId,
-      topic: u.topic,
-      kind: u.kind,
-      qos: u.qos,
-      nodeId: u.nodeId,
-      receivedAt: u.receivedAt,
-      traceId: u.traceId,
-      payload: u.payload.toString('base64')
+    let frame: Buffer
+    try {
+      frame = encodeSpoolRecord(nextSeq, u)
+    } catch (err) {
+      reject(new PushlineError('IOT_ERR_SPOOL', `uplink not storable: ${(err as Error).message}`, undefined, { cause: err }))
+      return
     }
-    const line = JSON.stringify(record) + '\n'
-    unshippedBytes += Buffer.byteLength(line)
-    queue.push({ seq: record.seq, line, resolve, reject })
+    const seq = nextSeq++
+    unshippedBytes += frame.length
+    queue.push({ seq, frame, resolve, reject })
     if (!writing) flush().catch(() => {}) // flush settles every append itself
   }
 
@@ -393,57 +404,57 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     /** Sequence number of the last record parsed, so records before the shipped offset are skipped once. */
     let parsedUpTo = position
 
-    const parseLines = (chunk: Buffer): void => {
-      const buf = remainder.length === 0 ? chunk : Buffer.concat([remainder, chunk])
-      let start = 0
-      for (let i = buf.indexOf(NEWLINE); i !== -1; i = buf.indexOf(NEWLINE, start)) {
-        const bytes = i - start + 1
-        let record: SpoolRecord | undefined
-        try {
-          record = JSON.parse(buf.subarray(start, i).toString('utf8')) as SpoolRecord
-        } catch {
-          logger?.error({ event: 'spool_line_unreadable', file: seg?.path, bytes }, 'unreadable spool line skipped')
-        }
-        if (record !== undefined && record.seq >= parsedUpTo) {
-          parsed.push({ record, bytes })
-          parsedUpTo = record.seq + 1
-        }
-        start = i + 1
+    const sink = {
+      record (record: SpoolRecord, bytes: number) {
+        if (record.seq < parsedUpTo) return
+        parsed.push({ record, bytes })
+        parsedUpTo = record.seq + 1
+      },
+      unreadable (bytes: number) {
+        logger?.error({ event: 'spool_record_unreadable', file: seg?.path, bytes }, 'unreadable spool record skipped')
       }
-      remainder = Buffer.from(buf.subarray(start))
+    }
+
+    const parseChunk = (chunk: Buffer): void => {
+      const buf = remainder.length === 0 ? chunk : Buffer.concat([remainder, chunk])
+      const { consumed } = decodeRecords((seg as Segment).format, buf, sink, (seg as Segment).size - offset)
+      // Payloads handed out are slices of `buf`: the incomplete rest is copied, not kept as a slice of it.
+      remainder = Buffer.from(buf.subarray(consumed))
+    }
+
+    const openSegment = async (s: Segment): Promise<void> => {
+      seg = s
+      fh = await open(s.path, 'r')
+      offset = headerBytes(s.format)
+      remainder = Buffer.alloc(0)
     }
 
     /** Reads more committed bytes; false when there is nothing more to read now. */
     const fill = async (): Promise<boolean> => {
       if (seg === undefined || seg.deleted) {
         if (fh !== undefined) await fh.close()
-        seg = [...segments].reverse().find((s) => s.start <= position) ?? segments[0]
-        if (seg === undefined) return false
-        fh = await open(seg.path, 'r')
-        offset = 0
-        remainder = Buffer.alloc(0)
+        const s = [...segments].reverse().find((s) => s.start <= position) ?? segments[0]
+        if (s === undefined) return false
+        await openSegment(s)
       }
-      const end = seg.size
+      const end = (seg as Segment).size
       if (offset < end) {
         const length = Math.min(end - offset, READ_CHUNK)
         const chunk = Buffer.allocUnsafe(length)
         const { bytesRead } = await (fh as FileHandle).read(chunk, 0, length, offset)
         offset += bytesRead
-        parseLines(chunk.subarray(0, bytesRead))
+        parseChunk(chunk.subarray(0, bytesRead))
         return bytesRead > 0
       }
       if (seg === current) return false
       // A finished segment: move to the next one.
       if (remainder.length > 0) {
-        logger?.error({ event: 'spool_line_unreadable', file: seg.path, bytes: remainder.length }, 'unterminated line at the end of a finished segment skipped')
+        logger?.error({ event: 'spool_record_unreadable', file: seg?.path, bytes: remainder.length }, 'incomplete record at the end of a finished segment skipped')
       }
       const next = segments.find((s) => s.start > (seg as Segment).start)
       if (next === undefined) return false
       await (fh as FileHandle).close()
-      seg = next
-      fh = await open(seg.path, 'r')
-      offset = 0
-      remainder = Buffer.alloc(0)
+      await openSegment(next)
       return true
     }
 

@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises'
-import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer, type ITopicConfig } from 'kafkajs'
+import { Partitioners, type Kafka, type Message, type Producer, type ITopicConfig } from 'kafkajs'
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
+import { setUpCompression } from '../kafka/compression.ts'
 import { ensureTopics } from '../kafka/kafka-client.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
@@ -25,6 +26,8 @@ export interface KafkaShipperOptions {
   /** How long a batch that is not full waits for more records. */
   readonly lingerMs: number
   readonly compression: KafkaCompression
+  /** zlib level of gzip (1 to 9). */
+  readonly gzipLevel: number
   /** Back-off between attempts, doubling from initialMs up to maxMs, with jitter. */
   readonly backoff?: { readonly initialMs?: number, readonly maxMs?: number }
   /** Retries inside one kafkajs send before it reports a failure to the shipper. */
@@ -83,7 +86,7 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
 export function toKafkaMessage (r: SpoolRecord): Message {
   return {
     key: r.deviceId,
-    value: Buffer.from(r.payload, 'base64'),
+    value: r.payload,
     headers: {
       'mqtt-topic': r.topic,
       'node-id': r.nodeId,
@@ -99,7 +102,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   const initialBackoff = opts.backoff?.initialMs ?? 300
   const maxBackoff = opts.backoff?.maxMs ?? 30_000
   const recreateAfter = opts.recreateAfterFailures ?? 3
-  const compression = opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None
+  const compression = setUpCompression(opts.compression, opts.gzipLevel)
 
   let reader: SpoolReader | undefined
   let producer: Producer | undefined
@@ -190,7 +193,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   async function deadLetter (record: SpoolRecord, err: Error): Promise<void> {
     const fh = await open(opts.deadLetterPath, 'a')
     try {
-      await fh.write(JSON.stringify({ ...record, error: err.message, at: Date.now() }) + '\n')
+      await fh.write(JSON.stringify({ ...record, payload: record.payload.toString('base64'), error: err.message, at: Date.now() }) + '\n')
       await fh.sync()
     } finally {
       await fh.close()

@@ -78,7 +78,7 @@ test('certificate devices connect without a token over MQTT/TLS and WSS with the
   const overWss = await connectWithCert(t, wss, 'cert-good', good, certs)
   await overWss.publishAsync('devices/cert-good/telemetry', 'by-certificate-wss', { qos: 1 })
   const payloads: string[] = []
-  for await (const r of readSpool(join(p.dataDir, 'spool'))) payloads.push(Buffer.from(r.payload, 'base64').toString())
+  for await (const r of readSpool(join(p.dataDir, 'spool'))) payloads.push(r.payload.toString())
   assert.deepEqual(payloads, ['by-certificate', 'by-certificate-wss'])
   const listed = (await p.api('GET', '/v1/admin/devices?online=true')).body.devices as Array<{ id: string, transport: string }>
   assert.deepEqual(listed.map((d) => [d.id, d.transport]), [['cert-good', 'wss']])

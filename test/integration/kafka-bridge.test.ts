@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import type { MqttClient } from 'mqtt'
-import { readSpool } from '../../src/uplink/file-spool.ts'
+import { listSegments, readSpool } from '../../src/uplink/file-spool.ts'
 import { startChildPlatform } from '../helpers/child-platform.ts'
 import { assertHeaders, assertStreams, byDevice, consumeUntil, dedupe, distinctMsgIds, testKafka, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice, within } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers, services } from '../helpers/services.ts'
+import { writeLegacySegment, type LegacyRecord } from '../helpers/spool.ts'
 
 // The telemetry bridge against the real Kafka and Redis of scripts/services.sh, with MQTT.js devices over TCP.
 // Tests that stop Kafka start it again in t.after; integration tests run one at a time.
@@ -190,7 +191,7 @@ test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks a
   for (const d of devices) d.client.end(true)
 
   const spooled = new Map<string, Buffer[]>(devices.map((d) => [d.id, []]))
-  for await (const r of readSpool(join(dataDir, 'spool'))) spooled.get(r.deviceId)?.push(Buffer.from(r.payload, 'base64'))
+  for await (const r of readSpool(join(dataDir, 'spool'))) spooled.get(r.deviceId)?.push(r.payload)
   for (const { id } of devices) {
     const inSpool = spooled.get(id) ?? []
     const sentList = s.sent.get(id) ?? []
@@ -325,3 +326,60 @@ test('uplinks shipped again after a crash before the offset write are replays wi
   assert.equal(distinctMsgIds(records), 25, 'a replay carries the msg-id of the original')
   assertStreams(records, new Map([[d.id, payloads]]))
 })
+
+test('a spool written in the JSON-lines format of earlier versions is shipped after an upgrade, in order, before the uplinks that follow', { timeout: 120_000 }, async (t) => {
+  const topic = uniqueTopic('upgrade')
+  const dataDir = await mkdtemp(join(tmpdir(), 'pushline-upgrade-'))
+  t.after(() => rm(dataDir, { recursive: true, force: true }))
+  const spoolDir = join(dataDir, 'spool')
+  await mkdir(spoolDir)
+  const prefix = `upgrade-${randomBytes(3).toString('hex')}`
+  const device = `${prefix}-000` // the id devicesOn gives its first device
+  const old: LegacyRecord[] = Array.from({ length: 40 }, (_, i) => ({
+    seq: i,
+    msgId: randomUUID(),
+    deviceId: device,
+    topic: uplinkTopic(device, i),
+    kind: i % 10 === 0 ? 'events' : 'telemetry',
+    qos: 1,
+    nodeId: 'node-before-upgrade',
+    receivedAt: Date.now() - 60_000 + i,
+    traceId: randomBytes(16).toString('hex'),
+    payload: payload(device, i)
+  }))
+  // Two segments, the first five already shipped, and a line a crash tore in two at the end.
+  await writeLegacySegment(spoolDir, old.slice(0, 25))
+  await writeLegacySegment(spoolDir, old.slice(25), '{"seq":40,"msgId":"')
+  await writeFile(join(spoolDir, 'shipped.json'), JSON.stringify({ shippedSeq: 5 }))
+
+  const p = await startTestPlatform(t, { env: { ...kafkaEnv(topic), PUSHLINE_DATA_DIR: dataDir } })
+  const [d] = await devicesOn(t, p, prefix, 1) as [{ id: string, client: MqttClient }]
+  assert.equal(d.id, device)
+  const after = Array.from({ length: 10 }, (_, i) => payload(d.id, 100 + i))
+  for (const pl of after) await d.client.publishAsync(`devices/${d.id}/telemetry`, pl, { qos: 1 })
+
+  const records = dedupe(await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 45))
+  const shipped = old.slice(5)
+  assertStreams(records, new Map([[device, [...shipped.map((r) => r.payload), ...after]]]))
+  shipped.forEach((r, i) => {
+    const got = records[i]
+    assert.deepEqual(got?.headers, { 'mqtt-topic': r.topic, 'node-id': r.nodeId, 'received-at': String(r.receivedAt), 'trace-id': r.traceId, 'msg-id': r.msgId }, `old record ${r.seq} keeps its headers`)
+  })
+  await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
+  await waitUntil('the old segments to be deleted', async () => (await listSegments(spoolDir)).every((f) => f.endsWith('.spool')))
+})
+
+for (const [compression, level] of [['snappy', '1'], ['gzip', '9'], ['none', '1']] as const) {
+  test(`with compression ${compression}${compression === 'gzip' ? ` at level ${level}` : ''}, uplinks reach a Kafka consumer byte for byte, in order`, { timeout: 120_000 }, async (t) => {
+    const topic = uniqueTopic(`codec-${compression}`)
+    const p = await startTestPlatform(t, { env: kafkaEnv(topic, { PUSHLINE_KAFKA_COMPRESSION: compression, PUSHLINE_KAFKA_GZIP_LEVEL: level }) })
+    const devices = await devicesOn(t, p, `codec-${compression}`, 3)
+    const sent = new Map(devices.map((d) => [d.id, Array.from({ length: 40 }, (_, i) => payload(d.id, i))]))
+    await Promise.all(devices.map(async (d) => {
+      for (const pl of sent.get(d.id) ?? []) await d.client.publishAsync(`devices/${d.id}/telemetry`, pl, { qos: 1 })
+    }))
+    const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 120)
+    assertStreams(records, sent)
+    for (const r of records) assertHeaders(r, p.config.nodeId)
+  })
+}

@@ -15,7 +15,7 @@ import { makeCertificates } from '../helpers/tls.ts'
 
 async function spooledPayloads (dataDir: string): Promise<string[]> {
   const out: string[] = []
-  for await (const r of readSpool(join(dataDir, 'spool'))) out.push(Buffer.from(r.payload, 'base64').toString())
+  for await (const r of readSpool(join(dataDir, 'spool'))) out.push(r.payload.toString())
   return out
 }
 

@@ -40,7 +40,7 @@ test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and t
   await overWss.publishAsync('devices/tls-dev/telemetry', 'over-wss', { qos: 1 })
 
   const payloads: string[] = []
-  for await (const r of readSpool(join(p.dataDir, 'spool'))) payloads.push(Buffer.from(r.payload, 'base64').toString())
+  for await (const r of readSpool(join(p.dataDir, 'spool'))) payloads.push(r.payload.toString())
   assert.deepEqual(payloads, ['over-mqtts', 'over-wss'])
 })
 

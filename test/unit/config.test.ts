@@ -45,6 +45,7 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.kafkaBatchBytes, 524288)
   assert.equal(c.kafkaLingerMs, 5)
   assert.equal(c.kafkaCompression, 'gzip')
+  assert.equal(c.kafkaGzipLevel, 1)
   assert.equal(c.kafkaBackoffMaxMs, 30000)
   assert.equal(c.spoolMaxBytes, undefined, 'without Kafka the spool is the sink: no bound')
   assert.equal(c.spoolSegmentBytes, 64 * 1024 * 1024)
@@ -107,7 +108,8 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_KAFKA_BATCH_RECORDS: '200',
     PUSHLINE_KAFKA_BATCH_BYTES: '65536',
     PUSHLINE_KAFKA_LINGER_MS: '0',
-    PUSHLINE_KAFKA_COMPRESSION: 'none',
+    PUSHLINE_KAFKA_COMPRESSION: 'snappy',
+    PUSHLINE_KAFKA_GZIP_LEVEL: '6',
     PUSHLINE_KAFKA_BACKOFF_MAX_MS: '1000',
     PUSHLINE_SPOOL_MAX_BYTES: '1048576',
     PUSHLINE_SPOOL_SEGMENT_BYTES: '8192',
@@ -178,7 +180,8 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.kafkaBatchRecords, 200)
   assert.equal(c.kafkaBatchBytes, 65536)
   assert.equal(c.kafkaLingerMs, 0)
-  assert.equal(c.kafkaCompression, 'none')
+  assert.equal(c.kafkaCompression, 'snappy')
+  assert.equal(c.kafkaGzipLevel, 6)
   assert.equal(c.kafkaBackoffMaxMs, 1000)
   assert.equal(c.spoolMaxBytes, 1048576)
   assert.equal(c.spoolSegmentBytes, 8192)
@@ -404,8 +407,8 @@ test('the spool is bounded at 1 GiB by default once Kafka is configured, and 0 t
   assert.equal(loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k:9092' }).spoolMaxBytes, 1024 ** 3)
   assert.equal(loadConfig({ PUSHLINE_KAFKA_BROKERS: 'k:9092', PUSHLINE_SPOOL_MAX_BYTES: '0' }).spoolMaxBytes, undefined)
   assert.equal(loadConfig({ PUSHLINE_SPOOL_MAX_BYTES: '5000' }).spoolMaxBytes, 5000)
-  const err = configError({ PUSHLINE_SPOOL_MAX_BYTES: '-1', PUSHLINE_KAFKA_COMPRESSION: 'zstd', PUSHLINE_KAFKA_BATCH_BYTES: '2000000' })
-  for (const name of ['PUSHLINE_SPOOL_MAX_BYTES', 'PUSHLINE_KAFKA_COMPRESSION', 'PUSHLINE_KAFKA_BATCH_BYTES']) assert.match(err.message, new RegExp(name))
+  const err = configError({ PUSHLINE_SPOOL_MAX_BYTES: '-1', PUSHLINE_KAFKA_COMPRESSION: 'zstd', PUSHLINE_KAFKA_BATCH_BYTES: '2000000', PUSHLINE_KAFKA_GZIP_LEVEL: '0' })
+  for (const name of ['PUSHLINE_SPOOL_MAX_BYTES', 'PUSHLINE_KAFKA_COMPRESSION', 'PUSHLINE_KAFKA_BATCH_BYTES', 'PUSHLINE_KAFKA_GZIP_LEVEL']) assert.match(err.message, new RegExp(name))
 })
 
 test('anonymous mode with Redis (a shared deployment) is refused unless PUSHLINE_ALLOW_ANONYMOUS_SHARED allows it', () => {

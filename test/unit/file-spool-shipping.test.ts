@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { listSegments, readShippedOffset, readSpool, SHIPPED_OFFSET_FILE, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { encodeSpoolRecord, FILE_HEADER } from '../../src/uplink/spool-format.ts'
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 import { openSpool, tempDir } from '../helpers/spool.ts'
@@ -25,11 +26,8 @@ function uplink (i: number, qos: 0 | 1 = 1, payload: Buffer = Buffer.from(`{"n":
 }
 
 const ALL = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER }
-const lineBytes = (i: number, qos: 0 | 1 = 1): number => {
-  const u = uplink(i, qos)
-  const r: SpoolRecord = { seq: i, msgId: u.msgId, deviceId: u.deviceId, topic: u.topic, kind: u.kind, qos: u.qos, nodeId: u.nodeId, receivedAt: u.receivedAt, traceId: u.traceId, payload: u.payload.toString('base64') }
-  return Buffer.byteLength(JSON.stringify(r) + '\n')
-}
+/** Spool bytes of uplink i: its frame. */
+const recordBytes = (i: number, qos: 0 | 1 = 1): number => encodeSpoolRecord(i, uplink(i, qos)).length
 
 test('the reader hands out committed records in order across segments, within the record and byte limits', async (t) => {
   const dir = await tempDir(t)
@@ -42,8 +40,8 @@ test('the reader hands out committed records in order across segments, within th
   assert.equal(reader.position, 0)
   const first = await reader.read({ maxRecords: 7, maxBytes: 1_000_000 })
   assert.deepEqual(first?.records.map((r) => r.seq), [0, 1, 2, 3, 4, 5, 6])
-  assert.equal(first?.bytes, [0, 1, 2, 3, 4, 5, 6].reduce((n, i) => n + lineBytes(i), 0))
-  const byBytes = await reader.read({ maxRecords: 100, maxBytes: lineBytes(7) + lineBytes(8) })
+  assert.equal(first?.bytes, [0, 1, 2, 3, 4, 5, 6].reduce((n, i) => n + recordBytes(i), 0))
+  const byBytes = await reader.read({ maxRecords: 100, maxBytes: recordBytes(7) + recordBytes(8) })
   assert.deepEqual(byBytes?.records.map((r) => r.seq), [7, 8])
   const oversized = await reader.read({ maxRecords: 100, maxBytes: 1 })
   assert.deepEqual(oversized?.records.map((r) => r.seq), [9], 'one record even when it alone is over the byte limit')
@@ -83,7 +81,7 @@ test('records whose lines cross a read chunk boundary come back whole, payload b
   await Promise.all(payloads.map((p, i) => spool.append(uplink(i, 1, p))))
   const batch = await spool.reader().read(ALL)
   assert.equal(batch?.records.length, 12)
-  batch?.records.forEach((r, i) => assert.ok(Buffer.from(r.payload, 'base64').equals(payloads[i] as Buffer), `payload ${i}`))
+  batch?.records.forEach((r, i) => assert.ok(r.payload.equals(payloads[i] as Buffer), `payload ${i}`))
 })
 
 test('release persists the shipped offset and deletes segments holding only shipped records, never the current one', async (t) => {
@@ -92,7 +90,7 @@ test('release persists the shipped offset and deletes segments holding only ship
   for (let i = 0; i < 30; i++) await spool.append(uplink(i))
   const before = await listSegments(dir)
   const totalUnshipped = spool.unshippedBytes
-  assert.equal(totalUnshipped, spool.bytes)
+  assert.equal(totalUnshipped, spool.bytes - FILE_HEADER.length * before.length, 'every record is unshipped; segment headers are no records')
   assert.equal(spool.unshippedRecords, 30)
 
   const reader = spool.reader()
@@ -134,7 +132,7 @@ test('after a restart the reader resumes at the persisted offset and the unshipp
   assert.equal(second.shippedSeq, 12)
   assert.equal(second.nextSeq, 25)
   assert.equal(second.unshippedRecords, 13)
-  assert.equal(second.unshippedBytes, Array.from({ length: 13 }, (_, i) => lineBytes(i + 12)).reduce((a, b) => a + b, 0))
+  assert.equal(second.unshippedBytes, Array.from({ length: 13 }, (_, i) => recordBytes(i + 12)).reduce((a, b) => a + b, 0))
   const reader = second.reader()
   assert.equal(reader.position, 12)
   assert.deepEqual((await reader.read(ALL))?.records.map((r) => r.seq), Array.from({ length: 13 }, (_, i) => i + 12))
@@ -190,7 +188,7 @@ test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is 
   const dir = await tempDir(t)
   const dropped: string[] = []
   const waited: string[] = []
-  const spool = await openSpool(t, { dir, fsync: 'always', maxBytes: lineBytes(0) * 3, onDrop: (u) => dropped.push(u.msgId), onWait: (u) => waited.push(u.msgId) })
+  const spool = await openSpool(t, { dir, fsync: 'always', maxBytes: recordBytes(0) * 3, onDrop: (u) => dropped.push(u.msgId), onWait: (u) => waited.push(u.msgId) })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
   assert.equal(spool.full, true)
 

@@ -1,11 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { appendFile, readFile, stat } from 'node:fs/promises'
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises'
+import { Writable } from 'node:stream'
+import pino from 'pino'
 import { basename, join } from 'node:path'
-import { listSegments, openFileSpool, readSpool, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { listSegments, openFileSpool, readSpool, SHIPPED_OFFSET_FILE, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { decodeRecords, encodeSpoolRecord, FILE_HEADER } from '../../src/uplink/spool-format.ts'
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
-import { openSpool, tempDir } from '../helpers/spool.ts'
+import { openSpool, tempDir, writeLegacySegment, type LegacyRecord } from '../helpers/spool.ts'
 
 function uplink (i: number, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink {
   return {
@@ -39,9 +42,9 @@ function assertRecord (r: SpoolRecord | undefined, seq: number, u: Uplink): void
     nodeId: u.nodeId,
     receivedAt: u.receivedAt,
     traceId: u.traceId,
-    payload: u.payload.toString('base64')
+    payload: u.payload
   })
-  assert.ok(Buffer.from(r.payload, 'base64').equals(u.payload), `payload of record ${seq}`)
+  assert.ok(r.payload.equals(u.payload), `payload of record ${seq}`)
 }
 
 test('appended uplinks read back in order with every field and the exact payload bytes', async (t) => {
@@ -61,7 +64,7 @@ test('appended uplinks read back in order with every field and the exact payload
   const files = await listSegments(dir)
   assert.equal(files.length, 1)
   assert.equal(spool.bytes, (await stat(files[0] as string)).size)
-  assert.ok((await readFile(files[0] as string, 'utf8')).endsWith('\n'))
+  assert.ok((await readFile(files[0] as string)).subarray(0, FILE_HEADER.length).equals(FILE_HEADER), 'a binary segment with its header')
 })
 
 test('readSpool and listSegments of a missing directory are empty', async (t) => {
@@ -80,7 +83,7 @@ test('listSegments ignores files that are not segments and sorts segments by nam
   const files = await listSegments(dir)
   assert.equal(files.length, 3)
   assert.deepEqual(files, [...files].sort())
-  for (const f of files) assert.match(basename(f), /^seg-\d{16}\.jsonl$/)
+  for (const f of files) assert.match(basename(f), /^seg-\d{16}\.spool$/)
   assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
 })
 
@@ -95,7 +98,7 @@ test('many concurrent appends are group-committed and come back in order with se
   assert.equal(flushes.reduce((s, f) => s + f.records, 0), n, 'every record was flushed exactly once')
   assert.ok(flushes.length < n, `expected group commit, got ${flushes.length} flushes for ${n} records`)
   assert.ok(flushes.some((f) => f.records > 1), 'at least one flush carried several records')
-  assert.equal(flushes.reduce((s, f) => s + f.bytes, 0), spool.bytes)
+  assert.equal(flushes.reduce((s, f) => s + f.bytes, 0) + FILE_HEADER.length, spool.bytes, 'records plus the segment header')
 
   const records = await readAll(dir)
   assert.equal(records.length, n)
@@ -131,8 +134,9 @@ test('each segment file is named after the sequence number of its first record',
   for (let i = 0; i < 4; i++) await spool.append(uplink(i))
   await spool.close()
   for (const f of await listSegments(dir)) {
-    const first = JSON.parse((await readFile(f, 'utf8')).split('\n')[0] as string) as SpoolRecord
-    assert.equal(Number(/seg-(\d+)\.jsonl$/.exec(f)?.[1]), first.seq, basename(f))
+    const seqs: number[] = []
+    decodeRecords('binary', (await readFile(f)).subarray(FILE_HEADER.length), { record: (r) => seqs.push(r.seq), unreadable: () => assert.fail('unreadable') })
+    assert.equal(Number(/seg-(\d+)\.spool$/.exec(f)?.[1]), seqs[0], basename(f))
   }
 })
 
@@ -176,7 +180,7 @@ test('reopening an empty spool works when the directory is given with a trailing
   assert.equal(again.nextSeq, 0)
 })
 
-test('a torn last line is dropped on reopen and the next uplink gets the next sequence number', async (t) => {
+test('a torn last record is dropped on reopen and the next uplink gets the next sequence number', async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
@@ -185,7 +189,8 @@ test('a torn last line is dropped on reopen and the next uplink gets the next se
   const files = await listSegments(dir)
   const last = files[files.length - 1] as string
   const goodSize = (await stat(last)).size
-  await appendFile(last, '{"seq":3,"msgId":"msg-3","deviceId":"dev-3","top')
+  // What a crash in the middle of a write leaves: the first part of a frame.
+  await appendFile(last, encodeSpoolRecord(3, uplink(3)).subarray(0, 30))
   // readSpool alone already skips the torn tail.
   assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
 
@@ -201,9 +206,7 @@ test('a torn last line is dropped on reopen and the next uplink gets the next se
   assert.equal(records.length, 4)
   for (let i = 0; i < 3; i++) assertRecord(records[i], i, uplink(i))
   assertRecord(records[3], 3, next)
-  const text = await readFile(last, 'utf8')
-  assert.equal(text.split('\n').filter((l) => l.length > 0).length, 4)
-  assert.ok(!text.includes('"top\n'), 'no fragment of the torn line remains')
+  assert.equal((await stat(last)).size, goodSize + encodeSpoolRecord(3, next).length, 'no fragment of the torn record remains')
 })
 
 test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (t) => {
@@ -243,3 +246,75 @@ for (const fsync of ['always', 'interval', 'never'] as const) {
     uplinks.forEach((u, i) => assertRecord(records[i], i, u))
   })
 }
+
+const legacy = (i: number, payload: Buffer = Buffer.from([0x0a, i, 0x00, 0xff])): LegacyRecord => ({ ...uplink(i), kind: 'telemetry', seq: i, payload })
+
+test('a spool written in the JSON-lines format is read after an upgrade, torn line dropped, and new records follow in a binary segment', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t)
+  const old = Array.from({ length: 12 }, (_, i) => legacy(i))
+  await writeLegacySegment(dir, old.slice(0, 5))
+  const second = await writeLegacySegment(dir, old.slice(5), '{"seq":12,"msgId":"msg-12","dev')
+  await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: 2 }))
+
+  const spool = await openSpool(t, { dir, fsync: 'always' })
+  assert.equal(spool.nextSeq, 12, 'numbering goes on after the last intact old record')
+  assert.equal(spool.unshippedRecords, 10)
+  await spool.append(uplink(12, Buffer.from('after the upgrade')))
+  const files = (await listSegments(dir)).map((f) => basename(f))
+  assert.deepEqual(files, ['seg-0000000000000000.jsonl', 'seg-0000000000000005.jsonl', 'seg-0000000000000012.spool'], 'old segments are not appended to')
+  assert.ok(!(await readFile(second, 'utf8')).includes('"dev\n') && (await readFile(second, 'utf8')).endsWith('\n'), 'the torn line was cut off')
+
+  const batch = await spool.reader().read({ maxRecords: 100, maxBytes: Number.MAX_SAFE_INTEGER })
+  assert.deepEqual(batch?.records.map((r) => r.seq), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'from the shipped offset, old then new, in order')
+  batch?.records.slice(0, 10).forEach((r, i) => assert.deepEqual(r, old[i + 2]))
+  assertRecord(batch?.records[10], 12, uplink(12, Buffer.from('after the upgrade')))
+  assert.deepEqual((await readAll(dir)).map((r) => r.seq), Array.from({ length: 13 }, (_, i) => i))
+
+  // Shipped in full, the old segments go like any other.
+  await spool.release(12)
+  assert.deepEqual((await listSegments(dir)).map((f) => basename(f)), ['seg-0000000000000012.spool'])
+})
+
+test('a damaged record in the middle of a segment is skipped and logged; the intact records after it are read and kept', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t)
+  const first = await openSpool(t, { dir, fsync: 'always' })
+  for (let i = 0; i < 6; i++) await first.append(uplink(i))
+  await first.close()
+  const [file] = await listSegments(dir) as [string]
+  const size = (await stat(file)).size
+  // Flip one payload byte of record 2: its CRC no longer matches.
+  const at = FILE_HEADER.length + encodeSpoolRecord(0, uplink(0)).length + encodeSpoolRecord(1, uplink(1)).length + encodeSpoolRecord(2, uplink(2)).length - 1
+  const bytes = await readFile(file)
+  bytes[at] = (bytes[at] as number) ^ 0xff
+  await writeFile(file, bytes)
+
+  const logs: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'error' }, new Writable({ write (chunk: Buffer, _enc, cb) { logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>); cb() } }))
+  const spool = await openSpool(t, { dir, fsync: 'always', logger })
+  assert.equal((await stat(file)).size, size, 'not taken for a torn tail: nothing was cut off')
+  assert.equal(spool.nextSeq, 6)
+  const batch = await spool.reader().read({ maxRecords: 100, maxBytes: Number.MAX_SAFE_INTEGER })
+  assert.deepEqual(batch?.records.map((r) => r.seq), [0, 1, 3, 4, 5])
+  assert.equal(logs.filter((l) => l.event === 'spool_record_unreadable').length, 1)
+  assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 3, 4, 5])
+})
+
+test('a segment whose header this version does not know stops the spool from opening instead of being overwritten', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'seg-0000000000000000.spool'), Buffer.from('PLSP\x00\x09\x00\x00future'))
+  await assert.rejects(openFileSpool({ dir, fsync: 'never' }), (err) => isPushlineError(err) && err.code === 'IOT_ERR_SPOOL' && /unknown format/.test(err.message))
+  assert.equal((await readFile(join(dir, 'seg-0000000000000000.spool'), 'latin1')), 'PLSP\x00\x09\x00\x00future')
+})
+
+test('a segment a crash left before its header was complete holds nothing and is written anew', { timeout: 10_000 }, async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'seg-0000000000000000.spool')
+  await writeFile(path, FILE_HEADER.subarray(0, 3))
+  const spool = await openSpool(t, { dir, fsync: 'always' })
+  assert.equal(spool.nextSeq, 0)
+  assert.equal(spool.unshippedBytes, 0)
+  await spool.append(uplink(0))
+  assert.equal(spool.unshippedBytes, encodeSpoolRecord(0, uplink(0)).length)
+  assert.equal(spool.bytes, (await stat(path)).size)
+  assertRecord((await readAll(dir))[0], 0, uplink(0))
+})

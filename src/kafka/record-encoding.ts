@@ -1,0 +1,138 @@
+import { createRequire } from 'node:module'
+
+// kafkajs encodes every Kafka record (RecordBatch v2 record, the one its produce request v3 to v7 uses) through
+// general-purpose Encoder objects: one zero-filled 512-byte buffer per record and one per header, an array and a
+// Buffer per varint, a Long per timestamp delta. With the five headers of an uplink that was most of the CPU the
+// node spent shipping to Kafka. encodeRecord() writes the same bytes into one buffer of the exact size.
+//
+// It goes in as the export of kafkajs's record module, which only the produce request requires, and only when it
+// first builds a produce request. kafkajs is pinned (package.json) and test/unit/record-encoding.test.ts checks
+// that the bytes of whole produce requests are identical with and without it.
+
+/** What kafkajs's produce request hands its record encoder (a producer message plus the two deltas). */
+export interface RecordInput {
+  readonly offsetDelta?: number
+  readonly timestampDelta?: number
+  readonly key?: Buffer | string | null
+  readonly value: Buffer | string | null
+  readonly headers?: Readonly<Record<string, Buffer | string | ReadonlyArray<Buffer | string> | undefined>>
+}
+
+/** The part of a kafkajs Encoder the record batch reads: `buf` (checked to be a Buffer) and `buffer` (copied). */
+export interface EncodedRecord {
+  readonly buf: Buffer
+  readonly buffer: Buffer
+}
+
+const RECORD_MODULE = 'kafkajs/src/protocol/recordBatch/record/v0/index.js'
+const PRODUCE_REQUEST_MODULE = 'kafkajs/src/protocol/requests/produce/v3/request.js'
+
+/** ASCII strings up to this length are copied byte by byte, which beats a call into C++. */
+const SHORT = 64
+
+const zigZag32 = (v: number): number => ((v << 1) ^ (v >> 31)) >>> 0
+
+function sizeOfUVarInt (v: number): number {
+  let n = 1
+  while (v >= 0x80) {
+    v = Math.floor(v / 128)
+    n++
+  }
+  return n
+}
+
+/** Zig-zag of a 64-bit integer given as a safe JS number, as an unsigned number (exact below 2^53). */
+const zigZag64 = (v: number): number => v >= 0 ? v * 2 : -v * 2 - 1
+
+function writeUVarInt (buf: Buffer, at: number, v: number): number {
+  while (v >= 0x80) {
+    buf[at++] = (v % 128) | 0x80
+    v = Math.floor(v / 128)
+  }
+  buf[at++] = v
+  return at
+}
+
+const sizeOfVarInt32 = (v: number): number => sizeOfUVarInt(zigZag32(v))
+
+function bytesOf (v: Buffer | string | null | undefined): Buffer | string | null {
+  if (v === null || v === undefined) return null
+  return Buffer.isBuffer(v) ? v : String(v)
+}
+
+const lengthOf = (v: Buffer | string | null): number => v === null ? -1 : Buffer.isBuffer(v) ? v.length : Buffer.byteLength(v)
+
+function writeBytes (buf: Buffer, at: number, v: Buffer | string | null, length: number): number {
+  at = writeUVarInt(buf, at, zigZag32(length))
+  if (v === null) return at
+  if (Buffer.isBuffer(v)) v.copy(buf, at)
+  else if (length === v.length && length <= SHORT) for (let i = 0; i < length; i++) buf[at + i] = v.charCodeAt(i)
+  else buf.write(v, at, length, 'utf8')
+  return at + length
+}
+
+/** Encodes one record exactly as kafkajs 2.2's record v0 encoder does. */
+export function encodeRecord (input: RecordInput): EncodedRecord {
+  const offsetDelta = input.offsetDelta ?? 0
+  const timestampDelta = zigZag64(input.timestampDelta ?? 0)
+  if (!Number.isSafeInteger(timestampDelta)) throw new RangeError(`timestamp delta out of range: ${input.timestampDelta}`)
+  const key = bytesOf(input.key)
+  const value = bytesOf(input.value)
+  const keyLength = lengthOf(key)
+  const valueLength = lengthOf(value)
+
+  // Header keys and values alternate in `parts`, their byte lengths in `lengths`.
+  const parts: Array<Buffer | string | null> = []
+  const lengths: number[] = []
+  const headers = input.headers ?? {}
+  for (const k of Object.keys(headers)) {
+    const v = headers[k]
+    if (Array.isArray(v)) {
+      for (const item of v as ReadonlyArray<Buffer | string>) {
+        const b = bytesOf(item)
+        parts.push(k, b)
+        lengths.push(Buffer.byteLength(k), lengthOf(b))
+      }
+    } else {
+      const b = bytesOf(v as Buffer | string | undefined)
+      parts.push(k, b)
+      lengths.push(Buffer.byteLength(k), lengthOf(b))
+    }
+  }
+  const headerCount = parts.length / 2
+  let headersSize = sizeOfVarInt32(headerCount)
+  for (const l of lengths) headersSize += sizeOfVarInt32(l) + Math.max(0, l)
+
+  const body = 1 + sizeOfUVarInt(timestampDelta) + sizeOfVarInt32(offsetDelta) +
+    sizeOfVarInt32(keyLength) + Math.max(0, keyLength) +
+    sizeOfVarInt32(valueLength) + Math.max(0, valueLength) + headersSize
+  const buf = Buffer.allocUnsafe(sizeOfVarInt32(body) + body)
+  let at = writeUVarInt(buf, 0, zigZag32(body))
+  buf[at++] = 0 // attributes: none are used per record
+  at = writeUVarInt(buf, at, timestampDelta)
+  at = writeUVarInt(buf, at, zigZag32(offsetDelta))
+  at = writeBytes(buf, at, key, keyLength)
+  at = writeBytes(buf, at, value, valueLength)
+  at = writeUVarInt(buf, at, zigZag32(headerCount))
+  for (let i = 0; i < parts.length; i++) at = writeBytes(buf, at, parts[i] as Buffer | string | null, lengths[i] as number)
+  return { buf, buffer: buf }
+}
+
+export type RecordEncodingState = 'installed' | 'already-installed' | 'too-late'
+
+/**
+ * Makes kafkajs encode records with encodeRecord(). Idempotent. 'too-late' when kafkajs built a produce request
+ * in this process before: it then keeps its own encoder (the same bytes, more CPU).
+ */
+export function installRecordEncoding (): RecordEncodingState {
+  const require = createRequire(import.meta.url)
+  const recordPath = require.resolve(RECORD_MODULE)
+  const requestPath = require.resolve(PRODUCE_REQUEST_MODULE)
+  require(RECORD_MODULE)
+  const mod = require.cache[recordPath]
+  if (mod === undefined) throw new Error(`${RECORD_MODULE} did not load`)
+  if (mod.exports === encodeRecord) return 'already-installed'
+  if (require.cache[requestPath] !== undefined) return 'too-late'
+  mod.exports = encodeRecord
+  return 'installed'
+}

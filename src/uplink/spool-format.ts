@@ -1,0 +1,233 @@
+import { crc32 } from 'node:zlib'
+import type { Uplink } from './uplink.ts'
+
+// How records are laid out in spool segment files. Two formats, told apart by the file name:
+//
+//   seg-<first seq>.spool  (written now)  8-byte file header "PLSP" u16 version=2 u16 0, then frames:
+//       u32 body length | u32 CRC-32 of (length field + body) | body
+//       body = u64 seq | u64 receivedAt | u8 qos | 6 x u16 byte lengths | msgId deviceId topic kind nodeId traceId
+//              (UTF-8) | payload (the rest of the body, raw bytes)
+//   seg-<first seq>.jsonl  (read only: spools written before the binary format) one JSON object per line,
+//       payload in base64.
+//
+// All integers are big-endian. The CRC covers the length field too, so a damaged length is caught like a damaged
+// body. A frame is read with a few integer reads and one CRC over bytes already in memory; the payload is handed
+// on as a slice of the read buffer, never copied or re-encoded.
+
+/** One spooled record as the reader hands it out. `kind` is a plain string, so other record kinds fit. */
+export interface SpoolRecord {
+  readonly seq: number
+  readonly msgId: string
+  readonly deviceId: string
+  readonly topic: string
+  readonly kind: Uplink['kind']
+  readonly qos: Uplink['qos']
+  readonly nodeId: string
+  readonly receivedAt: number
+  readonly traceId: string
+  readonly payload: Buffer
+}
+
+export type SegmentFormat = 'binary' | 'jsonl'
+
+export const SEGMENT_FILE = /^seg-(\d{16})\.(spool|jsonl)$/
+export const segmentFileName = (startSeq: number, format: SegmentFormat = 'binary'): string =>
+  `seg-${String(startSeq).padStart(16, '0')}.${format === 'binary' ? 'spool' : 'jsonl'}`
+export const segmentFormat = (name: string): SegmentFormat => name.endsWith('.jsonl') ? 'jsonl' : 'binary'
+
+export const FORMAT_VERSION = 2
+export const FILE_HEADER = Buffer.from([0x50, 0x4c, 0x53, 0x50, 0x00, FORMAT_VERSION, 0x00, 0x00]) // "PLSP", 2, 0
+/** Bytes before the first record of a segment file. */
+export const headerBytes = (format: SegmentFormat): number => format === 'binary' ? FILE_HEADER.length : 0
+
+const FRAME_HEAD = 8 // length + CRC
+const FIXED_BODY = 8 + 8 + 1 + 6 * 2
+/** Longest body accepted: beyond any MQTT payload (256 MiB) plus its strings; a longer length is damage. */
+const MAX_BODY = 268_435_455 + 6 * 65_535 + FIXED_BODY
+const TWO_POW_32 = 0x1_0000_0000
+const NEWLINE = 0x0a
+
+/** Writes a string of `length` UTF-8 bytes; short ASCII ones (ids, topics) byte by byte, which beats a call into C++. */
+function writeString (buf: Buffer, at: number, s: string, length: number): number {
+  if (length === s.length && length <= 64) {
+    for (let i = 0; i < length; i++) buf[at + i] = s.charCodeAt(i)
+  } else {
+    buf.write(s, at, length, 'utf8')
+  }
+  return at + length
+}
+
+const writeU64 = (buf: Buffer, at: number, v: number): void => {
+  buf.writeUInt32BE(Math.floor(v / TWO_POW_32), at)
+  buf.writeUInt32BE(v % TWO_POW_32, at + 4)
+}
+const readU64 = (buf: Buffer, at: number): number => buf.readUInt32BE(at) * TWO_POW_32 + buf.readUInt32BE(at + 4)
+
+/** One binary frame for an uplink with its sequence number. */
+export function encodeSpoolRecord (seq: number, u: Uplink): Buffer {
+  const strings = [u.msgId, u.deviceId, u.topic, u.kind, u.nodeId, u.traceId]
+  const lengths = strings.map((s) => Buffer.byteLength(s))
+  let body = FIXED_BODY + u.payload.length
+  for (const l of lengths) {
+    if (l > 0xffff) throw new RangeError(`spool record field longer than 65535 bytes (${l})`)
+    body += l
+  }
+  const buf = Buffer.allocUnsafe(FRAME_HEAD + body)
+  buf.writeUInt32BE(body, 0)
+  writeU64(buf, 8, seq)
+  writeU64(buf, 16, u.receivedAt)
+  buf[24] = u.qos
+  let at = 25
+  for (const l of lengths) at = buf.writeUInt16BE(l, at)
+  for (let i = 0; i < strings.length; i++) at = writeString(buf, at, strings[i] as string, lengths[i] as number)
+  u.payload.copy(buf, at)
+  buf.writeUInt32BE(crc32(buf.subarray(8), crc32(buf.subarray(0, 4))), 4)
+  return buf
+}
+
+/**
+ * The frame at `at`: its byte size when whole and intact, 0 when not all of it is in `buf` yet but may follow
+ * (`more` bytes are still to come after `buf`), -1 when damaged.
+ */
+function frameAt (buf: Buffer, at: number, more: number): number {
+  const here = buf.length - at
+  if (here < FRAME_HEAD) return here + more >= FRAME_HEAD ? 0 : -1
+  const body = buf.readUInt32BE(at)
+  if (body < FIXED_BODY || body > MAX_BODY || FRAME_HEAD + body > here + more) return -1
+  if (here < FRAME_HEAD + body) return 0
+  const crc = crc32(buf.subarray(at + FRAME_HEAD, at + FRAME_HEAD + body), crc32(buf.subarray(at, at + 4)))
+  return crc === buf.readUInt32BE(at + 4) ? FRAME_HEAD + body : -1
+}
+
+function decodeFrame (buf: Buffer, at: number, size: number): SpoolRecord {
+  const b = at + FRAME_HEAD
+  const lengths = [0, 1, 2, 3, 4, 5].map((i) => buf.readUInt16BE(b + 17 + 2 * i))
+  let s = b + FIXED_BODY
+  const str = (i: number): string => {
+    const start = s
+    s += lengths[i] as number
+    return buf.toString('utf8', start, s)
+  }
+  const msgId = str(0)
+  const deviceId = str(1)
+  const topic = str(2)
+  const kind = str(3) as Uplink['kind']
+  const nodeId = str(4)
+  const traceId = str(5)
+  return {
+    seq: readU64(buf, b),
+    msgId,
+    deviceId,
+    topic,
+    kind,
+    qos: buf[b + 16] as Uplink['qos'],
+    nodeId,
+    receivedAt: readU64(buf, b + 8),
+    traceId,
+    payload: buf.subarray(s, at + size)
+  }
+}
+
+/** The record of one JSON line of the old format, payload decoded; undefined when the line is not one. */
+function decodeLine (line: Buffer): SpoolRecord | undefined {
+  try {
+    const r = JSON.parse(line.toString('utf8')) as Omit<SpoolRecord, 'payload'> & { payload: string }
+    if (typeof r.seq !== 'number' || typeof r.payload !== 'string') return undefined
+    return { ...r, payload: Buffer.from(r.payload, 'base64') }
+  } catch {
+    return undefined
+  }
+}
+
+export interface DecodeResult {
+  /** Bytes of `buf` taken up by whole records and damaged stretches; the rest is an incomplete record. */
+  readonly consumed: number
+}
+
+export interface DecodeSink {
+  record (record: SpoolRecord, bytes: number): void
+  /** Bytes that are no record (a damaged frame or line), skipped. */
+  unreadable (bytes: number): void
+}
+
+/**
+ * Decodes the whole records at the start of `buf` (which starts at a record boundary), in order; `more` bytes of
+ * the segment follow `buf` (0: `buf` runs to the end of what is committed). A damaged frame is skipped up to the
+ * next intact frame in `buf`, or up to one that may be intact once the bytes that follow are read.
+ */
+export function decodeRecords (format: SegmentFormat, buf: Buffer, sink: DecodeSink, more = 0): DecodeResult {
+  let at = 0
+  if (format === 'jsonl') {
+    for (let i = buf.indexOf(NEWLINE); i !== -1; i = buf.indexOf(NEWLINE, at)) {
+      const record = decodeLine(buf.subarray(at, i))
+      if (record === undefined) sink.unreadable(i - at + 1)
+      else sink.record(record, i - at + 1)
+      at = i + 1
+    }
+    return { consumed: at }
+  }
+  while (at < buf.length) {
+    const size = frameAt(buf, at, more)
+    if (size === 0) break
+    if (size > 0) {
+      sink.record(decodeFrame(buf, at, size), size)
+      at += size
+      continue
+    }
+    // Resynchronise at the next intact frame, or at one that may be intact once more bytes are there.
+    let next = at + 1
+    while (next < buf.length && frameAt(buf, next, more) < 0) next++
+    sink.unreadable(next - at)
+    at = next
+  }
+  return { consumed: at }
+}
+
+export interface SegmentScan {
+  /** Offset after the last whole, intact record before a torn tail (the file's length when there is none). */
+  readonly end: number
+  /** Sequence number of the last record, undefined without records. */
+  readonly lastSeq: number | undefined
+}
+
+/**
+ * Where the intact records of a segment file end. Only a tail with no intact record after it counts as torn (a
+ * write a crash cut off, never acknowledged); damage followed by intact records is left for the reader to skip.
+ */
+export function scanSegment (format: SegmentFormat, file: Buffer): SegmentScan {
+  const start = headerBytes(format)
+  let lastSeq: number | undefined
+  let pos = start
+  let end = start
+  decodeRecords(format, file.subarray(start), {
+    record (r, bytes) {
+      lastSeq = r.seq
+      pos += bytes
+      end = pos
+    },
+    unreadable (bytes) { pos += bytes }
+  })
+  if (format === 'jsonl') {
+    // Damaged lines in the middle stay; only an unterminated last line is cut.
+    return { end: file.lastIndexOf(NEWLINE) + 1, lastSeq }
+  }
+  return { end, lastSeq }
+}
+
+/** Bytes of the records before `seq` in one segment file (header excluded). */
+export function bytesBefore (format: SegmentFormat, file: Buffer, seq: number): number {
+  let bytes = 0
+  let done = false
+  decodeRecords(format, file.subarray(headerBytes(format)), {
+    record (r, n) {
+      if (r.seq >= seq) done = true
+      if (!done) bytes += n
+    },
+    // a damaged record counts as shipped
+    unreadable (n) { if (!done) bytes += n }
+  })
+  return bytes
+}
+
+/** Whether a binary segment file starts with the header this version writes. */
+export const hasFileHeader = (head: Buffer): boolean => head.length >= FILE_HEADER.length && head.subarray(0, FILE_HEADER.length).equals(FILE_HEADER)
