@@ -133,6 +133,11 @@ test('the receipt records in Kafka match GET /v1/admin/push/{id} exactly, device
     return res.body.pushId as string
   }
 
+  // Before the outage: one device's push, acked, its records in Kafka.
+  const single = await push({ deviceId: (online.find((d) => d.acks) as Device).id, ttlSeconds: 3600 })
+  assert.ok(await eventually(async () => (await pushView(cluster, single)).counts.acked === 1, 60_000), 'the single push is acked')
+  assert.ok(await eventually(async () => await unshipped(cluster) === 0, 60_000), 'its records are in Kafka before the outage')
+
   // A list push to every device and three unknown ids; Kafka goes away while it is being delivered.
   const listPush = await push({ deviceIds: [...ids, ...UNKNOWN], ttlSeconds: 3600 })
   await services('kafka-stop')
@@ -141,6 +146,7 @@ test('the receipt records in Kafka match GET /v1/admin/push/{id} exactly, device
   const broadcast = await push({ all: true, ttlSeconds: 3600 })
   const expiring = await push({ deviceIds: ids.slice(0, EXPIRING), ttlSeconds: 1 })
   const expected: Record<string, ReceiptCounts> = {
+    [single]: { queued: 0, sent: 0, delivered: 0, acked: 1, expired: 0, failed: 0 },
     [listPush]: { queued: OFFLINE, sent: 0, delivered: online.length - ackers, acked: ackers, expired: 0, failed: UNKNOWN.length },
     [broadcast]: { queued: 0, sent: 0, delivered: online.length - ackers, acked: ackers, expired: 0, failed: 0 },
     [expiring]: { queued: 0, sent: 0, delivered: 0, acked: 0, expired: EXPIRING, failed: 0 }
@@ -165,7 +171,7 @@ test('the receipt records in Kafka match GET /v1/admin/push/{id} exactly, device
   t.diagnostic(`${records.length} records read, ${distinct.length} distinct; ${spooledDuringOutage} waited in the spools during the outage`)
   const apiNode = cluster.api.config.nodeId
   const brokerNodes = new Set(cluster.nodes.map((n) => n.nodeId))
-  for (const pushId of [listPush, broadcast, expiring]) {
+  for (const pushId of [single, listPush, broadcast, expiring]) {
     const view = await pushView(cluster, pushId)
     assert.deepEqual(view.counts, expected[pushId], `${pushId}: still the final counts`)
     assert.deepEqual(rebuildCounts(distinct, pushId), view.counts, `${pushId}: counts rebuilt from Kafka`)
