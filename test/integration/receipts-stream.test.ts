@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
 import { mapConcurrent, provisionOverHttp } from '../../bench/lib/devices.ts'
@@ -6,9 +8,11 @@ import { decodeReceiptRecord, type ReceiptRecord } from '../../src/push/receipt-
 import type { Receipt, ReceiptCounts } from '../../src/stores/receipt-store.ts'
 import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { consumeUntil, testKafka, uniqueTopic } from '../helpers/kafka.ts'
-import { ADMIN_KEY } from '../helpers/platform.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
 import { dedupeReceipts, finalStates, rebuildCounts } from '../helpers/receipts.ts'
 import { kafkaBrokers, services } from '../helpers/services.ts'
+import { readSpool } from '../../src/uplink/file-spool.ts'
 
 // The receipts stream against the real Kafka and Redis of scripts/services.sh: an API process and three broker
 // node processes, MQTT.js devices over TCP. What a backend rebuilds from the topic (records read to the topic's end
@@ -191,4 +195,39 @@ test('the receipt records in Kafka match GET /v1/admin/push/{id} exactly, device
       assert.equal(r?.id, receipt.id ?? null, `${pushId} ${receipt.deviceId}: message id`)
     }
   }
+})
+
+test('embedded mode without Kafka keeps the receipt records in the local receipts spool; PUSHLINE_RECEIPTS_STREAM=false keeps none', { timeout: 60_000 }, async (t) => {
+  const p = await startTestPlatform(t)
+  const { token } = await p.provision('emb-1')
+  await p.provision('emb-2')
+  const client = await connectDevice(t, p.mqttUrl, 'emb-1', token)
+  client.on('message', (_topic, payload) => { client.publish('devices/emb-1/ack', JSON.stringify({ id: (JSON.parse(payload.toString()) as { id: number }).id }), { qos: 1 }) })
+  await client.subscribeAsync('devices/emb-1/down', { qos: 1 })
+  const res = await p.api('POST', '/v1/admin/push', { deviceIds: ['emb-1', 'emb-2', 'nobody'], data: 'x' })
+  assert.equal(res.status, 202)
+  const pushId = res.body.pushId as string
+  const final = { queued: 1, sent: 0, delivered: 0, acked: 1, expired: 0, failed: 1 }
+  assert.ok(await eventually(async () => JSON.stringify((await p.api('GET', `/v1/admin/push/${pushId}`)).body.counts) === JSON.stringify(final), 30_000))
+  const spooled = async (): Promise<ReceiptRecord[]> => {
+    const out: ReceiptRecord[] = []
+    for await (const r of readSpool(join(p.dataDir, 'receipts'))) out.push(decodeReceiptRecord(r.payload))
+    return out
+  }
+  // The ack's record is written before its transition's caller goes on; poll until the spool holds it.
+  assert.ok(await eventually(async () => (await spooled()).some((r) => r.state === 'acked'), 30_000))
+  const records = await spooled()
+  assert.deepEqual(rebuildCounts(records, pushId), final)
+  // sent and delivered may be overtaken by the PUBACK and the ack (a move the store refused has no record).
+  const seen = records.map((r) => `${r.deviceId}:${r.state}`)
+  assert.deepEqual(seen.filter((x) => x !== 'emb-1:sent' && x !== 'emb-1:delivered').sort(), ['emb-1:acked', 'emb-1:queued', 'emb-2:queued', 'nobody:failed'])
+  assert.equal(new Set(seen).size, seen.length, 'one record per transition')
+  assert.equal(p.receiptStream?.status().unshippedRecords, records.length, 'without Kafka every record waits in the spool')
+
+  const off = await startTestPlatform(t, { env: { PUSHLINE_RECEIPTS_STREAM: 'false' } })
+  await off.provision('emb-3')
+  const r2 = await off.api('POST', '/v1/admin/push', { deviceId: 'emb-3', data: 'x' })
+  assert.equal(r2.status, 202)
+  assert.equal(off.receiptStream, undefined)
+  assert.equal(existsSync(join(off.dataDir, 'receipts')), false)
 })
