@@ -15,6 +15,11 @@
 // limit of clients (checked in /proc/<pid>/limits), so the same number of subscribers is spread over as many
 // independent Mosquitto processes as that takes, and each gets one QoS 1 publish to broadcast/all (MQTT.js) at
 // the same moment; its subscribers PUBACK and ack like the devices do, and the timing is the same.
+//
+// With --receipts-stream the run compares Pushline with itself instead: the same devices, first with the receipts
+// stream off, then on (PUSHLINE_RECEIPTS_STREAM), both with Kafka from scripts/services.sh, on fresh node processes
+// each; it prints the ratio on/off of the medians of "all received" and the receipt records the nodes wrote.
+// Mosquitto is not run then.
 
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -27,7 +32,7 @@ import { startBroadcastLoad, type BroadcastClient, type BroadcastLoad } from './
 import { createAdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
-import { deleteRedisPrefix, deviceIds, seedRedisTokens } from './lib/devices.ts'
+import { deleteRedisPrefix, deviceIds, seedRedisTokens, type DeviceCredential } from './lib/devices.ts'
 import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, UsageError, writeReport } from './lib/lifecycle.ts'
 import { rssBytes } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
@@ -55,6 +60,8 @@ const USAGE = `usage: npx tsx bench/broadcast.ts [options]
   --profile           run node 0 with --cpu-prof; the profile goes to bench-results/profiles/
   --no-acks           receivers only PUBACK (delivery counts still known), no application ack on
                       devices/{id}/ack: a third less traffic back, on both brokers
+  --receipts-stream   compare the receipts stream off and on (both with Kafka) instead of Mosquitto:
+                      the ratio of the time until all received
   --help`
 
 interface Args {
@@ -72,6 +79,7 @@ interface Args {
   readonly keepLogs: boolean
   readonly profile: boolean
   readonly acks: boolean
+  readonly receiptsStream: boolean
 }
 
 function parse (): Args {
@@ -86,6 +94,7 @@ function parse (): Args {
       'target-ms': { type: 'string', default: '2000' },
       profile: { type: 'boolean', default: false },
       'no-acks': { type: 'boolean', default: false },
+      'receipts-stream': { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'broadcast', 1200)
     },
     strict: true
@@ -105,7 +114,8 @@ function parse (): Args {
     maxSeconds: intOption('max-seconds', values['max-seconds'], 10, 7200),
     keepLogs: values['keep-logs'],
     profile: values.profile,
-    acks: !values['no-acks']
+    acks: !values['no-acks'],
+    receiptsStream: values['receipts-stream']
   }
   if (args.devices / args.nodes > 19_000) throw new UsageError(`${args.devices} devices over ${args.nodes} nodes is more than 19,000 per node (open-file limit): add nodes`)
   return args
@@ -271,11 +281,97 @@ const med = (rounds: readonly Timing[], f: (t: Timing) => number | null): number
   return v.some((x) => x === null) || v.length === 0 ? null : median(v as number[])
 }
 
+/** The Pushline node processes of one run, stopped at cleanup (or earlier by the caller). */
+async function startNodes (args: Args, main: string, redisUrl: string, prefix: string, runId: string, env: Record<string, string> = {}): Promise<PushlineProcess[]> {
+  return await Promise.all(Array.from({ length: args.nodes }, async (_, i) => {
+    const nodeArgs = args.profile && i === 0 ? cpuProfileArgs(ROOT, `broadcast-node0-${runId}`) : []
+    const node = await startPushline({ name: `node${i}`, main, redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}`, ...env } })
+    onCleanup(`stop node${i}`, () => node.stop())
+    return node
+  }))
+}
+
+/** A token per device in Redis; even-numbered devices are in the group. */
+async function seedDevices (redisUrl: string, prefix: string, ids: readonly string[]): Promise<DeviceCredential[]> {
+  const seedStart = Date.now()
+  const creds = await seedRedisTokens({ redisUrl, prefix, deviceIds: ids, groups: [], concurrency: 1000 })
+  // Group membership rides in the token: re-seed the even-numbered devices with the group.
+  const members = await seedRedisTokens({ redisUrl, prefix, deviceIds: ids.filter((_, i) => i % 2 === 0), groups: [GROUP], concurrency: 1000 })
+  members.forEach((m, j) => { creds[j * 2] = m })
+  log(`seeded ${fmtInt(ids.length)} device tokens in ${fmt((Date.now() - seedStart) / 1000, 1)} s`)
+  return creds
+}
+
+function assertNodesRan (nodes: readonly PushlineProcess[]): void {
+  for (const n of nodes) {
+    const why = n.unexpectedExit()
+    if (why !== undefined) throw new Error(why)
+  }
+}
+
+/** A node's counter or gauge, summed over its label sets, from its /metrics. */
+async function nodeMetric (node: PushlineProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${node.httpUrl}/metrics`)).text()
+  return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0)
+}
+
+/**
+ * The same devices and rounds twice, on fresh nodes each time, both with Kafka: receipts stream off, then on.
+ * Prints the ratio on/off of the medians of the time until all received.
+ */
+async function compareReceiptsStream (args: Args, runId: string): Promise<void> {
+  const services = await ensureServices(ROOT)
+  onCleanup('services', () => services.stop())
+  if (services.kafkaBrokers === undefined) throw new Error('--receipts-stream needs the Kafka of scripts/services.sh (.services/env has no PUSHLINE_TEST_KAFKA_BROKERS)')
+  const main = args.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
+  const prefix = `bench-bc-${runId}:`
+  onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
+  const creds = await seedDevices(services.redisUrl, prefix, deviceIds(`bc-${runId}`, args.devices))
+  const kafkaEnv = {
+    PUSHLINE_KAFKA_BROKERS: services.kafkaBrokers,
+    PUSHLINE_KAFKA_TELEMETRY_TOPIC: `bench.telemetry.${runId}`,
+    PUSHLINE_KAFKA_PRESENCE_TOPIC: `bench.presence.${runId}`,
+    PUSHLINE_KAFKA_RECEIPTS_TOPIC: `bench.receipts.${runId}`
+  }
+  const runs: Record<'off' | 'on', PushlineRun | undefined> = { off: undefined, on: undefined }
+  let records = 0
+  let unshipped = 0
+  for (const mode of ['off', 'on'] as const) {
+    const nodes = await startNodes(args, main, services.redisUrl, prefix, `${runId}-${mode}`, { ...kafkaEnv, PUSHLINE_RECEIPTS_STREAM: String(mode === 'on') })
+    runs[mode] = await runPushline(args, nodes, creds, args.devices, `pushline, ${fmtInt(args.devices)} devices, receipts stream ${mode}`)
+    assertNodesRan(nodes)
+    if (mode === 'on') {
+      for (const n of nodes) {
+        records += await nodeMetric(n, 'pushline_receipt_records_total')
+        unshipped += await nodeMetric(n, 'pushline_receipt_records_unshipped')
+      }
+    }
+    await Promise.all(nodes.map(async (n) => await n.stop()))
+  }
+  const off = runs.off as PushlineRun
+  const on = runs.on as PushlineRun
+  const rows: string[][] = [['push', 'receivers', 'all ms, stream off', 'all ms, stream on', 'on / off', 'counts match']]
+  for (const kind of ['all', 'group'] as const) {
+    const a = off.rounds.filter((r) => r.kind === kind)
+    const b = on.rounds.filter((r) => r.kind === kind)
+    const allOff = med(a, (t) => t.allMs)
+    const allOn = med(b, (t) => t.allMs)
+    rows.push([kind === 'all' ? 'broadcast' : 'group', fmtInt(b[0]?.expected ?? 0), allOff === null ? 'not all' : fmt(allOff, 0), allOn === null ? 'not all' : fmt(allOn, 0),
+      allOff === null || allOn === null ? '' : `${fmt(allOn / allOff, 2)}x`, String([...a, ...b].every((r) => r.countsMatch))])
+  }
+  log('\nmedians over rounds (time from just before the POST until every receiver had it):')
+  log(formatTable(rows))
+  log(`receipt records written by the nodes with the stream on: ${fmtInt(records)} (${fmtInt(unshipped)} not yet in Kafka when the run ended)`)
+  await writeReport(args.out, { runId, machine: machineInfo(), args, unavailableRetries: admin.retries(), receiptsStreamOff: off, receiptsStreamOn: on, receiptRecords: records, receiptRecordsUnshipped: unshipped })
+  log(`\nwrote ${args.out}`)
+}
+
 async function main (): Promise<void> {
   const args = parse()
   setDeadline(args.maxSeconds * 1000)
   const runId = randomUUID().slice(0, 8)
   log(`run ${runId}: ${fmtInt(args.devices)} devices over ${args.nodes} nodes, ${args.rounds} rounds`)
+  if (args.receiptsStream) return await compareReceiptsStream(args, runId)
 
   const mosq = await runMosquitto(args, runId)
   const equal = args.equal ?? 0
@@ -285,26 +381,12 @@ async function main (): Promise<void> {
   const main = args.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
   const prefix = `bench-bc-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
-  const nodes = await Promise.all(Array.from({ length: args.nodes }, async (_, i) => {
-    const nodeArgs = args.profile && i === 0 ? cpuProfileArgs(ROOT, `broadcast-node0-${runId}`) : []
-    const node = await startPushline({ name: `node${i}`, main, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}` } })
-    onCleanup(`stop node${i}`, () => node.stop())
-    return node
-  }))
-  const ids = deviceIds(`bc-${runId}`, Math.max(args.devices, equal))
-  const seedStart = Date.now()
-  const creds = await seedRedisTokens({ redisUrl: services.redisUrl, prefix, deviceIds: ids, groups: [], concurrency: 1000 })
-  // Group membership rides in the token: re-seed the even-numbered devices with the group.
-  const members = await seedRedisTokens({ redisUrl: services.redisUrl, prefix, deviceIds: ids.filter((_, i) => i % 2 === 0), groups: [GROUP], concurrency: 1000 })
-  members.forEach((m, j) => { creds[j * 2] = m })
-  log(`seeded ${fmtInt(ids.length)} device tokens in ${fmt((Date.now() - seedStart) / 1000, 1)} s`)
+  const nodes = await startNodes(args, main, services.redisUrl, prefix, runId)
+  const creds = await seedDevices(services.redisUrl, prefix, deviceIds(`bc-${runId}`, Math.max(args.devices, equal)))
 
   const equalRun = equal > 0 ? await runPushline(args, nodes, creds, equal, `pushline, ${fmtInt(equal)} devices (equal count)`) : undefined
   const bigRun = await runPushline(args, nodes, creds, args.devices, `pushline, ${fmtInt(args.devices)} devices`)
-  for (const n of nodes) {
-    const why = n.unexpectedExit()
-    if (why !== undefined) throw new Error(why)
-  }
+  assertNodesRan(nodes)
 
   const allOf = (run: PushlineRun | undefined, kind: 'all' | 'group'): PushRound[] => run?.rounds.filter((r) => r.kind === kind) ?? []
   const mosqAll = med(mosq.rounds, (t) => t.allMs)

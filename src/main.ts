@@ -23,6 +23,7 @@ import { createRedisTransport, type RedisTransport } from './cluster/redis-trans
 import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
 import { createKafka } from './kafka/kafka-client.ts'
+import { shipperSettings } from './kafka/shipper-settings.ts'
 import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import { createNetworkByteMeter } from './metrics/network-bytes.ts'
@@ -45,6 +46,7 @@ import { createRedisCounterStore } from './stores/redis-counter-store.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
 import { createPushStack } from './push/push-stack.ts'
+import { openReceiptStream, type ReceiptStreamHandle } from './push/open-receipt-stream.ts'
 import { createKafkaShipper, type KafkaShipper } from './uplink/kafka-shipper.ts'
 
 const CLOSE_STEP_MS = 3000
@@ -66,6 +68,8 @@ export interface Platform {
   readonly spool: FileSpool | undefined
   /** Undefined without PUSHLINE_KAFKA_BROKERS or in the api role. */
   readonly shipper: KafkaShipper | undefined
+  /** Undefined with PUSHLINE_RECEIPTS_STREAM=false. */
+  readonly receiptStream: ReceiptStreamHandle | undefined
   close (): Promise<void>
 }
 
@@ -111,7 +115,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
 
     // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
     const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
-    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose })
+    const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
+    if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
+    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined
@@ -216,12 +222,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
             { topic: config.kafkaTelemetryTopic, numPartitions: config.kafkaTelemetryPartitions, replicationFactor: config.kafkaReplicationFactor },
             { topic: config.kafkaPresenceTopic, numPartitions: config.kafkaPresencePartitions, replicationFactor: config.kafkaReplicationFactor }
           ],
-          batchRecords: config.kafkaBatchRecords,
-          batchBytes: config.kafkaBatchBytes,
-          lingerMs: config.kafkaLingerMs,
-          compression: config.kafkaCompression,
-          gzipLevel: config.kafkaGzipLevel,
-          backoff: { initialMs: 300, maxMs: config.kafkaBackoffMaxMs },
+          ...shipperSettings(config),
           deadLetterPath: join(spoolDir, 'dead-letter.jsonl')
         })
         shipper = k
@@ -362,6 +363,11 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         const k = shipper.status()
         checks.kafka = k.connected ? 'ok' : `unreachable, spooling ${k.lagRecords} uplinks: ${k.lastError ?? 'connecting'}`
       }
+      const receiptShipper = receiptStream?.status().shipper
+      if (receiptShipper !== undefined) {
+        // Reported like the uplink bridge, never a reason to be unready.
+        checks.receiptStream = receiptShipper.connected ? 'ok' : `Kafka unreachable, spooling ${receiptShipper.lagRecords} receipt records: ${receiptShipper.lastError ?? 'connecting'}`
+      }
       if (redis !== undefined) {
         try {
           await redis.ping()
@@ -425,6 +431,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       devices: servesApi ? devices : undefined,
       spool,
       shipper,
+      receiptStream,
       close
     }
   } catch (err) {
@@ -476,6 +483,7 @@ async function runMain (): Promise<void> {
     `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
     ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
     ...(platform.shipper === undefined ? [] : [`  Kafka                ${config.kafkaBrokers?.join(',') ?? ''}  (uplinks to topic ${config.kafkaTelemetryTopic})`]),
+    ...(platform.receiptStream === undefined ? [] : [`  receipt records      ${platform.receiptStream.dir}${config.kafkaBrokers === undefined ? '' : `  (to topic ${config.kafkaReceiptsTopic})`}`]),
     ...(config.adminKeyGenerated ? [`  admin key (generated for this start; set PUSHLINE_ADMIN_KEYS to keep one): ${config.adminKeys[0] as string}`] : [])
   ]
   process.stdout.write(lines.join('\n') + '\n')

@@ -51,6 +51,11 @@ export interface Metrics {
   readonly downlinksDelivered: Counter<'kind'>
   /** Receipt transitions, by the state entered (count-only pushes: the counts they add). */
   readonly receipts: Counter<'state'>
+  /** Records of receipt transitions written to the receipts spool, and those that could not be (logged). */
+  readonly receiptRecords: Counter
+  readonly receiptRecordsDropped: Counter
+  /** Set once the receipts spool (and its shipper) exist; read on every scrape. */
+  receiptStreamStatus: (() => BridgeStatus) | undefined
   /** This node's live sessions minus its presence entries, as the last reconciliation found them. */
   readonly presenceDrift: Gauge
   /** Round trips to Redis (a periodic PING on the main connection). */
@@ -72,6 +77,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
   const registers = [registry]
   let bridgeStatus: (() => BridgeStatus) | undefined
+  let receiptStreamStatus: (() => BridgeStatus) | undefined
   let connectionsSource: (() => number) | undefined
   let networkBytesSource: (() => NetworkBytes) | undefined
   // A counter read from a running total: each scrape adds what the total gained since the last one.
@@ -93,12 +99,12 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   totalCounter('pushline_mqtt_received_bytes_total', 'bytes read from MQTT connections (TCP and WebSocket, framing included)', (b) => b.received)
   totalCounter('pushline_mqtt_sent_bytes_total', 'bytes written to MQTT connections (TCP and WebSocket, framing included)', (b) => b.sent)
   let deliveryBacklogSource: (() => number) | undefined
-  const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined): Gauge => new Gauge({
+  const bridgeGauge = (name: string, help: string, read: (s: BridgeStatus) => number | undefined, source = () => bridgeStatus): Gauge => new Gauge({
     name,
     help,
     registers,
     collect () {
-      const status = bridgeStatus?.()
+      const status = source()?.()
       const value = status === undefined ? undefined : read(status)
       if (value !== undefined) this.set(value)
     }
@@ -107,11 +113,15 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
   bridgeGauge('pushline_spool_unshipped_bytes', 'spool bytes of those uplinks (bounded by PUSHLINE_SPOOL_MAX_BYTES)', (s) => s.unshippedBytes)
   bridgeGauge('pushline_kafka_connected', '1 while the last produce to Kafka succeeded', (s) => s.kafkaConnected === undefined ? undefined : Number(s.kafkaConnected))
   bridgeGauge('pushline_kafka_lag_seconds', 'age of the oldest uplink not yet in Kafka', (s) => s.lagSeconds)
+  bridgeGauge('pushline_receipt_records_unshipped', 'receipt records in the receipts spool not yet in Kafka (all of them without Kafka)', (s) => s.unshippedRecords, () => receiptStreamStatus)
+  bridgeGauge('pushline_receipt_stream_kafka_connected', '1 while the last produce of receipt records to Kafka succeeded', (s) => s.kafkaConnected === undefined ? undefined : Number(s.kafkaConnected), () => receiptStreamStatus)
   return {
     get connectionsSource () { return connectionsSource },
     set connectionsSource (fn) { connectionsSource = fn },
     get bridgeStatus () { return bridgeStatus },
     set bridgeStatus (fn) { bridgeStatus = fn },
+    get receiptStreamStatus () { return receiptStreamStatus },
+    set receiptStreamStatus (fn) { receiptStreamStatus = fn },
     get networkBytesSource () { return networkBytesSource },
     set networkBytesSource (fn) { networkBytesSource = fn },
     get deliveryBacklogSource () { return deliveryBacklogSource },
@@ -153,6 +163,8 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     downlinks: new Counter({ name: 'pushline_downlinks_total', help: 'downlinks written to devices\' connections, by kind (device, broadcast) and QoS', labelNames: ['kind', 'qos'], registers }),
     downlinksDelivered: new Counter({ name: 'pushline_downlinks_delivered_total', help: 'QoS 1 downlinks acknowledged by the device (PUBACK), by kind', labelNames: ['kind'], registers }),
     receipts: new Counter({ name: 'pushline_receipts_total', help: 'receipt transitions, by the state entered', labelNames: ['state'], registers }),
+    receiptRecords: new Counter({ name: 'pushline_receipt_records_total', help: 'records of receipt transitions written to the receipts spool (on their way to Kafka)', registers }),
+    receiptRecordsDropped: new Counter({ name: 'pushline_receipt_records_dropped_total', help: 'records of receipt transitions that could not be written to the receipts spool (logged; the transition itself is kept)', registers }),
     presenceDrift: new Gauge({ name: 'pushline_presence_drift', help: 'live sessions on this node minus its presence entries, at the last reconciliation (before repair)', registers }),
     redisRoundTrip: new Histogram({
       name: 'pushline_redis_roundtrip_seconds',

@@ -15,7 +15,7 @@ export function countReceipts (store: ReceiptStore, counter: Counter<'state'>): 
     },
     async transition (pushId, deviceId, to, at, reason) {
       const moved = await store.transition(pushId, deviceId, to, at, reason)
-      if (moved) count(to)
+      if (moved !== undefined) count(to)
       return moved
     },
     async countDeliveries (pushId, sent, got) {
@@ -27,7 +27,7 @@ export function countReceipts (store: ReceiptStore, counter: Counter<'state'>): 
     },
     async countAcks (pushId, deviceIds) {
       const added = await store.countAcks(pushId, deviceIds)
-      count('acked', added)
+      count('acked', added.length)
       return added
     }
   }

@@ -234,7 +234,7 @@ export function createPushService (deps: PushServiceDeps): PushService {
       const page = Math.min(budget, 500)
       const r = await receipts.sweepExpired(pushId, page, at)
       budget -= page
-      if (r.expired > 0) logger.info({ event: 'push_receipts_expired', pushId, count: r.expired }, 'receipts expired')
+      if (r.expired.length > 0) logger.info({ event: 'push_receipts_expired', pushId, count: r.expired.length }, 'receipts expired')
     }
   }
 

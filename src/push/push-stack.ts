@@ -20,6 +20,8 @@ import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
 import { createPushService, type PushService } from './push-service.ts'
 import { createRedisDeliveryChannel } from './redis-delivery-channel.ts'
+import type { ReceiptStream } from './receipt-stream.ts'
+import { streamJobReceipts, streamReceipts } from './streamed-receipt-store.ts'
 
 // Wires the push parts for main.ts (kept apart so the composition root gains only a few lines):
 // stores (memory or Redis), the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
@@ -36,6 +38,8 @@ export interface PushStackOptions {
   readonly presence: PresenceStore
   readonly metrics: Pick<Metrics, 'receipts' | 'downlinks' | 'downlinksDelivered'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
+  /** Where records of the receipt transitions this process makes go; none: no records. */
+  readonly receiptStream?: ReceiptStream
 }
 
 export interface PushStack {
@@ -53,9 +57,14 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   const prefix = config.redisPrefix
   const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
   const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
-  const receipts = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
+  const counted = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
   const broadcasts = redis === undefined ? createMemoryBroadcastStore() : createRedisBroadcastStore({ redis, prefix })
-  const jobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts }) : createRedisPushJobStore({ redis, prefix, limits })
+  // The memory job store opens receipts through `counted`, not through the streamed store: the job store's own
+  // wrapper writes the records of a chunk's receipts, once.
+  const storedJobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts: counted }) : createRedisPushJobStore({ redis, prefix, limits })
+  const streamed = opts.receiptStream === undefined ? undefined : { stream: opts.receiptStream, nodeId: config.nodeId }
+  const receipts = streamed === undefined ? counted : streamReceipts(counted, streamed)
+  const jobs = streamed === undefined ? storedJobs : streamJobReceipts(storedJobs, streamed)
 
   let channel
   if (redis === undefined) {

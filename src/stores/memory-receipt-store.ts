@@ -52,11 +52,12 @@ export function createMemoryReceiptStore (): ReceiptStore {
     async transition (pushId, deviceId, to, at, reason) {
       const p = pushes.get(pushId)
       const r = p?.receipts.get(deviceId)
-      if (p === undefined || r === undefined || !mayMove(r.state, to)) return false
+      if (p === undefined || r === undefined || !mayMove(r.state, to)) return undefined
       p.counts[r.state]--
       p.counts[to]++
-      p.receipts.set(deviceId, { ...r, state: to, at, ...(reason !== undefined && { reason }) })
-      return true
+      const moved = { ...r, state: to, at, ...(reason !== undefined && { reason }) }
+      p.receipts.set(deviceId, moved)
+      return moved
     },
     async getReceipt (pushId, deviceId) {
       return pushes.get(pushId)?.receipts.get(deviceId)
@@ -70,18 +71,20 @@ export function createMemoryReceiptStore (): ReceiptStore {
     },
     async countDeliveries (pushId, sent, got) {
       const p = countOnly(pushId)
-      const added = { sent: 0, delivered: 0 }
+      const added = { sent: 0, delivered: 0, sentIds: [] as string[], deliveredIds: [] as string[] }
       if (p === undefined) return added
       for (const id of sent) {
         if (p.got.has(id) || p.ackers.has(id) || p.sent.has(id)) continue
         p.sent.add(id)
         added.sent++
+        added.sentIds.push(id)
       }
       for (const id of got) {
         if (p.got.has(id)) continue
         p.got.add(id)
         if (p.ackers.has(id)) continue
         added.delivered++
+        added.deliveredIds.push(id)
         if (p.sent.has(id)) added.sent--
       }
       p.counts.sent += added.sent
@@ -105,35 +108,36 @@ export function createMemoryReceiptStore (): ReceiptStore {
     },
     async sweepExpired (pushId, limit, at) {
       const p = pushes.get(pushId)
-      if (p === undefined || p.sweep === true) return { expired: 0, finished: true }
-      if (!p.done) return { expired: 0, finished: false }
+      if (p === undefined || p.sweep === true) return { expired: [], finished: true }
+      if (!p.done) return { expired: [], finished: false }
       const from = p.sweep
       const ids = [...p.receipts.keys()].filter((id) => from === undefined || id > from).sort().slice(0, limit)
-      let expired = 0
+      const expired: Receipt[] = []
       for (const id of ids) {
         const r = p.receipts.get(id) as Receipt
         if (!mayMove(r.state, 'expired')) continue
         p.counts[r.state]--
         p.counts.expired++
-        p.receipts.set(id, { ...r, state: 'expired', at })
-        expired++
+        const moved: Receipt = { ...r, state: 'expired', at }
+        p.receipts.set(id, moved)
+        expired.push(moved)
       }
       p.sweep = ids.length < limit ? true : ids[ids.length - 1]
       return { expired, finished: p.sweep === true }
     },
     async countAcks (pushId, deviceIds) {
       const p = countOnly(pushId)
-      if (p === undefined) return 0
-      let added = 0
+      if (p === undefined) return []
+      const added: string[] = []
       for (const id of deviceIds) {
         if (p.ackers.has(id)) continue
         if (p.got.has(id)) p.counts.delivered--
         else if (p.sent.has(id)) p.counts.sent--
         else continue
         p.ackers.add(id)
-        added++
+        added.push(id)
       }
-      p.counts.acked += added
+      p.counts.acked += added.length
       return added
     }
   }

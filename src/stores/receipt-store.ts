@@ -53,6 +53,17 @@ export interface ReceiptPage {
   readonly next: string | undefined
 }
 
+/** What one countDeliveries call changed. */
+export interface CountedDeliveries {
+  /** Net change of the sent count (devices counted as sent minus those that moved on from it). */
+  readonly sent: number
+  readonly delivered: number
+  /** Devices this call counted as sent. */
+  readonly sentIds: string[]
+  /** Devices this call counted as delivered. */
+  readonly deliveredIds: string[]
+}
+
 export interface ReceiptStore {
   createPush (record: PushRecord, total: number | undefined): Promise<void>
   getPush (pushId: string): Promise<PushStatus | undefined>
@@ -62,8 +73,8 @@ export interface ReceiptStore {
   progress (pushId: string, processed: number, end?: { total: number }): Promise<void>
   /** Creates receipts (queued or failed) for devices that have none yet; existing ones are left alone. */
   open (pushId: string, receipts: ReadonlyArray<Omit<Receipt, 'at'>>, at: number): Promise<void>
-  /** Moves a receipt forward; resolves whether it moved. */
-  transition (pushId: string, deviceId: string, to: ReceiptState, at: number, reason?: string): Promise<boolean>
+  /** Moves a receipt forward; resolves the receipt as it now is when it moved, undefined when it did not. */
+  transition (pushId: string, deviceId: string, to: ReceiptState, at: number, reason?: string): Promise<Receipt | undefined>
   getReceipt (pushId: string, deviceId: string): Promise<Receipt | undefined>
   /** Receipts in device id order. */
   list (pushId: string, after: string | undefined, limit: number): Promise<ReceiptPage>
@@ -71,26 +82,28 @@ export interface ReceiptStore {
    * Count-only pushes (groups, broadcasts): `sent` were written the push at QoS 1, `got` PUBACKed it or were
    * written it at QoS 0. A device counts once: sent unless it got or acked it, delivered once it got it unless it
    * acked it; a repeat (a catch-up resend, a second PUBACK) counts nothing. Resolves what was added to sent and
-   * delivered (sent may go down as devices move on). Targeted or unknown pushes count nothing.
+   * delivered (sent may go down as devices move on), and which devices this call counted as sent and as delivered
+   * (a device may be in both). Targeted or unknown pushes count nothing.
    */
-  countDeliveries (pushId: string, sent: readonly string[], got: readonly string[]): Promise<{ sent: number, delivered: number }>
+  countDeliveries (pushId: string, sent: readonly string[], got: readonly string[]): Promise<CountedDeliveries>
   /** Count-only pushes: of `pushIds`, those the device has neither got nor acked (one round trip for all). */
   notReceived (deviceId: string, pushIds: readonly string[]): Promise<string[]>
   /** Device and list pushes whose ttl ended by `at` and whose receipts are not all swept yet. */
   dueForExpiry (at: number, limit: number): Promise<string[]>
   /**
    * Expires the next `limit` receipts (in device id order) still queued or sent. The position is kept in the
-   * store, so several processes may sweep at once, each taking the next page. `finished`: the push is fully swept
-   * and no longer due. A push whose job is still running is left for later (expired 0, finished false).
+   * store, so several processes may sweep at once, each taking the next page. `expired`: the receipts this call
+   * expired, as they now are. `finished`: the push is fully swept and no longer due. A push whose job is still
+   * running is left for later (none expired, finished false).
    */
-  sweepExpired (pushId: string, limit: number, at: number): Promise<{ expired: number, finished: boolean }>
+  sweepExpired (pushId: string, limit: number, at: number): Promise<{ expired: Receipt[], finished: boolean }>
   /**
    * Count-only pushes: the devices' application acks. Each device counts once per push, moving from delivered
    * (or sent) to acked. Only devices counted in sent or delivered received the push: an ack from any other device
    * (not in the group, never written the push) counts nothing and is not remembered; acks for unknown or targeted
-   * pushes count nothing. Resolves how many counted.
+   * pushes count nothing. Resolves the devices whose ack counted.
    */
-  countAcks (pushId: string, deviceIds: readonly string[]): Promise<number>
+  countAcks (pushId: string, deviceIds: readonly string[]): Promise<string[]>
 }
 
 /** How many push ids the stores keep in their newest-first list (the dashboard's recent pushes). */

@@ -36,16 +36,16 @@ return 1`
 
 // KEYS[1] push, KEYS[2] receipts, KEYS[3] ids, KEYS[4] expiry index; ARGV[1] push id, ARGV[2] page size, ARGV[3] at.
 // One page of the expiry sweep, from the cursor kept in the push hash (field sweep), so any number of processes
-// can sweep the same push: each call takes the next page. Returns {receipts expired, 0: more to sweep |
-// 1: fully swept (the push leaves the index) | 2: its job still runs, try later}.
+// can sweep the same push: each call takes the next page. Returns {0: more to sweep | 1: fully swept (the push
+// leaves the index) | 2: its job still runs, try later, then (device id, receipt JSON) of each receipt expired}.
 const SWEEP = `
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[4], ARGV[1]); return {0, 1} end
-if redis.call('HGET', KEYS[1], 'done') ~= '1' then return {0, 2} end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[4], ARGV[1]); return {1} end
+if redis.call('HGET', KEYS[1], 'done') ~= '1' then return {2} end
 local cursor = redis.call('HGET', KEYS[1], 'sweep')
 local from = '-'
 if cursor then from = '(' .. cursor end
 local ids = redis.call('ZRANGEBYLEX', KEYS[3], from, '+', 'LIMIT', 0, tonumber(ARGV[2]))
-local expired = 0
+local expired = {}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[2], id)
   if raw then
@@ -54,41 +54,46 @@ for _, id in ipairs(ids) do
       local from_state = r['state']
       r['state'] = 'expired'
       r['at'] = tonumber(ARGV[3])
-      redis.call('HSET', KEYS[2], id, cjson.encode(r))
+      local json = cjson.encode(r)
+      redis.call('HSET', KEYS[2], id, json)
       redis.call('HINCRBY', KEYS[1], 'c:' .. from_state, -1)
       redis.call('HINCRBY', KEYS[1], 'c:expired', 1)
-      expired = expired + 1
+      expired[#expired + 1] = id
+      expired[#expired + 1] = json
     end
   end
 end
+local status = 0
 if #ids < tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[4], ARGV[1])
-  return {expired, 1}
+  status = 1
+else
+  redis.call('HSET', KEYS[1], 'sweep', ids[#ids])
 end
-redis.call('HSET', KEYS[1], 'sweep', ids[#ids])
-return {expired, 0}`
+return {status, unpack(expired)}`
 
 // KEYS[1] push, KEYS[2] receipts; ARGV[1] deviceId, ARGV[2] target state, ARGV[3] at, ARGV[4] reason ('' for none)
-// The rule is mayMove() in receipt-store.ts.
+// The rule is mayMove() in receipt-store.ts. Returns the receipt JSON after the move, or nil when it did not move.
 const TRANSITION = `
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
-if not raw then return 0 end
+if not raw then return false end
 local r = cjson.decode(raw)
 local from, to = r['state'], ARGV[2]
-if from == 'acked' or from == 'expired' or from == 'failed' then return 0 end
+if from == 'acked' or from == 'expired' or from == 'failed' then return false end
 local rank = { queued = 0, sent = 1, delivered = 2, acked = 3 }
 local ok
 if to == 'failed' then ok = true
 elseif to == 'expired' then ok = (from == 'queued' or from == 'sent')
 else ok = rank[to] ~= nil and rank[to] > rank[from] end
-if not ok then return 0 end
+if not ok then return false end
 r['state'] = to
 r['at'] = tonumber(ARGV[3])
 if ARGV[4] ~= '' then r['reason'] = ARGV[4] end
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(r))
+local json = cjson.encode(r)
+redis.call('HSET', KEYS[2], ARGV[1], json)
 redis.call('HINCRBY', KEYS[1], 'c:' .. from, -1)
 redis.call('HINCRBY', KEYS[1], 'c:' .. to, 1)
-return 1`
+return json`
 
 const SETS_AFTER_TTL_MS = 3600 * 1000
 
@@ -103,29 +108,31 @@ end
 `
 
 // KEYS[1] push, KEYS[2] sent, KEYS[3] got, KEYS[4] ackers; ARGV[1] sets' ttl ms, ARGV[2] number of sent ids, then
-// the sent ids, then the got ids. Returns {added to sent, added to delivered}; the rule is countDeliveries() in
-// receipt-store.ts.
+// the sent ids, then the got ids. Returns {added to sent, added to delivered, {devices counted as sent},
+// {devices counted as delivered}}; the rule is countDeliveries() in receipt-store.ts.
 const COUNT_DELIVERIES = COUNT_ONLY_LUA + `
-if not count_only(KEYS[1]) then return {0, 0} end
+if not count_only(KEYS[1]) then return {0, 0, {}, {}} end
 local n = tonumber(ARGV[2])
-local sent, delivered = 0, 0
+local sent, delivered, sentIds, deliveredIds = 0, 0, {}, {}
 for i = 3, 2 + n do
   local id = ARGV[i]
-  if redis.call('SISMEMBER', KEYS[3], id) == 0 and redis.call('SISMEMBER', KEYS[4], id) == 0 then
-    sent = sent + redis.call('SADD', KEYS[2], id)
+  if redis.call('SISMEMBER', KEYS[3], id) == 0 and redis.call('SISMEMBER', KEYS[4], id) == 0 and redis.call('SADD', KEYS[2], id) == 1 then
+    sent = sent + 1
+    sentIds[#sentIds + 1] = id
   end
 end
 for i = 3 + n, #ARGV do
   local id = ARGV[i]
   if redis.call('SADD', KEYS[3], id) == 1 and redis.call('SISMEMBER', KEYS[4], id) == 0 then
     delivered = delivered + 1
+    deliveredIds[#deliveredIds + 1] = id
     sent = sent - redis.call('SISMEMBER', KEYS[2], id)
   end
 end
 if sent ~= 0 then redis.call('HINCRBY', KEYS[1], 'c:sent', sent) end
 if delivered ~= 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', delivered) end
 for k = 2, 3 do if redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ARGV[1]) end end
-return {sent, delivered}`
+return {sent, delivered, sentIds, deliveredIds}`
 
 // KEYS: (got, ackers) per candidate push; ARGV[1] device id. Returns the 1-based positions of the pushes the
 // device has neither got nor acked.
@@ -138,12 +145,12 @@ for i = 1, #KEYS, 2 do
 end
 return out`
 
-// KEYS[1] push, KEYS[2] ackers, KEYS[3] got, KEYS[4] sent; ARGV[1] ackers ttl ms, then device ids. Returns how
-// many acks counted: each moves its device from delivered (or sent) to acked; a device counted in neither never
+// KEYS[1] push, KEYS[2] ackers, KEYS[3] got, KEYS[4] sent; ARGV[1] ackers ttl ms, then device ids. Returns the
+// devices whose ack counted: each moves its device from delivered (or sent) to acked; a device counted in neither never
 // received the push, and its ack counts nothing.
 const COUNT_ACKS = COUNT_ONLY_LUA + `
-if not count_only(KEYS[1]) then return 0 end
-local added, fromDelivered, fromSent = 0, 0, 0
+if not count_only(KEYS[1]) then return {} end
+local added, fromDelivered, fromSent = {}, 0, 0
 for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('SISMEMBER', KEYS[2], id) == 0 then
@@ -152,11 +159,11 @@ for i = 2, #ARGV do
     elseif redis.call('SISMEMBER', KEYS[4], id) == 1 then fromSent = fromSent + 1; from = 1 end
     if from then
       redis.call('SADD', KEYS[2], id)
-      added = added + 1
+      added[#added + 1] = id
     end
   end
 end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'c:acked', added) end
+if #added > 0 then redis.call('HINCRBY', KEYS[1], 'c:acked', #added) end
 if fromDelivered > 0 then redis.call('HINCRBY', KEYS[1], 'c:delivered', -fromDelivered) end
 if fromSent > 0 then redis.call('HINCRBY', KEYS[1], 'c:sent', -fromSent) end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
@@ -241,7 +248,8 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       await redis.eval(OPEN, 3, pushKey(pushId), receiptsKey(pushId), idsKey(pushId), ...args)
     },
     async transition (pushId, deviceId, to, at, reason) {
-      return await redis.eval(TRANSITION, 2, pushKey(pushId), receiptsKey(pushId), deviceId, to, at, reason ?? '') === 1
+      const raw = await redis.eval(TRANSITION, 2, pushKey(pushId), receiptsKey(pushId), deviceId, to, at, reason ?? '') as string | null
+      return raw === null ? undefined : decode(deviceId, raw)
     },
     async getReceipt (pushId, deviceId) {
       const raw = await redis.hget(receiptsKey(pushId), deviceId)
@@ -256,10 +264,10 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       return { receipts, next: ids.length > limit ? page[page.length - 1] : undefined }
     },
     async countDeliveries (pushId, sent, got) {
-      if (sent.length === 0 && got.length === 0) return { sent: 0, delivered: 0 }
+      if (sent.length === 0 && got.length === 0) return { sent: 0, delivered: 0, sentIds: [], deliveredIds: [] }
       const keys = [pushKey(pushId), sentKey(pushId), gotKey(pushId), ackersKey(pushId)]
-      const [s, d] = await countDeliveries(keys, [await setsTtlOf(pushId), sent.length, ...sent, ...got]) as [number, number]
-      return { sent: s, delivered: d }
+      const [s, d, sentIds, deliveredIds] = await countDeliveries(keys, [await setsTtlOf(pushId), sent.length, ...sent, ...got]) as [number, number, string[], string[]]
+      return { sent: s, delivered: d, sentIds, deliveredIds }
     },
     async notReceived (deviceId, pushIds) {
       if (pushIds.length === 0) return []
@@ -270,12 +278,14 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       return await redis.zrangebyscore(expiryKey, '-inf', at, 'LIMIT', 0, limit)
     },
     async sweepExpired (pushId, limit, at) {
-      const [expired, status] = await redis.eval(SWEEP, 4, pushKey(pushId), receiptsKey(pushId), idsKey(pushId), expiryKey, pushId, limit, at) as [number, number]
+      const [status, ...pairs] = await redis.eval(SWEEP, 4, pushKey(pushId), receiptsKey(pushId), idsKey(pushId), expiryKey, pushId, limit, at) as [number, ...string[]]
+      const expired: Receipt[] = []
+      for (let i = 0; i + 1 < pairs.length; i += 2) expired.push(decode(pairs[i] as string, pairs[i + 1] as string))
       return { expired, finished: status === 1 }
     },
     async countAcks (pushId, deviceIds) {
-      if (deviceIds.length === 0) return 0
-      return await countAcks([pushKey(pushId), ackersKey(pushId), gotKey(pushId), sentKey(pushId)], [await setsTtlOf(pushId), ...deviceIds]) as number
+      if (deviceIds.length === 0) return []
+      return await countAcks([pushKey(pushId), ackersKey(pushId), gotKey(pushId), sentKey(pushId)], [await setsTtlOf(pushId), ...deviceIds]) as string[]
     }
   }
 }

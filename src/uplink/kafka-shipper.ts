@@ -18,6 +18,8 @@ export interface KafkaShipperOptions {
   readonly logger: Logger
   readonly metrics?: Pick<Metrics, 'kafkaRecords' | 'kafkaBytes' | 'kafkaBatches' | 'kafkaSendFailures' | 'kafkaDeadLetters'>
   readonly telemetryTopic: string
+  /** How a spooled record becomes a Kafka record (default: toKafkaMessage, an uplink with its headers). */
+  readonly toMessage?: (record: SpoolRecord) => Message
   /** Created at start when missing (the telemetry topic among them); existing topics are left as they are. */
   readonly topics: readonly ITopicConfig[]
   readonly batchRecords: number
@@ -231,7 +233,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
           sendCount = records.length
         }
         const batch = pending.slice(0, sendCount)
-        const messages = batch.map(toKafkaMessage)
+        const messages = batch.map(opts.toMessage ?? toKafkaMessage)
         await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
         if (failures > 0) logger.info({ event: 'kafka_recovered', failures, lagRecords: spool.unshippedRecords }, 'Kafka reachable again: shipping the spool')
         connected = true

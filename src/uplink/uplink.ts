@@ -6,7 +6,8 @@ export interface Uplink {
   readonly msgId: string
   readonly deviceId: string
   readonly topic: string
-  readonly kind: UplinkKind
+  /** `receipt`: not an uplink but a receipt record that a receipts spool carries in the same frame (src/push/receipt-record.ts). */
+  readonly kind: UplinkKind | 'receipt'
   readonly qos: 0 | 1 | 2
   readonly nodeId: string
   readonly receivedAt: number

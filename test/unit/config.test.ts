@@ -104,6 +104,9 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_KAFKA_PRESENCE_TOPIC: 'fleet_presence-v2',
     PUSHLINE_KAFKA_TELEMETRY_PARTITIONS: '24',
     PUSHLINE_KAFKA_PRESENCE_PARTITIONS: '3',
+    PUSHLINE_KAFKA_RECEIPTS_TOPIC: 'fleet.receipts',
+    PUSHLINE_KAFKA_RECEIPTS_PARTITIONS: '48',
+    PUSHLINE_RECEIPTS_STREAM: 'off',
     PUSHLINE_KAFKA_REPLICATION_FACTOR: '3',
     PUSHLINE_KAFKA_BATCH_RECORDS: '200',
     PUSHLINE_KAFKA_BATCH_BYTES: '65536',
@@ -176,6 +179,9 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.kafkaPresenceTopic, 'fleet_presence-v2')
   assert.equal(c.kafkaTelemetryPartitions, 24)
   assert.equal(c.kafkaPresencePartitions, 3)
+  assert.equal(c.kafkaReceiptsTopic, 'fleet.receipts')
+  assert.equal(c.kafkaReceiptsPartitions, 48)
+  assert.equal(c.receiptsStream, false)
   assert.equal(c.kafkaReplicationFactor, 3)
   assert.equal(c.kafkaBatchRecords, 200)
   assert.equal(c.kafkaBatchBytes, 65536)

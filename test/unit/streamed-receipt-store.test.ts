@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import pino from 'pino'
+import type { ReceiptRecord } from '../../src/push/receipt-record.ts'
+import { createSpoolReceiptStream, type ReceiptStream } from '../../src/push/receipt-stream.ts'
+import { streamJobReceipts, streamReceipts } from '../../src/push/streamed-receipt-store.ts'
+import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts'
+import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
+import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
+import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
+import type { PushRecord } from '../../src/stores/receipt-store.ts'
+import { openFileSpool } from '../../src/uplink/file-spool.ts'
+import { rebuildCounts } from '../helpers/receipts.ts'
+
+const TRACE = 'c'.repeat(32)
+const NOW = 5_000
+
+function collecting (): ReceiptStream & { records: ReceiptRecord[] } {
+  const records: ReceiptRecord[] = []
+  return { records, async write (rs) { records.push(...rs) } }
+}
+
+const brief = (records: readonly ReceiptRecord[]): string[] => records.map((r) => `${r.deviceId}:${r.state}:${r.id ?? '-'}`)
+
+test('a targeted push: a record for each receipt opened and each move the store made, none for a move it refused', async () => {
+  const stream = collecting()
+  const store = streamReceipts(createMemoryReceiptStore(), { stream, nodeId: 'n1', now: () => NOW })
+  const push: PushRecord = { pushId: 'p1', target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 1, createdAt: 1000, traceId: TRACE }
+  await store.createPush(push, 3)
+  await store.open('p1', [{ deviceId: 'a', state: 'queued', id: 1 }, { deviceId: 'b', state: 'queued', id: 9 }, { deviceId: 'x', state: 'failed', reason: 'unknown device' }], 1000)
+  await store.transition('p1', 'a', 'sent', 1100)
+  await store.transition('p1', 'a', 'sent', 1101) // repeated: no record
+  await store.transition('p1', 'a', 'delivered', 1200)
+  await store.transition('p1', 'a', 'acked', 1300)
+  await store.transition('p1', 'x', 'delivered', 1300) // failed is final: no record
+  await store.progress('p1', 3, { total: 3 })
+  await store.sweepExpired('p1', 10, 2000)
+  assert.deepEqual(brief(stream.records), ['a:queued:1', 'b:queued:9', 'x:failed:-', 'a:sent:1', 'a:delivered:1', 'a:acked:1', 'b:expired:9'])
+  assert.deepEqual(stream.records.map((r) => r.at), [1000, 1000, 1000, 1100, 1200, 1300, 2000])
+  assert.ok(stream.records.every((r) => r.pushId === 'p1' && r.nodeId === 'n1' && r.traceId === TRACE))
+  assert.deepEqual(rebuildCounts(stream.records, 'p1'), (await store.getPush('p1'))?.counts)
+})
+
+test('a group or broadcast push: one record per device and state the store counted, none for repeats or other pushes', async () => {
+  const stream = collecting()
+  const store = streamReceipts(createMemoryReceiptStore(), { stream, nodeId: 'n2', now: () => NOW })
+  await store.createPush({ pushId: 'g', target: { kind: 'group', group: 'x' }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, undefined)
+  await store.createPush({ pushId: 't', target: { kind: 'device', deviceId: 'a' }, qos: 1, ttlSeconds: 60, createdAt: 1 }, 1)
+  await store.countDeliveries('g', ['a', 'b', 'c'], ['a', 'd'])
+  await store.countDeliveries('g', ['b', 'a'], ['b', 'b']) // a resend of b and a: nothing new sent; b got it
+  await store.countAcks('g', ['c', 'c'])
+  await store.countDeliveries('g', ['c'], ['c']) // c acked already: counts nothing
+  await store.countAcks('t', ['a']) // a targeted push keeps no ack set
+  await store.countAcks('nope', ['a'])
+  assert.deepEqual(brief(stream.records), ['a:sent:-', 'b:sent:-', 'c:sent:-', 'a:delivered:-', 'd:delivered:-', 'b:delivered:-', 'c:acked:-'])
+  assert.ok(stream.records.every((r) => r.pushId === 'g' && r.at === NOW && r.nodeId === 'n2' && r.traceId === TRACE))
+  assert.deepEqual(rebuildCounts(stream.records, 'g'), (await store.getPush('g'))?.counts)
+  assert.deepEqual(rebuildCounts(stream.records, 'g'), { queued: 0, sent: 0, delivered: 3, acked: 1, expired: 0, failed: 0 })
+})
+
+test('a list push chunk commit writes its queued and failed records once, with message ids and the push\'s trace id', async () => {
+  const stream = collecting()
+  const devices = createMemoryDeviceStore()
+  for (const id of ['a', 'b']) await devices.create({ id, groups: [], metadata: {}, secretHash: 'x', enabled: true, createdAt: 1, updatedAt: 1 })
+  const history = createMemoryHistoryStore({ maxMessages: 10, maxAgeMs: 3600_000 })
+  const stored = createMemoryReceiptStore()
+  const receipts = streamReceipts(stored, { stream, nodeId: 'api' })
+  // As push-stack.ts wires it: the job store opens receipts in the unstreamed store, its wrapper writes the records.
+  const jobs = streamJobReceipts(createMemoryPushJobStore({ devices, history, receipts: stored }), { stream, nodeId: 'api' })
+  await receipts.createPush({ pushId: 'l', target: { kind: 'devices', count: 4 }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, 4)
+  await jobs.create('l', ['a', 'zz', 'b', 'bad id'], { data: 1, qos: 1, expiresAt: 60_000, traceId: TRACE })
+  const entry = { pushId: 'l', sentAt: 7, expiresAt: 60_000, qos: 1 as const, data: 1, traceId: TRACE }
+  assert.deepEqual(await jobs.commit('l', 0, ['a', 'zz', 'b'], ['bad id'], entry), [1, null, 1])
+  assert.equal(await jobs.commit('l', 0, ['a'], [], entry), undefined, 'a chunk someone else committed')
+  assert.deepEqual(brief(stream.records), ['a:queued:1', 'zz:failed:-', 'b:queued:1', 'bad id:failed:-'])
+  assert.ok(stream.records.every((r) => r.at === 7 && r.traceId === TRACE && r.nodeId === 'api'))
+  assert.deepEqual(rebuildCounts(stream.records, 'l'), (await receipts.getPush('l'))?.counts)
+})
+
+test('a record the receipts spool cannot take is counted and logged; the transition still resolves', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-receipts-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const spool = await openFileSpool({ dir, fsync: 'always' })
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l) as Record<string, unknown>) } })
+  let written = 0
+  let dropped = 0
+  const stream = createSpoolReceiptStream({ spool, logger, onWritten: (n) => { written += n }, onDropped: (n) => { dropped += n } })
+  const store = streamReceipts(createMemoryReceiptStore(), { stream, nodeId: 'n1' })
+  await store.createPush({ pushId: 'p', target: { kind: 'device', deviceId: 'a' }, qos: 1, ttlSeconds: 60, createdAt: 1 }, 1)
+  await store.open('p', [{ deviceId: 'a', state: 'queued', id: 1 }], 1)
+  assert.equal(written, 1)
+  await spool.close()
+  assert.equal((await store.transition('p', 'a', 'sent', 2))?.state, 'sent')
+  assert.equal(dropped, 1)
+  assert.equal((await store.getReceipt('p', 'a'))?.state, 'sent')
+  const line = lines.find((l) => l.event === 'receipt_record_dropped')
+  assert.equal(line?.state, 'sent')
+  assert.equal(line?.pushId, 'p')
+})
