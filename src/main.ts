@@ -119,13 +119,20 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
 
     let connections: ConnectionControl
     // An operator's kick closes the device wherever it is; a takeover's only the replaced connection.
-    const kickLocal = (deviceId: string, _reason: KickReason, target?: KickTarget): void => {
+    const kickLocal = (deviceId: string, reason: KickReason, target?: KickTarget): void => {
       if (target !== undefined) {
         if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch).catch(() => {})
         return
       }
       member?.markKicked(deviceId)
-      broker?.kickLocal(deviceId)
+      if (reason !== 'deleted') {
+        broker?.kickLocal(deviceId)
+        return
+      }
+      // Every node forgets a deleted device's session; in cluster mode they share one store, so repeats find nothing.
+      broker?.forgetDevice(deviceId).catch((err: Error) => {
+        logger.warn({ event: 'forget_session_failed', deviceId, err: err.message }, 'could not drop a deleted device\'s session')
+      })
     }
     if (redis !== undefined) {
       const subscriber = runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:kicks`) : undefined
@@ -149,8 +156,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       tokens: tokenStore,
       connections,
       assigner,
-      tokenTtlMs: config.tokenTtlSeconds * 1000,
-      secretHashCost: config.secretHashCost
+      history: pushStack.history,
+      ...(runsBroker && { forgetSession: async (deviceId: string) => { await broker?.forgetDevice(deviceId) } }),
+      tokenTtlMs: config.tokenTtlSeconds * 1000
     })
 
     let member: ClusterMember | undefined
