@@ -35,7 +35,7 @@ const MINUTE = 60_000
 export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
   const { counters } = opts
   const now = opts.now ?? Date.now
-  const retryAfter = (resetAt: number): Record<string, unknown> => ({ retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now()) / 1000)) })
+  const retryAfter = (resetAt: number): Record<string, unknown> => ({ retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now()) / 1000)), until: resetAt })
   // Failures are counted in a window of lockoutMs from the first; the lock is a window of its own, opened by the
   // failure that reaches the limit, so it lasts the whole lockoutMs from that failure.
   const failures = (id: string): string => `token-failures:${id}`
