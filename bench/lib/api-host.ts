@@ -10,14 +10,17 @@ import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import type * as ConfigModule from '../../src/config/load-config.ts'
+import type * as LoggerModule from '../../src/shared/logger.ts'
+import type * as MainModule from '../../src/main.ts'
 
 const main = process.argv[2]
 if (main === undefined) throw new Error('usage: api-host.ts <build>/src/main.js')
 const build = dirname(resolve(main))
 const load = async <T> (file: string): Promise<T> => await import(pathToFileURL(join(build, file)).href) as T
-const { startPlatform } = await load<typeof import('../../src/main.ts')>('main.js')
-const { loadConfig } = await load<typeof import('../../src/config/load-config.ts')>('config/load-config.js')
-const { createLogger } = await load<typeof import('../../src/shared/logger.ts')>('shared/logger.js')
+const { startPlatform } = await load<typeof MainModule>('main.js')
+const { loadConfig } = await load<typeof ConfigModule>('config/load-config.js')
+const { createLogger } = await load<typeof LoggerModule>('shared/logger.js')
 
 const config = loadConfig()
 const platform = await startPlatform(config, createLogger({ level: config.logLevel, nodeId: config.nodeId }))
@@ -40,5 +43,5 @@ const stop = async (): Promise<void> => {
   await platform.close()
   process.exit(0)
 }
-process.once('SIGTERM', () => { void stop() })
-process.once('SIGINT', () => { void stop() })
+process.once('SIGTERM', () => { stop().catch(() => process.exit(1)) })
+process.once('SIGINT', () => { stop().catch(() => process.exit(1)) })
