@@ -155,7 +155,12 @@ async function main (): Promise<void> {
   const deadline = Date.now() + maxSeconds * 1000
   const watch = async (what: string, phase: 'onboarding' | 'storm', base: number, connectsBase: number): Promise<Record<string, number>> => {
     const m: Record<string, number> = {}
+    let said = at()
     while (Date.now() < deadline) {
+      if (at() - said >= 10) {
+        said = at()
+        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}`)
+      }
       if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
       if (phase === 'onboarding' && m.tokens === undefined && tokens >= devices) m.tokens = at() - base
       if (m.connected === undefined && (await connects()) - connectsBase >= devices) m.connected = at() - base
@@ -178,9 +183,11 @@ async function main (): Promise<void> {
   const kill = at()
   for (const n of nodes) n.child.kill('SIGKILL')
   await Promise.all(nodes.map(async (n) => { await n.stop(1000) }))
-  // The simulator sees its connections drop: wait until it counts nobody subscribed, then start the nodes again.
-  const anyoneSubscribed = (): boolean => subscribed > 0
-  while (anyoneSubscribed() && Date.now() < deadline) await sleep(100)
+  // Up to 10 s for the simulator to see its connections drop (its count is a progress line a second), then the
+  // nodes start again whatever it says: the storm is over when presence is exact with the new processes.
+  const stillSubscribed = (): boolean => subscribed > 0
+  for (let i = 0; i < 100 && stillSubscribed(); i++) await sleep(100)
+  log(`  all nodes killed; the simulator counts ${fmtInt(subscribed)} subscribed; starting the nodes again`)
   nodes = await Promise.all(ports.map(async (_, i) => await startNode(i)))
   const restarted = at() - kill
   const storm = await watch('reconnect storm', 'storm', kill, connectsBefore)
