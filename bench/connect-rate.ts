@@ -213,7 +213,7 @@ async function startTarget (name: TargetName, args: Args, ctx: { runId: string, 
     case 'pushline-embedded': {
       const main = await ctx.main()
       // Provisioning thousands of devices from one address: cheap secrets, and no per-address token rate limit.
-      const env = { PUSHLINE_SECRET_HASH_COST: '10', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000' }
+      const env = { PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000' }
       const broker = await startPushline({ name, main, env, nodeArgs: profileArgs(name), keepLogs: args.keepLogs })
       onCleanup(`stop ${name}`, () => broker.stop())
       log(`pushline (embedded) pid ${broker.pid} on ${broker.host}:${broker.mqttPort}`)

@@ -259,7 +259,6 @@ async function startSimCluster (services: Services, runId: string, main: string)
       redisPrefix: prefix,
       env: {
         PUSHLINE_NODE_ID: `suite-${runId}-${i}`,
-        PUSHLINE_SECRET_HASH_COST: '10',
         PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
         ...(services.kafkaBrokers !== undefined && { PUSHLINE_KAFKA_BROKERS: services.kafkaBrokers, PUSHLINE_KAFKA_TELEMETRY_TOPIC: `bench.suite.${runId}` })
       }

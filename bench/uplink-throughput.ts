@@ -211,7 +211,6 @@ async function round (args: Args, main: string, variant: Variant, n: number, mes
   const topic = `bench.uplink.${randomUUID().slice(0, 8)}`
   const deadPort = await freePort()
   const env: Record<string, string> = {
-    PUSHLINE_SECRET_HASH_COST: '10',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
     PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '1000',
     PUSHLINE_SPOOL_FSYNC: args.fsync,

@@ -133,7 +133,14 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         return
       }
       member?.markKicked(deviceId)
-      broker?.kickLocal(deviceId)
+      if (reason !== 'deleted') {
+        broker?.kickLocal(deviceId)
+        return
+      }
+      // Every node forgets a deleted device's session; in cluster mode they share one store, so repeats find nothing.
+      broker?.forgetDevice(deviceId).catch((err: Error) => {
+        logger.warn({ event: 'forget_session_failed', deviceId, err: err.message }, 'could not drop a deleted device\'s session')
+      })
     }
     if (redis !== undefined) {
       const subscriber = runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:kicks`) : undefined
@@ -158,8 +165,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       connections,
       presence: presenceStore,
       assigner,
-      tokenTtlMs: config.tokenTtlSeconds * 1000,
-      secretHashCost: config.secretHashCost
+      history: pushStack.history,
+      ...(runsBroker && { forgetSession: async (deviceId: string) => { await broker?.forgetDevice(deviceId) } }),
+      tokenTtlMs: config.tokenTtlSeconds * 1000
     })
 
     let member: ClusterMember | undefined

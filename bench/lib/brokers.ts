@@ -42,6 +42,8 @@ export interface PushlineProcess extends BrokerProcess {
   /** Set in Redis mode. */
   readonly redisPrefix: string | undefined
   readonly dataDir: string
+  /** What the process printed on stdout so far (its start-up lines). */
+  output (): string
 }
 
 export interface StartPushlineOptions {
@@ -55,6 +57,8 @@ export interface StartPushlineOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
   readonly nodeArgs?: readonly string[]
+  /** Arguments after the entry (for a host script that loads the build, e.g. bench/lib/api-host.ts). */
+  readonly args?: readonly string[]
   readonly startTimeoutMs?: number
   /** Keep the temp dir with the log after stop() (default: removed). */
   readonly keepLogs?: boolean
@@ -154,7 +158,9 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
     ...(opts.redisUrl !== undefined && { PUSHLINE_REDIS_URL: opts.redisUrl, PUSHLINE_REDIS_PREFIX: opts.redisPrefix ?? 'pushline:' }),
     ...opts.env
   }
-  const child = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), resolvePath(opts.main)], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), resolvePath(opts.main), ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  // The api role runs no broker and prints no MQTT address.
+  const needsMqtt = env.PUSHLINE_ROLE !== 'api'
   child.stderr?.pipe(log)
   const stop = stopper(child)
 
@@ -164,11 +170,10 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       log.write(chunk)
-      if (mqttPort !== undefined && httpPort !== undefined) return
-      buffered += chunk.toString('utf8')
+      if (buffered.length < 65_536) buffered += chunk.toString('utf8')
       mqttPort ??= Number(/MQTT over TCP\s+mqtt:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
       httpPort ??= Number(/HTTP API\s+http:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
-      if (mqttPort !== undefined && httpPort !== undefined) resolve()
+      if ((mqttPort !== undefined || !needsMqtt) && httpPort !== undefined) resolve()
     })
     child.once('exit', (code, signal) => reject(new Error(`pushline (${opts.name}) exited during start (code ${code}, signal ${signal})`)))
     child.once('error', reject)
@@ -192,12 +197,13 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
     pid: child.pid as number,
     child,
     host: BENCH_HOST,
-    mqttPort: mqttPort as number,
+    mqttPort: mqttPort ?? 0,
     logFile,
     httpUrl: `http://${BENCH_HOST}:${httpPort as number}`,
     adminKey: env.PUSHLINE_ADMIN_KEYS as string,
     redisPrefix: opts.redisUrl === undefined ? undefined : env.PUSHLINE_REDIS_PREFIX,
     dataDir,
+    output: () => buffered,
     async stop (graceMs) {
       const crashed = stop.unexpected() !== undefined
       const code = await stop(graceMs)

@@ -90,8 +90,7 @@ async function postJson (url: string, body: unknown, headers: Record<string, str
 
 /**
  * Creates each device (POST /v1/admin/devices) and issues its token (POST /v1/devices/{id}/token), as an
- * operator and a device would. Each step hashes or verifies a scrypt secret: start the platform with a low
- * PUSHLINE_SECRET_HASH_COST (e.g. 10) for thousands of devices.
+ * operator and a device would.
  */
 export async function provisionOverHttp (opts: ProvisionOverHttpOptions): Promise<DeviceCredential[]> {
   const auth = { authorization: `Bearer ${opts.adminKey}` }

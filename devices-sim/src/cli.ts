@@ -6,11 +6,25 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { runSimulation } from './coordinator.ts'
 import { SimError } from './errors.ts'
+import { IMPORT_HELP, parseImportArgs, runImport } from './import.ts'
 import { helpText, parseArgs, resolveOptions } from './options.ts'
 import { formatReport } from './report.ts'
 import { loadScenario } from './scenario.ts'
 
+async function importIds (argv: readonly string[]): Promise<number> {
+  const opts = parseImportArgs(argv, { adminKey: process.env.DEVICES_SIM_ADMIN_KEY })
+  if (opts === 'help') {
+    process.stdout.write(IMPORT_HELP + '\n')
+    return 0
+  }
+  const summary = await runImport(opts, (line) => { process.stdout.write(line + '\n') })
+  for (const f of summary.failed) process.stderr.write(`failed: ${f.id} ${f.error}\n`)
+  process.stdout.write(`import: ${summary.read} read, ${summary.created} created, ${summary.failed.length} failed; secrets in ${opts.out} (mode 0600)\n`)
+  return summary.failed.length === 0 ? 0 : 1
+}
+
 async function main (argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'import') return await importIds(argv.slice(1))
   const args = parseArgs(argv)
   if (args.help) {
     process.stdout.write(helpText() + '\n')

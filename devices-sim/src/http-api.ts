@@ -28,8 +28,24 @@ export interface PushStatus {
   readonly counts: { queued: number, sent: number, delivered: number, acked: number, expired: number, failed: number }
 }
 
+export interface NewDevice {
+  readonly id: string
+  readonly groups?: readonly string[]
+  readonly metadata?: Record<string, unknown>
+}
+
+export interface BatchResult {
+  readonly created: Array<{ id: string, secret: string, groups: string[] }>
+  readonly failed: Array<{ id: string, error: string }>
+}
+
+/** The most devices one POST /v1/admin/devices/batch takes. */
+export const MAX_BATCH = 10_000
+
 export interface HttpApi {
   createDeviceAsAdmin (id: string, groups: readonly string[]): Promise<string>
+  /** POST /v1/admin/devices/batch: at most MAX_BATCH devices with distinct ids. */
+  createDevicesAsAdmin (devices: readonly NewDevice[]): Promise<BatchResult>
   rotateSecret (id: string): Promise<string>
   selfRegister (id: string, groups: readonly string[]): Promise<string>
   token (id: string, secret: string): Promise<IssuedToken>
@@ -40,16 +56,18 @@ export interface HttpApi {
 }
 
 const TIMEOUT_MS = 15_000
+/** A batch of 10,000 is one request of a few MB, written in one go on the platform's side. */
+const BATCH_TIMEOUT_MS = 120_000
 
 export function createHttpApi (baseUrl: string, keys: { adminKey?: string | undefined, provisioningKey?: string | undefined }): HttpApi {
-  async function call (method: string, path: string, body: unknown, headers: Record<string, string>): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies are checked by the callers
+  async function call (method: string, path: string, body: unknown, headers: Record<string, string>, timeoutMs = TIMEOUT_MS): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies are checked by the callers
     let res: Response
     try {
       res = await fetch(baseUrl + path, {
         method,
         headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
         ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(TIMEOUT_MS)
+        signal: AbortSignal.timeout(timeoutMs)
       })
     } catch (err) {
       throw new SimError('SIM_ERR_HTTP', `${method} ${path}: ${(err as Error).message}`, 0)
@@ -66,6 +84,9 @@ export function createHttpApi (baseUrl: string, keys: { adminKey?: string | unde
   return {
     async createDeviceAsAdmin (id, groups) {
       return (await call('POST', '/v1/admin/devices', { id, groups }, admin())).secret
+    },
+    async createDevicesAsAdmin (devices) {
+      return await call('POST', '/v1/admin/devices/batch', { devices }, admin(), BATCH_TIMEOUT_MS)
     },
     async rotateSecret (id) {
       return (await call('POST', `/v1/admin/devices/${enc(id)}/secret`, undefined, admin())).secret

@@ -348,6 +348,7 @@ export function helpText (): string {
     '',
     'Usage: npx devices-sim [options]            e.g. npx devices-sim --url http://127.0.0.1:3000 --admin-key K --devices 1000',
     '       npm run sim -- --scenario devices-sim/scenarios/connect-storm.json --admin-key K',
+    '       npx devices-sim import --file ids.csv --out secrets.ndjson --admin-key K   (bulk onboarding; import --help)',
     '',
     'Options:',
     '  --help                    this text',

@@ -155,7 +155,7 @@ export function progressLine (elapsedMs: number, s: Snapshot, prev: Snapshot | u
   const c = s.counters
   const errors = c.connectErrors + c.connackRefusals + c.tokenErrors + c.provisionErrors + c.uplinkErrors
   const provisioning = c.provisioned + c.provisionErrors > 0 && s.connected === 0 && c.connectAttempts === 0 ? `  provisioned ${n(c.provisioned)}` : ''
-  return `${n(elapsedMs / 1000, 0)}s${provisioning}  connected ${n(s.connected)}/${n(fleet)}  connects/s ${rate((x) => x.counters.connects)}` +
+  return `${n(elapsedMs / 1000, 0)}s${provisioning}  tokens ${n(c.tokens)}  connected ${n(s.connected)}/${n(fleet)}  connects/s ${rate((x) => x.counters.connects)}` +
     `  up/s ${rate((x) => x.counters.uplinksAcked)} p99 ${n(s.histograms.uplink.quantile(0.99), 1)} ms` +
     `  down/s ${rate((x) => x.counters.downlinks + x.counters.broadcasts)} p99 ${n(s.histograms.downlink.quantile(0.99), 1)} ms` +
     `  errors ${n(errors)}  rss ${n(s.rssBytes / 1048576)} MiB`

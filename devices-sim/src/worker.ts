@@ -6,7 +6,7 @@ import { SimDevice, type DeviceSettings } from './device.ts'
 import { connectLight } from './engine-light.ts'
 import { connectMqttjs } from './engine-mqttjs.ts'
 import { SimError } from './errors.ts'
-import { createHttpApi, type HttpApi } from './http-api.ts'
+import { createHttpApi, MAX_BATCH, type HttpApi } from './http-api.ts'
 import { Limiter } from './limiter.ts'
 import { emptySnapshot, type Snapshot } from './metrics.ts'
 import type { SimOptions } from './options.ts'
@@ -21,29 +21,41 @@ const send = (msg: FromWorker, then?: () => void): void => { process.send?.(msg,
 /** Secrets for devices that have none yet; `fresh` marks devices created in this run. */
 async function provision (api: HttpApi, http: Limiter, options: SimOptions, devices: readonly DeviceCredentials[], snap: Snapshot): Promise<Map<string, { secret: string, fresh: boolean }>> {
   const out = new Map<string, { secret: string, fresh: boolean }>()
-  await Promise.all(devices.map((d) => http.run(async () => {
-    if (d.secret !== undefined) {
-      out.set(d.id, { secret: d.secret, fresh: false })
-      return
-    }
+  const missing: DeviceCredentials[] = []
+  for (const d of devices) {
+    if (d.secret !== undefined) out.set(d.id, { secret: d.secret, fresh: false })
+    else missing.push(d)
+  }
+  if (missing.length > 0 && options.provision === 'reuse') throw new SimError('SIM_ERR_CREDENTIALS', `no cached credentials for ${(missing[0] as DeviceCredentials).id}`)
+  // The device exists but its secret is not cached here: an operator may rotate it.
+  const rotate = async (id: string): Promise<void> => { out.set(id, { secret: await api.rotateSecret(id), fresh: false }) }
+  const one = (create: () => Promise<void>): Promise<void> => http.run(async () => {
     try {
-      if (options.provision === 'reuse') throw new SimError('SIM_ERR_CREDENTIALS', `no cached credentials for ${d.id}`)
-      if (options.provision === 'admin') {
-        try {
-          out.set(d.id, { secret: await api.createDeviceAsAdmin(d.id, d.groups), fresh: true })
-        } catch (err) {
-          // The device exists but its secret is not cached here: an operator may rotate it.
-          if (!(err instanceof SimError && err.status === 409)) throw err
-          out.set(d.id, { secret: await api.rotateSecret(d.id), fresh: false })
-        }
-      } else {
-        out.set(d.id, { secret: await api.selfRegister(d.id, d.groups), fresh: true })
-      }
+      await create()
       snap.counters.provisioned++
     } catch {
       snap.counters.provisionErrors++
     }
-  })))
+  })
+  if (options.provision === 'admin') {
+    const taken: DeviceCredentials[] = []
+    for (let i = 0; i < missing.length; i += MAX_BATCH) {
+      const chunk = missing.slice(i, i + MAX_BATCH)
+      try {
+        const result = await api.createDevicesAsAdmin(chunk.map((d) => ({ id: d.id, groups: d.groups })))
+        for (const c of result.created) out.set(c.id, { secret: c.secret, fresh: true })
+        snap.counters.provisioned += result.created.length
+        const exists = new Set(result.failed.filter((f) => f.error === 'IOT_ERR_DEVICE_EXISTS').map((f) => f.id))
+        taken.push(...chunk.filter((d) => exists.has(d.id)))
+        snap.counters.provisionErrors += result.failed.length - exists.size
+      } catch {
+        snap.counters.provisionErrors += chunk.length
+      }
+    }
+    await Promise.all(taken.map((d) => one(async () => { await rotate(d.id) })))
+  } else {
+    await Promise.all(missing.map((d) => one(async () => { out.set(d.id, { secret: await api.selfRegister(d.id, d.groups), fresh: true }) })))
+  }
   return out
 }
 

@@ -72,6 +72,11 @@ export interface BrokerNode {
   resendStored (): Promise<number>
   /** Deletes a stored (clean=false) session: its subscriptions, on every node, and its queued messages. */
   dropSession (clientId: string): Promise<void>
+  /**
+   * A deleted device: closes its connection if this node holds it, drops its stored session and the retained
+   * message on its down topic, so that a device registered later with the same id starts clean.
+   */
+  forgetDevice (deviceId: string): Promise<void>
   /** Closes the device's connection if this node holds it. */
   kickLocal (deviceId: string): boolean
   /** The device's live client on this node, if any. */
@@ -84,6 +89,13 @@ export interface BrokerNode {
  * kept by their sender, never in the session store, where nothing would ever delete it.
  */
 export const DIRECT_BROKER_ID_SUFFIX = ':direct'
+
+interface SessionStore {
+  cleanSubscriptions (client: { id: string }): Promise<unknown>
+  outgoingStream (client: { id: string, clean: boolean }): AsyncIterable<{ messageId?: number }>
+  outgoingClearMessageId (client: { id: string }, packet: { messageId?: number }): Promise<unknown>
+  storeRetained (packet: { cmd: 'publish', topic: string, payload: Buffer, qos: 0, retain: true, dup: false }): Promise<unknown>
+}
 
 // aedes keeps `clients` off its type declarations.
 type ClientMap = Record<string, Client | undefined>
@@ -369,14 +381,27 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
   await aedes.listen()
 
+  // The persistence methods aedes keeps off its types; the same object aedes uses, so the wrappers above apply.
+  const sessions = (aedes as unknown as { persistence: SessionStore }).persistence
+  async function dropSession (clientId: string): Promise<void> {
+    const client = { id: clientId, clean: false }
+    await sessions.cleanSubscriptions(client)
+    // The Redis store deletes the queue with the last subscription; the memory one keeps it until each packet is
+    // cleared by its id (queued packets may share an undefined id: each call removes one).
+    for await (const packet of sessions.outgoingStream(client)) await sessions.outgoingClearMessageId(client, packet)
+  }
+
   return {
     aedes,
     liveSessions,
     liveClients,
     setAccepting (value) { accepting = value },
-    async dropSession (clientId) {
-      const store = (aedes as unknown as { persistence: { cleanSubscriptions: (c: { id: string }) => Promise<unknown> } }).persistence
-      await store.cleanSubscriptions({ id: clientId })
+    dropSession,
+    async forgetDevice (deviceId) {
+      clientsOf(aedes)[deviceId]?.close()
+      await dropSession(deviceId)
+      // An empty retained payload deletes the retained message (MQTT 3.1.1, 3.3.1.3), in both stores.
+      await sessions.storeRetained({ cmd: 'publish', topic: `devices/${deviceId}/down`, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false })
     },
     async resendStored () {
       const store = (aedes as unknown as { persistence: { outgoingStream: (c: Client) => AsyncIterable<unknown> } }).persistence

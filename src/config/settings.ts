@@ -212,8 +212,6 @@ export const settings = {
     'wrong secrets or tokens in a row that lock a device\'s token endpoint'),
   secretLockoutSeconds: setting('PUSHLINE_SECRET_LOCKOUT_SECONDS', '300', () => 300, integer(1, 86_400),
     'how long such a lock lasts'),
-  secretHashCost: setting('PUSHLINE_SECRET_HASH_COST', '14', () => 14, integer(10, 20),
-    'scrypt cost (log2 N) for stored device secrets'),
   maxPayloadBytes: setting('PUSHLINE_MAX_PAYLOAD_BYTES', '262144', () => 262144, integer(1, 268_435_455),
     'largest MQTT publish payload a device may send; larger ones are refused and counted'),
   maxConnections: setting('PUSHLINE_MAX_CONNECTIONS', '19500', () => 19_500, integer(0, 10_000_000),

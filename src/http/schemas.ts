@@ -36,6 +36,11 @@ export const DeviceView = Type.Object({
   updatedAt: Type.Integer()
 })
 
+/** An error response whose description names the codes a route answers with (codes are stable; messages are not). */
+export function errorWithCodes (...codes: string[]): TSchema {
+  return Type.Ref('Error', { description: codes.join(', ') })
+}
+
 /** Error responses every route may give, for the OpenAPI document. */
 export function errors (...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(statuses.map((s) => [s, Type.Ref('Error')]))

@@ -6,6 +6,7 @@ import type { Config } from '../config/load-config.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
+import type { HistoryStore } from '../stores/history-store.ts'
 import { createMemoryBroadcastStore } from '../stores/memory-broadcast-store.ts'
 import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
 import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
@@ -44,6 +45,8 @@ export interface PushStackOptions {
 
 export interface PushStack {
   readonly service: PushService | undefined
+  /** Each device's downlink history (the registry forgets a deleted device's). */
+  readonly history: HistoryStore
   /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
   readonly brokerHooks: {
     readonly onPuback: (client: Client, messageId: number) => boolean
@@ -98,6 +101,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   let agent: PushAgent | undefined
   return {
     service,
+    history,
     brokerHooks: {
       onPuback: (client, messageId) => agent?.onPuback(client, messageId) ?? false,
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }

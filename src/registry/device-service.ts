@@ -1,8 +1,9 @@
 import { generateToken, hashToken } from '../auth/device-token.ts'
-import { generateSecret, hashSecret, verifySecret } from '../auth/secret-hash.ts'
+import { generateSecret, hashSecret, isLegacySecretHash, unknownDeviceSecretHash, verifySecret } from '../auth/secret-hash.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { Device, DeviceStore } from '../stores/device-store.ts'
 import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
+import type { HistoryStore } from '../stores/history-store.ts'
 import type { TokenRecord, TokenStore } from '../stores/token-store.ts'
 import type { ConnectionControl } from './connection-control.ts'
 import type { BrokerAddress, NodeAssigner } from './node-assigner.ts'
@@ -32,6 +33,20 @@ export interface CreatedDevice {
   readonly groups: string[]
 }
 
+/** Devices one batch may create (POST /v1/admin/devices/batch). */
+export const MAX_BATCH = 10_000
+
+export interface BatchFailure {
+  readonly id: string
+  /** A stable code: IOT_ERR_DEVICE_EXISTS, IOT_ERR_VALIDATION, or IOT_ERR_UNAVAILABLE (Redis failed: the device may or may not exist). */
+  readonly error: string
+}
+
+export interface BatchResult {
+  readonly created: CreatedDevice[]
+  readonly failed: BatchFailure[]
+}
+
 export interface IssuedToken {
   readonly token: string
   readonly expiresAt: number
@@ -52,17 +67,27 @@ export interface DeviceServiceDeps {
   /** Where devices are connected: a kick closes the connection presence names. */
   readonly presence: PresenceStore
   readonly assigner: NodeAssigner
+  /** The device's downlink history, forgotten with the device. */
+  readonly history: Pick<HistoryStore, 'clear'>
+  /**
+   * Drops a deleted device's MQTT session where this process can (a process with a broker: the session store is
+   * shared, so in cluster mode this covers every node); broker nodes also do it when the kick reaches them.
+   */
+  readonly forgetSession?: (deviceId: string) => Promise<void>
   readonly tokenTtlMs: number
-  readonly secretHashCost: number
   readonly now?: () => number
 }
 
 export interface DeviceService {
   create (input: NewDevice): Promise<CreatedDevice>
+  /** Creates the devices whose ids are free; ids must be distinct and valid (the route checks both). */
+  createBatch (inputs: readonly NewDevice[]): Promise<BatchResult>
   get (id: string): Promise<DeviceView>
   list (query: { after?: string, limit: number, group?: string }): Promise<{ devices: DeviceView[], next: string | undefined }>
+  /** Deletes the device and everything kept under its id: tokens, downlink history, MQTT session, live connection. */
   remove (id: string): Promise<void>
   setEnabled (id: string, enabled: boolean): Promise<DeviceView>
+  /** A new secret; the device's tokens are revoked and its live connection ended, as by revoke(). */
   rotateSecret (id: string): Promise<CreatedDevice>
   /** Kills every token of the device and every client certificate issued until now, and ends its live connection. */
   revoke (id: string): Promise<number>
@@ -88,6 +113,9 @@ function notFound (id: string): PushlineError {
   return new PushlineError('IOT_ERR_DEVICE_NOT_FOUND', `device ${id} does not exist`, { id })
 }
 
+/** Devices per createMany call: each call's outcome is known on its own, so a Redis failure costs only its chunk. */
+const BATCH_CHUNK = 500
+
 export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
   const { devices, tokens, connections, assigner } = deps
   const now = deps.now ?? Date.now
@@ -107,23 +135,61 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     return { token, expiresAt, broker: await assigner.assign(device.id) }
   }
 
+  function newDevice (input: NewDevice, secret: string, t: number): Device {
+    return {
+      id: input.id,
+      groups: [...new Set(input.groups ?? [])],
+      metadata: input.metadata ?? {},
+      secretHash: hashSecret(secret),
+      enabled: true,
+      createdAt: t,
+      updatedAt: t
+    }
+  }
+
+  /** Checks the secret; an unknown id is checked against a record no secret matches, so both cost the same. */
+  async function checkSecret (device: Device | undefined, secret: string): Promise<Device> {
+    const stored = device?.secretHash ?? unknownDeviceSecretHash()
+    const ok = await verifySecret(secret, stored)
+    if (!ok || device === undefined) throw badCredentials()
+    if (isLegacySecretHash(stored)) {
+      // First use of a secret stored by an older release: keep its digest instead. A rotation meanwhile wins.
+      const next = hashSecret(secret)
+      if (await devices.replaceSecretHash(device.id, stored, next)) return { ...device, secretHash: next }
+    }
+    return device
+  }
+
   return {
     async create (input) {
       const secret = generateSecret()
-      const t = now()
-      const device: Device = {
-        id: input.id,
-        groups: [...new Set(input.groups ?? [])],
-        metadata: input.metadata ?? {},
-        secretHash: await hashSecret(secret, deps.secretHashCost),
-        enabled: true,
-        createdAt: t,
-        updatedAt: t
-      }
+      const device = newDevice(input, secret, now())
       if (!await devices.create(device)) {
         throw new PushlineError('IOT_ERR_DEVICE_EXISTS', `device ${input.id} already exists`, { id: input.id })
       }
       return { id: device.id, secret, groups: [...device.groups] }
+    },
+
+    async createBatch (inputs) {
+      const t = now()
+      const made = inputs.map((input) => {
+        const secret = generateSecret()
+        return { secret, device: newDevice(input, secret, t) }
+      })
+      const chunks: Array<typeof made> = []
+      for (let i = 0; i < made.length; i += BATCH_CHUNK) chunks.push(made.slice(i, i + BATCH_CHUNK))
+      const outcomes = await Promise.allSettled(chunks.map(async (chunk) => await devices.createMany(chunk.map((m) => m.device))))
+      const created: CreatedDevice[] = []
+      const failed: BatchFailure[] = []
+      outcomes.forEach((outcome, c) => {
+        const chunk = chunks[c] as typeof made
+        chunk.forEach(({ secret, device }, i) => {
+          if (outcome.status === 'rejected') failed.push({ id: device.id, error: 'IOT_ERR_UNAVAILABLE' })
+          else if (outcome.value[i] === true) created.push({ id: device.id, secret, groups: [...device.groups] })
+          else failed.push({ id: device.id, error: 'IOT_ERR_DEVICE_EXISTS' })
+        })
+      })
+      return { created, failed }
     },
 
     async get (id) {
@@ -140,6 +206,8 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     async remove (id) {
       if (!await devices.delete(id)) throw notFound(id)
       await cutOff(id, 'deleted')
+      await deps.history.clear(id)
+      await deps.forgetSession?.(id)
     },
 
     async setEnabled (id, enabled) {
@@ -151,8 +219,10 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
 
     async rotateSecret (id) {
       const secret = generateSecret()
-      const d = await devices.update(id, { secretHash: await hashSecret(secret, deps.secretHashCost) }, now())
+      const d = await devices.update(id, { secretHash: hashSecret(secret) }, now())
       if (d === undefined) throw notFound(id)
+      // Whoever held the old secret may hold a token made with it: those go too.
+      await cutOff(id, 'revoked')
       return { id, secret, groups: [...d.groups] }
     },
 
@@ -180,19 +250,16 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     },
 
     async issueToken (id, credentials) {
-      const device = await devices.get(id)
-      if (device === undefined) throw badCredentials()
+      let device = await devices.get(id)
       if ('secret' in credentials) {
-        if (!await verifySecret(credentials.secret, device.secretHash)) throw badCredentials()
+        device = await checkSecret(device, credentials.secret)
       } else {
-        const rec = await tokens.get(hashToken(credentials.token), now())
-        if (rec === undefined || rec.deviceId !== id) throw badCredentials()
+        // Taken, not read: of concurrent refreshes with one token exactly one gets it. Connections opened with it stay up.
+        const rec = await tokens.take(hashToken(credentials.token), id, now())
+        if (rec === undefined || device === undefined) throw badCredentials()
       }
       if (!device.enabled) throw new PushlineError('IOT_ERR_DEVICE_DISABLED', `device ${id} is disabled`, { id })
-      const issued = await mint(device)
-      // A refresh retires the token it was made from; connections opened with it stay up.
-      if ('token' in credentials) await tokens.delete(hashToken(credentials.token))
-      return issued
+      return await mint(device)
     },
 
     async checkToken (deviceId, token) {

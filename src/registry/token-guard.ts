@@ -13,6 +13,8 @@ export interface TokenGuardOptions {
   readonly pullsPerMinute?: number
   readonly maxFailures: number
   readonly lockoutMs: number
+  /** The clock for Retry-After; the counter store keeps its own. */
+  readonly now?: () => number
 }
 
 export interface TokenGuard {
@@ -22,7 +24,7 @@ export interface TokenGuard {
   admitPull (deviceId: string): Promise<void>
   /** Throws IOT_ERR_LOCKED while the device's token endpoint is locked. */
   assertUnlocked (deviceId: string): Promise<void>
-  /** Records a wrong secret or token; the failure that reaches the limit locks the device. */
+  /** Records a wrong secret or token; the failure that reaches the limit locks the device for lockoutMs from then. */
   failed (deviceId: string): Promise<void>
   /** A right secret or token clears the failure count. */
   succeeded (deviceId: string): Promise<void>
@@ -30,13 +32,14 @@ export interface TokenGuard {
 
 const MINUTE = 60_000
 
-function retryAfter (resetAt: number): Record<string, unknown> {
-  return { retryAfterSeconds: Math.max(1, Math.ceil((resetAt - Date.now()) / 1000)) }
-}
-
 export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
   const { counters } = opts
+  const now = opts.now ?? Date.now
+  const retryAfter = (resetAt: number): Record<string, unknown> => ({ retryAfterSeconds: Math.max(1, Math.ceil((resetAt - now()) / 1000)), until: resetAt })
+  // Failures are counted in a window of lockoutMs from the first; the lock is a window of its own, opened by the
+  // failure that reaches the limit, so it lasts the whole lockoutMs from that failure.
   const failures = (id: string): string => `token-failures:${id}`
+  const lock = (id: string): string => `token-lock:${id}`
   return {
     async admit (address, deviceId) {
       const byAddress = await counters.hit(`rate-address:${address}`, MINUTE)
@@ -57,13 +60,17 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
       }
     },
     async assertUnlocked (deviceId) {
-      const f = await counters.peek(failures(deviceId))
-      if (f.count >= opts.maxFailures) {
-        throw new PushlineError('IOT_ERR_LOCKED', 'token endpoint locked after repeated wrong credentials', retryAfter(f.resetAt))
+      const l = await counters.peek(lock(deviceId))
+      if (l.count > 0) {
+        throw new PushlineError('IOT_ERR_LOCKED', 'token endpoint locked after repeated wrong credentials', retryAfter(l.resetAt))
       }
     },
     async failed (deviceId) {
-      await counters.hit(failures(deviceId), opts.lockoutMs)
+      const f = await counters.hit(failures(deviceId), opts.lockoutMs)
+      if (f.count < opts.maxFailures) return
+      // Two requests may both reach the limit: the second opens no new window, it only counts in the first one.
+      await counters.hit(lock(deviceId), opts.lockoutMs)
+      await counters.reset(failures(deviceId))
     },
     async succeeded (deviceId) {
       await counters.reset(failures(deviceId))

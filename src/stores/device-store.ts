@@ -5,7 +5,7 @@ export interface Device {
   readonly id: string
   readonly groups: readonly string[]
   readonly metadata: Readonly<Record<string, unknown>>
-  /** scrypt hash of the device secret, see src/auth/secret-hash.ts. */
+  /** The stored form of the device secret (a digest), see src/auth/secret-hash.ts. */
   readonly secretHash: string
   readonly enabled: boolean
   readonly createdAt: number
@@ -38,12 +38,20 @@ export interface DevicePage {
 export interface DeviceStore {
   /** Stores a new device; resolves false (and writes nothing) when the id is taken. */
   create (device: Device): Promise<boolean>
+  /**
+   * create() for many devices with distinct ids, in few round trips: resolves, in input order, whether each was
+   * created. Each device is written whole or not at all; the call may stop part way (Redis unreachable) and reject,
+   * so a caller that must report exactly uses createMany on chunks it can account for one by one.
+   */
+  createMany (devices: readonly Device[]): Promise<boolean[]>
   get (id: string): Promise<Device | undefined>
   /** Devices ordered by id. */
   list (query: DeviceListQuery): Promise<DevicePage>
   /** Applies the patch atomically; undefined when the device does not exist. */
   update (id: string, patch: DevicePatch, now: number): Promise<Device | undefined>
   delete (id: string): Promise<boolean>
+  /** Sets the secret's stored form to `next` only if it is still `expected` (a rotation meanwhile wins); resolves whether it did. */
+  replaceSecretHash (id: string, expected: string, next: string): Promise<boolean>
   count (): Promise<number>
 }
 

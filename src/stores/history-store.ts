@@ -46,4 +46,6 @@ export interface HistoryStore {
    * first, up to limit, within the age bound. One round trip in Redis (it runs on every connect).
    */
   undelivered (deviceId: string, belowMark: number, limit: number): Promise<HistoryEntry[]>
+  /** Forgets the device's entries, ids and mark (the device was deleted): a device of the same id starts again from 1. */
+  clear (deviceId: string): Promise<void>
 }

@@ -9,6 +9,13 @@ export function createMemoryDeviceStore (): DeviceStore {
       devices.set(device.id, structuredClone(device))
       return true
     },
+    async createMany (list) {
+      return list.map((device) => {
+        if (devices.has(device.id)) return false
+        devices.set(device.id, structuredClone(device))
+        return true
+      })
+    },
     async get (id) {
       const d = devices.get(id)
       return d === undefined ? undefined : structuredClone(d)
@@ -35,6 +42,12 @@ export function createMemoryDeviceStore (): DeviceStore {
     },
     async delete (id) {
       return devices.delete(id)
+    },
+    async replaceSecretHash (id, expected, next) {
+      const d = devices.get(id)
+      if (d === undefined || d.secretHash !== expected) return false
+      devices.set(id, { ...d, secretHash: next })
+      return true
     },
     async count () {
       return devices.size

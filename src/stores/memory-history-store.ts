@@ -49,6 +49,9 @@ export function createMemoryHistoryStore (limits: HistoryLimits, now: () => numb
     async undelivered (deviceId, belowMark, limit) {
       const mark = await store.delivered(deviceId)
       return await store.range(deviceId, { after: Math.max(0, mark - belowMark), limit })
+    },
+    async clear (deviceId) {
+      devices.delete(deviceId)
     }
   }
   return store

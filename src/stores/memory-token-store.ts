@@ -30,6 +30,12 @@ export function createMemoryTokenStore (): TokenStore {
       }
       return structuredClone(rec)
     },
+    async take (hash, deviceId, now) {
+      const rec = tokens.get(hash)
+      if (rec === undefined || rec.deviceId !== deviceId) return undefined
+      forget(hash)
+      return rec.expiresAt <= Math.max(now, Date.now()) ? undefined : rec
+    },
     async delete (hash) {
       forget(hash)
     },

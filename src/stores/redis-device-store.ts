@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { redisScript } from '../shared/redis-script.ts'
 import { applyPatch, type Device, type DeviceListQuery, type DevicePage, type DevicePatch, type DeviceStore } from './device-store.ts'
 
 // Layout: {prefix}device:{id} holds the device as JSON; {prefix}devices and {prefix}group:{g} are sorted sets
@@ -28,7 +29,30 @@ redis.call('DEL', KEYS[1])
 for i = 2, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
 return 1`
 
+// Many creates in one atomic step, one device after the other, each as CREATE above.
+// KEYS[1] index, then per device its key followed by its group keys; ARGV[1] count, then per device: id, json,
+// number of groups. Returns per device 1 (created) or 0 (id taken).
+const CREATE_MANY = `
+local n = tonumber(ARGV[1])
+local k = 2
+local out = {}
+for i = 0, n - 1 do
+  local id, json, groups = ARGV[2 + i * 3], ARGV[3 + i * 3], tonumber(ARGV[4 + i * 3])
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    out[i + 1] = 0
+  else
+    redis.call('SET', KEYS[k], json)
+    redis.call('ZADD', KEYS[1], 0, id)
+    for g = 1, groups do redis.call('ZADD', KEYS[k + g], 0, id) end
+    out[i + 1] = 1
+  end
+  k = k + 1 + groups
+end
+return out`
+
 const MAX_CAS_TRIES = 20
+/** Devices per CREATE_MANY call: a few milliseconds of Redis time, so other clients' commands interleave between chunks. */
+const CREATE_CHUNK = 500
 
 export interface RedisDeviceStoreOptions {
   readonly redis: Redis
@@ -45,6 +69,8 @@ export function createRedisDeviceStore ({ redis, prefix }: RedisDeviceStoreOptio
   const indexKey = `${prefix}devices`
   const groupKey = (g: string): string => `${prefix}group:${g}`
 
+  const createMany = redisScript(redis, CREATE_MANY)
+
   async function readRaw (id: string): Promise<string | null> {
     return await redis.get(deviceKey(id))
   }
@@ -54,6 +80,22 @@ export function createRedisDeviceStore ({ redis, prefix }: RedisDeviceStoreOptio
       const keys = [deviceKey(device.id), indexKey, ...device.groups.map(groupKey)]
       const created = await redis.eval(CREATE, keys.length, ...keys, JSON.stringify(device), device.id)
       return created === 1
+    },
+
+    async createMany (list) {
+      const chunks: Array<Promise<unknown>> = []
+      for (let from = 0; from < list.length; from += CREATE_CHUNK) {
+        const chunk = list.slice(from, from + CREATE_CHUNK)
+        const keys = [indexKey]
+        const args: Array<string | number> = [chunk.length]
+        for (const d of chunk) {
+          keys.push(deviceKey(d.id), ...d.groups.map(groupKey))
+          args.push(d.id, JSON.stringify(d), d.groups.length)
+        }
+        // Sent together: ioredis writes them back to back on one connection, so the chunks cost one round trip.
+        chunks.push(createMany(keys, args))
+      }
+      return (await Promise.all(chunks)).flatMap((r) => (r as number[]).map((x) => x === 1))
     },
 
     async get (id) {
@@ -93,6 +135,19 @@ export function createRedisDeviceStore ({ redis, prefix }: RedisDeviceStoreOptio
         const old = JSON.parse(raw) as Device
         const keys = [deviceKey(id), indexKey, ...old.groups.map(groupKey)]
         const ok = await redis.eval(DELETE, keys.length, ...keys, raw, id)
+        if (ok === 1) return true
+      }
+      throw new Error(`device ${id} changed concurrently ${MAX_CAS_TRIES} times in a row`)
+    },
+
+    async replaceSecretHash (id, expected, next) {
+      for (let i = 0; i < MAX_CAS_TRIES; i++) {
+        const raw = await readRaw(id)
+        if (raw === null) return false
+        const old = JSON.parse(raw) as Device
+        if (old.secretHash !== expected) return false
+        const keys = [deviceKey(id), ...old.groups.map(groupKey), ...old.groups.map(groupKey)]
+        const ok = await redis.eval(UPDATE, keys.length, ...keys, raw, JSON.stringify({ ...old, secretHash: next }), id, old.groups.length)
         if (ok === 1) return true
       }
       throw new Error(`device ${id} changed concurrently ${MAX_CAS_TRIES} times in a row`)

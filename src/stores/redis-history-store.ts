@@ -94,6 +94,9 @@ export function createRedisHistoryStore ({ redis, prefix, limits, now = Date.now
     async undelivered (deviceId, belowMark, limit) {
       const raws = await undelivered([entriesKey(deviceId), metaKey(deviceId)], [belowMark, limit + 64]) as string[]
       return recent(raws, limit, now())
+    },
+    async clear (deviceId) {
+      await redis.del(entriesKey(deviceId), metaKey(deviceId))
     }
   }
   function decode (raw: string): HistoryEntry {

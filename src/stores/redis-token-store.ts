@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { redisScript } from '../shared/redis-script.ts'
 import type { TokenRecord, TokenStore } from './token-store.ts'
 
 // {prefix}token:{hash} = JSON of the record, with a matching expiry; {prefix}device-tokens:{id} = set of hashes.
@@ -25,6 +26,16 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1`
 
+// KEYS[1] token, KEYS[2] the claimed device's set; ARGV[1] hash, ARGV[2] device id. Returns the record, or nil when
+// the token is unknown or belongs to another device (then it is left alone).
+const TAKE = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return nil end
+if cjson.decode(raw)['deviceId'] ~= ARGV[2] then return nil end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return raw`
+
 export interface RedisTokenStoreOptions {
   readonly redis: Redis
   readonly prefix: string
@@ -35,6 +46,7 @@ export function createRedisTokenStore ({ redis, prefix }: RedisTokenStoreOptions
   const deviceKey = (id: string): string => `${prefix}device-tokens:${id}`
 
   const parse = (raw: string): TokenRecord => JSON.parse(raw) as TokenRecord
+  const take = redisScript(redis, TAKE)
 
   return {
     async put (hash, record) {
@@ -45,6 +57,12 @@ export function createRedisTokenStore ({ redis, prefix }: RedisTokenStoreOptions
       if (raw === null) return undefined
       const rec = parse(raw)
       // Redis expires the key itself; this guards against clock skew between nodes and Redis.
+      return rec.expiresAt > now ? rec : undefined
+    },
+    async take (hash, deviceId, now) {
+      const raw = await take([tokenPrefix + hash, deviceKey(deviceId)], [hash, deviceId]) as string | null
+      if (raw === null) return undefined
+      const rec = parse(raw)
       return rec.expiresAt > now ? rec : undefined
     },
     async delete (hash) {

@@ -15,6 +15,11 @@ export interface TokenStore {
   /** The record if the token exists and has not expired at `now`. */
   get (tokenHash: string, now: number): Promise<TokenRecord | undefined>
   delete (tokenHash: string): Promise<void>
+  /**
+   * Reads and deletes the token in one atomic step if it is a live token of `deviceId` (a refresh): of several
+   * concurrent takes of one token exactly one gets the record. A token of another device is left alone.
+   */
+  take (tokenHash: string, deviceId: string, now: number): Promise<TokenRecord | undefined>
   /** Deletes every token of the device; resolves to how many there were. */
   revokeDevice (deviceId: string): Promise<number>
 }

@@ -110,4 +110,33 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     got.groups.push('mutated')
     assert.deepEqual((await store.get(d.id))?.groups, ['red'])
   })
+
+  test(`${name}: createMany creates the free ids, leaves taken ones untouched and says which is which, in order`, async (t) => {
+    const store = await build(t)
+    const taken = device(uid(), ['old'])
+    await store.create(taken)
+    const fresh = Array.from({ length: 1203 }, (_, i) => device(`m-${String(i).padStart(5, '0')}`, i % 2 === 0 ? ['even'] : []))
+    const input = [...fresh.slice(0, 600), { ...taken, groups: ['new'], secretHash: 'other' }, ...fresh.slice(600)]
+    const result = await store.createMany(input)
+    assert.equal(result.length, input.length)
+    assert.deepEqual(result.map((ok, i) => ok ? -1 : i).filter((i) => i >= 0), [600])
+    assert.deepEqual(await store.get(taken.id), taken, 'the taken id keeps its device')
+    assert.equal((await store.list({ limit: 10, group: 'new' })).devices.length, 0)
+    assert.deepEqual(await store.get('m-01202'), fresh[1202])
+    assert.equal(await store.count(), 1204)
+    assert.equal((await store.list({ limit: 1000, group: 'even' })).devices.length, 602)
+    assert.deepEqual(await store.createMany([]), [])
+  })
+
+  test(`${name}: replaceSecretHash swaps the stored secret only while it is still the expected one`, async (t) => {
+    const store = await build(t)
+    const d = device(uid(), ['g'])
+    await store.create(d)
+    assert.equal(await store.replaceSecretHash(d.id, 'not-the-current-one', 'x'), false)
+    assert.equal((await store.get(d.id))?.secretHash, d.secretHash)
+    assert.equal(await store.replaceSecretHash(d.id, d.secretHash, 'sha256$new'), true)
+    assert.deepEqual(await store.get(d.id), { ...d, secretHash: 'sha256$new' }, 'nothing else changes')
+    assert.equal(await store.replaceSecretHash(d.id, d.secretHash, 'sha256$late'), false, 'a second swap from the old value loses')
+    assert.equal(await store.replaceSecretHash('nobody', 'a', 'b'), false)
+  })
 }

@@ -83,4 +83,19 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.deepEqual((await store.undelivered(d, 0, 1)).map((e) => e.id), [5])
     assert.deepEqual((await store.undelivered(d, 10, 2)).map((e) => e.id), [1, 2])
   })
+
+  test(`${name}: clear forgets one device's entries, ids and mark; its next entry is id 1 again; others keep theirs`, async (t) => {
+    const store = await build(t, roomy)
+    const [a, b] = [randomUUID(), randomUUID()]
+    for (let i = 0; i < 3; i++) await store.append(a, entry(`p${i}`))
+    await store.append(b, entry('q'))
+    await store.markDelivered(a, 2)
+    await store.clear(a)
+    assert.deepEqual(await store.range(a, { limit: 10 }), [])
+    assert.equal(await store.delivered(a), 0)
+    assert.deepEqual(await store.undelivered(a, 10, 10), [])
+    assert.equal((await store.append(a, entry('fresh'))).id, 1)
+    assert.equal((await store.range(b, { limit: 10 })).length, 1)
+    await store.clear(randomUUID())
+  })
 }

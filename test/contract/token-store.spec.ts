@@ -54,4 +54,28 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal((await store.get(a2, Date.now()))?.deviceId, 'a')
     assert.equal(await store.revokeDevice('a'), 1)
   })
+
+  test(`${name}: of many concurrent takes of one token exactly one gets it, and the token is gone`, async (t) => {
+    const store = await build(t)
+    const now = Date.now()
+    const rec = { deviceId: 'a', expiresAt: now + 60_000, groups: ['g'] }
+    const h = uid()
+    await store.put(h, rec)
+    const taken = await Promise.all(Array.from({ length: 16 }, async () => await store.take(h, 'a', now)))
+    assert.equal(taken.filter((r) => r !== undefined).length, 1)
+    assert.deepEqual(taken.find((r) => r !== undefined), rec)
+    assert.equal(await store.get(h, now), undefined)
+    assert.equal(await store.revokeDevice('a'), 0, 'the device no longer lists it')
+  })
+
+  test(`${name}: a take for another device, of an unknown or of an expired token gets nothing and leaves a live token alone`, async (t) => {
+    const store = await build(t)
+    const now = Date.now()
+    const h = uid()
+    await store.put(h, { deviceId: 'a', expiresAt: now + 60_000, groups: [] })
+    assert.equal(await store.take(h, 'b', now), undefined)
+    assert.equal((await store.get(h, now))?.deviceId, 'a')
+    assert.equal(await store.take(uid(), 'a', now), undefined)
+    assert.equal(await store.take(h, 'a', now + 60_000), undefined, 'expired for the caller\'s clock')
+  })
 }

@@ -13,7 +13,7 @@ export interface ChildPlatform extends PlatformProcess {
 
 /** Starts the platform with `env` on port 0 and waits for its start-up lines. */
 export async function startChildPlatform (t: TestContext, env: Record<string, string>): Promise<ChildPlatform> {
-  const p = await startPlatformProcess(t, { PUSHLINE_ADMIN_KEYS: ADMIN_KEY, PUSHLINE_SECRET_HASH_COST: '10', ...env })
+  const p = await startPlatformProcess(t, { PUSHLINE_ADMIN_KEYS: ADMIN_KEY, ...env })
   const httpUrl = `http://127.0.0.1:${p.httpPort}`
   const post = async (path: string, body: unknown, headers: Record<string, string>): Promise<Record<string, unknown>> => {
     const res = await fetch(httpUrl + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })

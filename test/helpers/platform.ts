@@ -46,7 +46,6 @@ export async function startTestPlatform (t: TestContext, opts: TestPlatformOptio
     PUSHLINE_WS_PORT: '0',
     PUSHLINE_DATA_DIR: dataDir,
     PUSHLINE_ADMIN_KEYS: ADMIN_KEY,
-    PUSHLINE_SECRET_HASH_COST: '10',
     PUSHLINE_LOG_LEVEL: 'debug',
     ...(opts.clusterPrefix !== undefined && { PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: opts.clusterPrefix }),
     ...opts.env

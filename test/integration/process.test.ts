@@ -12,7 +12,7 @@ import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../
 test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', async (t) => {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })
   const dataDir = await tempDir(t)
-  const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir, PUSHLINE_SECRET_HASH_COST: '10' })
+  const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir })
   await waitFor('start-up lines', () => p.stdout().includes('admin key'))
   const text = p.stdout()
   assert.match(text, /embedded mode, role all/)
@@ -79,7 +79,6 @@ async function npmStart (t: TestContext): Promise<{ child: ChildProcess, stdout:
     PUSHLINE_WS_PORT: '0',
     PUSHLINE_HTTP_PORT: '0',
     PUSHLINE_DATA_DIR: await tempDir(t),
-    PUSHLINE_SECRET_HASH_COST: '10'
   }
   const child = spawn('npm', ['start'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   const pgid = child.pid as number

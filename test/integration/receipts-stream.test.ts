@@ -113,7 +113,6 @@ test('the receipt records in Kafka match GET /v1/admin/push/{id} exactly, device
       PUSHLINE_KAFKA_PRESENCE_PARTITIONS: '1',
       // The test waits for Kafka to come back: keep the back-off short.
       PUSHLINE_KAFKA_BACKOFF_MAX_MS: '1000',
-      PUSHLINE_SECRET_HASH_COST: '10',
       PUSHLINE_CONNECT_RATE_PER_SECOND: '0'
     }
   })

@@ -53,7 +53,6 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.uplinkRateBurst, 200)
   assert.equal(c.logLevel, 'info')
   assert.equal(c.tokenTtlSeconds, 86400)
-  assert.equal(c.secretHashCost, 14)
   assert.equal(c.maxPayloadBytes, 262144)
   assert.equal(c.spoolFsync, 'always')
   assert.equal(c.aclDenyAction, 'drop')
@@ -134,7 +133,6 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
     PUSHLINE_SECRET_MAX_FAILURES: '3',
     PUSHLINE_SECRET_LOCKOUT_SECONDS: '60',
-    PUSHLINE_SECRET_HASH_COST: '10',
     PUSHLINE_MAX_PAYLOAD_BYTES: '1024',
     PUSHLINE_SPOOL_FSYNC: 'interval',
     PUSHLINE_ACL_DENY_ACTION: 'disconnect',
@@ -210,7 +208,6 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.tokenRateAddressPerMinute, 70)
   assert.equal(c.secretMaxFailures, 3)
   assert.equal(c.secretLockoutSeconds, 60)
-  assert.equal(c.secretHashCost, 10)
   assert.equal(c.maxPayloadBytes, 1024)
   assert.equal(c.spoolFsync, 'interval')
   assert.equal(c.aclDenyAction, 'disconnect')
@@ -262,8 +259,7 @@ test('ports must be whole numbers from 0 to 65535', () => {
 })
 
 test('integer settings enforce their ranges', () => {
-  assert.match(configError({ PUSHLINE_SECRET_HASH_COST: '9' }).message, /PUSHLINE_SECRET_HASH_COST/)
-  assert.match(configError({ PUSHLINE_SECRET_HASH_COST: '21' }).message, /PUSHLINE_SECRET_HASH_COST/)
+  assert.match(configError({ PUSHLINE_SECRET_LOCKOUT_SECONDS: '0' }).message, /PUSHLINE_SECRET_LOCKOUT_SECONDS/)
   assert.match(configError({ PUSHLINE_TOKEN_TTL_SECONDS: '0' }).message, /PUSHLINE_TOKEN_TTL_SECONDS/)
   assert.match(configError({ PUSHLINE_SHUTDOWN_GRACE_MS: '99' }).message, /PUSHLINE_SHUTDOWN_GRACE_MS/)
   assert.match(configError({ PUSHLINE_MAX_PAYLOAD_BYTES: '268435456' }).message, /PUSHLINE_MAX_PAYLOAD_BYTES/)

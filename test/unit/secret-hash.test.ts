@@ -1,14 +1,38 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateSecret, hashSecret, verifySecret } from '../../src/auth/secret-hash.ts'
+import { generateSecret, hashSecret, isLegacySecretHash, legacyScryptHash, unknownDeviceSecretHash, verifySecret } from '../../src/auth/secret-hash.ts'
 import { generateToken, hashToken } from '../../src/auth/device-token.ts'
 import { matchesAnyKey } from '../../src/auth/constant-time.ts'
 
 const COST = 10
 
-test('a hashed secret verifies with the right secret and not with a wrong one', async () => {
+test('a secret is stored as its SHA-256 digest and verifies only with the same secret', async () => {
   const secret = generateSecret()
-  const stored = await hashSecret(secret, COST)
+  const stored = hashSecret(secret)
+  assert.match(stored, /^sha256\$[A-Za-z0-9_-]{43}$/)
+  assert.equal(stored.includes(secret), false)
+  assert.equal(hashSecret(secret), stored, 'the digest of a 256-bit random secret needs no salt')
+  assert.equal(isLegacySecretHash(stored), false)
+  assert.equal(await verifySecret(secret, stored), true)
+  for (const wrong of [secret + 'x', secret.slice(0, -1), '', 'pässwörd-🔑']) assert.equal(await verifySecret(wrong, stored), false, wrong)
+})
+
+test('a malformed digest record or a truncated digest never verifies', async () => {
+  const stored = hashSecret('s3cret')
+  for (const bad of ['sha256$', 'sha256', stored.slice(0, -4), `${stored}$x`, 'SHA256' + stored.slice(6)]) {
+    assert.equal(await verifySecret('s3cret', bad), false, bad)
+  }
+})
+
+test('legacy scrypt records are recognised for upgrade; the unknown-device record matches no secret', async () => {
+  assert.equal(isLegacySecretHash(await legacyScryptHash('s3cret', COST)), true)
+  assert.equal(isLegacySecretHash(unknownDeviceSecretHash()), false)
+  for (const s of ['', 's3cret', generateSecret()]) assert.equal(await verifySecret(s, unknownDeviceSecretHash()), false)
+})
+
+test('a legacy scrypt hash verifies with the right secret and not with a wrong one', async () => {
+  const secret = generateSecret()
+  const stored = await legacyScryptHash(secret, COST)
   assert.equal(await verifySecret(secret, stored), true)
   assert.equal(await verifySecret(secret + 'x', stored), false)
   assert.equal(await verifySecret(secret.slice(0, -1), stored), false)
@@ -16,25 +40,25 @@ test('a hashed secret verifies with the right secret and not with a wrong one', 
   assert.equal(await verifySecret(secret.toUpperCase() === secret ? secret.toLowerCase() : secret.toUpperCase(), stored), false)
 })
 
-test('secrets with unicode and empty secrets round-trip', async () => {
+test('secrets with unicode and empty secrets round-trip through a legacy scrypt hash', async () => {
   for (const secret of ['', 'pässwörd-🔑', 'a$b$c']) {
-    const stored = await hashSecret(secret, COST)
+    const stored = await legacyScryptHash(secret, COST)
     assert.equal(await verifySecret(secret, stored), true, JSON.stringify(secret))
     assert.equal(await verifySecret(secret + ' ', stored), false, JSON.stringify(secret))
   }
 })
 
-test('two hashes of the same secret differ because each has its own salt', async () => {
-  const a = await hashSecret('the same secret', COST)
-  const b = await hashSecret('the same secret', COST)
+test('two legacy scrypt hashes of the same secret differ because each has its own salt', async () => {
+  const a = await legacyScryptHash('the same secret', COST)
+  const b = await legacyScryptHash('the same secret', COST)
   assert.notEqual(a, b)
   assert.notEqual(a.split('$')[2], b.split('$')[2], 'salts differ')
   assert.equal(await verifySecret('the same secret', a), true)
   assert.equal(await verifySecret('the same secret', b), true)
 })
 
-test('the stored hash records the scheme and the cost it was made with', async () => {
-  const stored = await hashSecret('s3cret', COST)
+test('a legacy scrypt hash records the scheme and the cost it was made with', async () => {
+  const stored = await legacyScryptHash('s3cret', COST)
   const parts = stored.split('$')
   assert.equal(parts.length, 4)
   assert.equal(parts[0], 'scrypt')
@@ -42,21 +66,21 @@ test('the stored hash records the scheme and the cost it was made with', async (
   assert.equal(Buffer.from(parts[2] as string, 'base64url').length, 16, 'salt of 128 bits')
   assert.equal(Buffer.from(parts[3] as string, 'base64url').length, 32, 'key of 256 bits')
 
-  const higher = await hashSecret('s3cret', COST + 1)
+  const higher = await legacyScryptHash('s3cret', COST + 1)
   assert.equal(higher.split('$')[1], String(COST + 1))
   // Verification uses the cost stored with each hash, so hashes of different costs both verify.
   assert.equal(await verifySecret('s3cret', higher), true)
   assert.equal(await verifySecret('s3cret', stored), true)
 })
 
-test('a stored hash whose cost was altered no longer verifies', async () => {
-  const stored = await hashSecret('s3cret', COST)
+test('a legacy scrypt hash whose cost was altered no longer verifies', async () => {
+  const stored = await legacyScryptHash('s3cret', COST)
   const [scheme, , salt, key] = stored.split('$')
   assert.equal(await verifySecret('s3cret', [scheme, String(COST + 1), salt, key].join('$')), false)
 })
 
 test('a malformed stored hash verifies false', async () => {
-  const good = await hashSecret('s3cret', COST)
+  const good = await legacyScryptHash('s3cret', COST)
   const [, cost, salt, key] = good.split('$')
   for (const stored of [
     '',
@@ -72,8 +96,8 @@ test('a malformed stored hash verifies false', async () => {
   }
 })
 
-test('a stored hash with an unusable cost verifies false instead of throwing', async () => {
-  const good = await hashSecret('s3cret', COST)
+test('a legacy scrypt hash with an unusable cost verifies false instead of throwing', async () => {
+  const good = await legacyScryptHash('s3cret', COST)
   const [, , salt, key] = good.split('$')
   for (const cost of ['abc', '', '1', '99', '-3']) {
     assert.equal(await verifySecret('s3cret', `scrypt$${cost}$${salt}$${key}`), false, `cost ${JSON.stringify(cost)}`)

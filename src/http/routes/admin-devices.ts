@@ -2,7 +2,8 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { DeviceService } from '../../registry/device-service.ts'
 import { PushlineError } from '../../shared/errors.ts'
 import { TRANSPORTS, type PresenceEntry, type PresenceStore, type Transport } from '../../stores/presence-store.ts'
-import { CreatedDevice, DeviceId, DeviceParams, DeviceView, Group, Groups, NodeId, errors } from '../schemas.ts'
+import { CreatedDevice, DeviceId, DeviceParams, DeviceView, Group, Groups, NodeId, errors, errorWithCodes } from '../schemas.ts'
+import { BATCH_BODY_LIMIT, BatchBody, BatchResult, checkBatch } from './device-batch.ts'
 
 export interface AdminDeviceRoutesOptions {
   readonly devices: DeviceService
@@ -42,6 +43,27 @@ export const adminDeviceRoutes: FastifyPluginAsyncTypebox<AdminDeviceRoutesOptio
     }
   }, async (request, reply) => {
     return await reply.status(201).send(await devices.create(request.body))
+  })
+
+  app.post('/v1/admin/devices/batch', {
+    bodyLimit: BATCH_BODY_LIMIT,
+    // Size, emptiness and shape errors get their own codes (checkBatch), not the generic validation answer.
+    attachValidation: true,
+    schema: {
+      tags,
+      summary: 'Create up to 10,000 devices; each secret is returned once. Taken or invalid ids fail one by one, the rest are created',
+      body: BatchBody,
+      response: {
+        200: BatchResult,
+        ...authErrors,
+        400: errorWithCodes('IOT_ERR_BATCH_EMPTY', 'IOT_ERR_BATCH_TOO_LARGE', 'IOT_ERR_BATCH_DUPLICATE_ID', 'IOT_ERR_VALIDATION', 'IOT_ERR_INVALID_JSON'),
+        413: errorWithCodes(`IOT_ERR_PAYLOAD_TOO_LARGE: body over ${BATCH_BODY_LIMIT} bytes`)
+      }
+    }
+  }, async (request) => {
+    const { valid, invalid } = checkBatch(request.body, request.validationError)
+    const result = await devices.createBatch(valid)
+    return { created: result.created, failed: [...invalid, ...result.failed] }
   })
 
   app.get('/v1/admin/devices', {

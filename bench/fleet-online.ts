@@ -1,0 +1,215 @@
+// Benchmark (prints figures; not a test): a fleet from nothing to all online, then a reconnect storm, with
+// devices-sim against --nodes broker processes and one API process on one Redis (scripts/services.sh).
+//
+//   flock /tmp/pushline-bench.lock npx tsx bench/fleet-online.ts                   # 100,000 devices, 6 nodes
+//   npx tsx bench/fleet-online.ts --devices 20000 --nodes 2 --max-seconds 600
+//
+// Phase 1, onboarding: devices-sim creates the devices (POST /v1/admin/devices/batch), every device asks for a token
+// (POST /v1/devices/{id}/token), connects to the node the token names and subscribes. Printed, each from the start
+// of the simulator: all created (its "provisioned" line), all tokens issued (its progress lines), all connected
+// (the nodes' pushline_connects_total), all subscribed (the simulator's connected count, which counts a device once
+// its SUBACK is in), and presence exact (GET /v1/admin/stats: online = devices, sessions add up, drift 0).
+// Phase 2, reconnect storm: every node is killed (SIGKILL) and started again on the same port and node id; the
+// devices reconnect with the tokens they hold. Printed: the time from the kill until every device is subscribed
+// again and presence is exact, and how many tokens were asked for meanwhile (the goal is none).
+// Source addresses 127.0.0.2 onwards spread the simulator's connections; each simulator worker holds at most
+// 18,000 (20,000 open files per process), each node at most 19,500.
+
+import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { createAdminClient } from './lib/admin-api.ts'
+import { BENCH_ADMIN_KEY, buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { deleteRedisPrefix } from './lib/devices.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
+import { freePort, machineBusySeconds } from './lib/proc.ts'
+import { ensureServices } from './lib/services.ts'
+import { fmt, fmtInt, machineInfo } from './lib/stats.ts'
+import { figure, writeSummary } from './lib/summary.ts'
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
+const PER_WORKER = 18_000
+
+const USAGE = `usage: npx tsx bench/fleet-online.ts [options]
+
+  --devices N        devices (default 100000)
+  --nodes N          broker node processes (default 6; each holds at most 19,500 devices)
+  --addresses N      source addresses 127.0.0.2 onwards for the simulator (default 12)
+  --target-seconds N goal for each phase (default 60)
+  --main PATH        compiled platform entry (default: compile src/ into bench-results/build)
+  --out PATH         JSON result (default bench-results/fleet-online.json)
+  --summary PATH     also write the common summary (bench/lib/summary.ts)
+  --max-seconds N    abort the whole run after this long (default 1200)
+  --keep-logs        keep the processes' temp dirs with their logs
+  --help`
+
+const log = (line: string): void => { process.stdout.write(`${line}\n`) }
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+const num = (s: string | undefined): number => Number((s ?? '').replace(/,/g, ''))
+
+interface Stats { online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      devices: { type: 'string', default: '100000' },
+      nodes: { type: 'string', default: '6' },
+      addresses: { type: 'string', default: '12' },
+      'target-seconds': { type: 'string', default: '60' },
+      ...commonOptions(ROOT, 'fleet-online', 1200)
+    },
+    strict: true
+  })
+  exitOnHelp(values.help, USAGE)
+  const devices = intOption('devices', values.devices, 100, 1_000_000)
+  const nodeCount = intOption('nodes', values.nodes, 1, 32)
+  const addresses = intOption('addresses', values.addresses, 1, 200)
+  const target = intOption('target-seconds', values['target-seconds'], 1, 3600)
+  const maxSeconds = intOption('max-seconds', values['max-seconds'], 30, 7200)
+  if (devices / nodeCount > 19_000) throw new Error(`${devices} devices over ${nodeCount} nodes is more than 19,000 per node (open files): add nodes`)
+  setDeadline(maxSeconds * 1000)
+
+  const runId = randomUUID().slice(0, 8)
+  const admin = createAdminClient(log)
+  const services = await ensureServices(ROOT)
+  onCleanup('services', () => services.stop())
+  const build = values.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
+  const prefix = `bench-fleet-${runId}:`
+  onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
+  const machine = machineInfo()
+  log(`run ${runId}: ${fmtInt(devices)} devices, ${nodeCount} nodes + 1 API process; ${machine.cpus} CPUs (${machine.cpuModel})`)
+
+  const heartbeat = { PUSHLINE_HEARTBEAT_MS: '1000' }
+  const ports = await Promise.all(Array.from({ length: nodeCount }, async () => await freePort()))
+  const startNode = async (i: number): Promise<PushlineProcess> => {
+    const node = await startPushline({
+      name: `node${i}`,
+      main: build,
+      redisUrl: services.redisUrl,
+      redisPrefix: prefix,
+      keepLogs: values['keep-logs'],
+      env: { ...heartbeat, PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: `fleet-${runId}-${i}`, PUSHLINE_MQTT_PORT: String(ports[i]) }
+    })
+    onCleanup(`stop node${i}`, () => node.stop())
+    return node
+  }
+  let nodes = await Promise.all(ports.map(async (_, i) => await startNode(i)))
+  const api = await startPushline({ name: 'api', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...heartbeat, PUSHLINE_ROLE: 'api', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000' } })
+  onCleanup('stop api', () => api.stop())
+  for (let i = 0; i < 200 && ((await admin.call(api.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length < nodeCount; i++) await sleep(100)
+
+  const simDir = await mkdtemp(join(tmpdir(), 'pushline-bench-fleet-'))
+  onCleanup('remove simulator files', () => rm(simDir, { recursive: true, force: true }))
+  const workers = Math.max(nodeCount, Math.ceil(devices / PER_WORKER))
+  const simArgs = [
+    join(ROOT, 'devices-sim/bin/devices-sim.js'),
+    '--url', api.httpUrl, '--admin-key', BENCH_ADMIN_KEY, '--devices', String(devices), '--prefix', `f${runId}`,
+    '--workers', String(workers), '--source-addresses', `127.0.0.2-127.0.0.${1 + addresses}`,
+    '--ramp', '1000000', '--connect-timeout', `${maxSeconds}s`, '--duration', `${maxSeconds}s`, '--telemetry-rate', '0',
+    // Devices keep their token through any number of failed reconnects: the storm must not need new ones.
+    '--refresh-after', '1000', '--engine', 'light', '--http-concurrency', '64', '--progress', '1s',
+    '--credentials', join(simDir, 'credentials.json'), '--report', join(simDir, 'report.json')
+  ]
+  const t0 = performance.now()
+  const at = (): number => (performance.now() - t0) / 1000
+  // Its own process group, so that the simulator and its workers are stopped together.
+  const sim = track(spawn(process.execPath, simArgs, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }))
+  onCleanup('stop devices-sim', () => { try { process.kill(-(sim.pid as number), 'SIGKILL') } catch {} })
+  const marks: Record<string, number> = {}
+  let tokens = 0
+  let subscribed = 0
+  let simOut = ''
+  const onLine = (text: string): void => {
+    for (const l of text.split(/[\r\n]+/)) {
+      if (l.trim() === '') continue
+      if (simOut.length < 200_000) simOut += l + '\n'
+      if (/provisioned: /.test(l) && marks.created === undefined) marks.created = at()
+      const p = /tokens ([\d,]+)\s+connected ([\d,]+)\//.exec(l)
+      if (p !== null) {
+        tokens = num(p[1])
+        subscribed = num(p[2])
+      }
+      if (/provisioned: |connect phase: |^devices-sim: /.test(l)) log(`  sim: ${l.trim()}`)
+    }
+  }
+  sim.stdout?.on('data', (d: Buffer) => { onLine(d.toString()) })
+  sim.stderr?.on('data', (d: Buffer) => { onLine(d.toString()) })
+
+  const connects = async (): Promise<number> => {
+    let sum = 0
+    for (const n of nodes) {
+      const text = await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text(), () => '')
+      sum += Number(/^pushline_connects_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0)
+    }
+    return sum
+  }
+  const exact = async (): Promise<boolean> => {
+    const s = await admin.call(api.httpUrl, 'GET', '/v1/admin/stats').catch(() => undefined) as Stats | undefined
+    if (s === undefined) return false
+    return s.online === devices && s.nodes.reduce((a, n) => a + n.sessions, 0) === devices && s.nodes.every((n) => n.drift === 0)
+  }
+  const deadline = Date.now() + maxSeconds * 1000
+  const watch = async (what: string, phase: 'onboarding' | 'storm', base: number, connectsBase: number): Promise<Record<string, number>> => {
+    const m: Record<string, number> = {}
+    let said = at()
+    while (Date.now() < deadline) {
+      if (at() - said >= 10) {
+        said = at()
+        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}`)
+      }
+      if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
+      if (phase === 'onboarding' && m.tokens === undefined && tokens >= devices) m.tokens = at() - base
+      if (m.connected === undefined && (await connects()) - connectsBase >= devices) m.connected = at() - base
+      if (m.subscribed === undefined && subscribed >= devices && (phase === 'onboarding' || m.connected !== undefined)) m.subscribed = at() - base
+      if (m.subscribed !== undefined && m.exact === undefined && await exact()) m.exact = at() - base
+      if (m.exact !== undefined) return m
+      await sleep(250)
+    }
+    throw new Error(`${what}: not done within --max-seconds (tokens ${tokens}, subscribed ${subscribed}/${devices})`)
+  }
+
+  const busy0 = machineBusySeconds()
+  const onboarding = await watch('onboarding', 'onboarding', 0, 0)
+  onboarding.created = marks.created ?? Number.NaN
+  log(`onboarding from nothing: created ${fmt(onboarding.created, 1)} s, tokens issued ${fmt(onboarding.tokens ?? Number.NaN, 1)} s, connected ${fmt(onboarding.connected ?? Number.NaN, 1)} s, ` +
+    `subscribed ${fmt(onboarding.subscribed ?? Number.NaN, 1)} s, presence exact ${fmt(onboarding.exact ?? Number.NaN, 1)} s (target ${target} s)`)
+
+  const tokensBefore = tokens
+  const connectsBefore = 0
+  const kill = at()
+  for (const n of nodes) n.child.kill('SIGKILL')
+  await Promise.all(nodes.map(async (n) => { await n.stop(1000) }))
+  // Up to 10 s for the simulator to see its connections drop (its count is a progress line a second), then the
+  // nodes start again whatever it says: the storm is over when presence is exact with the new processes.
+  const stillSubscribed = (): boolean => subscribed > 0
+  for (let i = 0; i < 100 && stillSubscribed(); i++) await sleep(100)
+  log(`  all nodes killed; the simulator counts ${fmtInt(subscribed)} subscribed; starting the nodes again`)
+  nodes = await Promise.all(ports.map(async (_, i) => await startNode(i)))
+  const restarted = at() - kill
+  const storm = await watch('reconnect storm', 'storm', kill, connectsBefore)
+  const newTokens = tokens - tokensBefore
+  log(`reconnect storm: nodes killed and started again in ${fmt(restarted, 1)} s; from the kill: connected ${fmt(storm.connected ?? Number.NaN, 1)} s, subscribed ${fmt(storm.subscribed ?? Number.NaN, 1)} s, ` +
+    `presence exact ${fmt(storm.exact ?? Number.NaN, 1)} s; tokens asked for meanwhile: ${fmtInt(newTokens)} (target 0)`)
+  const busy = (machineBusySeconds() - busy0) / at()
+  log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
+
+  try { process.kill(-(sim.pid as number), 'SIGKILL') } catch {}
+  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, storm: { ...storm, restartSeconds: restarted, newTokens }, machineBusyCpus: busy })
+  log(`wrote ${values.out}`)
+  if (values.summary !== undefined) {
+    await writeSummary(values.summary, 'fleet-online', [
+      figure({ name: `${fmtInt(devices)} devices from nothing to subscribed, ${nodeCount} nodes + 1 API process`, unit: 's', ours: onboarding.subscribed ?? null, target: `<= ${target}` }),
+      figure({ name: 'onboarding: all created', unit: 's', ours: onboarding.created }),
+      figure({ name: 'onboarding: all tokens issued', unit: 's', ours: onboarding.tokens ?? null }),
+      figure({ name: 'onboarding: all connected', unit: 's', ours: onboarding.connected ?? null }),
+      figure({ name: 'reconnect storm: all subscribed again, presence exact', unit: 's', ours: storm.exact ?? null, target: `<= ${target}` }),
+      figure({ name: 'reconnect storm: tokens asked for', unit: 'tokens', ours: newTokens, target: '<= 0' })
+    ], [`machine busy ${fmt(busy, 2)} CPUs on average`])
+  }
+}
+
+await runBench(main, USAGE)

@@ -1,0 +1,233 @@
+// Benchmark (prints figures; not a test): the registry's front door, cluster mode (Redis from scripts/services.sh).
+//
+//   flock /tmp/pushline-bench.lock npx tsx bench/onboarding.ts
+//   npx tsx bench/onboarding.ts --parts batch,tokens --devices 50000 --token-requests 10000
+//
+// Parts (--parts, default all):
+// - batch: devices created through POST /v1/admin/devices/batch, 10,000 per request, one request at a time,
+//   against an API process (PUSHLINE_ROLE=api) beside one broker node; devices per second over all requests.
+// - tokens: POST /v1/devices/{id}/token with each device's secret, every request a fresh device, --concurrency in
+//   flight (64), on the same API process; its floor in the same run and process: a Fastify route that does one
+//   Redis GET (bench/lib/api-host.ts). Rounds alternate floor, tokens. Then wrong secrets for existing ids and any
+//   secret for unknown ids, to compare their cost.
+// - puback: one all-in-one process (role all); a device publishes QoS 1 uplinks at --puback-rate and times each
+//   PUBACK, first idle for --puback-seconds, then while the token load of the tokens part runs on the same process.
+// Load generators are forked processes (bench/lib/http-load-worker.ts); the PUBACK publisher runs in this process.
+
+import { randomUUID } from 'node:crypto'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import mqtt from 'mqtt'
+import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
+import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { deleteRedisPrefix } from './lib/devices.ts'
+import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
+import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
+import { cpuSeconds, machineBusySeconds } from './lib/proc.ts'
+import { ensureServices } from './lib/services.ts'
+import { fmt, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
+import { figure, writeSummary, type SummaryFigure } from './lib/summary.ts'
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
+const PARTS = ['batch', 'tokens', 'puback'] as const
+type Part = typeof PARTS[number]
+const BATCH = 10_000
+
+const USAGE = `usage: npx tsx bench/onboarding.ts [options]
+
+  --parts LIST          ${PARTS.join(',')} (default all)
+  --devices N           devices the batch part creates (default 100000; the token part uses them)
+  --token-requests N    token requests per round (default 20000)
+  --rounds N            floor/token rounds (default 2)
+  --concurrency N       requests in flight (default 64)
+  --puback-rate N       QoS 1 uplinks per second of the PUBACK probe (default 200)
+  --puback-seconds N    idle probe length (default 10)
+  --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
+  --out PATH            JSON result (default bench-results/onboarding.json)
+  --summary PATH        also write the common summary (bench/lib/summary.ts)
+  --max-seconds N       abort the whole run after this long (default 900)
+  --keep-logs           keep the processes' temp dirs with their logs
+  --help`
+
+const log = (line: string): void => { process.stdout.write(`${line}\n`) }
+
+interface Credential { readonly id: string, readonly secret: string }
+
+/** Every token request gets its own device; the platform limits requests per device per minute. */
+const tokenRequests = (creds: readonly Credential[]): HttpRequestSpec[] =>
+  creds.map((c) => ({ method: 'POST', path: `/v1/devices/${c.id}/token`, body: { secret: c.secret } }))
+
+function line (name: string, f: HttpLoadFigures): string {
+  const bad = f.requests - f.ok
+  return `${name.padEnd(22)} ${fmtInt(f.perSecond).padStart(7)}/s  p50 ${fmt(f.p50Ms, 2).padStart(6)} ms  p99 ${fmt(f.p99Ms, 2).padStart(6)} ms  ` +
+    `(${fmtInt(f.ok)} ok${bad > 0 ? `, ${fmtInt(bad)} not: ${JSON.stringify(f.statuses)} ${f.errorSamples.slice(0, 2).join('; ')}` : ''}; load generator ${fmt(f.workerCpuSeconds, 1)} CPU-s)`
+}
+
+async function createDevices (admin: AdminClient, httpUrl: string, prefix: string, count: number): Promise<{ creds: Credential[], seconds: number, perBatchMs: number[] }> {
+  const creds: Credential[] = []
+  const perBatchMs: number[] = []
+  for (let from = 0; from < count; from += BATCH) {
+    const devices = Array.from({ length: Math.min(BATCH, count - from) }, (_, i) => ({ id: `${prefix}-${from + i}`, groups: ['bench'] }))
+    const t0 = performance.now()
+    const res = await admin.call(httpUrl, 'POST', '/v1/admin/devices/batch', { devices }) as { created: Credential[], failed: unknown[] }
+    perBatchMs.push(performance.now() - t0)
+    if (res.failed.length > 0) throw new Error(`batch failed for ${res.failed.length} devices: ${JSON.stringify(res.failed.slice(0, 3))}`)
+    creds.push(...res.created.map((c) => ({ id: c.id, secret: c.secret })))
+  }
+  return { creds, seconds: perBatchMs.reduce((a, b) => a + b, 0) / 1000, perBatchMs }
+}
+
+interface ProbeResult { readonly sent: number, readonly acked: number, readonly p50Ms: number, readonly p99Ms: number, readonly maxMs: number }
+
+/** Publishes QoS 1 at `rate` until stop() and times each PUBACK. */
+async function startPubackProbe (url: string, id: string, token: string, rate: number): Promise<{ stop: () => Promise<ProbeResult> }> {
+  const client = await mqtt.connectAsync(url, { clientId: id, username: id, password: token, reconnectPeriod: 0, protocolVersion: 4, connectTimeout: 10_000 })
+  const latencies: number[] = []
+  let sent = 0
+  const payload = Buffer.alloc(64, 1)
+  const timer = setInterval(() => {
+    sent++
+    const t0 = performance.now()
+    client.publish(`devices/${id}/telemetry`, payload, { qos: 1 }, (err) => { if (err == null) latencies.push(performance.now() - t0) })
+  }, 1000 / rate)
+  return {
+    async stop () {
+      clearInterval(timer)
+      // The last PUBACKs: bounded, a probe that lost its connection reports what it has.
+      const deadline = Date.now() + 10_000
+      while (latencies.length < sent && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      await client.endAsync(true)
+      const sorted = Float64Array.from(latencies).sort()
+      return { sent, acked: sorted.length, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? 0 }
+    }
+  }
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      parts: { type: 'string', default: PARTS.join(',') },
+      devices: { type: 'string', default: '100000' },
+      'token-requests': { type: 'string', default: '20000' },
+      rounds: { type: 'string', default: '2' },
+      concurrency: { type: 'string', default: '64' },
+      'puback-rate': { type: 'string', default: '200' },
+      'puback-seconds': { type: 'string', default: '10' },
+      ...commonOptions(ROOT, 'onboarding', 900)
+    },
+    strict: true
+  })
+  exitOnHelp(values.help, USAGE)
+  const parts = new Set<Part>(choiceList('parts', values.parts, PARTS, 'part'))
+  const devices = intOption('devices', values.devices, 1000, 1_000_000)
+  const perRound = intOption('token-requests', values['token-requests'], 100, 200_000)
+  const rounds = intOption('rounds', values.rounds, 1, 10)
+  const concurrency = intOption('concurrency', values.concurrency, 1, 1000)
+  const pubackRate = intOption('puback-rate', values['puback-rate'], 1, 10_000)
+  const pubackSeconds = intOption('puback-seconds', values['puback-seconds'], 1, 600)
+  const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
+  setDeadline(maxSeconds * 1000)
+  const wrongChecks = 2000
+  const needed = (parts.has('tokens') ? rounds * perRound + wrongChecks : 0)
+  if (parts.has('tokens') && needed > devices) throw new Error(`--devices ${devices} is too few for ${rounds} rounds of ${perRound} tokens and ${wrongChecks} wrong secrets (${needed})`)
+
+  const runId = randomUUID().slice(0, 8)
+  const admin = createAdminClient(log)
+  const services = await ensureServices(ROOT)
+  onCleanup('services', () => services.stop())
+  const build = values.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
+  const machine = machineInfo()
+  log(`run ${runId}: parts ${[...parts].join(',')}; ${machine.cpus} CPUs (${machine.cpuModel})`)
+  const env = { PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000', PUSHLINE_UPLINK_RATE_PER_SECOND: '0', PUSHLINE_LOG_LEVEL: 'warn' }
+  const report: Record<string, unknown> = { runId, machine, args: values }
+  const figures: SummaryFigure[] = []
+  const busy0 = machineBusySeconds()
+  const wall0 = performance.now()
+
+  if (parts.has('batch') || parts.has('tokens')) {
+    const prefix = `bench-onb-${runId}:`
+    onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
+    const broker = await startPushline({ name: 'broker', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'broker' } })
+    onCleanup('stop broker', () => broker.stop())
+    const api = await startPushline({ name: 'api', main: join(ROOT, 'bench/lib/api-host.ts'), nodeArgs: ['--import', 'tsx'], args: [build], redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'api' } })
+    onCleanup('stop api', () => api.stop())
+    const floorUrl = /^floor (http:\/\/\S+)\/floor$/m.exec(api.output())?.[1]
+    if (floorUrl === undefined) throw new Error(`the API host printed no floor address:\n${api.output()}`)
+    // The broker node registers with its first heartbeat; tokens need a node to assign.
+    for (let i = 0; i < 100 && ((await admin.call(api.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+
+    const cpu0 = cpuSeconds(api.pid)
+    const made = await createDevices(admin, api.httpUrl, `onb-${runId}`, devices)
+    const batchRate = devices / made.seconds
+    log(`batch: ${fmtInt(devices)} devices in ${fmt(made.seconds, 2)} s = ${fmtInt(batchRate)} devices/s (per request of ${fmtInt(BATCH)}: ${made.perBatchMs.map((ms) => fmt(ms, 0)).join(', ')} ms); API process ${fmt(cpuSeconds(api.pid) - cpu0, 1)} CPU-s`)
+    report.batch = { devices, seconds: made.seconds, devicesPerSecond: batchRate, perBatchMs: made.perBatchMs }
+    if (parts.has('batch')) figures.push(figure({ name: 'devices created through the batch route', unit: 'devices/s', ours: batchRate, target: '>= 20000' }))
+
+    if (parts.has('tokens')) {
+      const floorRequests: HttpRequestSpec[] = Array.from({ length: perRound }, () => ({ method: 'GET', path: '/floor' }))
+      const tokenRounds: HttpLoadFigures[] = []
+      const floorRounds: HttpLoadFigures[] = []
+      for (let r = 0; r < rounds; r++) {
+        const floor = await runHttpLoad(floorUrl, floorRequests, concurrency)
+        log(line(`round ${r + 1} floor`, floor))
+        const tokens = await runHttpLoad(api.httpUrl, tokenRequests(made.creds.slice(r * perRound, (r + 1) * perRound)), concurrency)
+        log(line(`round ${r + 1} tokens`, tokens))
+        floorRounds.push(floor)
+        tokenRounds.push(tokens)
+      }
+      const rest = made.creds.slice(rounds * perRound, rounds * perRound + wrongChecks)
+      const wrong = await runHttpLoad(api.httpUrl, rest.map((c) => ({ method: 'POST', path: `/v1/devices/${c.id}/token`, body: { secret: c.secret.slice(1) + 'x' } })), concurrency)
+      const unknown = await runHttpLoad(api.httpUrl, rest.map((c) => ({ method: 'POST', path: `/v1/devices/${c.id}-nobody/token`, body: { secret: c.secret } })), concurrency)
+      // Refusals are what these measure: their latencies are those of the 401 answers.
+      const refused = (f: HttpLoadFigures): string => `${fmtInt(f.statuses['401'] ?? 0)} x 401`
+      log(`wrong secret, known id:  ${refused(wrong)}, ${fmt(wrong.wallMs / wrongChecks, 3)} ms per request at ${concurrency} in flight`)
+      log(`any secret, unknown id:  ${refused(unknown)}, ${fmt(unknown.wallMs / wrongChecks, 3)} ms per request at ${concurrency} in flight`)
+      const tokenRate = median(tokenRounds.map((f) => f.perSecond))
+      const floorRate = median(floorRounds.map((f) => f.perSecond))
+      log(`tokens: ${fmtInt(tokenRate)}/s (median of ${rounds}), floor ${fmtInt(floorRate)}/s, ratio ${fmt(tokenRate / floorRate, 2)}; ` +
+        `p50 ${fmt(median(tokenRounds.map((f) => f.p50Ms)), 2)} ms p99 ${fmt(median(tokenRounds.map((f) => f.p99Ms)), 2)} ms`)
+      report.tokens = { tokenRounds: tokenRounds.map(({ bodies: _b, ...f }) => f), floorRounds: floorRounds.map(({ bodies: _b, ...f }) => f), wrongSecretMsPerRequest: wrong.wallMs / wrongChecks, unknownIdMsPerRequest: unknown.wallMs / wrongChecks }
+      figures.push(figure({ name: `tokens issued per API process (${concurrency} in flight), vs one-GET floor`, unit: 'tokens/s', ours: tokenRate, reference: floorRate, target: '>= 5000' }))
+      figures.push(figure({ name: 'token issue p99', unit: 'ms', ours: median(tokenRounds.map((f) => f.p99Ms)), reference: median(floorRounds.map((f) => f.p99Ms)) }))
+      figures.push(figure({ name: 'refusal time, wrong secret of a known id vs unknown id', unit: 'ms/request', ours: wrong.wallMs / wrongChecks, reference: unknown.wallMs / wrongChecks }))
+    }
+    await api.stop()
+    await broker.stop()
+  }
+
+  if (parts.has('puback')) {
+    const prefix = `bench-onb-pa-${runId}:`
+    onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
+    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env })
+    onCleanup('stop all-in-one', () => node.stop())
+    for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, perRound + 1)
+    const probeDevice = made.creds[0] as Credential
+    const issued = await admin.call(node.httpUrl, 'POST', `/v1/devices/${probeDevice.id}/token`, { secret: probeDevice.secret }) as { token: string }
+    const mqttUrl = `mqtt://${node.host}:${node.mqttPort}`
+    const idleProbe = await startPubackProbe(mqttUrl, probeDevice.id, issued.token, pubackRate)
+    await new Promise((resolve) => setTimeout(resolve, pubackSeconds * 1000))
+    const idle = await idleProbe.stop()
+    const loadedProbe = await startPubackProbe(mqttUrl, probeDevice.id, issued.token, pubackRate)
+    const tokens = await runHttpLoad(node.httpUrl, tokenRequests(made.creds.slice(1)), concurrency)
+    const loaded = await loadedProbe.stop()
+    log(`PUBACK idle:              p50 ${fmt(idle.p50Ms, 2)} ms  p99 ${fmt(idle.p99Ms, 2)} ms  max ${fmt(idle.maxMs, 1)} ms  (${idle.acked}/${idle.sent})`)
+    log(`PUBACK under token load:  p50 ${fmt(loaded.p50Ms, 2)} ms  p99 ${fmt(loaded.p99Ms, 2)} ms  max ${fmt(loaded.maxMs, 1)} ms  (${loaded.acked}/${loaded.sent}); ${line('tokens meanwhile', tokens)}`)
+    log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)`)
+    report.puback = { idle, loaded, tokens: { ...tokens, bodies: undefined } }
+    figures.push(figure({ name: 'QoS 1 PUBACK p99 under full token load, vs idle p99 (all-in-one process)', unit: 'ms', ours: loaded.p99Ms, reference: idle.p99Ms }))
+    figures.push(figure({ name: 'PUBACK p99 ratio loaded / idle', unit: 'x', ours: loaded.p99Ms / idle.p99Ms, target: '<= 2' }))
+    await node.stop()
+  }
+
+  const wallS = (performance.now() - wall0) / 1000
+  const otherLoad = (machineBusySeconds() - busy0) / wallS
+  log(`machine busy ${fmt(otherLoad, 2)} of ${machine.cpus} CPUs on average during the run (all processes, this benchmark's included)`)
+  report.machineBusyCpus = otherLoad
+  await writeReport(values.out, report)
+  log(`wrote ${values.out}`)
+  if (values.summary !== undefined) await writeSummary(values.summary, 'onboarding', figures, [`machine busy ${fmt(otherLoad, 2)} CPUs on average`])
+}
+
+await runBench(main, USAGE)
