@@ -47,6 +47,8 @@ export interface DeviceServiceDeps {
   readonly tokenTtlMs: number
   readonly secretHashCost: number
   readonly now?: () => number
+  /** Waits until the write is on the Redis replicas (replica-wait.ts) before a creation answers; absent in memory. */
+  readonly confirmWrites?: () => Promise<void>
 }
 
 export interface DeviceService {
@@ -108,6 +110,7 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
       if (!await devices.create(device)) {
         throw new PushlineError('IOT_ERR_DEVICE_EXISTS', `device ${input.id} already exists`, { id: input.id })
       }
+      await deps.confirmWrites?.()
       return { id: device.id, secret, groups: [...device.groups] }
     },
 

@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises'
-import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer, type ITopicConfig } from 'kafkajs'
+import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
-import { ensureTopics } from '../kafka/kafka-client.ts'
+import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
@@ -18,7 +18,7 @@ export interface KafkaShipperOptions {
   readonly metrics?: Pick<Metrics, 'kafkaRecords' | 'kafkaBytes' | 'kafkaBatches' | 'kafkaSendFailures' | 'kafkaDeadLetters'>
   readonly telemetryTopic: string
   /** Created at start when missing (the telemetry topic among them); existing topics are left as they are. */
-  readonly topics: readonly ITopicConfig[]
+  readonly topics: readonly TopicSpec[]
   readonly batchRecords: number
   /** Spool bytes per produce request (one record may go over it). */
   readonly batchBytes: number
