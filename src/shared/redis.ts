@@ -26,8 +26,9 @@ function targetOptions (target: RedisTarget): { url?: string, options: RedisOpti
       role: 'master',
       ...(target.password !== undefined && { password: target.password }),
       ...(target.sentinelPassword !== undefined && { sentinelPassword: target.sentinelPassword }),
-      // Sentinels announce a promotion on +switch-master: move then instead of waiting for the dead socket's error.
-      failoverDetector: true,
+      // Not ioredis's failoverDetector (a subscription to +switch-master on every Sentinel, per connection): a
+      // failover test saw it end a connection that was reconnecting at the moment of the switch, for good. A dead
+      // primary's sockets close, and a demoted one closes its clients' connections itself (or answers READONLY below).
       // While every Sentinel is unreachable, keep asking (ioredis gives up by default after a few rounds).
       sentinelRetryStrategy: (times) => Math.min(100 * times, 2000)
     }
