@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test: lint, typecheck, unit tests, then integration tests against a real Redis and a real Kafka
-# that scripts/services.sh installs (if missing), starts on loopback and stops again.
+# that scripts/services.sh installs (if missing), starts on loopback and stops again, then the failover tests
+# against the highly available shape (Redis primary + replica + three Sentinels, three Kafka brokers), started once
+# for all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +16,9 @@ set -a
 . .services/env
 set +a
 npm run --silent test:integration
+
+bash scripts/services.sh ha-up
+set -a
+. .services/ha/env
+set +a
+npm run --silent test:ha

@@ -132,3 +132,8 @@ export async function clientNames (port: number): Promise<string[]> {
     r.disconnect()
   }
 }
+
+/** SIGSTOPs (true) or SIGCONTs (false) Redis server N: a frozen replica stays connected but confirms nothing. */
+export function freezeRedis (server: number, frozen: boolean): void {
+  process.kill(pidOf(join(haDir(), `redis-${server}`, 'redis.pid')), frozen ? 'SIGSTOP' : 'SIGCONT')
+}
