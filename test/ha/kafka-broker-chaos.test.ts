@@ -30,10 +30,11 @@ test('the Kafka broker leading the telemetry partitions SIGKILLed under steady u
     return { id, client: await connectDevice(t, p.mqttUrl, id, await p.provision(id)), acked: [] as string[] }
   }))
 
-  let sending = true
+  // An object, so the loops see the change made outside them.
+  const load = { sending: true }
   let acks = 0
   const senders = devices.map(async (d) => {
-    for (let seq = 0; sending; seq++) {
+    for (let seq = 0; load.sending; seq++) {
       // A publish the test's end cut off was never acknowledged: it counts for nothing.
       if (!await d.client.publishAsync(`devices/${d.id}/telemetry`, `${d.id}:${seq}`, { qos: 1 }).then(() => true, () => false)) return
       d.acked.push(`${d.id}:${seq}`)
@@ -62,7 +63,7 @@ test('the Kafka broker leading the telemetry partitions SIGKILLed under steady u
 
   // Uplinks keep coming well past the kill (they are spooled meanwhile), then stop.
   await timeUntil('uplinks after the kill', async () => acks >= acksAtKill + 20 * DEVICES, 120_000)
-  sending = false
+  load.sending = false
   await Promise.all(senders)
 
   const acked = devices.flatMap((d) => d.acked)

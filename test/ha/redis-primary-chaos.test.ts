@@ -58,10 +58,11 @@ test(`Redis primary SIGKILLed under load (3 nodes, ${DEVICES} devices, QoS 1 upl
   })
 
   // Steady QoS 1 uplinks: each device one at a time, the next after the PUBACK of the last.
-  let sending = true
+  // An object, so the loops see the change made outside them.
+  const load = { sending: true }
   let acks = 0
   const senders = devices.map(async (d) => {
-    for (let seq = 0; sending; seq++) {
+    for (let seq = 0; load.sending; seq++) {
       const payload = `${d.id}:${seq}`
       try {
         await d.client.publishAsync(`devices/${d.id}/telemetry`, payload, { qos: 1 })
@@ -97,7 +98,7 @@ test(`Redis primary SIGKILLed under load (3 nodes, ${DEVICES} devices, QoS 1 upl
     return stats.online === DEVICES && sessions === DEVICES && stats.nodes.length === 3 && stats.nodes.every((n) => n.drift === 0)
   }, 60_000)
   await timeUntil('uplinks acknowledged after the failover', async () => acks >= acksAtKill + DEVICES, 60_000)
-  sending = false
+  load.sending = false
   await Promise.all(senders)
 
   const throughout = devices.filter((d) => !d.dropped)
