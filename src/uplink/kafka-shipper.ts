@@ -3,6 +3,7 @@ import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
 import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
+import { assignPartitions, unansweredPartitions } from '../kafka/partition-coverage.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
@@ -104,6 +105,8 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   let reader: SpoolReader | undefined
   let producer: Producer | undefined
   let topicsReady = false
+  /** Partitions of the telemetry topic, read when the topics are ready. */
+  let telemetryPartitions = 0
   let connected = false
   let failures = 0
   let lastError: string | undefined
@@ -131,6 +134,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       const created = await ensureTopics(admin, opts.topics)
       if (created.length > 0) logger.info({ event: 'kafka_topics_created', topics: created }, 'Kafka topics created')
       const { topics } = await admin.fetchTopicMetadata({ topics: opts.topics.map((t) => t.topic) })
+      telemetryPartitions = topics.find((t) => t.name === opts.telemetryTopic)?.partitions.length ?? 0
       for (const t of topics) {
         const wanted = opts.topics.find((c) => c.topic === t.name)?.numPartitions
         if (wanted !== undefined && wanted !== -1 && t.partitions.length !== wanted) {
@@ -228,8 +232,13 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
           sendCount = records.length
         }
         const batch = pending.slice(0, sendCount)
-        const messages = batch.map(toKafkaMessage)
-        await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
+        const messages = assignPartitions(opts.telemetryTopic, batch.map(toKafkaMessage), telemetryPartitions)
+        const answers = await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
+        const unanswered = unansweredPartitions(messages, answers)
+        if (unanswered.length > 0) {
+          // Sent again whole: the partitions Kafka did answer for get duplicates, which carry the same msg-id.
+          throw new Error(`Kafka answered the batch without partitions ${unanswered.join(', ')}: sending it again`)
+        }
         if (failures > 0) logger.info({ event: 'kafka_recovered', failures, lagRecords: spool.unshippedRecords }, 'Kafka reachable again: shipping the spool')
         connected = true
         failures = 0
