@@ -144,7 +144,7 @@ export const settings = {
   redisSentinelPassword: setting<string | undefined>('PUSHLINE_REDIS_SENTINEL_PASSWORD', 'unset', none, secret,
     'AUTH password of the Sentinels'),
   redisWaitReplicas: setting('PUSHLINE_REDIS_WAIT_REPLICAS', '1', () => 1, integer(0, 16),
-    'before a device creation answers 201 and a push answers 202, Redis replicas that must have the write (`WAIT`); only replicas the primary has connected are waited for, none without replicas; `0`: never wait'),
+    'before a push answers 202 and a device creation, deletion, disabling, secret rotation or revocation answers, Redis replicas that must have the writes (`WAIT`); only replicas the primary has connected are waited for, none without replicas; `0`: never wait'),
   redisWaitTimeoutMs: setting('PUSHLINE_REDIS_WAIT_TIMEOUT_MS', '1000', () => 1000, integer(1, 60_000),
     'longest that wait; on timeout the answer still goes out (the write is on the primary), the timeout is logged and counted'),
   redisPrefix: setting('PUSHLINE_REDIS_PREFIX', 'pushline:', () => 'pushline:', (raw) => {

@@ -47,7 +47,10 @@ export interface DeviceServiceDeps {
   readonly tokenTtlMs: number
   readonly secretHashCost: number
   readonly now?: () => number
-  /** Waits until the write is on the Redis replicas (replica-wait.ts) before a creation answers; absent in memory. */
+  /**
+   * Waits until the writes are on the Redis replicas (replica-wait.ts) before a creation, deletion, disabling, secret
+   * rotation or revocation answers: a failover must not bring back what the operator was told is gone. Absent in memory.
+   */
   readonly confirmWrites?: () => Promise<void>
 }
 
@@ -128,12 +131,14 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     async remove (id) {
       if (!await devices.delete(id)) throw notFound(id)
       await cutOff(id, 'deleted')
+      await deps.confirmWrites?.()
     },
 
     async setEnabled (id, enabled) {
       const d = await devices.update(id, { enabled }, now())
       if (d === undefined) throw notFound(id)
       if (!enabled) await cutOff(id, 'disabled')
+      await deps.confirmWrites?.()
       return view(d)
     },
 
@@ -141,12 +146,16 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
       const secret = generateSecret()
       const d = await devices.update(id, { secretHash: await hashSecret(secret, deps.secretHashCost) }, now())
       if (d === undefined) throw notFound(id)
+      await deps.confirmWrites?.()
       return { id, secret, groups: [...d.groups] }
     },
 
     async revoke (id) {
       if (await devices.get(id) === undefined) throw notFound(id)
-      return await cutOff(id, 'revoked')
+      const revoked = await cutOff(id, 'revoked')
+      // A revocation a failover undid would bring a stolen token back.
+      await deps.confirmWrites?.()
+      return revoked
     },
 
     async issueToken (id, credentials) {

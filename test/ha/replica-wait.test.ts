@@ -42,6 +42,18 @@ test('a device creation and a push are answered only after the replica has them;
   assert.equal(pushAnswered, false, '202 went out before the replica had the push')
   freezeRedis(replica, false)
   assert.equal((await pushing).status, 202)
+
+  // A revocation too: undone by a failover, it would bring a stolen token back.
+  const issued = await p.api('POST', '/v1/devices/w-2/token', { secret: created.body.secret }, {})
+  assert.equal(issued.status, 200, JSON.stringify(issued.body))
+  freezeRedis(replica, true)
+  let revokeAnswered = false
+  const revoking = p.api('POST', '/v1/admin/devices/w-2/revoke').then((r) => { revokeAnswered = true; return r })
+  await timeUntil('the tokens gone on the primary', async () => await primary.exists(`${prefix}device-tokens:w-2`) === 0, 30_000)
+  assert.equal((await p.api('GET', '/v1/admin/devices/w-1')).status, 200)
+  assert.equal(revokeAnswered, false, 'the revocation was answered before the replica had it')
+  freezeRedis(replica, false)
+  assert.ok((await revoking).status < 300)
   assert.equal(await p.metric('pushline_redis_wait_timeouts_total'), 0)
 })
 
