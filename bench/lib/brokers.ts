@@ -164,11 +164,13 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       log.write(chunk)
-      if (mqttPort !== undefined && httpPort !== undefined) return
+      // The api role has no MQTT listener: its HTTP line is the last one it prints.
+      const started = (): boolean => httpPort !== undefined && (mqttPort !== undefined || env.PUSHLINE_ROLE === 'api')
+      if (started()) return
       buffered += chunk.toString('utf8')
       mqttPort ??= Number(/MQTT over TCP\s+mqtt:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
       httpPort ??= Number(/HTTP API\s+http:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
-      if (mqttPort !== undefined && httpPort !== undefined) resolve()
+      if (started()) resolve()
     })
     child.once('exit', (code, signal) => reject(new Error(`pushline (${opts.name}) exited during start (code ${code}, signal ${signal})`)))
     child.once('error', reject)
