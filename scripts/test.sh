@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: lint, typecheck, unit tests (on this Node, then with the embedded smoke test on Node 22 and 24), then
 # integration tests against a real Redis and a real Kafka that scripts/services.sh installs (if missing), starts on
-# loopback and stops again.
+# loopback and stops again, then the failover tests against the highly available shape (Redis primary + replica +
+# three Sentinels, three Kafka brokers), started once for all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,9 @@ set -a
 . .services/env
 set +a
 npm run --silent test:integration
+
+bash scripts/services.sh ha-up
+set -a
+. .services/ha/env
+set +a
+npm run --silent test:ha

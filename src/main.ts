@@ -20,7 +20,7 @@ import { createClusterAssigner } from './cluster/node-assigner.ts'
 import { createTrafficSampler } from './cluster/node-traffic.ts'
 import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
-import { loadConfig, type Config } from './config/load-config.ts'
+import { loadConfig, type Config, type RedisTarget } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
 import { createKafka } from './kafka/kafka-client.ts'
 import { shipperSettings } from './kafka/shipper-settings.ts'
@@ -33,6 +33,7 @@ import { createDeviceService, type DeviceService } from './registry/device-servi
 import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
 import { closeRedis, createRedis } from './shared/redis.ts'
+import { createReplicaWait } from './shared/replica-wait.ts'
 import { createMemoryDeviceStore } from './stores/memory-device-store.ts'
 import { createMemoryTokenStore } from './stores/memory-token-store.ts'
 import { createRedisDeviceStore } from './stores/redis-device-store.ts'
@@ -99,14 +100,32 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const metrics = createMetrics({ nodeId: config.nodeId })
 
     let redis: Redis | undefined
-    if (config.redisUrl !== undefined) {
-      const r = createRedis(config.redisUrl, logger, `pushline:${config.nodeId}:main`)
+    if (config.redis !== undefined) {
+      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
       redis = r
       onClose('redis', () => closeRedis(r))
       const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })
       onClose('redis latency probe', () => probe.close())
     }
     const prefix = config.redisPrefix
+    let confirmWrites: (() => Promise<void>) | undefined
+    if (config.redis !== undefined && servesApi && config.redisWaitReplicas > 0) {
+      // WAIT blocks its connection: it gets one of its own, with room for the wait in its command timeout.
+      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:wait`, { commandTimeoutMs: config.redisWaitTimeoutMs + 2000 })
+      onClose('redis replica wait', () => closeRedis(r))
+      const wait = createReplicaWait({
+        redis: r,
+        markerKey: `${prefix}replica-wait`,
+        replicas: config.redisWaitReplicas,
+        timeoutMs: config.redisWaitTimeoutMs,
+        logger,
+        onRound: ({ acked, wanted, ms }) => {
+          metrics.redisWaitSeconds.observe(ms / 1000)
+          if (acked < wanted) metrics.redisWaitTimeouts.inc()
+        }
+      })
+      confirmWrites = () => wait.confirm()
+    }
     const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
     const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
     const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
@@ -117,7 +136,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
     const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
     if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
-    const pushStack = await createPushStack({ config, redis, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream })
+    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined
@@ -143,7 +162,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       })
     }
     if (redis !== undefined) {
-      const subscriber = runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:kicks`) : undefined
+      const subscriber = runsBroker ? createRedis(config.redis as RedisTarget, logger, `pushline:${config.nodeId}:kicks`) : undefined
       const control = createRedisConnectionControl({
         publisher: redis,
         subscriber,
@@ -167,7 +186,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       assigner,
       history: pushStack.history,
       ...(runsBroker && { forgetSession: async (deviceId: string) => { await broker?.forgetDevice(deviceId) } }),
-      tokenTtlMs: config.tokenTtlSeconds * 1000
+      tokenTtlMs: config.tokenTtlSeconds * 1000,
+      confirmWrites
     })
 
     let member: ClusterMember | undefined
@@ -251,9 +271,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         return { unshippedRecords: s.unshippedRecords, unshippedBytes: s.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds }
       }
 
-      if (config.redisUrl !== undefined) {
+      if (config.redis !== undefined) {
         const t = createRedisTransport({
-          url: config.redisUrl,
+          target: config.redis,
           prefix: config.redisPrefix,
           nodeId: config.nodeId,
           logger,

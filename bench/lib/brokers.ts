@@ -170,10 +170,12 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
       log.write(chunk)
+      const started = (): boolean => httpPort !== undefined && (mqttPort !== undefined || !needsMqtt)
+      if (started()) return
       if (buffered.length < 65_536) buffered += chunk.toString('utf8')
       mqttPort ??= Number(/MQTT over TCP\s+mqtt:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
       httpPort ??= Number(/HTTP API\s+http:\/\/[^\s]+:(\d+)/.exec(buffered)?.[1]) || undefined
-      if ((mqttPort !== undefined || !needsMqtt) && httpPort !== undefined) resolve()
+      if (started()) resolve()
     })
     child.once('exit', (code, signal) => reject(new Error(`pushline (${opts.name}) exited during start (code ${code}, signal ${signal})`)))
     child.once('error', reject)

@@ -101,6 +101,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let ticking: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
+  /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
+  let heartbeatOkSince: number | undefined
   let ticks = 0
   let lastError: string | undefined
   const startedAt = Date.now()
@@ -268,14 +270,19 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
       await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
       heartbeatOk = true
+      heartbeatOkSince ??= Date.now()
     } catch (err) {
       heartbeatOk = false
+      heartbeatOkSince = undefined
       fail('heartbeat')(err as Error)
       return
     }
     // Once per heartbeat period (the sweep runs twice).
     if (++ticks % 2 === 0) await checkPresence(b).catch(fail('reconcile'))
-    await sweepDeadNodes().catch(fail('dead-node sweep'))
+    // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
+    // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
+    // Sweeping at once removed the presence of every live node and announced their devices as disconnected.
+    if (heartbeatOkSince !== undefined && Date.now() - heartbeatOkSince >= 2 * opts.heartbeatMs) await sweepDeadNodes().catch(fail('dead-node sweep'))
     await reapSessions(b).catch(fail('session reaper'))
   }
 

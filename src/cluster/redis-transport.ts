@@ -2,6 +2,7 @@ import MQEmitterRedis from 'mqemitter-redis'
 import redisPersistence from 'aedes-persistence-redis'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
+import type { RedisTarget } from '../config/load-config.ts'
 import { createRedis } from '../shared/redis.ts'
 
 // What aedes shares between nodes through Redis: routing (mqemitter-redis) and sessions (aedes-persistence-redis).
@@ -24,7 +25,7 @@ export interface SubscriberGap {
 const GRACEFUL_MS = 1000
 
 export interface RedisTransportOptions {
-  readonly url: string
+  readonly target: RedisTarget
   /** PUSHLINE_REDIS_PREFIX: session keys go under `{prefix}aedes:`, pub/sub channels under `{prefix}mq:`. */
   readonly prefix: string
   readonly nodeId: string
@@ -54,13 +55,13 @@ function prefixChannels (pubConn: Redis, subConn: Redis, prefix: string): void {
 export function createRedisTransport (opts: RedisTransportOptions): RedisTransport {
   const { logger } = opts
   const name = (role: string): string => `pushline:${opts.nodeId}:${role}`
-  const pubConn = createRedis(opts.url, logger, name('mq-pub'), { commandTimeoutMs: 10_000 })
+  const pubConn = createRedis(opts.target, logger, name('mq-pub'), { commandTimeoutMs: 10_000 })
   // A subscriber connection runs no request/response commands worth timing out.
-  const subConn = createRedis(opts.url, logger, name('mq-sub'), { commandTimeoutMs: 0 })
+  const subConn = createRedis(opts.target, logger, name('mq-sub'), { commandTimeoutMs: 0 })
   // Neither library prefixes anything: without these, two deployments on one Redis (each with its own
   // PUSHLINE_REDIS_PREFIX) shared sessions and messages, and a device connecting to one kicked the device with the
   // same id off the other (aedes's $SYS/{node}/new/clients announcement reaches every node on the channel).
-  const persistenceConn = createRedis(opts.url, logger, name('persistence'), { commandTimeoutMs: 10_000, keyPrefix: `${opts.prefix}aedes:` })
+  const persistenceConn = createRedis(opts.target, logger, name('persistence'), { commandTimeoutMs: 10_000, keyPrefix: `${opts.prefix}aedes:` })
   prefixChannels(pubConn, subConn, `${opts.prefix}mq:`)
   // mqemitter-redis's close() calls quit() on both and leaves the promise unhandled: with Redis down that is an
   // unhandled rejection. Make quit fall back to a hard disconnect, which still ends the connection.

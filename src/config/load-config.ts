@@ -4,7 +4,21 @@ import { PushlineError } from '../shared/errors.ts'
 
 type Values = { readonly [K in keyof Settings]: SettingValue<Settings[K]> }
 
-export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes'> {
+/** Where Redis is: one server by URL, or the primary the Sentinels name (followed through failovers). */
+export type RedisTarget =
+  | { readonly kind: 'url', readonly url: string, readonly password: string | undefined }
+  | {
+    readonly kind: 'sentinel'
+    readonly sentinels: ReadonlyArray<{ readonly host: string, readonly port: number }>
+    readonly master: string
+    readonly password: string | undefined
+    readonly sentinelPassword: string | undefined
+  }
+
+export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes' | 'redisSentinels'> {
+  /** Undefined: embedded mode, every store in memory. */
+  readonly redis: RedisTarget | undefined
+  readonly redisSentinels: readonly string[] | undefined
   readonly kafkaBrokers: readonly string[] | undefined
   /** Bound on unshipped spool bytes; undefined: no bound (the default without Kafka, where the spool is the sink). */
   readonly spoolMaxBytes: number | undefined
@@ -46,8 +60,24 @@ export function loadConfig (env: Environment = process.env): Config {
 
   // Checks across settings run on whatever parsed, so one error lists every problem at once.
   {
-    if (parsed('role') && parsed('redisUrl') && v.role !== 'all' && v.redisUrl === undefined) {
-      problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL`)
+    const redisParsed = parsed('redisUrl') && parsed('redisSentinels') && parsed('redisSentinelMaster')
+    const sentinels = v.redisSentinels !== undefined
+    if (redisParsed) {
+      if (v.redisUrl !== undefined && sentinels) {
+        problems.push('PUSHLINE_REDIS_URL and PUSHLINE_REDIS_SENTINELS are two ways to reach Redis: set one, not both')
+      }
+      if (sentinels !== (v.redisSentinelMaster !== undefined)) {
+        problems.push('PUSHLINE_REDIS_SENTINELS and PUSHLINE_REDIS_SENTINEL_MASTER go together: the Sentinels and the name of the primary they monitor')
+      }
+      if (v.redisSentinelPassword !== undefined && !sentinels) {
+        problems.push('PUSHLINE_REDIS_SENTINEL_PASSWORD needs PUSHLINE_REDIS_SENTINELS')
+      }
+      if (v.redisPassword !== undefined && v.redisUrl === undefined && !sentinels) {
+        problems.push('PUSHLINE_REDIS_PASSWORD needs PUSHLINE_REDIS_URL or PUSHLINE_REDIS_SENTINELS')
+      }
+      if (parsed('role') && v.role !== 'all' && v.redisUrl === undefined && !sentinels) {
+        problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL (or PUSHLINE_REDIS_SENTINELS)`)
+      }
     }
     if (parsed('allowAnonymous') && parsed('allowAnonymousShared') && parsed('redisUrl') && v.allowAnonymous && !v.allowAnonymousShared && v.redisUrl !== undefined) {
       problems.push('PUSHLINE_ALLOW_ANONYMOUS with PUSHLINE_REDIS_URL would let clients without credentials into a shared deployment: turn it off, or set PUSHLINE_ALLOW_ANONYMOUS_SHARED=true to allow it explicitly')
@@ -81,13 +111,31 @@ export function loadConfig (env: Environment = process.env): Config {
   }
 
   const adminKeyGenerated = v.adminKeys === undefined
+  const redis = redisTarget(v)
   return Object.freeze({
     ...v,
+    redis,
+    redisSentinels: v.redisSentinels === undefined ? undefined : Object.freeze([...v.redisSentinels]),
     kafkaBrokers: v.kafkaBrokers === undefined ? undefined : Object.freeze([...v.kafkaBrokers]),
     spoolMaxBytes: v.spoolMaxBytes === undefined ? (v.kafkaBrokers === undefined ? undefined : DEFAULT_SPOOL_MAX_BYTES) : v.spoolMaxBytes === 0 ? undefined : v.spoolMaxBytes,
     nodeId: v.nodeId ?? `node-${randomUUID().slice(0, 8)}`,
     adminKeys: Object.freeze(v.adminKeys ?? [randomBytes(24).toString('base64url')]),
     adminKeyGenerated,
-    mode: v.redisUrl === undefined ? 'embedded' : 'cluster'
+    mode: redis === undefined ? 'embedded' : 'cluster'
+  })
+}
+
+function redisTarget (v: Values): RedisTarget | undefined {
+  if (v.redisUrl !== undefined) return Object.freeze({ kind: 'url', url: v.redisUrl, password: v.redisPassword })
+  if (v.redisSentinels === undefined || v.redisSentinelMaster === undefined) return undefined
+  return Object.freeze({
+    kind: 'sentinel',
+    sentinels: Object.freeze(v.redisSentinels.map((hp) => {
+      const i = hp.lastIndexOf(':')
+      return Object.freeze({ host: hp.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(hp.slice(i + 1)) })
+    })),
+    master: v.redisSentinelMaster,
+    password: v.redisPassword,
+    sentinelPassword: v.redisSentinelPassword
   })
 }

@@ -80,6 +80,16 @@ function hostPorts (raw: string): string[] {
   return items
 }
 
+function sentinelMaster (raw: string): string {
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw.trim())) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.:-], got "${raw}"`)
+  return raw.trim()
+}
+
+/** Passwords are taken as they are (spaces included) and never echoed in errors. */
+function secret (raw: string): string {
+  return raw
+}
+
 function keys (minLength: number): Parser<string[]> {
   return (raw) => {
     const items = list(raw)
@@ -132,6 +142,18 @@ export const settings = {
   wssPort: setting('PUSHLINE_WSS_PORT', '8084', () => 8084, port, 'MQTT over WebSocket over TLS, path `/mqtt`, when a certificate is configured (0 picks a free port)'),
   redisUrl: setting<string | undefined>('PUSHLINE_REDIS_URL', 'unset: in memory', none, redisUrl,
     'Redis for every shared store (cluster mode)'),
+  redisSentinels: setting<string[] | undefined>('PUSHLINE_REDIS_SENTINELS', 'unset', none, hostPorts,
+    'comma-separated `host:port` of Redis Sentinels, instead of `PUSHLINE_REDIS_URL` (never both): every connection asks them for the primary and follows a failover'),
+  redisSentinelMaster: setting<string | undefined>('PUSHLINE_REDIS_SENTINEL_MASTER', 'unset', none, sentinelMaster,
+    'the primary\'s name the Sentinels monitor; required with `PUSHLINE_REDIS_SENTINELS`'),
+  redisPassword: setting<string | undefined>('PUSHLINE_REDIS_PASSWORD', 'unset', none, secret,
+    'AUTH password of the Redis data nodes (with `PUSHLINE_REDIS_URL` or the Sentinels; overrides a password in the URL)'),
+  redisSentinelPassword: setting<string | undefined>('PUSHLINE_REDIS_SENTINEL_PASSWORD', 'unset', none, secret,
+    'AUTH password of the Sentinels'),
+  redisWaitReplicas: setting('PUSHLINE_REDIS_WAIT_REPLICAS', '1', () => 1, integer(0, 16),
+    'before a push answers 202 and a device creation, deletion, disabling, secret rotation or revocation answers, Redis replicas that must have the writes (`WAIT`); only replicas the primary has connected are waited for, none without replicas; `0`: never wait'),
+  redisWaitTimeoutMs: setting('PUSHLINE_REDIS_WAIT_TIMEOUT_MS', '1000', () => 1000, integer(1, 60_000),
+    'longest that wait; on timeout the answer still goes out (the write is on the primary), the timeout is logged and counted'),
   redisPrefix: setting('PUSHLINE_REDIS_PREFIX', 'pushline:', () => 'pushline:', (raw) => {
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw)) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.:-], got "${raw}"`)
     return raw
@@ -152,8 +174,8 @@ export const settings = {
     'partitions of the telemetry topic when a node creates it (an existing topic is left as it is)'),
   kafkaPresencePartitions: setting('PUSHLINE_KAFKA_PRESENCE_PARTITIONS', '6', () => 6, integer(1, 10_000),
     'partitions of the presence topic when a node creates it'),
-  kafkaReplicationFactor: setting('PUSHLINE_KAFKA_REPLICATION_FACTOR', '1', () => 1, integer(1, 32),
-    'replication factor of the topics a node creates'),
+  kafkaReplicationFactor: setting<number | undefined>('PUSHLINE_KAFKA_REPLICATION_FACTOR', 'min(3, brokers)', none, integer(1, 32),
+    'replication factor of the topics a node creates; unset: 3, or the number of brokers in the cluster when fewer. With 3 or more replicas the topics get `min.insync.replicas` 2, and the producer always waits for every in-sync replica (acks all)'),
   kafkaBatchRecords: setting('PUSHLINE_KAFKA_BATCH_RECORDS', '1000', () => 1000, integer(1, 100_000),
     'most uplinks in one produce request'),
   kafkaBatchBytes: setting('PUSHLINE_KAFKA_BATCH_BYTES', '524288', () => 524_288, integer(1024, 1_000_000),

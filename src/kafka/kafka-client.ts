@@ -35,10 +35,32 @@ export function createKafka (opts: KafkaClientOptions): Kafka {
   })
 }
 
+/** A topic a node creates when missing; without a replication factor it gets topicReplication()'s. */
+export interface TopicSpec {
+  readonly topic: string
+  readonly numPartitions: number
+  readonly replicationFactor?: number | undefined
+}
+
+/**
+ * Replication of a topic a node creates: `configured`, or 3 and fewer only when the cluster has fewer brokers.
+ * With 3 or more replicas an acknowledged write (acks all) is on at least 2 of them, so losing any one broker loses
+ * nothing acknowledged and writes go on.
+ */
+export function topicReplication (brokers: number, configured: number | undefined): Pick<ITopicConfig, 'replicationFactor' | 'configEntries'> {
+  const replicationFactor = configured ?? Math.max(1, Math.min(3, brokers))
+  return { replicationFactor, configEntries: replicationFactor >= 3 ? [{ name: 'min.insync.replicas', value: '2' }] : [] }
+}
+
 /** Creates the topics that do not exist yet and waits for their leaders. */
-export async function ensureTopics (admin: Admin, topics: readonly ITopicConfig[]): Promise<string[]> {
+export async function ensureTopics (admin: Admin, topics: readonly TopicSpec[]): Promise<string[]> {
   const existing = new Set(await admin.listTopics())
   const missing = topics.filter((t) => !existing.has(t.topic))
-  if (missing.length > 0) await admin.createTopics({ topics: [...missing], waitForLeaders: true })
+  if (missing.length === 0) return []
+  const { brokers } = await admin.describeCluster()
+  await admin.createTopics({
+    topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions, ...topicReplication(brokers.length, t.replicationFactor) })),
+    waitForLeaders: true
+  })
   return missing.map((t) => t.topic)
 }

@@ -61,6 +61,9 @@ export interface Metrics {
   /** Round trips to Redis (a periodic PING on the main connection). */
   readonly redisRoundTrip: Histogram
   readonly redisPingFailures: Counter
+  /** Waits for the Redis replicas before a 201 or 202 (replica-wait.ts): their duration, and those that timed out. */
+  readonly redisWaitSeconds: Histogram
+  readonly redisWaitTimeouts: Counter
   /** Set by the broker node's listeners: bytes read from and written to MQTT connections, read on every scrape. */
   networkBytesSource: (() => NetworkBytes) | undefined
 }
@@ -172,6 +175,13 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers
     }),
-    redisPingFailures: new Counter({ name: 'pushline_redis_ping_failures_total', help: 'periodic Redis PINGs that failed or timed out', registers })
+    redisPingFailures: new Counter({ name: 'pushline_redis_ping_failures_total', help: 'periodic Redis PINGs that failed or timed out', registers }),
+    redisWaitSeconds: new Histogram({
+      name: 'pushline_redis_wait_seconds',
+      help: 'time a device creation or push waited for the Redis replicas to confirm its writes (WAIT)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers
+    }),
+    redisWaitTimeouts: new Counter({ name: 'pushline_redis_wait_timeouts_total', help: 'waits for the Redis replicas that timed out (the answer went out unconfirmed)', registers })
   }
 }

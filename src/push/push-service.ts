@@ -82,6 +82,8 @@ export interface PushServiceDeps {
   /** How often the expiry sweep runs, and how many receipts it looks at per run at most. */
   readonly sweepMs?: number
   readonly sweepBatch?: number
+  /** Waits until the push's records are on the Redis replicas (replica-wait.ts) before it is answered; absent in memory. */
+  readonly confirmWrites?: () => Promise<void>
 }
 
 export interface PushService {
@@ -297,6 +299,7 @@ export function createPushService (deps: PushServiceDeps): PushService {
         await receipts.progress(pushId, 0, { total: 0 })
         await channel.broadcast(order)
       }
+      await deps.confirmWrites?.()
       logger.info({ event: 'push_accepted', traceId, pushId, target: target.kind, qos, ttlSeconds }, 'push accepted')
       return { pushId, traceId }
     },

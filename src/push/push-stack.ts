@@ -2,7 +2,7 @@ import type { Client } from 'aedes'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
-import type { Config } from '../config/load-config.ts'
+import type { Config, RedisTarget } from '../config/load-config.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { DeviceStore } from '../stores/device-store.ts'
@@ -31,6 +31,8 @@ import { streamJobReceipts, streamReceipts } from './streamed-receipt-store.ts'
 export interface PushStackOptions {
   readonly config: Config
   readonly redis: Redis | undefined
+  /** Waits for the Redis replicas before a push is answered (replica-wait.ts). */
+  readonly confirmWrites: (() => Promise<void>) | undefined
   readonly runsBroker: boolean
   readonly servesApi: boolean
   /** Called for every downlink the node's push agent writes. */
@@ -73,7 +75,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   if (redis === undefined) {
     channel = createLocalDeliveryChannel()
   } else {
-    const subscriber = opts.runsBroker ? createRedis(config.redisUrl as string, logger, `pushline:${config.nodeId}:push`) : undefined
+    const subscriber = opts.runsBroker ? createRedis(config.redis as RedisTarget, logger, `pushline:${config.nodeId}:push`) : undefined
     if (subscriber !== undefined) opts.onClose('push subscriber', () => closeRedis(subscriber))
     channel = createRedisDeliveryChannel({ publisher: redis, subscriber, prefix, logger })
   }
@@ -92,7 +94,8 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
       owner: `${config.nodeId}-${process.pid}`,
       maxTtlSeconds: config.pushMaxTtlSeconds,
       maxDataBytes: config.pushMaxDataBytes,
-      maxLiveBroadcasts: config.pushMaxLiveBroadcasts
+      maxLiveBroadcasts: config.pushMaxLiveBroadcasts,
+      ...(opts.confirmWrites !== undefined && { confirmWrites: opts.confirmWrites })
     })
     service = s
     opts.onClose('push jobs', () => s.close())

@@ -76,6 +76,11 @@ export interface DeviceServiceDeps {
   readonly forgetSession?: (deviceId: string) => Promise<void>
   readonly tokenTtlMs: number
   readonly now?: () => number
+  /**
+   * Waits until the writes are on the Redis replicas (replica-wait.ts) before a creation, deletion, disabling, secret
+   * rotation or revocation answers: a failover must not bring back what the operator was told is gone. Absent in memory.
+   */
+  readonly confirmWrites?: () => Promise<void>
 }
 
 export interface DeviceService {
@@ -167,6 +172,7 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
       if (!await devices.create(device)) {
         throw new PushlineError('IOT_ERR_DEVICE_EXISTS', `device ${input.id} already exists`, { id: input.id })
       }
+      await deps.confirmWrites?.()
       return { id: device.id, secret, groups: [...device.groups] }
     },
 
@@ -189,6 +195,8 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
           else failed.push({ id: device.id, error: 'IOT_ERR_DEVICE_EXISTS' })
         })
       })
+      // Secrets shown once must not belong to devices a failover undid.
+      if (created.length > 0) await deps.confirmWrites?.()
       return { created, failed }
     },
 
@@ -208,12 +216,14 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
       await cutOff(id, 'deleted')
       await deps.history.clear(id)
       await deps.forgetSession?.(id)
+      await deps.confirmWrites?.()
     },
 
     async setEnabled (id, enabled) {
       const d = await devices.update(id, { enabled }, now())
       if (d === undefined) throw notFound(id)
       if (!enabled) await cutOff(id, 'disabled')
+      await deps.confirmWrites?.()
       return view(d)
     },
 
@@ -223,13 +233,17 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
       if (d === undefined) throw notFound(id)
       // Whoever held the old secret may hold a token made with it: those go too.
       await cutOff(id, 'revoked')
+      await deps.confirmWrites?.()
       return { id, secret, groups: [...d.groups] }
     },
 
     async revoke (id) {
       // Recorded first: a certificate device that reconnects the moment it is kicked is refused.
       if (await devices.update(id, { revokedAt: now() }, now()) === undefined) throw notFound(id)
-      return await cutOff(id, 'revoked')
+      const revoked = await cutOff(id, 'revoked')
+      // A revocation a failover undid would bring a stolen token back.
+      await deps.confirmWrites?.()
+      return revoked
     },
 
     async kick (id) {

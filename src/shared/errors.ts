@@ -56,9 +56,12 @@ export function isPushlineError (err: unknown, code?: ErrorCode): err is Pushlin
   return err instanceof PushlineError && (code === undefined || err.code === code)
 }
 
-/** True for the errors ioredis gives while Redis is unreachable: callers answer "unavailable", not "internal error". */
+/**
+ * True for the errors ioredis gives while Redis is unreachable or failing over (a demoted primary answers READONLY,
+ * the Sentinels may not know the new one yet): callers answer "unavailable", not "internal error".
+ */
 export function isBackendUnavailable (err: unknown): boolean {
   if (!(err instanceof Error)) return false
   if (err.name === 'MaxRetriesPerRequestError') return true
-  return /Connection is closed|Command timed out|ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/.test(err.message)
+  return /Connection is closed|Command timed out|ECONNREFUSED|Stream isn't writeable|enableOfflineQueue|^READONLY|^LOADING|^MASTERDOWN|All sentinels are unreachable|Failed to connect to sentinel/.test(err.message)
 }

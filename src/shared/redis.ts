@@ -1,15 +1,51 @@
 import type { Duplex } from 'node:stream'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
+import type { RedisTarget } from '../config/load-config.ts'
 import { coalesceWrites } from './coalesce-writes.ts'
 
+export interface CreateRedisOptions {
+  /** Commands fail after this long instead of waiting for Redis (0: no timeout). Default 2000. */
+  readonly commandTimeoutMs?: number
+  readonly keyPrefix?: string
+}
+
+/** Where the connection goes: one server by URL, or the primary the Sentinels name. */
+function targetOptions (target: RedisTarget): { url?: string, options: RedisOptions } {
+  if (target.kind === 'url') {
+    if (target.password === undefined) return { url: target.url, options: {} }
+    // ioredis lets a password in the URL win over the option; the setting is meant to win.
+    const url = new URL(target.url)
+    url.password = encodeURIComponent(target.password)
+    return { url: url.toString(), options: {} }
+  }
+  return {
+    options: {
+      sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
+      name: target.master,
+      role: 'master',
+      ...(target.password !== undefined && { password: target.password }),
+      ...(target.sentinelPassword !== undefined && { sentinelPassword: target.sentinelPassword }),
+      // Not ioredis's failoverDetector (a subscription to +switch-master on every Sentinel, per connection): a
+      // failover test saw it end a connection that was reconnecting at the moment of the switch, for good. A dead
+      // primary's sockets close, and a demoted one closes its clients' connections itself (or answers READONLY below).
+      // While every Sentinel is unreachable, keep asking (ioredis gives up by default after a few rounds).
+      sentinelRetryStrategy: (times) => Math.min(100 * times, 2000)
+    }
+  }
+}
+
 /**
- * An ioredis client that never crashes the process: errors are logged (once per outage), and commands fail
- * within `commandTimeoutMs` (0: no timeout) during an outage instead of queueing forever, so callers can answer "unavailable".
+ * The only way Pushline opens Redis: its own connections, aedes-persistence-redis's, mqemitter-redis's and the
+ * pub/sub subscribers all come from here, so each one follows a Sentinel failover the same way.
+ * The client never crashes the process: errors are logged (once per outage), and commands fail within
+ * `commandTimeoutMs` during an outage or a failover instead of queueing forever, so callers can answer "unavailable".
  * The commands of one event loop turn leave in one write (coalesce-writes.ts).
  */
-export function createRedis (url: string, logger: Logger, name: string, opts: { commandTimeoutMs?: number, keyPrefix?: string } = {}): Redis {
-  const redis = new Redis(url, {
+export function createRedis (target: RedisTarget, logger: Logger, name: string, opts: CreateRedisOptions = {}): Redis {
+  const { url, options } = targetOptions(target)
+  const all: RedisOptions = {
+    ...options,
     connectionName: name,
     ...(opts.keyPrefix !== undefined && { keyPrefix: opts.keyPrefix }),
     // Not ioredis's auto-pipelining: it batches only within one tick, and its Pipeline objects were a third of
@@ -18,8 +54,12 @@ export function createRedis (url: string, logger: Logger, name: string, opts: { 
     maxRetriesPerRequest: 1,
     ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
     retryStrategy: (times) => Math.min(100 * times, 2000),
+    // A write that reaches a demoted primary (a failover the client has not noticed yet) is refused with READONLY:
+    // reconnect, which asks the Sentinels again, and send it once more.
+    reconnectOnError: (err) => err.message.startsWith('READONLY') ? 2 : false,
     lazyConnect: false
-  })
+  }
+  const redis = url === undefined ? new Redis(all) : new Redis(url, all)
   // ioredis makes a new socket on every (re)connect.
   redis.on('connect', () => { coalesceWrites((redis as unknown as { stream: Duplex }).stream) })
   let down = false

@@ -1,9 +1,10 @@
 import { open } from 'node:fs/promises'
-import { Partitioners, type Kafka, type Message, type Producer, type ITopicConfig } from 'kafkajs'
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
 import { setUpCompression } from '../kafka/compression.ts'
-import { ensureTopics } from '../kafka/kafka-client.ts'
+import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
+import { assignPartitions, unansweredPartitions } from '../kafka/partition-coverage.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
@@ -21,7 +22,7 @@ export interface KafkaShipperOptions {
   /** How a spooled record becomes a Kafka record (default: toKafkaMessage, an uplink with its headers). */
   readonly toMessage?: (record: SpoolRecord) => Message
   /** Created at start when missing (the telemetry topic among them); existing topics are left as they are. */
-  readonly topics: readonly ITopicConfig[]
+  readonly topics: readonly TopicSpec[]
   readonly batchRecords: number
   /** Spool bytes per produce request (one record may go over it). */
   readonly batchBytes: number
@@ -109,6 +110,8 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   let reader: SpoolReader | undefined
   let producer: Producer | undefined
   let topicsReady = false
+  /** Partitions of the telemetry topic, read when the topics are ready. */
+  let telemetryPartitions = 0
   let connected = false
   let failures = 0
   let lastError: string | undefined
@@ -136,6 +139,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       const created = await ensureTopics(admin, opts.topics)
       if (created.length > 0) logger.info({ event: 'kafka_topics_created', topics: created }, 'Kafka topics created')
       const { topics } = await admin.fetchTopicMetadata({ topics: opts.topics.map((t) => t.topic) })
+      telemetryPartitions = topics.find((t) => t.name === opts.telemetryTopic)?.partitions.length ?? 0
       for (const t of topics) {
         const wanted = opts.topics.find((c) => c.topic === t.name)?.numPartitions
         if (wanted !== undefined && wanted !== -1 && t.partitions.length !== wanted) {
@@ -233,8 +237,13 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
           sendCount = records.length
         }
         const batch = pending.slice(0, sendCount)
-        const messages = batch.map(opts.toMessage ?? toKafkaMessage)
-        await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
+        const messages = assignPartitions(opts.telemetryTopic, batch.map(opts.toMessage ?? toKafkaMessage), telemetryPartitions)
+        const answers = await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
+        const unanswered = unansweredPartitions(messages, answers)
+        if (unanswered.length > 0) {
+          // Sent again whole: the partitions Kafka did answer for get duplicates, which carry the same msg-id.
+          throw new Error(`Kafka answered the batch without partitions ${unanswered.join(', ')}: sending it again`)
+        }
         if (failures > 0) logger.info({ event: 'kafka_recovered', failures, lagRecords: spool.unshippedRecords }, 'Kafka reachable again: shipping the spool')
         connected = true
         failures = 0

@@ -22,14 +22,26 @@ export interface TestCluster {
   stats (): Promise<{ online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }>
 }
 
-export async function startTestCluster (t: TestContext, opts: { nodes: number, heartbeatMs: number, env?: Record<string, string> }): Promise<TestCluster> {
+export interface TestClusterOptions {
+  readonly nodes: number
+  readonly heartbeatMs: number
+  /** Settings of the API and every node. */
+  readonly env?: Record<string, string>
+  /** Settings of the broker nodes only. */
+  readonly nodeEnv?: Record<string, string>
+  /** How every process reaches Redis (default: the test Redis by URL). */
+  readonly redisEnv?: Record<string, string>
+}
+
+export async function startTestCluster (t: TestContext, opts: TestClusterOptions): Promise<TestCluster> {
   const prefix = uniquePrefix()
+  const redisEnv = opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }
   const shared = { PUSHLINE_HEARTBEAT_MS: String(opts.heartbeatMs), PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000', PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '100000', ...opts.env }
-  const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api', ...shared } })
+  const api = await startTestPlatform(t, { clusterPrefix: prefix, redisEnv, env: { PUSHLINE_ROLE: 'api', ...shared } })
   const nodes = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => {
     const nodeId = `${prefix.replace(/[^A-Za-z0-9]/g, '')}-n${i + 1}`
     const p = await startPlatformProcess(t, {
-      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared
+      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, ...redisEnv, PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared, ...opts.nodeEnv
     })
     return { ...p, nodeId, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}` }
   }))

@@ -16,8 +16,8 @@ export interface TelemetryRecord {
   readonly headers: Readonly<Record<string, string>>
 }
 
-export function testKafka (): Kafka {
-  return createKafka({ brokers: kafkaBrokers(), clientId: `test-${randomUUID()}`, logger: pino({ level: 'silent' }) })
+export function testKafka (brokers: readonly string[] = kafkaBrokers()): Kafka {
+  return createKafka({ brokers, clientId: `test-${randomUUID()}`, logger: pino({ level: 'silent' }) })
 }
 
 /** A unique topic name per test, so tests never see each other's records. */
@@ -27,9 +27,9 @@ export const uniqueTopic = (what: string): string => `test.${what}.${randomUUID(
  * Consumes `topic` from the beginning with a fresh consumer group until `done(records)` holds, and returns
  * every record read (replays included), in the order of each partition.
  */
-export async function consumeUntil (t: TestContext, topic: string, done: (records: readonly TelemetryRecord[]) => boolean, timeoutMs = 60_000): Promise<TelemetryRecord[]> {
+export async function consumeUntil (t: TestContext, topic: string, done: (records: readonly TelemetryRecord[]) => boolean, timeoutMs = 60_000, brokers: readonly string[] = kafkaBrokers()): Promise<TelemetryRecord[]> {
   // The platform creates its topics when it reaches Kafka, which may be after the consumer starts.
-  const admin = testKafka().admin()
+  const admin = testKafka(brokers).admin()
   await admin.connect()
   try {
     const end = Date.now() + timeoutMs
@@ -40,7 +40,7 @@ export async function consumeUntil (t: TestContext, topic: string, done: (record
   } finally {
     await admin.disconnect()
   }
-  const consumer = testKafka().consumer({ groupId: `test-${randomUUID()}`, allowAutoTopicCreation: false })
+  const consumer = testKafka(brokers).consumer({ groupId: `test-${randomUUID()}`, allowAutoTopicCreation: false })
   await consumer.connect()
   t.after(() => consumer.disconnect())
   await consumer.subscribe({ topic, fromBeginning: true })

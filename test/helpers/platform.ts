@@ -14,6 +14,8 @@ export const ADMIN_KEY = 'test-admin-key-0123456789'
 export interface TestPlatformOptions {
   /** Share Redis (and this key prefix) with other platforms: a cluster of nodes. */
   readonly clusterPrefix?: string
+  /** How a cluster platform reaches Redis (default: the test Redis by URL); the HA tests pass the Sentinels. */
+  readonly redisEnv?: Readonly<Record<string, string>>
   readonly env?: Readonly<Record<string, string>>
 }
 
@@ -47,7 +49,7 @@ export async function startTestPlatform (t: TestContext, opts: TestPlatformOptio
     PUSHLINE_DATA_DIR: dataDir,
     PUSHLINE_ADMIN_KEYS: ADMIN_KEY,
     PUSHLINE_LOG_LEVEL: 'debug',
-    ...(opts.clusterPrefix !== undefined && { PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: opts.clusterPrefix }),
+    ...(opts.clusterPrefix !== undefined && { ...(opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }), PUSHLINE_REDIS_PREFIX: opts.clusterPrefix }),
     ...opts.env
   })
   const chunks: string[] = []

@@ -40,7 +40,11 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.kafkaPresenceTopic, 'iot.presence')
   assert.equal(c.kafkaTelemetryPartitions, 12)
   assert.equal(c.kafkaPresencePartitions, 6)
-  assert.equal(c.kafkaReplicationFactor, 1)
+  assert.equal(c.kafkaReplicationFactor, undefined, 'unset: min(3, brokers), decided when the topics are created')
+  assert.equal(c.redis, undefined)
+  assert.equal(c.redisSentinels, undefined)
+  assert.equal(c.redisWaitReplicas, 1)
+  assert.equal(c.redisWaitTimeoutMs, 1000)
   assert.equal(c.kafkaBatchRecords, 1000)
   assert.equal(c.kafkaBatchBytes, 524288)
   assert.equal(c.kafkaLingerMs, 5)
@@ -157,10 +161,15 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
     PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536',
     PUSHLINE_DELIVERY_QUEUE_MAX: '1000',
-    PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '9'
+    PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '9',
+    PUSHLINE_REDIS_PASSWORD: 'pw from the setting',
+    PUSHLINE_REDIS_WAIT_REPLICAS: '2',
+    PUSHLINE_REDIS_WAIT_TIMEOUT_MS: '250'
   }
-  // Guard: this test covers every setting in the table, so a new setting must be added here.
-  assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), Object.keys(env).sort())
+  // Guard: this test covers every setting in the table, so a new setting must be added here. The Sentinel settings
+  // exclude PUSHLINE_REDIS_URL: the Sentinel tests below cover them.
+  const sentinelOnly = ['PUSHLINE_REDIS_SENTINELS', 'PUSHLINE_REDIS_SENTINEL_MASTER', 'PUSHLINE_REDIS_SENTINEL_PASSWORD']
+  assert.deepEqual(Object.values(settings).map((s) => s.env).sort(), [...Object.keys(env), ...sentinelOnly].sort())
 
   const c = loadConfig(env)
   assert.equal(c.role, 'broker')
@@ -181,6 +190,9 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.kafkaReceiptsPartitions, 48)
   assert.equal(c.receiptsStream, false)
   assert.equal(c.kafkaReplicationFactor, 3)
+  assert.deepEqual(c.redis, { kind: 'url', url: 'rediss://user:pw@redis.example.com:6380/2', password: 'pw from the setting' })
+  assert.equal(c.redisWaitReplicas, 2)
+  assert.equal(c.redisWaitTimeoutMs, 250)
   assert.equal(c.kafkaBatchRecords, 200)
   assert.equal(c.kafkaBatchBytes, 65536)
   assert.equal(c.kafkaLingerMs, 0)
@@ -421,4 +433,46 @@ test('anonymous mode with Redis (a shared deployment) is refused unless PUSHLINE
   assert.equal(loadConfig({ ...shared, PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }).allowAnonymous, true)
   assert.equal(loadConfig({ PUSHLINE_ALLOW_ANONYMOUS: 'true' }).allowAnonymous, true, 'embedded mode needs no second setting')
   assert.equal(loadConfig({ PUSHLINE_REDIS_URL: 'redis://127.0.0.1:6379', PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }).allowAnonymous, false, 'the second setting alone turns nothing on')
+})
+
+test('the Sentinel pair gives a Sentinel target and cluster mode; passwords go with it', () => {
+  const c = loadConfig({
+    PUSHLINE_REDIS_SENTINELS: 's1:26379, 10.0.0.2:26380,[::1]:26381',
+    PUSHLINE_REDIS_SENTINEL_MASTER: 'pushline',
+    PUSHLINE_REDIS_PASSWORD: 'data-pw',
+    PUSHLINE_REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
+    PUSHLINE_ROLE: 'broker'
+  })
+  assert.equal(c.mode, 'cluster')
+  assert.equal(c.redisUrl, undefined)
+  assert.deepEqual(c.redis, {
+    kind: 'sentinel',
+    sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: '::1', port: 26381 }],
+    master: 'pushline',
+    password: 'data-pw',
+    sentinelPassword: 'sentinel-pw'
+  })
+})
+
+test('Redis is reached by URL or by Sentinels, never both, and the Sentinel settings come as a pair', () => {
+  const both = configError({ PUSHLINE_REDIS_URL: 'redis://r:6379', PUSHLINE_REDIS_SENTINELS: 's1:26379', PUSHLINE_REDIS_SENTINEL_MASTER: 'm' })
+  assert.match(both.message, /PUSHLINE_REDIS_URL and PUSHLINE_REDIS_SENTINELS are two ways to reach Redis: set one, not both/)
+  const noMaster = configError({ PUSHLINE_REDIS_SENTINELS: 's1:26379' })
+  assert.match(noMaster.message, /PUSHLINE_REDIS_SENTINELS and PUSHLINE_REDIS_SENTINEL_MASTER go together/)
+  const noSentinels = configError({ PUSHLINE_REDIS_SENTINEL_MASTER: 'm' })
+  assert.match(noSentinels.message, /PUSHLINE_REDIS_SENTINELS and PUSHLINE_REDIS_SENTINEL_MASTER go together/)
+  assert.match(configError({ PUSHLINE_REDIS_SENTINEL_PASSWORD: 'x', PUSHLINE_REDIS_URL: 'redis://r:6379' }).message, /PUSHLINE_REDIS_SENTINEL_PASSWORD needs PUSHLINE_REDIS_SENTINELS/)
+  assert.match(configError({ PUSHLINE_REDIS_PASSWORD: 'x' }).message, /PUSHLINE_REDIS_PASSWORD needs PUSHLINE_REDIS_URL or PUSHLINE_REDIS_SENTINELS/)
+  assert.match(configError({ PUSHLINE_REDIS_SENTINELS: 's1', PUSHLINE_REDIS_SENTINEL_MASTER: 'm' }).message, /PUSHLINE_REDIS_SENTINELS "s1" is not host:port/)
+  assert.match(configError({ PUSHLINE_REDIS_SENTINELS: 's1:1', PUSHLINE_REDIS_SENTINEL_MASTER: 'a b' }).message, /PUSHLINE_REDIS_SENTINEL_MASTER must be 1 to 64 characters/)
+  assert.match(configError({ PUSHLINE_ROLE: 'api' }).message, /set PUSHLINE_REDIS_URL \(or PUSHLINE_REDIS_SENTINELS\)/)
+  // A password never appears in an error.
+  const withSecret = configError({ PUSHLINE_REDIS_PASSWORD: 'hunter2-secret', PUSHLINE_REDIS_URL: 'redis://r:6379', PUSHLINE_REDIS_SENTINELS: 's:1', PUSHLINE_REDIS_SENTINEL_MASTER: 'm' })
+  assert.ok(!withSecret.message.includes('hunter2-secret'), withSecret.message)
+})
+
+test('the replica wait takes 0 to 16 replicas and a timeout of 1 ms to 60 s', () => {
+  assert.equal(loadConfig({ PUSHLINE_REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas, 0)
+  assert.match(configError({ PUSHLINE_REDIS_WAIT_REPLICAS: '17' }).message, /PUSHLINE_REDIS_WAIT_REPLICAS must be between 0 and 16/)
+  assert.match(configError({ PUSHLINE_REDIS_WAIT_TIMEOUT_MS: '0' }).message, /PUSHLINE_REDIS_WAIT_TIMEOUT_MS must be between 1 and 60000/)
 })

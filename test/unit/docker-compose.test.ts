@@ -13,6 +13,8 @@ const knownNames = new Set(Object.values(settings).map((s) => s.env))
 
 interface Service {
   readonly environment?: Record<string, unknown> | string[]
+  readonly hostname?: string
+  readonly depends_on?: Record<string, { condition?: string }> | string[]
   readonly ports?: Array<string | { target: number, published?: string | number }>
   readonly volumes?: Array<string | { type?: string, source?: string }>
   readonly command?: string | string[]
@@ -33,6 +35,9 @@ function environment (s: Service): Record<string, string> {
 const pushlineServices = Object.entries(compose.services)
   .filter(([, s]) => Object.keys(environment(s)).some((k) => k.startsWith('PUSHLINE_')))
 const nodes = ['node1', 'node2', 'node3']
+const redisNodes = ['redis-1', 'redis-2']
+const sentinels = ['sentinel-1', 'sentinel-2', 'sentinel-3']
+const kafkas = ['kafka-1', 'kafka-2', 'kafka-3']
 
 function service (name: string): Service {
   const s = compose.services[name]
@@ -65,7 +70,7 @@ function interpolate (value: string): string {
 }
 
 test('docker-compose.yml defines the Pushline services', () => {
-  for (const name of [...nodes, 'api', 'redis', 'kafka', 'haproxy']) service(name)
+  for (const name of [...nodes, 'api', ...redisNodes, ...sentinels, ...kafkas, 'haproxy']) service(name)
   assert.deepEqual(pushlineServices.map(([n]) => n).sort(), ['api', ...nodes].sort())
 })
 
@@ -95,16 +100,88 @@ test('the api service has the api role and publishes its HTTP port', () => {
   assert.ok(ports.some((p) => p.container === httpPort && p.host === httpPort), `api must publish ${httpPort}: ${JSON.stringify(ports)}`)
 })
 
-test('Redis runs with an unlimited pubsub output buffer and append-only persistence', () => {
-  const command = service('redis').command
-  const argv = Array.isArray(command) ? command.map(String) : String(command).split(/\s+/)
-  const joined = argv.join(' ')
-  const i = argv.indexOf('--client-output-buffer-limit')
-  assert.ok(i >= 0, `no --client-output-buffer-limit in ${joined}`)
-  const limit = argv.slice(i + 1).join(' ')
-  assert.ok(limit.startsWith('pubsub 0 0 0'), `pubsub limit must be 0 0 0: ${joined}`)
-  const a = argv.indexOf('--appendonly')
-  assert.ok(a >= 0 && argv[a + 1] === 'yes', `appendonly yes missing: ${joined}`)
+function argv (s: Service): string[] {
+  const command = s.command
+  return Array.isArray(command) ? command.map(String) : String(command).split(/\s+/)
+}
+
+test('both Redis data nodes run with an unlimited pubsub output buffer and append-only persistence', () => {
+  for (const name of redisNodes) {
+    const args = argv(service(name))
+    const joined = args.join(' ')
+    const i = args.indexOf('--client-output-buffer-limit')
+    assert.ok(i >= 0, `${name}: no --client-output-buffer-limit in ${joined}`)
+    assert.ok(args.slice(i + 1).join(' ').startsWith('pubsub 0 0 0'), `${name}: pubsub limit must be 0 0 0: ${joined}`)
+    const a = args.indexOf('--appendonly')
+    assert.ok(a >= 0 && args[a + 1] === 'yes', `${name}: appendonly yes missing: ${joined}`)
+  }
+})
+
+test('Redis is a primary with one replica of it, watched by three Sentinels with quorum 2 that every Pushline service asks', () => {
+  const replicaOf = (name: string): string | undefined => {
+    const args = argv(service(name))
+    const i = args.indexOf('--replicaof')
+    return i < 0 ? undefined : `${args[i + 1] ?? ''}:${args[i + 2] ?? ''}`
+  }
+  assert.equal(replicaOf('redis-1'), undefined, 'redis-1 starts as the primary')
+  assert.equal(replicaOf('redis-2'), 'redis-1:6379')
+  for (const name of sentinels) {
+    const script = argv(service(name)).join('\n')
+    const monitor = /sentinel monitor (\S+) (\S+) (\d+) (\d+)/.exec(script)
+    assert.ok(monitor !== null, `${name} monitors nothing: ${script}`)
+    assert.deepEqual(monitor.slice(1), ['pushline', 'redis-1', '6379', '2'], `${name}: monitor the primary with quorum 2 of 3`)
+    assert.match(script, /redis-sentinel \S+/, `${name} runs redis-sentinel`)
+    assert.match(script, /sentinel resolve-hostnames yes/, `${name}: the compose network's names must resolve`)
+  }
+  const wanted = sentinels.map((n) => `${n}:26379`).sort().join(',')
+  for (const [name, s] of pushlineServices) {
+    const e = environment(s)
+    assert.equal(e.PUSHLINE_REDIS_URL, undefined, `${name}: the Sentinels, not one fixed server`)
+    assert.equal((e.PUSHLINE_REDIS_SENTINELS ?? '').split(',').sort().join(','), wanted, name)
+    assert.equal(e.PUSHLINE_REDIS_SENTINEL_MASTER, 'pushline', name)
+    const deps = s.depends_on ?? {}
+    for (const dep of [...sentinels, ...kafkas, 'kafka-init']) assert.ok(Array.isArray(deps) ? deps.includes(dep) : deps[dep] !== undefined, `${name} does not wait for ${dep}`)
+  }
+})
+
+test('Kafka is three KRaft brokers of one cluster: internal and Pushline topics with 3 replicas and min.insync.replicas 2', () => {
+  const envs = kafkas.map((k) => env(k))
+  assert.deepEqual(envs.map((e) => e.KAFKA_NODE_ID), ['1', '2', '3'])
+  assert.equal(new Set(envs.map((e) => e.CLUSTER_ID)).size, 1, 'one cluster id')
+  assert.match(envs[0]?.CLUSTER_ID ?? '', /^[A-Za-z0-9_-]{22}$/, 'a cluster id is 16 bytes in base64url')
+  for (const [i, e] of envs.entries()) {
+    assert.equal(e.KAFKA_CONTROLLER_QUORUM_VOTERS, '1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093', kafkas[i])
+    assert.equal(e.KAFKA_ADVERTISED_LISTENERS, `PLAINTEXT://${kafkas[i] as string}:9092`)
+    assert.equal(e.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, '3')
+    assert.equal(e.KAFKA_MIN_INSYNC_REPLICAS, '2')
+    assert.equal(e.KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE, 'false', 'an out-of-sync replica must never become leader')
+  }
+  const init = argv(service('kafka-init')).join(' ')
+  assert.match(init, /--replication-factor 3/)
+  assert.match(init, /--config min\.insync\.replicas=2/)
+  for (const [name, s] of pushlineServices) {
+    assert.equal(environment(s).PUSHLINE_KAFKA_BROKERS, kafkas.map((k) => `${k}:9092`).join(','), name)
+  }
+})
+
+test('the .env example in the header gives operator keys the api accepts', () => {
+  const text = readFileSync(`${root}docker-compose.yml`, 'utf8')
+  const line = /^#\s+echo "?'?PUSHLINE_ADMIN_KEYS=(.*?)"?'? > \.env/m.exec(text)
+  assert.ok(line !== null, 'the header shows how to write .env')
+  // $(openssl rand -hex 16) prints 32 hex characters.
+  const key = (line[1] as string).replace('$(openssl rand -hex 16)', 'f'.repeat(32))
+  const e = Object.fromEntries(Object.entries(env('api')).map(([k, v]) => [k, interpolate(v)]))
+  assert.doesNotThrow(() => loadConfig({ ...e, PUSHLINE_ADMIN_KEYS: key }), `the example key ${line[1] as string} is refused`)
+})
+
+test('the stop grace period covers the platform\'s own shutdown grace', () => {
+  const graceMs = Number(settings.shutdownGraceMs.defaultText)
+  for (const name of [...nodes, 'api']) {
+    const s = compose.services[name] as Service & { stop_grace_period?: string }
+    const m = /^(\d+)s$/.exec(s.stop_grace_period ?? '')
+    assert.ok(m !== null, `${name} has no stop_grace_period in seconds`)
+    assert.ok(Number(m[1]) * 1000 > graceMs, `${name}: ${s.stop_grace_period ?? ''} does not exceed ${graceMs} ms`)
+  }
 })
 
 test('HAProxy publishes the MQTT and WebSocket ports', () => {
