@@ -7,7 +7,7 @@ const live = (topic: string, expiresAt: number): LiveBroadcast =>
   ({ pushId: `p-${randomUUID()}`, topic, qos: 1, sentAt: Date.now(), data: { n: randomUUID() }, traceId: 'a'.repeat(32), expiresAt })
 
 export function broadcastStoreSpec (name: string, build: (t: TestContext) => Promise<BroadcastStore>): void {
-  test(`${name}: live broadcasts read back by topic and all together, earliest expiry first, until they expire`, async (t) => {
+  test(`${name}: live broadcasts read back by topic and all together, earliest expiry first, until they expire`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const now = Date.now()
     const group = `broadcast/groups/g-${randomUUID()}`
@@ -28,7 +28,7 @@ export function broadcastStoreSpec (name: string, build: (t: TestContext) => Pro
     assert.deepEqual(await store.live(now + 60_000), [])
   })
 
-  test(`${name}: a broadcast whose ttl has already ended is not kept, and one with a short ttl goes by itself`, async (t) => {
+  test(`${name}: a broadcast whose ttl has already ended is not kept, and one with a short ttl goes by itself`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const topic = `broadcast/groups/g-${randomUUID()}`
     await store.add(live(topic, Date.now() - 1))

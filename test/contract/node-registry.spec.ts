@@ -7,7 +7,7 @@ export function nodeRegistrySpec (name: string, build: (t: TestContext) => Promi
     nodeId, mqtt: `mqtt://h:${nodeId.length}`, ws: 'ws://h/mqtt', http: 'http://h', connections, weight: 1, draining: false, startedAt: 1, heartbeatAt: 2
   })
 
-  test(`${name}: a node that heartbeats is listed with its record`, async (t) => {
+  test(`${name}: a node that heartbeats is listed with its record`, { timeout: 120_000 }, async (t) => {
     const reg = await build(t)
     await reg.heartbeat(record('b', 3), 10_000)
     await reg.heartbeat(record('a', 1), 10_000)
@@ -16,7 +16,7 @@ export function nodeRegistrySpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await reg.dead(), [])
   })
 
-  test(`${name}: a node whose record expired is dead until forgotten`, async (t) => {
+  test(`${name}: a node whose record expired is dead until forgotten`, { timeout: 120_000 }, async (t) => {
     const reg = await build(t)
     await reg.heartbeat(record('gone'), 100)
     await reg.heartbeat(record('alive'), 10_000)
@@ -28,7 +28,7 @@ export function nodeRegistrySpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await reg.dead(), [])
   })
 
-  test(`${name}: a heartbeat refreshes the record`, async (t) => {
+  test(`${name}: a heartbeat refreshes the record`, { timeout: 120_000 }, async (t) => {
     const reg = await build(t)
     await reg.heartbeat(record('n', 1), 150)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -37,7 +37,7 @@ export function nodeRegistrySpec (name: string, build: (t: TestContext) => Promi
     assert.equal((await reg.get('n'))?.connections, 2)
   })
 
-  test(`${name}: a drain order stays until cleared and is forgotten with the node`, async (t) => {
+  test(`${name}: a drain order stays until cleared and is forgotten with the node`, { timeout: 120_000 }, async (t) => {
     const reg = await build(t)
     assert.equal(await reg.drainRequested('n'), false)
     await reg.setDrain('n', true)

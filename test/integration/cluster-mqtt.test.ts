@@ -30,7 +30,7 @@ function collect (c: MqttClient): string[] {
   return got
 }
 
-test('across nodes: a retained message published on node A is delivered with retain set to a subscriber that joins on node B', async (t) => {
+test('across nodes: a retained message published on node A is delivered with retain set to a subscriber that joins on node B', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const topic = `r/${uid()}`
   const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
@@ -41,7 +41,7 @@ test('across nodes: a retained message published on node A is delivered with ret
   assert.deepEqual(await got, { topic, payload: 'kept', retain: true, qos: 1 })
 })
 
-test('across nodes: QoS 1 messages for an offline persistent session are queued and delivered in order when it reconnects on the other node', async (t) => {
+test('across nodes: QoS 1 messages for an offline persistent session are queued and delivered in order when it reconnects on the other node', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const topic = `q/${uid()}`
   const id = `persist-${uid()}`
@@ -59,7 +59,7 @@ test('across nodes: QoS 1 messages for an offline persistent session are queued 
   assert.deepEqual([...new Set(got)], ['m0', 'm1', 'm2', 'm3', 'm4'])
 })
 
-test('across nodes: a QoS 1 message delivered but not acknowledged is sent again when the session reconnects on the other node', async (t) => {
+test('across nodes: a QoS 1 message delivered but not acknowledged is sent again when the session reconnects on the other node', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const topic = `u/${uid()}`
   const id = `noack-${uid()}`
@@ -81,7 +81,7 @@ test('across nodes: a QoS 1 message delivered but not acknowledged is sent again
   assert.equal(msg.payload, 'again')
 })
 
-test('across nodes: overlapping subscriptions deliver once per matching subscription at the granted QoS, and unsubscribe stops delivery', async (t) => {
+test('across nodes: overlapping subscriptions deliver once per matching subscription at the granted QoS, and unsubscribe stops delivery', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const base = `o/${uid()}`
   const sub = await connectDevice(t, b.mqttUrl, `sub-${uid()}`, '', anon)
@@ -98,7 +98,7 @@ test('across nodes: overlapping subscriptions deliver once per matching subscrip
   assert.deepEqual(got, [])
 })
 
-test('across nodes: the will of a client that vanishes on node A reaches a subscriber on node B', async (t) => {
+test('across nodes: the will of a client that vanishes on node A reaches a subscriber on node B', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const topic = `w/${uid()}`
   const watcher = await connectDevice(t, b.mqttUrl, `watch-${uid()}`, '', anon)
@@ -110,7 +110,7 @@ test('across nodes: the will of a client that vanishes on node A reaches a subsc
   assert.equal((await got).payload, 'gone')
 })
 
-test('across nodes: a silent client is dropped after 1.5 keepalive periods and its presence ends', async (t) => {
+test('across nodes: a silent client is dropped after 1.5 keepalive periods and its presence ends', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const id = `silent-${uid()}`
   const c = await connectDevice(t, a.mqttUrl, id, '', { ...anon, keepalive: 1 })
@@ -129,7 +129,7 @@ test('across nodes: a silent client is dropped after 1.5 keepalive periods and i
   }
 })
 
-test('across nodes: the first packet of a resumed persistent session is always CONNACK, even while messages for it are still being routed', async (t) => {
+test('across nodes: the first packet of a resumed persistent session is always CONNACK, even while messages for it are still being routed', { timeout: 120_000 }, async (t) => {
   const [a, b] = await twoNodes(t)
   const pub = await connectDevice(t, a.mqttUrl, `pub-${uid()}`, '', anon)
   const tag = uid()
@@ -150,7 +150,7 @@ test('across nodes: the first packet of a resumed persistent session is always C
   }
 })
 
-test('a persistent session whose device stays offline past the expiry is deleted: its queue empties and it resumes without a session', async (t) => {
+test('a persistent session whose device stays offline past the expiry is deleted: its queue empties and it resumes without a session', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const env = { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_HEARTBEAT_MS: '200', PUSHLINE_SESSION_EXPIRY_SECONDS: '1' }
   const a = await startTestPlatform(t, { clusterPrefix: prefix, env })

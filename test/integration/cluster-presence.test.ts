@@ -204,7 +204,7 @@ test('draining a node with 500 devices moves every one of them to the other node
   assert.equal((await fetch(`http://127.0.0.1:${victim.httpPort}/readyz`)).status, 503, 'a draining node is not ready')
 })
 
-test('a connection whose takeover close never arrived is closed by its node once presence names a newer connection elsewhere', async (t) => {
+test('a connection whose takeover close never arrived is closed by its node once presence names a newer connection elsewhere', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: HB })
   const a = cluster.nodes[0] as { mqttUrl: string, nodeId: string }
   const id = `zombie-${Date.now().toString(36)}`

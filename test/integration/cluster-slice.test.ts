@@ -7,7 +7,7 @@ import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { connectRedis, redisUrl } from '../helpers/services.ts'
 
-test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', async (t) => {
+test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -24,7 +24,7 @@ test('two nodes on one Redis: a device made through node A connects to node B an
   assert.equal(onA.length, 0, 'an uplink is spooled once, by the node it arrived at')
 })
 
-test('revoking through node A ends the device\'s connection on node B within one second', async (t) => {
+test('revoking through node A ends the device\'s connection on node B within one second', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -36,7 +36,7 @@ test('revoking through node A ends the device\'s connection on node B within one
   await assert.rejects(connectDevice(t, b.mqttUrl, 'c-rev', token), /Bad username or password/i)
 })
 
-test('a second connection with the same device id on another node takes the session over', async (t) => {
+test('a second connection with the same device id on another node takes the session over', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -48,7 +48,7 @@ test('a second connection with the same device id on another node takes the sess
   assert.equal(second.connected, true)
 })
 
-test('a takeover order closes only the connection it names by node and epoch: orders for an older epoch or another node leave the device connected', async (t) => {
+test('a takeover order closes only the connection it names by node and epoch: orders for an older epoch or another node leave the device connected', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const { token } = await a.provision('c-epoch')
@@ -71,7 +71,7 @@ test('a takeover order closes only the connection it names by node and epoch: or
   assert.equal(await within(2000, closed), true, 'the order naming its epoch closes it')
 })
 
-test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (research/aedes.md §6)', async (t) => {
+test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (research/aedes.md §6)', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   await startTestPlatform(t, { clusterPrefix: prefix })
@@ -88,7 +88,7 @@ test('a persistent session subscribing to several filters in one SUBSCRIBE gets 
   }
 })
 
-test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it never reach the device, even after it reconnects', async (t) => {
+test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it never reach the device, even after it reconnects', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const { token } = await a.provision('c-spy')
@@ -111,7 +111,7 @@ test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it n
   assert.deepEqual(received, ['devices/c-spy/down'])
 })
 
-test('revoking through the API process ends the device\'s connection on a separate broker process within one second', async (t) => {
+test('revoking through the API process ends the device\'s connection on a separate broker process within one second', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api' } })
   assert.equal(api.mqttPort, undefined, 'the api role runs no broker')

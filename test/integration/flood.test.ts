@@ -18,7 +18,7 @@ async function flood (client: MqttClient, topic: string, count: number, payload:
   }
 }
 
-test('a subscriber that stops reading loses QoS 0 messages (counted) instead of growing the node; its QoS 1 messages wait and all arrive', async (t) => {
+test('a subscriber that stops reading loses QoS 0 messages (counted) instead of growing the node; its QoS 1 messages wait and all arrive', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536', PUSHLINE_LOG_LEVEL: 'info' } })
   const frozen = await rawConnect(t, p.mqttPort ?? 0)
   frozen.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'frozen', clean: true, keepalive: 0 })
@@ -60,7 +60,7 @@ test('a subscriber that stops reading loses QoS 0 messages (counted) instead of 
   assert.equal(zeros + dropped, sent, `received ${zeros} + dropped ${dropped}`)
 })
 
-test('when deliveries pile up the node stops reading its publishers, and every message is either delivered or counted as dropped', async (t) => {
+test('when deliveries pile up the node stops reading its publishers, and every message is either delivered or counted as dropped', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_DELIVERY_QUEUE_MAX: '100', PUSHLINE_LOG_LEVEL: 'info' } })
   const subscribers = 40
   let received = 0

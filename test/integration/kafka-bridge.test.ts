@@ -95,7 +95,7 @@ function stream (devices: ReadonlyArray<{ id: string, client: MqttClient }>, int
   }
 }
 
-test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per device, keyed by device, with every header', async (t) => {
+test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per device, keyed by device, with every header', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('bulk')
   const p = await startTestPlatform(t, { env: kafkaEnv(topic) })
   const devices = await devicesOn(t, p, 'bulk', 100)
@@ -138,7 +138,7 @@ test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per 
   assert.equal(ready.body.checks.spool, 'ok')
 })
 
-test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', async (t) => {
+test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', { timeout: 120_000 }, async (t) => {
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('outage')
   const p = await startTestPlatform(t, { env: kafkaEnv(topic) })
@@ -170,7 +170,7 @@ test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getti
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 
-test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks after it restarts', async (t) => {
+test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks after it restarts', { timeout: 120_000 }, async (t) => {
   await services('kafka-stop')
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('sigkill')
@@ -209,7 +209,7 @@ test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks a
   assert.equal(await second.exited, 0)
 })
 
-test('a full spool slows devices down instead of dropping: PUBACKs wait until Kafka takes the backlog, no QoS 1 uplink is lost, dropped QoS 0 uplinks are counted', async (t) => {
+test('a full spool slows devices down instead of dropping: PUBACKs wait until Kafka takes the backlog, no QoS 1 uplink is lost, dropped QoS 0 uplinks are counted', { timeout: 120_000 }, async (t) => {
   await services('kafka-stop')
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('full')
@@ -250,7 +250,7 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
   assert.ok(await p.metric('pushline_uplinks_dropped_total') === 10, 'nothing else was dropped')
 })
 
-test('each uplink is produced once in a two-node cluster, by the node it arrived at', async (t) => {
+test('each uplink is produced once in a two-node cluster, by the node it arrived at', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('cluster')
   const prefix = uniquePrefix()
   const n1 = await startTestPlatform(t, { clusterPrefix: prefix, env: kafkaEnv(topic, { PUSHLINE_NODE_ID: `n1-${prefix.slice(2, 10)}` }) })
@@ -267,7 +267,7 @@ test('each uplink is produced once in a two-node cluster, by the node it arrived
   for (const r of records) assertHeaders(r, r.key === a.id ? n1.config.nodeId : n2.config.nodeId)
 })
 
-test('what the spool holds from embedded mode is delivered once Kafka is configured', async (t) => {
+test('what the spool holds from embedded mode is delivered once Kafka is configured', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('late')
   const embedded = await startTestPlatform(t)
   const [d] = await devicesOn(t, embedded, 'late', 1) as [{ id: string, client: MqttClient }]
@@ -283,7 +283,7 @@ test('what the spool holds from embedded mode is delivered once Kafka is configu
   await waitUntil('the spool to be released', () => withKafka.spool?.unshippedRecords === 0)
 })
 
-test('an uplink Kafka refuses as too large goes to the dead-letter file, counted, and the uplinks after it are delivered', async (t) => {
+test('an uplink Kafka refuses as too large goes to the dead-letter file, counted, and the uplinks after it are delivered', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('too-large')
   const admin = testKafka().admin()
   await admin.connect()
@@ -307,7 +307,7 @@ test('an uplink Kafka refuses as too large goes to the dead-letter file, counted
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 
-test('uplinks shipped again after a crash before the offset write are replays with the same msg-id, which a consumer drops', async (t) => {
+test('uplinks shipped again after a crash before the offset write are replays with the same msg-id, which a consumer drops', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('replay')
   const first = await startTestPlatform(t, { env: kafkaEnv(topic) })
   const [d] = await devicesOn(t, first, 'replay', 1) as [{ id: string, client: MqttClient }]

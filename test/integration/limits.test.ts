@@ -17,7 +17,7 @@ async function spooledPayloads (dataDir: string): Promise<string[]> {
 
 const refusedWith3 = (err: Error & { code?: number }): boolean => err.code === 3 && /server unavailable/i.test(err.message)
 
-test('beyond PUSHLINE_MAX_CONNECTIONS a new connection gets CONNACK 3 and is closed; the open ones keep working and lose nothing', async (t) => {
+test('beyond PUSHLINE_MAX_CONNECTIONS a new connection gets CONNACK 3 and is closed; the open ones keep working and lose nothing', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_CONNECTIONS: '3' } })
   const devices = await Promise.all(['cap-1', 'cap-2', 'cap-3', 'cap-4'].map(async (id) => ({ id, ...await p.provision(id) })))
   const [d1, d2, d3, d4] = devices as [typeof devices[0], typeof devices[0], typeof devices[0], typeof devices[0]]
@@ -55,7 +55,7 @@ test('beyond PUSHLINE_MAX_CONNECTIONS a new connection gets CONNACK 3 and is clo
   }, 10_000, 200), 'a connection is accepted once one has closed')
 })
 
-test('connections beyond PUSHLINE_CONNECT_RATE_PER_SECOND and its burst are refused with CONNACK 3 until the bucket refills', async (t) => {
+test('connections beyond PUSHLINE_CONNECT_RATE_PER_SECOND and its burst are refused with CONNACK 3 until the bucket refills', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_CONNECT_RATE_PER_SECOND: '1', PUSHLINE_CONNECT_RATE_BURST: '2' } })
   const anon = (id: string): Promise<mqtt.MqttClient> => mqtt.connectAsync(p.mqttUrl, { clientId: id, reconnectPeriod: 0, connectTimeout: 5000 })
   const a = await anon('rate-a')
@@ -75,7 +75,7 @@ test('connections beyond PUSHLINE_CONNECT_RATE_PER_SECOND and its burst are refu
   assert.equal(a.connected && b.connected, true)
 })
 
-test('a client asking for keepalive 0 or above the maximum is held to the maximum: silent it is closed, pinging it stays', async (t) => {
+test('a client asking for keepalive 0 or above the maximum is held to the maximum: silent it is closed, pinging it stays', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_KEEPALIVE_MAX_SECONDS: '2' } })
   const silent = await rawConnect(t, p.mqttPort ?? 0)
   silent.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'ka-silent', clean: true, keepalive: 0 })
@@ -95,7 +95,7 @@ test('a client asking for keepalive 0 or above the maximum is held to the maximu
   assert.equal(await within(1000, pinging.closed), false, 'a client that keeps talking stays connected')
 })
 
-test('a socket that never sends CONNECT, or never finishes its WebSocket upgrade, is closed after PUSHLINE_CONNECT_TIMEOUT_MS', async (t) => {
+test('a socket that never sends CONNECT, or never finishes its WebSocket upgrade, is closed after PUSHLINE_CONNECT_TIMEOUT_MS', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_CONNECT_TIMEOUT_MS: '500' } })
   const tcp = netConnect(p.mqttPort ?? 0, '127.0.0.1')
   t.after(() => { tcp.destroy() })
@@ -118,7 +118,7 @@ test('a socket that never sends CONNECT, or never finishes its WebSocket upgrade
   await new Promise<void>((resolve, reject) => { client.once('open', () => resolve()); client.once('error', reject) })
 })
 
-test('a packet announcing more than the payload limit allows is not buffered: the connection is closed and counted, the node serves on', async (t) => {
+test('a packet announcing more than the payload limit allows is not buffered: the connection is closed and counted, the node serves on', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_PAYLOAD_BYTES: '1024' } })
   const { token } = await p.provision('big-header')
   const raw = await rawConnect(t, p.mqttPort ?? 0)

@@ -38,7 +38,7 @@ async function connectToNode (t: Parameters<typeof startTestPlatform>[0], api: T
   return device
 }
 
-test('a push\'s trace id from its traceparent reaches the receipt, the response headers and the log lines of the API and of the broker process that delivers it', async (t) => {
+test('a push\'s trace id from its traceparent reaches the receipt, the response headers and the log lines of the API and of the broker process that delivers it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500, env: { PUSHLINE_LOG_LEVEL: 'debug' } })
   const node = cluster.nodes[0] as TestNode
   const id = `trace-${uid()}`
@@ -96,7 +96,7 @@ test('a push\'s trace id from its traceparent reaches the receipt, the response 
     'the catch-up carries the trace id')
 })
 
-test('a push without a valid traceparent gets a new trace id, returned in its body, its headers and its receipt', async (t) => {
+test('a push without a valid traceparent gets a new trace id, returned in its body, its headers and its receipt', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `notrace-${uid()}`
   await p.createDevice(id)
@@ -120,7 +120,7 @@ test('a push without a valid traceparent gets a new trace id, returned in its bo
   assert.match(bad.headers.get('x-trace-id') ?? '', /^[0-9a-f]{32}$/)
 })
 
-test('an uplink\'s trace id in its Kafka header is in the node\'s log line for that uplink', async (t) => {
+test('an uplink\'s trace id in its Kafka header is in the node\'s log line for that uplink', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('trace')
   const p = await startTestPlatform(t, { env: { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic, PUSHLINE_KAFKA_PRESENCE_TOPIC: uniqueTopic('presence') } })
   const id = `up-${uid()}`
@@ -136,7 +136,7 @@ test('an uplink\'s trace id in its Kafka header is in the node\'s log line for t
   assert.equal(line?.deviceId, id)
 })
 
-test('broker and API processes serve health, readiness and the metrics operators need', async (t) => {
+test('broker and API processes serve health, readiness and the metrics operators need', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 300 })
   const node = cluster.nodes[0] as TestNode
   const nodeUrl = `http://127.0.0.1:${node.httpPort}`
@@ -193,7 +193,7 @@ test('broker and API processes serve health, readiness and the metrics operators
   assert.equal((await fetch(`${nodeUrl}/healthz`)).status, 200)
 })
 
-test('a node reports presence drift found by its reconciliation, and none once repaired', async (t) => {
+test('a node reports presence drift found by its reconciliation, and none once repaired', { timeout: 120_000 }, async (t) => {
   // A reconciliation every 2 heartbeats: the gauge holds each finding for 4 s, long enough to be read.
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 2000 })
   const node = cluster.nodes[0] as TestNode
@@ -212,7 +212,7 @@ test('a node reports presence drift found by its reconciliation, and none once r
   assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 15_000), 'no drift once repaired')
 })
 
-test('an API process is unready while Redis is down, counts the failed pings, and is ready again after', async (t) => {
+test('an API process is unready while Redis is down, counts the failed pings, and is ready again after', { timeout: 120_000 }, async (t) => {
   const api = await startTestPlatform(t, { clusterPrefix: uniquePrefix(), env: { PUSHLINE_ROLE: 'api', PUSHLINE_HEARTBEAT_MS: '300' } })
   assert.equal((await api.api('GET', '/readyz', undefined, {})).status, 200)
   t.after(() => services('redis-start'))

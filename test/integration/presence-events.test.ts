@@ -5,7 +5,7 @@ import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { kafkaBrokers } from '../helpers/services.ts'
 
-test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', async (t) => {
+test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('presence')
   const prefix = uniquePrefix()
   const env = { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_PRESENCE_TOPIC: topic, PUSHLINE_KAFKA_TELEMETRY_TOPIC: uniqueTopic('telemetry') }

@@ -8,7 +8,7 @@ import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../helpers/process.ts'
 
-test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', async (t) => {
+test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', { timeout: 120_000 }, async (t) => {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })
   const dataDir = await tempDir(t)
   const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir, PUSHLINE_SECRET_HASH_COST: '10' })
@@ -37,7 +37,7 @@ test('the compiled platform starts with the defaults, prints its listeners and a
   assert.equal(Buffer.from(records[0]?.payload ?? '', 'base64').toString(), 'before stop')
 })
 
-test('a port already in use stops the start with an error naming the port and the setting that changes it', async (t) => {
+test('a port already in use stops the start with an error naming the port and the setting that changes it', { timeout: 120_000 }, async (t) => {
   const blocker = createServer()
   await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve))
   t.after(() => blocker.close())
@@ -47,14 +47,14 @@ test('a port already in use stops the start with an error naming the port and th
   assert.match(p.stderr(), new RegExp(`port ${busy} .*already in use.*PUSHLINE_MQTT_PORT`))
 })
 
-test('a bad configuration is refused with one message listing every problem and exit code 2', async (t) => {
+test('a bad configuration is refused with one message listing every problem and exit code 2', { timeout: 120_000 }, async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_MQTT_PORT: 'x', PUSHLINE_ROLE: 'broker', PUSHLINE_ADMIN_KEYS: 'short', PUSHLINE_ALLOW_ANONYMOUS: 'maybe' })
   assert.equal(await p.exited, 2)
   const err = p.stderr()
   for (const name of ['PUSHLINE_MQTT_PORT', 'PUSHLINE_ADMIN_KEYS', 'PUSHLINE_ALLOW_ANONYMOUS']) assert.match(err, new RegExp(name))
 })
 
-test('anonymous mode logs a warning at start', async (t) => {
+test('anonymous mode logs a warning at start', { timeout: 120_000 }, async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
   await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
   p.child.kill('SIGINT')

@@ -8,7 +8,7 @@ import { connectRedis } from '../helpers/services.ts'
 // reaches that node. The node must notice, count the gap, report not-ready meanwhile, and lose no QoS 1
 // message that a persistent session had been promised.
 
-test('a node whose Redis subscriber connection is killed counts the gap and still delivers every QoS 1 message published during it', async (t) => {
+test('a node whose Redis subscriber connection is killed counts the gap and still delivers every QoS 1 message published during it', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })

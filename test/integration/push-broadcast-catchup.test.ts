@@ -63,7 +63,7 @@ async function nextPublish (conn: RawConnection): Promise<IPublishPacket> {
   }
 }
 
-test('a broadcast with a ttl reaches a device that was offline when it connects within the ttl, on another node, and not beyond it', async (t) => {
+test('a broadcast with a ttl reaches a device that was offline when it connects within the ttl, on another node, and not beyond it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const online = `bo-${uid()}`
@@ -100,7 +100,7 @@ test('a broadcast with a ttl reaches a device that was offline when it connects 
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 2, acked: 0, expired: 0, failed: 0 })
 })
 
-test('a device that drops before PUBACKing a broadcast gets it again at its next subscribe, and counts once as delivered', async (t) => {
+test('a device that drops before PUBACKing a broadcast gets it again at its next subscribe, and counts once as delivered', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const id = `bd-${uid()}`
@@ -126,7 +126,7 @@ test('a device that drops before PUBACKing a broadcast gets it again at its next
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 0 })
 })
 
-test('a device that PUBACKed or acked a broadcast does not get it again after reconnecting', async (t) => {
+test('a device that PUBACKed or acked a broadcast does not get it again after reconnecting', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const pubacker = `bp-${uid()}`
@@ -160,7 +160,7 @@ test('a device that PUBACKed or acked a broadcast does not get it again after re
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 1, acked: 1, expired: 0, failed: 0 })
 })
 
-test('a group push catches up only the group\'s members, and a persistent session whose subscription was restored', async (t) => {
+test('a group push catches up only the group\'s members, and a persistent session whose subscription was restored', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const group = `gc-${uid()}`
@@ -198,7 +198,7 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   assert.deepEqual([...memberGot, ...persistentGot].map((d) => [d.topic, d.pushId, d.data]), [[topic, pushId, { to: group }], [topic, pushId, { to: group }]])
 })
 
-test('a node started after a broadcast loads it from Redis and catches up a device that subscribes there', async (t) => {
+test('a node started after a broadcast loads it from Redis and catches up a device that subscribes there', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `bn-${uid()}`
   const { token } = await cluster.api.provision(id)

@@ -15,7 +15,7 @@ async function push (p: TestPlatform, body: unknown): Promise<string> {
   return res.body.pushId as string
 }
 
-test('a broadcast and a targeted push sent while a node\'s delivery-order connection is down reach the devices connected there once it is back', async (t) => {
+test('a broadcast and a targeted push sent while a node\'s delivery-order connection is down reach the devices connected there once it is back', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })

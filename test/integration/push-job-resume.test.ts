@@ -15,7 +15,7 @@ import { createRedisReceiptStore } from '../../src/stores/redis-receipt-store.ts
 
 const ADMIN_KEY = `resume-admin-key-${randomUUID()}`
 
-test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by another API process: every device gets it exactly once', async (t) => {
+test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by another API process: every device gets it exactly once', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const redis = connectRedis(t)
   const store = createRedisDeviceStore({ redis, prefix })
@@ -62,7 +62,7 @@ test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by anoth
   await second.exited
 })
 
-test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', async (t) => {
+test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const node = cluster.nodes[0] as { mqttUrl: string }
   const redis = connectRedis(t)

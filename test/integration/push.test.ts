@@ -40,7 +40,7 @@ async function push (api: TestPlatform, body: unknown): Promise<string> {
   return res.body.pushId as string
 }
 
-test('embedded mode: a push reaches an online device, PUBACK makes it delivered and the device\'s ack makes it acked', async (t) => {
+test('embedded mode: a push reaches an online device, PUBACK makes it delivered and the device\'s ack makes it acked', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `emb-${uid()}`
   const { token } = await p.provision(id)
@@ -71,7 +71,7 @@ test('embedded mode: a push reaches an online device, PUBACK makes it delivered 
   assert.deepEqual(history.body.messages.map((m: { id: number, data: unknown }) => [m.id, m.data]), [[1, { cmd: 'reboot' }], [2, 'two']])
 })
 
-test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once written, to a device and as a broadcast', async (t) => {
+test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once written, to a device and as a broadcast', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `q0-${uid()}`
   const { token } = await p.provision(id)
@@ -86,7 +86,7 @@ test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once wr
   assert.deepEqual(qos, [0, 0])
 })
 
-test('bad push requests get 400 with a stable code, and an unknown push or device 404', async (t) => {
+test('bad push requests get 400 with a stable code, and an unknown push or device 404', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_DATA_BYTES: '1024', PUSHLINE_PUSH_MAX_TTL_SECONDS: '3600' } })
   const id = `bad-${uid()}`
   await p.createDevice(id)
@@ -115,7 +115,7 @@ test('bad push requests get 400 with a stable code, and an unknown push or devic
   assert.equal((await p.api('GET', '/v1/devices/me/messages', undefined, { authorization: 'Bearer not-a-token' })).status, 401)
 })
 
-test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 429 and leave nothing behind; targeted pushes still go', async (t) => {
+test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 429 and leave nothing behind; targeted pushes still go', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_LIVE_BROADCASTS: '2' } })
   const id = `live-${uid()}`
   await p.createDevice(id, ['hall'])
@@ -132,7 +132,7 @@ test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 42
   assert.equal((await p.api('POST', '/v1/admin/push', { deviceId: id, data: 5 })).status, 202)
 })
 
-test('across nodes: a push to a device online on another node is delivered, then acked', async (t) => {
+test('across nodes: a push to a device online on another node is delivered, then acked', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `x-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -148,7 +148,7 @@ test('across nodes: a push to a device online on another node is delivered, then
   await waitForState(cluster.api, pushId, 'acked')
 })
 
-test('across nodes: an offline device\'s pushes stay queued, arrive in id order when it reconnects within ttl, and expire beyond it', async (t) => {
+test('across nodes: an offline device\'s pushes stay queued, arrive in id order when it reconnects within ttl, and expire beyond it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `off-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -167,7 +167,7 @@ test('across nodes: an offline device\'s pushes stay queued, arrive in id order 
   assert.deepEqual(got.map((m) => [m.id, m.data]), [[1, 'a'], [2, 'b']])
 })
 
-test('a device that was offline pulls its missed downlinks in id order with no gaps, and they count as delivered', async (t) => {
+test('a device that was offline pulls its missed downlinks in id order with no gaps, and they count as delivered', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `pull-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -189,7 +189,7 @@ test('a device that was offline pulls its missed downlinks in id order with no g
   assert.deepEqual(window.body.messages.map((m: { id: number }) => m.id), [3, 4, 5])
 })
 
-test('a group push reaches exactly the group\'s members', async (t) => {
+test('a group push reaches exactly the group\'s members', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const group = `g-${uid()}`
   const devices = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
@@ -211,7 +211,7 @@ test('a group push reaches exactly the group\'s members', async (t) => {
   assert.equal(r.counts.sent, 0)
 })
 
-test('application acks of group and broadcast pushes are counted once per device, across nodes', async (t) => {
+test('application acks of group and broadcast pushes are counted once per device, across nodes', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const group = `ga-${uid()}`
   const devices = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
@@ -236,7 +236,7 @@ test('application acks of group and broadcast pushes are counted once per device
   assert.deepEqual((await receipts(cluster.api, pushId)).counts, { queued: 0, sent: 0, delivered: 1, acked: 3, expired: 0, failed: 0 })
 })
 
-test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', async (t) => {
+test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: 1000 })
   const n = 2000
   const tag = uid()
@@ -269,7 +269,7 @@ test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the coun
   assert.equal(received, n)
 })
 
-test('a push to a list of 10,000 ids with some unknown ones runs as a job and reports every id', async (t) => {
+test('a push to a list of 10,000 ids with some unknown ones runs as a job and reports every id', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const store = createRedisDeviceStore({ redis: connectRedis(t), prefix: cluster.prefix })
   const tag = uid()
@@ -318,7 +318,7 @@ test('a push to a list of 10,000 ids with some unknown ones runs as a job and re
   }
 })
 
-test('a device with a persistent session gets its push once, and nothing of it is left in the session store', async (t) => {
+test('a device with a persistent session gets its push once, and nothing of it is left in the session store', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `persist-${uid()}`
   const { token } = await cluster.api.provision(id)

@@ -10,7 +10,7 @@ import { connectRedis } from '../helpers/services.ts'
 // not in pub/sub (aedes announces every connect on $SYS/{node}/new/clients, and every node that receives it
 // closes its own client with that id).
 
-test('two deployments sharing one Redis under different prefixes keep the same device id connected in both, and keep their sessions apart', async (t) => {
+test('two deployments sharing one Redis under different prefixes keep the same device id connected in both, and keep their sessions apart', { timeout: 120_000 }, async (t) => {
   const a = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const b = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `shared-${randomUUID().slice(0, 8)}`

@@ -18,7 +18,7 @@ const tlsEnv = (certs: { certFile: string, keyFile: string }): Record<string, st
   PUSHLINE_WSS_PORT: '0'
 })
 
-test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and the token names both addresses', async (t) => {
+test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and the token names both addresses', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: tlsEnv(certs) })
   assert.ok(p.mqttsPort !== undefined && p.mqttsPort > 0)
@@ -44,7 +44,7 @@ test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and t
   assert.deepEqual(payloads, ['over-mqtts', 'over-wss'])
 })
 
-test('a client that does not trust the certificate is refused on both TLS listeners, and the node keeps serving', async (t) => {
+test('a client that does not trust the certificate is refused on both TLS listeners, and the node keeps serving', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: tlsEnv(certs) })
   const { token } = await p.provision('tls-untrusting')
@@ -60,7 +60,7 @@ test('a client that does not trust the certificate is refused on both TLS listen
   assert.equal(trusting.connected, true)
 })
 
-test('without a certificate only the plain listeners run and the token response has no TLS addresses', async (t) => {
+test('without a certificate only the plain listeners run and the token response has no TLS addresses', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   assert.equal(p.mqttsPort, undefined)
   assert.equal(p.wssPort, undefined)
@@ -70,7 +70,7 @@ test('without a certificate only the plain listeners run and the token response 
   assert.deepEqual(Object.keys(res.body.broker).sort(), ['mqtt', 'nodeId', 'ws'])
 })
 
-test('an unreadable certificate or a key that does not match it stops the start with IOT_ERR_TLS naming the problem', async (t) => {
+test('an unreadable certificate or a key that does not match it stops the start with IOT_ERR_TLS naming the problem', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const base = {
     PUSHLINE_HOST: '127.0.0.1',
@@ -90,7 +90,7 @@ test('an unreadable certificate or a key that does not match it stops the start 
     (err: Error & { code?: string }) => err.code === 'IOT_ERR_TLS' && /not usable together/.test(err.message))
 })
 
-test('a socket that opens the TLS port and never finishes its handshake is closed after PUSHLINE_CONNECT_TIMEOUT_MS', async (t) => {
+test('a socket that opens the TLS port and never finishes its handshake is closed after PUSHLINE_CONNECT_TIMEOUT_MS', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: { ...tlsEnv(certs), PUSHLINE_CONNECT_TIMEOUT_MS: '500' } })
   const socket = netConnect(p.mqttsPort ?? 0, '127.0.0.1')

@@ -5,7 +5,7 @@ import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
-test('a device publishing faster than its uplink rate is slowed down, not dropped: every uplink arrives, in order', async (t) => {
+test('a device publishing faster than its uplink rate is slowed down, not dropped: every uplink arrives, in order', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_UPLINK_RATE_PER_SECOND: '50', PUSHLINE_UPLINK_RATE_BURST: '10' } })
   const { token } = await p.provision('rate-dev')
   const { token: otherToken } = await p.provision('rate-other')

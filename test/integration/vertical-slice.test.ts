@@ -13,7 +13,7 @@ async function spooled (dataDir: string): Promise<SpoolRecord[]> {
   return out
 }
 
-test('a device created by an operator gets a token, connects with MQTT.js, and its QoS 1 uplink is in the spool when PUBACK arrives', async (t) => {
+test('a device created by an operator gets a token, connects with MQTT.js, and its QoS 1 uplink is in the spool when PUBACK arrives', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const created = await p.api('POST', '/v1/admin/devices', { id: 'sensor-1', groups: ['hall'] })
   assert.equal(created.status, 201)
@@ -43,7 +43,7 @@ test('a device created by an operator gets a token, connects with MQTT.js, and i
   assert.equal(await p.metric('pushline_uplinks_total', { kind: 'telemetry', qos: '1' }), 1)
 })
 
-test('events and QoS 0 telemetry reach the spool in the order a device sent them, each with its own message id', async (t) => {
+test('events and QoS 0 telemetry reach the spool in the order a device sent them, each with its own message id', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-order')
   const client = await connectDevice(t, p.mqttUrl, 'dev-order', token)
@@ -55,7 +55,7 @@ test('events and QoS 0 telemetry reach the spool in the order a device sent them
   assert.equal(new Set(records.map((r) => r.msgId)).size, 51)
 })
 
-test('a device connects over MQTT over WebSocket on /mqtt', async (t) => {
+test('a device connects over MQTT over WebSocket on /mqtt', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('ws-dev')
   const client = await connectDevice(t, p.wsUrl, 'ws-dev', token)
@@ -63,7 +63,7 @@ test('a device connects over MQTT over WebSocket on /mqtt', async (t) => {
   assert.equal((await spooled(p.dataDir))[0]?.topic, 'devices/ws-dev/telemetry')
 })
 
-test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a token', async (t) => {
+test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a token', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('mosq-dev')
   await promisify(execFile)('mosquitto_pub', ['-V', 'mqttv311', '-h', '127.0.0.1', '-p', String(p.mqttPort), '-i', 'mosq-dev', '-u', 'mosq-dev', '-P', token,
@@ -72,7 +72,7 @@ test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a to
   assert.equal(Buffer.from(records[0]?.payload ?? '', 'base64').toString(), 'from mosquitto')
 })
 
-test('a standard client with a wrong token is refused and exits non-zero', async (t) => {
+test('a standard client with a wrong token is refused and exits non-zero', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   await p.provision('mosq-bad')
   await assert.rejects(promisify(execFile)('mosquitto_pub', ['-V', 'mqttv311', '-h', '127.0.0.1', '-p', String(p.mqttPort), '-i', 'mosq-bad', '-u', 'mosq-bad', '-P', 'nope',
@@ -80,7 +80,7 @@ test('a standard client with a wrong token is refused and exits non-zero', async
   assert.deepEqual(await spooled(p.dataDir), [])
 })
 
-test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is counted and the token is not logged', async (t) => {
+test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is counted and the token is not logged', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-wrong')
   const wrong = token.slice(0, -4) + 'AAAA'
@@ -95,7 +95,7 @@ test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is coun
   assert.ok(!p.logText().includes(token), 'the real token is not in the logs')
 })
 
-test('refused connects: empty and over-long client ids get CONNACK 2, a username that is not the client id 4, no credentials 5', async (t) => {
+test('refused connects: empty and over-long client ids get CONNACK 2, a username that is not the client id 4, no credentials 5', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-ids')
   const cases = [
@@ -125,7 +125,7 @@ test('refused connects: empty and over-long client ids get CONNACK 2, a username
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'anonymous_off' }), 1)
 })
 
-test('a malformed MQTT packet closes that socket and nothing else', async (t) => {
+test('a malformed MQTT packet closes that socket and nothing else', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-survivor')
   const survivor = await connectDevice(t, p.mqttUrl, 'dev-survivor', token)
@@ -142,7 +142,7 @@ test('a malformed MQTT packet closes that socket and nothing else', async (t) =>
   assert.equal((await spooled(p.dataDir)).length, 1)
 })
 
-test('an oversized payload is refused and counted; the connection and later uplinks go on', async (t) => {
+test('an oversized payload is refused and counted; the connection and later uplinks go on', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_PAYLOAD_BYTES: '1024' } })
   const { token } = await p.provision('dev-big')
   const client = await connectDevice(t, p.mqttUrl, 'dev-big', token)
@@ -155,7 +155,7 @@ test('an oversized payload is refused and counted; the connection and later upli
   assert.equal(client.connected, true)
 })
 
-test('the spool is flushed and closed on shutdown and a new start appends after the old records', async (t) => {
+test('the spool is flushed and closed on shutdown and a new start appends after the old records', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-restart')
   const client = await connectDevice(t, p.mqttUrl, 'dev-restart', token)

@@ -45,7 +45,7 @@ async function until (cond: () => boolean): Promise<void> {
   }
 }
 
-test('the first write of a turn leaves at once, and the later ones of that turn in one flush, in order', async (t) => {
+test('the first write of a turn leaves at once, and the later ones of that turn in one flush, in order', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   coalesceWrites(socket)
   coalesceWrites(socket)
@@ -63,7 +63,7 @@ test('the first write of a turn leaves at once, and the later ones of that turn 
   await until(() => received().endsWith('next;'))
 })
 
-test('without it, the same writes take one flush each', async (t) => {
+test('without it, the same writes take one flush each', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   const flushes = countFlushes(socket)
   await writeOverTicks(socket)
@@ -72,7 +72,7 @@ test('without it, the same writes take one flush each', async (t) => {
   assert.equal(flushes(), 20)
 })
 
-test('ending a socket with held writes sends them first', async (t) => {
+test('ending a socket with held writes sends them first', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   coalesceWrites(socket)
   socket.write('a;')

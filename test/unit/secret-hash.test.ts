@@ -6,7 +6,7 @@ import { matchesAnyKey } from '../../src/auth/constant-time.ts'
 
 const COST = 10
 
-test('a hashed secret verifies with the right secret and not with a wrong one', async () => {
+test('a hashed secret verifies with the right secret and not with a wrong one', { timeout: 120_000 }, async () => {
   const secret = generateSecret()
   const stored = await hashSecret(secret, COST)
   assert.equal(await verifySecret(secret, stored), true)
@@ -16,7 +16,7 @@ test('a hashed secret verifies with the right secret and not with a wrong one', 
   assert.equal(await verifySecret(secret.toUpperCase() === secret ? secret.toLowerCase() : secret.toUpperCase(), stored), false)
 })
 
-test('secrets with unicode and empty secrets round-trip', async () => {
+test('secrets with unicode and empty secrets round-trip', { timeout: 120_000 }, async () => {
   for (const secret of ['', 'pässwörd-🔑', 'a$b$c']) {
     const stored = await hashSecret(secret, COST)
     assert.equal(await verifySecret(secret, stored), true, JSON.stringify(secret))
@@ -24,7 +24,7 @@ test('secrets with unicode and empty secrets round-trip', async () => {
   }
 })
 
-test('two hashes of the same secret differ because each has its own salt', async () => {
+test('two hashes of the same secret differ because each has its own salt', { timeout: 120_000 }, async () => {
   const a = await hashSecret('the same secret', COST)
   const b = await hashSecret('the same secret', COST)
   assert.notEqual(a, b)
@@ -33,7 +33,7 @@ test('two hashes of the same secret differ because each has its own salt', async
   assert.equal(await verifySecret('the same secret', b), true)
 })
 
-test('the stored hash records the scheme and the cost it was made with', async () => {
+test('the stored hash records the scheme and the cost it was made with', { timeout: 120_000 }, async () => {
   const stored = await hashSecret('s3cret', COST)
   const parts = stored.split('$')
   assert.equal(parts.length, 4)
@@ -49,13 +49,13 @@ test('the stored hash records the scheme and the cost it was made with', async (
   assert.equal(await verifySecret('s3cret', stored), true)
 })
 
-test('a stored hash whose cost was altered no longer verifies', async () => {
+test('a stored hash whose cost was altered no longer verifies', { timeout: 120_000 }, async () => {
   const stored = await hashSecret('s3cret', COST)
   const [scheme, , salt, key] = stored.split('$')
   assert.equal(await verifySecret('s3cret', [scheme, String(COST + 1), salt, key].join('$')), false)
 })
 
-test('a malformed stored hash verifies false', async () => {
+test('a malformed stored hash verifies false', { timeout: 120_000 }, async () => {
   const good = await hashSecret('s3cret', COST)
   const [, cost, salt, key] = good.split('$')
   for (const stored of [
@@ -72,7 +72,7 @@ test('a malformed stored hash verifies false', async () => {
   }
 })
 
-test('a stored hash with an unusable cost verifies false instead of throwing', async () => {
+test('a stored hash with an unusable cost verifies false instead of throwing', { timeout: 120_000 }, async () => {
   const good = await hashSecret('s3cret', COST)
   const [, , salt, key] = good.split('$')
   for (const cost of ['abc', '', '1', '99', '-3']) {

@@ -10,7 +10,7 @@ test('within its burst a connection is not slowed', () => {
   assert.deepEqual(ran, [0, 1, 2, 3, 4], 'run at once, synchronously')
 })
 
-test('beyond its burst a connection is slowed to its rate, in order, and nothing is dropped', async () => {
+test('beyond its burst a connection is slowed to its rate, in order, and nothing is dropped', { timeout: 120_000 }, async () => {
   const gate = createRateGate({ perSecond: 200, burst: 4 })
   const start = Date.now()
   const ran: Array<{ i: number, at: number }> = []
@@ -25,7 +25,7 @@ test('beyond its burst a connection is slowed to its rate, in order, and nothing
   assert.ok(last >= 90 && last < 400, `last call after ${last} ms`)
 })
 
-test('a quiet connection earns its burst back', async () => {
+test('a quiet connection earns its burst back', { timeout: 120_000 }, async () => {
   const gate = createRateGate({ perSecond: 1000, burst: 3 })
   for (let i = 0; i < 3; i++) gate.pass(() => {})
   await new Promise((resolve) => setTimeout(resolve, 20))
