@@ -1,4 +1,5 @@
 import type { TestContext } from 'node:test'
+import { waitUntil } from './eventually.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from './platform.ts'
 import { startPlatformProcess, type PlatformProcess } from './process.ts'
 import { redisUrl } from './services.ts'
@@ -38,13 +39,10 @@ export async function startTestCluster (t: TestContext, opts: { nodes: number, h
     nodes,
     prefix,
     async waitForNodes (ids) {
-      const end = Date.now() + 20_000
-      for (;;) {
+      await waitUntil(`nodes ${ids.join(', ')} all live`, async () => {
         const listed = new Set(((await api.api('GET', '/v1/admin/nodes')).body.nodes as Array<{ nodeId: string }>).map((n) => n.nodeId))
-        if (ids.every((id) => listed.has(id))) return
-        if (Date.now() > end) throw new Error(`nodes ${ids.join(', ')} not all live`)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
+        return ids.every((id) => listed.has(id))
+      })
     },
     async stats () {
       return (await api.api('GET', '/v1/admin/stats')).body
@@ -52,14 +50,4 @@ export async function startTestCluster (t: TestContext, opts: { nodes: number, h
   }
   await cluster.waitForNodes(nodes.map((n) => n.nodeId))
   return cluster
-}
-
-/** Polls until check() holds or the time is up; returns whether it held. */
-export async function eventually (check: () => Promise<boolean>, ms: number, every = 100): Promise<boolean> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > end) return false
-    await new Promise((resolve) => setTimeout(resolve, every))
-  }
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { connectRedis } from '../helpers/services.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 

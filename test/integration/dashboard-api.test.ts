@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { rawConnect } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 

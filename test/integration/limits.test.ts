@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice, rawConnect, within } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 

@@ -6,13 +6,14 @@ import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool } from '../../src/uplink/file-spool.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
-import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../helpers/process.ts'
+import { printedPort as port, ROOT, runNode as run, tempDir } from '../helpers/process.ts'
+import { waitUntil } from '../helpers/eventually.ts'
 
 test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', { timeout: 120_000 }, async (t) => {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })
   const dataDir = await tempDir(t)
   const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir, PUSHLINE_SECRET_HASH_COST: '10' })
-  await waitFor('start-up lines', () => p.stdout().includes('admin key'))
+  await waitUntil('start-up lines', () => p.stdout().includes('admin key'))
   const text = p.stdout()
   assert.match(text, /embedded mode, role all/)
   const key = /admin key[^:]*: (\S+)/.exec(text)?.[1] as string
@@ -56,7 +57,7 @@ test('a bad configuration is refused with one message listing every problem and 
 
 test('anonymous mode logs a warning at start', { timeout: 120_000 }, async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
-  await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
+  await waitUntil('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
   p.child.kill('SIGINT')
   assert.equal(await p.exited, 0)
 })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
