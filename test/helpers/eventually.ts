@@ -15,3 +15,14 @@ export async function eventually (check: () => boolean | Promise<boolean>, ms = 
 export async function waitUntil (what: string, check: () => boolean | Promise<boolean>, ms = 30_000, every = 100): Promise<void> {
   if (!(await eventually(check, ms, every))) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
 }
+
+/** Resolves with the promise's value; throws naming `what` if it has not settled after `ms`. */
+export async function bounded<T> (what: string, promise: Promise<T>, ms = 60_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
