@@ -5,7 +5,7 @@ import type { MqttClient } from 'mqtt'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
 import { eventually } from '../helpers/eventually.ts'
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
-import { connectDevice, rawConnect, type RawConnection } from '../helpers/mqtt.ts'
+import { connectDevice, rawConnect, refusedSubscription, type RawConnection } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { redisUrl } from '../helpers/services.ts'
 
@@ -185,7 +185,7 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   const o = await connectDevice(t, n2.mqttUrl, outsider, tokens.get(outsider) as string)
   const outsiderGot = collect(o)
   // The outsider's subscription to the group's topic is refused; broadcast/all is not the group's push.
-  await assert.rejects(o.subscribeAsync(topic, { qos: 1 }))
+  await assert.rejects(o.subscribeAsync(topic, { qos: 1 }), refusedSubscription)
   await o.subscribeAsync('broadcast/all', { qos: 1 })
   // The persistent session comes back (on the other node) without subscribing again.
   const p = await connectDevice(t, n2.mqttUrl, persistent, tokens.get(persistent) as string, { clean: false })
