@@ -8,7 +8,8 @@ import type { MqttClient } from 'mqtt'
 import { readSpool } from '../../src/uplink/file-spool.ts'
 import { startChildPlatform } from '../helpers/child-platform.ts'
 import { assertHeaders, assertStreams, byDevice, consumeUntil, dedupe, distinctMsgIds, testKafka, uniqueTopic } from '../helpers/kafka.ts'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { waitUntil } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers, services } from '../helpers/services.ts'
 
@@ -48,14 +49,6 @@ async function devicesOn (t: TestContext, p: TestPlatform | { provision: (id: st
     return typeof provisioned === 'string' ? provisioned : provisioned.token
   }))
   return await Promise.all(ids.map(async (id, i) => ({ id, client: await connectDevice(t, p.mqttUrl, id, tokens[i] as string) })))
-}
-
-async function waitUntil (what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
 }
 
 /**
@@ -225,12 +218,10 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
     sent.set(id, payloads)
     await Promise.all(payloads.map((pl) => client.publishAsync(`devices/${id}/telemetry`, pl, { qos: 1 }).then(() => ackTimes.push(Date.now()))))
   }))
+  let allAcked = false
+  publishing.then(() => { allAcked = true }, () => {})
   await waitUntil('the spool to fill up', () => p.spool?.full === true)
-  await sleep(1000)
-  const ackedWhileFull = ackTimes.length
-  assert.ok(ackedWhileFull > 0 && ackedWhileFull < 200, `most PUBACKs wait while the spool is full (${ackedWhileFull} of 400 acknowledged)`)
-  assert.equal(await within(200, publishing), false)
-  assert.ok(await p.metric('pushline_spool_waits_total') > 0)
+  await waitUntil('an uplink to wait for room in the spool', async () => await p.metric('pushline_spool_waits_total') > 0)
   assert.ok(await p.metric('pushline_spool_unshipped_bytes') >= 32768)
   const ready = await p.api('GET', '/readyz')
   assert.equal(ready.status, 200, 'a full spool is reported but keeps the node ready: downlinks still work')
@@ -240,6 +231,10 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
   for (let i = 0; i < 10; i++) quiet.client.publish(`devices/${quiet.id}/telemetry`, `qos0-${i}`, { qos: 0 })
   await waitUntil('10 dropped QoS 0 uplinks to be counted', async () => await p.metric('pushline_uplinks_dropped_total', { reason: 'spool_full' }) === 10)
   assert.ok(p.logs.some((l) => l.event === 'uplink_dropped'), 'the drop is logged')
+  // Kafka is down, so nothing has left the spool: every PUBACK so far must be for an uplink in it.
+  const ackedWhileFull = ackTimes.length
+  const spooled = p.spool?.unshippedRecords ?? 0
+  assert.ok(ackedWhileFull > 0 && ackedWhileFull <= spooled && !allAcked, `PUBACKs wait while the spool is full: ${ackedWhileFull} of 400 acknowledged, ${spooled} spooled`)
 
   const back = Date.now()
   await services('kafka-start')
@@ -261,9 +256,18 @@ test('each uplink is produced once in a two-node cluster, by the node it arrived
     await a.client.publishAsync(`devices/${a.id}/telemetry`, `a${i}`, { qos: 1 })
     await b.client.publishAsync(`devices/${b.id}/events`, `b${i}`, { qos: 1 })
   }
-  const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 40)
-  await sleep(1000) // a duplicate from the other node would arrive meanwhile
-  assert.equal(records.length, 40, 'no uplink produced twice')
+  // Markers: each node ships its spool in order, so a duplicate either node produced comes before its marker.
+  await a.client.publishAsync(`devices/${a.id}/telemetry`, 'marker', { qos: 1 })
+  await b.client.publishAsync(`devices/${b.id}/events`, 'marker', { qos: 1 })
+  const isMarker = (r: { key: string, value: Buffer }): boolean => r.value.toString() === 'marker'
+  const records = await consumeUntil(t, topic, (rs) => rs.filter(isMarker).length === 2 && distinctMsgIds(rs) >= 42)
+  // Read to the topic's end offsets: every record in it, not only those the consumer happened to see first.
+  const admin = testKafka().admin()
+  await admin.connect()
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect())
+  const inTopic = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0)
+  assert.equal(inTopic, 42, 'no uplink produced twice: 40 uplinks and 2 markers in the topic')
+  assert.equal(records.length, 42)
   for (const r of records) assertHeaders(r, r.key === a.id ? n1.config.nodeId : n2.config.nodeId)
 })
 
