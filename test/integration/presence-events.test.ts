@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { bounded } from '../helpers/eventually.ts'
 import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
@@ -15,9 +16,11 @@ test('presence events go to Kafka keyed by device: connected, then disconnected 
 
   const first = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
   await first.endAsync()
-  await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  const second = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  const secondClosed = new Promise<void>((resolve) => second.once('close', () => resolve()))
   await connectDevice(t, b.mqttUrl, 'pe-dev', token) // takes the session over from node a
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // The revoke must come after the takeover has closed the connection on a.
+  await bounded('the takeover to close the connection on node a', secondClosed)
   assert.equal((await a.api('POST', '/v1/admin/devices/pe-dev/revoke')).status, 200)
 
   const want = ['connected', 'disconnected:normal', 'connected', 'disconnected:takeover', 'connected', 'disconnected:kicked']
