@@ -7,7 +7,8 @@ import pino from 'pino'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startPlatform } from '../../src/main.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { bounded } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
 import { makeCertificates } from '../helpers/tls.ts'
 
@@ -98,5 +99,5 @@ test('a socket that opens the TLS port and never finishes its handshake is close
   socket.on('error', () => {})
   socket.resume()
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-  assert.ok(await within(15_000, closed), 'the half-open TLS socket was closed')
+  await bounded('the half-open TLS socket to be closed', closed)
 })
