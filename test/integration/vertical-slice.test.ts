@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { bounded } from '../helpers/eventually.ts'
 import { connectDevice, rawConnect } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
@@ -125,18 +126,41 @@ test('refused connects: empty and over-long client ids get CONNACK 2, a username
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'anonymous_off' }), 1)
 })
 
+/** A CONNECT packet: the variable header's parts as given, then the payload. */
+function connectBytes ({ name = 'MQTT', level = 4, flags = 0x02, payload = Buffer.from([0x00, 0x01, 0x78]) }: { name?: string, level?: number, flags?: number, payload?: Buffer }): Buffer {
+  const variable = Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([level, flags, 0x00, 0x3c]), payload])
+  return Buffer.concat([Buffer.from([0x10, variable.length]), variable])
+}
+
+const MALFORMED: ReadonlyArray<readonly [string, Buffer]> = [
+  ['CONNECT with a bad length and trailing junk', Buffer.from([0x10, 0x05, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0xff, 0xff, 0xff])],
+  ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')],
+  ['reserved packet type 0', Buffer.from([0x00, 0x00])],
+  ['reserved packet type 15', Buffer.from([0xf0, 0x00])],
+  ['a remaining length of five bytes', Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f])],
+  ['CONNECT with protocol name MQTX', connectBytes({ name: 'MQTX' })],
+  ['CONNECT with protocol level 9', connectBytes({ level: 9 })],
+  ['CONNECT with the reserved flag set', connectBytes({ flags: 0x03 })],
+  ['CONNECT whose username flag has no username', connectBytes({ flags: 0x82 })],
+  ['CONNECT whose will flag has no will', connectBytes({ flags: 0x06 })],
+  ['CONNECT with a client id longer than the packet', connectBytes({ payload: Buffer.from([0x00, 0x40, 0x78]) })],
+  ['PUBLISH before CONNECT', Buffer.from([0x30, 0x05, 0x00, 0x01, 0x61, 0x68, 0x69])],
+  ['PUBLISH with QoS 3 before CONNECT', Buffer.from([0x36, 0x07, 0x00, 0x01, 0x61, 0x00, 0x01, 0x68, 0x69])],
+  ['SUBSCRIBE with wrong fixed-header flags before CONNECT', Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x01])],
+  ['PINGREQ before CONNECT', Buffer.from([0xc0, 0x00])],
+  ['DISCONNECT with a body', Buffer.from([0xe0, 0x02, 0x00, 0x00])]
+]
+
 test('a malformed MQTT packet closes that socket and nothing else', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-survivor')
   const survivor = await connectDevice(t, p.mqttUrl, 'dev-survivor', token)
 
-  const raw = await rawConnect(t, p.mqttPort as number)
-  raw.socket.write(Buffer.from([0x10, 0x05, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0xff, 0xff, 0xff])) // CONNECT with a bad length and trailing junk
-  await raw.closed
-
-  const garbage = await rawConnect(t, p.mqttPort as number)
-  garbage.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
-  await garbage.closed
+  for (const [what, bytes] of MALFORMED) {
+    const raw = await rawConnect(t, p.mqttPort as number)
+    raw.socket.write(bytes)
+    await bounded(`the socket sent ${what} to be closed`, raw.closed, 30_000)
+  }
 
   await survivor.publishAsync('devices/dev-survivor/telemetry', 'still here', { qos: 1 })
   assert.equal((await spooled(p.dataDir)).length, 1)
