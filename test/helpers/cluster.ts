@@ -23,14 +23,15 @@ export interface TestCluster {
   stats (): Promise<{ online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }>
 }
 
-export async function startTestCluster (t: TestContext, opts: { nodes: number, heartbeatMs: number, env?: Record<string, string> }): Promise<TestCluster> {
+/** `env` goes to the API and every node, `nodeEnv(i)` to node i (from 0) only. */
+export async function startTestCluster (t: TestContext, opts: { nodes: number, heartbeatMs: number, env?: Record<string, string>, nodeEnv?: (i: number) => Record<string, string> }): Promise<TestCluster> {
   const prefix = uniquePrefix()
   const shared = { PUSHLINE_HEARTBEAT_MS: String(opts.heartbeatMs), PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000', PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '100000', ...opts.env }
   const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api', ...shared } })
   const nodes = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => {
     const nodeId = `${prefix.replace(/[^A-Za-z0-9]/g, '')}-n${i + 1}`
     const p = await startPlatformProcess(t, {
-      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared
+      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared, ...opts.nodeEnv?.(i)
     })
     return { ...p, nodeId, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}` }
   }))
