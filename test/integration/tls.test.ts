@@ -10,7 +10,7 @@ import { readSpool } from '../../src/uplink/file-spool.ts'
 import { bounded } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
-import { makeCertificates } from '../helpers/tls.ts'
+import { makeCertificates, makeChain } from '../helpers/tls.ts'
 
 const tlsEnv = (certs: { certFile: string, keyFile: string }): Record<string, string> => ({
   PUSHLINE_TLS_CERT_FILE: certs.certFile,
@@ -100,4 +100,20 @@ test('a socket that opens the TLS port and never finishes its handshake is close
   socket.resume()
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
   await bounded('the half-open TLS socket to be closed', closed)
+})
+
+test('PUSHLINE_TLS_CA_FILE: a certificate signed by an intermediate CA is trusted by a client that knows only the root once the intermediate is configured, not before', { timeout: 120_000 }, async (t) => {
+  const chain = await makeChain(t)
+  const env = { PUSHLINE_TLS_CERT_FILE: chain.leafFile, PUSHLINE_TLS_KEY_FILE: chain.keyFile, PUSHLINE_MQTTS_PORT: '0', PUSHLINE_WSS_PORT: '0' }
+  const without = await startTestPlatform(t, { env })
+  const { token: early } = await without.provision('chain-dev')
+  await assert.rejects(connectDevice(t, `mqtts://127.0.0.1:${without.mqttsPort ?? 0}`, 'chain-dev', early, { ca: chain.root }),
+    (err: Error & { code?: string }) => err.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'without the intermediate the chain does not reach the root')
+
+  const withCa = await startTestPlatform(t, { env: { ...env, PUSHLINE_TLS_CA_FILE: chain.intermediateFile } })
+  const { token } = await withCa.provision('chain-dev')
+  const overTls = await connectDevice(t, `mqtts://127.0.0.1:${withCa.mqttsPort ?? 0}`, 'chain-dev', token, { ca: chain.root })
+  await overTls.publishAsync('devices/chain-dev/telemetry', 'chained', { qos: 1 })
+  const overWss = await connectDevice(t, `wss://127.0.0.1:${withCa.wssPort ?? 0}/mqtt`, 'chain-dev', token, { ca: chain.root })
+  await overWss.publishAsync('devices/chain-dev/telemetry', 'chained-wss', { qos: 1 })
 })
