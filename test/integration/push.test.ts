@@ -347,7 +347,8 @@ test('a device with a persistent session gets its push once, and nothing of it i
   const marker = await push(cluster.api, { deviceId: id, data: 'marker', ttlSeconds: 60 })
   await waitForState(cluster.api, marker, 'delivered')
   assert.deepEqual(got.map((m) => m.data), ['once'])
-  assert.deepEqual(again.map((m) => m.data), ['marker'])
+  // Only the marker (a push sent while the connect's catch-up runs may come twice, as QoS 1 allows).
+  assert.deepEqual([...new Set(again.map((m) => m.data))], ['marker'])
   const redis = connectRedis(t)
   // aedes-persistence-redis's keys live under the cluster's prefix too.
   assert.deepEqual(await redis.keys(`${cluster.prefix}aedes:packet:${node.nodeId}:direct*`), [])
