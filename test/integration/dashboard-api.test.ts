@@ -67,7 +67,7 @@ test('recent pushes list the latest first with their targets and receipt counts'
     return all.length === 4 && byId.get(pushIds[0] as string)?.counts.delivered === 1 &&
       byId.get(pushIds[1] as string)?.counts.delivered === 1 &&
       byId.get(pushIds[2] as string)?.counts.failed === 1 && byId.get(pushIds[2] as string)?.progress.done === true
-  }, 10_000), JSON.stringify(await list(20)))
+  }, 30_000), JSON.stringify(await list(20)))
   const all = await list(20)
   assert.deepEqual(all.map((x) => x.pushId), [...pushIds].reverse())
   assert.deepEqual(all.map((x) => x.target.kind), ['all', 'devices', 'group', 'device'])
@@ -89,7 +89,7 @@ test('the traffic summary counts a node\'s uplinks, downlinks and spool depth fr
     // Embedded mode has no Kafka: every uplink waits in the spool.
     return res.status === 200 && res.body.nodes.length === 1 && node.traffic?.uplinks === 5 && node.traffic?.downlinks === 1 &&
       node.traffic?.kafkaRecords === 0 && node.traffic?.spoolDepth === 5 && res.body.totals.uplinks === 5
-  }, 10_000), JSON.stringify(last))
+  }, 30_000), JSON.stringify(last))
 })
 
 test('the OpenAPI document describes the dashboard routes', { timeout: 120_000 }, async (t) => {

@@ -38,7 +38,7 @@ test('a subscriber that stops reading loses QoS 0 messages (counted) instead of 
   await flood(publisher, 'flood/zero', sent, Buffer.alloc(2048, 7))
   for (let i = 0; i < 20; i++) await publisher.publishAsync('flood/one', `q1-${i}`, { qos: 1 })
 
-  assert.ok(await eventually(async () => readerGot === sent, 30_000), `the reading subscriber got ${readerGot} of ${sent}`)
+  assert.ok(await eventually(async () => readerGot === sent, 90_000), `the reading subscriber got ${readerGot} of ${sent}`)
   const dropped = await p.metric('pushline_deliveries_dropped_total', { reason: 'slow_subscriber' })
   assert.ok(dropped > 0, 'QoS 0 messages to the frozen subscriber were dropped and counted')
 

@@ -71,7 +71,7 @@ test('connections beyond PUSHLINE_CONNECT_RATE_PER_SECOND and its burst are refu
       t.after(() => c.endAsync(true))
       return true
     } catch { return false }
-  }, 15_000, 500))
+  }, 30_000, 500))
   assert.equal(a.connected && b.connected, true)
 })
 

@@ -39,7 +39,7 @@ async function counts (cluster: TestCluster, pushId: string): Promise<Record<str
 async function waitForCounts (cluster: TestCluster, pushId: string, want: Record<string, number>): Promise<void> {
   const expected = { queued: 0, sent: 0, delivered: 0, acked: 0, expired: 0, failed: 0, ...want }
   let last: unknown
-  const ok = await eventually(async () => { last = await counts(cluster, pushId); return JSON.stringify(last) === JSON.stringify(expected) }, 15_000)
+  const ok = await eventually(async () => { last = await counts(cluster, pushId); return JSON.stringify(last) === JSON.stringify(expected) }, 30_000)
   assert.ok(ok, `expected counts ${JSON.stringify(expected)}, got ${JSON.stringify(last)}`)
 }
 

@@ -90,7 +90,7 @@ test('a worker that died between a chunk\'s commit and its delivery orders: the 
     await c.subscribeAsync(`devices/${id}/down`, { qos: 1 })
     got.set(id, messages)
   }
-  assert.ok(await eventually(async () => (await cluster.stats()).online === online.length, 10_000), 'devices not online')
+  assert.ok(await eventually(async () => (await cluster.stats()).online === online.length, 30_000), 'devices not online')
 
   // A "dead" worker: it claims the job, commits its only chunk and dies before sending the orders. The API's own
   // worker may claim a new job first (it polls every second): then that push runs normally and we try again.
