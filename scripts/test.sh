@@ -17,6 +17,8 @@ set -a
 . .services/env
 set +a
 npm run --silent test:integration
+# The ACL matrix, tokens, limits and TLS again, on the Redis stores (the run above uses the embedded ones).
+npm run --silent test:integration:redis-stores
 
 bash scripts/services.sh ha-up
 set -a

@@ -2,13 +2,15 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import type { BroadcastStore, LiveBroadcast } from '../../src/stores/broadcast-store.ts'
+import { manualClock, type ManualClock } from '../helpers/clock.ts'
 
 const live = (topic: string, expiresAt: number): LiveBroadcast =>
   ({ pushId: `p-${randomUUID()}`, topic, qos: 1, sentAt: Date.now(), data: { n: randomUUID() }, traceId: 'a'.repeat(32), expiresAt })
 
-export function broadcastStoreSpec (name: string, build: (t: TestContext) => Promise<BroadcastStore>): void {
-  test(`${name}: live broadcasts read back by topic and all together, earliest expiry first, until they expire`, async (t) => {
-    const store = await build(t)
+/** `build` gives the store `clock` as the clock that decides expiry. */
+export function broadcastStoreSpec (name: string, build: (t: TestContext, clock: ManualClock) => Promise<BroadcastStore>): void {
+  test(`${name}: live broadcasts read back by topic and all together, earliest expiry first, until they expire`, { timeout: 120_000 }, async (t) => {
+    const store = await build(t, manualClock())
     const now = Date.now()
     const group = `broadcast/groups/g-${randomUUID()}`
     const later = live('broadcast/all', now + 60_000)
@@ -28,14 +30,21 @@ export function broadcastStoreSpec (name: string, build: (t: TestContext) => Pro
     assert.deepEqual(await store.live(now + 60_000), [])
   })
 
-  test(`${name}: a broadcast whose ttl has already ended is not kept, and one with a short ttl goes by itself`, async (t) => {
-    const store = await build(t)
+  test(`${name}: a broadcast whose ttl has already ended is not kept, and one whose ttl ends goes by itself`, { timeout: 120_000 }, async (t) => {
+    const clock = manualClock()
+    const store = await build(t, clock)
     const topic = `broadcast/groups/g-${randomUUID()}`
-    await store.add(live(topic, Date.now() - 1))
-    const short = live(topic, Date.now() + 300)
+    await store.add(live(topic, clock.now() - 1))
+    const short = live(topic, clock.now() + 60_000)
+    const long = live(topic, clock.now() + 120_000)
     await store.add(short)
-    assert.deepEqual(await store.liveOn(topic, Date.now()), [short])
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    assert.deepEqual(await store.liveOn(topic, Date.now()), [])
+    await store.add(long)
+    // Read as at time 0, so only the store's own expiry can make a broadcast disappear.
+    assert.deepEqual(await store.liveOn(topic, 0), [short, long])
+    clock.advance(59_999)
+    assert.deepEqual(await store.liveOn(topic, 0), [short, long])
+    clock.advance(1)
+    assert.deepEqual(await store.liveOn(topic, 0), [long])
+    assert.deepEqual(await store.live(0), [long])
   })
 }

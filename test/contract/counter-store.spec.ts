@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test'
 import type { CounterStore } from '../../src/stores/counter-store.ts'
 
 export function counterStoreSpec (name: string, build: (t: TestContext) => Promise<CounterStore>): void {
-  test(`${name}: hits count up within a window and report when it ends`, async (t) => {
+  test(`${name}: hits count up within a window and report when it ends`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const k = randomUUID()
     const before = Date.now()
@@ -15,7 +15,7 @@ export function counterStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal((await store.peek(k)).count, 2)
   })
 
-  test(`${name}: a window ends and counting starts again`, async (t) => {
+  test(`${name}: a window ends and counting starts again`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const k = randomUUID()
     await store.hit(k, 100)
@@ -25,7 +25,7 @@ export function counterStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal((await store.hit(k, 100)).count, 1)
   })
 
-  test(`${name}: keys count separately and reset clears one`, async (t) => {
+  test(`${name}: keys count separately and reset clears one`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b] = [randomUUID(), randomUUID()]
     await store.hit(a, 60_000)
@@ -36,7 +36,7 @@ export function counterStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal((await store.peek(b)).count, 1)
   })
 
-  test(`${name}: concurrent hits are all counted`, async (t) => {
+  test(`${name}: concurrent hits are all counted`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const k = randomUUID()
     const counts = await Promise.all(Array.from({ length: 50 }, () => store.hit(k, 60_000)))

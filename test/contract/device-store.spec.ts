@@ -10,7 +10,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     ({ id, groups, metadata: { model: 'x1' }, secretHash: 'scrypt$10$a$b', enabled: true, createdAt: 1, updatedAt: 1 })
   const uid = (): string => `d-${randomUUID().slice(0, 8)}`
 
-  test(`${name}: a created device reads back field for field`, async (t) => {
+  test(`${name}: a created device reads back field for field`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['g1', 'g2'])
     assert.equal(await store.create(d), true)
@@ -18,7 +18,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.equal(await store.count(), 1)
   })
 
-  test(`${name}: creating a taken id writes nothing and says so`, async (t) => {
+  test(`${name}: creating a taken id writes nothing and says so`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['a'])
     await store.create(d)
@@ -27,14 +27,14 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.equal((await store.list({ limit: 10, group: 'b' })).devices.length, 0)
   })
 
-  test(`${name}: an unknown device reads as undefined and cannot be updated or deleted`, async (t) => {
+  test(`${name}: an unknown device reads as undefined and cannot be updated or deleted`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     assert.equal(await store.get('nope'), undefined)
     assert.equal(await store.update('nope', { enabled: false }, 5), undefined)
     assert.equal(await store.delete('nope'), false)
   })
 
-  test(`${name}: list pages through devices in id order without gaps or repeats`, async (t) => {
+  test(`${name}: list pages through devices in id order without gaps or repeats`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const ids = Array.from({ length: 25 }, (_, i) => `dev-${String(i).padStart(3, '0')}`)
     for (const id of [...ids].reverse()) await store.create(device(id))
@@ -51,7 +51,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.equal(pages, 3)
   })
 
-  test(`${name}: list by group returns exactly the group's members`, async (t) => {
+  test(`${name}: list by group returns exactly the group's members`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     await store.create(device('a1', ['red']))
     await store.create(device('a2', ['blue']))
@@ -60,7 +60,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual((await store.list({ limit: 10, group: 'green' })).devices, [])
   })
 
-  test(`${name}: an update applies the patch, moves group membership and bumps updatedAt`, async (t) => {
+  test(`${name}: an update applies the patch, moves group membership and bumps updatedAt`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['red'])
     await store.create(d)
@@ -75,7 +75,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual(await store.get(d.id), { ...u, enabled: true, revokedAt: 1234, updatedAt: 101 })
   })
 
-  test(`${name}: concurrent updates to one device are all applied`, async (t) => {
+  test(`${name}: concurrent updates to one device are all applied`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid())
     await store.create(d)
@@ -90,7 +90,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual(after?.metadata, { v: 2 })
   })
 
-  test(`${name}: delete removes the device from every index`, async (t) => {
+  test(`${name}: delete removes the device from every index`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['red'])
     await store.create(d)
@@ -102,7 +102,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.equal(await store.create(d), true, 'the id is free again')
   })
 
-  test(`${name}: the store hands out copies, so callers cannot change stored state`, async (t) => {
+  test(`${name}: the store hands out copies, so callers cannot change stored state`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['red'])
     await store.create(d)
@@ -111,7 +111,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual((await store.get(d.id))?.groups, ['red'])
   })
 
-  test(`${name}: createMany creates the free ids, leaves taken ones untouched and says which is which, in order`, async (t) => {
+  test(`${name}: createMany creates the free ids, leaves taken ones untouched and says which is which, in order`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const taken = device(uid(), ['old'])
     await store.create(taken)
@@ -128,7 +128,7 @@ export function deviceStoreSpec (name: string, build: (t: TestContext) => Promis
     assert.deepEqual(await store.createMany([]), [])
   })
 
-  test(`${name}: replaceSecretHash swaps the stored secret only while it is still the expected one`, async (t) => {
+  test(`${name}: replaceSecretHash swaps the stored secret only while it is still the expected one`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = device(uid(), ['g'])
     await store.create(d)

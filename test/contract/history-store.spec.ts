@@ -9,7 +9,7 @@ const entry = (pushId: string, sentAt = Date.now(), data: unknown = { n: 1 }): N
 export function historyStoreSpec (name: string, build: (t: TestContext, limits: HistoryLimits) => Promise<HistoryStore>): void {
   const roomy = { maxMessages: 1000, maxAgeMs: 3600_000 }
 
-  test(`${name}: ids start at 1 and increase strictly per device, and entries come back as stored`, async (t) => {
+  test(`${name}: ids start at 1 and increase strictly per device, and entries come back as stored`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const [a, b] = [randomUUID(), randomUUID()]
     const first = await store.append(a, entry('p1', Date.now(), { text: 'hi', list: [], obj: {} }))
@@ -20,7 +20,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.equal(await store.get(a, 9), undefined)
   })
 
-  test(`${name}: an entry keeps its push's trace id, and an entry without one reads back without one`, async (t) => {
+  test(`${name}: an entry keeps its push's trace id, and an entry without one reads back without one`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()
     const traced = await store.append(d, { ...entry('p1'), traceId: 'a'.repeat(32) })
@@ -30,14 +30,14 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.equal(Object.hasOwn(await store.get(d, 2) ?? {}, 'traceId'), false)
   })
 
-  test(`${name}: concurrent appends to one device get distinct ids with no gaps`, async (t) => {
+  test(`${name}: concurrent appends to one device get distinct ids with no gaps`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()
     const ids = (await Promise.all(Array.from({ length: 50 }, (_, i) => store.append(d, entry(`p${i}`))))).map((e) => e.id)
     assert.deepEqual(ids.sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1))
   })
 
-  test(`${name}: range returns entries oldest first between after and before, up to limit`, async (t) => {
+  test(`${name}: range returns entries oldest first between after and before, up to limit`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()
     for (let i = 0; i < 10; i++) await store.append(d, entry(`p${i}`))
@@ -47,7 +47,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.deepEqual(await store.range(randomUUID(), { limit: 10 }), [])
   })
 
-  test(`${name}: history is bounded by count, and ids keep increasing after old entries go`, async (t) => {
+  test(`${name}: history is bounded by count, and ids keep increasing after old entries go`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, { maxMessages: 3, maxAgeMs: 3600_000 })
     const d = randomUUID()
     for (let i = 0; i < 5; i++) await store.append(d, entry(`p${i}`))
@@ -55,7 +55,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.equal((await store.append(d, entry('p5'))).id, 6)
   })
 
-  test(`${name}: history is bounded by age`, async (t) => {
+  test(`${name}: history is bounded by age`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, { maxMessages: 100, maxAgeMs: 60_000 })
     const d = randomUUID()
     await store.append(d, entry('old', Date.now() - 120_000))
@@ -63,7 +63,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.deepEqual((await store.range(d, { limit: 10 })).map((e) => e.pushId), ['new'])
   })
 
-  test(`${name}: the delivered mark only goes up`, async (t) => {
+  test(`${name}: the delivered mark only goes up`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()
     assert.equal(await store.delivered(d), 0)
@@ -72,7 +72,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.equal(await store.delivered(d), 5)
   })
 
-  test(`${name}: undelivered returns the entries above the delivered mark minus the margin, oldest first, up to limit`, async (t) => {
+  test(`${name}: undelivered returns the entries above the delivered mark minus the margin, oldest first, up to limit`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const d = randomUUID()
     assert.deepEqual(await store.undelivered(d, 2, 10), [])
@@ -84,7 +84,7 @@ export function historyStoreSpec (name: string, build: (t: TestContext, limits: 
     assert.deepEqual((await store.undelivered(d, 10, 2)).map((e) => e.id), [1, 2])
   })
 
-  test(`${name}: clear forgets one device's entries, ids and mark; its next entry is id 1 again; others keep theirs`, async (t) => {
+  test(`${name}: clear forgets one device's entries, ids and mark; its next entry is id 1 again; others keep theirs`, { timeout: 120_000 }, async (t) => {
     const store = await build(t, roomy)
     const [a, b] = [randomUUID(), randomUUID()]
     for (let i = 0; i < 3; i++) await store.append(a, entry(`p${i}`))

@@ -6,7 +6,7 @@ import type { PresenceStore } from '../../src/stores/presence-store.ts'
 export function presenceStoreSpec (name: string, build: (t: TestContext) => Promise<PresenceStore>): void {
   const dev = (): string => `d-${randomUUID().slice(0, 8)}`
 
-  test(`${name}: a connect is counted, names its node, and its disconnect removes it and records last seen`, async (t) => {
+  test(`${name}: a connect is counted, names its node, and its disconnect removes it and records last seen`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const { entry, replaced } = await store.connect(d, 'n1', 1000)
@@ -23,14 +23,14 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal(await store.lastSeen(d), 2000)
   })
 
-  test(`${name}: epochs increase with every connection`, async (t) => {
+  test(`${name}: epochs increase with every connection`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const a = await store.connect(dev(), 'n1', 1)
     const b = await store.connect(dev(), 'n2', 2)
     assert.ok(b.entry.epoch > a.entry.epoch)
   })
 
-  test(`${name}: a takeover moves the device to the new node and a late disconnect from the old connection changes nothing`, async (t) => {
+  test(`${name}: a takeover moves the device to the new node and a late disconnect from the old connection changes nothing`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const first = await store.connect(d, 'n1', 1)
@@ -43,7 +43,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal(await store.countNode('n2'), 1)
   })
 
-  test(`${name}: a reconnect on the same node with a stale epoch is not removed by the old disconnect`, async (t) => {
+  test(`${name}: a reconnect on the same node with a stale epoch is not removed by the old disconnect`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const first = await store.connect(d, 'n1', 1)
@@ -52,7 +52,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal((await store.get(d))?.epoch, second.entry.epoch)
   })
 
-  test(`${name}: listNode returns the node's entries only`, async (t) => {
+  test(`${name}: listNode returns the node's entries only`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]
     await store.connect(a, 'n1', 1)
@@ -62,7 +62,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual((await store.listNode('n3')), [])
   })
 
-  test(`${name}: removing a dead node removes its entries and no other node's`, async (t) => {
+  test(`${name}: removing a dead node removes its entries and no other node's`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]
     await store.connect(a, 'dead', 1)
@@ -77,7 +77,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal(await store.lastSeen(a), 5)
   })
 
-  test(`${name}: restore re-adds a lost entry but never overwrites a newer connection`, async (t) => {
+  test(`${name}: restore re-adds a lost entry but never overwrites a newer connection`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const { entry } = await store.connect(d, 'n1', 1)
@@ -91,7 +91,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal(await store.countNode('n1'), 0)
   })
 
-  test(`${name}: concurrent connects and disconnects of many devices leave an exact count`, async (t) => {
+  test(`${name}: concurrent connects and disconnects of many devices leave an exact count`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const ids = Array.from({ length: 200 }, dev)
     const entries = await Promise.all(ids.map((id, i) => store.connect(id, `n${i % 3}`, i)))
@@ -101,7 +101,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.equal(perNode.reduce((a, b) => a + b, 0), 100)
   })
 
-  test(`${name}: devices offline since before a time are listed oldest first, and a reconnect or forgetSeen takes them off`, async (t) => {
+  test(`${name}: devices offline since before a time are listed oldest first, and a reconnect or forgetSeen takes them off`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]
     for (const [id, off] of [[a, 300], [b, 100], [c, 900]] as const) {

@@ -16,7 +16,7 @@ export interface PushJobParts {
 const body = { data: { x: 1 }, qos: 1 as const, expiresAt: Date.now() + 60_000 }
 
 export function pushJobStoreSpec (name: string, build: (t: TestContext) => Promise<PushJobParts>): void {
-  test(`${name}: a chunk commits once: history entries, receipts, progress and cursor move together`, async (t) => {
+  test(`${name}: a chunk commits once: history entries, receipts, progress and cursor move together`, { timeout: 120_000 }, async (t) => {
     const { jobs, history, receipts, devices } = await build(t)
     const pushId = `p-${randomUUID()}`
     for (const id of ['a', 'b']) await devices.create({ id, groups: [], metadata: {}, secretHash: 'x', enabled: true, createdAt: 1, updatedAt: 1 })
@@ -41,7 +41,7 @@ export function pushJobStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(await jobs.next(pushId, 10), undefined)
   })
 
-  test(`${name}: how far delivery orders went out moves forward only, never past the cursor, and ids read back by position`, async (t) => {
+  test(`${name}: how far delivery orders went out moves forward only, never past the cursor, and ids read back by position`, { timeout: 120_000 }, async (t) => {
     const { jobs, receipts } = await build(t)
     const pushId = `p-${randomUUID()}`
     await receipts.createPush({ pushId, target: { kind: 'devices', count: 4 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() }, 4)
@@ -60,7 +60,7 @@ export function pushJobStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(await jobs.next(pushId, 10), undefined)
   })
 
-  test(`${name}: a job is held by one owner until its lease lapses, then another owner takes it over`, async (t) => {
+  test(`${name}: a job is held by one owner until its lease lapses, then another owner takes it over`, { timeout: 120_000 }, async (t) => {
     const { jobs } = await build(t)
     const pushId = `p-${randomUUID()}`
     await jobs.create(pushId, ['a'], body)

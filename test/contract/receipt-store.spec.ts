@@ -6,7 +6,7 @@ import { RECENT_PUSHES, type PushRecord, type ReceiptStore } from '../../src/sto
 const record = (): PushRecord => ({ pushId: randomUUID(), target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 60, createdAt: Date.now() })
 
 export function receiptStoreSpec (name: string, build: (t: TestContext) => Promise<ReceiptStore>): void {
-  test(`${name}: recent pushes come newest first with their counts, and the list keeps only the latest ${RECENT_PUSHES}`, async (t) => {
+  test(`${name}: recent pushes come newest first with their counts, and the list keeps only the latest ${RECENT_PUSHES}`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const base = Date.now()
     const made: PushRecord[] = []
@@ -23,7 +23,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(all.at(-1)?.pushId, made[5]?.pushId)
   })
 
-  test(`${name}: a push record reads back with progress and zero counts`, async (t) => {
+  test(`${name}: a push record reads back with progress and zero counts`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r = record()
     await store.createPush(r, 3)
@@ -41,14 +41,14 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(await store.getPush(randomUUID()), undefined)
   })
 
-  test(`${name}: a push record keeps the trace id of the request that made it`, async (t) => {
+  test(`${name}: a push record keeps the trace id of the request that made it`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r = { ...record(), traceId: 'b'.repeat(32) }
     await store.createPush(r, 1)
     assert.equal((await store.getPush(r.pushId))?.traceId, 'b'.repeat(32))
   })
 
-  test(`${name}: receipts open once, and states move only forward with exact counts`, async (t) => {
+  test(`${name}: receipts open once, and states move only forward with exact counts`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r = record()
     await store.createPush(r, 3)
@@ -72,7 +72,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await store.getReceipt(r.pushId, 'x'), { deviceId: 'x', state: 'failed', reason: 'unknown device', at: 1 })
   })
 
-  test(`${name}: concurrent repeated transitions count once`, async (t) => {
+  test(`${name}: concurrent repeated transitions count once`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r = record()
     await store.createPush(r, 1)
@@ -82,7 +82,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual((await store.getPush(r.pushId))?.counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 0 })
   })
 
-  test(`${name}: receipts page in device id order`, async (t) => {
+  test(`${name}: receipts page in device id order`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r = record()
     await store.createPush(r, 5)
@@ -96,7 +96,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.equal(last.next, undefined)
   })
 
-  test(`${name}: count-only pushes count each device once, in the furthest state it reached`, async (t) => {
+  test(`${name}: count-only pushes count each device once, in the furthest state it reached`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r: PushRecord = { ...record(), target: { kind: 'group', group: 'g' } }
     await store.createPush(r, undefined)
@@ -120,7 +120,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await store.countDeliveries('no-such-push', ['a'], ['a']), { sent: 0, delivered: 0, sentIds: [], deliveredIds: [] })
   })
 
-  test(`${name}: of several count-only pushes, those a device has neither got nor acked are found at once`, async (t) => {
+  test(`${name}: of several count-only pushes, those a device has neither got nor acked are found at once`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const pushes = await Promise.all(Array.from({ length: 4 }, async () => {
       const r: PushRecord = { ...record(), target: { kind: 'all' } }
@@ -137,7 +137,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await store.notReceived('dev', []), [])
   })
 
-  test(`${name}: the expiry sweep waits for the job, then expires queued and sent receipts page by page, once`, async (t) => {
+  test(`${name}: the expiry sweep waits for the job, then expires queued and sent receipts page by page, once`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r: PushRecord = { ...record(), ttlSeconds: 1, createdAt: 1000 }
     await store.createPush(r, 5)
@@ -164,7 +164,7 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await store.sweepExpired(r.pushId, 2, 2000), { expired: [], finished: true })
   })
 
-  test(`${name}: application acks of a count-only push count once per device that received it, and not for targeted pushes`, async (t) => {
+  test(`${name}: application acks of a count-only push count once per device that received it, and not for targeted pushes`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const r: PushRecord = { ...record(), target: { kind: 'all' } }
     await store.createPush(r, undefined)

@@ -6,7 +6,7 @@ import type { TokenStore } from '../../src/stores/token-store.ts'
 export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise<TokenStore>): void {
   const uid = (): string => randomUUID()
 
-  test(`${name}: a stored token reads back until it expires`, async (t) => {
+  test(`${name}: a stored token reads back until it expires`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const now = Date.now()
     const rec = { deviceId: 'd1', expiresAt: now + 60_000, groups: ['g'] }
@@ -16,12 +16,12 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal(await store.get(h, now + 60_000), undefined, 'expired at expiresAt')
   })
 
-  test(`${name}: an unknown token reads as undefined`, async (t) => {
+  test(`${name}: an unknown token reads as undefined`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     assert.equal(await store.get(uid(), Date.now()), undefined)
   })
 
-  test(`${name}: a token past its expiry is gone even for a caller with a stale clock`, async (t) => {
+  test(`${name}: a token past its expiry is gone even for a caller with a stale clock`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const h = uid()
     await store.put(h, { deviceId: 'd1', expiresAt: Date.now() + 150, groups: [] })
@@ -29,7 +29,7 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal(await store.get(h, 0), undefined)
   })
 
-  test(`${name}: revoking a device deletes all its tokens and no other device's`, async (t) => {
+  test(`${name}: revoking a device deletes all its tokens and no other device's`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const exp = Date.now() + 60_000
     const [a1, a2, b1] = [uid(), uid(), uid()]
@@ -43,7 +43,7 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal(await store.revokeDevice('a'), 0)
   })
 
-  test(`${name}: deleting one token leaves the device's others`, async (t) => {
+  test(`${name}: deleting one token leaves the device's others`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const exp = Date.now() + 60_000
     const [a1, a2] = [uid(), uid()]
@@ -55,7 +55,7 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal(await store.revokeDevice('a'), 1)
   })
 
-  test(`${name}: of many concurrent takes of one token exactly one gets it, and the token is gone`, async (t) => {
+  test(`${name}: of many concurrent takes of one token exactly one gets it, and the token is gone`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const now = Date.now()
     const rec = { deviceId: 'a', expiresAt: now + 60_000, groups: ['g'] }
@@ -68,7 +68,7 @@ export function tokenStoreSpec (name: string, build: (t: TestContext) => Promise
     assert.equal(await store.revokeDevice('a'), 0, 'the device no longer lists it')
   })
 
-  test(`${name}: a take for another device, of an unknown or of an expired token gets nothing and leaves a live token alone`, async (t) => {
+  test(`${name}: a take for another device, of an unknown or of an expired token gets nothing and leaves a live token alone`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const now = Date.now()
     const h = uid()

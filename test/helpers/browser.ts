@@ -1,6 +1,6 @@
 import type { TestContext } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { eventually } from './cluster.ts'
+import { eventually } from './eventually.ts'
 
 // A real headless browser for end-to-end tests of the dashboard: Debian's chromium (scripts/services.sh installs
 // it) driven by playwright-core.

@@ -1,4 +1,5 @@
 import type { TestContext } from 'node:test'
+import { waitUntil } from './eventually.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from './platform.ts'
 import { startPlatformProcess, type PlatformProcess } from './process.ts'
 import { redisUrl } from './services.ts'
@@ -27,8 +28,8 @@ export interface TestClusterOptions {
   readonly heartbeatMs: number
   /** Settings of the API and every node. */
   readonly env?: Record<string, string>
-  /** Settings of the broker nodes only. */
-  readonly nodeEnv?: Record<string, string>
+  /** Settings of the broker nodes only: the same for all, or per node i (from 0). */
+  readonly nodeEnv?: Record<string, string> | ((i: number) => Record<string, string>)
   /** How every process reaches Redis (default: the test Redis by URL). */
   readonly redisEnv?: Record<string, string>
 }
@@ -41,7 +42,7 @@ export async function startTestCluster (t: TestContext, opts: TestClusterOptions
   const nodes = await Promise.all(Array.from({ length: opts.nodes }, async (_, i) => {
     const nodeId = `${prefix.replace(/[^A-Za-z0-9]/g, '')}-n${i + 1}`
     const p = await startPlatformProcess(t, {
-      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, ...redisEnv, PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared, ...opts.nodeEnv
+      PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: nodeId, ...redisEnv, PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_PUBLIC_HOST: '127.0.0.1', ...shared, ...(typeof opts.nodeEnv === 'function' ? opts.nodeEnv(i) : opts.nodeEnv)
     })
     return { ...p, nodeId, mqttUrl: `mqtt://127.0.0.1:${p.mqttPort}` }
   }))
@@ -50,13 +51,10 @@ export async function startTestCluster (t: TestContext, opts: TestClusterOptions
     nodes,
     prefix,
     async waitForNodes (ids) {
-      const end = Date.now() + 20_000
-      for (;;) {
+      await waitUntil(`nodes ${ids.join(', ')} all live`, async () => {
         const listed = new Set(((await api.api('GET', '/v1/admin/nodes')).body.nodes as Array<{ nodeId: string }>).map((n) => n.nodeId))
-        if (ids.every((id) => listed.has(id))) return
-        if (Date.now() > end) throw new Error(`nodes ${ids.join(', ')} not all live`)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
+        return ids.every((id) => listed.has(id))
+      })
     },
     async stats () {
       return (await api.api('GET', '/v1/admin/stats')).body
@@ -64,14 +62,4 @@ export async function startTestCluster (t: TestContext, opts: TestClusterOptions
   }
   await cluster.waitForNodes(nodes.map((n) => n.nodeId))
   return cluster
-}
-
-/** Polls until check() holds or the time is up; returns whether it held. */
-export async function eventually (check: () => Promise<boolean>, ms: number, every = 100): Promise<boolean> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > end) return false
-    await new Promise((resolve) => setTimeout(resolve, every))
-  }
 }

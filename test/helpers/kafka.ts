@@ -4,6 +4,7 @@ import type { TestContext } from 'node:test'
 import type { Kafka } from 'kafkajs'
 import pino from 'pino'
 import { createKafka } from '../../src/kafka/kafka-client.ts'
+import { waitUntil } from './eventually.ts'
 import { kafkaBrokers } from './services.ts'
 
 // Reading what the bridge produced, from the real Kafka, the way a downstream consumer would.
@@ -32,11 +33,7 @@ export async function consumeUntil (t: TestContext, topic: string, done: (record
   const admin = testKafka(brokers).admin()
   await admin.connect()
   try {
-    const end = Date.now() + timeoutMs
-    while (!(await admin.listTopics()).includes(topic)) {
-      if (Date.now() > end) throw new Error(`topic ${topic} was not created within ${timeoutMs} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
+    await waitUntil(`topic ${topic} to be created`, async () => (await admin.listTopics()).includes(topic), timeoutMs, 200)
   } finally {
     await admin.disconnect()
   }

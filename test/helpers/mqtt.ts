@@ -54,3 +54,9 @@ export async function rawConnect (t: TestContext, port: number): Promise<RawConn
 export function within (ms: number, p: Promise<unknown>): Promise<boolean> {
   return Promise.race([p.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])
 }
+
+/** An assert.rejects matcher: MQTT.js's error for a SUBACK that refused the filter (return code 128). */
+export function refusedSubscription (err: unknown): boolean {
+  const granted = (err as { packet?: { granted?: unknown[] } }).packet?.granted
+  return err instanceof Error && /^Subscribe error/.test(err.message) && Array.isArray(granted) && granted.includes(128)
+}

@@ -38,8 +38,18 @@ export interface TestPlatform extends Platform {
 
 export { uniquePrefix }
 
+/**
+ * With PUSHLINE_TEST_STORES=redis (scripts/test.sh sets it for a second run of the suites that must hold in both
+ * modes), a platform started without a cluster prefix gets Redis stores under a prefix of its own.
+ */
+function storesPrefix (opts: TestPlatformOptions): string | undefined {
+  if (opts.clusterPrefix !== undefined) return opts.clusterPrefix
+  return process.env.PUSHLINE_TEST_STORES === 'redis' ? uniquePrefix() : undefined
+}
+
 export async function startTestPlatform (t: TestContext, opts: TestPlatformOptions = {}): Promise<TestPlatform> {
   const dataDir = await mkdtemp(join(tmpdir(), 'pushline-test-'))
+  const prefix = storesPrefix(opts)
   const config = loadConfig({
     PUSHLINE_HOST: '127.0.0.1',
     PUSHLINE_PUBLIC_HOST: '127.0.0.1',
@@ -49,7 +59,7 @@ export async function startTestPlatform (t: TestContext, opts: TestPlatformOptio
     PUSHLINE_DATA_DIR: dataDir,
     PUSHLINE_ADMIN_KEYS: ADMIN_KEY,
     PUSHLINE_LOG_LEVEL: 'debug',
-    ...(opts.clusterPrefix !== undefined && { ...(opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }), PUSHLINE_REDIS_PREFIX: opts.clusterPrefix }),
+    ...(prefix !== undefined && { ...(opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }), PUSHLINE_REDIS_PREFIX: prefix }),
     ...opts.env
   })
   const chunks: string[] = []

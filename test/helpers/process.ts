@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
+import { waitUntil } from './eventually.ts'
 
 // The platform as a user runs it: a real process, configured by environment variables, stopped by a signal.
 
@@ -27,14 +28,6 @@ export function runNode (t: TestContext, args: string[], env: Record<string, str
   return { child, stdout: () => out, stderr: () => err, exited }
 }
 
-export async function waitFor (what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 export async function tempDir (t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'pushline-proc-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
@@ -57,7 +50,7 @@ export async function startPlatformProcess (t: TestContext, env: Record<string, 
     PUSHLINE_DATA_DIR: await tempDir(t),
     ...env
   })
-  await waitFor('start-up lines', () => p.stdout().includes('HTTP API') || p.child.exitCode !== null)
+  await waitUntil('start-up lines', () => p.stdout().includes('HTTP API') || p.child.exitCode !== null, 60_000, 50)
   if (p.child.exitCode !== null) throw new Error(`platform exited: ${p.stderr()}`)
   return { ...p, mqttPort: printedPort(p.stdout(), 'MQTT over TCP'), httpPort: printedPort(p.stdout(), 'HTTP API') }
 }

@@ -124,3 +124,27 @@ export async function makeClientCa (t: TestContext, name = 'Pushline test client
     }
   }
 }
+
+export interface TestChain {
+  /** The root a client trusts. */
+  readonly root: Buffer
+  /** The server certificate alone (signed by the intermediate), its key, and the intermediate CA's certificate. */
+  readonly leafFile: string
+  readonly keyFile: string
+  readonly intermediateFile: string
+}
+
+/** A root CA, an intermediate CA it signed, and a server certificate for 127.0.0.1 the intermediate signed. */
+export async function makeChain (t: TestContext): Promise<TestChain> {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-chain-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  await openssl(dir, 'req', '-x509', ...key, '-keyout', 'root.key', '-out', 'root.pem', '-days', '2', '-subj', '/CN=Pushline test root')
+  await writeFile(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n')
+  await openssl(dir, 'req', ...key, '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/CN=Pushline test intermediate')
+  await openssl(dir, 'x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'int.pem', '-days', '2', '-extfile', 'ca.ext')
+  await writeFile(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  await openssl(dir, 'req', ...key, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=127.0.0.1')
+  await openssl(dir, 'x509', '-req', '-in', 'leaf.csr', '-CA', 'int.pem', '-CAkey', 'int.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'san.ext')
+  return { root: await readFile(join(dir, 'root.pem')), leafFile: join(dir, 'leaf.pem'), keyFile: join(dir, 'leaf.key'), intermediateFile: join(dir, 'int.pem') }
+}

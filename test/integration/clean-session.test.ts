@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { MqttClient } from 'mqtt'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 

@@ -6,7 +6,7 @@ import pino from 'pino'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startPlatform } from '../../src/main.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { ADMIN_KEY, startTestPlatform, type TestPlatform } from '../helpers/platform.ts'
 import { makeCertificates, makeClientCa, type ClientCertificate, type TestCertificates } from '../helpers/tls.ts'
 

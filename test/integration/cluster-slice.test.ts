@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { bounded, eventually } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { connectRedis, redisUrl } from '../helpers/services.ts'
 
-test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', async (t) => {
+test('two nodes on one Redis: a device made through node A connects to node B and its uplink lands in B\'s spool', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -24,7 +25,7 @@ test('two nodes on one Redis: a device made through node A connects to node B an
   assert.equal(onA.length, 0, 'an uplink is spooled once, by the node it arrived at')
 })
 
-test('revoking through node A ends the device\'s connection on node B within one second', async (t) => {
+test('revoking through node A ends the device\'s connection on node B', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -32,11 +33,11 @@ test('revoking through node A ends the device\'s connection on node B within one
   const client = await connectDevice(t, b.mqttUrl, 'c-rev', token)
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
   assert.equal((await a.api('POST', '/v1/admin/devices/c-rev/revoke')).status, 200)
-  assert.equal(await within(1000, closed), true, 'closed within 1 s')
+  await bounded('the connection on B to close', closed)
   await assert.rejects(connectDevice(t, b.mqttUrl, 'c-rev', token), /Bad username or password/i)
 })
 
-test('a second connection with the same device id on another node takes the session over', async (t) => {
+test('a second connection with the same device id on another node takes the session over', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -44,11 +45,11 @@ test('a second connection with the same device id on another node takes the sess
   const first = await connectDevice(t, a.mqttUrl, 'c-take', token)
   const closed = new Promise<void>((resolve) => first.once('close', () => resolve()))
   const second = await connectDevice(t, b.mqttUrl, 'c-take', token)
-  assert.equal(await within(2000, closed), true, 'the older connection is closed')
+  await bounded('the older connection to close', closed)
   assert.equal(second.connected, true)
 })
 
-test('a takeover order closes only the connection it names by node and epoch: orders for an older epoch or another node leave the device connected', async (t) => {
+test('a takeover order closes only the connection it names by node and epoch: orders for an older epoch or another node leave the device connected', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const { token } = await a.provision('c-epoch')
@@ -57,21 +58,30 @@ test('a takeover order closes only the connection it names by node and epoch: or
   const redis = connectRedis(t)
   // Presence holds "node epoch connectedAt"; the cluster member writes it right after the client registers.
   let entry: string | null = null
-  for (let i = 0; i < 50 && entry === null; i++) {
-    entry = await redis.hget(`${prefix}presence`, 'c-epoch')
-    if (entry === null) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  const present = async (id: string): Promise<boolean> => { entry = await redis.hget(`${prefix}presence`, id); return entry !== null }
+  assert.ok(await eventually(() => present('c-epoch')), 'presence written')
   const [nodeId, epoch] = (entry ?? '').split(' ')
   assert.equal(nodeId, a.config.nodeId)
   const order = (e: number): string => JSON.stringify({ deviceId: 'c-epoch', reason: 'takeover', target: { nodeId, epoch: e } })
   await redis.publish(`${prefix}kick`, order(Number(epoch) - 1))
   await redis.publish(`${prefix}kick`, JSON.stringify({ deviceId: 'c-epoch', reason: 'takeover', target: { nodeId: 'another-node', epoch: Number(epoch) } }))
-  assert.equal(await within(1000, closed), false, 'an order for an older epoch or another node leaves the connection open')
+  // Marker: a right order for another device on the same node, sent after the wrong ones on the same channel,
+  // so once it has closed that device the node has handled the wrong orders too.
+  const { token: markerToken } = await a.provision('c-epoch-marker')
+  const marker = await connectDevice(t, a.mqttUrl, 'c-epoch-marker', markerToken)
+  const markerClosed = new Promise<void>((resolve) => marker.once('close', () => resolve()))
+  assert.ok(await eventually(() => present('c-epoch-marker')), 'marker presence written')
+  const [markerNode, markerEpoch] = (entry ?? '').split(' ')
+  await redis.publish(`${prefix}kick`, JSON.stringify({ deviceId: 'c-epoch-marker', reason: 'takeover', target: { nodeId: markerNode, epoch: Number(markerEpoch) } }))
+  await bounded('the marker device to be closed', markerClosed)
+  assert.equal(device.connected, true, 'the orders for an older epoch or another node left the device connected')
+  // A PUBACK now proves the node still holds the connection after handling the wrong orders.
+  await bounded('a PUBACK on the device', device.publishAsync('devices/c-epoch/telemetry', 'still here', { qos: 1 }))
   await redis.publish(`${prefix}kick`, order(Number(epoch)))
-  assert.equal(await within(2000, closed), true, 'the order naming its epoch closes it')
+  await bounded('the order naming its epoch to close the device', closed)
 })
 
-test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (docs/design.md)', async (t) => {
+test('a persistent session subscribing to several filters in one SUBSCRIBE gets its SUBACK (docs/design.md)', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   await startTestPlatform(t, { clusterPrefix: prefix })
@@ -79,16 +89,14 @@ test('a persistent session subscribing to several filters in one SUBSCRIBE gets 
     const id = `c-multi-${i}`
     const { token } = await a.provision(id, ['g1'])
     const client = await connectDevice(t, a.mqttUrl, id, token, { clean: false })
-    const granted = await Promise.race([
-      client.subscribeAsync({ [`devices/${id}/down`]: { qos: 1 }, 'broadcast/all': { qos: 1 }, 'broadcast/groups/g1': { qos: 1 } }),
-      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`no SUBACK for ${id} within 5 s`)), 5000))
-    ])
+    const granted = await bounded(`the SUBACK for ${id}`,
+      client.subscribeAsync({ [`devices/${id}/down`]: { qos: 1 }, 'broadcast/all': { qos: 1 }, 'broadcast/groups/g1': { qos: 1 } }))
     assert.deepEqual(granted.map((g) => g.qos), [1, 1, 1])
     await client.endAsync()
   }
 })
 
-test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it never reach the device, even after it reconnects', async (t) => {
+test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it never reach the device, even after it reconnects', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const { token } = await a.provision('c-spy')
@@ -106,12 +114,12 @@ test('a refused filter in a persistent SUBSCRIBE is not stored: messages on it n
   const again = await connectDevice(t, a.mqttUrl, 'c-spy', token, { clean: false })
   again.on('message', (topic) => received.push(topic))
   const mine = new Promise<void>((resolve) => again.on('message', (topic) => { if (topic === 'devices/c-spy/down') resolve() }))
-  await mine
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // The queue delivers in publish order: the victim's message, published first, would have come before this one.
+  await bounded('the spy\'s own queued message', mine)
   assert.deepEqual(received, ['devices/c-spy/down'])
 })
 
-test('revoking through the API process ends the device\'s connection on a separate broker process within one second', async (t) => {
+test('revoking through the API process ends the device\'s connection on a separate broker process', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const api = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_ROLE: 'api' } })
   assert.equal(api.mqttPort, undefined, 'the api role runs no broker')
@@ -120,7 +128,7 @@ test('revoking through the API process ends the device\'s connection on a separa
   const client = await connectDevice(t, `mqtt://127.0.0.1:${broker.mqttPort}`, 'proc-rev', token)
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
   assert.equal((await api.api('POST', '/v1/admin/devices/proc-rev/revoke')).status, 200)
-  assert.equal(await within(1000, closed), true, 'closed within 1 s')
+  await bounded('the connection on the broker process to close', closed)
   await assert.rejects(connectDevice(t, `mqtt://127.0.0.1:${broker.mqttPort}`, 'proc-rev', token), /Bad username or password/i)
   // The broker role serves health and metrics only.
   assert.equal((await fetch(`http://127.0.0.1:${broker.httpPort}/v1/admin/devices`)).status, 404)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
@@ -10,7 +10,7 @@ import { startTestPlatform } from '../helpers/platform.ts'
 
 const uid = (): string => randomUUID().slice(0, 8)
 
-test('the dashboard page, script and style sheet are served without a key and load nothing from elsewhere', async (t) => {
+test('the dashboard page, script and style sheet are served without a key and load nothing from elsewhere', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const expected = { '/dashboard': 'text/html', '/dashboard/app.js': 'text/javascript', '/dashboard/style.css': 'text/css' }
   for (const [path, type] of Object.entries(expected)) {
@@ -26,7 +26,7 @@ test('the dashboard page, script and style sheet are served without a key and lo
   assert.match(html, /href="\/dashboard\/style\.css"/)
 })
 
-test('the recent pushes list needs the admin key and refuses a bad limit', async (t) => {
+test('the recent pushes list needs the admin key and refuses a bad limit', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   assert.equal((await p.api('GET', '/v1/admin/push', undefined, {})).status, 401)
   const wrong = await p.api('GET', '/v1/admin/push', undefined, { authorization: 'Bearer wrong-key-000000000000' })
@@ -41,7 +41,7 @@ test('the recent pushes list needs the admin key and refuses a bad limit', async
   assert.equal((await p.api('GET', '/v1/admin/metrics/summary', undefined, { authorization: 'Bearer wrong-key-000000000000' })).status, 403)
 })
 
-test('recent pushes list the latest first with their targets and receipt counts', async (t) => {
+test('recent pushes list the latest first with their targets and receipt counts', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `rp-${uid()}`
   const group = `g${uid()}`
@@ -67,14 +67,14 @@ test('recent pushes list the latest first with their targets and receipt counts'
     return all.length === 4 && byId.get(pushIds[0] as string)?.counts.delivered === 1 &&
       byId.get(pushIds[1] as string)?.counts.delivered === 1 &&
       byId.get(pushIds[2] as string)?.counts.failed === 1 && byId.get(pushIds[2] as string)?.progress.done === true
-  }, 10_000), JSON.stringify(await list(20)))
+  }, 30_000), JSON.stringify(await list(20)))
   const all = await list(20)
   assert.deepEqual(all.map((x) => x.pushId), [...pushIds].reverse())
   assert.deepEqual(all.map((x) => x.target.kind), ['all', 'devices', 'group', 'device'])
   assert.equal(all[3]?.target.deviceId, id)
 })
 
-test('the traffic summary counts a node\'s uplinks, downlinks and spool depth from its heartbeat', async (t) => {
+test('the traffic summary counts a node\'s uplinks, downlinks and spool depth from its heartbeat', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_HEARTBEAT_MS: '200' } })
   const id = `tr-${uid()}`
   const { token } = await p.provision(id)
@@ -89,10 +89,10 @@ test('the traffic summary counts a node\'s uplinks, downlinks and spool depth fr
     // Embedded mode has no Kafka: every uplink waits in the spool.
     return res.status === 200 && res.body.nodes.length === 1 && node.traffic?.uplinks === 5 && node.traffic?.downlinks === 1 &&
       node.traffic?.kafkaRecords === 0 && node.traffic?.spoolDepth === 5 && res.body.totals.uplinks === 5
-  }, 10_000), JSON.stringify(last))
+  }, 30_000), JSON.stringify(last))
 })
 
-test('the OpenAPI document describes the API routes the dashboard uses, not its static files', async (t) => {
+test('the OpenAPI document describes the API routes the dashboard uses, not its static files', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const doc = await (await fetch(`${p.httpUrl}/docs/json`)).json() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }
   assert.ok(doc.paths['/v1/admin/push']?.get?.responses['200'])

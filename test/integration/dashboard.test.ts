@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster } from '../helpers/cluster.ts'
 import { openBrowser, waitForText } from '../helpers/browser.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY } from '../helpers/platform.ts'
@@ -24,7 +25,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   const target = clients[0] as typeof clients[number]
   const received: Array<{ topic: string, body: { pushId: string, data: unknown } }> = []
   target.on('message', (topic, payload) => { received.push({ topic, body: JSON.parse(payload.toString()) }) })
-  assert.ok(await eventually(async () => (await cluster.stats()).online === 3, 20_000), 'the cluster never counted 3 devices online')
+  assert.ok(await eventually(async () => (await cluster.stats()).online === 3, 30_000), 'the cluster never counted 3 devices online')
 
   const browser = await openBrowser(t)
   const page = await browser.newPage()
@@ -81,7 +82,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   await page.click('#push-form button[type=submit]')
   await waitForText(page, '#push-result', (s) => s.startsWith('Accepted: p-'))
   const pushId = await page.locator('#push-result').getAttribute('data-push-id') as string
-  assert.ok(await eventually(async () => received.some((m) => m.body.pushId === pushId), 20_000), 'the device never received the push')
+  assert.ok(await eventually(async () => received.some((m) => m.body.pushId === pushId), 30_000), 'the device never received the push')
   const got = received.find((m) => m.body.pushId === pushId)
   assert.equal(got?.topic, `devices/${ids[0] as string}/down`)
   assert.deepEqual(got?.body.data, { marker })
@@ -95,7 +96,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   assert.equal(await page.locator('#push-detail').isVisible(), false)
 
   // The downlink rate is above zero for one refresh only: the chart keeps it.
-  assert.ok(await eventually(async () => Number(await page.locator('#chart-downlinks').getAttribute('data-max')) > 0, 20_000), 'the downlink chart stayed at zero')
+  assert.ok(await eventually(async () => Number(await page.locator('#chart-downlinks').getAttribute('data-max')) > 0, 30_000), 'the downlink chart stayed at zero')
 
   // A broadcast to every device from the form reaches a subscribed device.
   await target.subscribeAsync('broadcast/all', { qos: 1 })
@@ -105,7 +106,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   await page.click('#push-form button[type=submit]')
   await waitForText(page, '#push-result', (s) => s.startsWith('Accepted: p-') && !s.includes(pushId))
   const broadcastId = await page.locator('#push-result').getAttribute('data-push-id') as string
-  assert.ok(await eventually(async () => received.some((m) => m.topic === 'broadcast/all' && m.body.pushId === broadcastId), 20_000), 'the device never received the broadcast')
+  assert.ok(await eventually(async () => received.some((m) => m.topic === 'broadcast/all' && m.body.pushId === broadcastId), 30_000), 'the device never received the broadcast')
   await waitForText(page, `#pushes tr[data-push="${broadcastId}"] td:nth-child(2)`, (s) => s === 'every device')
   await page.selectOption('#push-target', 'deviceId')
 
@@ -129,7 +130,7 @@ test('the dashboard asks for the key, refuses a wrong one, shows nodes and onlin
   page.once('dialog', (d) => { d.accept().catch(() => {}) })
   await page.click(`button[data-drain="${n2.nodeId}"]`)
   await waitForText(page, `#nodes tr[data-node="${n2.nodeId}"] td:nth-child(6)`, (s) => s === 'draining')
-  assert.ok(await eventually(async () => !(clients[2]?.connected ?? true), 20_000), 'the device on the drained node was not disconnected')
+  assert.ok(await eventually(async () => !(clients[2]?.connected ?? true), 30_000), 'the device on the drained node was not disconnected')
   await waitForText(page, '#online-count', (s) => s === '2')
 
   assert.deepEqual(foreign, [], 'the page loaded something from elsewhere')

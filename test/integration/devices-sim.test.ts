@@ -78,7 +78,7 @@ test('500 simulated devices connect, send telemetry that reaches Kafka, get a br
 
   assert.equal(kill?.nodeId, victim.nodeId)
   assert.ok((kill?.devicesOnNode as number) > 50, `the killed node held devices (${String(kill?.devicesOnNode)})`)
-  assert.ok(kill?.allBackMs !== null, 'every device came back')
+  assert.equal(typeof kill?.allBackMs, 'number', 'every device came back')
   assert.equal(report.nodesAtEnd[victim.nodeId], undefined, 'no device is on the killed node')
   const detail = report.deviceDetail ?? []
   assert.equal(detail.length, 500)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { rawConnect } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
@@ -18,7 +18,7 @@ async function flood (client: MqttClient, topic: string, count: number, payload:
   }
 }
 
-test('a subscriber that stops reading loses QoS 0 messages (counted) instead of growing the node; its QoS 1 messages wait and all arrive', async (t) => {
+test('a subscriber that stops reading loses QoS 0 messages (counted) instead of growing the node; its QoS 1 messages wait and all arrive', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536', PUSHLINE_LOG_LEVEL: 'info' } })
   const frozen = await rawConnect(t, p.mqttPort ?? 0)
   frozen.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'frozen', clean: true, keepalive: 0 })
@@ -38,7 +38,7 @@ test('a subscriber that stops reading loses QoS 0 messages (counted) instead of 
   await flood(publisher, 'flood/zero', sent, Buffer.alloc(2048, 7))
   for (let i = 0; i < 20; i++) await publisher.publishAsync('flood/one', `q1-${i}`, { qos: 1 })
 
-  assert.ok(await eventually(async () => readerGot === sent, 30_000), `the reading subscriber got ${readerGot} of ${sent}`)
+  assert.ok(await eventually(async () => readerGot === sent, 90_000), `the reading subscriber got ${readerGot} of ${sent}`)
   const dropped = await p.metric('pushline_deliveries_dropped_total', { reason: 'slow_subscriber' })
   assert.ok(dropped > 0, 'QoS 0 messages to the frozen subscriber were dropped and counted')
 
@@ -60,7 +60,7 @@ test('a subscriber that stops reading loses QoS 0 messages (counted) instead of 
   assert.equal(zeros + dropped, sent, `received ${zeros} + dropped ${dropped}`)
 })
 
-test('when deliveries pile up the node stops reading its publishers, and every message is either delivered or counted as dropped', async (t) => {
+test('when deliveries pile up the node stops reading its publishers, and every message is either delivered or counted as dropped', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_DELIVERY_QUEUE_MAX: '100', PUSHLINE_LOG_LEVEL: 'info' } })
   const subscribers = 40
   let received = 0

@@ -16,7 +16,7 @@ function assertSecurityHeaders (res: Response, csp: string, what: string): void 
   assert.equal(res.headers.get('strict-transport-security'), null, what)
 }
 
-test('every HTTP response carries security headers: a deny-all policy on JSON, one that lets the /docs page load on HTML', { timeout: 60_000 }, async (t) => {
+test('every HTTP response carries security headers: a deny-all policy on JSON, one that lets the /docs page load on HTML', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   for (const [path, init] of [
     ['/healthz', {}],
@@ -49,7 +49,7 @@ test('every HTTP response carries security headers: a deny-all policy on JSON, o
   assert.ok((await spec.json() as { paths: Record<string, unknown> }).paths['/v1/devices/me/messages'] !== undefined)
 })
 
-test('message pulls are limited per device (429 with Retry-After), other devices are not affected', async (t) => {
+test('message pulls are limited per device (429 with Retry-After), other devices are not affected', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '3' } })
   const { token } = await p.provision('pull-limited')
   const { token: other } = await p.provision('pull-other')
@@ -62,7 +62,7 @@ test('message pulls are limited per device (429 with Retry-After), other devices
   assert.equal((await pull(other)).status, 200)
 })
 
-test('token, self-registration and message-pull requests share a per-address limit, checked before any token is looked up', async (t) => {
+test('token, self-registration and message-pull requests share a per-address limit, checked before any token is looked up', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '4', PUSHLINE_PROVISIONING_KEY: 'provisioning-key-0123456789' } })
   const secret = await p.createDevice('addr-dev')
   assert.equal((await p.api('POST', '/v1/devices/addr-dev/token', { secret }, {})).status, 200)
@@ -76,7 +76,7 @@ test('token, self-registration and message-pull requests share a per-address lim
   assert.equal((await p.api('POST', '/v1/devices/addr-dev/token', { secret }, {})).status, 429)
 })
 
-test('a request body over 1 MiB is refused with 413 and nothing is created', async (t) => {
+test('a request body over 1 MiB is refused with 413 and nothing is created', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const res = await p.api('POST', '/v1/admin/devices', { id: 'too-big', metadata: { blob: 'x'.repeat(1024 * 1024 + 1) } })
   assert.equal(res.status, 413)

@@ -8,7 +8,8 @@ import type { MqttClient } from 'mqtt'
 import { listSegments, readSpool } from '../../src/uplink/file-spool.ts'
 import { startChildPlatform } from '../helpers/child-platform.ts'
 import { assertHeaders, assertStreams, byDevice, consumeUntil, dedupe, distinctMsgIds, testKafka, uniqueTopic } from '../helpers/kafka.ts'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { waitUntil } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers, services } from '../helpers/services.ts'
 import { writeLegacySegment, type LegacyRecord } from '../helpers/spool.ts'
@@ -51,14 +52,6 @@ async function devicesOn (t: TestContext, p: TestPlatform | { provision: (id: st
   return await Promise.all(ids.map(async (id, i) => ({ id, client: await connectDevice(t, p.mqttUrl, id, tokens[i] as string) })))
 }
 
-async function waitUntil (what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 /**
  * Each device publishes QoS 1 uplinks every `intervalMs`, without waiting for PUBACKs, until stopped (which
  * fails if a publish failed).
@@ -96,7 +89,7 @@ function stream (devices: ReadonlyArray<{ id: string, client: MqttClient }>, int
   }
 }
 
-test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per device, keyed by device, with every header', async (t) => {
+test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per device, keyed by device, with every header', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('bulk')
   const p = await startTestPlatform(t, { env: kafkaEnv(topic) })
   const devices = await devicesOn(t, p, 'bulk', 100)
@@ -139,7 +132,7 @@ test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per 
   assert.equal(ready.body.checks.spool, 'ok')
 })
 
-test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', async (t) => {
+test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', { timeout: 120_000 }, async (t) => {
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('outage')
   const p = await startTestPlatform(t, { env: kafkaEnv(topic) })
@@ -171,7 +164,7 @@ test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getti
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 
-test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks after it restarts', async (t) => {
+test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks after it restarts', { timeout: 120_000 }, async (t) => {
   await services('kafka-stop')
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('sigkill')
@@ -210,7 +203,7 @@ test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks a
   assert.equal(await second.exited, 0)
 })
 
-test('a full spool slows devices down instead of dropping: PUBACKs wait until Kafka takes the backlog, no QoS 1 uplink is lost, dropped QoS 0 uplinks are counted', async (t) => {
+test('a full spool slows devices down instead of dropping: PUBACKs wait until Kafka takes the backlog, no QoS 1 uplink is lost, dropped QoS 0 uplinks are counted', { timeout: 120_000 }, async (t) => {
   await services('kafka-stop')
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('full')
@@ -226,12 +219,10 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
     sent.set(id, payloads)
     await Promise.all(payloads.map((pl) => client.publishAsync(`devices/${id}/telemetry`, pl, { qos: 1 }).then(() => ackTimes.push(Date.now()))))
   }))
+  let allAcked = false
+  publishing.then(() => { allAcked = true }, () => {})
   await waitUntil('the spool to fill up', () => p.spool?.full === true)
-  await sleep(1000)
-  const ackedWhileFull = ackTimes.length
-  assert.ok(ackedWhileFull > 0 && ackedWhileFull < 200, `most PUBACKs wait while the spool is full (${ackedWhileFull} of 400 acknowledged)`)
-  assert.equal(await within(200, publishing), false)
-  assert.ok(await p.metric('pushline_spool_waits_total') > 0)
+  await waitUntil('an uplink to wait for room in the spool', async () => await p.metric('pushline_spool_waits_total') > 0)
   assert.ok(await p.metric('pushline_spool_unshipped_bytes') >= 32768)
   const ready = await p.api('GET', '/readyz')
   assert.equal(ready.status, 200, 'a full spool is reported but keeps the node ready: downlinks still work')
@@ -241,6 +232,10 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
   for (let i = 0; i < 10; i++) quiet.client.publish(`devices/${quiet.id}/telemetry`, `qos0-${i}`, { qos: 0 })
   await waitUntil('10 dropped QoS 0 uplinks to be counted', async () => await p.metric('pushline_uplinks_dropped_total', { reason: 'spool_full' }) === 10)
   assert.ok(p.logs.some((l) => l.event === 'uplink_dropped'), 'the drop is logged')
+  // Kafka is down, so nothing has left the spool: every PUBACK so far must be for an uplink in it.
+  const ackedWhileFull = ackTimes.length
+  const spooled = p.spool?.unshippedRecords ?? 0
+  assert.ok(ackedWhileFull > 0 && ackedWhileFull <= spooled && !allAcked, `PUBACKs wait while the spool is full: ${ackedWhileFull} of 400 acknowledged, ${spooled} spooled`)
 
   const back = Date.now()
   await services('kafka-start')
@@ -251,7 +246,7 @@ test('a full spool slows devices down instead of dropping: PUBACKs wait until Ka
   assert.ok(await p.metric('pushline_uplinks_dropped_total') === 10, 'nothing else was dropped')
 })
 
-test('each uplink is produced once in a two-node cluster, by the node it arrived at', async (t) => {
+test('each uplink is produced once in a two-node cluster, by the node it arrived at', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('cluster')
   const prefix = uniquePrefix()
   const n1 = await startTestPlatform(t, { clusterPrefix: prefix, env: kafkaEnv(topic, { PUSHLINE_NODE_ID: `n1-${prefix.slice(2, 10)}` }) })
@@ -262,13 +257,22 @@ test('each uplink is produced once in a two-node cluster, by the node it arrived
     await a.client.publishAsync(`devices/${a.id}/telemetry`, `a${i}`, { qos: 1 })
     await b.client.publishAsync(`devices/${b.id}/events`, `b${i}`, { qos: 1 })
   }
-  const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 40)
-  await sleep(1000) // a duplicate from the other node would arrive meanwhile
-  assert.equal(records.length, 40, 'no uplink produced twice')
+  // Markers: each node ships its spool in order, so a duplicate either node produced comes before its marker.
+  await a.client.publishAsync(`devices/${a.id}/telemetry`, 'marker', { qos: 1 })
+  await b.client.publishAsync(`devices/${b.id}/events`, 'marker', { qos: 1 })
+  const isMarker = (r: { key: string, value: Buffer }): boolean => r.value.toString() === 'marker'
+  const records = await consumeUntil(t, topic, (rs) => rs.filter(isMarker).length === 2 && distinctMsgIds(rs) >= 42)
+  // Read to the topic's end offsets: every record in it, not only those the consumer happened to see first.
+  const admin = testKafka().admin()
+  await admin.connect()
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect())
+  const inTopic = offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0)
+  assert.equal(inTopic, 42, 'no uplink produced twice: 40 uplinks and 2 markers in the topic')
+  assert.equal(records.length, 42)
   for (const r of records) assertHeaders(r, r.key === a.id ? n1.config.nodeId : n2.config.nodeId)
 })
 
-test('what the spool holds from embedded mode is delivered once Kafka is configured', async (t) => {
+test('what the spool holds from embedded mode is delivered once Kafka is configured', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('late')
   const embedded = await startTestPlatform(t)
   const [d] = await devicesOn(t, embedded, 'late', 1) as [{ id: string, client: MqttClient }]
@@ -284,7 +288,7 @@ test('what the spool holds from embedded mode is delivered once Kafka is configu
   await waitUntil('the spool to be released', () => withKafka.spool?.unshippedRecords === 0)
 })
 
-test('an uplink Kafka refuses as too large goes to the dead-letter file, counted, and the uplinks after it are delivered', async (t) => {
+test('an uplink Kafka refuses as too large goes to the dead-letter file, counted, and the uplinks after it are delivered', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('too-large')
   const admin = testKafka().admin()
   await admin.connect()
@@ -308,7 +312,7 @@ test('an uplink Kafka refuses as too large goes to the dead-letter file, counted
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 
-test('uplinks shipped again after a crash before the offset write are replays with the same msg-id, which a consumer drops', async (t) => {
+test('uplinks shipped again after a crash before the offset write are replays with the same msg-id, which a consumer drops', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('replay')
   const first = await startTestPlatform(t, { env: kafkaEnv(topic) })
   const [d] = await devicesOn(t, first, 'replay', 1) as [{ id: string, client: MqttClient }]

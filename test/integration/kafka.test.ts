@@ -6,7 +6,7 @@ import pino from 'pino'
 import { createKafka, ensureTopics } from '../../src/kafka/kafka-client.ts'
 import { kafkaBrokers } from '../helpers/services.ts'
 
-test('a record produced to the real Kafka is read back by a consumer group, bytes and headers intact', async (t) => {
+test('a record produced to the real Kafka is read back by a consumer group, bytes and headers intact', { timeout: 120_000 }, async (t) => {
   const kafka = createKafka({ brokers: kafkaBrokers(), clientId: `test-${randomUUID()}`, logger: pino({ level: 'silent' }) })
   const topic = `test.roundtrip.${randomUUID()}`
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
-import { eventually, startTestCluster, type TestNode } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster, type TestNode } from '../helpers/cluster.ts'
 import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
@@ -38,7 +39,7 @@ async function connectToNode (t: Parameters<typeof startTestPlatform>[0], api: T
   return device
 }
 
-test('a push\'s trace id from its traceparent reaches the receipt, the response headers and the log lines of the API and of the broker process that delivers it', async (t) => {
+test('a push\'s trace id from its traceparent reaches the receipt, the response headers and the log lines of the API and of the broker process that delivers it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500, env: { PUSHLINE_LOG_LEVEL: 'debug' } })
   const node = cluster.nodes[0] as TestNode
   const id = `trace-${uid()}`
@@ -58,12 +59,12 @@ test('a push\'s trace id from its traceparent reaches the receipt, the response 
   assert.equal(res.headers.get('x-trace-id'), traceId)
   assert.match(res.headers.get('traceparent') ?? '', new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
 
-  assert.ok(await eventually(async () => got.length === 1, 10_000), 'downlink not received')
+  assert.ok(await eventually(async () => got.length === 1, 30_000), 'downlink not received')
   let receipt: { traceId?: string, counts: Record<string, number> } | undefined
   assert.ok(await eventually(async () => {
     receipt = (await cluster.api.api('GET', `/v1/admin/push/${body.pushId}`)).body
     return receipt?.counts.delivered === 1
-  }, 10_000), `not delivered: ${JSON.stringify(receipt)}`)
+  }, 30_000), `not delivered: ${JSON.stringify(receipt)}`)
   assert.equal(receipt?.traceId, traceId)
 
   // One grep of the trace id shows the path: the API accepted and routed it, the node wrote it and got the PUBACK.
@@ -76,7 +77,7 @@ test('a push\'s trace id from its traceparent reaches the receipt, the response 
   assert.ok(await eventually(async () => {
     nodeEvents = nodeLogs(node).filter((l) => l.traceId === traceId)
     return ['push_delivery_order', 'downlink_written', 'downlink_delivered'].every((e) => nodeEvents.some((l) => l.event === e))
-  }, 10_000), `node log lines for the trace: ${JSON.stringify(nodeEvents)}`)
+  }, 30_000), `node log lines for the trace: ${JSON.stringify(nodeEvents)}`)
   assert.ok(nodeEvents.every((l) => l.nodeId === node.nodeId && l.pushId === body.pushId))
   assert.ok(!node.stdout().includes('trace-me'), 'the push data itself is not logged')
 
@@ -92,11 +93,11 @@ test('a push\'s trace id from its traceparent reaches the receipt, the response 
   assert.equal(queued.status, 202)
   const lateDevice = await connectDevice(t, node.mqttUrl, late, token)
   await lateDevice.subscribeAsync(`devices/${late}/down`, { qos: 1 })
-  assert.ok(await eventually(async () => nodeLogs(node).some((l) => l.traceId === lateTrace && l.event === 'downlink_written' && l.how === 'catch-up'), 10_000),
+  assert.ok(await eventually(async () => nodeLogs(node).some((l) => l.traceId === lateTrace && l.event === 'downlink_written' && l.how === 'catch-up'), 30_000),
     'the catch-up carries the trace id')
 })
 
-test('a push without a valid traceparent gets a new trace id, returned in its body, its headers and its receipt', async (t) => {
+test('a push without a valid traceparent gets a new trace id, returned in its body, its headers and its receipt', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `notrace-${uid()}`
   await p.createDevice(id)
@@ -120,7 +121,7 @@ test('a push without a valid traceparent gets a new trace id, returned in its bo
   assert.match(bad.headers.get('x-trace-id') ?? '', /^[0-9a-f]{32}$/)
 })
 
-test('an uplink\'s trace id in its Kafka header is in the node\'s log line for that uplink', async (t) => {
+test('an uplink\'s trace id in its Kafka header is in the node\'s log line for that uplink', { timeout: 120_000 }, async (t) => {
   const topic = uniqueTopic('trace')
   const p = await startTestPlatform(t, { env: { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_TELEMETRY_TOPIC: topic, PUSHLINE_KAFKA_PRESENCE_TOPIC: uniqueTopic('presence') } })
   const id = `up-${uid()}`
@@ -136,7 +137,7 @@ test('an uplink\'s trace id in its Kafka header is in the node\'s log line for t
   assert.equal(line?.deviceId, id)
 })
 
-test('broker and API processes serve health, readiness and the metrics operators need', async (t) => {
+test('broker and API processes serve health, readiness and the metrics operators need', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 300 })
   const node = cluster.nodes[0] as TestNode
   const nodeUrl = `http://127.0.0.1:${node.httpPort}`
@@ -154,7 +155,7 @@ test('broker and API processes serve health, readiness and the metrics operators
   let pushId = ''
   device.on('message', () => {})
   pushId = (await cluster.api.api('POST', '/v1/admin/push', { deviceId: id, data: { n: 1 }, qos: 1 })).body.pushId
-  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/push/${pushId}`)).body.counts.delivered === 1, 10_000))
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/push/${pushId}`)).body.counts.delivered === 1, 30_000))
   await device.publishAsync(`devices/${id}/telemetry`, 'x'.repeat(100), { qos: 1 })
 
   // The node: connections, messages in and out by QoS, bytes, receipt transitions it made, drift, Redis, event loop.
@@ -176,24 +177,24 @@ test('broker and API processes serve health, readiness and the metrics operators
   ]
   for (const [name, labels, ok] of expectations) {
     let last: number | undefined
-    assert.ok(await eventually(async () => { last = await metric(nodeUrl, name, labels); return last !== undefined && ok(last) }, 10_000),
+    assert.ok(await eventually(async () => { last = await metric(nodeUrl, name, labels); return last !== undefined && ok(last) }, 30_000),
       `node ${name}${JSON.stringify(labels)} = ${last}`)
   }
   // The API: the receipt it opened, its own Redis round trips, every series labelled with its node id.
   assert.equal(await metric(apiUrl, 'pushline_receipts_total', { state: 'queued' }), 1)
-  assert.ok(await eventually(async () => (await metric(apiUrl, 'pushline_redis_roundtrip_seconds_count') ?? 0) >= 1, 10_000))
+  assert.ok(await eventually(async () => (await metric(apiUrl, 'pushline_redis_roundtrip_seconds_count') ?? 0) >= 1, 30_000))
   assert.equal(await metric(apiUrl, 'pushline_connections'), 0, 'the API holds no MQTT connections')
   assert.match(await (await fetch(`${apiUrl}/metrics`)).text(), new RegExp(`pushline_receipts_total\\{state="queued",node_id="${cluster.api.config.nodeId}"\\} 1`))
 
   // Draining makes the node unready (new devices go elsewhere), while it stays alive.
   assert.equal((await cluster.api.api('POST', `/v1/admin/nodes/${node.nodeId}/drain`)).status, 202)
-  assert.ok(await eventually(async () => (await fetch(`${nodeUrl}/readyz`)).status === 503, 10_000), 'a draining node is not ready')
+  assert.ok(await eventually(async () => (await fetch(`${nodeUrl}/readyz`)).status === 503, 30_000), 'a draining node is not ready')
   const report = await (await fetch(`${nodeUrl}/readyz`)).json() as { checks: Record<string, string> }
   assert.equal(report.checks.cluster, 'draining')
   assert.equal((await fetch(`${nodeUrl}/healthz`)).status, 200)
 })
 
-test('a node reports presence drift found by its reconciliation, and none once repaired', async (t) => {
+test('a node reports presence drift found by its reconciliation, and none once repaired', { timeout: 120_000 }, async (t) => {
   // A reconciliation every 2 heartbeats: the gauge holds each finding for 4 s, long enough to be read.
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 2000 })
   const node = cluster.nodes[0] as TestNode
@@ -201,18 +202,18 @@ test('a node reports presence drift found by its reconciliation, and none once r
   const id = `drift-${uid()}`
   await connectToNode(t, cluster.api, node, id)
   const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
-  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 10_000))
-  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 10_000))
+  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 30_000))
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 30_000))
 
   // Lose the device's presence entry behind the node's back: one live session more than entries.
   const [entry] = await presence.listNode(node.nodeId)
   assert.equal(await presence.disconnect(id, node.nodeId, entry?.epoch ?? 0, Date.now()), true)
-  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 1, 15_000, 50), 'drift of one live session without an entry')
-  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 15_000), 'the entry is restored')
-  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 15_000), 'no drift once repaired')
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 1, 30_000, 50), 'drift of one live session without an entry')
+  assert.ok(await eventually(async () => (await presence.listNode(node.nodeId)).length === 1, 30_000), 'the entry is restored')
+  assert.ok(await eventually(async () => await metric(nodeUrl, 'pushline_presence_drift') === 0, 30_000), 'no drift once repaired')
 })
 
-test('an API process is unready while Redis is down, counts the failed pings, and is ready again after', async (t) => {
+test('an API process is unready while Redis is down, counts the failed pings, and is ready again after', { timeout: 120_000 }, async (t) => {
   const api = await startTestPlatform(t, { clusterPrefix: uniquePrefix(), env: { PUSHLINE_ROLE: 'api', PUSHLINE_HEARTBEAT_MS: '300' } })
   assert.equal((await api.api('GET', '/readyz', undefined, {})).status, 200)
   t.after(() => services('redis-start'))
@@ -221,7 +222,7 @@ test('an API process is unready while Redis is down, counts the failed pings, an
   assert.equal(down.status, 503)
   assert.notEqual(down.body.checks.redis, 'ok')
   assert.equal((await api.api('GET', '/healthz', undefined, {})).status, 200, 'alive all the same')
-  assert.ok(await eventually(async () => await api.metric('pushline_redis_ping_failures_total') >= 1, 10_000), 'failed pings are counted')
+  assert.ok(await eventually(async () => await api.metric('pushline_redis_ping_failures_total') >= 1, 30_000), 'failed pings are counted')
   await services('redis-start')
-  assert.ok(await eventually(async () => (await api.api('GET', '/readyz', undefined, {})).status === 200, 15_000), 'ready again')
+  assert.ok(await eventually(async () => (await api.api('GET', '/readyz', undefined, {})).status === 200, 30_000), 'ready again')
 })

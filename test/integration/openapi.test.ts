@@ -73,7 +73,7 @@ function resolve (doc: Document, schema: unknown): Record<string, unknown> {
   return target as Record<string, unknown>
 }
 
-test('the OpenAPI document is OpenAPI 3 and holds every path of the HTTP contract', async (t) => {
+test('the OpenAPI document is OpenAPI 3 and holds every path of the HTTP contract', { timeout: 120_000 }, async (t) => {
   const doc = await fetchDocument(t)
   assert.match(doc.openapi, /^3\.\d+\.\d+$/)
   assert.equal(doc.info.title, 'Pushline API')
@@ -82,7 +82,7 @@ test('the OpenAPI document is OpenAPI 3 and holds every path of the HTTP contrac
   }
 })
 
-test('every route the code registers is in the OpenAPI document', async (t) => {
+test('every route the code registers is in the OpenAPI document', { timeout: 120_000 }, async (t) => {
   const doc = await fetchDocument(t)
   const routes = await routesInCode()
   assert.ok(routes.length >= CONTRACT.length, `found only ${routes.length} routes in src/http/routes`)
@@ -91,7 +91,7 @@ test('every route the code registers is in the OpenAPI document', async (t) => {
   }
 })
 
-test('every operation has typed responses, typed parameters and, where it takes one, a typed JSON body', async (t) => {
+test('every operation has typed responses, typed parameters and, where it takes one, a typed JSON body', { timeout: 120_000 }, async (t) => {
   const doc = await fetchDocument(t)
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -128,7 +128,7 @@ test('every operation has typed responses, typed parameters and, where it takes 
   }
 })
 
-test('the push request and its receipts document their trace id', async (t) => {
+test('the push request and its receipts document their trace id', { timeout: 120_000 }, async (t) => {
   const doc = await fetchDocument(t)
   const created = doc.paths['/v1/admin/push']?.post?.responses?.['202']?.content?.['application/json']?.schema as { properties: Record<string, unknown> }
   assert.ok(created.properties.traceId !== undefined)

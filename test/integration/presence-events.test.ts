@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
+import { bounded, eventually } from '../helpers/eventually.ts'
 import { consumeUntil, uniqueTopic } from '../helpers/kafka.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
-import { eventually } from '../helpers/cluster.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers } from '../helpers/services.ts'
 
@@ -14,15 +14,17 @@ async function twoNodes (t: TestContext): Promise<{ topic: string, a: TestPlatfo
   return { topic, a: await startTestPlatform(t, { clusterPrefix: prefix, env }), b: await startTestPlatform(t, { clusterPrefix: prefix, env }) }
 }
 
-test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', async (t) => {
+test('presence events go to Kafka keyed by device: connected, then disconnected with the reason (normal, takeover, kicked)', { timeout: 120_000 }, async (t) => {
   const { topic, a, b } = await twoNodes(t)
   const { token } = await a.provision('pe-dev')
 
   const first = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
   await first.endAsync()
-  await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  const second = await connectDevice(t, a.mqttUrl, 'pe-dev', token)
+  const secondClosed = new Promise<void>((resolve) => second.once('close', () => resolve()))
   await connectDevice(t, b.mqttUrl, 'pe-dev', token) // takes the session over from node a
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // The revoke must come after the takeover has closed the connection on a.
+  await bounded('the takeover to close the connection on node a', secondClosed)
   assert.equal((await a.api('POST', '/v1/admin/devices/pe-dev/revoke')).status, 200)
 
   const want = ['connected', 'disconnected:normal', 'connected', 'disconnected:takeover', 'connected', 'disconnected:kicked']
@@ -43,9 +45,9 @@ test('an operator\'s kick, sent through another node\'s API, is reported as disc
   const { token } = await a.provision('pe-kick')
   const device = await connectDevice(t, b.mqttUrl, 'pe-kick', token)
   const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
-  assert.ok(await eventually(async () => (await a.api('GET', '/v1/admin/devices/pe-kick/presence')).body.online === true, 10_000))
+  assert.ok(await eventually(async () => (await a.api('GET', '/v1/admin/devices/pe-kick/presence')).body.online === true))
   assert.equal((await a.api('POST', '/v1/admin/devices/pe-kick/kick')).status, 202)
-  await closed
+  await bounded('the kicked device\'s close', closed)
   const records = await consumeUntil(t, topic, (rs) => rs.length >= 2, 30_000)
   const events = records.map((r) => JSON.parse(r.value.toString()) as { event: string, nodeId: string, reason?: string })
   assert.deepEqual(events.map((e) => [e.event, e.reason, e.nodeId]), [['connected', undefined, b.config.nodeId], ['disconnected', 'kicked', b.config.nodeId]])

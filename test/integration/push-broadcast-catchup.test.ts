@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import type { MqttClient } from 'mqtt'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
-import { eventually, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
-import { connectDevice, rawConnect, type RawConnection } from '../helpers/mqtt.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
+import { connectDevice, rawConnect, refusedSubscription, type RawConnection } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { redisUrl } from '../helpers/services.ts'
 
@@ -38,7 +39,7 @@ async function counts (cluster: TestCluster, pushId: string): Promise<Record<str
 async function waitForCounts (cluster: TestCluster, pushId: string, want: Record<string, number>): Promise<void> {
   const expected = { queued: 0, sent: 0, delivered: 0, acked: 0, expired: 0, failed: 0, ...want }
   let last: unknown
-  const ok = await eventually(async () => { last = await counts(cluster, pushId); return JSON.stringify(last) === JSON.stringify(expected) }, 15_000)
+  const ok = await eventually(async () => { last = await counts(cluster, pushId); return JSON.stringify(last) === JSON.stringify(expected) }, 30_000)
   assert.ok(ok, `expected counts ${JSON.stringify(expected)}, got ${JSON.stringify(last)}`)
 }
 
@@ -63,7 +64,7 @@ async function nextPublish (conn: RawConnection): Promise<IPublishPacket> {
   }
 }
 
-test('a broadcast with a ttl reaches a device that was offline when it connects within the ttl, on another node, and not beyond it', async (t) => {
+test('a broadcast with a ttl reaches a device that was offline when it connects within the ttl, on another node, and not beyond it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const online = `bo-${uid()}`
@@ -75,32 +76,34 @@ test('a broadcast with a ttl reaches a device that was offline when it connects 
   await first.subscribeAsync('broadcast/all', { qos: 1 })
   const firstGot = collect(first)
 
-  const ttlSeconds = 5
+  // Long enough for a busy machine to connect a device within it; the test waits it out below.
+  const ttlSeconds = 15
   const pushId = await push(cluster, { all: true, data: { hello: 'later' }, ttlSeconds })
-  const acceptedAt = Date.now()
+  // The API set the expiry before it answered: it has passed once the clock is past this.
+  const expiredBy = Date.now() + ttlSeconds * 1000
   await waitForCounts(cluster, pushId, { delivered: 1 })
 
   // The offline device comes online on the other node within the ttl and subscribes: it gets the broadcast.
   const second = await connectDevice(t, n2.mqttUrl, offline, tokens.get(offline) as string)
   const secondGot = collect(second)
   await second.subscribeAsync('broadcast/all', { qos: 1 })
-  assert.ok(await eventually(async () => secondGot.length === 1, 10_000), 'the device that was offline got nothing')
+  assert.ok(await eventually(async () => secondGot.length === 1, 60_000), 'the device that was offline got nothing')
   assert.deepEqual(secondGot.map((m) => [m.topic, m.id, m.pushId, m.data]), [['broadcast/all', pushId, pushId, { hello: 'later' }]])
   await waitForCounts(cluster, pushId, { delivered: 2 })
   assert.equal(firstGot.length, 1, 'the device online at the time got it once')
 
-  // Beyond the ttl, a device that subscribes gets nothing.
-  const wait = acceptedAt + ttlSeconds * 1000 + 500 - Date.now()
-  if (wait > 0) await settle(wait)
+  // Beyond the ttl, a device that subscribes gets nothing. Marker: a live broadcast its catch-up sends with any other.
+  assert.ok(await eventually(() => Date.now() > expiredBy, 60_000, 100))
+  const marker = await push(cluster, { all: true, data: 'marker', ttlSeconds: 60 })
   const third = await connectDevice(t, n1.mqttUrl, late, tokens.get(late) as string)
   const thirdGot = collect(third)
   await third.subscribeAsync('broadcast/all', { qos: 1 })
-  await settle()
-  assert.deepEqual(thirdGot, [])
+  assert.ok(await eventually(() => thirdGot.some((m) => m.pushId === marker)), 'the marker broadcast came')
+  assert.deepEqual(thirdGot.map((m) => m.pushId), [marker])
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 2, acked: 0, expired: 0, failed: 0 })
 })
 
-test('a device that drops before PUBACKing a broadcast gets it again at its next subscribe, and counts once as delivered', async (t) => {
+test('a device that drops before PUBACKing a broadcast gets it again at its next subscribe, and counts once as delivered', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const id = `bd-${uid()}`
@@ -119,14 +122,16 @@ test('a device that drops before PUBACKing a broadcast gets it again at its next
   const again = await connectDevice(t, n2.mqttUrl, id, token)
   const got = collect(again)
   await again.subscribeAsync('broadcast/all', { qos: 1 })
-  assert.ok(await eventually(async () => got.length === 1, 10_000), 'the broadcast did not come again')
+  assert.ok(await eventually(async () => got.length === 1, 60_000), 'the broadcast did not come again')
   assert.equal(got[0]?.pushId, pushId)
   await waitForCounts(cluster, pushId, { delivered: 1 })
-  await settle()
+  // Marker: a later broadcast's PUBACK on the same connection is counted after this one's.
+  const marker = await push(cluster, { all: true, data: 'marker', ttlSeconds: 60 })
+  await waitForCounts(cluster, marker, { delivered: 1 })
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 0 })
 })
 
-test('a device that PUBACKed or acked a broadcast does not get it again after reconnecting', async (t) => {
+test('a device that PUBACKed or acked a broadcast does not get it again after reconnecting', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const pubacker = `bp-${uid()}`
@@ -142,25 +147,27 @@ test('a device that PUBACKed or acked a broadcast does not get it again after re
   const pushId = await push(cluster, { all: true, data: { once: true }, ttlSeconds: 60 })
   await nextPublish(raw)
   raw.send({ cmd: 'publish', topic: `devices/${acker}/ack`, payload: Buffer.from(JSON.stringify({ id: pushId })), qos: 0, retain: false, dup: false })
-  assert.ok(await eventually(async () => firstGot.length === 1, 10_000))
+  assert.ok(await eventually(async () => firstGot.length === 1, 60_000))
   await waitForCounts(cluster, pushId, { delivered: 1, acked: 1 })
   await first.endAsync()
   raw.socket.destroy()
   await raw.closed
 
-  // Both come back, each on the other node, and subscribe again.
+  // Both come back, each on the other node, and subscribe again. Marker: a broadcast they have not had, which
+  // their catch-up sends along with anything else it would send.
+  const marker = await push(cluster, { all: true, data: 'marker', ttlSeconds: 60 })
   const agains = await Promise.all([[pubacker, n2], [acker, n1]].map(async ([id, node]) => {
     const c = await connectDevice(t, (node as { mqttUrl: string }).mqttUrl, id as string, tokens.get(id as string) as string)
     const got = collect(c)
     await c.subscribeAsync('broadcast/all', { qos: 1 })
     return got
   }))
-  await settle(2000)
-  assert.deepEqual(agains, [[], []])
+  assert.ok(await eventually(() => agains.every((got) => got.some((m) => m.pushId === marker))), 'the marker came to both')
+  assert.deepEqual(agains.map((got) => got.map((m) => m.pushId)), [[marker], [marker]])
   assert.deepEqual(await counts(cluster, pushId), { queued: 0, sent: 0, delivered: 1, acked: 1, expired: 0, failed: 0 })
 })
 
-test('a group push catches up only the group\'s members, and a persistent session whose subscription was restored', async (t) => {
+test('a group push catches up only the group\'s members, and a persistent session whose subscription was restored', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const [n1, n2] = cluster.nodes as [TestCluster['nodes'][number], TestCluster['nodes'][number]]
   const group = `gc-${uid()}`
@@ -184,21 +191,22 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   const o = await connectDevice(t, n2.mqttUrl, outsider, tokens.get(outsider) as string)
   const outsiderGot = collect(o)
   // The outsider's subscription to the group's topic is refused; broadcast/all is not the group's push.
-  await assert.rejects(o.subscribeAsync(topic, { qos: 1 }))
+  await assert.rejects(o.subscribeAsync(topic, { qos: 1 }), refusedSubscription)
   await o.subscribeAsync('broadcast/all', { qos: 1 })
   // The persistent session comes back (on the other node) without subscribing again.
   const p = await connectDevice(t, n2.mqttUrl, persistent, tokens.get(persistent) as string, { clean: false })
   const persistentGot = collect(p)
 
-  assert.ok(await eventually(async () => memberGot.length === 1 && persistentGot.length === 1, 10_000),
+  assert.ok(await eventually(async () => memberGot.length === 1 && persistentGot.length === 1, 60_000),
     `member got ${memberGot.length}, restored session got ${persistentGot.length}`)
   await waitForCounts(cluster, pushId, { delivered: 2 })
-  await settle()
-  assert.deepEqual(outsiderGot, [])
+  const marker = await push(cluster, { all: true, data: 'marker', ttlSeconds: 60 })
+  assert.ok(await eventually(() => outsiderGot.some((m) => m.pushId === marker)), 'the marker came to the outsider')
+  assert.deepEqual(outsiderGot.map((m) => m.pushId), [marker])
   assert.deepEqual([...memberGot, ...persistentGot].map((d) => [d.topic, d.pushId, d.data]), [[topic, pushId, { to: group }], [topic, pushId, { to: group }]])
 })
 
-test('a node started after a broadcast loads it from Redis and catches up a device that subscribes there', async (t) => {
+test('a node started after a broadcast loads it from Redis and catches up a device that subscribes there', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `bn-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -211,7 +219,7 @@ test('a node started after a broadcast loads it from Redis and catches up a devi
   const c = await connectDevice(t, `mqtt://127.0.0.1:${late.mqttPort}`, id, token)
   const got = collect(c)
   await c.subscribeAsync('broadcast/all', { qos: 1 })
-  assert.ok(await eventually(async () => got.length === 1, 10_000), 'the late node did not catch the device up')
+  assert.ok(await eventually(async () => got.length === 1, 60_000), 'the late node did not catch the device up')
   assert.equal(got[0]?.pushId, pushId)
   await waitForCounts(cluster, pushId, { delivered: 1 })
 })

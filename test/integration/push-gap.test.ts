@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
@@ -15,7 +15,7 @@ async function push (p: TestPlatform, body: unknown): Promise<string> {
   return res.body.pushId as string
 }
 
-test('a broadcast and a targeted push sent while a node\'s delivery-order connection is down reach the devices connected there once it is back', async (t) => {
+test('a broadcast and a targeted push sent while a node\'s delivery-order connection is down reach the devices connected there once it is back', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix })
   const b = await startTestPlatform(t, { clusterPrefix: prefix })
@@ -41,14 +41,16 @@ test('a broadcast and a targeted push sent while a node\'s delivery-order connec
       push(a, { all: true, data: { gap: attempt }, ttlSeconds: 60 }),
       push(a, { deviceId: id, data: { gap: attempt }, ttlSeconds: 60 })
     ])
-    assert.ok(await eventually(async () => resyncs().length > before, 10_000, 50), 'node B resyncs once its connection is back')
+    assert.ok(await eventually(async () => resyncs().length > before, 30_000, 50), 'node B resyncs once its connection is back')
     const resync = resyncs().at(-1) as { broadcasts: number }
-    if (resync.broadcasts > 0) missed = { broadcast, targeted }
-    else assert.ok(await eventually(async () => got.has(broadcast), 5000, 50), 'an order that got through is written as usual')
+    assert.ok(await eventually(() => got.has(broadcast) && got.has(targeted)), 'both pushes arrive, through the gap or not')
+    // The targeted push fell into the gap too when B never got its order and wrote it by catching the device up.
+    const onB = (event: string, how?: string): boolean => b.logs.some((l) => l.event === event && l.pushId === targeted && (how === undefined || l.how === how))
+    if (resync.broadcasts > 0 && !onB('push_delivery_order') && onB('downlink_written', 'catch-up')) missed = { broadcast, targeted }
   }
-  assert.ok(missed !== undefined, 'in five attempts, no broadcast order fell into the gap')
+  assert.ok(missed !== undefined, 'in five attempts, the broadcast and the targeted orders never both fell into the gap')
 
-  assert.ok(await eventually(async () => got.has(missed.broadcast) && got.has(missed.targeted), 10_000, 50),
+  assert.ok(await eventually(async () => got.has(missed.broadcast) && got.has(missed.targeted)),
     `both pushes of the gap arrive without a reconnect (got ${JSON.stringify([...got.keys()])})`)
   assert.equal(got.get(missed.broadcast), 'broadcast/all')
   assert.equal(got.get(missed.targeted), `devices/${id}/down`)
@@ -58,7 +60,7 @@ test('a broadcast and a targeted push sent while a node\'s delivery-order connec
     await eventually(async () => {
       counts = (await a.api('GET', `/v1/admin/push/${pushId}`)).body.counts as Record<string, number>
       return counts.delivered === 1
-    }, 5000)
+    })
     assert.equal(counts.delivered, 1, `push ${pushId}: ${JSON.stringify(counts)}`)
   }
 })

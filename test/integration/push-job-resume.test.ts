@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
 import { connectRedis, redisUrl, uniquePrefix } from '../helpers/services.ts'
@@ -15,34 +16,41 @@ import { createRedisReceiptStore } from '../../src/stores/redis-receipt-store.ts
 
 const ADMIN_KEY = `resume-admin-key-${randomUUID()}`
 
-test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by another API process: every device gets it exactly once', async (t) => {
+test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by another API process: every device gets it exactly once', { timeout: 300_000 }, async (t) => {
   const prefix = uniquePrefix()
   const redis = connectRedis(t)
   const store = createRedisDeviceStore({ redis, prefix })
-  const tag = randomUUID().slice(0, 8)
-  const ids = Array.from({ length: 10_000 }, (_, i) => `r-${tag}-${i}`)
-  for (let i = 0; i < ids.length; i += 500) {
-    await Promise.all(ids.slice(i, i + 500).map((id) => store.create({ id, groups: [], metadata: {}, secretHash: 'unused', enabled: true, createdAt: 1, updatedAt: 1 })))
-  }
   const env = { PUSHLINE_ROLE: 'api', PUSHLINE_REDIS_URL: redisUrl(), PUSHLINE_REDIS_PREFIX: prefix, PUSHLINE_ADMIN_KEYS: ADMIN_KEY }
   const post = async (port: number, body: unknown): Promise<{ status: number, body: Record<string, unknown> }> => {
     const res = await fetch(`http://127.0.0.1:${port}/v1/admin/push`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
     return { status: res.status, body: await res.json() as Record<string, unknown> }
   }
 
-  const first = await startPlatformProcess(t, env)
-  const res = await post(first.httpPort, { deviceIds: ids, data: { once: true }, ttlSeconds: 600 })
-  assert.equal(res.status, 202, JSON.stringify(res.body))
-  const pushId = res.body.pushId as string
-  const pushKey = `${prefix}push:${pushId}`
-
-  // Kill it as soon as the first chunk is in, well before the last.
+  // Kill the process as soon as the first chunk is in. On a busy machine the job may end before the kill lands:
+  // then the attempt proves nothing, and the test tries again with new devices (as push-gap.test.ts does).
+  let ids: string[] = []
+  let pushId = ''
+  let pushKey = ''
   let processed = 0
-  assert.ok(await eventually(async () => { processed = Number(await redis.hget(pushKey, 'processed') ?? 0); return processed > 0 }, 30_000, 5), 'the job never started')
-  first.child.kill('SIGKILL')
-  await first.exited
-  processed = Number(await redis.hget(pushKey, 'processed') ?? 0)
-  assert.ok(processed < ids.length, `the job finished (${processed}) before the process was killed`)
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const tag = randomUUID().slice(0, 8)
+    ids = Array.from({ length: 10_000 }, (_, i) => `r-${tag}-${i}`)
+    for (let i = 0; i < ids.length; i += 500) {
+      await Promise.all(ids.slice(i, i + 500).map((id) => store.create({ id, groups: [], metadata: {}, secretHash: 'unused', enabled: true, createdAt: 1, updatedAt: 1 })))
+    }
+    const first = await startPlatformProcess(t, env)
+    const res = await post(first.httpPort, { deviceIds: ids, data: { once: true }, ttlSeconds: 600 })
+    assert.equal(res.status, 202, JSON.stringify(res.body))
+    pushId = res.body.pushId as string
+    pushKey = `${prefix}push:${pushId}`
+    assert.ok(await eventually(async () => { processed = Number(await redis.hget(pushKey, 'processed') ?? 0); return processed > 0 }, 30_000, 5), 'the job never started')
+    first.child.kill('SIGKILL')
+    await first.exited
+    processed = Number(await redis.hget(pushKey, 'processed') ?? 0)
+    if (processed < ids.length) break
+    t.diagnostic(`attempt ${attempt + 1}: the job finished before the process was killed`)
+  }
+  assert.ok(processed < ids.length, 'the job finished before the kill in every attempt')
   t.diagnostic(`killed after ${processed} of ${ids.length} devices`)
 
   const second = await startPlatformProcess(t, env)
@@ -62,7 +70,7 @@ test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by anoth
   await second.exited
 })
 
-test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', async (t) => {
+test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', { timeout: 180_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const node = cluster.nodes[0] as { mqttUrl: string }
   const redis = connectRedis(t)
@@ -82,7 +90,7 @@ test('a worker that died between a chunk\'s commit and its delivery orders: the 
     await c.subscribeAsync(`devices/${id}/down`, { qos: 1 })
     got.set(id, messages)
   }
-  assert.ok(await eventually(async () => (await cluster.stats()).online === online.length, 10_000), 'devices not online')
+  assert.ok(await eventually(async () => (await cluster.stats()).online === online.length, 30_000), 'devices not online')
 
   // A "dead" worker: it claims the job, commits its only chunk and dies before sending the orders. The API's own
   // worker may claim a new job first (it polls every second): then that push runs normally and we try again.
@@ -93,14 +101,13 @@ test('a worker that died between a chunk\'s commit and its delivery orders: the 
     const body = { data: { resent: true }, qos: 1 as const, expiresAt: createdAt + 60_000, traceId: 'c'.repeat(32) }
     await receipts.createPush({ pushId: candidate, target: { kind: 'devices', count: ids.length }, qos: 1, ttlSeconds: 60, createdAt, traceId: body.traceId }, ids.length)
     await jobs.create(candidate, ids, body)
-    if (await jobs.claim('dead-worker', 1500, Date.now()) !== candidate) continue
+    // A lease long enough that it cannot lapse before the commit below however busy the machine is.
+    if (await jobs.claim('dead-worker', 10_000, Date.now()) !== candidate) continue
     const entry = { pushId: candidate, sentAt: Date.now(), expiresAt: body.expiresAt, qos: body.qos, data: body.data, traceId: body.traceId }
     assert.ok(await jobs.commit(candidate, 0, ids, [], entry) !== undefined)
     pushId = candidate
   }
   assert.notEqual(pushId, '', 'the API worker claimed every attempt first')
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  assert.deepEqual([...got.values()].flat(), [], 'nothing is sent before the job is resumed')
 
   // After the lease lapses the API process resumes the job: the online devices get their orders, the others stay queued.
   let last: unknown
@@ -108,10 +115,12 @@ test('a worker that died between a chunk\'s commit and its delivery orders: the 
     const res = await cluster.api.api('GET', `/v1/admin/push/${pushId}`)
     last = res.body
     return res.body.progress.done === true && res.body.counts.delivered === online.length
-  }, 30_000, 200)
+  }, 90_000, 200)
   assert.ok(ok, `not resumed with its orders: ${JSON.stringify((last as { counts?: unknown })?.counts)}`)
   const status = last as { counts: Record<string, number>, devices: Array<{ deviceId: string, state: string }> }
   assert.deepEqual(status.counts, { queued: ids.length - online.length, sent: 0, delivered: online.length, acked: 0, expired: 0, failed: 0 })
   for (const d of status.devices) assert.equal(d.state, online.includes(d.deviceId) ? 'delivered' : 'queued', d.deviceId)
   for (const id of online) assert.deepEqual(got.get(id)?.map((m) => (m as { id: number, pushId: string }).pushId), [pushId], id)
+  // The orders came from the worker that resumed the job, not from the dead one's commit.
+  assert.ok(cluster.api.logs.some((l) => l.event === 'push_job_orders_resent' && l.pushId === pushId && l.online === online.length), 'the resuming worker sent the orders')
 })

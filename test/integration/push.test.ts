@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
-import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
+import { startTestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
@@ -28,7 +29,7 @@ async function receipts (api: TestPlatform, pushId: string, query = ''): Promise
   return res.body
 }
 
-async function waitForState (api: TestPlatform, pushId: string, state: string, n = 1, ms = 10_000): Promise<void> {
+async function waitForState (api: TestPlatform, pushId: string, state: string, n = 1, ms = 30_000): Promise<void> {
   let last: unknown
   const ok = await eventually(async () => { const r = await receipts(api, pushId); last = r.counts; return r.counts[state] === n }, ms)
   assert.ok(ok, `expected ${n} ${state}, counts ${JSON.stringify(last)}`)
@@ -40,7 +41,7 @@ async function push (api: TestPlatform, body: unknown): Promise<string> {
   return res.body.pushId as string
 }
 
-test('embedded mode: a push reaches an online device, PUBACK makes it delivered and the device\'s ack makes it acked', async (t) => {
+test('embedded mode: a push reaches an online device, PUBACK makes it delivered and the device\'s ack makes it acked', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `emb-${uid()}`
   const { token } = await p.provision(id)
@@ -49,7 +50,7 @@ test('embedded mode: a push reaches an online device, PUBACK makes it delivered 
   const got = collect(device)
 
   const pushId = await push(p, { deviceId: id, data: { cmd: 'reboot' }, qos: 1, ttlSeconds: 60 })
-  assert.ok(await eventually(async () => got.length === 1, 5000), 'downlink not received')
+  assert.ok(await eventually(async () => got.length === 1), 'downlink not received')
   const msg = got[0] as Downlink
   assert.equal(msg.topic, `devices/${id}/down`)
   assert.equal(msg.id, 1)
@@ -64,14 +65,14 @@ test('embedded mode: a push reaches an online device, PUBACK makes it delivered 
   assert.deepEqual(r.devices, [{ deviceId: id, state: 'acked', id: 1, at: r.devices[0]?.at }])
 
   const second = await push(p, { deviceId: id, data: 'two' })
-  assert.ok(await eventually(async () => got.length === 2, 5000))
+  assert.ok(await eventually(async () => got.length === 2))
   assert.equal((got[1] as Downlink).id, 2)
   await waitForState(p, second, 'delivered')
   const history = await p.api('GET', `/v1/admin/devices/${id}/messages`)
   assert.deepEqual(history.body.messages.map((m: { id: number, data: unknown }) => [m.id, m.data]), [[1, { cmd: 'reboot' }], [2, 'two']])
 })
 
-test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once written, to a device and as a broadcast', async (t) => {
+test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once written, to a device and as a broadcast', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const id = `q0-${uid()}`
   const { token } = await p.provision(id)
@@ -86,7 +87,7 @@ test('embedded mode: QoS 0 pushes go out as QoS 0 and count as delivered once wr
   assert.deepEqual(qos, [0, 0])
 })
 
-test('bad push requests get 400 with a stable code, and an unknown push or device 404', async (t) => {
+test('bad push requests get 400 with a stable code, and an unknown push or device 404', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_DATA_BYTES: '1024', PUSHLINE_PUSH_MAX_TTL_SECONDS: '3600' } })
   const id = `bad-${uid()}`
   await p.createDevice(id)
@@ -115,7 +116,7 @@ test('bad push requests get 400 with a stable code, and an unknown push or devic
   assert.equal((await p.api('GET', '/v1/devices/me/messages', undefined, { authorization: 'Bearer not-a-token' })).status, 401)
 })
 
-test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 429 and leave nothing behind; targeted pushes still go', async (t) => {
+test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 429 and leave nothing behind; targeted pushes still go', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_PUSH_MAX_LIVE_BROADCASTS: '2' } })
   const id = `live-${uid()}`
   await p.createDevice(id, ['hall'])
@@ -132,14 +133,14 @@ test('group and broadcast pushes beyond PUSHLINE_PUSH_MAX_LIVE_BROADCASTS get 42
   assert.equal((await p.api('POST', '/v1/admin/push', { deviceId: id, data: 5 })).status, 202)
 })
 
-test('across nodes: a push to a device online on another node is delivered, then acked', async (t) => {
+test('across nodes: a push to a device online on another node is delivered, then acked', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `x-${uid()}`
   const { token } = await cluster.api.provision(id)
   const device = await connectDevice(t, (cluster.nodes[1] as { mqttUrl: string }).mqttUrl, id, token)
   await device.subscribeAsync(`devices/${id}/down`, { qos: 1 })
   const got = collect(device)
-  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true, 5000))
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true))
 
   const pushId = await push(cluster.api, { deviceId: id, data: { n: 1 }, ttlSeconds: 60 })
   await waitForState(cluster.api, pushId, 'delivered')
@@ -148,7 +149,7 @@ test('across nodes: a push to a device online on another node is delivered, then
   await waitForState(cluster.api, pushId, 'acked')
 })
 
-test('across nodes: an offline device\'s pushes stay queued, arrive in id order when it reconnects within ttl, and expire beyond it', async (t) => {
+test('across nodes: an offline device\'s pushes stay queued, arrive in id order when it reconnects within ttl, and expire beyond it', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `off-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -157,8 +158,10 @@ test('across nodes: an offline device\'s pushes stay queued, arrive in id order 
 
   const kept = [await push(cluster.api, { deviceId: id, data: 'a', ttlSeconds: 60 }), await push(cluster.api, { deviceId: id, data: 'b', ttlSeconds: 60 })]
   const short = await push(cluster.api, { deviceId: id, data: 'c', ttlSeconds: 1 })
+  // The API set the short push's expiry before it answered: at most 1 s after this.
+  const expiredBy = Date.now() + 1000
   for (const pushId of [...kept, short]) assert.equal((await receipts(cluster.api, pushId)).counts.queued, 1)
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.ok(await eventually(() => Date.now() > expiredBy, 30_000, 50))
 
   const back = await connectDevice(t, (cluster.nodes[1] as { mqttUrl: string }).mqttUrl, id, token)
   const got = collect(back)
@@ -167,7 +170,7 @@ test('across nodes: an offline device\'s pushes stay queued, arrive in id order 
   assert.deepEqual(got.map((m) => [m.id, m.data]), [[1, 'a'], [2, 'b']])
 })
 
-test('a device that was offline pulls its missed downlinks in id order with no gaps, and they count as delivered', async (t) => {
+test('a device that was offline pulls its missed downlinks in id order with no gaps, and they count as delivered', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `pull-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -189,7 +192,7 @@ test('a device that was offline pulls its missed downlinks in id order with no g
   assert.deepEqual(window.body.messages.map((m: { id: number }) => m.id), [3, 4, 5])
 })
 
-test('a group push reaches exactly the group\'s members', async (t) => {
+test('a group push reaches exactly the group\'s members', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const group = `g-${uid()}`
   const devices = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
@@ -202,8 +205,11 @@ test('a group push reaches exactly the group\'s members', async (t) => {
   }))
   const pushId = await push(cluster.api, { group, data: { to: 'group' }, ttlSeconds: 60 })
   await waitForState(cluster.api, pushId, 'delivered', 3)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // Marker: a broadcast sent after the group push reaches every device after it would have.
+  const marker = await push(cluster.api, { all: true, data: 'marker', ttlSeconds: 60 })
+  assert.ok(await eventually(() => devices.every((d) => d.got.some((m) => m.pushId === marker))), 'the marker reached every device')
   for (const d of devices) {
+    d.got.splice(d.got.findIndex((m) => m.pushId === marker), 1)
     assert.deepEqual(d.got.map((m) => [m.topic, m.id, m.pushId, m.data]), d.member ? [[`broadcast/groups/${group}`, pushId, pushId, { to: 'group' }]] : [], d.id)
   }
   const r = await receipts(cluster.api, pushId)
@@ -211,7 +217,7 @@ test('a group push reaches exactly the group\'s members', async (t) => {
   assert.equal(r.counts.sent, 0)
 })
 
-test('application acks of group and broadcast pushes are counted once per device, across nodes', async (t) => {
+test('application acks of group and broadcast pushes are counted once per device, across nodes', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const group = `ga-${uid()}`
   const devices = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
@@ -230,13 +236,17 @@ test('application acks of group and broadcast pushes are counted once per device
   await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
   await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: 'p-unknown' }), { qos: 1 })
   await waitForState(cluster.api, pushId, 'acked', 3)
-  // A repeated ack flushed later must not count again.
+  // A repeated ack flushed later must not count again; the marker, an ack for a later push on the same
+  // connection, is counted after it.
+  const later = await push(cluster.api, { group, data: { marker: true }, ttlSeconds: 60 })
+  await waitForState(cluster.api, later, 'delivered', 4)
   await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 })
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: later }), { qos: 1 })
+  await waitForState(cluster.api, later, 'acked', 1)
   assert.deepEqual((await receipts(cluster.api, pushId)).counts, { queued: 0, sent: 0, delivered: 1, acked: 3, expired: 0, failed: 0 })
 })
 
-test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', async (t) => {
+test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', { timeout: 300_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 3, heartbeatMs: 1000 })
   const n = 2000
   const tag = uid()
@@ -259,9 +269,9 @@ test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the coun
   }
   const started = Date.now()
   const pushId = await push(cluster.api, { all: true, data: { hello: 'everyone' }, ttlSeconds: 60 })
-  assert.ok(await eventually(async () => received === n, 20_000), `received ${received} of ${n}`)
+  assert.ok(await eventually(async () => received === n, 240_000), `received ${received} of ${n}`)
   const allReceived = Date.now() - started
-  await waitForState(cluster.api, pushId, 'delivered', n, 10_000)
+  await waitForState(cluster.api, pushId, 'delivered', n, 240_000)
   const counted = Date.now() - started
   t.diagnostic(`broadcast to ${n} devices on 3 nodes: all received in ${allReceived} ms, counted delivered in ${counted} ms`)
   const r = await receipts(cluster.api, pushId)
@@ -269,7 +279,7 @@ test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the coun
   assert.equal(received, n)
 })
 
-test('a push to a list of 10,000 ids with some unknown ones runs as a job and reports every id', async (t) => {
+test('a push to a list of 10,000 ids with some unknown ones runs as a job and reports every id', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const store = createRedisDeviceStore({ redis: connectRedis(t), prefix: cluster.prefix })
   const tag = uid()
@@ -286,7 +296,7 @@ test('a push to a list of 10,000 ids with some unknown ones runs as a job and re
     const c = await connectDevice(t, (cluster.nodes[i] as { mqttUrl: string }).mqttUrl, id, token)
     return collect(c)
   }))
-  assert.ok(await eventually(async () => (await cluster.stats()).online === 2, 5000))
+  assert.ok(await eventually(async () => (await cluster.stats()).online === 2))
 
   const ids = [...known, ...unknown].sort(() => Math.random() - 0.5)
   const started = Date.now()
@@ -318,7 +328,7 @@ test('a push to a list of 10,000 ids with some unknown ones runs as a job and re
   }
 })
 
-test('a device with a persistent session gets its push once, and nothing of it is left in the session store', async (t) => {
+test('a device with a persistent session gets its push once, and nothing of it is left in the session store', { timeout: 120_000 }, async (t) => {
   const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: 500 })
   const id = `persist-${uid()}`
   const { token } = await cluster.api.provision(id)
@@ -326,16 +336,19 @@ test('a device with a persistent session gets its push once, and nothing of it i
   const device = await connectDevice(t, node.mqttUrl, id, token, { clean: false })
   await device.subscribeAsync(`devices/${id}/down`, { qos: 1 })
   const got = collect(device)
-  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true, 5000))
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true))
   const pushId = await push(cluster.api, { deviceId: id, data: 'once', ttlSeconds: 60 })
   await waitForState(cluster.api, pushId, 'delivered')
   await device.endAsync()
 
   const back = await connectDevice(t, (cluster.nodes[1] as { mqttUrl: string }).mqttUrl, id, token, { clean: false })
   const again = collect(back)
-  await new Promise((resolve) => setTimeout(resolve, 700))
+  // A redelivery from the session would come right after CONNACK, before a push sent now.
+  const marker = await push(cluster.api, { deviceId: id, data: 'marker', ttlSeconds: 60 })
+  await waitForState(cluster.api, marker, 'delivered')
   assert.deepEqual(got.map((m) => m.data), ['once'])
-  assert.deepEqual(again, [])
+  // Only the marker (a push sent while the connect's catch-up runs may come twice, as QoS 1 allows).
+  assert.deepEqual([...new Set(again.map((m) => m.data))], ['marker'])
   const redis = connectRedis(t)
   // aedes-persistence-redis's keys live under the cluster's prefix too.
   assert.deepEqual(await redis.keys(`${cluster.prefix}aedes:packet:${node.nodeId}:direct*`), [])

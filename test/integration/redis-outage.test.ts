@@ -4,7 +4,7 @@ import { connectDevice, rawConnect } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 import { services } from '../helpers/services.ts'
 
-test('a Redis outage does not crash a node: connected devices keep publishing, new connects get CONNACK 3, /readyz says 503, and it recovers by itself', async (t) => {
+test('a Redis outage does not crash a node: connected devices keep publishing, new connects get CONNACK 3, /readyz says 503, and it recovers by itself', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { clusterPrefix: uniquePrefix() })
   const { token } = await p.provision('out-dev')
   const { token: laterToken } = await p.provision('out-late')
@@ -42,7 +42,7 @@ test('a Redis outage does not crash a node: connected devices keep publishing, n
   assert.equal(client.connected, true, 'the device connected before the outage is still connected')
 })
 
-test('a node closes within a few seconds even while Redis is down', async (t) => {
+test('a node closes within a few seconds even while Redis is down', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { clusterPrefix: uniquePrefix() })
   const { token } = await p.provision('close-dev')
   await connectDevice(t, p.mqttUrl, 'close-dev', token)

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'node:test'
-import { eventually, startTestCluster } from '../helpers/cluster.ts'
+import { bounded, eventually } from '../helpers/eventually.ts'
+import { startTestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { connectRedis } from '../helpers/services.ts'
 
@@ -10,7 +10,7 @@ import { connectRedis } from '../helpers/services.ts'
 // not in pub/sub (aedes announces every connect on $SYS/{node}/new/clients, and every node that receives it
 // closes its own client with that id).
 
-test('two deployments sharing one Redis under different prefixes keep the same device id connected in both, and keep their sessions apart', async (t) => {
+test('two deployments sharing one Redis under different prefixes keep the same device id connected in both, and keep their sessions apart', { timeout: 120_000 }, async (t) => {
   const a = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const b = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
   const id = `shared-${randomUUID().slice(0, 8)}`
@@ -25,11 +25,14 @@ test('two deployments sharing one Redis under different prefixes keep the same d
   let closedB = false
   inB.on('close', () => { closedB = true })
 
-  await sleep(1500)
+  const online = async (cluster: typeof a): Promise<boolean> => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true
+  assert.ok(await eventually(async () => await online(a) && await online(b)), 'online in both deployments')
+  // Marker: a push through A after B's connect has been recorded, answered with a PUBACK from the device in A.
+  const got = new Promise<void>((resolve) => inA.once('message', () => resolve()))
+  assert.equal((await a.api.api('POST', '/v1/admin/push', { deviceId: id, data: 'marker', ttlSeconds: 60 })).status, 202)
+  await bounded('the marker push in deployment A', got)
   assert.equal(closedA, false, 'the connection in deployment A was closed by a connect in deployment B')
   assert.equal(closedB, false)
-  const online = async (cluster: typeof a): Promise<boolean> => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.online === true
-  assert.ok(await eventually(async () => await online(a) && await online(b), 5000), 'online in both deployments')
 
   // A's persistent session is stored under A's prefix only.
   const redis = connectRedis(t)

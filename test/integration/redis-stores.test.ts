@@ -27,7 +27,7 @@ presenceStoreSpec('redis presence store', async (t) => createRedisPresenceStore(
 nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ redis: connectRedis(t), prefix: uniquePrefix() }))
 historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
 receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
-broadcastStoreSpec('redis broadcast store', async (t) => createRedisBroadcastStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
+broadcastStoreSpec('redis broadcast store', async (t, clock) => createRedisBroadcastStore({ redis: connectRedis(t), prefix: uniquePrefix(), now: clock.now }))
 pushJobStoreSpec('redis push job store', async (t) => {
   const redis = connectRedis(t)
   const prefix = uniquePrefix()
@@ -35,7 +35,7 @@ pushJobStoreSpec('redis push job store', async (t) => {
   return { jobs: createRedisPushJobStore({ redis, prefix, limits }), history: createRedisHistoryStore({ redis, prefix, limits }), receipts: createRedisReceiptStore({ redis, prefix }), devices: createRedisDeviceStore({ redis, prefix }) }
 })
 
-test('scripts run by SHA load themselves again after Redis forgot them (SCRIPT FLUSH, as after a restart)', async (t) => {
+test('scripts run by SHA load themselves again after Redis forgot them (SCRIPT FLUSH, as after a restart)', { timeout: 120_000 }, async (t) => {
   const redis = connectRedis(t)
   const presence = createRedisPresenceStore({ redis, prefix: uniquePrefix() })
   const first = await presence.connect('flushed', 'n1', 1000)

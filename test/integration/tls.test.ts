@@ -7,9 +7,10 @@ import pino from 'pino'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startPlatform } from '../../src/main.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { connectDevice, within } from '../helpers/mqtt.ts'
+import { bounded } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform } from '../helpers/platform.ts'
-import { makeCertificates } from '../helpers/tls.ts'
+import { makeCertificates, makeChain } from '../helpers/tls.ts'
 
 const tlsEnv = (certs: { certFile: string, keyFile: string }): Record<string, string> => ({
   PUSHLINE_TLS_CERT_FILE: certs.certFile,
@@ -18,7 +19,7 @@ const tlsEnv = (certs: { certFile: string, keyFile: string }): Record<string, st
   PUSHLINE_WSS_PORT: '0'
 })
 
-test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and the token names both addresses', async (t) => {
+test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and the token names both addresses', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: tlsEnv(certs) })
   assert.ok(p.mqttsPort !== undefined && p.mqttsPort > 0)
@@ -44,7 +45,7 @@ test('with a certificate, devices connect over MQTT/TLS and WebSocket/TLS, and t
   assert.deepEqual(payloads, ['over-mqtts', 'over-wss'])
 })
 
-test('a client that does not trust the certificate is refused on both TLS listeners, and the node keeps serving', async (t) => {
+test('a client that does not trust the certificate is refused on both TLS listeners, and the node keeps serving', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: tlsEnv(certs) })
   const { token } = await p.provision('tls-untrusting')
@@ -60,7 +61,7 @@ test('a client that does not trust the certificate is refused on both TLS listen
   assert.equal(trusting.connected, true)
 })
 
-test('without a certificate only the plain listeners run and the token response has no TLS addresses', async (t) => {
+test('without a certificate only the plain listeners run and the token response has no TLS addresses', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   assert.equal(p.mqttsPort, undefined)
   assert.equal(p.wssPort, undefined)
@@ -70,7 +71,7 @@ test('without a certificate only the plain listeners run and the token response 
   assert.deepEqual(Object.keys(res.body.broker).sort(), ['mqtt', 'nodeId', 'ws'])
 })
 
-test('an unreadable certificate or a key that does not match it stops the start with IOT_ERR_TLS naming the problem', async (t) => {
+test('an unreadable certificate or a key that does not match it stops the start with IOT_ERR_TLS naming the problem', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const base = {
     PUSHLINE_HOST: '127.0.0.1',
@@ -90,7 +91,7 @@ test('an unreadable certificate or a key that does not match it stops the start 
     (err: Error & { code?: string }) => err.code === 'IOT_ERR_TLS' && /not usable together/.test(err.message))
 })
 
-test('a socket that opens the TLS port and never finishes its handshake is closed after PUSHLINE_CONNECT_TIMEOUT_MS', async (t) => {
+test('a socket that opens the TLS port and never finishes its handshake is closed after PUSHLINE_CONNECT_TIMEOUT_MS', { timeout: 120_000 }, async (t) => {
   const certs = await makeCertificates(t)
   const p = await startTestPlatform(t, { env: { ...tlsEnv(certs), PUSHLINE_CONNECT_TIMEOUT_MS: '500' } })
   const socket = netConnect(p.mqttsPort ?? 0, '127.0.0.1')
@@ -98,5 +99,21 @@ test('a socket that opens the TLS port and never finishes its handshake is close
   socket.on('error', () => {})
   socket.resume()
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-  assert.ok(await within(15_000, closed), 'the half-open TLS socket was closed')
+  await bounded('the half-open TLS socket to be closed', closed)
+})
+
+test('PUSHLINE_TLS_CA_FILE: a certificate signed by an intermediate CA is trusted by a client that knows only the root once the intermediate is configured, not before', { timeout: 120_000 }, async (t) => {
+  const chain = await makeChain(t)
+  const env = { PUSHLINE_TLS_CERT_FILE: chain.leafFile, PUSHLINE_TLS_KEY_FILE: chain.keyFile, PUSHLINE_MQTTS_PORT: '0', PUSHLINE_WSS_PORT: '0' }
+  const without = await startTestPlatform(t, { env })
+  const { token: early } = await without.provision('chain-dev')
+  await assert.rejects(connectDevice(t, `mqtts://127.0.0.1:${without.mqttsPort ?? 0}`, 'chain-dev', early, { ca: chain.root }),
+    (err: Error & { code?: string }) => err.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'without the intermediate the chain does not reach the root')
+
+  const withCa = await startTestPlatform(t, { env: { ...env, PUSHLINE_TLS_CA_FILE: chain.intermediateFile } })
+  const { token } = await withCa.provision('chain-dev')
+  const overTls = await connectDevice(t, `mqtts://127.0.0.1:${withCa.mqttsPort ?? 0}`, 'chain-dev', token, { ca: chain.root })
+  await overTls.publishAsync('devices/chain-dev/telemetry', 'chained', { qos: 1 })
+  const overWss = await connectDevice(t, `wss://127.0.0.1:${withCa.wssPort ?? 0}/mqtt`, 'chain-dev', token, { ca: chain.root })
+  await overWss.publishAsync('devices/chain-dev/telemetry', 'chained-wss', { qos: 1 })
 })

@@ -5,7 +5,7 @@ import { createTokenGuard } from '../../src/registry/token-guard.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 import { createRedisCounterStore } from '../../src/stores/redis-counter-store.ts'
-import { eventually } from '../helpers/cluster.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 
 // The lock after repeated wrong credentials lasts the whole lockout from the failure that set it, not from the

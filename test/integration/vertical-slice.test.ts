@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { readSpool, type SpoolRecord } from '../../src/uplink/file-spool.ts'
+import { bounded } from '../helpers/eventually.ts'
 import { connectDevice, rawConnect } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
@@ -13,7 +14,7 @@ async function spooled (dataDir: string): Promise<SpoolRecord[]> {
   return out
 }
 
-test('a device created by an operator gets a token, connects with MQTT.js, and its QoS 1 uplink is in the spool when PUBACK arrives', async (t) => {
+test('a device created by an operator gets a token, connects with MQTT.js, and its QoS 1 uplink is in the spool when PUBACK arrives', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const created = await p.api('POST', '/v1/admin/devices', { id: 'sensor-1', groups: ['hall'] })
   assert.equal(created.status, 201)
@@ -43,7 +44,7 @@ test('a device created by an operator gets a token, connects with MQTT.js, and i
   assert.equal(await p.metric('pushline_uplinks_total', { kind: 'telemetry', qos: '1' }), 1)
 })
 
-test('events and QoS 0 telemetry reach the spool in the order a device sent them, each with its own message id', async (t) => {
+test('events and QoS 0 telemetry reach the spool in the order a device sent them, each with its own message id', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-order')
   const client = await connectDevice(t, p.mqttUrl, 'dev-order', token)
@@ -55,7 +56,7 @@ test('events and QoS 0 telemetry reach the spool in the order a device sent them
   assert.equal(new Set(records.map((r) => r.msgId)).size, 51)
 })
 
-test('a device connects over MQTT over WebSocket on /mqtt', async (t) => {
+test('a device connects over MQTT over WebSocket on /mqtt', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('ws-dev')
   const client = await connectDevice(t, p.wsUrl, 'ws-dev', token)
@@ -63,7 +64,7 @@ test('a device connects over MQTT over WebSocket on /mqtt', async (t) => {
   assert.equal((await spooled(p.dataDir))[0]?.topic, 'devices/ws-dev/telemetry')
 })
 
-test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a token', async (t) => {
+test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a token', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('mosq-dev')
   await promisify(execFile)('mosquitto_pub', ['-V', 'mqttv311', '-h', '127.0.0.1', '-p', String(p.mqttPort), '-i', 'mosq-dev', '-u', 'mosq-dev', '-P', token,
@@ -72,7 +73,7 @@ test('a standard MQTT 3.1.1 client (mosquitto_pub) publishes an uplink with a to
   assert.equal((records[0]?.payload ?? Buffer.alloc(0)).toString(), 'from mosquitto')
 })
 
-test('a standard client with a wrong token is refused and exits non-zero', async (t) => {
+test('a standard client with a wrong token is refused and exits non-zero', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   await p.provision('mosq-bad')
   await assert.rejects(promisify(execFile)('mosquitto_pub', ['-V', 'mqttv311', '-h', '127.0.0.1', '-p', String(p.mqttPort), '-i', 'mosq-bad', '-u', 'mosq-bad', '-P', 'nope',
@@ -80,7 +81,7 @@ test('a standard client with a wrong token is refused and exits non-zero', async
   assert.deepEqual(await spooled(p.dataDir), [])
 })
 
-test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is counted and the token is not logged', async (t) => {
+test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is counted and the token is not logged', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-wrong')
   const wrong = token.slice(0, -4) + 'AAAA'
@@ -95,7 +96,7 @@ test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is coun
   assert.ok(!p.logText().includes(token), 'the real token is not in the logs')
 })
 
-test('refused connects: empty and over-long client ids get CONNACK 2, a username that is not the client id 4, no credentials 5', async (t) => {
+test('refused connects: empty and over-long client ids get CONNACK 2, a username that is not the client id 4, no credentials 5', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-ids')
   const cases = [
@@ -125,24 +126,47 @@ test('refused connects: empty and over-long client ids get CONNACK 2, a username
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'anonymous_off' }), 1)
 })
 
-test('a malformed MQTT packet closes that socket and nothing else', async (t) => {
+/** A CONNECT packet: the variable header's parts as given, then the payload. */
+function connectBytes ({ name = 'MQTT', level = 4, flags = 0x02, payload = Buffer.from([0x00, 0x01, 0x78]) }: { name?: string, level?: number, flags?: number, payload?: Buffer }): Buffer {
+  const variable = Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([level, flags, 0x00, 0x3c]), payload])
+  return Buffer.concat([Buffer.from([0x10, variable.length]), variable])
+}
+
+const MALFORMED: ReadonlyArray<readonly [string, Buffer]> = [
+  ['CONNECT with a bad length and trailing junk', Buffer.from([0x10, 0x05, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0xff, 0xff, 0xff])],
+  ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')],
+  ['reserved packet type 0', Buffer.from([0x00, 0x00])],
+  ['reserved packet type 15', Buffer.from([0xf0, 0x00])],
+  ['a remaining length of five bytes', Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f])],
+  ['CONNECT with protocol name MQTX', connectBytes({ name: 'MQTX' })],
+  ['CONNECT with protocol level 9', connectBytes({ level: 9 })],
+  ['CONNECT with the reserved flag set', connectBytes({ flags: 0x03 })],
+  ['CONNECT whose username flag has no username', connectBytes({ flags: 0x82 })],
+  ['CONNECT whose will flag has no will', connectBytes({ flags: 0x06 })],
+  ['CONNECT with a client id longer than the packet', connectBytes({ payload: Buffer.from([0x00, 0x40, 0x78]) })],
+  ['PUBLISH before CONNECT', Buffer.from([0x30, 0x05, 0x00, 0x01, 0x61, 0x68, 0x69])],
+  ['PUBLISH with QoS 3 before CONNECT', Buffer.from([0x36, 0x07, 0x00, 0x01, 0x61, 0x00, 0x01, 0x68, 0x69])],
+  ['SUBSCRIBE with wrong fixed-header flags before CONNECT', Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x01])],
+  ['PINGREQ before CONNECT', Buffer.from([0xc0, 0x00])],
+  ['DISCONNECT with a body', Buffer.from([0xe0, 0x02, 0x00, 0x00])]
+]
+
+test('a malformed MQTT packet closes that socket and nothing else', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-survivor')
   const survivor = await connectDevice(t, p.mqttUrl, 'dev-survivor', token)
 
-  const raw = await rawConnect(t, p.mqttPort as number)
-  raw.socket.write(Buffer.from([0x10, 0x05, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0xff, 0xff, 0xff])) // CONNECT with a bad length and trailing junk
-  await raw.closed
-
-  const garbage = await rawConnect(t, p.mqttPort as number)
-  garbage.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
-  await garbage.closed
+  for (const [what, bytes] of MALFORMED) {
+    const raw = await rawConnect(t, p.mqttPort as number)
+    raw.socket.write(bytes)
+    await bounded(`the socket sent ${what} to be closed`, raw.closed, 30_000)
+  }
 
   await survivor.publishAsync('devices/dev-survivor/telemetry', 'still here', { qos: 1 })
   assert.equal((await spooled(p.dataDir)).length, 1)
 })
 
-test('an oversized payload is refused and counted; the connection and later uplinks go on', async (t) => {
+test('an oversized payload is refused and counted; the connection and later uplinks go on', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { env: { PUSHLINE_MAX_PAYLOAD_BYTES: '1024' } })
   const { token } = await p.provision('dev-big')
   const client = await connectDevice(t, p.mqttUrl, 'dev-big', token)
@@ -155,7 +179,7 @@ test('an oversized payload is refused and counted; the connection and later upli
   assert.equal(client.connected, true)
 })
 
-test('the spool is flushed and closed on shutdown and a new start appends after the old records', async (t) => {
+test('the spool is flushed and closed on shutdown and a new start appends after the old records', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const { token } = await p.provision('dev-restart')
   const client = await connectDevice(t, p.mqttUrl, 'dev-restart', token)

@@ -23,7 +23,7 @@ test('keepalive 0 and keepalives above the maximum are held to the maximum; othe
   }
 })
 
-test('a connection beyond the cap never reaches the broker: it gets CONNACK 3 once it speaks, and the cap frees with each close', async () => {
+test('a connection beyond the cap never reaches the broker: it gets CONNACK 3 once it speaks, and the cap frees with each close', { timeout: 120_000 }, async () => {
   const refused: string[] = []
   const handled: PassThrough[] = []
   const limits = createConnectionLimits({ maxConnections: 2, ratePerSecond: 0, burst: 1, refusalTimeoutMs: 5000, onRefused: (r) => refused.push(r) })

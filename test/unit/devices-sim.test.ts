@@ -274,7 +274,7 @@ test('scenarios: options use the command-line names, actions get defaults, mista
   assert.deepEqual(y.actions, [{ do: 'kill-node', timeoutMs: 120_000, nodeId: 'n1' }])
 })
 
-test('every scenario file in devices-sim/scenarios parses', async () => {
+test('every scenario file in devices-sim/scenarios parses', { timeout: 120_000 }, async () => {
   const files = (await readdir(SCENARIOS)).filter((f) => /\.(json|ya?ml)$/.test(f))
   assert.deepEqual(files.map((f) => f.replace(/\..*$/, '')).sort(), ['broadcast-latency', 'connect-storm', 'node-failure', 'steady-telemetry', 'targeted-push'])
   for (const f of files) {
@@ -284,7 +284,7 @@ test('every scenario file in devices-sim/scenarios parses', async () => {
   }
 })
 
-test('the credential cache round-trips secrets, groups and tokens, and ignores a cache made for another platform', async (t) => {
+test('the credential cache round-trips secrets, groups and tokens, and ignores a cache made for another platform', { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sim-cred-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
   const path = join(dir, 'sub', 'c.json')
@@ -307,7 +307,7 @@ test('a run in which no device ever connected is reported as failed even without
   assert.equal(buildReport({ ...input, final: connected }).ok, true)
 })
 
-test('a broadcast sent before the device first connected counts as caught up, outside the latency histogram and the per-push tallies', async () => {
+test('a broadcast sent before the device first connected counts as caught up, outside the latency histogram and the per-push tallies', { timeout: 120_000 }, async () => {
   const snap = emptySnapshot()
   let deliver: ((topic: string, payload: Buffer) => void) | undefined
   const conn: DeviceConnection = {

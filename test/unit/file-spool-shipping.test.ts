@@ -29,7 +29,7 @@ const ALL = { maxRecords: 1_000_000, maxBytes: Number.MAX_SAFE_INTEGER }
 /** Spool bytes of uplink i: its frame. */
 const recordBytes = (i: number, qos: 0 | 1 = 1): number => encodeSpoolRecord(i, uplink(i, qos)).length
 
-test('the reader hands out committed records in order across segments, within the record and byte limits', async (t) => {
+test('the reader hands out committed records in order across segments, within the record and byte limits', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 600 })
   for (let i = 0; i < 40; i++) await spool.append(uplink(i))
@@ -58,7 +58,7 @@ async function collect (dir: string): Promise<SpoolRecord[]> {
   return out
 }
 
-test('a waiting read wakes up when the next record is committed, and an abort ends the wait', async (t) => {
+test('a waiting read wakes up when the next record is committed, and an abort ends the wait', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   const reader = spool.reader()
@@ -73,7 +73,7 @@ test('a waiting read wakes up when the next record is committed, and an abort en
   assert.equal(await aborted, undefined)
 })
 
-test('records whose lines cross a read chunk boundary come back whole, payload bytes intact', async (t) => {
+test('records whose lines cross a read chunk boundary come back whole, payload bytes intact', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'never' })
   // ~300 KiB of base64 per record: several records straddle the reader's 1 MiB chunks.
@@ -84,7 +84,7 @@ test('records whose lines cross a read chunk boundary come back whole, payload b
   batch?.records.forEach((r, i) => assert.ok(r.payload.equals(payloads[i] as Buffer), `payload ${i}`))
 })
 
-test('release persists the shipped offset and deletes segments holding only shipped records, never the current one', async (t) => {
+test('release persists the shipped offset and deletes segments holding only shipped records, never the current one', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always', segmentBytes: 600 })
   for (let i = 0; i < 30; i++) await spool.append(uplink(i))
@@ -120,7 +120,7 @@ test('release persists the shipped offset and deletes segments holding only ship
   assert.deepEqual((await reader.read(ALL))?.records.map((r) => r.seq), [30])
 })
 
-test('after a restart the reader resumes at the persisted offset and the unshipped counts match what is left', async (t) => {
+test('after a restart the reader resumes at the persisted offset and the unshipped counts match what is left', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const first = await openSpool(t, { dir, fsync: 'always', segmentBytes: 500 })
   for (let i = 0; i < 25; i++) await first.append(uplink(i))
@@ -138,7 +138,7 @@ test('after a restart the reader resumes at the persisted offset and the unshipp
   assert.deepEqual((await reader.read(ALL))?.records.map((r) => r.seq), Array.from({ length: 13 }, (_, i) => i + 12))
 })
 
-test('closing after a release without waiting for it still leaves the offset on disk', async (t) => {
+test('closing after a release without waiting for it still leaves the offset on disk', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 5; i++) await spool.append(uplink(i))
@@ -148,7 +148,7 @@ test('closing after a release without waiting for it still leaves the offset on 
   assert.equal(await readShippedOffset(dir), 5)
 })
 
-test('segments left over by a crash between the offset write and their deletion are deleted at the next start', async (t) => {
+test('segments left over by a crash between the offset write and their deletion are deleted at the next start', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const first = await openSpool(t, { dir, fsync: 'never', segmentBytes: 300 })
   for (let i = 0; i < 12; i++) await first.append(uplink(i))
@@ -164,7 +164,7 @@ test('segments left over by a crash between the offset write and their deletion 
   assert.equal(second.unshippedRecords, 12 - thirdStart)
 })
 
-test('a damaged offset file means shipping everything again, not losing anything', async (t) => {
+test('a damaged offset file means shipping everything again, not losing anything', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const first = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 4; i++) await first.append(uplink(i))
@@ -175,7 +175,7 @@ test('a damaged offset file means shipping everything again, not losing anything
   assert.deepEqual((await second.reader().read(ALL))?.records.map((r) => r.seq), [0, 1, 2, 3])
 })
 
-test('with the segment files gone but the offset kept, numbering goes on from the offset', async (t) => {
+test('with the segment files gone but the offset kept, numbering goes on from the offset', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   await writeFile(join(dir, SHIPPED_OFFSET_FILE), JSON.stringify({ shippedSeq: 500 }))
   const spool = await openSpool(t, { dir, fsync: 'always' })
@@ -184,7 +184,7 @@ test('with the segment files gone but the offset kept, numbering goes on from th
   assert.deepEqual((await spool.reader().read(ALL))?.records.map((r) => r.seq), [500])
 })
 
-test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is dropped and counted, and order is kept', async (t) => {
+test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is dropped and counted, and order is kept', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const dropped: string[] = []
   const waited: string[] = []
@@ -216,7 +216,7 @@ test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is 
   assert.deepEqual(records.map((r) => [r.seq, r.msgId]), [[0, 'msg-0'], [1, 'msg-1'], [2, 'msg-2'], [3, 'msg-3'], [4, 'msg-4']])
 })
 
-test('without a byte bound nothing waits and nothing is dropped, however much is unshipped', async (t) => {
+test('without a byte bound nothing waits and nothing is dropped, however much is unshipped', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'never', onDrop: () => assert.fail('dropped') })
   await Promise.all(Array.from({ length: 500 }, (_, i) => spool.append(uplink(i, i % 2 === 0 ? 0 : 1))))
@@ -225,7 +225,7 @@ test('without a byte bound nothing waits and nothing is dropped, however much is
   assert.equal((await collect(dir)).length, 500)
 })
 
-test('closing the spool refuses the appends still waiting for room; they were never acknowledged', async (t) => {
+test('closing the spool refuses the appends still waiting for room; they were never acknowledged', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always', maxBytes: 1 })
   await spool.append(uplink(0))
@@ -235,7 +235,7 @@ test('closing the spool refuses the appends still waiting for room; they were ne
   assert.deepEqual((await collect(dir)).map((r) => r.seq), [0])
 })
 
-test('the offset file is replaced atomically: no temporary file is left behind', async (t) => {
+test('the offset file is replaced atomically: no temporary file is left behind', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   await spool.append(uplink(0))

@@ -47,7 +47,7 @@ function assertRecord (r: SpoolRecord | undefined, seq: number, u: Uplink): void
   assert.ok(r.payload.equals(u.payload), `payload of record ${seq}`)
 }
 
-test('appended uplinks read back in order with every field and the exact payload bytes', async (t) => {
+test('appended uplinks read back in order with every field and the exact payload bytes', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   const binary = Buffer.from([0x00, 0xff, 0x10, 0x0a, 0x0d, 0x22, 0x5c, 0xc3, 0x28, 0x7f, 0x80])
@@ -67,13 +67,13 @@ test('appended uplinks read back in order with every field and the exact payload
   assert.ok((await readFile(files[0] as string)).subarray(0, FILE_HEADER.length).equals(FILE_HEADER), 'a binary segment with its header')
 })
 
-test('readSpool and listSegments of a missing directory are empty', async (t) => {
+test('readSpool and listSegments of a missing directory are empty', { timeout: 120_000 }, async (t) => {
   const dir = join(await tempDir(t), 'never-created')
   assert.deepEqual(await listSegments(dir), [])
   assert.deepEqual(await readAll(dir), [])
 })
 
-test('listSegments ignores files that are not segments and sorts segments by name', async (t) => {
+test('listSegments ignores files that are not segments and sorts segments by name', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 1 })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
@@ -87,7 +87,7 @@ test('listSegments ignores files that are not segments and sorts segments by nam
   assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0, 1, 2])
 })
 
-test('many concurrent appends are group-committed and come back in order with seq 0..n-1', async (t) => {
+test('many concurrent appends are group-committed and come back in order with seq 0..n-1', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const flushes: Array<{ records: number, bytes: number }> = []
   const spool = await openSpool(t, { dir, fsync: 'always', onFlush: (records, bytes) => flushes.push({ records, bytes }) })
@@ -107,7 +107,7 @@ test('many concurrent appends are group-committed and come back in order with se
   assert.equal(spool.nextSeq, n)
 })
 
-test('a small segment size rotates into several segment files and nothing is lost or reordered', async (t) => {
+test('a small segment size rotates into several segment files and nothing is lost or reordered', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always', segmentBytes: 512 })
   const n = 60
@@ -128,7 +128,7 @@ test('a small segment size rotates into several segment files and nothing is los
   assert.equal(spool.bytes, total)
 })
 
-test('each segment file is named after the sequence number of its first record', async (t) => {
+test('each segment file is named after the sequence number of its first record', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'never', segmentBytes: 1 })
   for (let i = 0; i < 4; i++) await spool.append(uplink(i))
@@ -140,7 +140,7 @@ test('each segment file is named after the sequence number of its first record',
   }
 })
 
-test('reopening a closed spool continues the sequence numbers and keeps the old records', async (t) => {
+test('reopening a closed spool continues the sequence numbers and keeps the old records', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const first = await openSpool(t, { dir, fsync: 'always', segmentBytes: 300 })
   for (let i = 0; i < 5; i++) await first.append(uplink(i))
@@ -162,7 +162,7 @@ test('reopening a closed spool continues the sequence numbers and keeps the old 
   for (let i = 0; i < 9; i++) assertRecord(records[i], i, uplink(i))
 })
 
-test('reopening a spool that was closed without records starts at seq 0', async (t) => {
+test('reopening a spool that was closed without records starts at seq 0', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   await (await openSpool(t, { dir, fsync: 'always' })).close()
   const again = await openSpool(t, { dir, fsync: 'always' })
@@ -172,7 +172,7 @@ test('reopening a spool that was closed without records starts at seq 0', async 
   assert.deepEqual((await readAll(dir)).map((r) => r.seq), [0])
 })
 
-test('reopening an empty spool works when the directory is given with a trailing slash', async (t) => {
+test('reopening an empty spool works when the directory is given with a trailing slash', { timeout: 120_000 }, async (t) => {
   const dir = (await tempDir(t)) + '/'
   await (await openFileSpool({ dir, fsync: 'never' })).close()
   const again = await openFileSpool({ dir, fsync: 'never' })
@@ -180,7 +180,7 @@ test('reopening an empty spool works when the directory is given with a trailing
   assert.equal(again.nextSeq, 0)
 })
 
-test('a torn last record is dropped on reopen and the next uplink gets the next sequence number', async (t) => {
+test('a torn last record is dropped on reopen and the next uplink gets the next sequence number', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   for (let i = 0; i < 3; i++) await spool.append(uplink(i))
@@ -209,7 +209,7 @@ test('a torn last record is dropped on reopen and the next uplink gets the next 
   assert.equal((await stat(last)).size, goodSize + encodeSpoolRecord(3, next).length, 'no fragment of the torn record remains')
 })
 
-test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (t) => {
+test('append after close rejects with IOT_ERR_SPOOL and writes nothing', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   await spool.append(uplink(0))
@@ -219,7 +219,7 @@ test('append after close rejects with IOT_ERR_SPOOL and writes nothing', async (
   await spool.close() // a second close is harmless
 })
 
-test('close waits for appends in flight, which all resolve and are on disk', async (t) => {
+test('close waits for appends in flight, which all resolve and are on disk', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t)
   const spool = await openSpool(t, { dir, fsync: 'always' })
   const appends = Array.from({ length: 200 }, (_, i) => spool.append(uplink(i)))
@@ -229,7 +229,7 @@ test('close waits for appends in flight, which all resolve and are on disk', asy
 })
 
 for (const fsync of ['always', 'interval', 'never'] as const) {
-  test(`fsync policy ${fsync} persists every uplink across a reopen`, async (t) => {
+  test(`fsync policy ${fsync} persists every uplink across a reopen`, { timeout: 120_000 }, async (t) => {
     const dir = await tempDir(t)
     const spool = await openSpool(t, { dir, fsync, segmentBytes: 2048 })
     const uplinks = Array.from({ length: 50 }, (_, i) => uplink(i))

@@ -7,7 +7,7 @@ import { releaseConnectPacket, useLeanParserBuffer } from '../../src/broker/lean
 
 interface ClientInternals { _parser: { _list: object, settings: Record<string, unknown>, parse: (b: Buffer) => void, on: (e: 'packet', f: (p: Packet) => void) => void } }
 
-test('a new aedes client gets a parser buffer that is a plain list, not a stream', async (t) => {
+test('a new aedes client gets a parser buffer that is a plain list, not a stream', { timeout: 120_000 }, async (t) => {
   const aedes = new Aedes()
   t.after(() => new Promise<void>((resolve) => { aedes.close(() => resolve()) }))
   const conn = new PassThrough()
@@ -19,7 +19,7 @@ test('a new aedes client gets a parser buffer that is a plain list, not a stream
   assert.equal(useLeanParserBuffer(client), false, 'a second call changes nothing')
 })
 
-test('the parser still reads packets split at any byte after the swap', async (t) => {
+test('the parser still reads packets split at any byte after the swap', { timeout: 120_000 }, async (t) => {
   const aedes = new Aedes()
   t.after(() => new Promise<void>((resolve) => { aedes.close(() => resolve()) }))
   const conn = new PassThrough()

@@ -27,26 +27,26 @@ async function spread (assign: (id: string) => Promise<string>, n: number): Prom
 }
 
 for (const strategy of ['least-connections', 'round-robin'] as const) {
-  test(`${strategy}: 10,000 assignments over 3 nodes land within 5% of even`, async () => {
+  test(`${strategy}: 10,000 assignments over 3 nodes land within 5% of even`, { timeout: 120_000 }, async () => {
     const counts = await spread(await setup(strategy, [node('a'), node('b'), node('c')]), 10_000)
     assert.equal(counts.size, 3)
     for (const [id, c] of counts) assert.ok(Math.abs(c - 10_000 / 3) <= 10_000 / 3 * 0.05, `${id}: ${c}`)
   })
 }
 
-test('least-connections: a node that already holds more sessions gets fewer new devices until the load evens out', async () => {
+test('least-connections: a node that already holds more sessions gets fewer new devices until the load evens out', { timeout: 120_000 }, async () => {
   const counts = await spread(await setup('least-connections', [node('busy', { connections: 1000 }), node('idle')]), 1500)
   assert.ok(Math.abs((counts.get('idle') ?? 0) - 1250) <= 2, JSON.stringify([...counts]))
   assert.ok(Math.abs((counts.get('busy') ?? 0) - 250) <= 2)
 })
 
-test('weighted: devices are spread in proportion to node weight', async () => {
+test('weighted: devices are spread in proportion to node weight', { timeout: 120_000 }, async () => {
   const counts = await spread(await setup('weighted', [node('w1', { weight: 1 }), node('w3', { weight: 3 })]), 8000)
   const share = (counts.get('w3') ?? 0) / 8000
   assert.ok(Math.abs(share - 0.75) < 0.03, String(share))
 })
 
-test('consistent-hash: a device always gets the same node, and removing one of 4 nodes moves only the devices that were on it', async () => {
+test('consistent-hash: a device always gets the same node, and removing one of 4 nodes moves only the devices that were on it', { timeout: 120_000 }, async () => {
   const four = [node('n1'), node('n2'), node('n3'), node('n4')]
   const three = four.filter((n) => n.nodeId !== 'n3')
   const moved: string[] = []
@@ -65,7 +65,7 @@ test('consistent-hash: a device always gets the same node, and removing one of 4
 })
 
 for (const strategy of ['least-connections', 'weighted', 'consistent-hash', 'round-robin'] as const) {
-  test(`${strategy}: draining nodes are never picked, and no live node means 503`, async () => {
+  test(`${strategy}: draining nodes are never picked, and no live node means 503`, { timeout: 120_000 }, async () => {
     const counts = await spread(await setup(strategy, [node('ok'), node('leaving', { draining: true })]), 200)
     assert.deepEqual([...counts.keys()], ['ok'])
     const none = await setup(strategy, [node('leaving', { draining: true })])
@@ -73,7 +73,7 @@ for (const strategy of ['least-connections', 'weighted', 'consistent-hash', 'rou
   })
 }
 
-test('dead nodes are never picked', async () => {
+test('dead nodes are never picked', { timeout: 120_000 }, async () => {
   const registry = createMemoryNodeRegistry()
   await registry.heartbeat(node('dead'), 50)
   await registry.heartbeat(node('alive'), 60_000)

@@ -33,7 +33,7 @@ async function setup (t: TestContext, ids: string[]) {
   return { service, presence, sent, broadcasts, live, receipts, history, advance: (ms: number) => { clock += ms } }
 }
 
-test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', async (t) => {
+test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', { timeout: 120_000 }, async (t) => {
   const s = await setup(t, ['a', 'b', 'c'])
   await s.presence.connect('b', 'node-2', 1)
   const { pushId } = await s.service.push({ deviceIds: ['a', 'b', 'c', 'zz', 'b'], data: { x: 1 }, ttlSeconds: 60 })
@@ -46,7 +46,7 @@ test('a list push appends history before sending, fails unknown ids, and sends o
   assert.deepEqual((await s.history.get('b', 1))?.data, { x: 1 })
 })
 
-test('after a push\'s ttl the sweeper marks what is still queued or sent as expired, a bounded page per tick, without anyone reading it', async (t) => {
+test('after a push\'s ttl the sweeper marks what is still queued or sent as expired, a bounded page per tick, without anyone reading it', { timeout: 120_000 }, async (t) => {
   const s = await setup(t, ['a', 'b', 'c'])
   const { pushId } = await s.service.push({ deviceIds: ['a', 'b', 'c'], data: 1, ttlSeconds: 60 })
   await s.service.idle()
@@ -61,7 +61,7 @@ test('after a push\'s ttl the sweeper marks what is still queued or sent as expi
   assert.equal((await s.receipts.getReceipt(pushId, 'c'))?.state, 'expired')
 })
 
-test('a pull returns entries in id order and moves those within ttl to delivered', async (t) => {
+test('a pull returns entries in id order and moves those within ttl to delivered', { timeout: 120_000 }, async (t) => {
   const s = await setup(t, ['a'])
   const first = await s.service.push({ deviceId: 'a', data: 'one', ttlSeconds: 10 })
   s.advance(20_000)
@@ -73,7 +73,7 @@ test('a pull returns entries in id order and moves those within ttl to delivered
   assert.equal(await s.history.delivered('a'), 2)
 })
 
-test('group and broadcast pushes send one order on the broadcast topic, are kept for their ttl and keep no receipts', async (t) => {
+test('group and broadcast pushes send one order on the broadcast topic, are kept for their ttl and keep no receipts', { timeout: 120_000 }, async (t) => {
   const s = await setup(t, [])
   const g = await s.service.push({ group: 'hall', data: 1, qos: 0, ttlSeconds: 30 })
   const all = await s.service.push({ all: true, data: 2, ttlSeconds: 60 })

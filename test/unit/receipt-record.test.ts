@@ -49,7 +49,7 @@ test('a value that is not a receipt record is refused with IOT_ERR_VALIDATION na
   }
 })
 
-test('a receipt record goes through the spool unchanged and becomes a Kafka record keyed by device id, without headers', async (t) => {
+test('a receipt record goes through the spool unchanged and becomes a Kafka record keyed by device id, without headers', { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pushline-receipt-spool-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
   const spool = await openFileSpool({ dir, fsync: 'always' })

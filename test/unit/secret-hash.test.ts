@@ -6,7 +6,7 @@ import { matchesAnyKey } from '../../src/auth/constant-time.ts'
 
 const COST = 10
 
-test('a secret is stored as its SHA-256 digest and verifies only with the same secret', async () => {
+test('a secret is stored as its SHA-256 digest and verifies only with the same secret', { timeout: 120_000 }, async () => {
   const secret = generateSecret()
   const stored = hashSecret(secret)
   assert.match(stored, /^sha256\$[A-Za-z0-9_-]{43}$/)
@@ -17,20 +17,20 @@ test('a secret is stored as its SHA-256 digest and verifies only with the same s
   for (const wrong of [secret + 'x', secret.slice(0, -1), '', 'pässwörd-🔑']) assert.equal(await verifySecret(wrong, stored), false, wrong)
 })
 
-test('a malformed digest record or a truncated digest never verifies', async () => {
+test('a malformed digest record or a truncated digest never verifies', { timeout: 120_000 }, async () => {
   const stored = hashSecret('s3cret')
   for (const bad of ['sha256$', 'sha256', stored.slice(0, -4), `${stored}$x`, 'SHA256' + stored.slice(6)]) {
     assert.equal(await verifySecret('s3cret', bad), false, bad)
   }
 })
 
-test('legacy scrypt records are recognised for upgrade; the unknown-device record matches no secret', async () => {
+test('legacy scrypt records are recognised for upgrade; the unknown-device record matches no secret', { timeout: 120_000 }, async () => {
   assert.equal(isLegacySecretHash(await legacyScryptHash('s3cret', COST)), true)
   assert.equal(isLegacySecretHash(unknownDeviceSecretHash()), false)
   for (const s of ['', 's3cret', generateSecret()]) assert.equal(await verifySecret(s, unknownDeviceSecretHash()), false)
 })
 
-test('a legacy scrypt hash verifies with the right secret and not with a wrong one', async () => {
+test('a legacy scrypt hash verifies with the right secret and not with a wrong one', { timeout: 120_000 }, async () => {
   const secret = generateSecret()
   const stored = await legacyScryptHash(secret, COST)
   assert.equal(await verifySecret(secret, stored), true)
@@ -40,7 +40,7 @@ test('a legacy scrypt hash verifies with the right secret and not with a wrong o
   assert.equal(await verifySecret(secret.toUpperCase() === secret ? secret.toLowerCase() : secret.toUpperCase(), stored), false)
 })
 
-test('secrets with unicode and empty secrets round-trip through a legacy scrypt hash', async () => {
+test('secrets with unicode and empty secrets round-trip through a legacy scrypt hash', { timeout: 120_000 }, async () => {
   for (const secret of ['', 'pässwörd-🔑', 'a$b$c']) {
     const stored = await legacyScryptHash(secret, COST)
     assert.equal(await verifySecret(secret, stored), true, JSON.stringify(secret))
@@ -48,7 +48,7 @@ test('secrets with unicode and empty secrets round-trip through a legacy scrypt 
   }
 })
 
-test('two legacy scrypt hashes of the same secret differ because each has its own salt', async () => {
+test('two legacy scrypt hashes of the same secret differ because each has its own salt', { timeout: 120_000 }, async () => {
   const a = await legacyScryptHash('the same secret', COST)
   const b = await legacyScryptHash('the same secret', COST)
   assert.notEqual(a, b)
@@ -57,7 +57,7 @@ test('two legacy scrypt hashes of the same secret differ because each has its ow
   assert.equal(await verifySecret('the same secret', b), true)
 })
 
-test('a legacy scrypt hash records the scheme and the cost it was made with', async () => {
+test('a legacy scrypt hash records the scheme and the cost it was made with', { timeout: 120_000 }, async () => {
   const stored = await legacyScryptHash('s3cret', COST)
   const parts = stored.split('$')
   assert.equal(parts.length, 4)
@@ -73,13 +73,13 @@ test('a legacy scrypt hash records the scheme and the cost it was made with', as
   assert.equal(await verifySecret('s3cret', stored), true)
 })
 
-test('a legacy scrypt hash whose cost was altered no longer verifies', async () => {
+test('a legacy scrypt hash whose cost was altered no longer verifies', { timeout: 120_000 }, async () => {
   const stored = await legacyScryptHash('s3cret', COST)
   const [scheme, , salt, key] = stored.split('$')
   assert.equal(await verifySecret('s3cret', [scheme, String(COST + 1), salt, key].join('$')), false)
 })
 
-test('a malformed stored hash verifies false', async () => {
+test('a malformed stored hash verifies false', { timeout: 120_000 }, async () => {
   const good = await legacyScryptHash('s3cret', COST)
   const [, cost, salt, key] = good.split('$')
   for (const stored of [
@@ -96,7 +96,7 @@ test('a malformed stored hash verifies false', async () => {
   }
 })
 
-test('a legacy scrypt hash with an unusable cost verifies false instead of throwing', async () => {
+test('a legacy scrypt hash with an unusable cost verifies false instead of throwing', { timeout: 120_000 }, async () => {
   const good = await legacyScryptHash('s3cret', COST)
   const [, , salt, key] = good.split('$')
   for (const cost of ['abc', '', '1', '99', '-3']) {

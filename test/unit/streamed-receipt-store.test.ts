@@ -25,7 +25,7 @@ function collecting (): ReceiptStream & { records: ReceiptRecord[] } {
 
 const brief = (records: readonly ReceiptRecord[]): string[] => records.map((r) => `${r.deviceId}:${r.state}:${r.id ?? '-'}`)
 
-test('a targeted push: a record for each receipt opened and each move the store made, none for a move it refused', async () => {
+test('a targeted push: a record for each receipt opened and each move the store made, none for a move it refused', { timeout: 120_000 }, async () => {
   const stream = collecting()
   const store = streamReceipts(createMemoryReceiptStore(), { stream, nodeId: 'n1', now: () => NOW })
   const push: PushRecord = { pushId: 'p1', target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 1, createdAt: 1000, traceId: TRACE }
@@ -44,7 +44,7 @@ test('a targeted push: a record for each receipt opened and each move the store 
   assert.deepEqual(rebuildCounts(stream.records, 'p1'), (await store.getPush('p1'))?.counts)
 })
 
-test('a group or broadcast push: one record per device and state the store counted, none for repeats or other pushes', async () => {
+test('a group or broadcast push: one record per device and state the store counted, none for repeats or other pushes', { timeout: 120_000 }, async () => {
   const stream = collecting()
   const store = streamReceipts(createMemoryReceiptStore(), { stream, nodeId: 'n2', now: () => NOW })
   await store.createPush({ pushId: 'g', target: { kind: 'group', group: 'x' }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, undefined)
@@ -61,7 +61,7 @@ test('a group or broadcast push: one record per device and state the store count
   assert.deepEqual(rebuildCounts(stream.records, 'g'), { queued: 0, sent: 0, delivered: 3, acked: 1, expired: 0, failed: 0 })
 })
 
-test('a list push chunk commit writes its queued and failed records once, with message ids and the push\'s trace id', async () => {
+test('a list push chunk commit writes its queued and failed records once, with message ids and the push\'s trace id', { timeout: 120_000 }, async () => {
   const stream = collecting()
   const devices = createMemoryDeviceStore()
   for (const id of ['a', 'b']) await devices.create({ id, groups: [], metadata: {}, secretHash: 'x', enabled: true, createdAt: 1, updatedAt: 1 })
@@ -80,7 +80,7 @@ test('a list push chunk commit writes its queued and failed records once, with m
   assert.deepEqual(rebuildCounts(stream.records, 'l'), (await receipts.getPush('l'))?.counts)
 })
 
-test('a record the receipts spool cannot take is counted and logged; the transition still resolves', async (t) => {
+test('a record the receipts spool cannot take is counted and logged; the transition still resolves', { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'pushline-receipts-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
   const spool = await openFileSpool({ dir, fsync: 'always' })

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { coalesceWrites } from '../../src/shared/coalesce-writes.ts'
+import { waitUntil } from '../helpers/eventually.ts'
 
 /** A loopback connection and everything its peer receives. */
 async function pair (t: TestContext): Promise<{ socket: Socket, received: () => string }> {
@@ -37,22 +38,14 @@ async function writeOverTicks (socket: Socket): Promise<void> {
 
 const expected = Array.from({ length: 20 }, (_, i) => `w${i};`).join('')
 
-async function until (cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-test('the first write of a turn leaves at once, and the later ones of that turn in one flush, in order', async (t) => {
+test('the first write of a turn leaves at once, and the later ones of that turn in one flush, in order', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   coalesceWrites(socket)
   coalesceWrites(socket)
   const flushes = countFlushes(socket)
   await writeOverTicks(socket)
   assert.equal(flushes(), 1, 'only the first is out; the rest wait for the turn\'s I/O callbacks')
-  await until(() => received().length === expected.length)
+  await waitUntil('the writes', () => received().length === expected.length)
   assert.equal(received(), expected)
   assert.equal(flushes(), 2)
 
@@ -60,22 +53,22 @@ test('the first write of a turn leaves at once, and the later ones of that turn 
   await new Promise((resolve) => setImmediate(resolve))
   socket.write('next;')
   assert.equal(flushes(), 3)
-  await until(() => received().endsWith('next;'))
+  await waitUntil('the writes', () => received().endsWith('next;'))
 })
 
-test('without it, the same writes take one flush each', async (t) => {
+test('without it, the same writes take one flush each', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   const flushes = countFlushes(socket)
   await writeOverTicks(socket)
-  await until(() => received().length === expected.length)
+  await waitUntil('the writes', () => received().length === expected.length)
   assert.equal(received(), expected)
   assert.equal(flushes(), 20)
 })
 
-test('ending a socket with held writes sends them first', async (t) => {
+test('ending a socket with held writes sends them first', { timeout: 120_000 }, async (t) => {
   const { socket, received } = await pair(t)
   coalesceWrites(socket)
   socket.write('a;')
   socket.end('b;')
-  await until(() => received() === 'a;b;')
+  await waitUntil('the writes', () => received() === 'a;b;')
 })

@@ -14,7 +14,7 @@ async function sample (metrics: Metrics, name: string, labels: Record<string, st
   return matching.length === 0 ? undefined : matching.reduce((n, v) => n + v.value, 0)
 }
 
-test('receipt transitions are counted by the state entered, only when they move', async () => {
+test('receipt transitions are counted by the state entered, only when they move', { timeout: 120_000 }, async () => {
   const metrics = createMetrics({ nodeId: 'n1', defaultMetrics: false })
   const store = countReceipts(createMemoryReceiptStore(), metrics.receipts)
   await store.createPush({ pushId: 'p', target: { kind: 'devices', count: 2 }, qos: 1, ttlSeconds: 60, createdAt: 1 }, 3)
@@ -36,7 +36,7 @@ test('receipt transitions are counted by the state entered, only when they move'
   assert.deepEqual((await store.getPush('p'))?.counts, { queued: 1, sent: 0, delivered: 1, acked: 0, expired: 0, failed: 1 }, 'the store itself is unchanged by counting')
 })
 
-test('MQTT byte counters add the bytes of live and closed connections and never go down', async (t) => {
+test('MQTT byte counters add the bytes of live and closed connections and never go down', { timeout: 120_000 }, async (t) => {
   const meter = createNetworkByteMeter()
   const metrics = createMetrics({ nodeId: 'n1', defaultMetrics: false })
   metrics.networkBytesSource = meter.totals
@@ -68,7 +68,7 @@ test('MQTT byte counters add the bytes of live and closed connections and never 
   assert.equal(await sample(metrics, 'pushline_mqtt_sent_bytes_total'), 220)
 })
 
-test('without a broker the byte counters and gauges fed by it stay at zero', async () => {
+test('without a broker the byte counters and gauges fed by it stay at zero', { timeout: 120_000 }, async () => {
   const metrics = createMetrics({ nodeId: 'api', defaultMetrics: false })
   assert.equal(await sample(metrics, 'pushline_mqtt_received_bytes_total'), 0)
   assert.equal(await sample(metrics, 'pushline_connections'), 0)

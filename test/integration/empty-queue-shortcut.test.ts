@@ -16,7 +16,7 @@ let realPipelines = 0
 }
 syncBuiltinESMExports()
 
-test('a pipeline from a clean session\'s empty queue calls back on a later tick and never touches the destination', async () => {
+test('a pipeline from a clean session\'s empty queue calls back on a later tick and never touches the destination', { timeout: 120_000 }, async () => {
   installEmptyQueueShortcut()
   const before = realPipelines
   let transformed = 0
@@ -31,7 +31,7 @@ test('a pipeline from a clean session\'s empty queue calls back on a later tick 
   assert.equal(realPipelines, before)
 })
 
-test('any other pipeline still runs through Node\'s own and moves its data', async () => {
+test('any other pipeline still runs through Node\'s own and moves its data', { timeout: 120_000 }, async () => {
   installEmptyQueueShortcut()
   installEmptyQueueShortcut()
   const before = realPipelines
@@ -50,7 +50,7 @@ test('any other pipeline still runs through Node\'s own and moves its data', asy
   await promised(Readable.from(['x']), new Writable({ write (_c, _e, next) { next() } }))
 })
 
-test('aedes connects a clean session without a stream pipeline, and drains a persistent session\'s queue through one', async (t) => {
+test('aedes connects a clean session without a stream pipeline, and drains a persistent session\'s queue through one', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
   const clean = await p.provision('shortcut-clean')
   const persistent = await p.provision('shortcut-persistent')
