@@ -158,7 +158,17 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const liveEpochs = new Map<string, number>()
     for (const c of live) {
       const entry = await entries.get(c)
-      if (entry === undefined) continue
+      if (entry === undefined) {
+        // Its presence write failed (under load: timed out, whether or not Redis ran it). Its epoch is unknown, so
+        // restoring it could take the entry from a newer connection elsewhere, and any entry it did write looks
+        // stale here and is removed below: left open, it would count as live with no entry for good. Presence is
+        // the truth: close it; the device reconnects and is recorded.
+        if (entries.has(c) && !c.closed) {
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-unrecorded' }, 'connection whose presence write failed: closed')
+          c.close()
+        }
+        continue
+      }
       liveEpochs.set(c.id, entry.epoch)
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
