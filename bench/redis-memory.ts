@@ -126,11 +126,12 @@ async function main (): Promise<void> {
   const steps: Step[] = []
   let last = await sample(redis)
   log(`empty platform: used_memory (without client buffers) ${fmtInt(last.usedMemory)} B, ${last.keys} keys`)
-  async function step (name: string, items: number): Promise<void> {
-    // Let in-flight writes and the node's timers settle; memory is read twice and the later reading kept.
+  /** Adds a step measured from `since` (default: the previous step's reading). */
+  async function step (name: string, items: number, since = last): Promise<void> {
+    // Let in-flight writes and the node's timers settle.
     await sleep(1500)
     const now = await sample(redis)
-    const s = { name, items, bytesPerItem: (now.usedMemory - last.usedMemory) / items, keysPerItem: (now.keys - last.keys) / items }
+    const s = { name, items, bytesPerItem: (now.usedMemory - since.usedMemory) / items, keysPerItem: (now.keys - since.keys) / items }
     steps.push(s)
     log(`${name.padEnd(46)} ${fmt(s.bytesPerItem, 0).padStart(6)} B each (${fmt(s.keysPerItem, 2)} keys each; ${fmtInt(items)} items) -> ` +
       `${fmt(s.bytesPerItem * MILLION / 2 ** 20, 0)} MiB per million`)
@@ -158,12 +159,13 @@ async function main (): Promise<void> {
   const connect = (id: string, clean: boolean): Promise<MqttClient> =>
     mqtt.connectAsync(mqttUrl, { clientId: id, username: id, password: tokens.get(id), clean, reconnectPeriod: 0, protocolVersion: 4, connectTimeout: 30_000 })
   const countOnline = async (): Promise<number> => Number((await admin.call(node.httpUrl, 'GET', '/v1/admin/stats')).online ?? -1)
+  const offline = last
   let clients = await mapConcurrent(ids, 32, (id) => connect(id, true))
   await waitUntil(async () => await countOnline().catch(() => -1) === online, 60_000, 200)
   await step('online device (presence entry + index entries)', online)
   await Promise.all(clients.map((c) => c.endAsync()))
   await waitUntil(async () => await countOnline().catch(() => -1) === 0, 60_000, 200)
-  await step('left again (what stays of a visit)', online)
+  await step('left again: what stays of a visit (from before it)', online, offline)
 
   clients = await mapConcurrent(ids, 32, async (id) => {
     const c = await connect(id, false)
@@ -174,10 +176,11 @@ async function main (): Promise<void> {
   await waitUntil(async () => await countOnline().catch(() => -1) === 0, 60_000, 200)
   await step('persistent session, one subscription (offline)', online)
 
-  const total = steps.filter((s) => s.name.startsWith('registered') || s.name.startsWith('token') || s.name.startsWith('persistent') || s.name.startsWith('left'))
-    .reduce((sum, s) => sum + s.bytesPerItem, 0)
-  log(`a registered device with a token, a persistent session and one past visit: ${fmt(total, 0)} B -> ${fmt(total * MILLION / 2 ** 30, 2)} GiB per million, ` +
-    `plus ${fmt((steps.find((s) => s.name.startsWith('online'))?.bytesPerItem ?? 0) * MILLION / 2 ** 20, 0)} MiB per million online`)
+  const bytes = (prefix: string): number => steps.find((s) => s.name.startsWith(prefix))?.bytesPerItem ?? 0
+  const offlineDevice = bytes('registered') + bytes('token') + bytes('left') + bytes('persistent')
+  log(`an offline device with a token, a persistent session and a past visit: ${fmt(offlineDevice, 0)} B -> ${fmt(offlineDevice * MILLION / 2 ** 30, 2)} GiB per million; ` +
+    `online: ${fmt(offlineDevice + bytes('online') - bytes('left'), 0)} B -> ${fmt((offlineDevice + bytes('online') - bytes('left')) * MILLION / 2 ** 30, 2)} GiB per million ` +
+    '(the token figure includes its per-device rate-limit counter, which expires after a minute)')
   const breakdown = await keyBreakdown(redis)
   log('keys at the end (MEMORY USAGE, SAMPLES 0):')
   for (const g of breakdown) log(`  ${g.pattern.padEnd(50)} ${fmtInt(g.keys).padStart(7)} keys ${fmtInt(g.bytes).padStart(12)} B  ${fmt(g.bytes / g.keys, 0).padStart(6)} B each`)
