@@ -158,12 +158,14 @@ async function main (): Promise<void> {
     log(`${'batch of 10,000 devices'.padEnd(26)} wait ${fmt(on, 0)} ms (${fmtInt(BATCH / on * 1000)} devices/s) | no wait ${fmt(off, 0)} ms (${fmtInt(BATCH / off * 1000)} devices/s) | ratio time ${fmt(on / off, 2)} (medians of ${batches})`)
     report.batch = { perRequestMs, medianMs: { wait: on, nowait: off } }
   }
-  // What the waits themselves took, from the waiting process's histogram (each answer counts its whole wait).
+  // What the waits themselves took, from the waiting process's histogram: one observation per WAIT round, which
+  // every answer that arrived while the previous round was in flight shares.
   const metrics = await (await fetch(`${apis.wait.httpUrl}/metrics`, { signal: AbortSignal.timeout(30_000) })).text()
   const metric = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN)
   const waits = metric('pushline_redis_wait_seconds_count')
+  const answers = 2 * requests * rounds * levels.length + batches
   const waitSeconds = metric('pushline_redis_wait_seconds_sum')
-  log(`waits for the replica: ${fmtInt(waits)} answers waited, ${fmt(waitSeconds / waits * 1000, 2)} ms on average; ${metric('pushline_redis_wait_timeouts_total')} timed out`)
+  log(`waits for the replica: ${fmtInt(waits)} WAIT rounds for ${fmtInt(answers)} answers, ${fmt(waitSeconds / waits * 1000, 2)} ms each on average (marker write and WAIT); ${metric('pushline_redis_wait_timeouts_total')} timed out`)
   report.waits = { count: waits, seconds: waitSeconds, timeouts: metric('pushline_redis_wait_timeouts_total') }
   if (admin.retries() > 0) log(`admin requests retried after a 503: ${admin.retries()}`)
 
