@@ -15,7 +15,7 @@
 
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { readFileSync, existsSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -25,12 +25,12 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { createAdminClient } from './lib/admin-api.ts'
 import { startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix, mapConcurrent, provisionOverHttp } from './lib/devices.ts'
-import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
+import { ensureHaServices, haServicesScript, sentinelPrimary, sentinelSettings } from './lib/ha-services.ts'
+import { commonOptions, exitOnHelp, intOption, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
 import { fmtInt, machineInfo } from './lib/stats.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
-const SERVICES = join(ROOT, 'scripts/services.sh')
-const HA_ENV = join(ROOT, '.services/ha/env')
+const SERVICES = haServicesScript(ROOT)
 
 const USAGE = `usage: npx tsx bench/failover.ts [options]
 
@@ -67,16 +67,6 @@ interface RunResult {
 
 const run = promisify(execFile)
 
-function haEnv (): Record<string, string> {
-  return Object.fromEntries(readFileSync(HA_ENV, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
-}
-
-async function sentinelPrimary (env: Record<string, string>): Promise<number> {
-  const [host, port] = (env.PUSHLINE_TEST_HA_SENTINELS as string).split(',')[0]?.split(':') ?? []
-  const { stdout } = await run('redis-cli', ['-h', host as string, '-p', port as string, '--raw', 'sentinel', 'get-master-addr-by-name', env.PUSHLINE_TEST_HA_SENTINEL_MASTER as string])
-  return Number(stdout.trim().split('\n')[1])
-}
-
 async function until (what: string, check: () => Promise<boolean>, ms: number, every = 100): Promise<number> {
   const started = Date.now()
   for (;;) {
@@ -92,8 +82,7 @@ async function oneRun (n: number, args: { devices: number, uplinkMs: number, hea
   const topic = `bench.failover.${runId}`
   const redisPorts = (env.PUSHLINE_TEST_HA_REDIS_PORTS as string).split(',').map(Number)
   const shared = {
-    PUSHLINE_REDIS_SENTINELS: env.PUSHLINE_TEST_HA_SENTINELS as string,
-    PUSHLINE_REDIS_SENTINEL_MASTER: env.PUSHLINE_TEST_HA_SENTINEL_MASTER as string,
+    ...sentinelSettings(env),
     PUSHLINE_HEARTBEAT_MS: String(args.heartbeatMs),
     PUSHLINE_SECRET_HASH_COST: '10',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
@@ -237,12 +226,7 @@ async function main (): Promise<void> {
   }
   const log = (line: string): void => { process.stdout.write(line + '\n') }
 
-  if (!existsSync(HA_ENV) || await run('bash', [SERVICES, 'ha-status']).then(() => false, () => true)) {
-    log('starting the HA services (scripts/services.sh ha-up)')
-    await run('bash', [SERVICES, 'ha-up'], { timeout: 300_000 })
-    onCleanup('stop the HA services', () => run('bash', [SERVICES, 'ha-down']))
-  }
-  const env = haEnv()
+  const env = await ensureHaServices(ROOT, log)
   const machine = machineInfo()
   log(`failover benchmark: ${fmtInt(args.devices)} devices on 3 nodes, uplink every ${args.uplinkMs} ms after its PUBACK, heartbeat ${args.heartbeatMs} ms, ${args.runs} runs`)
   const results: RunResult[] = []

@@ -5,6 +5,8 @@ export interface HttpRequestSpec {
   readonly path: string
   /** JSON body (POST). */
   readonly body?: unknown
+  /** Extra request headers, e.g. the admin key's authorization. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 export interface HttpLoadJob {

@@ -14,7 +14,7 @@ function send (agent: Agent, base: URL, spec: HttpRequestSpec): Promise<{ status
       port: base.port,
       method: spec.method,
       path: spec.path,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+      headers: { ...spec.headers, ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) }
     }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
