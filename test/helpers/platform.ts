@@ -60,6 +60,8 @@ export async function startTestPlatform (t: TestContext, opts: TestPlatformOptio
     PUSHLINE_ADMIN_KEYS: ADMIN_KEY,
     PUSHLINE_LOG_LEVEL: 'debug',
     ...(prefix !== undefined && { ...(opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }), PUSHLINE_REDIS_PREFIX: prefix }),
+    // The Redis-stores run starts single platforms on Redis: the anonymous-mode tests opt in to that explicitly.
+    ...(prefix !== undefined && opts.clusterPrefix === undefined && { PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }),
     ...opts.env
   })
   const chunks: string[] = []
