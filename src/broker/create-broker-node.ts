@@ -383,7 +383,18 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
 
   // The persistence methods aedes keeps off its types; the same object aedes uses, so the wrappers above apply.
   const sessions = (aedes as unknown as { persistence: SessionStore }).persistence
-  async function dropSession (clientId: string): Promise<void> {
+  // aedes-persistence's subscription broadcast keeps one waiter per client and topic, so two removals of one
+  // client's subscriptions running at once in a process leave the first waiting forever (a device deleted
+  // through the API of a process that also receives the deletion's kick did that). One drop per client at a time.
+  const drops = new Map<string, Promise<void>>()
+  function dropSession (clientId: string): Promise<void> {
+    const next = (drops.get(clientId) ?? Promise.resolve()).then(async () => await dropSessionNow(clientId), async () => await dropSessionNow(clientId))
+    drops.set(clientId, next)
+    const forget = (): void => { if (drops.get(clientId) === next) drops.delete(clientId) }
+    next.then(forget, forget)
+    return next
+  }
+  async function dropSessionNow (clientId: string): Promise<void> {
     const client = { id: clientId, clean: false }
     await sessions.cleanSubscriptions(client)
     // The Redis store deletes the queue with the last subscription; the memory one keeps it until each packet is

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt'
+import { bounded } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 
@@ -96,3 +97,18 @@ for (const { mode, start } of modes) {
     await assert.rejects(connectDevice(t, p.mqttUrl, 'refresh-race', token), /Bad username or password/i)
   })
 }
+
+test('redis: two drops of one stored session at once both finish, and the session is gone', { timeout: 60_000 }, async (t) => {
+  // A deletion through the API drops the session while the deletion's kick, reaching the same process, drops it too.
+  const p = await modes[1]!.start(t)
+  const broker = p.broker
+  assert.ok(broker !== undefined)
+  const id = 'dropped-twice'
+  const { token } = await p.provision(id)
+  const { client } = await connectWithAck(t, p, id, token, false)
+  await client.subscribeAsync([`devices/${id}/down`, 'broadcast/all'], { qos: 1 })
+  await client.endAsync()
+  await bounded('both drops of the session', Promise.all([broker.dropSession(id), broker.dropSession(id), broker.dropSession(id)]), 20_000)
+  const again = await connectWithAck(t, p, id, token, false)
+  assert.equal(again.connack.sessionPresent, false)
+})
