@@ -1,8 +1,8 @@
 import { Kafka, logLevel, type Admin, type ITopicConfig, type LogEntry, type RetryOptions } from 'kafkajs'
 import type { Logger } from 'pino'
-import { installRecordEncoding } from './record-encoding.ts'
+import { installProduceRequestEncoding } from './produce-request-encoding.ts'
 
-// kafkajs behind one factory: its logs go to pino, records are encoded by ./record-encoding.ts, and topics are
+// kafkajs behind one factory: its logs go to pino, produce requests are encoded by ./produce-request-encoding.ts, and topics are
 // created explicitly (auto-creation is off).
 
 export interface KafkaClientOptions {
@@ -15,8 +15,8 @@ export interface KafkaClientOptions {
 
 export function createKafka (opts: KafkaClientOptions): Kafka {
   const log = opts.logger.child({ component: 'kafka' })
-  if (installRecordEncoding() === 'too-late') {
-    log.warn({ event: 'kafka_record_encoding' }, 'kafkajs built a produce request before the lean record encoder was installed: it keeps its own (same bytes, more CPU)')
+  if (installProduceRequestEncoding() === 'too-late') {
+    log.warn({ event: 'kafka_produce_encoding' }, 'kafkajs built a produce request before the lean produce encoder was installed: it keeps its own (same bytes, more CPU)')
   }
   return new Kafka({
     clientId: opts.clientId,

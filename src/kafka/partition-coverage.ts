@@ -1,4 +1,4 @@
-import { Partitioners, type Message, type PartitionMetadata, type RecordMetadata } from 'kafkajs'
+import { Partitioners, type ICustomPartitioner, type Message, type PartitionMetadata, type RecordMetadata } from 'kafkajs'
 
 // kafkajs (2.2.4) can resolve a send that left records unsent: its retry after a partition leader died skips every
 // broker that answered the first attempt, also when the dead leader's partitions moved to one of them, and returns
@@ -6,12 +6,33 @@ import { Partitioners, type Message, type PartitionMetadata, type RecordMetadata
 // shipper names each record's partition itself (the same murmur2 choice kafkajs makes by key) and counts a send as
 // done only when Kafka answered for every partition it held records for.
 
-/** Sets each message's partition as kafkajs's default partitioner would pick it for its key. */
+/**
+ * Sets each message's partition as kafkajs's default partitioner would pick it for its key. The hash is taken once
+ * per key of the batch (a device sends many uplinks per batch).
+ */
 export function assignPartitions (topic: string, messages: readonly Message[], partitions: number): Message[] {
   if (partitions < 1) return [...messages]
   const partitioner = Partitioners.DefaultPartitioner()
   const partitionMetadata: PartitionMetadata[] = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: -1, partitionErrorCode: 0, replicas: [], isr: [] }))
-  return messages.map((message) => ({ ...message, partition: partitioner({ topic, partitionMetadata, message }) }))
+  const byKey = new Map<string, number>()
+  return messages.map((message) => {
+    const key = typeof message.key === 'string' ? message.key : undefined
+    let partition = key === undefined ? undefined : byKey.get(key)
+    if (partition === undefined) {
+      partition = partitioner({ topic, partitionMetadata, message })
+      if (key !== undefined) byKey.set(key, partition)
+    }
+    return { ...message, partition }
+  })
+}
+
+/**
+ * The producer's partitioner: a message's own partition (assignPartitions() set it), else kafkajs's default choice.
+ * kafkajs's default filters the partition list on every message before it looks at the message's partition.
+ */
+export const presetPartitioner: ICustomPartitioner = () => {
+  const fallback = Partitioners.DefaultPartitioner()
+  return (args) => args.message.partition ?? fallback(args)
 }
 
 /** The partitions the messages were sent to that the send's answer does not cover. */

@@ -1,13 +1,7 @@
-import { createRequire } from 'node:module'
-
-// kafkajs encodes every Kafka record (RecordBatch v2 record, the one its produce request v3 to v7 uses) through
-// general-purpose Encoder objects: one zero-filled 512-byte buffer per record and one per header, an array and a
-// Buffer per varint, a Long per timestamp delta. With the five headers of an uplink that was most of the CPU the
-// node spent shipping to Kafka. encodeRecord() writes the same bytes into one buffer of the exact size.
-//
-// It goes in as the export of kafkajs's record module, which only the produce request requires, and only when it
-// first builds a produce request. kafkajs is pinned (package.json) and test/unit/record-encoding.test.ts checks
-// that the bytes of whole produce requests are identical with and without it.
+// One Kafka record (RecordBatch v2 record, the one produce requests v3 to v7 carry), written into one buffer of the
+// exact size. kafkajs's own record encoder goes through general-purpose Encoder objects: one zero-filled 512-byte
+// buffer per record and one per header, an array and a Buffer per varint, a Long per timestamp delta; with the five
+// headers of an uplink that was most of the CPU a node spent shipping. ./produce-request-encoding.ts uses this one.
 
 /** What kafkajs's produce request hands its record encoder (a producer message plus the two deltas). */
 export interface RecordInput {
@@ -23,9 +17,6 @@ export interface EncodedRecord {
   readonly buf: Buffer
   readonly buffer: Buffer
 }
-
-const RECORD_MODULE = 'kafkajs/src/protocol/recordBatch/record/v0/index.js'
-const PRODUCE_REQUEST_MODULE = 'kafkajs/src/protocol/requests/produce/v3/request.js'
 
 /** ASCII strings up to this length are copied byte by byte, which beats a call into C++. */
 const SHORT = 64
@@ -71,11 +62,10 @@ function writeBytes (buf: Buffer, at: number, v: Buffer | string | null, length:
   return at + length
 }
 
-/** Encodes one record exactly as kafkajs 2.2's record v0 encoder does. */
-export function encodeRecord (input: RecordInput): EncodedRecord {
-  const offsetDelta = input.offsetDelta ?? 0
-  const timestampDelta = zigZag64(input.timestampDelta ?? 0)
-  if (!Number.isSafeInteger(timestampDelta)) throw new RangeError(`timestamp delta out of range: ${input.timestampDelta}`)
+/** Encodes one record exactly as kafkajs 2.2's record v0 encoder does; the deltas default to the input's. */
+export function encodeRecord (input: RecordInput, offsetDelta = input.offsetDelta ?? 0, delta = input.timestampDelta ?? 0): EncodedRecord {
+  const timestampDelta = zigZag64(delta)
+  if (!Number.isSafeInteger(timestampDelta)) throw new RangeError(`timestamp delta out of range: ${delta}`)
   const key = bytesOf(input.key)
   const value = bytesOf(input.value)
   const keyLength = lengthOf(key)
@@ -116,23 +106,4 @@ export function encodeRecord (input: RecordInput): EncodedRecord {
   at = writeUVarInt(buf, at, zigZag32(headerCount))
   for (let i = 0; i < parts.length; i++) at = writeBytes(buf, at, parts[i] as Buffer | string | null, lengths[i] as number)
   return { buf, buffer: buf }
-}
-
-export type RecordEncodingState = 'installed' | 'already-installed' | 'too-late'
-
-/**
- * Makes kafkajs encode records with encodeRecord(). Idempotent. 'too-late' when kafkajs built a produce request
- * in this process before: it then keeps its own encoder (the same bytes, more CPU).
- */
-export function installRecordEncoding (): RecordEncodingState {
-  const require = createRequire(import.meta.url)
-  const recordPath = require.resolve(RECORD_MODULE)
-  const requestPath = require.resolve(PRODUCE_REQUEST_MODULE)
-  require(RECORD_MODULE)
-  const mod = require.cache[recordPath]
-  if (mod === undefined) throw new Error(`${RECORD_MODULE} did not load`)
-  if (mod.exports === encodeRecord) return 'already-installed'
-  if (require.cache[requestPath] !== undefined) return 'too-late'
-  mod.exports = encodeRecord
-  return 'installed'
 }

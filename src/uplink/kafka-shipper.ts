@@ -1,10 +1,10 @@
 import { open } from 'node:fs/promises'
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs'
+import type { Kafka, Message, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
 import { setUpCompression } from '../kafka/compression.ts'
 import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
-import { assignPartitions, unansweredPartitions } from '../kafka/partition-coverage.ts'
+import { assignPartitions, presetPartitioner, unansweredPartitions } from '../kafka/partition-coverage.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
@@ -163,7 +163,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: presetPartitioner,
       retry: { retries: opts.sendRetries ?? 2 }
     })
     try {

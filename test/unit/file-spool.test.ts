@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises'
+import { crc32 } from 'node:zlib'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { basename, join } from 'node:path'
@@ -23,6 +24,20 @@ function uplink (i: number, payload: Buffer = Buffer.from(`{"n":${i}}`)): Uplink
     payload
   }
 }
+
+test('a frame is laid out as the format says: CRC-32 of the length field and the body, so older spools read on', { timeout: 10_000 }, () => {
+  for (const payload of [Buffer.alloc(0), Buffer.from('{"t":21.5}'), Buffer.alloc(70_000, 0xa5)]) {
+    const frame = encodeSpoolRecord(12_345, { ...uplink(3, payload), deviceId: 'gerät-ü' })
+    const length = frame.readUInt32BE(0)
+    assert.equal(frame.length, 8 + length)
+    // Computed apart from the encoder: zlib's CRC-32 over the length field followed by the body.
+    assert.equal(frame.readUInt32BE(4), crc32(Buffer.concat([frame.subarray(0, 4), frame.subarray(8)])), `payload of ${payload.length} bytes`)
+    const records: SpoolRecord[] = []
+    decodeRecords('binary', frame, { record: (r) => records.push(r), unreadable: () => assert.fail('an intact frame read as damaged') })
+    assert.equal(records[0]?.deviceId, 'gerät-ü')
+    assert.ok(records[0]?.payload.equals(payload))
+  }
+})
 
 async function readAll (dir: string): Promise<SpoolRecord[]> {
   const out: SpoolRecord[] = []

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Partitioners, type PartitionMetadata } from 'kafkajs'
-import { assignPartitions, unansweredPartitions } from '../../src/kafka/partition-coverage.ts'
+import { assignPartitions, presetPartitioner, unansweredPartitions } from '../../src/kafka/partition-coverage.ts'
 
 const meta = (n: number): PartitionMetadata[] => Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }))
 
@@ -20,4 +20,15 @@ test('a send whose answer misses a partition it carried records for is not done'
   assert.deepEqual(unansweredPartitions(messages, [answer(0), answer(2)]), [])
   assert.deepEqual(unansweredPartitions(messages, [answer(0)]), [2], 'the moved leader\'s partition was skipped')
   assert.deepEqual(unansweredPartitions(messages, [answer(0), answer(2, 6)]), [2], 'an answer with an error does not count')
+})
+
+test('the producer\'s partitioner keeps a message\'s own partition and otherwise picks as kafkajs does', () => {
+  const ours = presetPartitioner()
+  const kafkajs = Partitioners.DefaultPartitioner()
+  const partitionMetadata = meta(12)
+  assert.equal(ours({ topic: 't', partitionMetadata, message: { key: 'dev-1', value: 'v', partition: 7 } }), 7)
+  for (let i = 0; i < 50; i++) {
+    const message = { key: `dev-${i}`, value: 'v' }
+    assert.equal(ours({ topic: 't', partitionMetadata, message }), kafkajs({ topic: 't', partitionMetadata, message }), message.key)
+  }
 })
