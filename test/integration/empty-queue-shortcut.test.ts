@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { syncBuiltinESMExports } from 'node:module'
 import stream, { Readable, Transform, Writable } from 'node:stream'
 import { test } from 'node:test'
-import { emptyQueueStream, installEmptyQueueShortcut } from '../../src/broker/empty-queue-shortcut.ts'
+import { emptyQueueStream, installEmptyQueueShortcut } from '../../src/broker/aedes/skip-empty-queue-pipeline.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { isMqttString } from '../../src/broker/strict-utf8-strings.ts'
+import { isMqttString } from '../../src/broker/aedes/refuse-malformed-utf8-strings.ts'
 
 test('an MQTT string is well-formed UTF-8 without U+0000', () => {
   assert.equal(isMqttString(Buffer.from('devices/d-1/telemetry')), true)
