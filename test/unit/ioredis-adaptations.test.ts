@@ -12,7 +12,7 @@ function idle (): Redis {
   return new Redis({ lazyConnect: true, enableOfflineQueue: false })
 }
 
-test('channels get the prefix on the way out; ioredis\'s resubscribe (an array, already prefixed) passes as it is', () => {
+test('channels get the prefix on the way out; ioredis\'s resubscribe (an array, already prefixed) passes as it is', async () => {
   const pub = idle()
   const sub = idle()
   const calls: unknown[][] = []
@@ -21,12 +21,14 @@ test('channels get the prefix on the way out; ioredis\'s resubscribe (an array, 
     for (const name of names) Reflect.set(conn, name, record(name))
   }
   prefixChannels(pub, sub, 'p1:mq:')
-  void pub.publish('devices/d-1/down', 'x')
-  void sub.subscribe('devices/+/down')
-  void sub.psubscribe('devices/*')
-  void sub.subscribe(['p1:mq:a', 'p1:mq:b'] as unknown as string)
-  void sub.unsubscribe('t')
-  void sub.punsubscribe('t*')
+  await Promise.all([
+    pub.publish('devices/d-1/down', 'x'),
+    sub.subscribe('devices/+/down'),
+    sub.psubscribe('devices/*'),
+    sub.subscribe(['p1:mq:a', 'p1:mq:b'] as unknown as string),
+    sub.unsubscribe('t'),
+    sub.punsubscribe('t*')
+  ])
   assert.deepEqual(calls, [
     ['publish', 'p1:mq:devices/d-1/down', 'x'],
     ['subscribe', 'p1:mq:devices/+/down'],
