@@ -141,7 +141,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
     connectTimeout: opts.connectTimeoutMs ?? 10_000,
     // The built-in (embedded mode) mqemitter: no delivery slots, whose overflow array is drained with an O(n)
-    // shift and collapsed under a flood (docs/design.md); flood-guard.ts bounds the backlog instead.
+    // shift and collapsed under a flood (docs/design.md); aedes/bound-deliveries-under-flood.ts bounds the backlog instead.
     concurrency: 0,
     drainTimeout: 15_000,
     // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
