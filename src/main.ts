@@ -7,13 +7,9 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { createBrokerNode, DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from './broker/create-broker-node.ts'
-import { createConnectionLimits } from './broker/connection-limits.ts'
+import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
 import { createCertificateLogins } from './broker/client-certificate.ts'
-import { installFloodGuard } from './broker/flood-guard.ts'
-import { limitPacketSize, maxPacketBytes, maxWebSocketMessageBytes } from './broker/packet-size-limit.ts'
-import { loadTlsCredentials } from './broker/tls-credentials.ts'
-import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
+import { listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
 import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
@@ -26,7 +22,6 @@ import { createKafka } from './kafka/kafka-client.ts'
 import { shipperSettings } from './kafka/shipper-settings.ts'
 import type { ReadinessReport } from './http/routes/health.ts'
 import { createMetrics } from './metrics/metrics.ts'
-import { createNetworkByteMeter } from './metrics/network-bytes.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
 import type { ConnectionControl, KickReason, KickTarget } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
@@ -306,63 +301,33 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         persistence: transport?.persistence,
         connectTimeoutMs: config.connectTimeoutMs,
         keepaliveMaxSeconds: config.keepaliveMaxSeconds,
+        connections: {
+          host: config.host,
+          mqttPort: config.mqttPort,
+          wsPort: config.wsPort,
+          ...(config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined && {
+            tls: {
+              certFile: config.tlsCertFile,
+              keyFile: config.tlsKeyFile,
+              caFile: config.tlsCaFile,
+              clientCaFile: config.tlsClientCaFile,
+              clientCrlFile: config.tlsClientCrlFile,
+              mqttsPort: config.mqttsPort,
+              wssPort: config.wssPort
+            }
+          }),
+          subscriberBufferBytes: config.subscriberBufferBytes,
+          deliveryQueueMax: config.deliveryQueueMax,
+          maxConnections: config.maxConnections,
+          connectRatePerSecond: config.connectRatePerSecond,
+          connectRateBurst: config.connectRateBurst
+        },
         ...pushStack.brokerHooks
       })
       broker = b
       onClose('broker', () => b.close())
       await pushStack.startAgent(b)
-      const bytes = createNetworkByteMeter()
-      metrics.networkBytesSource = bytes.totals
-      const flood = installFloodGuard(b.aedes, {
-        subscriberBufferBytes: config.subscriberBufferBytes,
-        deliveryQueueMax: config.deliveryQueueMax,
-        exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
-        onDropped: (reason) => { metrics.deliveriesDropped.inc({ reason }) },
-        onPublisherPaused: () => { metrics.publishersPaused.inc() }
-      })
-      metrics.deliveryBacklogSource = flood.backlog
-      const limits = createConnectionLimits({
-        maxConnections: config.maxConnections,
-        ratePerSecond: config.connectRatePerSecond,
-        burst: config.connectRateBurst,
-        refusalTimeoutMs: config.connectTimeoutMs,
-        onRefused: (reason) => { metrics.connectsRefused.inc({ reason }) }
-      })
-      const packetLimit = maxPacketBytes(config.maxPayloadBytes)
-      const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
-        ? undefined
-        : {
-            credentials: await loadTlsCredentials({
-              certFile: config.tlsCertFile,
-              keyFile: config.tlsKeyFile,
-              caFile: config.tlsCaFile,
-              clientCaFile: config.tlsClientCaFile,
-              clientCrlFile: config.tlsClientCrlFile
-            }),
-            mqttsPort: config.mqttsPort,
-            wssPort: config.wssPort
-          }
-      const l = await startListeners({
-        host: config.host,
-        mqttPort: config.mqttPort,
-        wsPort: config.wsPort,
-        connectTimeoutMs: config.connectTimeoutMs,
-        maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
-        onMessageTooLarge: (limit) => {
-          metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
-          logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
-        },
-        tls,
-        handle: limits.wrap((stream, req) => {
-          bytes.track(stream, req)
-          const client = flood.handle(stream, req)
-          limitPacketSize(client, packetLimit, (announced) => {
-            metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
-            logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
-          })
-          return client
-        })
-      })
+      const l = await b.listen()
       listeners = l
       // Stop accepting before the broker closes its clients.
       onClose('listeners', () => l.close())

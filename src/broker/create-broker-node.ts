@@ -5,25 +5,19 @@ import type { AclDenyAction } from '../config/settings.ts'
 import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
-import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
-import { createConnackGate } from './hold-until-connack.ts'
 import type { CertificateLogins } from './client-certificate.ts'
-import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
-import { discardQueueWithSession } from './clean-session-queue.ts'
-import { skipIdleRoundTrips } from './persistence-shortcuts.ts'
-import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.ts'
-import { guardSubscriptions } from './subscription-guard.ts'
-import { refuseMalformedStrings } from './strict-utf8-strings.ts'
+import { adaptBroker, adaptConnections, adaptPersistence, type BrokerAdaptations } from './aedes/install-adaptations.ts'
+import { brokerInternals, registeredClient } from './aedes/internals.ts'
+import { maxPacketBytes } from './aedes/refuse-oversized-packets.ts'
+import { resendStoredQueues } from './aedes/resend-stored-queue.ts'
+import { serveConnections, type ConnectionSettings } from './serve-connections.ts'
+import type { Listeners } from './listeners.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { newTraceId } from '../shared/trace.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
-
-// aedes-persistence is CommonJS whose module.exports is the factory; its types describe an ES default export,
-// which NodeNext resolution reads as the module object.
-const createMemoryPersistence = aedesPersistence as unknown as () => object
 
 export interface BrokerNodeOptions {
   readonly nodeId: string
@@ -55,6 +49,8 @@ export interface BrokerNodeOptions {
   readonly connectTimeoutMs?: number
   /** Longest keepalive; clients asking for none or more are held to it (connection-limits.ts). */
   readonly keepaliveMaxSeconds?: number
+  /** The listeners and the bounds on their connections (flood guard, connection limits, TLS), opened by listen(). */
+  readonly connections: ConnectionSettings
 }
 
 export interface BrokerNode {
@@ -81,6 +77,8 @@ export interface BrokerNode {
   kickLocal (deviceId: string): boolean
   /** The device's live client on this node, if any. */
   localClient (deviceId: string): Client | undefined
+  /** Opens the MQTT listeners (TCP, WebSocket, and with TLS their secure twins). Call once the node's hooks are ready. */
+  listen (): Promise<Listeners>
   close (): Promise<void>
 }
 
@@ -89,19 +87,6 @@ export interface BrokerNode {
  * kept by their sender, never in the session store, where nothing would ever delete it.
  */
 export const DIRECT_BROKER_ID_SUFFIX = ':direct'
-
-interface SessionStore {
-  cleanSubscriptions (client: { id: string }): Promise<unknown>
-  outgoingStream (client: { id: string, clean: boolean }): AsyncIterable<{ messageId?: number }>
-  outgoingClearMessageId (client: { id: string }, packet: { messageId?: number }): Promise<unknown>
-  storeRetained (packet: { cmd: 'publish', topic: string, payload: Buffer, qos: 0, retain: true, dup: false }): Promise<unknown>
-}
-
-// aedes keeps `clients` off its type declarations.
-type ClientMap = Record<string, Client | undefined>
-const clientsOf = (aedes: Aedes): ClientMap => (aedes as unknown as { clients: ClientMap }).clients
-
-type PublishFn = (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
 
 function refusal (returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError {
   // AuthErrorCode is an ambient const enum, which isolatedModules cannot read: the literal is the same value.
@@ -136,30 +121,18 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return gate
   }
   let accepting = true
-  installEmptyQueueShortcut()
-  const persistence = guardSubscriptions(skipIdleRoundTrips(opts.persistence ?? discardQueueWithSession(createMemoryPersistence())), (client, sub) => {
-    const identity = identities.get(client)
-    return identity !== undefined && maySubscribe(identity, sub.topic)
+  const isDirect = (packet: { brokerId?: string }): boolean => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true
+  const persistence = adaptPersistence({
+    persistence: opts.persistence,
+    granted: (client, sub) => {
+      const identity = identities.get(client)
+      return identity !== undefined && maySubscribe(identity, sub.topic)
+    },
+    isDirect,
+    onPuback: opts.onPuback
   })
-  {
-    const store = persistence as unknown as { outgoingUpdate: (client: Client, packet: { brokerId?: string }) => Promise<unknown> }
-    const update = store.outgoingUpdate.bind(persistence)
-    store.outgoingUpdate = async (client, packet) => {
-      if (packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true) return
-      return await update(client, packet)
-    }
-  }
-  // handlePuback calls outgoingClearMessageId with the PUBACK: the one place that sees its packet id.
-  if (opts.onPuback !== undefined) {
-    const onPuback = opts.onPuback
-    const store = persistence as unknown as { outgoingClearMessageId: (client: Client, packet: { messageId?: number }) => Promise<unknown> }
-    const clear = store.outgoingClearMessageId.bind(persistence)
-    store.outgoingClearMessageId = (client, packet) => {
-      // Skipping the store for direct downlinks saves a lookup per PUBACK (5% of a node's CPU in a 100,000-device broadcast).
-      if (packet.messageId !== undefined && (packet as { cmd?: string }).cmd === 'puback' && onPuback(client, packet.messageId)) return Promise.resolve(undefined)
-      return clear(client, packet)
-    }
-  }
+  // Installed after listen(), before the first connection (whose preConnect is the first use).
+  const adapted: { broker?: BrokerAdaptations } = {}
 
   const aedes = new Aedes({
     id: opts.nodeId,
@@ -168,17 +141,16 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     heartbeatInterval: opts.heartbeatIntervalMs ?? 5000,
     connectTimeout: opts.connectTimeoutMs ?? 10_000,
     // The built-in (embedded mode) mqemitter: no delivery slots, whose overflow array is drained with an O(n)
-    // shift and collapsed under a flood (docs/design.md); flood-guard.ts bounds the backlog instead.
+    // shift and collapsed under a flood (docs/design.md); aedes/bound-deliveries-under-flood.ts bounds the backlog instead.
     concurrency: 0,
     drainTimeout: 15_000,
     // Devices often publish right after CONNECT, before an authenticate that waits on Redis has answered.
     queueLimit: 1000,
 
     preConnect (client, packet, done) {
-      releaseConnectPacket(client)
+      adapted.broker?.atPreConnect(client)
       connectPackets.set(client, packet)
       if (opts.keepaliveMaxSeconds !== undefined) boundKeepalive(packet, opts.keepaliveMaxSeconds)
-      connackGate.hold(client)
       done(null, true)
     },
 
@@ -326,26 +298,6 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     }
   })
 
-  const connackGate = createConnackGate(aedes)
-
-  // Route only what the hooks left: aedes calls publish(packet, client, done) after authorizePublish.
-  const route = (aedes.publish as unknown as PublishFn).bind(aedes)
-  // aedes announces every connect and disconnect on $SYS/{node}/new/clients and .../disconnect/clients: in
-  // cluster mode a Redis PUBLISH per connect and per disconnect, decoded by every node. Nothing listens to the
-  // second; the first makes other nodes close a client with the same id, which the cluster member does from
-  // presence instead (onTakeover, and reconciliation when that close is lost).
-  const announcements = new Set([`$SYS/${opts.nodeId}/new/clients`, `$SYS/${opts.nodeId}/disconnect/clients`])
-  const guarded: PublishFn = (packet, client, done) => {
-    if (client !== null && typeof client === 'object' && consumed.has(packet)) return done()
-    if (announcements.has(packet.topic)) {
-      // aedes's own announcements pass the callback in the client's place.
-      const callback = typeof client === 'function' ? client as () => void : done
-      return callback?.()
-    }
-    route(packet, client, done)
-  }
-  ;(aedes as unknown as { publish: PublishFn }).publish = guarded
-
   // Registered (authenticated) and not closed: a client between registration and CONNACK counts, as it does in presence.
   // Kept from aedes's own events rather than copied out of its client map on every call: heartbeat, reconcile and
   // metrics each did that, 7% of a node's CPU at 16,000 clients. A client closed without a clientDisconnect
@@ -359,30 +311,40 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   const liveSessions = (): number => liveClients().length
   aedes.on('client', (c) => { registered.add(c); metrics.connects.inc() })
   aedes.on('clientDisconnect', (c) => { registered.delete(c) })
-  {
-    const handle = aedes.handle
-    aedes.handle = (conn, req) => {
-      const client = handle(conn, req)
-      useLeanParserBuffer(client)
-      refuseMalformedStrings(client, () => {
-        metrics.uplinksRefused.inc({ reason: 'malformed_string' })
-        logger.info({ event: 'malformed_string', clientId: client.id }, 'a string in a packet is not well-formed UTF-8 or holds U+0000: connection closed (MQTT 3.1.1, 1.5.3)')
-      })
-      return client
-    }
-  }
   // Counted when Prometheus scrapes, not on every connect: walking every client per event made connecting
   // n devices cost n² (70% of broker CPU in bench/connect-rate.ts).
   metrics.connectionsSource = liveSessions
   aedes.on('clientError', (client, err) => { logger.debug({ event: 'client_error', clientId: client.id, err: err.message }, 'client error') })
   aedes.on('connectionError', (_client, err) => { logger.debug({ event: 'connection_error', err: err.message }, 'connection error') })
   // Persistence errors are emitted here; without a listener they would crash the process.
-  ;(aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => { logger.error({ event: 'broker_error', err: err.message }, 'broker error') })
+  ;(aedes as NodeJS.EventEmitter).on('error', (err: Error) => { logger.error({ event: 'broker_error', err: err.message }, 'broker error') })
 
   await aedes.listen()
+  adapted.broker = adaptBroker(aedes, {
+    nodeId: opts.nodeId,
+    consumed: (packet) => consumed.has(packet),
+    onMalformedString: (client) => {
+      metrics.uplinksRefused.inc({ reason: 'malformed_string' })
+      logger.info({ event: 'malformed_string', clientId: client.id }, 'a string in a packet is not well-formed UTF-8 or holds U+0000: connection closed (MQTT 3.1.1, 1.5.3)')
+    }
+  })
+  const packetLimit = maxPacketBytes(opts.maxPayloadBytes)
+  const connections = adaptConnections(aedes, {
+    subscriberBufferBytes: opts.connections.subscriberBufferBytes,
+    deliveryQueueMax: opts.connections.deliveryQueueMax,
+    exempt: isDirect,
+    onDropped: (reason) => { metrics.deliveriesDropped.inc({ reason }) },
+    onPublisherPaused: () => { metrics.publishersPaused.inc() },
+    maxPacketBytes: packetLimit,
+    onPacketTooLarge: (announced) => {
+      metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+      logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
+    }
+  })
+  metrics.deliveryBacklogSource = connections.flood.backlog
 
-  // The persistence methods aedes keeps off its types; the same object aedes uses, so the wrappers above apply.
-  const sessions = (aedes as unknown as { persistence: SessionStore }).persistence
+  // The same object aedes uses, so the adaptations installed on it apply.
+  const sessions = brokerInternals(aedes).persistence
   // aedes-persistence's subscription broadcast keeps one waiter per client and topic, so two removals of one
   // client's subscriptions running at once in a process leave the first waiting forever (a device deleted
   // through the API of a process that also receives the deletion's kick did that). One drop per client at a time.
@@ -409,38 +371,33 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     setAccepting (value) { accepting = value },
     dropSession,
     async forgetDevice (deviceId) {
-      clientsOf(aedes)[deviceId]?.close()
+      registeredClient(aedes, deviceId)?.close()
       await dropSession(deviceId)
       // An empty retained payload deletes the retained message (MQTT 3.1.1, 3.3.1.3), in both stores.
       await sessions.storeRetained({ cmd: 'publish', topic: `devices/${deviceId}/down`, payload: Buffer.alloc(0), qos: 0, retain: true, dup: false })
     },
     async resendStored () {
-      const store = (aedes as unknown as { persistence: { outgoingStream: (c: Client) => AsyncIterable<unknown> } }).persistence
-      let sent = 0
-      for (const client of liveClients().filter((c) => !c.clean && c.connected)) {
-        const c = client as unknown as { deliverQoS: (p: unknown, cb: () => void) => void, duplicates: Record<string, number> }
-        // aedes drops a packet whose per-broker counter is not above the highest it delivered to this client;
-        // after a gap the lost ones are below it. Let each stored packet through once, then put the mark back.
-        const highest = { ...c.duplicates }
-        for await (const packet of store.outgoingStream(client)) {
-          const { brokerId, brokerCounter } = packet as { brokerId?: string, brokerCounter?: number }
-          if (brokerId !== undefined && brokerCounter !== undefined) c.duplicates[brokerId] = brokerCounter - 1
-          await new Promise<void>((resolve) => c.deliverQoS(packet, resolve))
-          sent++
-        }
-        for (const [id, counter] of Object.entries(highest)) c.duplicates[id] = Math.max(counter, c.duplicates[id] ?? 0)
-      }
-      return sent
+      return await resendStoredQueues(aedes, liveClients().filter((c) => !c.clean && c.connected))
     },
     localClient (deviceId) {
-      const c = clientsOf(aedes)[deviceId]
+      const c = registeredClient(aedes, deviceId)
       return c === undefined || c.closed ? undefined : c
     },
     kickLocal (deviceId) {
-      const c = clientsOf(aedes)[deviceId]
+      const c = registeredClient(aedes, deviceId)
       if (c === undefined) return false
       c.close()
       return true
+    },
+    async listen () {
+      return await serveConnections({
+        settings: opts.connections,
+        connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+        maxPacketBytes: packetLimit,
+        handle: connections.handle,
+        logger,
+        metrics
+      })
     },
     close () {
       return new Promise<void>((resolve) => aedes.close(() => resolve()))

@@ -1,9 +1,11 @@
 import MQEmitterRedis from 'mqemitter-redis'
 import redisPersistence from 'aedes-persistence-redis'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { RedisTarget } from '../config/load-config.ts'
 import { createRedis } from '../shared/redis.ts'
+import { prefixChannels } from '../shared/ioredis/prefix-pubsub-channels.ts'
+import { quitOrDisconnect } from '../shared/ioredis/quit-or-disconnect.ts'
+import { stateOf } from './mqemitter-redis-state.ts'
 
 // What aedes shares between nodes through Redis: routing (mqemitter-redis) and sessions (aedes-persistence-redis).
 // The transport owns the three Redis connections, so it can cut them at close even when Redis is unreachable
@@ -34,24 +36,6 @@ export interface RedisTransportOptions {
   readonly onSubscriberGap?: (gap: SubscriberGap) => void
 }
 
-/**
- * mqemitter-redis publishes and subscribes on the MQTT topic itself; ioredis's keyPrefix does not cover channels.
- * The prefix is added on the way out only: mqemitter-redis reads the topic from the message, not the channel. The
- * prefix's characters ([A-Za-z0-9_.:-], checked by the config) are not glob-special, so patterns stay intact.
- */
-function prefixChannels (pubConn: Redis, subConn: Redis, prefix: string): void {
-  type Channeled = (channel: string | string[], ...rest: unknown[]) => unknown
-  const wrap = (conn: Redis, method: 'publish' | 'subscribe' | 'psubscribe' | 'unsubscribe' | 'punsubscribe'): void => {
-    const target = conn as unknown as Record<string, Channeled>
-    const original = (target[method] as Channeled).bind(conn)
-    // mqemitter-redis passes one channel as a string; ioredis's resubscribe after a reconnect passes the array of
-    // channels it recorded, which carry the prefix already.
-    target[method] = (channel, ...rest) => original(typeof channel === 'string' ? prefix + channel : channel, ...rest)
-  }
-  wrap(pubConn, 'publish')
-  for (const method of ['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe'] as const) wrap(subConn, method)
-}
-
 export function createRedisTransport (opts: RedisTransportOptions): RedisTransport {
   const { logger } = opts
   const name = (role: string): string => `pushline:${opts.nodeId}:${role}`
@@ -63,17 +47,11 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
   // same id off the other (aedes's $SYS/{node}/new/clients announcement reaches every node on the channel).
   const persistenceConn = createRedis(opts.target, logger, name('persistence'), { commandTimeoutMs: 10_000, keyPrefix: `${opts.prefix}aedes:` })
   prefixChannels(pubConn, subConn, `${opts.prefix}mq:`)
-  // mqemitter-redis's close() calls quit() on both and leaves the promise unhandled: with Redis down that is an
-  // unhandled rejection. Make quit fall back to a hard disconnect, which still ends the connection.
-  for (const conn of [pubConn, subConn]) {
-    const quit = conn.quit.bind(conn)
-    ;(conn as unknown as { quit: () => Promise<string> }).quit = () => quit().catch(() => { conn.disconnect(); return 'OK' })
-  }
+  for (const conn of [pubConn, subConn]) quitOrDisconnect(conn)
   // concurrency 0: no per-node delivery slots, so one frozen subscriber cannot stall the node (docs/design.md, "A frozen subscriber stalls a node").
   const mq = MQEmitterRedis({ subConn, pubConn, concurrency: 0 })
   // Without this listener a Redis error inside mqemitter-redis crashes the process.
-  const state = (mq as unknown as { state: NodeJS.EventEmitter }).state
-  state.on('error', (err: Error) => { logger.warn({ event: 'mq_redis_error', err: err.message }, 'mqemitter-redis error') })
+  stateOf(mq).on('error', (err: Error) => { logger.warn({ event: 'mq_redis_error', err: err.message }, 'mqemitter-redis error') })
   const persistence = redisPersistence({ conn: persistenceConn })
 
   // Pub/sub is at most once: whatever Redis published while the subscriber connection was down is gone for

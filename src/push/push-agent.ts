@@ -2,6 +2,7 @@ import type { Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
+import { connackSent, deliverToClient, subscribedFilters, subscriptionQos, takePacketId } from '../broker/aedes/internals.ts'
 import type { BroadcastStore } from '../stores/broadcast-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptStore } from '../stores/receipt-store.ts'
@@ -54,17 +55,6 @@ type InFlight =
   | { readonly kind: 'device', readonly deviceId: string, readonly pushId: string, readonly id: number, readonly traceId: string | undefined }
   | { readonly kind: 'broadcast', readonly pushId: string }
 
-// aedes keeps these off its type declarations.
-interface ClientInternals {
-  _nextId: number
-  clean: boolean
-  connackSent: boolean
-  connected: boolean
-  conn: { write (chunk: Buffer): boolean, destroyed?: boolean }
-  subscriptions: Record<string, { qos: number } | undefined>
-  deliverQoS (packet: object, cb: () => void): void
-}
-
 const CATCH_UP_LIMIT = 1000
 const MAX_PENDING_ACK_PUSHES = 1000
 /**
@@ -110,16 +100,14 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   }
 
   /** The QoS a downlink on `topic` goes out with: aedes lowers it to the subscription's, so do it first. */
-  function effectiveQos (c: ClientInternals, topic: string, qos: 0 | 1): 0 | 1 {
-    const sub = c.subscriptions[topic]
-    return sub !== undefined && sub.qos < qos ? 0 : qos
+  function effectiveQos (client: Client, topic: string, qos: 0 | 1): 0 | 1 {
+    const granted = subscriptionQos(client, topic)
+    return granted !== undefined && granted < qos ? 0 : qos
   }
 
   /** Takes the client's next packet id, as aedes would, and remembers what it carries so the PUBACK can be matched. */
   function track (client: Client, tag: InFlight): number {
-    const c = client as unknown as ClientInternals
-    const messageId = c._nextId
-    c._nextId = c._nextId >= 65535 ? 1 : c._nextId + 1
+    const messageId = takePacketId(client)
     let m = inFlight.get(client)
     if (m === undefined) inFlight.set(client, m = new Map())
     m.set(messageId, tag)
@@ -128,14 +116,15 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
 
   /** Writes one targeted downlink through aedes (which keeps a persistent session's outgoing copy). Resolves the QoS it went out with. */
   function write (client: Client, topic: string, payload: Buffer, qos: 0 | 1, tag: InFlight): Promise<0 | 1> {
-    const c = client as unknown as ClientInternals
-    const effective = effectiveQos(c, topic, qos)
+    const effective = effectiveQos(client, topic, qos)
     const messageId = effective === 1 ? track(client, tag) : undefined
     const packet = { cmd: 'publish', topic, payload, qos: effective, retain: false, dup: false, brokerId, brokerCounter: ++counter, messageId }
-    return new Promise((resolve) => c.deliverQoS(packet, () => {
-      opts.metrics?.downlinks.inc({ kind: tag.kind, qos: effective })
-      resolve(effective)
-    }))
+    return new Promise((resolve) => {
+      deliverToClient(client, packet, () => {
+        opts.metrics?.downlinks.inc({ kind: tag.kind, qos: effective })
+        resolve(effective)
+      })
+    })
   }
 
   async function deliverEntry (client: Client, deviceId: string, entry: HistoryEntry, how: 'order' | 'catch-up'): Promise<void> {
@@ -161,7 +150,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   function ready (deviceId: string): Client | undefined {
     const client = broker?.localClient(deviceId)
     // Before CONNACK the client is left to the catch-up that runs when it is ready.
-    return client !== undefined && (client as unknown as ClientInternals).connackSent ? client : undefined
+    return client !== undefined && connackSent(client) ? client : undefined
   }
 
   function deliver (batch: readonly TargetedDelivery[]): void {
@@ -195,21 +184,20 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   }
 
   /** Whether the client takes writes on `topic` now: CONNACK sent, socket open, subscribed. */
-  function writable (c: ClientInternals, topic: string): boolean {
-    return c.connackSent && c.connected && c.conn.destroyed !== true && c.subscriptions[topic] !== undefined
+  function writable (client: Client, topic: string): boolean {
+    return connackSent(client) && client.connected && client.conn.destroyed !== true && subscriptionQos(client, topic) !== undefined
   }
 
   /** Writes one broadcast to one client; returns the QoS it went out with, undefined when not written. */
   function writeBroadcast (client: Client, cached: CachedBroadcast, tag: InFlight): 0 | 1 | undefined {
-    const c = client as unknown as ClientInternals
     const { topic, qos, pushId } = cached.broadcast
-    if (!writable(c, topic)) return undefined
-    if (effectiveQos(c, topic, qos) === 1) {
-      c.conn.write(cached.frames[1].bytes(track(client, tag)))
+    if (!writable(client, topic)) return undefined
+    if (effectiveQos(client, topic, qos) === 1) {
+      client.conn.write(cached.frames[1].bytes(track(client, tag)))
       note(pendingSent, pushId).add(client.id)
       return 1
     }
-    c.conn.write(cached.frames[0].bytes())
+    client.conn.write(cached.frames[0].bytes())
     noteGot(pushId, client.id)
     return 0
   }
@@ -289,7 +277,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   async function resync (): Promise<void> {
     const missed = (await opts.broadcasts.live(now())).filter((kept) => !live.has(kept.pushId, kept.topic))
     for (const order of missed) broadcast(order)
-    const clients = (broker?.liveClients() ?? []).filter((c) => (c as unknown as ClientInternals).connackSent)
+    const clients = (broker?.liveClients() ?? []).filter(connackSent)
     for (let i = 0; i < clients.length; i += RESYNC_CONCURRENCY) {
       await Promise.all(clients.slice(i, i + RESYNC_CONCURRENCY).map((c) => catchUp(c, QUEUED).catch(fail('catch-up after a delivery gap'))))
     }
@@ -299,8 +287,8 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const onClientReady = (client: Client): void => {
     catchUp(client).catch(fail('catch-up'))
     // A persistent session's restored subscriptions bring no subscribe event.
-    if (live.empty || (client as unknown as ClientInternals).clean) return
-    const topics = Object.keys((client as unknown as ClientInternals).subscriptions).filter(broadcastTopic)
+    if (live.empty || client.clean) return
+    const topics = subscribedFilters(client).filter(broadcastTopic)
     if (topics.length > 0) catchUpBroadcasts(client, topics).catch(fail('broadcast catch-up'))
   }
 

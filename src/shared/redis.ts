@@ -1,8 +1,8 @@
-import type { Duplex } from 'node:stream'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { RedisTarget } from '../config/load-config.ts'
-import { coalesceWrites } from './coalesce-writes.ts'
+import { coalesceWrites } from './ioredis/coalesce-socket-writes.ts'
+import { socketOf } from './ioredis/internals.ts'
 
 export interface CreateRedisOptions {
   /** Commands fail after this long instead of waiting for Redis (0: no timeout). Default 2000. */
@@ -40,7 +40,7 @@ function targetOptions (target: RedisTarget): { url?: string, options: RedisOpti
  * pub/sub subscribers all come from here, so each one follows a Sentinel failover the same way.
  * The client never crashes the process: errors are logged (once per outage), and commands fail within
  * `commandTimeoutMs` during an outage or a failover instead of queueing forever, so callers can answer "unavailable".
- * The commands of one event loop turn leave in one write (coalesce-writes.ts).
+ * The commands of one event loop turn leave in one write (ioredis/coalesce-socket-writes.ts).
  */
 export function createRedis (target: RedisTarget, logger: Logger, name: string, opts: CreateRedisOptions = {}): Redis {
   const { url, options } = targetOptions(target)
@@ -50,7 +50,7 @@ export function createRedis (target: RedisTarget, logger: Logger, name: string, 
     ...(opts.keyPrefix !== undefined && { keyPrefix: opts.keyPrefix }),
     // Not ioredis's auto-pipelining: it batches only within one tick, and its Pipeline objects were a third of
     // the broker's allocations in a burst of connects. Holding the rest of a turn's writes after its first
-    // (coalesce-writes.ts) batches more for less.
+    // (ioredis/coalesce-socket-writes.ts) batches more for less.
     maxRetriesPerRequest: 1,
     ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
     retryStrategy: (times) => Math.min(100 * times, 2000),
@@ -61,7 +61,11 @@ export function createRedis (target: RedisTarget, logger: Logger, name: string, 
   }
   const redis = url === undefined ? new Redis(all) : new Redis(url, all)
   // ioredis makes a new socket on every (re)connect.
-  redis.on('connect', () => { coalesceWrites((redis as unknown as { stream: Duplex }).stream) })
+  redis.on('connect', () => {
+    const socket = socketOf(redis)
+    // A speed-up only: an ioredis that keeps its socket elsewhere still works, one write per command.
+    if (socket !== undefined) coalesceWrites(socket)
+  })
   let down = false
   redis.on('error', (err: Error) => {
     if (!down) logger.warn({ event: 'redis_error', connection: name, err: err.message }, 'redis connection error')

@@ -1,24 +1,18 @@
 import assert from 'node:assert/strict'
-import { syncBuiltinESMExports } from 'node:module'
 import stream, { Readable, Transform, Writable } from 'node:stream'
 import { test } from 'node:test'
-import { emptyQueueStream, installEmptyQueueShortcut } from '../../src/broker/empty-queue-shortcut.ts'
+import { emptyQueueStream, installEmptyQueueShortcut } from '../../src/broker/aedes/skip-empty-queue-pipeline.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
+import { spyOnPipeline } from '../helpers/pipeline-spy.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 
 // Installed before any platform starts in this process, so the shortcut wraps it: the spy sees exactly the
 // pipelines that reach Node's own, which is what aedes's named import of `pipeline` now runs.
-const original = stream.pipeline
-let realPipelines = 0
-;(stream as unknown as { pipeline: unknown }).pipeline = function spy (...args: Parameters<typeof original>) {
-  realPipelines++
-  return original(...args)
-}
-syncBuiltinESMExports()
+const realPipelineCalls = spyOnPipeline()
 
 test('a pipeline from a clean session\'s empty queue calls back on a later tick and never touches the destination', { timeout: 120_000 }, async () => {
   installEmptyQueueShortcut()
-  const before = realPipelines
+  const before = realPipelineCalls()
   let transformed = 0
   const through = new Transform({ objectMode: true, transform (_chunk, _enc, next) { transformed++; next() } })
   let calledBack = false
@@ -28,13 +22,13 @@ test('a pipeline from a clean session\'s empty queue calls back on a later tick 
   assert.equal(calledBack, false, 'not synchronously, as with the real pipeline')
   assert.equal(await done, undefined)
   assert.equal(transformed, 0)
-  assert.equal(realPipelines, before)
+  assert.equal(realPipelineCalls(), before)
 })
 
 test('any other pipeline still runs through Node\'s own and moves its data', { timeout: 120_000 }, async () => {
   installEmptyQueueShortcut()
   installEmptyQueueShortcut()
-  const before = realPipelines
+  const before = realPipelineCalls()
   const seen: number[] = []
   await new Promise<void>((resolve, reject) => {
     stream.pipeline(
@@ -45,7 +39,7 @@ test('any other pipeline still runs through Node\'s own and moves its data', { t
     )
   })
   assert.deepEqual(seen, [10, 20, 30])
-  assert.equal(realPipelines, before + 1, 'installing twice does not wrap twice')
+  assert.equal(realPipelineCalls(), before + 1, 'installing twice does not wrap twice')
   const { pipeline: promised } = await import('node:stream/promises')
   await promised(Readable.from(['x']), new Writable({ write (_c, _e, next) { next() } }))
 })
@@ -56,13 +50,13 @@ test('aedes connects a clean session without a stream pipeline, and drains a per
   const persistent = await p.provision('shortcut-persistent')
 
   // aedes handles a PUBLISH only once its connect sequence, the queue drain included, has finished.
-  let before = realPipelines
+  let before = realPipelineCalls()
   const a = await connectDevice(t, p.mqttUrl, 'shortcut-clean', clean.token, { clean: true })
   await a.publishAsync('devices/shortcut-clean/telemetry', 'x', { qos: 1 })
-  assert.equal(realPipelines, before, 'the clean connect built no pipeline')
+  assert.equal(realPipelineCalls(), before, 'the clean connect built no pipeline')
 
-  before = realPipelines
+  before = realPipelineCalls()
   const b = await connectDevice(t, p.mqttUrl, 'shortcut-persistent', persistent.token, { clean: false })
   await b.publishAsync('devices/shortcut-persistent/telemetry', 'x', { qos: 1 })
-  assert.ok(realPipelines > before, 'a persistent connect still drains its stored queue (the spy sees aedes\'s calls)')
+  assert.ok(realPipelineCalls() > before, 'a persistent connect still drains its stored queue (the spy sees aedes\'s calls)')
 })

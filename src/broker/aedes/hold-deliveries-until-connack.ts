@@ -1,4 +1,5 @@
 import type { Aedes, Client } from 'aedes'
+import { clientInternals } from './internals.ts'
 
 // [MQTT-3.2.0-1] The first packet a server sends on a connection is CONNACK. aedes 1.2 restores a persistent
 // session's subscriptions before it writes the CONNACK, and its write() accepts packets while the client is
@@ -9,8 +10,8 @@ import type { Aedes, Client } from 'aedes'
 // ('clientReady'), then releases them in order, so a message still in flight when a session resumes does not
 // overtake the older ones waiting in its queue.
 
-type Deliver = (packet: unknown, cb: () => void) => void
-interface Deliverable { deliver0: Deliver, deliverQoS: Deliver }
+// Touches: client.deliver0 and client.deliverQoS (wrapped per client). Upstream lacks a hook between restoring a
+// session's subscriptions and writing its CONNACK.
 
 export function createConnackGate (aedes: Aedes): { hold (client: Client): void } {
   const held = new WeakMap<Client, Array<() => void>>()
@@ -23,7 +24,7 @@ export function createConnackGate (aedes: Aedes): { hold (client: Client): void 
 
   return {
     hold (client) {
-      const c = client as unknown as Deliverable
+      const c = clientInternals(client)
       const queue: Array<() => void> = []
       held.set(client, queue)
       for (const name of ['deliver0', 'deliverQoS'] as const) {

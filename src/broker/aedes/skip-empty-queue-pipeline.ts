@@ -3,13 +3,15 @@ import stream, { Readable } from 'node:stream'
 
 // aedes 1.2 ends every CONNECT by draining the session's stored queue: stream.pipeline(outgoingStream(client),
 // through(...), done), clean session or not. A clean session's queue is empty by definition
-// (persistence-shortcuts.ts hands it an empty stream), yet the pipeline costs about 45 µs of CPU per connect
+// (skip-idle-persistence-round-trips.ts hands it an empty stream), yet the pipeline costs about 45 µs of CPU per connect
 // (AbortController, an abort DOMException, end-of-stream listeners on both streams) and the garbage it leaves:
 // bench/connect-rate.ts measured 2,797 → 4,748 connects per broker CPU second without it.
 // aedes imports `pipeline` by name from 'stream' and has no hook around that step, so the empty streams handed out
 // for clean sessions carry a mark, and stream.pipeline answers a pipeline whose source is marked at once: its
 // callback on the next tick, as pipeline's own would be, without reading or writing anything. Every other call,
 // from aedes or anything else in the process, goes to the original pipeline unchanged.
+// Touches: Node's stream.pipeline export, for the whole process (syncBuiltinESMExports). Upstream lacks a hook
+// around draining the stored queue at CONNECT.
 
 const MARK = Symbol.for('pushline.emptyQueue')
 const INSTALLED = Symbol.for('pushline.emptyQueuePipeline')

@@ -3,13 +3,11 @@
 // hold that much per connection. Here the connection is closed as soon as a header announces more than the
 // bound; what is smaller but over PUSHLINE_MAX_PAYLOAD_BYTES is refused later, packet by packet, by the broker.
 
-import type { Client } from 'aedes'
+// Touches: client._parser.parse (wrapped per client) and client._parser.packet.length (read). Upstream (mqtt-packet)
+// lacks a maximum packet size.
 
-interface PacketParser {
-  parse (buf: Buffer): unknown
-  /** The packet being read; length is -1 until its header has been read. */
-  packet: { length: number }
-}
+import type { Client } from 'aedes'
+import { clientInternals } from './internals.ts'
 
 /** Largest packet for a payload limit: the payload plus the longest topic (65,535 bytes) and the header fields. */
 export function maxPacketBytes (maxPayloadBytes: number): number {
@@ -25,7 +23,7 @@ export function maxWebSocketMessageBytes (maxPacket: number): number {
 }
 
 export function limitPacketSize (client: Client, maxBytes: number, onRefused: (announced: number) => void): void {
-  const c = client as unknown as { _parser: PacketParser, conn: { destroy: (err?: Error) => void } }
+  const c = clientInternals(client)
   const parser = c._parser
   const parse = parser.parse.bind(parser)
   parser.parse = (buf) => {

@@ -4,14 +4,11 @@
 // broken bytes would be PUBACKed and dropped instead. This checks the bytes of every string the parser reads.
 
 import { isUtf8 } from 'node:buffer'
-import type { Client } from 'aedes'
+// Touches: client._parser._parseString (wrapped per client), _parser._list and _parser._pos (read). Upstream
+// (mqtt-packet) lacks a strict string mode.
 
-interface StringParser {
-  _parseString (): string | null
-  /** The bytes not yet consumed of the packet being parsed, and the read position in them. */
-  _list: { slice (start: number, end: number): Buffer }
-  _pos: number
-}
+import type { Client } from 'aedes'
+import { clientInternals, type ParserInternals } from './internals.ts'
 
 /** Well-formed UTF-8 without U+0000 (overlong forms and encoded surrogates are not well-formed). */
 export function isMqttString (bytes: Buffer): boolean {
@@ -23,9 +20,9 @@ export function isMqttString (bytes: Buffer): boolean {
  * emitted, the parser reports an error and aedes closes the connection. `onRefused` is told first.
  */
 export function refuseMalformedStrings (client: Client, onRefused: () => void): void {
-  const parser = (client as unknown as { _parser: StringParser })._parser
+  const parser = clientInternals(client)._parser
   const parseString = parser._parseString
-  parser._parseString = function (this: StringParser) {
+  parser._parseString = function (this: ParserInternals) {
     const start = this._pos
     const text = parseString.call(this)
     // Only a string that decoded to U+FFFD (what broken bytes become, or itself) or U+0000 needs its bytes read again.

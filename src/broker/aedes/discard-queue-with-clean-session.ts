@@ -4,17 +4,13 @@
 // only the subscriptions, and a later CleanSession=0 connect would get the stale queue: an old command delivered
 // long after it was cancelled. This adds the missing half to the in-memory persistence.
 
-interface QueuedPacket { readonly messageId?: number }
+// Touches: persistence.cleanSubscriptions (wrapped), outgoingStream and outgoingClearMessageId (called).
 
-interface QueueStore {
-  cleanSubscriptions (client: { readonly id: string }): Promise<unknown>
-  outgoingStream (client: { readonly id: string }): AsyncIterable<QueuedPacket>
-  outgoingClearMessageId (client: { readonly id: string }, packet: QueuedPacket): Promise<unknown>
-}
+import { sessionPersistence } from './internals.ts'
 
 /** Makes cleanSubscriptions() also empty the session's queue of outgoing messages. Wrap the bare persistence. */
 export function discardQueueWithSession<P extends object> (persistence: P): P {
-  const store = persistence as unknown as QueueStore
+  const store = sessionPersistence(persistence)
   const cleanSubscriptions = store.cleanSubscriptions.bind(persistence)
   const outgoingStream = store.outgoingStream.bind(persistence)
   const outgoingClearMessageId = store.outgoingClearMessageId.bind(persistence)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import { Aedes } from 'aedes'
 import { generate, type Packet } from 'mqtt-packet'
-import { releaseConnectPacket, useLeanParserBuffer } from '../../src/broker/lean-client-parser.ts'
+import { releaseConnectPacket, useLeanParserBuffer } from '../../src/broker/aedes/slim-client-parser.ts'
 
 interface ClientInternals { _parser: { _list: object, settings: Record<string, unknown>, parse: (b: Buffer) => void, on: (e: 'packet', f: (p: Packet) => void) => void } }
 

@@ -1,5 +1,5 @@
-import type { Client } from 'aedes'
-import { emptyQueueStream } from './empty-queue-shortcut.ts'
+import { sessionPersistence } from './internals.ts'
+import { emptyQueueStream } from './skip-empty-queue-pipeline.ts'
 
 // Round trips aedes 1.2 makes to its persistence on every CONNECT that can never find anything
 // (bench/connect-rate.ts counted 16 Redis commands per connect; the broker is CPU-bound on them):
@@ -9,18 +9,14 @@ import { emptyQueueStream } from './empty-queue-shortcut.ts'
 // - emptyQueue reads the stored queue of a clean session only to throw every entry away
 //   (emptyQueueFilter clears them for clean clients), and a clean session's queue was deleted with its
 //   subscriptions anyway (LRANGE for nothing). Its stream is marked, so that aedes's pipeline over it is skipped too
-//   (empty-queue-shortcut.ts).
-
-interface ShortcutPersistence {
-  delWill (client: { id: string, brokerId?: string }): Promise<unknown>
-  outgoingStream (client: Client): unknown
-}
+//   (skip-empty-queue-pipeline.ts).
+// Touches: persistence.delWill and persistence.outgoingStream (wrapped). Upstream lacks a way to skip either.
 
 export function skipIdleRoundTrips<P extends object> (persistence: P): P {
-  const store = persistence as unknown as ShortcutPersistence
+  const store = sessionPersistence(persistence)
   const delWill = store.delWill.bind(persistence)
   const outgoingStream = store.outgoingStream.bind(persistence)
   store.delWill = async (client) => client.brokerId === undefined ? null : await delWill(client)
-  store.outgoingStream = (client) => client.clean ? emptyQueueStream() : outgoingStream(client)
+  store.outgoingStream = (client) => client.clean === true ? emptyQueueStream() : outgoingStream(client)
   return persistence
 }

@@ -8,10 +8,13 @@
 //   deliveries are dropped and counted.
 // Messages published at QoS 1 are never dropped here, whatever the subscription's QoS: they wait for the socket
 // (aedes's drainTimeout ends a frozen client), and their publisher is paused like any other. Push downlinks (written directly, DIRECT_BROKER_ID_SUFFIX) are exempt.
+// Touches: client.deliver0 (wrapped per client), client._nextBatch (called), client.conn.writableLength, and the
+// connection stream's read() (wrapped). Upstream lacks a per-subscriber bound and a way to pause reading.
 
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, Client } from 'aedes'
+import { clientInternals, type ClientInternals } from './internals.ts'
 
 export type DeliveryDrop = 'slow_subscriber' | 'node_overloaded'
 
@@ -32,15 +35,6 @@ export interface FloodGuard {
   backlog (): number
   /** Connections whose next read waits for the backlog to fall. */
   pausedReaders (): number
-}
-
-type Deliver = (packet: { brokerId?: string, qos?: number }, cb: () => void) => void
-interface ClientInternals {
-  deliver0: Deliver
-  conn: Duplex
-  closed: boolean
-  /** aedes's reader: reads the socket's next chunk once every packet of the current one is done. */
-  _nextBatch: () => void
 }
 
 export function installFloodGuard (aedes: Aedes, opts: FloodGuardOptions): FloodGuard {
@@ -64,7 +58,7 @@ export function installFloodGuard (aedes: Aedes, opts: FloodGuardOptions): Flood
     pausedReaders: () => paused.size,
     handle (stream, req) {
       const client = handle(stream, req)
-      const c = client as unknown as ClientInternals
+      const c = clientInternals(client)
 
       // aedes reads a whole chunk with read(null) and dispatches every packet in it. While the node is behind,
       // that read waits: the bytes stay in the socket, TCP pushes back on the sender, and aedes's reader is

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
-import { coalesceWrites } from '../../src/shared/coalesce-writes.ts'
+import { coalesceWrites } from '../../src/shared/ioredis/coalesce-socket-writes.ts'
 import { waitUntil } from '../helpers/eventually.ts'
 
 /** A loopback connection and everything its peer receives. */

@@ -6,6 +6,8 @@
 // - It keeps the whole CONNECT packet as its settings (client id, username, the password, i.e. the device's
 //   token, and through the password's Buffer the socket chunk it was read from: about 0.5 KB), though it reads
 //   only protocolVersion and bridgeMode from it afterwards.
+// Touches: client._parser._list (replaced once per client) and client._parser.settings (replaced after CONNECT).
+// Upstream (mqtt-packet) lacks both choices. Both steps change nothing on a parser of another shape.
 
 interface ListLike {
   readonly length: number

@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream'
 // The first write of a turn goes out at once, and only the later ones are held: one turn can run for hundreds of
 // milliseconds when a node handles tens of thousands of socket reads in it (the PUBACKs and acks of a broadcast),
 // and a command held that long (the push API's next round trip, a presence update) waited for all of them.
+// Touches: the write method of ioredis's socket (replaced per socket, at every connect; internals.ts finds the
+// socket). Upstream (ioredis) batches only within one tick (auto-pipelining) and has no per-turn batching.
 
 const COALESCED = Symbol('pushline.coalescedWrites')
 

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { PublishPacket } from 'aedes'
+import { routeOnlyUnhandledPublishes } from '../../src/broker/aedes/route-only-unhandled-publishes.ts'
+import { connectPacket, openPacketPipe, startAedes, subscribePacket } from '../helpers/packet-pipe.ts'
+
+test('a publish the hooks consumed is acknowledged and not routed; others are routed', { timeout: 60_000 }, async (t) => {
+  const consumed = new WeakSet<PublishPacket>()
+  const aedes = await startAedes(t, {
+    authorizePublish (_client, packet, done) {
+      if (packet.topic === 'devices/d-1/telemetry') consumed.add(packet)
+      done(null)
+    }
+  })
+  routeOnlyUnhandledPublishes(aedes, { nodeId: aedes.id, consumed: (p) => consumed.has(p) })
+
+  const subscriber = openPacketPipe(aedes)
+  subscriber.send(connectPacket('watcher'))
+  await subscriber.next('connack')
+  subscriber.send(subscribePacket(1, [['devices/+/telemetry', 0], ['marker', 0]]))
+  await subscriber.next('suback')
+
+  const device = openPacketPipe(aedes)
+  device.send(connectPacket('d-1'))
+  await device.next('connack')
+  device.send({ cmd: 'publish', topic: 'devices/d-1/telemetry', payload: Buffer.from('uplink'), qos: 1, messageId: 5, retain: false, dup: false })
+  assert.equal((await device.next('puback') as { messageId: number }).messageId, 5)
+  // Published after the uplink by the same connection, at the same QoS (the same path through aedes): routed,
+  // and after the uplink would have been.
+  device.send({ cmd: 'publish', topic: 'marker', payload: Buffer.from('m'), qos: 1, messageId: 6, retain: false, dup: false })
+  const first = await subscriber.next('publish') as { topic: string }
+  assert.equal(first.topic, 'marker')
+})
+
+test('aedes\'s announcements of connects and disconnects are not published', { timeout: 60_000 }, async (t) => {
+  const aedes = await startAedes(t)
+  routeOnlyUnhandledPublishes(aedes, { nodeId: aedes.id, consumed: () => false })
+  const seen: string[] = []
+  const listen = (topic: string): Promise<void> => new Promise((resolve) => { aedes.subscribe(topic, (packet, cb) => { seen.push(packet.topic); cb() }, resolve) })
+  await listen(`$SYS/${aedes.id}/new/clients`)
+  await listen(`$SYS/${aedes.id}/disconnect/clients`)
+  await listen('marker')
+
+  const pipe = openPacketPipe(aedes)
+  pipe.send(connectPacket('d-1'))
+  await pipe.next('connack')
+  pipe.send({ cmd: 'disconnect' })
+  await pipe.closed()
+  const marked = new Promise<void>((resolve) => { aedes.publish({ cmd: 'publish', topic: 'marker', payload: Buffer.from('m'), qos: 0, retain: false, dup: false }, () => { resolve() }) })
+  await marked
+  assert.deepEqual(seen, ['marker'])
+})
