@@ -37,23 +37,26 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1`
 
-// KEYS: presence, node index, online; ARGV: deviceId, nodeId, epoch, connectedAt, node-index prefix, origin.
-// Returns 1 restored, 2 present (this very entry), 0 superseded (a newer connection holds it).
+// KEYS: presence, node index, online, epoch, last-seen; ARGV: deviceId, nodeId, epoch, connectedAt, node-index
+// prefix, origin. Returns { 1, fresh epoch } restored, { 2, entry } present (this very epoch), { 0, entry }
+// superseded (a newer connection holds it).
 const RESTORE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local node, epoch = string.match(cur, '^(%S+) (%d+)')
-  if tonumber(epoch) == tonumber(ARGV[3]) then return 2 end
-  if tonumber(epoch) > tonumber(ARGV[3]) then return 0 end
+  if tonumber(epoch) == tonumber(ARGV[3]) then return { 2, cur } end
+  if tonumber(epoch) > tonumber(ARGV[3]) then return { 0, cur } end
   redis.call('ZREM', ARGV[5] .. node, ARGV[1])
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ARGV[6])
+local fresh = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. fresh .. ' ' .. ARGV[4] .. ARGV[6])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-return 1`
+redis.call('ZREM', KEYS[5], ARGV[1])
+return { 1, tostring(fresh) }`
 
 // KEYS: presence, node index, last-seen, online, the node's set of older versions; ARGV: nodeId, at.
-// Only entries that still name this node are removed.
+// Only entries that still name this node are removed. Returns id, entry, id, entry, ...
 const REMOVE_NODE = `
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 if redis.call('TYPE', KEYS[5]).ok == 'set' then
@@ -67,6 +70,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[4], id)
     redis.call('ZADD', KEYS[3], ARGV[2], id)
     table.insert(removed, id)
+    table.insert(removed, cur)
   end
 end
 redis.call('DEL', KEYS[2], KEYS[5])
@@ -162,8 +166,9 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
     },
     async restore (entry) {
       const origin = entry.transport === undefined || entry.address === undefined ? undefined : { transport: entry.transport, address: entry.address }
-      const result = await redis.eval(RESTORE, 3, presence, nodePrefix + entry.nodeId, online, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, originField(origin))
-      return result === 1 ? 'restored' : result === 2 ? 'present' : 'superseded'
+      const [code, raw] = await redis.eval(RESTORE, 5, presence, nodePrefix + entry.nodeId, online, epochKey, lastSeen, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, originField(origin)) as [number, string]
+      if (code === 1) return { result: 'restored', entry: { ...entry, epoch: Number(raw) } }
+      return { result: code === 2 ? 'present' : 'superseded', entry: parse(entry.deviceId, raw) }
     },
     async staleSince (before, limit) {
       return await redis.zrangebyscore(lastSeen, '-inf', `(${before}`, 'LIMIT', 0, limit)
@@ -172,7 +177,10 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       await redis.zrem(lastSeen, deviceId)
     },
     async removeNode (nodeId, at) {
-      return await redis.eval(REMOVE_NODE, 5, presence, nodePrefix + nodeId, lastSeen, online, legacyNodePrefix + nodeId, nodeId, at) as string[]
+      const flat = await redis.eval(REMOVE_NODE, 5, presence, nodePrefix + nodeId, lastSeen, online, legacyNodePrefix + nodeId, nodeId, at) as string[]
+      const removed: PresenceEntry[] = []
+      for (let i = 0; i < flat.length; i += 2) removed.push(parse(flat[i] as string, flat[i + 1] as string))
+      return removed
     }
   }
 }
