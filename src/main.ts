@@ -131,7 +131,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
     const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
     if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
-    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream })
+    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream, receiptJournal: receiptStream?.journal })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined

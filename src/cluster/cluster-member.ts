@@ -14,9 +14,17 @@ import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-regis
 //   the counts differ (or every FULL_RECONCILE_MS) compared one by one and repaired both ways (aedes can miss a
 //   clientDisconnect, moscajs/aedes#1023);
 // - dead nodes: a node whose record expired has its presence entries removed by a survivor;
+// - late nodes: a node that was only late (starved, paused) and finds its record had expired re-asserts its live
+//   connections at once, each under a fresh epoch with a `connected` event, so presence and the presence stream
+//   agree with its sessions again (docs/cluster.md, Late nodes);
 // - drain: on an operator's order the node refuses new connections and closes its clients in paced waves.
 
-export type PresenceReason = 'normal' | 'takeover' | 'node-dead' | 'kicked' | 'keepalive'
+/**
+ * Why presence changed. Disconnects: normal, takeover, node-dead, kicked, keepalive, reconciled (an entry whose
+ * connection had closed unseen, removed by reconciliation). Connects: restored (an entry re-asserted by
+ * reconciliation under a fresh epoch, after a node-dead sweep or a lost write); a plain connect has none.
+ */
+export type PresenceReason = 'normal' | 'takeover' | 'node-dead' | 'kicked' | 'keepalive' | 'reconciled' | 'restored'
 
 export interface PresenceEvent {
   readonly event: 'connected' | 'disconnected'
@@ -104,6 +112,10 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
   let heartbeatOkSince: number | undefined
   let ticks = 0
+  /** This node has written its record once (a heartbeat that finds none after that means it was late). */
+  let registered = false
+  /** Since a rejoin, until two periods have passed: reconciliation runs every tick. */
+  let rejoined = false
   let lastError: string | undefined
   const startedAt = Date.now()
 
@@ -147,6 +159,21 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     keepaliveTimeout: (c: Client) => { keepaliveGone.add(c) }
   }
 
+  /**
+   * A live connection's entry is back under a fresh epoch: the client's disconnect must remove that one, and the
+   * stream hears of it. Had the client disconnected meanwhile (its handler ran with the old epoch, which matched
+   * nothing), the re-added entry is removed again, with no event either way.
+   */
+  async function restored (c: Client, entry: PresenceEntry): Promise<void> {
+    if (!entries.has(c)) {
+      await presence.disconnect(entry.deviceId, nodeId, entry.epoch, Date.now())
+      return
+    }
+    entries.set(c, Promise.resolve(entry))
+    logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
+    opts.onPresence?.({ event: 'connected', deviceId: c.id, nodeId, epoch: entry.epoch, at: Date.now(), reason: 'restored' })
+  }
+
   async function reconcile (b: BrokerNode): Promise<void> {
     // Stored entries first, live clients second: a client that registers in between is then live with its
     // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
@@ -169,11 +196,10 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         }
         continue
       }
-      liveEpochs.set(c.id, entry.epoch)
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
-        const result = await presence.restore(entry)
-        if (result === 'restored') logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
+        const { result, entry: now } = await presence.restore(entry)
+        if (result === 'restored') await restored(c, now)
         // A newer connection of the device holds its entry, here or on another node, and this one is still open:
         // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
         // once). Presence is the truth: close this one.
@@ -181,12 +207,17 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
           logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
           c.close()
         }
+        liveEpochs.set(c.id, now.epoch)
+      } else {
+        liveEpochs.set(c.id, entry.epoch)
       }
     }
     for (const s of stored) {
       if (liveEpochs.get(s.deviceId) !== s.epoch && !live.some((c) => c.id === s.deviceId && entries.get(c) === undefined)) {
-        if (await presence.disconnect(s.deviceId, nodeId, s.epoch, Date.now())) {
+        const at = Date.now()
+        if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
           logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
+          opts.onPresence?.({ event: 'disconnected', deviceId: s.deviceId, nodeId, epoch: s.epoch, at, reason: 'reconciled' })
         }
       }
     }
@@ -214,10 +245,12 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     for (const dead of await registry.dead()) {
       if (dead === nodeId) continue
       const at = Date.now()
+      // A node may be only late, not dead, and come back at any point of this: its reconciliation then re-adds
+      // what this removes, each entry under a newer epoch than the disconnected event sent here (docs/cluster.md).
       const removed = await presence.removeNode(dead, at)
-      await registry.forget(dead)
-      logger.warn({ event: 'node_dead', deadNode: dead, devices: removed.length }, 'removed a dead node\'s presence')
-      for (const deviceId of removed) opts.onPresence?.({ event: 'disconnected', deviceId, nodeId: dead, epoch: 0, at, reason: 'node-dead' })
+      const forgotten = await registry.forgetDead(dead)
+      if (removed.length > 0 || forgotten) logger.warn({ event: 'node_dead', deadNode: dead, devices: removed.length }, 'removed a dead node\'s presence')
+      for (const e of removed) opts.onPresence?.({ event: 'disconnected', deviceId: e.deviceId, nodeId: dead, epoch: e.epoch, at, reason: 'node-dead' })
     }
   }
 
@@ -278,8 +311,18 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now(), ...(traffic !== undefined && { traffic })
       }
       // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
-      await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
+      const wasLive = await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
       heartbeatOk = true
+      if (!wasLive && registered) {
+        // This node was late (a starved event loop, a long GC, a paused process), not dead, but its record expired:
+        // a survivor may have removed its presence already, or may yet. Re-assert every live connection now, and
+        // trust its own view of others only after two periods, as after an outage.
+        logger.warn({ event: 'node_rejoined', sessions: b.liveSessions() }, 'this node\'s record had expired (it was late): re-asserting its presence')
+        heartbeatOkSince = Date.now()
+        lastFull = 0
+        rejoined = true
+      }
+      registered = true
       heartbeatOkSince ??= Date.now()
     } catch (err) {
       heartbeatOk = false
@@ -287,8 +330,12 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       fail('heartbeat')(err as Error)
       return
     }
-    // Once per heartbeat period (the sweep runs twice).
-    if (++ticks % 2 === 0) await checkPresence(b).catch(fail('reconcile'))
+    // Once per heartbeat period (the sweep runs twice); at once after a rejoin. A rejoined node keeps checking every
+    // tick until its entries match: a survivor that saw its record expired may sweep them after the first check.
+    if (++ticks % 2 === 0 || rejoined) {
+      await checkPresence(b).catch(fail('reconcile'))
+      if (rejoined && Date.now() - (heartbeatOkSince ?? 0) >= 2 * opts.heartbeatMs) rejoined = false
+    }
     // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
     // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
     // Sweeping at once removed the presence of every live node and announced their devices as disconnected.

@@ -7,6 +7,8 @@ export type AclDenyAction = 'drop' | 'disconnect'
 export type KafkaCompression = 'gzip' | 'snappy' | 'none'
 export type AssignmentStrategy = 'least-connections' | 'weighted' | 'consistent-hash' | 'round-robin'
 export type ClientIdField = 'cn' | 'san-dns'
+/** A receipt state, as the crash seam of the receipts stream names it. */
+export type CrashPoint = 'queued' | 'sent' | 'delivered' | 'acked' | 'expired' | 'failed'
 
 type Parser<T> = (raw: string) => T
 
@@ -168,6 +170,8 @@ export const settings = {
     'Kafka topic for receipt records (one per receipt transition)'),
   kafkaReceiptsPartitions: setting('PUSHLINE_KAFKA_RECEIPTS_PARTITIONS', '12', () => 12, integer(1, 10_000),
     'partitions of the receipts topic when a node creates it'),
+  testCrashAfterReceiptCommit: setting<CrashPoint | undefined>('PUSHLINE_TEST_CRASH_AFTER_RECEIPT_COMMIT', 'unset', none, oneOf<CrashPoint>('queued', 'sent', 'delivered', 'acked', 'expired', 'failed'),
+    'tests only: the process kills itself (SIGKILL) right after the receipt store committed a transition to this state and before its record reached the receipts spool'),
   receiptsStream: setting('PUSHLINE_RECEIPTS_STREAM', 'true', () => true, boolean,
     'every receipt transition is also a record for the receipts topic, through a spool in `<data dir>/receipts` (kept there without Kafka); `false`: no records, no receipts spool'),
   kafkaTelemetryPartitions: setting('PUSHLINE_KAFKA_TELEMETRY_PARTITIONS', '12', () => 12, integer(1, 10_000),

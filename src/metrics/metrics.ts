@@ -178,7 +178,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     redisPingFailures: new Counter({ name: 'pushline_redis_ping_failures_total', help: 'periodic Redis PINGs that failed or timed out', registers }),
     redisWaitSeconds: new Histogram({
       name: 'pushline_redis_wait_seconds',
-      help: 'time a device creation or push waited for the Redis replicas to confirm its writes (WAIT)',
+      help: 'duration of one replica-wait round (a marker write, then WAIT): one round serves every device creation and push that arrived while the previous round ran, so a single request can wait up to two rounds; not observed when the primary has no replica connected',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers
     }),

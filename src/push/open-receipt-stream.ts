@@ -6,6 +6,7 @@ import { shipperSettings } from '../kafka/shipper-settings.ts'
 import type { BridgeStatus, Metrics } from '../metrics/metrics.ts'
 import { openFileSpool } from '../uplink/file-spool.ts'
 import { createKafkaShipper, type ShipperStatus } from '../uplink/kafka-shipper.ts'
+import { openReceiptJournal, type OpenedReceiptJournal } from './receipt-journal.ts'
 import { receiptKafkaMessage } from './receipt-record.ts'
 import { createSpoolReceiptStream, type ReceiptStream } from './receipt-stream.ts'
 
@@ -21,6 +22,8 @@ const SHIPPER_DRAIN_MS = 2000
 
 export interface ReceiptStreamHandle {
   readonly stream: ReceiptStream
+  /** The intents journal (receipt-journal.ts) and what a killed run left open in it. */
+  readonly journal: OpenedReceiptJournal
   readonly dir: string
   status (): BridgeStatus & { readonly shipper: ShipperStatus | undefined }
 }
@@ -42,6 +45,10 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
     logger: logger.child({ component: 'receipts-spool' })
   })
   opts.onClose('receipts spool', () => spool.close())
+  // A SIGKILL keeps what was written; only a machine crash needs the sync, as for the spool.
+  const journal = await openReceiptJournal({ path: join(dir, 'intents.jsonl'), fsync: config.spoolFsync === 'always' })
+  // Closes before the spool (registered after it).
+  opts.onClose('receipts journal', () => journal.journal.close())
 
   const kafkaBrokers = config.kafkaBrokers
   const shipper = kafkaBrokers === undefined
@@ -70,6 +77,7 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
       onWritten: (n) => metrics.receiptRecords.inc(n),
       onDropped: (n) => metrics.receiptRecordsDropped.inc(n)
     }),
+    journal,
     dir,
     status () {
       const k = shipper?.status()

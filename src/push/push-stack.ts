@@ -21,8 +21,9 @@ import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
 import { createPushService, type PushService } from './push-service.ts'
 import { createRedisDeliveryChannel } from './redis-delivery-channel.ts'
+import type { OpenedReceiptJournal } from './receipt-journal.ts'
 import type { ReceiptStream } from './receipt-stream.ts'
-import { streamJobReceipts, streamReceipts } from './streamed-receipt-store.ts'
+import { recoverReceipts, streamJobReceipts, streamReceipts, type StreamReceiptsOptions } from './streamed-receipt-store.ts'
 
 // Wires the push parts for main.ts (kept apart so the composition root gains only a few lines):
 // stores (memory or Redis), the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
@@ -43,6 +44,8 @@ export interface PushStackOptions {
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
   /** Where records of the receipt transitions this process makes go; none: no records. */
   readonly receiptStream?: ReceiptStream
+  /** With the stream: intents are journaled, and those a killed run left open are recovered at start. */
+  readonly receiptJournal?: OpenedReceiptJournal
 }
 
 export interface PushStack {
@@ -67,9 +70,25 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   // The memory job store opens receipts through `counted`, not through the streamed store: the job store's own
   // wrapper writes the records of a chunk's receipts, once.
   const storedJobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts: counted }) : createRedisPushJobStore({ redis, prefix, limits })
-  const streamed = opts.receiptStream === undefined ? undefined : { stream: opts.receiptStream, nodeId: config.nodeId }
+  const crashAt = config.testCrashAfterReceiptCommit
+  const streamed: StreamReceiptsOptions | undefined = opts.receiptStream === undefined
+    ? undefined
+    : {
+        stream: opts.receiptStream,
+        nodeId: config.nodeId,
+        ...(opts.receiptJournal !== undefined && { journal: opts.receiptJournal.journal }),
+        ...(crashAt !== undefined && { afterCommit: (states: readonly string[]) => { if (states.includes(crashAt)) process.kill(process.pid, 'SIGKILL') } })
+      }
   const receipts = streamed === undefined ? counted : streamReceipts(counted, streamed)
-  const jobs = streamed === undefined ? storedJobs : streamJobReceipts(storedJobs, streamed)
+  const jobs = streamed === undefined ? storedJobs : streamJobReceipts(storedJobs, counted, streamed)
+  if (streamed !== undefined && opts.receiptJournal !== undefined && opts.receiptJournal.leftOpen.length > 0) {
+    const { journal, leftOpen } = opts.receiptJournal
+    // Not awaited: Redis may be away at start; intents whose check fails stay open for the next start.
+    recoverReceipts(counted, { ...streamed, journal }, leftOpen).then(
+      (records) => { logger.warn({ event: 'receipt_records_recovered', intents: leftOpen.length, records }, 'receipt transitions of a killed run recovered into the receipts stream') },
+      (err: Error) => { logger.error({ event: 'receipt_recovery_failed', intents: leftOpen.length, err: err.message }, 'receipt transitions of a killed run not recovered; tried again at the next start') }
+    )
+  }
 
   let channel
   if (redis === undefined) {

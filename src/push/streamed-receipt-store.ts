@@ -1,5 +1,6 @@
 import type { PushJobStore } from '../stores/push-job-store.ts'
-import type { ReceiptState, ReceiptStore } from '../stores/receipt-store.ts'
+import { mayMove, type ReceiptState, type ReceiptStore } from '../stores/receipt-store.ts'
+import type { ReceiptIntent, ReceiptJournal } from './receipt-journal.ts'
 import type { ReceiptRecord } from './receipt-record.ts'
 import type { ReceiptStream } from './receipt-stream.ts'
 
@@ -9,20 +10,32 @@ import type { ReceiptStream } from './receipt-stream.ts'
 // List pushes open their receipts inside the job store's chunk commit, so the job store is wrapped too
 // (streamJobReceipts); the memory job store must then get the receipt store without this wrapper, or its receipts
 // would be written twice.
+// With a journal, each call first writes its intent there and ends it once its records are spooled, so a process
+// killed between the store's commit and the spool write gets the records at its next start (recoverReceipts).
 
 export interface StreamReceiptsOptions {
   readonly stream: ReceiptStream
   /** The process's node id, in every record. */
   readonly nodeId: string
+  readonly journal?: ReceiptJournal
   readonly now?: () => number
+  /** Called between the store's commit and the spool write, with the states about to be written (a test seam). */
+  readonly afterCommit?: (states: readonly ReceiptState[]) => void
 }
 
 /** Push trace ids looked up per process; cleared when this many are held (a lookup is one read). */
 const TRACE_CACHE = 1000
 
-export function streamReceipts (store: ReceiptStore, opts: StreamReceiptsOptions): ReceiptStore {
-  const { stream, nodeId } = opts
-  const now = opts.now ?? Date.now
+type RecordItem = { deviceId: string, state: ReceiptState, id?: number | null, at: number }
+
+interface RecordWriter {
+  write (pushId: string, items: readonly RecordItem[]): Promise<void>
+  /** Runs `commit` between the intent's begin and end; the intent stays open if the commit or the write fails. */
+  journaled<T> (intent: ReceiptIntent, commit: () => Promise<T>, records: (result: T) => readonly RecordItem[], traceId?: string | null): Promise<T>
+}
+
+function recordWriter (store: ReceiptStore, opts: StreamReceiptsOptions): RecordWriter {
+  const { stream, nodeId, journal } = opts
   const traces = new Map<string, Promise<string | null>>()
 
   /** The push's trace id, from its record (once per push and process). */
@@ -40,65 +53,131 @@ export function streamReceipts (store: ReceiptStore, opts: StreamReceiptsOptions
     return t
   }
 
-  async function write (pushId: string, items: ReadonlyArray<{ deviceId: string, state: ReceiptState, id?: number, at: number }>): Promise<void> {
+  async function write (pushId: string, items: readonly RecordItem[], traceId?: string | null): Promise<void> {
     if (items.length === 0) return
-    const traceId = await traceOf(pushId)
-    await stream.write(items.map((r): ReceiptRecord => ({ pushId, deviceId: r.deviceId, state: r.state, id: r.id ?? null, at: r.at, nodeId, traceId })))
+    const trace = traceId === undefined ? await traceOf(pushId) : traceId
+    await stream.write(items.map((r): ReceiptRecord => ({ pushId, deviceId: r.deviceId, state: r.state, id: r.id ?? null, at: r.at, nodeId, traceId: trace })))
   }
+
+  return {
+    write,
+    async journaled (intent, commit, records, traceId) {
+      const id = await journal?.begin(intent)
+      const result = await commit()
+      const items = records(result)
+      if (items.length > 0) opts.afterCommit?.(items.map((i) => i.state))
+      await write(intent.pushId, items, traceId)
+      if (id !== undefined) journal?.end(id)
+      return result
+    }
+  }
+}
+
+export function streamReceipts (store: ReceiptStore, opts: StreamReceiptsOptions): ReceiptStore {
+  const now = opts.now ?? Date.now
+  const { journaled } = recordWriter(store, opts)
 
   return {
     ...store,
     async open (pushId, receipts, at) {
-      await store.open(pushId, receipts, at)
-      await write(pushId, receipts.map((r) => ({ ...r, at })))
+      await journaled({ kind: 'open', pushId, deviceIds: receipts.map((r) => r.deviceId), at }, () => store.open(pushId, receipts, at), () => receipts.map((r) => ({ ...r, at })))
     },
     async transition (pushId, deviceId, to, at, reason) {
-      const moved = await store.transition(pushId, deviceId, to, at, reason)
-      if (moved !== undefined) await write(pushId, [moved])
-      return moved
+      return await journaled({ kind: 'transition', pushId, deviceId, to, at }, () => store.transition(pushId, deviceId, to, at, reason), (moved) => moved === undefined ? [] : [moved])
     },
     async countDeliveries (pushId, sent, got) {
-      const added = await store.countDeliveries(pushId, sent, got)
       const at = now()
-      await write(pushId, [
+      return await journaled({ kind: 'count', pushId, sent, got, at }, () => store.countDeliveries(pushId, sent, got), (added) => [
         ...added.sentIds.map((deviceId) => ({ deviceId, state: 'sent' as const, at })),
         ...added.deliveredIds.map((deviceId) => ({ deviceId, state: 'delivered' as const, at }))
       ])
-      return added
     },
     async countAcks (pushId, deviceIds) {
-      const added = await store.countAcks(pushId, deviceIds)
       const at = now()
-      await write(pushId, added.map((deviceId) => ({ deviceId, state: 'acked' as const, at })))
-      return added
+      return await journaled({ kind: 'acks', pushId, deviceIds, at }, () => store.countAcks(pushId, deviceIds), (added) => added.map((deviceId) => ({ deviceId, state: 'acked' as const, at })))
     },
     async sweepExpired (pushId, limit, at) {
-      const swept = await store.sweepExpired(pushId, limit, at)
-      await write(pushId, swept.expired)
-      return swept
+      return await journaled({ kind: 'sweep', pushId, at }, () => store.sweepExpired(pushId, limit, at), (swept) => swept.expired)
     }
   }
 }
 
 /** List pushes: the receipts a chunk commit opened (queued with the message id, or failed) as records. */
-export function streamJobReceipts (jobs: PushJobStore, opts: StreamReceiptsOptions): PushJobStore {
-  const { stream, nodeId } = opts
+export function streamJobReceipts (jobs: PushJobStore, store: ReceiptStore, opts: StreamReceiptsOptions): PushJobStore {
+  const { journaled } = recordWriter(store, opts)
   return {
     ...jobs,
     async commit (pushId, cursor, candidates, invalid, entry) {
-      const ids = await jobs.commit(pushId, cursor, candidates, invalid, entry)
-      if (ids === undefined) return ids
       const at = entry.sentAt
-      const traceId = entry.traceId ?? null
-      const record = (deviceId: string, state: ReceiptState, id: number | null): ReceiptRecord => ({ pushId, deviceId, state, id, at, nodeId, traceId })
-      await stream.write([
-        ...candidates.map((deviceId, i) => {
-          const id = ids[i] ?? null
-          return id === null ? record(deviceId, 'failed', null) : record(deviceId, 'queued', id)
-        }),
-        ...invalid.map((deviceId) => record(deviceId, 'failed', null))
-      ])
-      return ids
+      return await journaled({ kind: 'open', pushId, deviceIds: [...candidates, ...invalid], at }, () => jobs.commit(pushId, cursor, candidates, invalid, entry), (ids) => ids === undefined
+        ? []
+        : [
+            ...candidates.map((deviceId, i) => {
+              const id = ids[i] ?? null
+              return id === null ? { deviceId, state: 'failed' as const, id: null, at } : { deviceId, state: 'queued' as const, id, at }
+            }),
+            ...invalid.map((deviceId) => ({ deviceId, state: 'failed' as const, id: null, at }))
+          ], entry.traceId ?? null)
+    }
+  }
+}
+
+/**
+ * The intents a killed process left open: each is checked against the store, and the records of the moves that
+ * happened are written now (again, if they had been spooled before the kill: at least once). A receipt that moved
+ * further since gets the intended state's record too when the move could lead there (the furthest state decides,
+ * docs/receipts-stream.md). Resolves how many records it wrote; an intent whose check fails stays open.
+ */
+export async function recoverReceipts (store: ReceiptStore, opts: StreamReceiptsOptions & { readonly journal: ReceiptJournal }, leftOpen: ReadonlyArray<{ id: number, intent: ReceiptIntent }>): Promise<number> {
+  const { write } = recordWriter(store, opts)
+  let written = 0
+  for (const { id, intent } of leftOpen) {
+    const items = await recovered(store, intent)
+    await write(intent.pushId, items)
+    opts.journal.end(id)
+    written += items.length
+  }
+  return written
+}
+
+async function recovered (store: ReceiptStore, intent: ReceiptIntent): Promise<RecordItem[]> {
+  const { pushId, at } = intent
+  switch (intent.kind) {
+    case 'open': {
+      const items: RecordItem[] = []
+      for (const deviceId of intent.deviceIds) {
+        const r = await store.getReceipt(pushId, deviceId)
+        // Opened queued or failed; one that moved on since (a later `at`) was queued, as failed is final.
+        if (r !== undefined) items.push({ deviceId, state: r.at === Math.round(at) ? r.state : 'queued', id: r.id ?? null, at })
+      }
+      return items
+    }
+    case 'transition': {
+      const r = await store.getReceipt(pushId, intent.deviceId)
+      return r !== undefined && (r.state === intent.to || mayMove(intent.to, r.state)) ? [{ deviceId: intent.deviceId, state: intent.to, id: r.id ?? null, at }] : []
+    }
+    case 'count': {
+      const ids = [...new Set([...intent.sent, ...intent.got])]
+      const states = await store.countedStates(pushId, ids)
+      const counted = new Map(ids.map((d, i) => [d, states[i]]))
+      return [
+        ...intent.sent.filter((d) => counted.get(d) === 'sent').map((deviceId) => ({ deviceId, state: 'sent' as const, at })),
+        ...intent.got.filter((d) => counted.get(d) === 'delivered').map((deviceId) => ({ deviceId, state: 'delivered' as const, at }))
+      ]
+    }
+    case 'acks': {
+      const states = await store.countedStates(pushId, intent.deviceIds)
+      return intent.deviceIds.filter((_, i) => states[i] === 'acked').map((deviceId) => ({ deviceId, state: 'acked' as const, at }))
+    }
+    case 'sweep': {
+      const items: RecordItem[] = []
+      let after: string | undefined
+      do {
+        const page = await store.list(pushId, after, 1000)
+        for (const r of page.receipts) if (r.state === 'expired' && r.at === at) items.push({ deviceId: r.deviceId, state: 'expired', id: r.id ?? null, at })
+        after = page.next
+      } while (after !== undefined)
+      return items
     }
   }
 }

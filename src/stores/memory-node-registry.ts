@@ -6,7 +6,9 @@ export function createMemoryNodeRegistry (now: () => number = Date.now): NodeReg
   const live = (): NodeRecord[] => [...records.values()].filter((r) => r.expiresAt > now()).map((r) => r.record)
   return {
     async heartbeat (record, ttlMs) {
+      const before = records.get(record.nodeId)
       records.set(record.nodeId, { record: { ...record }, expiresAt: now() + ttlMs })
+      return before !== undefined && before.expiresAt > now()
     },
     async list () {
       return live().sort((a, b) => a.nodeId.localeCompare(b.nodeId))
@@ -21,6 +23,11 @@ export function createMemoryNodeRegistry (now: () => number = Date.now): NodeReg
     async forget (nodeId) {
       records.delete(nodeId)
       drains.delete(nodeId)
+    },
+    async forgetDead (nodeId) {
+      const r = records.get(nodeId)
+      if (r === undefined || r.expiresAt > now()) return false
+      return records.delete(nodeId)
     },
     async setDrain (nodeId, draining) {
       if (draining) drains.add(nodeId)

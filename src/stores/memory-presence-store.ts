@@ -66,10 +66,12 @@ export function createMemoryPresenceStore (): PresenceStore {
     },
     async restore (entry) {
       const cur = entries.get(entry.deviceId)
-      if (cur !== undefined && cur.epoch === entry.epoch) return 'present'
-      if (cur !== undefined && cur.epoch > entry.epoch) return 'superseded'
-      put(entry)
-      return 'restored'
+      if (cur !== undefined && cur.epoch === entry.epoch) return { result: 'present', entry: cur }
+      if (cur !== undefined && cur.epoch > entry.epoch) return { result: 'superseded', entry: cur }
+      const restored = { ...entry, epoch: ++epoch }
+      put(restored)
+      seen.delete(entry.deviceId)
+      return { result: 'restored', entry: restored }
     },
     async staleSince (before, limit) {
       return [...seen.entries()].filter(([, t]) => t < before).sort((x, y) => x[1] - y[1]).slice(0, limit).map(([id]) => id)
@@ -78,10 +80,10 @@ export function createMemoryPresenceStore (): PresenceStore {
       seen.delete(deviceId)
     },
     async removeNode (nodeId, at) {
-      const ids = [...(byNode.get(nodeId) ?? [])]
-      for (const id of ids) drop(id, at)
+      const removed = [...(byNode.get(nodeId) ?? [])].map((id) => entries.get(id) as PresenceEntry)
+      for (const e of removed) drop(e.deviceId, at)
       byNode.delete(nodeId)
-      return ids
+      return removed
     }
   }
 }

@@ -91,6 +91,10 @@ export function createMemoryReceiptStore (): ReceiptStore {
       p.counts.delivered += added.delivered
       return added
     },
+    async countedStates (pushId, deviceIds) {
+      const p = countOnly(pushId)
+      return deviceIds.map((id) => p === undefined ? undefined : p.ackers.has(id) ? 'acked' : p.got.has(id) ? 'delivered' : p.sent.has(id) ? 'sent' : undefined)
+    },
     async notReceived (deviceId, pushIds) {
       return pushIds.filter((id) => {
         const p = countOnly(id)

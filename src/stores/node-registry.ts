@@ -1,6 +1,7 @@
 // The cluster's node registry: each broker node writes its record with a TTL and refreshes it on every
 // heartbeat; a node whose record expired is dead. Members stay listed until a survivor has cleaned up after
-// them (`forget`). Implementations: memory-node-registry.ts, redis-node-registry.ts; one contract suite.
+// them (`forgetDead`), or until they leave (`forget`). A drain order outlives the record: a node that was only late
+// (starved, paused) and comes back still drains (docs/cluster.md, Late nodes). Implementations: memory-node-registry.ts, redis-node-registry.ts; one contract suite.
 
 /** A node's traffic counters, cumulative since it started (spoolDepth is current); the dashboard derives rates. */
 export interface NodeTraffic {
@@ -33,16 +34,21 @@ export interface NodeRecord {
 }
 
 export interface NodeRegistry {
-  /** Writes the node's record, live for ttlMs. */
-  heartbeat (record: NodeRecord, ttlMs: number): Promise<void>
+  /** Writes the node's record, live for ttlMs; resolves whether the record was still live (false: new or expired). */
+  heartbeat (record: NodeRecord, ttlMs: number): Promise<boolean>
   /** Records of live nodes, ordered by node id. */
   list (): Promise<NodeRecord[]>
   get (nodeId: string): Promise<NodeRecord | undefined>
   /** Nodes that were registered and whose record expired. */
   dead (): Promise<string[]>
-  /** Drops a node from the member list (after its cleanup, or on a graceful stop). */
+  /** A node's graceful stop: drops it from the member list with its record and drain order. */
   forget (nodeId: string): Promise<void>
-  /** An operator's drain order, kept until cleared; the node reads it on its heartbeat. */
+  /**
+   * After a survivor's cleanup: drops a dead node from the member list, only while its record is still expired (a
+   * node that came back stays), and keeps its drain order. Resolves whether it dropped it.
+   */
+  forgetDead (nodeId: string): Promise<boolean>
+  /** An operator's drain order, kept until cancelled or the node leaves; the node reads it on its heartbeat. */
   setDrain (nodeId: string, draining: boolean): Promise<void>
   drainRequested (nodeId: string): Promise<boolean>
 }

@@ -49,6 +49,16 @@ export interface PresenceConnect {
 
 export type RestoreResult = 'restored' | 'present' | 'superseded'
 
+export interface RestoreOutcome {
+  readonly result: RestoreResult
+  /**
+   * The entry as stored now: when restored, the connection's entry under a fresh epoch (so the `connected` event of
+   * the re-add orders after any `disconnected` event of the removal, docs/cluster.md); when present, the same;
+   * when superseded, the newer connection's entry.
+   */
+  readonly entry: PresenceEntry
+}
+
 export interface PresenceStore {
   /** Records a new connection and returns its entry with a fresh epoch (one round trip: it runs per connect). */
   connect (deviceId: string, nodeId: string, at: number, origin?: ConnectionOrigin): Promise<PresenceConnect>
@@ -67,12 +77,13 @@ export interface PresenceStore {
   listNode (nodeId: string): Promise<PresenceEntry[]>
   countNode (nodeId: string): Promise<number>
   /**
-   * Re-adds a live connection that presence lost (reconciliation): `restored`; `present` when this very entry is
-   * there; `superseded` when a newer connection of the device holds the entry (kept): this one was taken over.
+   * Re-adds a live connection that presence lost (reconciliation, or a node-dead sweep of a node that was only
+   * late): `restored`, under a fresh epoch; `present` when this very entry is there; `superseded` when a newer
+   * connection of the device holds the entry (kept): this one was taken over.
    */
-  restore (entry: PresenceEntry): Promise<RestoreResult>
-  /** Removes every entry of a node (dead-node cleanup); resolves the removed device ids. */
-  removeNode (nodeId: string, at: number): Promise<string[]>
+  restore (entry: PresenceEntry): Promise<RestoreOutcome>
+  /** Removes every entry of a node (dead-node cleanup); resolves the removed entries. */
+  removeNode (nodeId: string, at: number): Promise<PresenceEntry[]>
   /** Offline devices last seen before `before`, oldest first (for the session reaper). */
   staleSince (before: number, limit: number): Promise<string[]>
   /** Drops a device's last-seen mark once its stored session is gone. */

@@ -53,6 +53,9 @@ export interface ReceiptPage {
   readonly next: string | undefined
 }
 
+/** Where a count-only push counts a device. */
+export type CountedState = 'sent' | 'delivered' | 'acked'
+
 /** What one countDeliveries call changed. */
 export interface CountedDeliveries {
   /** Net change of the sent count (devices counted as sent minus those that moved on from it). */
@@ -86,6 +89,11 @@ export interface ReceiptStore {
    * (a device may be in both). Targeted or unknown pushes count nothing.
    */
   countDeliveries (pushId: string, sent: readonly string[], got: readonly string[]): Promise<CountedDeliveries>
+  /**
+   * Count-only pushes: where each device is counted, the furthest of sent < delivered < acked, or undefined when in
+   * none (the check of an interrupted countDeliveries or countAcks at start, receipt-recovery.ts).
+   */
+  countedStates (pushId: string, deviceIds: readonly string[]): Promise<Array<CountedState | undefined>>
   /** Count-only pushes: of `pushIds`, those the device has neither got nor acked (one round trip for all). */
   notReceived (deviceId: string, pushIds: readonly string[]): Promise<string[]>
   /** Device and list pushes whose ttl ended by `at` and whose receipts are not all swept yet. */

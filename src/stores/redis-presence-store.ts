@@ -3,15 +3,18 @@ import { redisScript } from '../shared/redis-script.ts'
 import { TRANSPORTS, type ConnectionOrigin, type PresenceEntry, type PresenceStore, type Transport } from './presence-store.ts'
 
 // {prefix}presence         hash deviceId -> "nodeId epoch connectedAt[ transport address]"
-// {prefix}online           sorted set of the online device ids, all scores 0 so it sorts by id (ZCARD = devices
-//                          online; the operators' listing pages through it)
-// {prefix}online:{n}       the same for the devices node n holds
+// {prefix}online:{n}       sorted set of the ids of the devices node n holds, all scores 0 so it sorts by id
+// {prefix}online-nodes     set of the nodes that have such an index
+// The operators' listing of all online devices merges the nodes' indexes page by page, and the total is the sum of
+// their ZCARDs: a cluster-wide index of its own cost a second sorted-set member per online device, about a third of
+// presence's memory (docs/operators.md, Cost).
+// Nodes before that kept the cluster-wide index at {prefix}online; nothing reads it any more.
 // {prefix}last-seen        sorted set of offline devices, scored by the epoch ms of their last disconnect
 // {prefix}epoch            counter that gives every connection its epoch
 // Every write is one Lua script, so the hash and the indexes never disagree.
 // Nodes before the sorted indexes kept a plain set at {prefix}presence:{n}; a dead-node cleanup removes those too.
 
-// KEYS: presence, epoch, new node's index, last-seen, online; ARGV: deviceId, nodeId, at, node-index prefix, origin
+// KEYS: presence, epoch, new node's index, last-seen, online-nodes; ARGV: deviceId, nodeId, at, node-index prefix, origin
 const CONNECT = `
 redis.call('ZREM', KEYS[4], ARGV[1])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -22,10 +25,10 @@ if old then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ARGV[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('ZADD', KEYS[5], 0, ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[2])
 return { epoch, old or false }`
 
-// KEYS: presence, node index, last-seen, online; ARGV: deviceId, nodeId, epoch, at
+// KEYS: presence, node index, last-seen; ARGV: deviceId, nodeId, epoch, at
 const DISCONNECT = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
@@ -33,27 +36,29 @@ local node, epoch = string.match(cur, '^(%S+) (%d+)')
 if node ~= ARGV[2] or epoch ~= ARGV[3] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1`
 
-// KEYS: presence, node index, online; ARGV: deviceId, nodeId, epoch, connectedAt, node-index prefix, origin.
-// Returns 1 restored, 2 present (this very entry), 0 superseded (a newer connection holds it).
+// KEYS: presence, node index, online-nodes, epoch, last-seen; ARGV: deviceId, nodeId, epoch, connectedAt, node-index
+// prefix, origin. Returns { 1, fresh epoch } restored, { 2, entry } present (this very epoch), { 0, entry }
+// superseded (a newer connection holds it).
 const RESTORE = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local node, epoch = string.match(cur, '^(%S+) (%d+)')
-  if tonumber(epoch) == tonumber(ARGV[3]) then return 2 end
-  if tonumber(epoch) > tonumber(ARGV[3]) then return 0 end
+  if tonumber(epoch) == tonumber(ARGV[3]) then return { 2, cur } end
+  if tonumber(epoch) > tonumber(ARGV[3]) then return { 0, cur } end
   redis.call('ZREM', ARGV[5] .. node, ARGV[1])
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ARGV[6])
+local fresh = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. fresh .. ' ' .. ARGV[4] .. ARGV[6])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
-return 1`
+redis.call('SADD', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return { 1, tostring(fresh) }`
 
-// KEYS: presence, node index, last-seen, online, the node's set of older versions; ARGV: nodeId, at.
-// Only entries that still name this node are removed.
+// KEYS: presence, node index, last-seen, online-nodes, the node's set of older versions; ARGV: nodeId, at.
+// Only entries that still name this node are removed. Returns id, entry, id, entry, ...
 const REMOVE_NODE = `
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 if redis.call('TYPE', KEYS[5]).ok == 'set' then
@@ -64,26 +69,56 @@ for _, id in ipairs(ids) do
   local cur = redis.call('HGET', KEYS[1], id)
   if cur and string.match(cur, '^(%S+)') == ARGV[1] then
     redis.call('HDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[4], id)
     redis.call('ZADD', KEYS[3], ARGV[2], id)
     table.insert(removed, id)
+    table.insert(removed, cur)
   end
 end
 redis.call('DEL', KEYS[2], KEYS[5])
+redis.call('SREM', KEYS[4], ARGV[1])
 return removed`
 
-// One page of the listing in one read. KEYS: index (all or one node's), presence; ARGV: lex start, count.
-// Returns id, entry, id, entry, ...
+// One page of the listing in one read. KEYS: presence, online-nodes; ARGV: lex start, count (-1: all), node-index
+// prefix, and a node id for one node's devices (none: every node's indexes, merged). Returns id, entry, id, entry, ...
 const LIST = `
-local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local count = tonumber(ARGV[2])
+local nodes = { ARGV[4] }
+if not ARGV[4] then nodes = redis.call('SMEMBERS', KEYS[2]) end
+local ids = {}
+for _, node in ipairs(nodes) do
+  for _, id in ipairs(redis.call('ZRANGEBYLEX', ARGV[3] .. node, ARGV[1], '+', 'LIMIT', 0, count)) do table.insert(ids, id) end
+end
 if #ids == 0 then return {} end
-local raws = redis.call('HMGET', KEYS[2], unpack(ids))
+if #nodes > 1 then
+  table.sort(ids)
+  if count >= 0 then
+    for i = #ids, count + 1, -1 do table.remove(ids) end
+  end
+end
+local raws = redis.call('HMGET', KEYS[1], unpack(ids))
 local out = {}
 for i, id in ipairs(ids) do
   table.insert(out, id)
   table.insert(out, raws[i] or '')
 end
 return out`
+
+// KEYS: online-nodes; ARGV: node-index prefix. The sum of the nodes' index sizes; a node whose index is gone leaves the set.
+const COUNT = `
+local total = 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local n = redis.call('ZCARD', ARGV[1] .. node)
+  if n == 0 then redis.call('SREM', KEYS[1], node) end
+  total = total + n
+end
+return total`
+
+// KEYS: node index, online-nodes; ARGV: nodeId. The node's count, and its name in online-nodes while it has entries
+// (each node calls this every heartbeat period, so an index written by an older node gets listed).
+const COUNT_NODE = `
+local n = redis.call('ZCARD', KEYS[1])
+if n > 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
+return n`
 
 const isTransport = (s: string | undefined): s is Transport => TRANSPORTS.includes(s as Transport)
 
@@ -103,7 +138,7 @@ function parse (deviceId: string, raw: string): PresenceEntry {
 
 export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, prefix: string }): PresenceStore {
   const presence = `${prefix}presence`
-  const online = `${prefix}online`
+  const onlineNodes = `${prefix}online-nodes`
   const nodePrefix = `${prefix}online:`
   const legacyNodePrefix = `${prefix}presence:`
   const lastSeen = `${prefix}last-seen`
@@ -112,9 +147,11 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
   const connectScript = redisScript(redis, CONNECT)
   const disconnectScript = redisScript(redis, DISCONNECT)
   const listScript = redisScript(redis, LIST)
+  const countScript = redisScript(redis, COUNT)
+  const countNodeScript = redisScript(redis, COUNT_NODE)
 
-  const pageOf = async (index: string, after: string | undefined, count: number): Promise<PresenceEntry[]> => {
-    const flat = await listScript([index, presence], [after === undefined ? '-' : `(${after}`, count]) as string[]
+  const pageOf = async (nodeId: string | undefined, after: string | undefined, count: number): Promise<PresenceEntry[]> => {
+    const flat = await listScript([presence, onlineNodes], [after === undefined ? '-' : `(${after}`, count, nodePrefix, ...(nodeId === undefined ? [] : [nodeId])]) as string[]
     const out: PresenceEntry[] = []
     for (let i = 0; i < flat.length; i += 2) {
       const raw = flat[i + 1] as string
@@ -126,11 +163,11 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
 
   return {
     async connect (deviceId, nodeId, at, origin) {
-      const [epoch, old] = await connectScript([presence, epochKey, nodePrefix + nodeId, lastSeen, online], [deviceId, nodeId, at, nodePrefix, originField(origin)]) as [number, string | null]
+      const [epoch, old] = await connectScript([presence, epochKey, nodePrefix + nodeId, lastSeen, onlineNodes], [deviceId, nodeId, at, nodePrefix, originField(origin)]) as [number, string | null]
       return { entry: { deviceId, nodeId, epoch, connectedAt: at, ...origin }, replaced: old === null ? undefined : parse(deviceId, old) }
     },
     async disconnect (deviceId, nodeId, epoch, at) {
-      return await disconnectScript([presence, nodePrefix + nodeId, lastSeen, online], [deviceId, nodeId, epoch, at]) === 1
+      return await disconnectScript([presence, nodePrefix + nodeId, lastSeen], [deviceId, nodeId, epoch, at]) === 1
     },
     async get (deviceId) {
       const raw = await redis.hget(presence, deviceId)
@@ -146,24 +183,24 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       return raw === null ? undefined : Number(raw)
     },
     async count () {
-      return await redis.zcard(online)
+      return Number(await countScript([onlineNodes], [nodePrefix]))
     },
     async list ({ after, limit, nodeId }) {
-      const index = nodeId === undefined ? online : nodePrefix + nodeId
-      const read = await pageOf(index, after, limit + 1)
+      const read = await pageOf(nodeId, after, limit + 1)
       const entries = read.slice(0, limit)
       return { entries, next: read.length > limit ? entries.at(-1)?.deviceId : undefined }
     },
     async listNode (nodeId) {
-      return (await pageOf(nodePrefix + nodeId, undefined, -1)).filter((e) => e.nodeId === nodeId)
+      return (await pageOf(nodeId, undefined, -1)).filter((e) => e.nodeId === nodeId)
     },
     async countNode (nodeId) {
-      return await redis.zcard(nodePrefix + nodeId)
+      return Number(await countNodeScript([nodePrefix + nodeId, onlineNodes], [nodeId]))
     },
     async restore (entry) {
       const origin = entry.transport === undefined || entry.address === undefined ? undefined : { transport: entry.transport, address: entry.address }
-      const result = await redis.eval(RESTORE, 3, presence, nodePrefix + entry.nodeId, online, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, originField(origin))
-      return result === 1 ? 'restored' : result === 2 ? 'present' : 'superseded'
+      const [code, raw] = await redis.eval(RESTORE, 5, presence, nodePrefix + entry.nodeId, onlineNodes, epochKey, lastSeen, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, originField(origin)) as [number, string]
+      if (code === 1) return { result: 'restored', entry: { ...entry, epoch: Number(raw) } }
+      return { result: code === 2 ? 'present' : 'superseded', entry: parse(entry.deviceId, raw) }
     },
     async staleSince (before, limit) {
       return await redis.zrangebyscore(lastSeen, '-inf', `(${before}`, 'LIMIT', 0, limit)
@@ -172,7 +209,10 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
       await redis.zrem(lastSeen, deviceId)
     },
     async removeNode (nodeId, at) {
-      return await redis.eval(REMOVE_NODE, 5, presence, nodePrefix + nodeId, lastSeen, online, legacyNodePrefix + nodeId, nodeId, at) as string[]
+      const flat = await redis.eval(REMOVE_NODE, 5, presence, nodePrefix + nodeId, lastSeen, onlineNodes, legacyNodePrefix + nodeId, nodeId, at) as string[]
+      const removed: PresenceEntry[] = []
+      for (let i = 0; i < flat.length; i += 2) removed.push(parse(flat[i] as string, flat[i + 1] as string))
+      return removed
     }
   }
 }

@@ -269,6 +269,18 @@ export function createRedisReceiptStore ({ redis, prefix }: { redis: Redis, pref
       const [s, d, sentIds, deliveredIds] = await countDeliveries(keys, [await setsTtlOf(pushId), sent.length, ...sent, ...got]) as [number, number, string[], string[]]
       return { sent: s, delivered: d, sentIds, deliveredIds }
     },
+    async countedStates (pushId, deviceIds) {
+      if (deviceIds.length === 0) return []
+      const replies = await redis.multi()
+        .call('SMISMEMBER', ackersKey(pushId), ...deviceIds)
+        .call('SMISMEMBER', gotKey(pushId), ...deviceIds)
+        .call('SMISMEMBER', sentKey(pushId), ...deviceIds)
+        .exec()
+      if (replies === null) throw new Error('countedStates: transaction discarded')
+      for (const [err] of replies) if (err !== null) throw err
+      const [acked, got, sent] = replies.map(([, v]) => v as number[]) as [number[], number[], number[]]
+      return deviceIds.map((_, i) => acked[i] === 1 ? 'acked' : got[i] === 1 ? 'delivered' : sent[i] === 1 ? 'sent' : undefined)
+    },
     async notReceived (deviceId, pushIds) {
       if (pushIds.length === 0) return []
       const positions = await notReceived(pushIds.flatMap((id) => [gotKey(id), ackersKey(id)]), [deviceId]) as number[]

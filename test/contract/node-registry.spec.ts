@@ -70,4 +70,32 @@ export function nodeRegistrySpec (name: string, build: (t: TestContext, clock: M
     await reg.forget('n')
     assert.equal(await reg.drainRequested('n'), false)
   })
+
+  test(`${name}: a heartbeat says whether the record was still live: false for a new node and after an expiry`, { timeout: 120_000 }, async (t) => {
+    const clock = manualClock()
+    const reg = await build(t, clock)
+    assert.equal(await reg.heartbeat(record('late'), SHORT), false, 'a new node')
+    assert.equal(await reg.heartbeat(record('late'), SHORT), true, 'a refresh in time')
+    await expire(reg, clock, 'late')
+    assert.equal(await reg.heartbeat(record('late'), LONG), false, 'its record had expired: it was late')
+  })
+
+  test(`${name}: a dead node is forgotten by a survivor only while its record is expired, and its drain order stays`, { timeout: 120_000 }, async (t) => {
+    const clock = manualClock()
+    const reg = await build(t, clock)
+    await reg.heartbeat(record('late'), SHORT)
+    await reg.setDrain('late', true)
+    await expire(reg, clock, 'late')
+    // It came back before the survivor's cleanup: it keeps its membership.
+    await reg.heartbeat(record('late'), SHORT)
+    assert.equal(await reg.forgetDead('late'), false)
+    await expire(reg, clock, 'late')
+    assert.equal(await reg.forgetDead('late'), true)
+    assert.equal(await reg.forgetDead('late'), false, 'one survivor forgets it')
+    assert.deepEqual(await reg.dead(), [])
+    assert.equal(await reg.drainRequested('late'), true, 'the drain order is the node\'s, not its record\'s')
+    await reg.heartbeat(record('late'), LONG)
+    assert.deepEqual((await reg.list()).map((r) => r.nodeId), ['late'])
+    assert.equal(await reg.drainRequested('late'), true)
+  })
 }

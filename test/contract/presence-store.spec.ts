@@ -65,28 +65,32 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
   test(`${name}: removing a dead node removes its entries and no other node's`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]
-    await store.connect(a, 'dead', 1)
+    const { entry: aEntry } = await store.connect(a, 'dead', 1)
     await store.connect(b, 'dead', 1)
     await store.connect(c, 'alive', 1)
     // b moved to the live node before the cleanup ran.
     await store.connect(b, 'alive', 2)
-    assert.deepEqual((await store.removeNode('dead', 5)).sort(), [a])
+    assert.deepEqual(await store.removeNode('dead', 5), [aEntry], 'the removed entries, epochs included (the node-dead events carry them)')
     assert.equal(await store.get(a), undefined)
     assert.equal((await store.get(b))?.nodeId, 'alive')
     assert.equal(await store.count(), 2)
     assert.equal(await store.lastSeen(a), 5)
   })
 
-  test(`${name}: restore re-adds a lost entry but never overwrites a newer connection`, { timeout: 120_000 }, async (t) => {
+  test(`${name}: restore re-adds a lost entry under a fresh epoch but never overwrites a newer connection`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const d = dev()
     const { entry } = await store.connect(d, 'n1', 1)
     await store.disconnect(d, 'n1', entry.epoch, 2)
-    assert.equal(await store.restore(entry), 'restored')
-    assert.deepEqual(await store.get(d), entry)
-    assert.equal(await store.restore(entry), 'present', 'the entry is there: nothing to do, and not superseded')
+    const restored = await store.restore(entry)
+    assert.equal(restored.result, 'restored')
+    assert.ok(restored.entry.epoch > entry.epoch, 'a fresh epoch: its connected event orders after the removal\'s disconnected event')
+    assert.deepEqual(restored.entry, { ...entry, epoch: restored.entry.epoch })
+    assert.deepEqual(await store.get(d), restored.entry)
+    assert.equal(await store.lastSeen(d), undefined, 'online again')
+    assert.deepEqual(await store.restore(restored.entry), { result: 'present', entry: restored.entry }, 'the entry is there: nothing to do, and not superseded')
     const newer = await store.connect(d, 'n2', 3)
-    assert.equal(await store.restore(entry), 'superseded')
+    assert.deepEqual(await store.restore(restored.entry), { result: 'superseded', entry: newer.entry })
     assert.deepEqual(await store.get(d), newer.entry)
     assert.equal(await store.countNode('n1'), 0)
   })
@@ -126,9 +130,10 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual(second.replaced, entry)
     assert.deepEqual((await store.list({ limit: 10 })).entries, [second.entry])
     await store.disconnect(d, 'n2', second.entry.epoch, 30)
-    assert.equal(await store.restore(second.entry), 'restored')
-    assert.deepEqual(await store.get(d), second.entry)
-    assert.deepEqual(await store.listNode('n2'), [second.entry])
+    const restored = await store.restore(second.entry)
+    assert.deepEqual(restored.entry, { ...second.entry, epoch: restored.entry.epoch })
+    assert.deepEqual(await store.get(d), restored.entry)
+    assert.deepEqual(await store.listNode('n2'), [restored.entry])
   })
 
   test(`${name}: list pages through every online device by id, and its pages add up to count()`, { timeout: 30_000 }, async (t) => {

@@ -112,6 +112,11 @@ export function receiptStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(await store.countAcks(r.pushId, ['c']), ['c'])
     assert.deepEqual(await store.countDeliveries(r.pushId, ['c'], ['c']), { sent: 0, delivered: 0, sentIds: [], deliveredIds: [] })
     assert.deepEqual(await counts(), { queued: 0, sent: 0, delivered: 3, acked: 1, expired: 0, failed: 0 })
+    assert.deepEqual(await store.countedStates(r.pushId, ['a', 'b', 'c', 'd', 'e']), ['delivered', 'delivered', 'acked', 'delivered', undefined], 'where each device is counted')
+    await store.countDeliveries(r.pushId, ['e'], [])
+    assert.deepEqual(await store.countedStates(r.pushId, ['e']), ['sent'])
+    assert.deepEqual(await store.countedStates('no-such-push', ['a']), [undefined])
+    assert.deepEqual(await store.countedStates(r.pushId, []), [])
     // Targeted and unknown pushes count nothing here.
     const targeted = record()
     await store.createPush(targeted, 3)

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import { eventually } from '../helpers/eventually.ts'
+import { eventually, waitUntil } from '../helpers/eventually.ts'
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
-import { connectRedis } from '../helpers/services.ts'
+import { consumeUntil, uniqueTopic, type TelemetryRecord } from '../helpers/kafka.ts'
+import { connectRedis, kafkaBrokers } from '../helpers/services.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 
 // Presence and online counts across three broker processes (docs/cluster.md, Presence).
@@ -255,4 +256,96 @@ test('a connection whose presence write failed is closed by reconciliation; the 
   assert.ok(await eventually(exact), `presence never matched the live connection: ${JSON.stringify(await cluster.stats())}`)
   // The connection that is recorded now cannot be the first one, whose write failed.
   assert.ok(connects >= 2, 'the unrecorded connection was closed and the device connected again')
+})
+
+interface PresenceRecord { event: 'connected' | 'disconnected', nodeId: string, epoch: number, reason?: string }
+
+/**
+ * Each device's state by the stream's ordering rule (docs/cluster.md, Late nodes): the event with the highest
+ * epoch, and at equal epochs the disconnect (it ends that connection). Several nodes produce, so Kafka's arrival
+ * order across them is not the order of the changes.
+ */
+function streamState (records: readonly TelemetryRecord[]): Map<string, PresenceRecord> {
+  const last = new Map<string, PresenceRecord>()
+  for (const r of records) {
+    const e = JSON.parse(r.value.toString()) as PresenceRecord
+    const cur = last.get(r.key)
+    if (cur === undefined || e.epoch > cur.epoch || (e.epoch === cur.epoch && e.event === 'disconnected')) last.set(r.key, e)
+  }
+  return last
+}
+
+/** Every device's last event says what presence says: connected on its node, or disconnected. */
+function streamMatches (records: readonly TelemetryRecord[], sims: readonly Sim[]): boolean {
+  const state = streamState(records)
+  return sims.every((s) => {
+    const e = state.get(s.id)
+    return s.client?.connected === true ? e?.event === 'connected' && e.nodeId === s.nodeId : e?.event === 'disconnected'
+  })
+}
+
+test('a node paused past its record\'s TTL and declared dead: it re-asserts its devices, the presence stream ends consistent, and a drain order given before the pause is honoured', { timeout: 180_000 }, async (t) => {
+  const topic = uniqueTopic('late-presence')
+  const cluster = await startTestCluster(t, {
+    nodes: 3,
+    heartbeatMs: HB,
+    env: { PUSHLINE_KAFKA_BROKERS: kafkaBrokers().join(','), PUSHLINE_KAFKA_PRESENCE_TOPIC: topic, PUSHLINE_KAFKA_TELEMETRY_TOPIC: uniqueTopic('late-telemetry'), PUSHLINE_DRAIN_RATE: '10' }
+  })
+  const victim = cluster.nodes[1] as TestCluster['nodes'][number]
+  const survivors = cluster.nodes.filter((n) => n !== victim)
+  const tokens = await provisionMany(cluster, 61, 'late')
+  const spare = 'late-60'
+  const sims: Sim[] = []
+  t.after(async () => { await Promise.all(sims.map((s) => s.client?.endAsync(true))) })
+  let i = 0
+  for (const [id, token] of tokens) {
+    if (id === spare) continue
+    const node = cluster.nodes[i++ % 3] as TestCluster['nodes'][number]
+    // A keepalive far beyond the pause: the devices keep their connections through it, as through a long GC.
+    const c = mqtt.connect(node.mqttUrl, { clientId: id, username: id, password: token, reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, keepalive: 600 })
+    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject) })
+    const s: Sim = { id, client: c, nodeId: node.nodeId }
+    c.on('close', () => { s.client = undefined; s.nodeId = undefined })
+    sims.push(s)
+  }
+  const onVictim = sims.filter((s) => s.nodeId === victim.nodeId)
+  assert.equal(await eventually(() => presenceMatches(cluster, sims)), true)
+
+  /** Waits for a survivor to log that it removed the victim's presence for the `nth` time (no sleep: the event). */
+  const declaredDead = async (nth: number): Promise<void> => {
+    const mark = `"deadNode":"${victim.nodeId}"`
+    await waitUntil(`a survivor to declare ${victim.nodeId} dead (${nth})`, () => survivors.reduce((sum, n) => sum + n.stdout().split(mark).length - 1, 0) >= nth, 60_000, 25)
+  }
+
+  // 1. Paused (SIGSTOP) past its record's TTL: a survivor declares it dead and removes its devices' presence.
+  victim.child.kill('SIGSTOP')
+  await declaredDead(1)
+  const swept = await cluster.stats()
+  assert.equal(swept.online, sims.length - onVictim.length, 'the survivor removed the paused node\'s presence')
+  victim.child.kill('SIGCONT')
+  // Its devices never left it: presence must name them on it again, and the stream must end with them connected.
+  assert.ok(onVictim.every((s) => s.client?.connected === true && s.nodeId === victim.nodeId))
+  assert.equal(await eventually(() => presenceMatches(cluster, sims), 60_000), true, JSON.stringify(await cluster.stats()))
+  // Until every paused device's removal and re-add are in (several nodes produce: the stream can match earlier).
+  const reasons = (rs: readonly TelemetryRecord[], reason: string): Set<string> =>
+    new Set(rs.filter((r) => (JSON.parse(r.value.toString()) as PresenceRecord).reason === reason).map((r) => r.key))
+  const afterPause = await consumeUntil(t, topic, (rs) => onVictim.every((s) => reasons(rs, 'node-dead').has(s.id) && reasons(rs, 'restored').has(s.id)), 60_000)
+  assert.equal(streamMatches(afterPause, sims), true, 'every device\'s last event in the stream matches presence')
+  const victimEvents = afterPause.filter((r) => onVictim.some((s) => s.id === r.key)).map((r) => JSON.parse(r.value.toString()) as PresenceRecord)
+  assert.equal(victimEvents.filter((e) => e.reason === 'node-dead').length, onVictim.length, 'the survivor announced each of them as disconnected, once')
+  assert.equal(victimEvents.filter((e) => e.reason === 'restored').length, onVictim.length, 'and the paused node announced each again, once')
+  assert.ok(victimEvents.every((e) => e.nodeId === victim.nodeId))
+
+  // 2. A drain order, then a pause past the TTL before or while the node carries it out: after the pause it drains.
+  assert.equal((await cluster.api.api('POST', `/v1/admin/nodes/${victim.nodeId}/drain`)).status, 202)
+  victim.child.kill('SIGSTOP')
+  await declaredDead(2)
+  victim.child.kill('SIGCONT')
+  assert.equal(await eventually(() => onVictim.every((s) => s.client === undefined), 60_000), true, `still connected to the drained node: ${onVictim.filter((s) => s.client !== undefined).length}`)
+  await cluster.waitForNodes([victim.nodeId])
+  const nodes = (await cluster.api.api('GET', '/v1/admin/nodes')).body.nodes as Array<{ nodeId: string, draining: boolean, drainRequested: boolean }>
+  assert.deepEqual(nodes.filter((n) => n.nodeId === victim.nodeId).map((n) => [n.draining, n.drainRequested]), [[true, true]], 'still draining after the pause')
+  assert.equal(await connect(victim.mqttUrl, spare, tokens.get(spare) as string), undefined, 'the drained node refuses new devices')
+  assert.equal(await eventually(() => presenceMatches(cluster, sims), 60_000), true, JSON.stringify(await cluster.stats()))
+  await consumeUntil(t, topic, (rs) => streamMatches(rs, sims), 60_000)
 })

@@ -45,3 +45,21 @@ test('scripts run by SHA load themselves again after Redis forgot them (SCRIPT F
   assert.deepEqual(second.replaced, first.entry)
   assert.equal(await presence.disconnect('flushed', 'n1', second.entry.epoch, 3000), true)
 })
+
+test('a node index that online-nodes does not name (written by an older node) is listed and counted again once its node counts it', { timeout: 60_000 }, async (t) => {
+  const redis = connectRedis(t)
+  const prefix = uniquePrefix()
+  const presence = createRedisPresenceStore({ redis, prefix })
+  await presence.connect('old-a', 'old-node', 1)
+  await presence.connect('new-b', 'new-node', 2)
+  await redis.srem(`${prefix}online-nodes`, 'old-node')
+  assert.equal(await presence.count(), 1, 'only the indexes online-nodes names')
+  assert.equal(await presence.countNode('old-node'), 1)
+  assert.equal(await presence.count(), 2)
+  assert.deepEqual((await presence.list({ limit: 10 })).entries.map((e) => e.deviceId), ['new-b', 'old-a'])
+  // A node whose index emptied leaves the set at the next count.
+  const { entry } = await presence.connect('old-a', 'new-node', 3)
+  assert.equal(entry.nodeId, 'new-node')
+  assert.equal(await presence.count(), 2)
+  assert.deepEqual((await redis.smembers(`${prefix}online-nodes`)).sort(), ['new-node'])
+})

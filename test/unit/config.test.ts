@@ -160,6 +160,7 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_CONNECT_TIMEOUT_MS: '2000',
     PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
     PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536',
+    PUSHLINE_TEST_CRASH_AFTER_RECEIPT_COMMIT: 'delivered',
     PUSHLINE_DELIVERY_QUEUE_MAX: '1000',
     PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE: '9',
     PUSHLINE_REDIS_PASSWORD: 'pw from the setting',
@@ -189,6 +190,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.kafkaReceiptsTopic, 'fleet.receipts')
   assert.equal(c.kafkaReceiptsPartitions, 48)
   assert.equal(c.receiptsStream, false)
+  assert.equal(c.testCrashAfterReceiptCommit, 'delivered')
   assert.equal(c.kafkaReplicationFactor, 3)
   assert.deepEqual(c.redis, { kind: 'url', url: 'rediss://user:pw@redis.example.com:6380/2', password: 'pw from the setting' })
   assert.equal(c.redisWaitReplicas, 2)

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { appendFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import pino from 'pino'
 import type { ReceiptRecord } from '../../src/push/receipt-record.ts'
 import { createSpoolReceiptStream, type ReceiptStream } from '../../src/push/receipt-stream.ts'
-import { streamJobReceipts, streamReceipts } from '../../src/push/streamed-receipt-store.ts'
+import { openReceiptJournal } from '../../src/push/receipt-journal.ts'
+import { recoverReceipts, streamJobReceipts, streamReceipts } from '../../src/push/streamed-receipt-store.ts'
 import { createMemoryDeviceStore } from '../../src/stores/memory-device-store.ts'
 import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
 import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store.ts'
@@ -69,7 +70,7 @@ test('a list push chunk commit writes its queued and failed records once, with m
   const stored = createMemoryReceiptStore()
   const receipts = streamReceipts(stored, { stream, nodeId: 'api' })
   // As push-stack.ts wires it: the job store opens receipts in the unstreamed store, its wrapper writes the records.
-  const jobs = streamJobReceipts(createMemoryPushJobStore({ devices, history, receipts: stored }), { stream, nodeId: 'api' })
+  const jobs = streamJobReceipts(createMemoryPushJobStore({ devices, history, receipts: stored }), stored, { stream, nodeId: 'api' })
   await receipts.createPush({ pushId: 'l', target: { kind: 'devices', count: 4 }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, 4)
   await jobs.create('l', ['a', 'zz', 'b', 'bad id'], { data: 1, qos: 1, expiresAt: 60_000, traceId: TRACE })
   const entry = { pushId: 'l', sentAt: 7, expiresAt: 60_000, qos: 1 as const, data: 1, traceId: TRACE }
@@ -100,4 +101,39 @@ test('a record the receipts spool cannot take is counted and logged; the transit
   const line = lines.find((l) => l.event === 'receipt_record_dropped')
   assert.equal(line?.state, 'sent')
   assert.equal(line?.pushId, 'p')
+})
+
+test('intents a killed run left open are recovered at the next start: the records of the moves that happened, once each intent', { timeout: 120_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-journal-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'intents.jsonl')
+  const stored = createMemoryReceiptStore()
+  await stored.createPush({ pushId: 'p', target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, 3)
+  await stored.createPush({ pushId: 'b', target: { kind: 'all' }, qos: 1, ttlSeconds: 60, createdAt: 1 }, undefined)
+
+  // A run that dies after each store commit, before the record write: the stream throws in place of the kill.
+  const first = await openReceiptJournal({ path, fsync: false })
+  const dying: ReceiptStream = { async write () { throw new Error('killed') } }
+  const store = streamReceipts(stored, { stream: dying, nodeId: 'n1', journal: first.journal, now: () => NOW })
+  await assert.rejects(store.open('p', [{ deviceId: 'a', state: 'queued', id: 1 }, { deviceId: 'b', state: 'queued', id: 1 }], 10))
+  await assert.rejects(store.transition('p', 'a', 'delivered', 20))
+  await assert.rejects(store.countDeliveries('b', ['x', 'y'], ['y']))
+  // Killed after an intent was written and before its commit: the move never happened, and b fails elsewhere.
+  await first.journal.begin({ kind: 'transition', pushId: 'p', deviceId: 'b', to: 'acked', at: 21 })
+  await first.journal.close()
+  await stored.transition('p', 'b', 'failed', 22, 'gone')
+  // A crash mid-line leaves a torn last line.
+  await appendFile(path, '{"i":99,"kind":"tra')
+
+  const second = await openReceiptJournal({ path, fsync: false })
+  assert.deepEqual(second.leftOpen.map((o) => o.intent.kind), ['open', 'transition', 'count', 'transition'])
+  const stream = collecting()
+  const written = await recoverReceipts(stored, { stream, nodeId: 'n1', journal: second.journal }, second.leftOpen)
+  assert.deepEqual(brief(stream.records).sort(), ['a:delivered:1', 'a:queued:1', 'b:queued:1', 'x:sent:-', 'y:delivered:-'].sort())
+  assert.equal(written, 5)
+  assert.ok(stream.records.filter((r) => r.pushId === 'p').every((r) => r.traceId === TRACE && r.nodeId === 'n1'))
+  await second.journal.close()
+  const third = await openReceiptJournal({ path, fsync: false })
+  assert.deepEqual(third.leftOpen, [], 'recovered intents are done')
+  await third.journal.close()
 })
