@@ -18,9 +18,10 @@ import { randomUUID } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import mqtt from 'mqtt'
 import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
-import { buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
 import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
@@ -48,6 +49,7 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --summary PATH        also write the common summary (bench/lib/summary.ts)
   --max-seconds N       abort the whole run after this long (default 900)
   --keep-logs           keep the processes' temp dirs with their logs
+  --profile             run the API process (and the all-in-one process) with --cpu-prof; profiles go to bench-results/profiles/
   --help`
 
 const log = (line: string): void => { process.stdout.write(`${line}\n`) }
@@ -76,6 +78,13 @@ async function createDevices (admin: AdminClient, httpUrl: string, prefix: strin
     creds.push(...res.created.map((c) => ({ id: c.id, secret: c.secret })))
   }
   return { creds, seconds: perBatchMs.reduce((a, b) => a + b, 0) / 1000, perBatchMs }
+}
+
+/** Commands Redis has run since its start (or CONFIG RESETSTAT), over all clients. */
+async function redisCalls (redis: Redis): Promise<number> {
+  let total = 0
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) total += Number(m[1])
+  return total
 }
 
 interface ProbeResult { readonly sent: number, readonly acked: number, readonly p50Ms: number, readonly p99Ms: number, readonly maxMs: number }
@@ -114,6 +123,7 @@ async function main (): Promise<void> {
       concurrency: { type: 'string', default: '64' },
       'puback-rate': { type: 'string', default: '200' },
       'puback-seconds': { type: 'string', default: '10' },
+      profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'onboarding', 900)
     },
     strict: true
@@ -150,7 +160,10 @@ async function main (): Promise<void> {
     onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
     const broker = await startPushline({ name: 'broker', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'broker' } })
     onCleanup('stop broker', () => broker.stop())
-    const api = await startPushline({ name: 'api', main: join(ROOT, 'bench/lib/api-host.ts'), nodeArgs: ['--import', 'tsx'], args: [build], redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'api' } })
+    // Default profile names in a directory of the run's own: tsx's loader thread writes a profile too, which a fixed
+    // name would overwrite.
+    const apiProfile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles', `onboarding-api-${runId}`)}`] : []
+    const api = await startPushline({ name: 'api', main: join(ROOT, 'bench/lib/api-host.ts'), nodeArgs: [...apiProfile, '--import', 'tsx'], args: [build], redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'api' } })
     onCleanup('stop api', () => api.stop())
     const floorUrl = /^floor (http:\/\/\S+)\/floor$/m.exec(api.output())?.[1]
     if (floorUrl === undefined) throw new Error(`the API host printed no floor address:\n${api.output()}`)
@@ -168,13 +181,27 @@ async function main (): Promise<void> {
       const floorRequests: HttpRequestSpec[] = Array.from({ length: perRound }, () => ({ method: 'GET', path: '/floor' }))
       const tokenRounds: HttpLoadFigures[] = []
       const floorRounds: HttpLoadFigures[] = []
+      const stats = new Redis(services.redisUrl)
+      onCleanup('close the stats connection', () => stats.disconnect())
+      // What a request costs whatever else the machine runs: the API process's CPU time and the Redis commands sent
+      // (INFO commandstats, those run by Lua scripts included; the broker node's heartbeats are counted too).
+      const costs: Array<{ floorCpuUs: number, tokenCpuUs: number, floorCommands: number, tokenCommands: number }> = []
+      const measured = async (fn: () => Promise<HttpLoadFigures>): Promise<{ f: HttpLoadFigures, cpuUs: number, commands: number }> => {
+        const c0 = await redisCalls(stats)
+        const t0 = cpuSeconds(api.pid)
+        const f = await fn()
+        const cpuUs = (cpuSeconds(api.pid) - t0) * 1e6 / f.requests
+        return { f, cpuUs, commands: (await redisCalls(stats) - c0) / f.requests }
+      }
+      const cost = (m: { cpuUs: number, commands: number }): string => `; API ${fmtInt(m.cpuUs)} µs CPU and ${fmt(m.commands, 1)} Redis commands per request`
       for (let r = 0; r < rounds; r++) {
-        const floor = await runHttpLoad(floorUrl, floorRequests, concurrency)
-        log(line(`round ${r + 1} floor`, floor))
-        const tokens = await runHttpLoad(api.httpUrl, tokenRequests(made.creds.slice(r * perRound, (r + 1) * perRound)), concurrency)
-        log(line(`round ${r + 1} tokens`, tokens))
-        floorRounds.push(floor)
-        tokenRounds.push(tokens)
+        const floor = await measured(async () => await runHttpLoad(floorUrl, floorRequests, concurrency))
+        log(line(`round ${r + 1} floor`, floor.f) + cost(floor))
+        const tokens = await measured(async () => await runHttpLoad(api.httpUrl, tokenRequests(made.creds.slice(r * perRound, (r + 1) * perRound)), concurrency))
+        log(line(`round ${r + 1} tokens`, tokens.f) + cost(tokens))
+        costs.push({ floorCpuUs: floor.cpuUs, tokenCpuUs: tokens.cpuUs, floorCommands: floor.commands, tokenCommands: tokens.commands })
+        floorRounds.push(floor.f)
+        tokenRounds.push(tokens.f)
       }
       const rest = made.creds.slice(rounds * perRound, rounds * perRound + wrongChecks)
       const wrong = await runHttpLoad(api.httpUrl, rest.map((c) => ({ method: 'POST', path: `/v1/devices/${c.id}/token`, body: { secret: c.secret.slice(1) + 'x' } })), concurrency)
@@ -187,7 +214,11 @@ async function main (): Promise<void> {
       const floorRate = median(floorRounds.map((f) => f.perSecond))
       log(`tokens: ${fmtInt(tokenRate)}/s (median of ${rounds}), floor ${fmtInt(floorRate)}/s, ratio ${fmt(tokenRate / floorRate, 2)}; ` +
         `p50 ${fmt(median(tokenRounds.map((f) => f.p50Ms)), 2)} ms p99 ${fmt(median(tokenRounds.map((f) => f.p99Ms)), 2)} ms`)
-      report.tokens = { tokenRounds: tokenRounds.map(({ bodies: _b, ...f }) => f), floorRounds: floorRounds.map(({ bodies: _b, ...f }) => f), wrongSecretMsPerRequest: wrong.wallMs / wrongChecks, unknownIdMsPerRequest: unknown.wallMs / wrongChecks }
+      const tokenCpu = median(costs.map((c) => c.tokenCpuUs))
+      const floorCpu = median(costs.map((c) => c.floorCpuUs))
+      log(`API CPU per request: token ${fmtInt(tokenCpu)} µs, floor ${fmtInt(floorCpu)} µs, ratio ${fmt(floorCpu / tokenCpu, 2)}; ` +
+        `Redis commands per token ${fmt(median(costs.map((c) => c.tokenCommands)), 1)} (floor ${fmt(median(costs.map((c) => c.floorCommands)), 1)})`)
+      report.tokens = { costs, tokenRounds: tokenRounds.map(({ bodies: _b, ...f }) => f), floorRounds: floorRounds.map(({ bodies: _b, ...f }) => f), wrongSecretMsPerRequest: wrong.wallMs / wrongChecks, unknownIdMsPerRequest: unknown.wallMs / wrongChecks }
       figures.push(figure({ name: `tokens issued per API process (${concurrency} in flight), vs one-GET floor`, unit: 'tokens/s', ours: tokenRate, reference: floorRate, target: '>= 5000' }))
       figures.push(figure({ name: 'token issue p99', unit: 'ms', ours: median(tokenRounds.map((f) => f.p99Ms)), reference: median(floorRounds.map((f) => f.p99Ms)) }))
       figures.push(figure({ name: 'refusal time, wrong secret of a known id vs unknown id', unit: 'ms/request', ours: wrong.wallMs / wrongChecks, reference: unknown.wallMs / wrongChecks }))
@@ -199,7 +230,7 @@ async function main (): Promise<void> {
   if (parts.has('puback')) {
     const prefix = `bench-onb-pa-${runId}:`
     onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
-    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env })
+    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env })
     onCleanup('stop all-in-one', () => node.stop())
     for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, perRound + 1)

@@ -172,7 +172,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       connections = { kick: async (deviceId, reason, target) => { kickLocal(deviceId, reason, target) } }
     }
 
-    const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy })
+    // Node records change on heartbeats (every half period): a view a fraction of that old is current enough.
+    const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy, viewMaxAgeMs: Math.min(250, Math.round(config.heartbeatMs / 4)) })
     const devices = createDeviceService({
       devices: deviceStore,
       tokens: tokenStore,

@@ -1,4 +1,5 @@
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import type { RandomPool } from './random-pool.ts'
 
 // Device secrets are 256 random bits the platform generates, so they cannot be guessed and a slow password hash
 // buys nothing: they are stored as "sha256$<digest b64url>", computed on the event loop in about a microsecond.
@@ -13,7 +14,7 @@ const R = 8
 const P = 1
 
 function digest (secret: string): Buffer {
-  return createHash('sha256').update(secret).digest()
+  return hash('sha256', secret, 'buffer')
 }
 
 /** The stored form of a secret. */
@@ -72,6 +73,6 @@ export async function legacyScryptHash (secret: string, log2N: number): Promise<
 }
 
 /** A new device secret: 256 random bits. */
-export function generateSecret (): string {
-  return randomBytes(32).toString('base64url')
+export function generateSecret (random?: RandomPool): string {
+  return random?.base64url(32) ?? randomBytes(32).toString('base64url')
 }

@@ -12,15 +12,12 @@ import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
 // - weighted: random, in proportion to each node's weight;
 // - consistent-hash: rendezvous hashing on the device id, so removing a node moves only the devices it held;
 // - round-robin: a cluster-wide counter over the nodes in id order.
-
-export interface ClusterAssignerOptions {
-  readonly registry: NodeRegistry
-  readonly counters: CounterStore
-  readonly strategy: AssignmentStrategy
-  /** How long a sent device counts against its node before its connection shows in the node's record. */
-  readonly pendingWindowMs?: number
-  readonly random?: () => number
-}
+//
+// The assigner works from a view of the node records (and, for least-connections, of the pending counts) that it
+// reads at most every viewMaxAgeMs: records change on heartbeats, not per token, and reading them per token cost
+// several Redis round trips. Between two reads, least-connections adds its own assignments to the view; those of other
+// API processes show at the next read. A view with no candidate is read again at once, so the first node to come
+// up is seen without waiting.
 
 function address (n: NodeRecord): BrokerAddress {
   return { nodeId: n.nodeId, mqtt: n.mqtt, ws: n.ws, ...(n.mqtts !== undefined && { mqtts: n.mqtts }), ...(n.wss !== undefined && { wss: n.wss }) }
@@ -42,14 +39,53 @@ export function rendezvous (deviceId: string, nodes: readonly NodeRecord[]): Nod
   return best
 }
 
+export interface ClusterAssignerOptions {
+  readonly registry: NodeRegistry
+  readonly counters: CounterStore
+  readonly strategy: AssignmentStrategy
+  /** How long a sent device counts against its node before its connection shows in the node's record. */
+  readonly pendingWindowMs?: number
+  /** The longest the assigner uses one read of the node records (a fraction of the heartbeat period). */
+  readonly viewMaxAgeMs?: number
+  readonly random?: () => number
+  readonly now?: () => number
+}
+
+interface View {
+  readonly candidates: readonly NodeRecord[]
+  /** least-connections: devices sent to each candidate and not yet in its record; this process adds its own. */
+  readonly pending: number[]
+  readonly readAt: number
+}
+
 export function createClusterAssigner (opts: ClusterAssignerOptions): NodeAssigner {
   const window = opts.pendingWindowMs ?? 30_000
+  const maxAge = opts.viewMaxAgeMs ?? 250
   const random = opts.random ?? Math.random
+  const now = opts.now ?? Date.now
   const pendingKey = (nodeId: string): string => `assigned:${nodeId}`
+  let view: View | undefined
+  let reading: Promise<View> | undefined
+
+  async function read (): Promise<View> {
+    const readAt = now()
+    const candidates = (await opts.registry.list()).filter((n) => !n.draining && n.weight > 0)
+    const pending = opts.strategy === 'least-connections' && candidates.length > 0
+      ? (await opts.counters.hitAndPeek([], candidates.map((n) => pendingKey(n.nodeId)))).peeks.map((p) => p.count)
+      : candidates.map(() => 0)
+    return { candidates, pending, readAt }
+  }
+
+  /** The current view; concurrent callers share one read. */
+  async function current (): Promise<View> {
+    if (view !== undefined && view.candidates.length > 0 && now() - view.readAt < maxAge) return view
+    reading ??= read().then((v) => { view = v; return v }).finally(() => { reading = undefined })
+    return await reading
+  }
 
   return {
     async assign (deviceId) {
-      const candidates = (await opts.registry.list()).filter((n) => !n.draining && n.weight > 0)
+      const { candidates, pending } = await current()
       if (candidates.length === 0) throw new PushlineError('IOT_ERR_UNAVAILABLE', 'no broker node is available')
       switch (opts.strategy) {
         case 'consistent-hash':
@@ -68,7 +104,6 @@ export function createClusterAssigner (opts: ClusterAssignerOptions): NodeAssign
           return address(candidates[(count - 1) % candidates.length] as NodeRecord)
         }
         case 'least-connections': {
-          const pending = await Promise.all(candidates.map(async (n) => (await opts.counters.peek(pendingKey(n.nodeId))).count))
           let best = 0
           let bestLoad = Infinity
           candidates.forEach((n, i) => {
@@ -77,6 +112,7 @@ export function createClusterAssigner (opts: ClusterAssignerOptions): NodeAssign
             if (load < bestLoad) { best = i; bestLoad = load }
           })
           const chosen = candidates[best] as NodeRecord
+          pending[best] = (pending[best] as number) + 1
           await opts.counters.hit(pendingKey(chosen.nodeId), window)
           return address(chosen)
         }

@@ -1,4 +1,5 @@
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createRandomPool } from '../auth/random-pool.ts'
 import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../shared/trace.ts'
 
 // Every HTTP request runs under a trace id: the caller's W3C `traceparent`, or a new one. It is Fastify's request
@@ -14,8 +15,9 @@ export function traceRequestIds (): Pick<FastifyServerOptions, 'genReqId' | 'log
 
 /** Every response, errors included, names its trace: `x-trace-id` and a `traceparent` with a new span id. */
 export function echoTrace (app: FastifyInstance): void {
+  const random = createRandomPool()
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-trace-id', request.id)
-    reply.header('traceparent', traceparentFor(request.id))
+    reply.header('traceparent', traceparentFor(request.id, random))
   })
 }

@@ -1,4 +1,5 @@
 import { generateToken, hashToken } from '../auth/device-token.ts'
+import { createRandomPool } from '../auth/random-pool.ts'
 import { generateSecret, hashSecret, isLegacySecretHash, unknownDeviceSecretHash, verifySecret } from '../auth/secret-hash.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { Device, DeviceStore } from '../stores/device-store.ts'
@@ -124,6 +125,7 @@ const BATCH_CHUNK = 500
 export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
   const { devices, tokens, connections, assigner } = deps
   const now = deps.now ?? Date.now
+  const random = createRandomPool()
   const badCredentials = (): PushlineError =>
     new PushlineError('IOT_ERR_BAD_CREDENTIALS', 'unknown device, wrong secret or invalid token')
 
@@ -134,10 +136,11 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
   }
 
   async function mint (device: Device): Promise<IssuedToken> {
-    const token = generateToken()
+    const token = generateToken(random)
     const expiresAt = now() + deps.tokenTtlMs
-    await tokens.put(hashToken(token), { deviceId: device.id, expiresAt, groups: device.groups })
-    return { token, expiresAt, broker: await assigner.assign(device.id) }
+    // Independent: both go out at once. A token stored for an assignment that failed (no node) is never handed out.
+    const [broker] = await Promise.all([assigner.assign(device.id), tokens.put(hashToken(token), { deviceId: device.id, expiresAt, groups: device.groups })])
+    return { token, expiresAt, broker }
   }
 
   function newDevice (input: NewDevice, secret: string, t: number): Device {
@@ -167,7 +170,7 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
 
   return {
     async create (input) {
-      const secret = generateSecret()
+      const secret = generateSecret(random)
       const device = newDevice(input, secret, now())
       if (!await devices.create(device)) {
         throw new PushlineError('IOT_ERR_DEVICE_EXISTS', `device ${input.id} already exists`, { id: input.id })
@@ -179,7 +182,7 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     async createBatch (inputs) {
       const t = now()
       const made = inputs.map((input) => {
-        const secret = generateSecret()
+        const secret = generateSecret(random)
         return { secret, device: newDevice(input, secret, t) }
       })
       const chunks: Array<typeof made> = []
@@ -228,7 +231,7 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
     },
 
     async rotateSecret (id) {
-      const secret = generateSecret()
+      const secret = generateSecret(random)
       const d = await devices.update(id, { secretHash: hashSecret(secret) }, now())
       if (d === undefined) throw notFound(id)
       // Whoever held the old secret may hold a token made with it: those go too.

@@ -1,5 +1,5 @@
 import { PushlineError } from '../shared/errors.ts'
-import type { CounterStore } from '../stores/counter-store.ts'
+import type { CounterHit, CounterStore, LimitedHit } from '../stores/counter-store.ts'
 
 // Limits on the device-facing endpoints: a rate per device id and per source address, and a lock on a
 // device's token endpoint after repeated wrong secrets or tokens. The state lives in a CounterStore, so
@@ -17,9 +17,20 @@ export interface TokenGuardOptions {
   readonly now?: () => number
 }
 
+/** What admitToken found out on the way, for the end of the request. */
+export interface TokenAdmission {
+  /** Wrong secrets or tokens counted against the device in the current window; a success clears them when > 0. */
+  readonly failures: number
+}
+
 export interface TokenGuard {
   /** Counts a request from `address` (and for `deviceId`, when given); throws IOT_ERR_RATE_LIMITED beyond a limit. */
   admit (address: string, deviceId?: string): Promise<void>
+  /**
+   * A token request: admit(address, deviceId) and assertUnlocked(deviceId) in one step of the counter store (one Redis
+   * round trip), with the same answers in the same order. Also reads the device's failure count.
+   */
+  admitToken (address: string, deviceId: string): Promise<TokenAdmission>
   /** Counts a device's pull of its missed downlinks; throws IOT_ERR_RATE_LIMITED beyond its limit. */
   admitPull (deviceId: string): Promise<void>
   /** Throws IOT_ERR_LOCKED while the device's token endpoint is locked. */
@@ -40,17 +51,32 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
   // failure that reaches the limit, so it lasts the whole lockoutMs from that failure.
   const failures = (id: string): string => `token-failures:${id}`
   const lock = (id: string): string => `token-lock:${id}`
+  // The address first: a request refused for its address is not counted against the device.
+  const rateHits = (address: string, deviceId: string | undefined): LimitedHit[] => {
+    const byAddress = { key: `rate-address:${address}`, windowMs: MINUTE, limit: opts.addressPerMinute }
+    return deviceId === undefined ? [byAddress] : [byAddress, { key: `rate-device:${deviceId}`, windowMs: MINUTE, limit: opts.devicePerMinute }]
+  }
+  const refuseOverLimit = (hits: readonly CounterHit[]): void => {
+    const [byAddress, byDevice] = hits
+    if (byAddress !== undefined && byAddress.count > opts.addressPerMinute) {
+      throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many requests from this address', retryAfter(byAddress.resetAt))
+    }
+    if (byDevice !== undefined && byDevice.count > opts.devicePerMinute) {
+      throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many token requests for this device', retryAfter(byDevice.resetAt))
+    }
+  }
+  const refuseLocked = (l: CounterHit): void => {
+    if (l.count > 0) throw new PushlineError('IOT_ERR_LOCKED', 'token endpoint locked after repeated wrong credentials', retryAfter(l.resetAt))
+  }
   return {
     async admit (address, deviceId) {
-      const byAddress = await counters.hit(`rate-address:${address}`, MINUTE)
-      if (byAddress.count > opts.addressPerMinute) {
-        throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many requests from this address', retryAfter(byAddress.resetAt))
-      }
-      if (deviceId === undefined) return
-      const byDevice = await counters.hit(`rate-device:${deviceId}`, MINUTE)
-      if (byDevice.count > opts.devicePerMinute) {
-        throw new PushlineError('IOT_ERR_RATE_LIMITED', 'too many token requests for this device', retryAfter(byDevice.resetAt))
-      }
+      refuseOverLimit((await counters.hitAndPeek(rateHits(address, deviceId), [])).hits)
+    },
+    async admitToken (address, deviceId) {
+      const { hits, peeks } = await counters.hitAndPeek(rateHits(address, deviceId), [lock(deviceId), failures(deviceId)])
+      refuseOverLimit(hits)
+      refuseLocked(peeks[0] as CounterHit)
+      return { failures: (peeks[1] as CounterHit).count }
     },
     async admitPull (deviceId) {
       if (opts.pullsPerMinute === undefined) return
@@ -60,10 +86,7 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
       }
     },
     async assertUnlocked (deviceId) {
-      const l = await counters.peek(lock(deviceId))
-      if (l.count > 0) {
-        throw new PushlineError('IOT_ERR_LOCKED', 'token endpoint locked after repeated wrong credentials', retryAfter(l.resetAt))
-      }
+      refuseLocked(await counters.peek(lock(deviceId)))
     },
     async failed (deviceId) {
       const f = await counters.hit(failures(deviceId), opts.lockoutMs)

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import type { RandomPool } from '../auth/random-pool.ts'
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): `traceparent: 00-<trace id>-<parent id>-<flags>`.
 // Pushline keeps only the trace id (32 lowercase hex digits): it is the one value an operator greps for.
@@ -25,8 +26,8 @@ export function newTraceId (): string {
 }
 
 /** A `traceparent` for a response or a downstream call: this trace, a new span id, sampled. */
-export function traceparentFor (traceId: string): string {
-  return `00-${traceId}-${randomBytes(8).toString('hex')}-01`
+export function traceparentFor (traceId: string, random?: RandomPool): string {
+  return `00-${traceId}-${random?.hex(8) ?? randomBytes(8).toString('hex')}-01`
 }
 
 export const TRACE_ID_PATTERN = '^[0-9a-f]{32}$'

@@ -8,10 +8,31 @@ export interface CounterHit {
   readonly resetAt: number
 }
 
+/** A hit on a counter that has a limit: see CounterStore.hitAndPeek. */
+export interface LimitedHit {
+  readonly key: string
+  readonly windowMs: number
+  /** The most hits the window may hold; the hit that goes over it stops the ones after it. */
+  readonly limit: number
+}
+
+export interface HitAndPeekResult {
+  /** One entry per hit counted, in order: all of them, or up to and including the first that went over its limit. */
+  readonly hits: readonly CounterHit[]
+  /** One entry per peeked key, in order, read after the hits. */
+  readonly peeks: readonly CounterHit[]
+}
+
 export interface CounterStore {
   /** Counts one hit; the window starts with the first hit and lasts windowMs. */
   hit (key: string, windowMs: number): Promise<CounterHit>
   /** The current count (0 when no window is open). */
   peek (key: string): Promise<CounterHit>
   reset (key: string): Promise<void>
+  /**
+   * hit() on each of `hits` in order, stopping after the first whose count goes over its limit (the later ones are not
+   * counted), then peek() on each of `peeks`: one atomic step (one round trip in Redis), for a request that checks
+   * several limits and locks at once.
+   */
+  hitAndPeek (hits: readonly LimitedHit[], peeks: readonly string[]): Promise<HitAndPeekResult>
 }

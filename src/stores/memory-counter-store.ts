@@ -16,20 +16,35 @@ export function createMemoryCounterStore (now: () => number = Date.now): Counter
     const t = now()
     for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k)
   }
+  const hit = (key: string, windowMs: number): CounterHit => {
+    if (++hits % 10_000 === 0) sweep()
+    let w = live(key)
+    if (w === undefined) windows.set(key, w = { count: 0, resetAt: now() + windowMs })
+    w.count++
+    return { ...w }
+  }
+  const peek = (key: string): CounterHit => {
+    const w = live(key)
+    return w === undefined ? { count: 0, resetAt: now() } : { ...w }
+  }
   return {
-    async hit (key, windowMs): Promise<CounterHit> {
-      if (++hits % 10_000 === 0) sweep()
-      let w = live(key)
-      if (w === undefined) windows.set(key, w = { count: 0, resetAt: now() + windowMs })
-      w.count++
-      return { ...w }
+    async hit (key, windowMs) {
+      return hit(key, windowMs)
     },
     async peek (key) {
-      const w = live(key)
-      return w === undefined ? { count: 0, resetAt: now() } : { ...w }
+      return peek(key)
     },
     async reset (key) {
       windows.delete(key)
+    },
+    async hitAndPeek (limited, peeks) {
+      const counted: CounterHit[] = []
+      for (const h of limited) {
+        const c = hit(h.key, h.windowMs)
+        counted.push(c)
+        if (c.count > h.limit) break
+      }
+      return { hits: counted, peeks: peeks.map(peek) }
     }
   }
 }

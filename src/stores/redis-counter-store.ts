@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis'
-import type { CounterStore } from './counter-store.ts'
+import { redisScript } from '../shared/redis-script.ts'
+import type { CounterHit, CounterStore } from './counter-store.ts'
 
-// {prefix}count:{key} is an integer that expires with its window; one round trip per hit.
+// {prefix}count:{key} is an integer that expires with its window; one round trip per call.
 
 // KEYS[1] counter; ARGV[1] window ms
 const HIT = `
@@ -9,12 +10,36 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return { n, redis.call('PTTL', KEYS[1]) }`
 
+// KEYS: ARGV[1] counters to hit, then the counters to peek; ARGV[2 + 2i], ARGV[3 + 2i]: window ms and limit of hit i.
+// Returns { hit count, hit ttl, ..., peek count, peek ttl, ... }; fewer hits when one went over its limit.
+const HIT_AND_PEEK = `
+local n = tonumber(ARGV[1])
+local out = {}
+local hits = 0
+for i = 1, n do
+  local c = redis.call('INCR', KEYS[i])
+  if c == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
+  out[#out + 1] = c
+  out[#out + 1] = redis.call('PTTL', KEYS[i])
+  hits = hits + 1
+  if c > tonumber(ARGV[2 * i + 1]) then break end
+end
+for i = n + 1, #KEYS do
+  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  out[#out + 1] = redis.call('PTTL', KEYS[i])
+end
+return { hits, out }`
+
 export function createRedisCounterStore ({ redis, prefix }: { redis: Redis, prefix: string }): CounterStore {
   const key = (k: string): string => `${prefix}count:${k}`
+  const hit = redisScript(redis, HIT)
+  const hitAndPeek = redisScript(redis, HIT_AND_PEEK)
+  // A key without a window (no TTL: -1, absent: -2) ends now.
+  const counterHit = (count: number, ttl: number, t: number): CounterHit => ({ count, resetAt: t + Math.max(ttl, 0) })
   return {
     async hit (k, windowMs) {
-      const [count, ttl] = await redis.eval(HIT, 1, key(k), windowMs) as [number, number]
-      return { count, resetAt: Date.now() + Math.max(ttl, 0) }
+      const [count, ttl] = await hit([key(k)], [windowMs]) as [number, number]
+      return counterHit(count, ttl, Date.now())
     },
     async peek (k) {
       const [raw, ttl] = await redis.multi().get(key(k)).pttl(key(k)).exec() as Array<[Error | null, unknown]>
@@ -23,6 +48,16 @@ export function createRedisCounterStore ({ redis, prefix }: { redis: Redis, pref
     },
     async reset (k) {
       await redis.del(key(k))
+    },
+    async hitAndPeek (limited, peeks) {
+      const keys = [...limited.map((h) => key(h.key)), ...peeks.map(key)]
+      const args: Array<string | number> = [limited.length]
+      for (const h of limited) args.push(h.windowMs, h.limit)
+      const [hitCount, flat] = await hitAndPeek(keys, args) as [number, number[]]
+      const t = Date.now()
+      const pairs = (from: number, n: number): CounterHit[] =>
+        Array.from({ length: n }, (_, i) => counterHit(flat[2 * (from + i)] as number, flat[2 * (from + i) + 1] as number, t))
+      return { hits: pairs(0, hitCount), peeks: pairs(hitCount, peeks.length) }
     }
   }
 }

@@ -47,10 +47,11 @@ export function createRedisTokenStore ({ redis, prefix }: RedisTokenStoreOptions
 
   const parse = (raw: string): TokenRecord => JSON.parse(raw) as TokenRecord
   const take = redisScript(redis, TAKE)
+  const put = redisScript(redis, PUT)
 
   return {
     async put (hash, record) {
-      await redis.eval(PUT, 2, tokenPrefix + hash, deviceKey(record.deviceId), JSON.stringify(record), record.expiresAt, hash)
+      await put([tokenPrefix + hash, deviceKey(record.deviceId)], [JSON.stringify(record), record.expiresAt, hash])
     },
     async get (hash, now) {
       const raw = await redis.get(tokenPrefix + hash)

@@ -4,7 +4,8 @@ import { createClusterAssigner, rendezvous } from '../../src/cluster/node-assign
 import type { AssignmentStrategy } from '../../src/config/settings.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
 import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
-import type { NodeRecord } from '../../src/stores/node-registry.ts'
+import type { NodeRecord, NodeRegistry } from '../../src/stores/node-registry.ts'
+import { manualClock } from '../helpers/clock.ts'
 
 const node = (nodeId: string, over: Partial<NodeRecord> = {}): NodeRecord => ({
   nodeId, mqtt: `mqtt://${nodeId}:1883`, ws: `ws://${nodeId}:8083/mqtt`, http: `http://${nodeId}:3000`, connections: 0, weight: 1, draining: false, startedAt: 0, heartbeatAt: 0, ...over
@@ -80,4 +81,25 @@ test('dead nodes are never picked', { timeout: 120_000 }, async () => {
   await new Promise((resolve) => setTimeout(resolve, 100))
   const assigner = createClusterAssigner({ registry, counters: createMemoryCounterStore(), strategy: 'round-robin' })
   for (let i = 0; i < 10; i++) assert.equal((await assigner.assign(`d${i}`)).nodeId, 'alive')
+})
+
+test('the assigner reads the node records at most once per view age, sees a drain after it, and reads at once while it knows no node', { timeout: 30_000 }, async () => {
+  const clock = manualClock(1_000_000)
+  const registry = createMemoryNodeRegistry()
+  let lists = 0
+  const countingRegistry: NodeRegistry = { ...registry, list: async () => { lists++; return await registry.list() } }
+  const assigner = createClusterAssigner({ registry: countingRegistry, counters: createMemoryCounterStore(), strategy: 'least-connections', viewMaxAgeMs: 250, now: clock.now })
+  await assert.rejects(assigner.assign('d0'), (err: { code?: string }) => err.code === 'IOT_ERR_UNAVAILABLE')
+  await registry.heartbeat(node('a'), 60_000)
+  await registry.heartbeat(node('b'), 60_000)
+  assert.equal((await Promise.all(Array.from({ length: 100 }, async (_, i) => await assigner.assign(`d${i}`)))).length, 100, 'no wait for the first nodes')
+  assert.equal(lists, 2, 'one read for the empty view, one for the 100 concurrent assignments')
+  await registry.heartbeat(node('a', { draining: true }), 60_000)
+  clock.advance(249)
+  await assigner.assign('x')
+  assert.equal(lists, 2)
+  clock.advance(1)
+  const after = new Set(await Promise.all(Array.from({ length: 50 }, async (_, i) => (await assigner.assign(`y${i}`)).nodeId)))
+  assert.deepEqual([...after], ['b'], 'the drain shows once the view is read again')
+  assert.equal(lists, 3)
 })

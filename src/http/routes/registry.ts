@@ -33,11 +33,11 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
     }
   }, async (request) => {
     const id = request.params.id
-    await opts.guard.admit(request.ip, id)
-    await opts.guard.assertUnlocked(id)
+    const { failures } = await opts.guard.admitToken(request.ip, id)
     try {
       const issued = await opts.devices.issueToken(id, request.body)
-      await opts.guard.succeeded(id)
+      // Most requests follow no failure: they skip the write that clears the count.
+      if (failures > 0) await opts.guard.succeeded(id)
       return issued
     } catch (err) {
       if (isPushlineError(err, 'IOT_ERR_BAD_CREDENTIALS')) await opts.guard.failed(id)
