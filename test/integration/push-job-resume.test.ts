@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
-import { eventually } from '../helpers/eventually.ts'
+import { bounded, eventually } from '../helpers/eventually.ts'
 import { startTestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
@@ -45,7 +45,7 @@ test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by anoth
     pushKey = `${prefix}push:${pushId}`
     assert.ok(await eventually(async () => { processed = Number(await redis.hget(pushKey, 'processed') ?? 0); return processed > 0 }, 30_000, 5), 'the job never started')
     first.child.kill('SIGKILL')
-    await first.exited
+    await bounded('the killed API process to exit', first.exited)
     processed = Number(await redis.hget(pushKey, 'processed') ?? 0)
     if (processed < ids.length) break
     t.diagnostic(`attempt ${attempt + 1}: the job finished before the process was killed`)
@@ -67,7 +67,7 @@ test('a 10,000-id job whose API process is SIGKILLed mid-job is resumed by anoth
   assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} devices without exactly one entry`)
   assert.equal(await redis.zcard(`${prefix}push-jobs`), 0, 'the finished job is forgotten')
   second.child.kill('SIGTERM')
-  await second.exited
+  await bounded('the second API process to exit after SIGTERM', second.exited)
 })
 
 test('a worker that died between a chunk\'s commit and its delivery orders: the worker that resumes the job sends them, so no online device is left queued', { timeout: 180_000 }, async (t) => {
