@@ -50,11 +50,6 @@ export async function rawConnect (t: TestContext, port: number): Promise<RawConn
   }
 }
 
-/** Resolves true when the promise settles within ms. */
-export function within (ms: number, p: Promise<unknown>): Promise<boolean> {
-  return Promise.race([p.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])
-}
-
 /** An assert.rejects matcher: MQTT.js's error for a SUBACK that refused the filter (return code 128). */
 export function refusedSubscription (err: unknown): boolean {
   const granted = (err as { packet?: { granted?: unknown[] } }).packet?.granted

@@ -128,7 +128,7 @@ test('across nodes: a silent client is dropped after 1.5 keepalive periods and i
   const raw = await rawConnect(t, a.mqttPort as number)
   const start = Date.now()
   raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `silent-${uid()}`, keepalive: 1 })
-  assert.equal((await raw.next()).cmd, 'connack')
+  assert.equal((await bounded('the CONNACK of the silent client', raw.next())).cmd, 'connack')
   assert.ok(await eventually(async () => (await b.api('GET', '/v1/admin/stats')).body.online === 1), 'the silent client is online')
   await bounded('the silent client to be dropped', raw.closed)
   const after = Date.now() - start
@@ -153,7 +153,7 @@ test('across nodes: the first packet of a resumed persistent session is always C
     for (let j = 0; j < 5; j++) await pub.publishAsync(topic, `m${j}`, { qos: 1 })
     const raw = await rawConnect(t, b.mqttPort as number)
     raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: id, keepalive: 30 })
-    const firstPacket = await raw.next()
+    const firstPacket = await bounded(`the first packet of resumed session ${i}`, raw.next())
     assert.equal(firstPacket.cmd, 'connack', `reconnect ${i}: got ${firstPacket.cmd} first`)
     raw.socket.destroy()
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
-import { eventually, waitUntil } from '../helpers/eventually.ts'
+import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { consumeUntil, uniqueTopic, type TelemetryRecord } from '../helpers/kafka.ts'
 import { connectRedis, kafkaBrokers } from '../helpers/services.ts'
@@ -126,7 +126,7 @@ test('a node killed with SIGKILL: its devices are gone from presence and the tot
 
   const victim = cluster.nodes[1] as TestCluster['nodes'][number]
   victim.child.kill('SIGKILL')
-  await victim.exited
+  await bounded('the killed node to exit', victim.exited)
   const killedAt = Date.now()
   // The kill closes the victim's sockets: its devices are offline now; presence must follow (in about two
   // heartbeat periods, reported in the message; the bound only stops a test that would never pass).
@@ -226,7 +226,16 @@ test('a connection whose takeover close never arrived is closed by its node once
   const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
   await presence.connect(id, elsewhere, Date.now())
   assert.ok(await eventually(async () => closed), 'node A closed the superseded connection')
-  await new Promise((resolve) => setTimeout(resolve, 3 * HB))
+  // Marker: another device connects to node A after that close and leaves again. Node A's presence writes go out
+  // in order on its Redis connection, so once the marker's entry is gone, the closed connection's removal (which
+  // must find the newer entry and leave it) has run too.
+  const markerId = `marker-${id}`
+  const { token: markerToken } = await cluster.api.provision(markerId)
+  const marker = await connect(a.mqttUrl, markerId, markerToken)
+  assert.ok(marker !== undefined, 'the marker device connected to node A')
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${markerId}/presence`)).body.online === true), 'the marker device is online')
+  await marker.endAsync()
+  assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${markerId}/presence`)).body.online === false), 'the marker device is offline again')
   const p = (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body
   assert.equal(p.nodeId, elsewhere, 'presence still names the newer connection')
 })

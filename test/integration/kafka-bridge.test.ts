@@ -8,7 +8,7 @@ import type { MqttClient } from 'mqtt'
 import { listSegments, readSpool } from '../../src/uplink/file-spool.ts'
 import { startChildPlatform } from '../helpers/child-platform.ts'
 import { assertHeaders, assertStreams, byDevice, consumeUntil, dedupe, distinctMsgIds, testKafka, uniqueTopic } from '../helpers/kafka.ts'
-import { waitUntil } from '../helpers/eventually.ts'
+import { bounded, waitUntil } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { kafkaBrokers, services } from '../helpers/services.ts'
@@ -132,7 +132,7 @@ test('10,000 uplinks from 100 devices land in Kafka byte for byte, in order per 
   assert.equal(ready.body.checks.spool, 'ok')
 })
 
-test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', { timeout: 120_000 }, async (t) => {
+test('Kafka stopped in the middle of a stream: devices keep getting PUBACKs and afterwards every uplink is in Kafka, in order, replays detectable by msg-id', { timeout: 120_000 }, async (t) => {
   t.after(() => services('kafka-start'))
   const topic = uniqueTopic('outage')
   const p = await startTestPlatform(t, { env: kafkaEnv(topic) })
@@ -140,20 +140,24 @@ test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getti
   await waitUntil('the shipper to connect', () => p.shipper?.status().connected === true)
 
   const s = stream(devices, 50)
-  await sleep(2000)
+  // The outage is shaped by events, not by the clock: it starts once every device has uplinks acknowledged, and
+  // ends once 1,000 more PUBACKs came after the shipper had seen Kafka fail.
+  await waitUntil('10 PUBACKs from every device before the outage', () => [...s.ackedBy.values()].every((n) => n >= 10))
   await services('kafka-stop')
-  const down = Date.now()
-  await sleep(10_000)
-  const ackedWhileDown = s.acked.filter((at) => at >= down).length
+  await waitUntil('the shipper to see Kafka fail', () => (p.shipper?.status().consecutiveFailures ?? 0) > 0, 60_000)
+  const ackedAtFailure = s.acked.length
+  await waitUntil('1,000 PUBACKs while Kafka is down', () => s.acked.length - ackedAtFailure >= 1000, 60_000)
+  const ackedWhileDown = s.acked.length - ackedAtFailure
   const failures = await p.metric('pushline_kafka_send_failures_total')
   const lagWhileDown = p.spool?.unshippedRecords ?? 0
   await services('kafka-start')
-  await sleep(2000)
+  await waitUntil('the shipper to reach Kafka again', () => p.shipper?.status().connected === true, 60_000)
+  const ackedAtReconnect = s.acked.length
+  await waitUntil('200 PUBACKs after Kafka came back', () => s.acked.length - ackedAtReconnect >= 200)
   await s.stop()
 
   const total = [...s.sent.values()].reduce((n, l) => n + l.length, 0)
   t.diagnostic(`${total} uplinks, ${ackedWhileDown} acknowledged while Kafka was down, ${lagWhileDown} waiting in the spool at the end of the outage`)
-  assert.ok(ackedWhileDown > 20 * 10_000 / 50 * 0.5, `PUBACKs kept coming while Kafka was down (${ackedWhileDown})`)
   assert.ok(lagWhileDown > 0, 'uplinks waited in the spool')
   assert.ok(failures > 0, 'the shipper noticed the outage')
 
@@ -164,43 +168,90 @@ test('Kafka stopped for 10 seconds in the middle of a stream: devices keep getti
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 
-test('a node killed with SIGKILL while Kafka is down ships its spooled uplinks after it restarts', { timeout: 120_000 }, async (t) => {
+// Every PUSHLINE_SPOOL_FSYNC mode writes an uplink to the spool file before its PUBACK, so a killed process loses
+// none that was acknowledged; `interval` and `never` leave the last writes in the OS's page cache, which only a
+// power loss or kernel crash would lose (not something a test on a shared machine can cause).
+test('nodes killed with SIGKILL while Kafka is down, one per PUSHLINE_SPOOL_FSYNC mode, ship every acknowledged uplink after they restart', { timeout: 180_000 }, async (t) => {
   await services('kafka-stop')
   t.after(() => services('kafka-start'))
-  const topic = uniqueTopic('sigkill')
-  const dataDir = await mkdtemp(join(tmpdir(), 'pushline-kill-'))
-  t.after(() => rm(dataDir, { recursive: true, force: true }))
-  const env = { ...kafkaEnv(topic), PUSHLINE_DATA_DIR: dataDir }
+  const modes = ['always', 'interval', 'never'] as const
+  const runs = await Promise.all(modes.map(async (fsync) => {
+    const topic = uniqueTopic(`sigkill-${fsync}`)
+    const dataDir = await mkdtemp(join(tmpdir(), 'pushline-kill-'))
+    t.after(() => rm(dataDir, { recursive: true, force: true }))
+    const env = { ...kafkaEnv(topic), PUSHLINE_DATA_DIR: dataDir, PUSHLINE_SPOOL_FSYNC: fsync }
+    const first = await startChildPlatform(t, { ...env, PUSHLINE_NODE_ID: `killed-${fsync}` })
+    const devices = await devicesOn(t, first, `kill-${fsync}`, 5)
+    return { fsync, topic, dataDir, env, first, devices }
+  }))
 
-  const first = await startChildPlatform(t, { ...env, PUSHLINE_NODE_ID: 'killed-node' })
-  const devices = await devicesOn(t, first, 'kill', 5)
-  // Uplinks in flight when the node dies: the acknowledged ones must all survive.
-  const s = stream(devices, 5)
-  await waitUntil('300 PUBACKs', () => s.acked.length >= 300)
-  first.child.kill('SIGKILL')
-  await first.exited
-  const acked = new Map(s.ackedBy)
-  s.stop().catch(() => {}) // the rest are never acknowledged
-  for (const d of devices) d.client.end(true)
+  // Uplinks in flight when the nodes die: the acknowledged ones must all survive.
+  const results = await Promise.all(runs.map(async (run) => {
+    const s = stream(run.devices, 5)
+    await waitUntil(`300 PUBACKs from the node with fsync ${run.fsync}`, () => s.acked.length >= 300)
+    run.first.child.kill('SIGKILL')
+    await bounded(`the node with fsync ${run.fsync} to exit after SIGKILL`, run.first.exited)
+    const acked = new Map(s.ackedBy)
+    s.stop().catch(() => {}) // the rest are never acknowledged
+    for (const d of run.devices) d.client.end(true)
+    return { ...run, s, acked }
+  }))
 
-  const spooled = new Map<string, Buffer[]>(devices.map((d) => [d.id, []]))
-  for await (const r of readSpool(join(dataDir, 'spool'))) spooled.get(r.deviceId)?.push(r.payload)
-  for (const { id } of devices) {
-    const inSpool = spooled.get(id) ?? []
-    const sentList = s.sent.get(id) ?? []
-    assert.ok(inSpool.length >= (acked.get(id) ?? 0), `${id}: ${inSpool.length} spooled, ${acked.get(id) ?? 0} acknowledged`)
-    inSpool.forEach((pl, i) => assert.ok(pl.equals(sentList[i] as Buffer), `${id}: spooled uplink ${i} is what was sent, in order`))
+  const spooledBy = new Map<string, Map<string, Buffer[]>>()
+  for (const { fsync, dataDir, devices, s, acked } of results) {
+    const spooled = new Map<string, Buffer[]>(devices.map((d) => [d.id, []]))
+    for await (const r of readSpool(join(dataDir, 'spool'))) spooled.get(r.deviceId)?.push(r.payload)
+    for (const { id } of devices) {
+      const inSpool = spooled.get(id) ?? []
+      const sentList = s.sent.get(id) ?? []
+      assert.ok(inSpool.length >= (acked.get(id) ?? 0), `fsync ${fsync}, ${id}: ${inSpool.length} spooled, ${acked.get(id) ?? 0} acknowledged`)
+      inSpool.forEach((pl, i) => assert.ok(pl.equals(sentList[i] as Buffer), `fsync ${fsync}, ${id}: spooled uplink ${i} is what was sent, in order`))
+    }
+    t.diagnostic(`fsync ${fsync}: ${[...spooled.values()].reduce((n, l) => n + l.length, 0)} uplinks spooled, ${[...acked.values()].reduce((a, b) => a + b, 0)} acknowledged before the kill`)
+    spooledBy.set(fsync, spooled)
   }
-  const total = [...spooled.values()].reduce((n, l) => n + l.length, 0)
-  t.diagnostic(`${total} uplinks spooled, ${[...acked.values()].reduce((a, b) => a + b, 0)} acknowledged before the kill`)
 
   await services('kafka-start')
-  const second = await startChildPlatform(t, { ...env, PUSHLINE_NODE_ID: 'restarted-node' })
+  await Promise.all(results.map(async ({ fsync, topic, env }) => {
+    const spooled = spooledBy.get(fsync) as Map<string, Buffer[]>
+    const total = [...spooled.values()].reduce((n, l) => n + l.length, 0)
+    const second = await startChildPlatform(t, { ...env, PUSHLINE_NODE_ID: `restarted-${fsync}` })
+    const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= total)
+    assertStreams(records, spooled)
+    for (const r of records) assertHeaders(r, `killed-${fsync}`)
+    second.child.kill('SIGTERM')
+    assert.equal(await bounded(`the restarted node with fsync ${fsync} to exit after SIGTERM`, second.exited), 0)
+  }))
+})
+
+test('a run crossing many spool segments ships every uplink once and in order, and deletes the shipped segments', { timeout: 120_000 }, async (t) => {
+  const topic = uniqueTopic('segments')
+  // The smallest segment size: about 30 of these uplinks fill one.
+  const p = await startTestPlatform(t, { env: kafkaEnv(topic, { PUSHLINE_SPOOL_SEGMENT_BYTES: '4096' }) })
+  const devices = await devicesOn(t, p, 'seg', 10)
+  const sent = new Map<string, Buffer[]>()
+  await Promise.all(devices.map(async ({ id, client }) => {
+    const payloads = Array.from({ length: 100 }, (_, i) => Buffer.concat([Buffer.from(`${id}#${i}#`), randomBytes(60)]))
+    sent.set(id, payloads)
+    for (const [i, pl] of payloads.entries()) await client.publishAsync(uplinkTopic(id, i), pl, { qos: 1 })
+  }))
+  const total = 1000
+  await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
   const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= total)
-  assertStreams(records, spooled)
-  for (const r of records) assertHeaders(r, 'killed-node')
-  second.child.kill('SIGTERM')
-  assert.equal(await second.exited, 0)
+  assertStreams(records, sent)
+  // Read to the topic's end offsets: no uplink was produced twice.
+  const admin = testKafka().admin()
+  await admin.connect()
+  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect())
+  assert.equal(offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0), total, 'every uplink once in the topic')
+
+  // Every shipped segment is deleted; the one being written stays, and it starts well past the first record.
+  const spoolDir = join(p.dataDir, 'spool')
+  await waitUntil('the shipped segments to be deleted', async () => (await listSegments(spoolDir)).length === 1)
+  const [current] = await listSegments(spoolDir)
+  const firstSeq = Number(/seg-(\d+)\./.exec(current as string)?.[1])
+  assert.ok(firstSeq > total / 2, `the remaining segment ${current as string} starts at record ${firstSeq}: the spool rolled over many times`)
+  assert.equal(await p.metric('pushline_spool_records_total'), total)
 })
 
 test('a full spool slows devices down instead of dropping: PUBACKs wait until Kafka takes the backlog, no QoS 1 uplink is lost, dropped QoS 0 uplinks are counted', { timeout: 120_000 }, async (t) => {

@@ -6,6 +6,7 @@ import { createMetrics, type Metrics } from '../../src/metrics/metrics.ts'
 import { createNetworkByteMeter } from '../../src/metrics/network-bytes.ts'
 import { countReceipts } from '../../src/push/counted-receipt-store.ts'
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
+import { bounded } from '../helpers/eventually.ts'
 
 async function sample (metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name)
@@ -40,8 +41,11 @@ test('MQTT byte counters add the bytes of live and closed connections and never 
   const meter = createNetworkByteMeter()
   const metrics = createMetrics({ nodeId: 'n1', defaultMetrics: false })
   metrics.networkBytesSource = meter.totals
+  // The server side's close of each connection, in order of accept.
+  const serverClosed: Array<Promise<unknown>> = []
   const server = createServer((socket) => {
     meter.track(socket)
+    serverClosed.push(once(socket, 'close'))
     socket.on('data', (d) => socket.write(Buffer.concat([d, d])))
   })
   server.listen(0, '127.0.0.1')
@@ -61,7 +65,7 @@ test('MQTT byte counters add the bytes of live and closed connections and never 
   assert.equal(await sample(metrics, 'pushline_mqtt_received_bytes_total'), 100)
   assert.equal(await sample(metrics, 'pushline_mqtt_sent_bytes_total'), 200)
   first.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await bounded('the server to see the first connection close', serverClosed[0] as Promise<unknown>)
   const second = await exchange(10)
   t.after(() => second.destroy())
   assert.equal(await sample(metrics, 'pushline_mqtt_received_bytes_total'), 110, 'a closed connection\'s bytes stay counted')

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
 import type { MqttClient } from 'mqtt'
 import type { IPublishPacket, Packet } from 'mqtt-packet'
-import { eventually } from '../helpers/eventually.ts'
+import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { connectDevice, rawConnect, refusedSubscription, type RawConnection } from '../helpers/mqtt.ts'
 import { startPlatformProcess } from '../helpers/process.ts'
@@ -43,25 +43,26 @@ async function waitForCounts (cluster: TestCluster, pushId: string, want: Record
   assert.ok(ok, `expected counts ${JSON.stringify(expected)}, got ${JSON.stringify(last)}`)
 }
 
-const settle = async (ms = 1500): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
 /** A device over a bare MQTT connection that PUBACKs nothing unless told. */
 async function rawDevice (t: TestContext, port: number, id: string, token: string, topic: string): Promise<RawConnection> {
   const conn = await rawConnect(t, port)
   conn.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60, username: id, password: Buffer.from(token) })
-  const connack = await conn.next()
+  const connack = await bounded(`the CONNACK of ${id}`, conn.next())
   assert.equal(connack.cmd, 'connack')
   assert.equal((connack as Packet & { returnCode: number }).returnCode, 0)
   conn.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] })
-  assert.equal((await conn.next()).cmd, 'suback')
+  assert.equal((await bounded(`the SUBACK of ${id}`, conn.next())).cmd, 'suback')
   return conn
 }
 
-async function nextPublish (conn: RawConnection): Promise<IPublishPacket> {
-  for (;;) {
-    const p = await conn.next()
-    if (p.cmd === 'publish') return p
-  }
+/** The next PUBLISH on the connection, failing with `what` when none comes. */
+async function nextPublish (conn: RawConnection, what: string): Promise<IPublishPacket> {
+  return await bounded(what, (async () => {
+    for (;;) {
+      const p = await conn.next()
+      if (p.cmd === 'publish') return p
+    }
+  })())
 }
 
 test('a broadcast with a ttl reaches a device that was offline when it connects within the ttl, on another node, and not beyond it', { timeout: 120_000 }, async (t) => {
@@ -111,13 +112,13 @@ test('a device that drops before PUBACKing a broadcast gets it again at its next
   const raw = await rawDevice(t, n1.mqttPort, id, token, 'broadcast/all')
 
   const pushId = await push(cluster, { all: true, data: { n: 1 }, ttlSeconds: 60 })
-  const publish = await nextPublish(raw)
+  const publish = await nextPublish(raw, 'the broadcast on the raw connection')
   assert.equal(publish.qos, 1)
   assert.equal((JSON.parse(publish.payload.toString()) as { pushId: string }).pushId, pushId)
   await waitForCounts(cluster, pushId, { sent: 1 })
   // Dropped without a PUBACK.
   raw.socket.destroy()
-  await raw.closed
+  await bounded('the raw connection to close', raw.closed)
 
   const again = await connectDevice(t, n2.mqttUrl, id, token)
   const got = collect(again)
@@ -145,13 +146,13 @@ test('a device that PUBACKed or acked a broadcast does not get it again after re
   const raw = await rawDevice(t, n2.mqttPort, acker, tokens.get(acker) as string, 'broadcast/all')
 
   const pushId = await push(cluster, { all: true, data: { once: true }, ttlSeconds: 60 })
-  await nextPublish(raw)
+  await nextPublish(raw, 'the broadcast on the acker\'s raw connection')
   raw.send({ cmd: 'publish', topic: `devices/${acker}/ack`, payload: Buffer.from(JSON.stringify({ id: pushId })), qos: 0, retain: false, dup: false })
   assert.ok(await eventually(async () => firstGot.length === 1, 60_000))
   await waitForCounts(cluster, pushId, { delivered: 1, acked: 1 })
   await first.endAsync()
   raw.socket.destroy()
-  await raw.closed
+  await bounded('the raw connection to close', raw.closed)
 
   // Both come back, each on the other node, and subscribe again. Marker: a broadcast they have not had, which
   // their catch-up sends along with anything else it would send.
@@ -182,17 +183,23 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   await before.subscribeAsync(topic, { qos: 1 })
   await before.endAsync()
 
-  const pushId = await push(cluster, { group, data: { to: group }, ttlSeconds: 60 })
-  await settle(500)
-
-  const m = await connectDevice(t, n2.mqttUrl, member, tokens.get(member) as string)
-  const memberGot = collect(m)
-  await m.subscribeAsync(topic, { qos: 1 })
+  // The outsider, on the node the others come to, is online before the push: it also shows that the group's push
+  // is not written to a device outside the group, live or caught up.
   const o = await connectDevice(t, n2.mqttUrl, outsider, tokens.get(outsider) as string)
   const outsiderGot = collect(o)
   // The outsider's subscription to the group's topic is refused; broadcast/all is not the group's push.
   await assert.rejects(o.subscribeAsync(topic, { qos: 1 }), refusedSubscription)
   await o.subscribeAsync('broadcast/all', { qos: 1 })
+
+  const pushId = await push(cluster, { group, data: { to: group }, ttlSeconds: 60 })
+  // Broadcast orders reach a node in the order they were sent, on one Redis channel: once the outsider has a later
+  // broadcast, node 2 has the group's order, so the devices below subscribe after it and are caught up.
+  const reached = await push(cluster, { all: true, data: 'the group push reached node 2', ttlSeconds: 1 })
+  await waitUntil('a broadcast sent after the group push to reach node 2', () => outsiderGot.some((m) => m.pushId === reached))
+
+  const m = await connectDevice(t, n2.mqttUrl, member, tokens.get(member) as string)
+  const memberGot = collect(m)
+  await m.subscribeAsync(topic, { qos: 1 })
   // The persistent session comes back (on the other node) without subscribing again.
   const p = await connectDevice(t, n2.mqttUrl, persistent, tokens.get(persistent) as string, { clean: false })
   const persistentGot = collect(p)
@@ -202,7 +209,7 @@ test('a group push catches up only the group\'s members, and a persistent sessio
   await waitForCounts(cluster, pushId, { delivered: 2 })
   const marker = await push(cluster, { all: true, data: 'marker', ttlSeconds: 60 })
   assert.ok(await eventually(() => outsiderGot.some((m) => m.pushId === marker)), 'the marker came to the outsider')
-  assert.deepEqual(outsiderGot.map((m) => m.pushId), [marker])
+  assert.deepEqual(outsiderGot.map((m) => m.pushId), [reached, marker])
   assert.deepEqual([...memberGot, ...persistentGot].map((d) => [d.topic, d.pushId, d.data]), [[topic, pushId, { to: group }], [topic, pushId, { to: group }]])
 })
 

@@ -87,10 +87,10 @@ test('a wrong token gets CONNACK 4 and the socket is closed; the refusal is coun
   const wrong = token.slice(0, -4) + 'AAAA'
   const raw = await rawConnect(t, p.mqttPort as number)
   raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'dev-wrong', keepalive: 30, username: 'dev-wrong', password: Buffer.from(wrong) })
-  const connack = await raw.next()
+  const connack = await bounded('the CONNACK of a wrong token', raw.next())
   assert.equal(connack.cmd, 'connack')
   assert.equal((connack as { returnCode: number }).returnCode, 4)
-  await raw.closed
+  await bounded('the refused connection to close', raw.closed)
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'bad_credentials' }), 1)
   assert.ok(!p.logText().includes(wrong), 'the refused token is not in the logs')
   assert.ok(!p.logText().includes(token), 'the real token is not in the logs')
@@ -118,9 +118,9 @@ test('refused connects: empty and over-long client ids get CONNACK 2, a username
       keepalive: 30,
       ...(c.username !== undefined && { username: c.username, password: Buffer.from(c.password) })
     })
-    const connack = await raw.next()
+    const connack = await bounded(`the CONNACK of client id "${c.clientId.slice(0, 10)}"`, raw.next())
     assert.equal((connack as { returnCode: number }).returnCode, c.rc, `client id "${c.clientId.slice(0, 10)}"`)
-    await raw.closed
+    await bounded(`the refused connection of client id "${c.clientId.slice(0, 10)}" to close`, raw.closed)
   }
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'bad_client_id' }), 3)
   assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'anonymous_off' }), 1)

@@ -18,6 +18,7 @@ import { DEFAULTS, parseAddressList, parseArgs, parseDuration, parseOptionObject
 import { parseDownlink, telemetryPayload, toRanges } from '../../devices-sim/src/payload.ts'
 import { buildReport, checkThresholds, errorRate } from '../../devices-sim/src/report.ts'
 import { parseScenario } from '../../devices-sim/src/scenario.ts'
+import { waitUntil } from '../helpers/eventually.ts'
 
 const SCENARIOS = new URL('../../devices-sim/scenarios/', import.meta.url).pathname
 
@@ -321,7 +322,7 @@ test('a broadcast sent before the device first connected counts as caught up, ou
   const token = { token: 't', expiresAt: Date.now() + 60_000, broker: { nodeId: 'n1', mqtt: 'mqtt://127.0.0.1:1' } }
   const device = new SimDevice('d-1', [], 'secret', true, undefined, { api: {} as HttpApi, http: {} as Limiter, connect: async () => conn, snap, settings }, token)
   device.start()
-  for (let i = 0; i < 100 && snap.counters.connects === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  await waitUntil('the simulated device to connect', () => snap.counters.connects > 0, 30_000, 5)
   assert.equal(snap.counters.connects, 1)
   const downlink = (pushId: string, sentAt: number): Buffer => Buffer.from(JSON.stringify({ id: pushId, pushId, sentAt, data: 1 }))
   deliver?.('broadcast/all', downlink('p-earlier', Date.now() - 90_000))

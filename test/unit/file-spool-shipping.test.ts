@@ -7,7 +7,6 @@ import { encodeSpoolRecord, FILE_HEADER } from '../../src/uplink/spool-format.ts
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 import { openSpool, tempDir } from '../helpers/spool.ts'
-import { within } from '../helpers/mqtt.ts'
 
 // The spool as the bridge's write-ahead log: the reader, release and the shipped offset, and the byte bound.
 
@@ -63,7 +62,7 @@ test('a waiting read wakes up when the next record is committed, and an abort en
   const spool = await openSpool(t, { dir, fsync: 'always' })
   const reader = spool.reader()
   const waiting = reader.read(ALL, { wait: true })
-  assert.equal(await within(50, waiting), false, 'nothing to read yet')
+  // A read that returned at once would hold no record: msg-0 is appended only after the read began.
   await spool.append(uplink(0))
   assert.deepEqual((await waiting)?.records.map((r) => r.msgId), ['msg-0'])
 
@@ -193,18 +192,24 @@ test('over the byte bound a QoS 1 append waits for a release, a QoS 0 append is 
   assert.equal(spool.full, true)
 
   const blocked = [spool.append(uplink(3)), spool.append(uplink(4))]
+  const settled = [false, false]
+  blocked.forEach((p, i) => { p.then(() => { settled[i] = true }, () => { settled[i] = true }) })
   assert.equal(spool.waiting, 2)
-  assert.equal(await within(100, Promise.race(blocked)), false, 'QoS 1 appends wait while the spool is full')
+  // An append is written only once it has a sequence number, which it gets when admitted: none was given out,
+  // so neither waiting append can have been written or acknowledged.
+  assert.equal(spool.nextSeq, 3, 'QoS 1 appends wait while the spool is full')
   await spool.append(uplink(5, 0)) // resolves at once: QoS 0 has no acknowledgement to hold back
   assert.deepEqual(dropped, ['msg-5'])
   assert.deepEqual(waited, ['msg-3', 'msg-4'])
 
   const reader = spool.reader()
   await reader.read({ maxRecords: 1, maxBytes: 1_000_000 })
+  assert.deepEqual(settled, [false, false], 'nothing was acknowledged before the release')
   await spool.release(0)
   await blocked[0]
   assert.equal(spool.waiting, 1, 'one record of room lets one waiting append in')
-  assert.equal(await within(100, blocked[1] as Promise<void>), false)
+  assert.equal(spool.nextSeq, 4, 'the second waiting append has no sequence number yet')
+  assert.equal(settled[1], false, 'the second waiting append is not acknowledged')
   await spool.append(uplink(6, 0))
   assert.deepEqual(dropped, ['msg-5', 'msg-6'], 'QoS 0 cannot overtake a waiting QoS 1 uplink')
 

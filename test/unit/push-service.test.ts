@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { waitUntil } from '../helpers/eventually.ts'
 import pino from 'pino'
 import type { BroadcastDelivery, DeliveryChannel, TargetedDelivery } from '../../src/push/delivery-channel.ts'
 import { createPushService } from '../../src/push/push-service.ts'
@@ -24,13 +24,16 @@ async function setup (t: TestContext, ids: string[]) {
     async close () {}
   }
   let clock = 1_000_000
-  const receipts = createMemoryReceiptStore()
+  const store = createMemoryReceiptStore()
+  // Counts the sweeper's ticks: each asks which pushes are due, and a tick starts only after the previous one ended.
+  const ticks = { n: 0 }
+  const receipts: typeof store = { ...store, dueForExpiry: async (...args) => { ticks.n++; return await store.dueForExpiry(...args) } }
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 }, () => clock)
   const jobs = createMemoryPushJobStore({ devices, history, receipts })
   const live = createMemoryBroadcastStore(() => clock)
   const service = createPushService({ devices, presence, history, receipts, broadcasts: live, jobs, channel, logger: pino({ level: 'silent' }), maxTtlSeconds: 3600, maxDataBytes: 1024, now: () => clock, sweepMs: 5, sweepBatch: 2 })
   t.after(() => service.close())
-  return { service, presence, sent, broadcasts, live, receipts, history, advance: (ms: number) => { clock += ms } }
+  return { service, presence, sent, broadcasts, live, receipts, history, ticks, advance: (ms: number) => { clock += ms } }
 }
 
 test('a list push appends history before sending, fails unknown ids, and sends online devices\' orders to their node', { timeout: 120_000 }, async (t) => {
@@ -52,11 +55,12 @@ test('after a push\'s ttl the sweeper marks what is still queued or sent as expi
   await s.service.idle()
   await s.receipts.transition(pushId, 'a', 'sent', 2)
   await s.receipts.transition(pushId, 'b', 'delivered', 2)
-  await sleep(50)
+  // Marker: two more sweeper ticks, so at least one whole sweep ran after the transitions and before the ttl.
+  const seen = s.ticks.n
+  await waitUntil('two sweeper ticks', () => s.ticks.n >= seen + 2, 30_000, 5)
   assert.equal((await s.receipts.getPush(pushId))?.counts.queued, 1)
   s.advance(61_000)
-  const deadline = Date.now() + 5000
-  while ((await s.receipts.getPush(pushId))?.counts.expired !== 2 && Date.now() < deadline) await sleep(10)
+  await waitUntil('the sweeper to expire both receipts', async () => (await s.receipts.getPush(pushId))?.counts.expired === 2, 30_000, 5)
   assert.deepEqual((await s.receipts.getPush(pushId))?.counts, { queued: 0, sent: 0, delivered: 1, acked: 0, expired: 2, failed: 0 })
   assert.equal((await s.receipts.getReceipt(pushId, 'c'))?.state, 'expired')
 })
