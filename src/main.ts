@@ -34,16 +34,8 @@ import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
 import { closeRedis, createRedis } from './shared/redis.ts'
 import { createReplicaWait } from './shared/replica-wait.ts'
-import { createMemoryDeviceStore } from './stores/memory-device-store.ts'
-import { createMemoryTokenStore } from './stores/memory-token-store.ts'
-import { createRedisDeviceStore } from './stores/redis-device-store.ts'
-import { createRedisTokenStore } from './stores/redis-token-store.ts'
-import { createMemoryCounterStore } from './stores/memory-counter-store.ts'
-import { createMemoryNodeRegistry } from './stores/memory-node-registry.ts'
-import { createMemoryPresenceStore } from './stores/memory-presence-store.ts'
-import { createRedisNodeRegistry } from './stores/redis-node-registry.ts'
-import { createRedisPresenceStore } from './stores/redis-presence-store.ts'
-import { createRedisCounterStore } from './stores/redis-counter-store.ts'
+import { createStores } from './stores/create-stores.ts'
+import { countReceipts } from './push/counted-receipt-store.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
 import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
 import { createPushStack } from './push/push-stack.ts'
@@ -126,17 +118,19 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       })
       confirmWrites = () => wait.confirm()
     }
-    const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
-    const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
-    const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
-    const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
-    const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
+    const stores = createStores({
+      redis,
+      prefix,
+      historyLimits: { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 },
+      wrapReceipts: (store) => countReceipts(store, metrics.receipts)
+    })
+    const { devices: deviceStore, tokens: tokenStore, counters: counterStore, nodes: nodeRegistry, presence: presenceStore } = stores
 
     // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
     const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
     const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
     if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
-    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream })
+    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), stores, metrics, onClose, receiptStream: receiptStream?.stream })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined

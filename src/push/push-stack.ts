@@ -5,18 +5,8 @@ import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config, RedisTarget } from '../config/load-config.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
-import type { DeviceStore } from '../stores/device-store.ts'
+import type { Stores } from '../stores/create-stores.ts'
 import type { HistoryStore } from '../stores/history-store.ts'
-import { createMemoryBroadcastStore } from '../stores/memory-broadcast-store.ts'
-import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
-import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
-import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
-import type { PresenceStore } from '../stores/presence-store.ts'
-import { createRedisBroadcastStore } from '../stores/redis-broadcast-store.ts'
-import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
-import { createRedisPushJobStore } from '../stores/redis-push-job-store.ts'
-import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
-import { countReceipts } from './counted-receipt-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
 import { createPushService, type PushService } from './push-service.ts'
@@ -25,7 +15,7 @@ import type { ReceiptStream } from './receipt-stream.ts'
 import { streamJobReceipts, streamReceipts } from './streamed-receipt-store.ts'
 
 // Wires the push parts for main.ts (kept apart so the composition root gains only a few lines):
-// stores (memory or Redis), the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
+// the receipt records' wrappers over the stores, the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
 // the push service (API processes) and the push agent (broker processes).
 
 export interface PushStackOptions {
@@ -37,9 +27,9 @@ export interface PushStackOptions {
   readonly servesApi: boolean
   /** Called for every downlink the node's push agent writes. */
   readonly logger: Logger
-  readonly devices: DeviceStore
-  readonly presence: PresenceStore
-  readonly metrics: Pick<Metrics, 'receipts' | 'downlinks' | 'downlinksDelivered'>
+  /** The receipt store counts its transitions already (createStores' wrapReceipts). */
+  readonly stores: Pick<Stores, 'devices' | 'presence' | 'history' | 'receipts' | 'broadcasts' | 'jobs'>
+  readonly metrics: Pick<Metrics, 'downlinks' | 'downlinksDelivered'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
   /** Where records of the receipt transitions this process makes go; none: no records. */
   readonly receiptStream?: ReceiptStream
@@ -60,16 +50,10 @@ export interface PushStack {
 export async function createPushStack (opts: PushStackOptions): Promise<PushStack> {
   const { config, redis, logger } = opts
   const prefix = config.redisPrefix
-  const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
-  const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
-  const counted = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
-  const broadcasts = redis === undefined ? createMemoryBroadcastStore() : createRedisBroadcastStore({ redis, prefix })
-  // The memory job store opens receipts through `counted`, not through the streamed store: the job store's own
-  // wrapper writes the records of a chunk's receipts, once.
-  const storedJobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts: counted }) : createRedisPushJobStore({ redis, prefix, limits })
+  const { history, broadcasts } = opts.stores
   const streamed = opts.receiptStream === undefined ? undefined : { stream: opts.receiptStream, nodeId: config.nodeId }
-  const receipts = streamed === undefined ? counted : streamReceipts(counted, streamed)
-  const jobs = streamed === undefined ? storedJobs : streamJobReceipts(storedJobs, streamed)
+  const receipts = streamed === undefined ? opts.stores.receipts : streamReceipts(opts.stores.receipts, streamed)
+  const jobs = streamed === undefined ? opts.stores.jobs : streamJobReceipts(opts.stores.jobs, streamed)
 
   let channel
   if (redis === undefined) {
@@ -83,8 +67,8 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   let service: PushService | undefined
   if (opts.servesApi) {
     const s = createPushService({
-      devices: opts.devices,
-      presence: opts.presence,
+      devices: opts.stores.devices,
+      presence: opts.stores.presence,
       history,
       receipts,
       broadcasts,
