@@ -96,7 +96,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
       redis = r
       onClose('redis', () => closeRedis(r))
-      const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })
+      const probe = startRedisLatencyProbe({ redis: r, metrics: metrics.redis, everyMs: config.heartbeatMs })
       onClose('redis latency probe', () => probe.close())
     }
     const prefix = config.redisPrefix
@@ -112,8 +112,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         timeoutMs: config.redisWaitTimeoutMs,
         logger,
         onRound: ({ acked, wanted, ms }) => {
-          metrics.redisWaitSeconds.observe(ms / 1000)
-          if (acked < wanted) metrics.redisWaitTimeouts.inc()
+          metrics.redis.redisWaitSeconds.observe(ms / 1000)
+          if (acked < wanted) metrics.redis.redisWaitTimeouts.inc()
         }
       })
       confirmWrites = () => wait.confirm()
@@ -122,15 +122,15 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       redis,
       prefix,
       historyLimits: { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 },
-      wrapReceipts: (store) => countReceipts(store, metrics.receipts)
+      wrapReceipts: (store) => countReceipts(store, metrics.push.receipts)
     })
     const { devices: deviceStore, tokens: tokenStore, counters: counterStore, nodes: nodeRegistry, presence: presenceStore } = stores
 
     // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
-    const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
-    const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
-    if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
-    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), stores, metrics, onClose, receiptStream: receiptStream?.stream })
+    const traffic = createTrafficSampler({ uplinks: metrics.broker.uplinks, downlinks: metrics.push.downlinks, kafkaRecords: metrics.uplink.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
+    const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics: metrics.push, onClose }) : undefined
+    if (receiptStream !== undefined) metrics.push.readReceiptStreamFrom(() => receiptStream.status())
+    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), stores, metrics: metrics.push, onClose, receiptStream: receiptStream?.stream })
 
     let spool: FileSpool | undefined
     let shipper: KafkaShipper | undefined
@@ -205,7 +205,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         },
         sessionExpiryMs: config.sessionExpirySeconds * 1000,
         counters: counterStore,
-        onDrift: (drift) => { metrics.presenceDrift.set(drift) }
+        onDrift: (drift) => { metrics.cluster.presenceDrift.set(drift) }
       })
       member = m
       // Registered before the broker opens, so it runs after the broker has closed its clients.
@@ -218,9 +218,9 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         segmentBytes: config.spoolSegmentBytes,
         maxBytes: config.spoolMaxBytes,
         logger: logger.child({ component: 'spool' }),
-        onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) },
-        onDrop: () => { metrics.uplinksDropped.inc({ reason: 'spool_full' }) },
-        onWait: () => { metrics.spoolWaits.inc() }
+        onFlush: (records, bytes) => { metrics.uplink.spoolRecords.inc(records); metrics.uplink.spoolBytes.inc(bytes) },
+        onDrop: () => { metrics.uplink.uplinksDropped.inc({ reason: 'spool_full' }) },
+        onWait: () => { metrics.uplink.spoolWaits.inc() }
       })
       spool = s
       onClose('spool', () => s.close())
@@ -238,7 +238,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           kafka,
           spool: s,
           logger: logger.child({ component: 'kafka-shipper' }),
-          metrics,
+          metrics: metrics.uplink,
           telemetryTopic: config.kafkaTelemetryTopic,
           topics: [
             { topic: config.kafkaTelemetryTopic, numPartitions: config.kafkaTelemetryPartitions, replicationFactor: config.kafkaReplicationFactor },
@@ -254,16 +254,16 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           kafka,
           topic: config.kafkaPresenceTopic,
           logger: logger.child({ component: 'presence-events' }),
-          onSent: (n) => metrics.presenceEvents.inc(n),
-          onDropped: (n) => metrics.presenceEventsDropped.inc(n)
+          onSent: (n) => metrics.uplink.presenceEvents.inc(n),
+          onDropped: (n) => metrics.uplink.presenceEventsDropped.inc(n)
         })
         presenceEvents = pe
         onClose('presence events', () => pe.close(1000))
       }
-      metrics.bridgeStatus = () => {
+      metrics.uplink.readBridgeFrom(() => {
         const k = shipper?.status()
         return { unshippedRecords: s.unshippedRecords, unshippedBytes: s.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds }
-      }
+      })
 
       if (config.redis !== undefined) {
         const t = createRedisTransport({
@@ -272,8 +272,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           nodeId: config.nodeId,
           logger,
           onSubscriberGap: (gap) => {
-            metrics.pubsubGaps.inc()
-            metrics.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
+            metrics.cluster.pubsubGaps.inc()
+            metrics.cluster.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
             broker?.resendStored().then((n) => {
               logger.warn({ event: 'pubsub_gap_resent', messages: n }, 'resent stored QoS 1 messages to persistent sessions after a pub/sub gap')
             }, (err: Error) => { logger.error({ event: 'pubsub_gap_resend_failed', err: err.message }, 'resend after a pub/sub gap failed') })
@@ -285,7 +285,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       const b = await createBrokerNode({
         nodeId: config.nodeId,
         logger: logger.child({ component: 'broker' }),
-        metrics,
+        metrics: metrics.broker,
         allowAnonymous: config.allowAnonymous,
         maxPayloadBytes: config.maxPayloadBytes,
         aclDenyAction: config.aclDenyAction,
@@ -306,21 +306,21 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       onClose('broker', () => b.close())
       await pushStack.startAgent(b)
       const bytes = createNetworkByteMeter()
-      metrics.networkBytesSource = bytes.totals
+      metrics.broker.readNetworkBytesFrom(bytes.totals)
       const flood = installFloodGuard(b.aedes, {
         subscriberBufferBytes: config.subscriberBufferBytes,
         deliveryQueueMax: config.deliveryQueueMax,
         exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
-        onDropped: (reason) => { metrics.deliveriesDropped.inc({ reason }) },
-        onPublisherPaused: () => { metrics.publishersPaused.inc() }
+        onDropped: (reason) => { metrics.broker.deliveriesDropped.inc({ reason }) },
+        onPublisherPaused: () => { metrics.broker.publishersPaused.inc() }
       })
-      metrics.deliveryBacklogSource = flood.backlog
+      metrics.broker.readDeliveryBacklogFrom(flood.backlog)
       const limits = createConnectionLimits({
         maxConnections: config.maxConnections,
         ratePerSecond: config.connectRatePerSecond,
         burst: config.connectRateBurst,
         refusalTimeoutMs: config.connectTimeoutMs,
-        onRefused: (reason) => { metrics.connectsRefused.inc({ reason }) }
+        onRefused: (reason) => { metrics.broker.connectsRefused.inc({ reason }) }
       })
       const packetLimit = maxPacketBytes(config.maxPayloadBytes)
       const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
@@ -343,7 +343,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
         connectTimeoutMs: config.connectTimeoutMs,
         maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
         onMessageTooLarge: (limit) => {
-          metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+          metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
           logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
         },
         tls,
@@ -351,7 +351,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           bytes.track(stream, req)
           const client = flood.handle(stream, req)
           limitPacketSize(client, packetLimit, (announced) => {
-            metrics.uplinksRefused.inc({ reason: 'packet_too_large' })
+            metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
             logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
           })
           return client

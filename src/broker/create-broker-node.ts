@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import type { AclDenyAction } from '../config/settings.ts'
-import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import aedesPersistence from 'aedes-persistence'
 import { boundKeepalive } from './connection-limits.ts'
+import type { BrokerMetrics, RefusalReason } from './broker-metrics.ts'
 import { createConnackGate } from './hold-until-connack.ts'
 import type { CertificateLogins } from './client-certificate.ts'
 import { installEmptyQueueShortcut } from './empty-queue-shortcut.ts'
@@ -28,7 +28,7 @@ const createMemoryPersistence = aedesPersistence as unknown as () => object
 export interface BrokerNodeOptions {
   readonly nodeId: string
   readonly logger: Logger
-  readonly metrics: Metrics
+  readonly metrics: BrokerMetrics
   readonly allowAnonymous: boolean
   readonly maxPayloadBytes: number
   readonly aclDenyAction: AclDenyAction
@@ -373,7 +373,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   }
   // Counted when Prometheus scrapes, not on every connect: walking every client per event made connecting
   // n devices cost n² (70% of broker CPU in bench/connect-rate.ts).
-  metrics.connectionsSource = liveSessions
+  metrics.readConnectionsFrom(liveSessions)
   aedes.on('clientError', (client, err) => { logger.debug({ event: 'client_error', clientId: client.id, err: err.message }, 'client error') })
   aedes.on('connectionError', (_client, err) => { logger.debug({ event: 'connection_error', err: err.message }, 'connection error') })
   // Persistence errors are emitted here; without a listener they would crash the process.

@@ -3,9 +3,10 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/load-config.ts'
 import { createKafka } from '../kafka/kafka-client.ts'
 import { shipperSettings } from '../kafka/shipper-settings.ts'
-import type { BridgeStatus, Metrics } from '../metrics/metrics.ts'
 import { openFileSpool } from '../uplink/file-spool.ts'
 import { createKafkaShipper, type ShipperStatus } from '../uplink/kafka-shipper.ts'
+import type { BridgeStatus } from '../uplink/uplink-metrics.ts'
+import type { PushMetrics } from './push-metrics.ts'
 import { receiptKafkaMessage } from './receipt-record.ts'
 import { createSpoolReceiptStream, type ReceiptStream } from './receipt-stream.ts'
 
@@ -28,7 +29,7 @@ export interface ReceiptStreamHandle {
 export interface OpenReceiptStreamOptions {
   readonly config: Config
   readonly logger: Logger
-  readonly metrics: Pick<Metrics, 'receiptRecords' | 'receiptRecordsDropped'>
+  readonly metrics: Pick<PushMetrics, 'receiptRecords' | 'receiptRecordsDropped'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
 }
 

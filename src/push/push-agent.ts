@@ -1,12 +1,12 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
-import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import type { BroadcastStore } from '../stores/broadcast-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptStore } from '../stores/receipt-store.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
 import { createLiveBroadcasts, type CachedBroadcast } from './live-broadcasts.ts'
+import type { PushMetrics } from './push-metrics.ts'
 
 // The broker node's side of push: writes downlinks to its local clients and moves their receipts.
 // - targeted deliveries (from the delivery channel): written to the device's client on devices/{id}/down; the
@@ -38,7 +38,7 @@ export interface PushAgentOptions {
   readonly flushMs?: number
   readonly now?: () => number
   /** Downlinks written and PUBACKed, by kind and QoS. */
-  readonly metrics?: Pick<Metrics, 'downlinks' | 'downlinksDelivered'>
+  readonly metrics?: Pick<PushMetrics, 'downlinks' | 'downlinksDelivered'>
 }
 
 export interface PushAgent {

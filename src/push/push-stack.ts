@@ -3,12 +3,12 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config, RedisTarget } from '../config/load-config.ts'
-import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { Stores } from '../stores/create-stores.ts'
 import type { HistoryStore } from '../stores/history-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
+import type { PushMetrics } from './push-metrics.ts'
 import { createPushService, type PushService } from './push-service.ts'
 import { createRedisDeliveryChannel } from './redis-delivery-channel.ts'
 import type { ReceiptStream } from './receipt-stream.ts'
@@ -29,7 +29,7 @@ export interface PushStackOptions {
   readonly logger: Logger
   /** The receipt store counts its transitions already (createStores' wrapReceipts). */
   readonly stores: Pick<Stores, 'devices' | 'presence' | 'history' | 'receipts' | 'broadcasts' | 'jobs'>
-  readonly metrics: Pick<Metrics, 'downlinks' | 'downlinksDelivered'>
+  readonly metrics: Pick<PushMetrics, 'downlinks' | 'downlinksDelivered'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
   /** Where records of the receipt transitions this process makes go; none: no records. */
   readonly receiptStream?: ReceiptStream
