@@ -15,36 +15,35 @@ import { limitPacketSize, maxPacketBytes, maxWebSocketMessageBytes } from './bro
 import { loadTlsCredentials } from './broker/tls-credentials.ts'
 import { startListeners, listenOn, type Listeners } from './broker/listeners.ts'
 import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
-import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
+import { createLocalNode, type LocalNode } from './cluster/local-node.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
 import { createTrafficSampler } from './cluster/node-traffic.ts'
-import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
+import { openConnectionControl } from './cluster/open-connection-control.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
-import { loadConfig, type Config, type RedisTarget } from './config/load-config.ts'
+import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
-import { createKafka } from './kafka/kafka-client.ts'
-import { shipperSettings } from './kafka/shipper-settings.ts'
-import type { ReadinessReport } from './http/routes/health.ts'
-import { createMetrics } from './metrics/metrics.ts'
+import { createReadiness } from './http/readiness.ts'
+import { createMetrics, type Metrics } from './metrics/metrics.ts'
 import { createNetworkByteMeter } from './metrics/network-bytes.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
-import type { ConnectionControl, KickReason, KickTarget } from './registry/connection-control.ts'
+import type { ConnectionControl } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
+import { createTokenGuard } from './registry/token-guard.ts'
+import { countReceipts } from './push/counted-receipt-store.ts'
+import { openReceiptStream, type ReceiptStreamHandle } from './push/open-receipt-stream.ts'
+import { createPushStack, type PushStack } from './push/push-stack.ts'
+import { createClosers } from './shared/closers.ts'
 import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
+import { openReplicaWait } from './shared/open-replica-wait.ts'
 import { closeRedis, createRedis } from './shared/redis.ts'
-import { createReplicaWait } from './shared/replica-wait.ts'
-import { createStores } from './stores/create-stores.ts'
-import { countReceipts } from './push/counted-receipt-store.ts'
-import { createTokenGuard } from './registry/token-guard.ts'
-import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
-import { createPushStack } from './push/push-stack.ts'
-import { openReceiptStream, type ReceiptStreamHandle } from './push/open-receipt-stream.ts'
-import { createKafkaShipper, type KafkaShipper } from './uplink/kafka-shipper.ts'
+import { createStores, type Stores } from './stores/create-stores.ts'
+import type { FileSpool } from './uplink/file-spool.ts'
+import type { KafkaShipper } from './uplink/kafka-shipper.ts'
+import { openUplinkBridge, type UplinkBridge } from './uplink/open-uplink-bridge.ts'
 
+/** The bound of each part's close (src/shared/closers.ts); the bridges' drains fit within it. */
 const CLOSE_STEP_MS = 3000
-/** How long a stop keeps shipping spooled uplinks to Kafka (within CLOSE_STEP_MS); the rest ships after the next start. */
-const SHIPPER_DRAIN_MS = 2000
 
 export interface Platform {
   readonly config: Config
@@ -68,339 +67,42 @@ export interface Platform {
 
 /** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
 export async function startPlatform (config: Config, logger: Logger): Promise<Platform> {
-  const closers: Array<{ name: string, fn: () => Promise<unknown> }> = []
-  const onClose = (name: string, fn: () => Promise<unknown>): void => { closers.push({ name, fn }) }
-  let closing = false
-  // Reverse order of opening. Each step is bounded: a part stuck on an unreachable Redis must not hold the rest.
-  const close = async (): Promise<void> => {
-    closing = true
-    for (const { name, fn } of closers.reverse().splice(0)) {
-      let timer: NodeJS.Timeout | undefined
-      try {
-        await Promise.race([fn(), new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timed out')), CLOSE_STEP_MS) })])
-      } catch (err) {
-        logger.error({ event: 'close_failed', part: name, err: (err as Error).message }, 'a part failed to close')
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  }
-
+  const closers = createClosers({ logger, stepMs: CLOSE_STEP_MS })
+  const onClose = closers.add
   try {
     const runsBroker = config.role !== 'api'
     const servesApi = config.role !== 'broker'
     const metrics = createMetrics({ nodeId: config.nodeId })
-
-    let redis: Redis | undefined
-    if (config.redis !== undefined) {
-      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
-      redis = r
-      onClose('redis', () => closeRedis(r))
-      const probe = startRedisLatencyProbe({ redis: r, metrics: metrics.redis, everyMs: config.heartbeatMs })
+    const redis = config.redis === undefined ? undefined : createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
+    if (redis !== undefined) {
+      onClose('redis', () => closeRedis(redis))
+      const probe = startRedisLatencyProbe({ redis, metrics: metrics.redis, everyMs: config.heartbeatMs })
       onClose('redis latency probe', () => probe.close())
     }
-    const prefix = config.redisPrefix
-    let confirmWrites: (() => Promise<void>) | undefined
-    if (config.redis !== undefined && servesApi && config.redisWaitReplicas > 0) {
-      // WAIT blocks its connection: it gets one of its own, with room for the wait in its command timeout.
-      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:wait`, { commandTimeoutMs: config.redisWaitTimeoutMs + 2000 })
-      onClose('redis replica wait', () => closeRedis(r))
-      const wait = createReplicaWait({
-        redis: r,
-        markerKey: `${prefix}replica-wait`,
-        replicas: config.redisWaitReplicas,
-        timeoutMs: config.redisWaitTimeoutMs,
-        logger,
-        onRound: ({ acked, wanted, ms }) => {
-          metrics.redis.redisWaitSeconds.observe(ms / 1000)
-          if (acked < wanted) metrics.redis.redisWaitTimeouts.inc()
-        }
-      })
-      confirmWrites = () => wait.confirm()
-    }
+    const confirmWrites = servesApi ? openReplicaWait({ config, logger, metrics: metrics.redis, onClose }) : undefined
     const stores = createStores({
       redis,
-      prefix,
+      prefix: config.redisPrefix,
       historyLimits: { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 },
       wrapReceipts: (store) => countReceipts(store, metrics.push.receipts)
     })
-    const { devices: deviceStore, tokens: tokenStore, counters: counterStore, nodes: nodeRegistry, presence: presenceStore } = stores
-
-    // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
-    const traffic = createTrafficSampler({ uplinks: metrics.broker.uplinks, downlinks: metrics.push.downlinks, kafkaRecords: metrics.uplink.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
     const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics: metrics.push, onClose }) : undefined
-    if (receiptStream !== undefined) metrics.push.readReceiptStreamFrom(() => receiptStream.status())
     const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), stores, metrics: metrics.push, onClose, receiptStream: receiptStream?.stream })
 
-    let spool: FileSpool | undefined
-    let shipper: KafkaShipper | undefined
-    let broker: BrokerNode | undefined
-    let listeners: Listeners | undefined
-
-    let connections: ConnectionControl
-    // Revoke, disable and delete close the device wherever it is; a takeover or an operator's kick only the
-    // connection presence named (a newer one of the device stays).
-    const kickLocal = (deviceId: string, reason: KickReason, target?: KickTarget): void => {
-      if (target !== undefined) {
-        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch, reason === 'kicked').catch(() => {})
-        return
-      }
-      member?.markKicked(deviceId)
-      if (reason !== 'deleted') {
-        broker?.kickLocal(deviceId)
-        return
-      }
-      // Every node forgets a deleted device's session; in cluster mode they share one store, so repeats find nothing.
-      broker?.forgetDevice(deviceId).catch((err: Error) => {
-        logger.warn({ event: 'forget_session_failed', deviceId, err: err.message }, 'could not drop a deleted device\'s session')
-      })
-    }
-    if (redis !== undefined) {
-      const subscriber = runsBroker ? createRedis(config.redis as RedisTarget, logger, `pushline:${config.nodeId}:kicks`) : undefined
-      const control = createRedisConnectionControl({
-        publisher: redis,
-        subscriber,
-        channel: `${prefix}kick`,
-        kickLocal,
-        logger
-      })
-      await control.start()
-      onClose('connection control', async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
-      connections = control
-    } else {
-      connections = { kick: async (deviceId, reason, target) => { kickLocal(deviceId, reason, target) } }
-    }
-
-    const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy })
+    const local = createLocalNode({ nodeId: config.nodeId, logger })
+    const connections = await openConnectionControl({ config, redis, runsBroker, logger, kickLocal: local.kick, onClose })
     const devices = createDeviceService({
-      devices: deviceStore,
-      tokens: tokenStore,
+      devices: stores.devices,
+      tokens: stores.tokens,
       connections,
-      presence: presenceStore,
-      assigner,
-      history: pushStack.history,
-      ...(runsBroker && { forgetSession: async (deviceId: string) => { await broker?.forgetDevice(deviceId) } }),
+      presence: stores.presence,
+      assigner: createClusterAssigner({ registry: stores.nodes, counters: stores.counters, strategy: config.assignmentStrategy }),
+      history: stores.history,
+      ...(runsBroker && { forgetSession: local.forgetSession }),
       tokenTtlMs: config.tokenTtlSeconds * 1000,
       confirmWrites
     })
-
-    let member: ClusterMember | undefined
-    let presenceEvents: PresenceEvents | undefined
-    let transport: RedisTransport | undefined
-    if (runsBroker) {
-      const m = createClusterMember({
-        nodeId: config.nodeId,
-        logger: logger.child({ component: 'cluster' }),
-        registry: nodeRegistry,
-        presence: presenceStore,
-        heartbeatMs: config.heartbeatMs,
-        weight: config.nodeWeight,
-        drainRate: config.drainRate,
-        traffic: traffic.sample,
-        onPresence: (event) => { presenceEvents?.publish(event) },
-        onTakeover: (deviceId, replaced) => {
-          connections.kick(deviceId, 'takeover', { nodeId: replaced.nodeId, epoch: replaced.epoch }).catch((err: Error) => {
-            logger.warn({ event: 'takeover_kick_failed', deviceId, err: err.message }, 'could not tell the other node to close the replaced connection')
-          })
-        },
-        sessionExpiryMs: config.sessionExpirySeconds * 1000,
-        counters: counterStore,
-        onDrift: (drift) => { metrics.cluster.presenceDrift.set(drift) }
-      })
-      member = m
-      // Registered before the broker opens, so it runs after the broker has closed its clients.
-      onClose('cluster leave', () => m.leave())
-
-      const spoolDir = join(resolve(config.dataDir), 'spool')
-      const s = await openFileSpool({
-        dir: spoolDir,
-        fsync: config.spoolFsync,
-        segmentBytes: config.spoolSegmentBytes,
-        maxBytes: config.spoolMaxBytes,
-        logger: logger.child({ component: 'spool' }),
-        onFlush: (records, bytes) => { metrics.uplink.spoolRecords.inc(records); metrics.uplink.spoolBytes.inc(bytes) },
-        onDrop: () => { metrics.uplink.uplinksDropped.inc({ reason: 'spool_full' }) },
-        onWait: () => { metrics.uplink.spoolWaits.inc() }
-      })
-      spool = s
-      onClose('spool', () => s.close())
-
-      // The Kafka bridge tails the spool; it closes after the broker (no more appends) and before the spool.
-      if (config.kafkaBrokers !== undefined) {
-        const kafka = createKafka({
-          brokers: config.kafkaBrokers,
-          clientId: `pushline-${config.nodeId}`,
-          logger,
-          // Connects fail fast: the shipper's own back-off paces the attempts while Kafka is away.
-          retry: { retries: 2, maxRetryTime: 5000 }
-        })
-        const k = createKafkaShipper({
-          kafka,
-          spool: s,
-          logger: logger.child({ component: 'kafka-shipper' }),
-          metrics: metrics.uplink,
-          telemetryTopic: config.kafkaTelemetryTopic,
-          topics: [
-            { topic: config.kafkaTelemetryTopic, numPartitions: config.kafkaTelemetryPartitions, replicationFactor: config.kafkaReplicationFactor },
-            { topic: config.kafkaPresenceTopic, numPartitions: config.kafkaPresencePartitions, replicationFactor: config.kafkaReplicationFactor }
-          ],
-          ...shipperSettings(config),
-          deadLetterPath: join(spoolDir, 'dead-letter.jsonl')
-        })
-        shipper = k
-        k.start()
-        onClose('kafka shipper', () => k.close(SHIPPER_DRAIN_MS))
-        const pe = createPresenceEvents({
-          kafka,
-          topic: config.kafkaPresenceTopic,
-          logger: logger.child({ component: 'presence-events' }),
-          onSent: (n) => metrics.uplink.presenceEvents.inc(n),
-          onDropped: (n) => metrics.uplink.presenceEventsDropped.inc(n)
-        })
-        presenceEvents = pe
-        onClose('presence events', () => pe.close(1000))
-      }
-      metrics.uplink.readBridgeFrom(() => {
-        const k = shipper?.status()
-        return { unshippedRecords: s.unshippedRecords, unshippedBytes: s.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds }
-      })
-
-      if (config.redis !== undefined) {
-        const t = createRedisTransport({
-          target: config.redis,
-          prefix: config.redisPrefix,
-          nodeId: config.nodeId,
-          logger,
-          onSubscriberGap: (gap) => {
-            metrics.cluster.pubsubGaps.inc()
-            metrics.cluster.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
-            broker?.resendStored().then((n) => {
-              logger.warn({ event: 'pubsub_gap_resent', messages: n }, 'resent stored QoS 1 messages to persistent sessions after a pub/sub gap')
-            }, (err: Error) => { logger.error({ event: 'pubsub_gap_resend_failed', err: err.message }, 'resend after a pub/sub gap failed') })
-          }
-        })
-        transport = t
-        onClose('redis transport', () => t.close())
-      }
-      const b = await createBrokerNode({
-        nodeId: config.nodeId,
-        logger: logger.child({ component: 'broker' }),
-        metrics: metrics.broker,
-        allowAnonymous: config.allowAnonymous,
-        maxPayloadBytes: config.maxPayloadBytes,
-        aclDenyAction: config.aclDenyAction,
-        checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
-        isRegisteredDevice: async (deviceId) => await deviceStore.get(deviceId) !== undefined,
-        ...(config.tlsClientCaFile !== undefined && {
-          certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
-        }),
-        uplinks: s,
-        uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
-        mq: transport?.mq,
-        persistence: transport?.persistence,
-        connectTimeoutMs: config.connectTimeoutMs,
-        keepaliveMaxSeconds: config.keepaliveMaxSeconds,
-        ...pushStack.brokerHooks
-      })
-      broker = b
-      onClose('broker', () => b.close())
-      await pushStack.startAgent(b)
-      const bytes = createNetworkByteMeter()
-      metrics.broker.readNetworkBytesFrom(bytes.totals)
-      const flood = installFloodGuard(b.aedes, {
-        subscriberBufferBytes: config.subscriberBufferBytes,
-        deliveryQueueMax: config.deliveryQueueMax,
-        exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
-        onDropped: (reason) => { metrics.broker.deliveriesDropped.inc({ reason }) },
-        onPublisherPaused: () => { metrics.broker.publishersPaused.inc() }
-      })
-      metrics.broker.readDeliveryBacklogFrom(flood.backlog)
-      const limits = createConnectionLimits({
-        maxConnections: config.maxConnections,
-        ratePerSecond: config.connectRatePerSecond,
-        burst: config.connectRateBurst,
-        refusalTimeoutMs: config.connectTimeoutMs,
-        onRefused: (reason) => { metrics.broker.connectsRefused.inc({ reason }) }
-      })
-      const packetLimit = maxPacketBytes(config.maxPayloadBytes)
-      const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
-        ? undefined
-        : {
-            credentials: await loadTlsCredentials({
-              certFile: config.tlsCertFile,
-              keyFile: config.tlsKeyFile,
-              caFile: config.tlsCaFile,
-              clientCaFile: config.tlsClientCaFile,
-              clientCrlFile: config.tlsClientCrlFile
-            }),
-            mqttsPort: config.mqttsPort,
-            wssPort: config.wssPort
-          }
-      const l = await startListeners({
-        host: config.host,
-        mqttPort: config.mqttPort,
-        wsPort: config.wsPort,
-        connectTimeoutMs: config.connectTimeoutMs,
-        maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
-        onMessageTooLarge: (limit) => {
-          metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
-          logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
-        },
-        tls,
-        handle: limits.wrap((stream, req) => {
-          bytes.track(stream, req)
-          const client = flood.handle(stream, req)
-          limitPacketSize(client, packetLimit, (announced) => {
-            metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
-            logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
-          })
-          return client
-        })
-      })
-      listeners = l
-      // Stop accepting before the broker closes its clients.
-      onClose('listeners', () => l.close())
-    }
-
-    const readiness = async (): Promise<ReadinessReport> => {
-      const checks: Record<string, string> = {}
-      let ready = !closing
-      checks.process = closing ? 'closing' : 'ok'
-      if (transport !== undefined && !transport.subscriberReady()) {
-        checks.pubsub = 'subscriber connection down'
-        ready = false
-      }
-      if (member !== undefined) {
-        const c = member.status()
-        checks.cluster = c.draining ? 'draining' : c.heartbeatOk ? 'ok' : `heartbeat failing: ${c.lastError ?? 'not yet'}`
-        if (c.draining || !c.heartbeatOk) ready = false
-      }
-      if (spool !== undefined) {
-        // Reported, not a reason to be unready: in a Kafka outage every node's spool fills up, and refusing new
-        // connections everywhere would also cut the devices off from their downlinks.
-        checks.spool = spool.full ? `full: ${spool.unshippedBytes} bytes wait for Kafka, QoS 1 PUBACKs are held back` : 'ok'
-      }
-      if (shipper !== undefined) {
-        // Kafka away is no reason to refuse devices: their uplinks spool until it is back.
-        const k = shipper.status()
-        checks.kafka = k.connected ? 'ok' : `unreachable, spooling ${k.lagRecords} uplinks: ${k.lastError ?? 'connecting'}`
-      }
-      const receiptShipper = receiptStream?.status().shipper
-      if (receiptShipper !== undefined) {
-        // Reported like the uplink bridge, never a reason to be unready.
-        checks.receiptStream = receiptShipper.connected ? 'ok' : `Kafka unreachable, spooling ${receiptShipper.lagRecords} receipt records: ${receiptShipper.lastError ?? 'connecting'}`
-      }
-      if (redis !== undefined) {
-        try {
-          await redis.ping()
-          checks.redis = 'ok'
-        } catch (err) {
-          checks.redis = (err as Error).message
-          ready = false
-        }
-      }
-      return { ready, checks }
-    }
+    const node = runsBroker ? await startBrokerRole({ config, logger, metrics, onClose, redis, stores, devices, connections, local, pushStack }) : undefined
 
     const http = await createHttpApp({
       logger,
@@ -408,13 +110,21 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       adminKeys: config.adminKeys,
       provisioningKey: config.provisioningKey,
       metrics: metrics.registry,
-      readiness,
+      readiness: createReadiness({
+        closing: () => closers.closing,
+        redis,
+        transport: node?.transport,
+        member: node?.member,
+        spool: node?.bridge.spool,
+        shipper: node?.bridge.shipper,
+        receiptShipper: () => receiptStream?.status().shipper
+      }),
       ...(servesApi && {
         registry: {
           devices,
-          cluster: { registry: nodeRegistry, presence: presenceStore, heartbeatMs: config.heartbeatMs },
+          cluster: { registry: stores.nodes, presence: stores.presence, heartbeatMs: config.heartbeatMs },
           guard: createTokenGuard({
-            counters: counterStore,
+            counters: stores.counters,
             devicePerMinute: config.tokenRateDevicePerMinute,
             addressPerMinute: config.tokenRateAddressPerMinute,
             pullsPerMinute: config.messagesRateDevicePerMinute,
@@ -429,37 +139,174 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     await http.ready()
     const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
 
-    if (member !== undefined && broker !== undefined && listeners !== undefined) {
-      const m = member
-      await m.start(broker, {
+    if (node !== undefined) {
+      const { member, broker, listeners } = node
+      await member.start(broker, {
         mqtt: `mqtt://${config.publicHost}:${listeners.mqttPort}`,
         ws: `ws://${config.publicHost}:${listeners.wsPort}/mqtt`,
         ...(listeners.mqttsPort !== undefined && { mqtts: `mqtts://${config.publicHost}:${listeners.mqttsPort}` }),
         ...(listeners.wssPort !== undefined && { wss: `wss://${config.publicHost}:${listeners.wssPort}/mqtt` }),
         http: `http://${config.publicHost}:${httpPort}`
       })
-      onClose('cluster heartbeat', () => m.stop())
+      onClose('cluster heartbeat', () => member.stop())
     }
 
     return {
       config,
       http,
       httpPort,
-      mqttPort: listeners?.mqttPort,
-      wsPort: listeners?.wsPort,
-      mqttsPort: listeners?.mqttsPort,
-      wssPort: listeners?.wssPort,
-      broker,
+      mqttPort: node?.listeners.mqttPort,
+      wsPort: node?.listeners.wsPort,
+      mqttsPort: node?.listeners.mqttsPort,
+      wssPort: node?.listeners.wssPort,
+      broker: node?.broker,
       devices: servesApi ? devices : undefined,
-      spool,
-      shipper,
+      spool: node?.bridge.spool,
+      shipper: node?.bridge.shipper,
       receiptStream,
-      close
+      close: closers.close
     }
   } catch (err) {
-    await close()
+    await closers.close()
     throw err
   }
+}
+
+interface BrokerRoleParts {
+  readonly config: Config
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly onClose: (name: string, fn: () => Promise<unknown>) => void
+  readonly redis: Redis | undefined
+  readonly stores: Stores
+  readonly devices: DeviceService
+  readonly connections: ConnectionControl
+  readonly local: LocalNode
+  readonly pushStack: PushStack
+}
+
+/** The parts of a broker node (roles all and broker), opened in order; the cluster member starts once HTTP listens. */
+async function startBrokerRole (parts: BrokerRoleParts): Promise<{ bridge: UplinkBridge, member: ClusterMember, transport: RedisTransport | undefined, broker: BrokerNode, listeners: Listeners }> {
+  const { config, logger, metrics, onClose, stores, devices, local } = parts
+  const bridge = await openUplinkBridge({ config, logger, metrics: metrics.uplink, onClose })
+  // The node's traffic counters, written into its registry record at each heartbeat.
+  const traffic = createTrafficSampler({ uplinks: metrics.broker.uplinks, downlinks: metrics.push.downlinks, kafkaRecords: metrics.uplink.kafkaRecords, spoolDepth: () => bridge.spool.unshippedRecords })
+  const member = createClusterMember({
+    nodeId: config.nodeId,
+    logger: logger.child({ component: 'cluster' }),
+    registry: stores.nodes,
+    presence: stores.presence,
+    heartbeatMs: config.heartbeatMs,
+    weight: config.nodeWeight,
+    drainRate: config.drainRate,
+    traffic: traffic.sample,
+    onPresence: (event) => { bridge.presenceEvents?.publish(event) },
+    onTakeover: (deviceId, replaced) => {
+      parts.connections.kick(deviceId, 'takeover', { nodeId: replaced.nodeId, epoch: replaced.epoch }).catch((err: Error) => {
+        logger.warn({ event: 'takeover_kick_failed', deviceId, err: err.message }, 'could not tell the other node to close the replaced connection')
+      })
+    },
+    sessionExpiryMs: config.sessionExpirySeconds * 1000,
+    counters: stores.counters,
+    onDrift: (drift) => { metrics.cluster.presenceDrift.set(drift) }
+  })
+  // Registered before the broker opens, so it runs after the broker has closed its clients.
+  onClose('cluster leave', () => member.leave())
+
+  const transport = config.redis === undefined
+    ? undefined
+    : createRedisTransport({
+      target: config.redis,
+      prefix: config.redisPrefix,
+      nodeId: config.nodeId,
+      logger,
+      onSubscriberGap: (gap) => {
+        metrics.cluster.pubsubGaps.inc()
+        metrics.cluster.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
+        local.resendStored().then((n) => {
+          logger.warn({ event: 'pubsub_gap_resent', messages: n }, 'resent stored QoS 1 messages to persistent sessions after a pub/sub gap')
+        }, (err: Error) => { logger.error({ event: 'pubsub_gap_resend_failed', err: err.message }, 'resend after a pub/sub gap failed') })
+      }
+    })
+  if (transport !== undefined) onClose('redis transport', () => transport.close())
+  const broker = await createBrokerNode({
+    nodeId: config.nodeId,
+    logger: logger.child({ component: 'broker' }),
+    metrics: metrics.broker,
+    allowAnonymous: config.allowAnonymous,
+    maxPayloadBytes: config.maxPayloadBytes,
+    aclDenyAction: config.aclDenyAction,
+    checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
+    isRegisteredDevice: async (deviceId) => await stores.devices.get(deviceId) !== undefined,
+    ...(config.tlsClientCaFile !== undefined && {
+      certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
+    }),
+    uplinks: bridge.spool,
+    uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
+    mq: transport?.mq,
+    persistence: transport?.persistence,
+    connectTimeoutMs: config.connectTimeoutMs,
+    keepaliveMaxSeconds: config.keepaliveMaxSeconds,
+    ...parts.pushStack.brokerHooks
+  })
+  onClose('broker', () => broker.close())
+  local.serve({ broker, member })
+  await parts.pushStack.startAgent(broker)
+  const bytes = createNetworkByteMeter()
+  metrics.broker.readNetworkBytesFrom(bytes.totals)
+  const flood = installFloodGuard(broker.aedes, {
+    subscriberBufferBytes: config.subscriberBufferBytes,
+    deliveryQueueMax: config.deliveryQueueMax,
+    exempt: (packet) => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true,
+    onDropped: (reason) => { metrics.broker.deliveriesDropped.inc({ reason }) },
+    onPublisherPaused: () => { metrics.broker.publishersPaused.inc() }
+  })
+  metrics.broker.readDeliveryBacklogFrom(flood.backlog)
+  const limits = createConnectionLimits({
+    maxConnections: config.maxConnections,
+    ratePerSecond: config.connectRatePerSecond,
+    burst: config.connectRateBurst,
+    refusalTimeoutMs: config.connectTimeoutMs,
+    onRefused: (reason) => { metrics.broker.connectsRefused.inc({ reason }) }
+  })
+  const packetLimit = maxPacketBytes(config.maxPayloadBytes)
+  const tls = config.tlsCertFile === undefined || config.tlsKeyFile === undefined
+    ? undefined
+    : {
+        credentials: await loadTlsCredentials({
+          certFile: config.tlsCertFile,
+          keyFile: config.tlsKeyFile,
+          caFile: config.tlsCaFile,
+          clientCaFile: config.tlsClientCaFile,
+          clientCrlFile: config.tlsClientCrlFile
+        }),
+        mqttsPort: config.mqttsPort,
+        wssPort: config.wssPort
+      }
+  const listeners = await startListeners({
+    host: config.host,
+    mqttPort: config.mqttPort,
+    wsPort: config.wsPort,
+    connectTimeoutMs: config.connectTimeoutMs,
+    maxMessageBytes: maxWebSocketMessageBytes(packetLimit),
+    onMessageTooLarge: (limit) => {
+      metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
+      logger.warn({ event: 'packet_too_large', transport: 'websocket', limit }, 'WebSocket message over the size limit: connection closed before reading it')
+    },
+    tls,
+    handle: limits.wrap((stream, req) => {
+      bytes.track(stream, req)
+      const client = flood.handle(stream, req)
+      limitPacketSize(client, packetLimit, (announced) => {
+        metrics.broker.uplinksRefused.inc({ reason: 'packet_too_large' })
+        logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
+      })
+      return client
+    })
+  })
+  // Stop accepting before the broker closes its clients.
+  onClose('listeners', () => listeners.close())
+  return { bridge, member, transport, broker, listeners }
 }
 
 async function runMain (): Promise<void> {

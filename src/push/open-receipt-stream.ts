@@ -29,7 +29,7 @@ export interface ReceiptStreamHandle {
 export interface OpenReceiptStreamOptions {
   readonly config: Config
   readonly logger: Logger
-  readonly metrics: Pick<PushMetrics, 'receiptRecords' | 'receiptRecordsDropped'>
+  readonly metrics: Pick<PushMetrics, 'receiptRecords' | 'receiptRecordsDropped' | 'readReceiptStreamFrom'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
 }
 
@@ -64,6 +64,11 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
     opts.onClose('receipts shipper', () => shipper.close(SHIPPER_DRAIN_MS))
   }
 
+  const status = (): ReturnType<ReceiptStreamHandle['status']> => {
+    const k = shipper?.status()
+    return { unshippedRecords: spool.unshippedRecords, unshippedBytes: spool.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds, shipper: k }
+  }
+  metrics.readReceiptStreamFrom(status)
   return {
     stream: createSpoolReceiptStream({
       spool,
@@ -72,9 +77,6 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
       onDropped: (n) => metrics.receiptRecordsDropped.inc(n)
     }),
     dir,
-    status () {
-      const k = shipper?.status()
-      return { unshippedRecords: spool.unshippedRecords, unshippedBytes: spool.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds, shipper: k }
-    }
+    status
   }
 }

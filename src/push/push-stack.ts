@@ -5,7 +5,6 @@ import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config, RedisTarget } from '../config/load-config.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { Stores } from '../stores/create-stores.ts'
-import type { HistoryStore } from '../stores/history-store.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
 import type { PushMetrics } from './push-metrics.ts'
@@ -37,8 +36,6 @@ export interface PushStackOptions {
 
 export interface PushStack {
   readonly service: PushService | undefined
-  /** Each device's downlink history (the registry forgets a deleted device's). */
-  readonly history: HistoryStore
   /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
   readonly brokerHooks: {
     readonly onPuback: (client: Client, messageId: number) => boolean
@@ -88,7 +85,6 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   let agent: PushAgent | undefined
   return {
     service,
-    history,
     brokerHooks: {
       onPuback: (client, messageId) => agent?.onPuback(client, messageId) ?? false,
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
