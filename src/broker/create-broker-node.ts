@@ -16,7 +16,8 @@ import { releaseConnectPacket, useLeanParserBuffer } from './lean-client-parser.
 import { guardSubscriptions } from './subscription-guard.ts'
 import { refuseMalformedStrings } from './strict-utf8-strings.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
-import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+import { mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+import { devicePublishRoute } from '../shared/topics.ts'
 import { newTraceId } from '../shared/trace.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
