@@ -3,51 +3,37 @@
 
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { createBrokerNode, type BrokerNode } from './broker/create-broker-node.ts'
-import { createCertificateLogins } from './broker/client-certificate.ts'
-import { listenOn, type Listeners } from './broker/listeners.ts'
-import { createClusterMember, type ClusterMember } from './cluster/cluster-member.ts'
-import { createPresenceEvents, type PresenceEvents } from './cluster/presence-events.ts'
+import type { BrokerNode } from './broker/create-broker-node.ts'
+import { listenOn } from './broker/listeners.ts'
+import { startBrokerRole } from './broker-role.ts'
+import { createLocalNode } from './cluster/local-node.ts'
 import { createClusterAssigner } from './cluster/node-assigner.ts'
-import { createTrafficSampler } from './cluster/node-traffic.ts'
-import { createRedisConnectionControl } from './cluster/redis-connection-control.ts'
-import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
-import { loadConfig, type Config, type RedisTarget } from './config/load-config.ts'
+import { openConnectionControl } from './cluster/open-connection-control.ts'
+import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
-import { createKafka } from './kafka/kafka-client.ts'
-import { shipperSettings } from './kafka/shipper-settings.ts'
-import type { ReadinessReport } from './http/routes/health.ts'
+import { createReadiness } from './http/readiness.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
-import type { ConnectionControl, KickReason, KickTarget } from './registry/connection-control.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
+import { createTokenGuard } from './registry/token-guard.ts'
+import { countReceipts } from './push/counted-receipt-store.ts'
+import { openReceiptStream, type ReceiptStreamHandle } from './push/open-receipt-stream.ts'
+import { createPushStack } from './push/push-stack.ts'
+import { createClosers } from './shared/closers.ts'
 import { isPushlineError } from './shared/errors.ts'
 import { createLogger } from './shared/logger.ts'
+import { openReplicaWait } from './shared/open-replica-wait.ts'
 import { closeRedis, createRedis } from './shared/redis.ts'
-import { createReplicaWait } from './shared/replica-wait.ts'
-import { createMemoryDeviceStore } from './stores/memory-device-store.ts'
-import { createMemoryTokenStore } from './stores/memory-token-store.ts'
-import { createRedisDeviceStore } from './stores/redis-device-store.ts'
-import { createRedisTokenStore } from './stores/redis-token-store.ts'
-import { createMemoryCounterStore } from './stores/memory-counter-store.ts'
-import { createMemoryNodeRegistry } from './stores/memory-node-registry.ts'
-import { createMemoryPresenceStore } from './stores/memory-presence-store.ts'
-import { createRedisNodeRegistry } from './stores/redis-node-registry.ts'
-import { createRedisPresenceStore } from './stores/redis-presence-store.ts'
-import { createRedisCounterStore } from './stores/redis-counter-store.ts'
-import { createTokenGuard } from './registry/token-guard.ts'
-import { openFileSpool, type FileSpool } from './uplink/file-spool.ts'
-import { createPushStack } from './push/push-stack.ts'
-import { openReceiptStream, type ReceiptStreamHandle } from './push/open-receipt-stream.ts'
-import { createKafkaShipper, type KafkaShipper } from './uplink/kafka-shipper.ts'
+import { stopOnSignals } from './shared/stop-on-signals.ts'
+import { logStartSettings, startBanner } from './start-messages.ts'
+import { createStores } from './stores/create-stores.ts'
+import type { FileSpool } from './uplink/file-spool.ts'
+import type { KafkaShipper } from './uplink/kafka-shipper.ts'
 
+/** The bound of each part's close (src/shared/closers.ts); the bridges' drains fit within it. */
 const CLOSE_STEP_MS = 3000
-/** How long a stop keeps shipping spooled uplinks to Kafka (within CLOSE_STEP_MS); the rest ships after the next start. */
-const SHIPPER_DRAIN_MS = 2000
 
 export interface Platform {
   readonly config: Config
@@ -71,308 +57,43 @@ export interface Platform {
 
 /** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
 export async function startPlatform (config: Config, logger: Logger): Promise<Platform> {
-  const closers: Array<{ name: string, fn: () => Promise<unknown> }> = []
-  const onClose = (name: string, fn: () => Promise<unknown>): void => { closers.push({ name, fn }) }
-  let closing = false
-  // Reverse order of opening. Each step is bounded: a part stuck on an unreachable Redis must not hold the rest.
-  const close = async (): Promise<void> => {
-    closing = true
-    for (const { name, fn } of closers.reverse().splice(0)) {
-      let timer: NodeJS.Timeout | undefined
-      try {
-        await Promise.race([fn(), new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timed out')), CLOSE_STEP_MS) })])
-      } catch (err) {
-        logger.error({ event: 'close_failed', part: name, err: (err as Error).message }, 'a part failed to close')
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-  }
-
+  const closers = createClosers({ logger, stepMs: CLOSE_STEP_MS })
+  const onClose = closers.add
   try {
     const runsBroker = config.role !== 'api'
     const servesApi = config.role !== 'broker'
     const metrics = createMetrics({ nodeId: config.nodeId })
-
-    let redis: Redis | undefined
-    if (config.redis !== undefined) {
-      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
-      redis = r
-      onClose('redis', () => closeRedis(r))
-      const probe = startRedisLatencyProbe({ redis: r, metrics, everyMs: config.heartbeatMs })
+    const redis = config.redis === undefined ? undefined : createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
+    if (redis !== undefined) {
+      onClose('redis', () => closeRedis(redis))
+      const probe = startRedisLatencyProbe({ redis, metrics: metrics.redis, everyMs: config.heartbeatMs })
       onClose('redis latency probe', () => probe.close())
     }
-    const prefix = config.redisPrefix
-    let confirmWrites: (() => Promise<void>) | undefined
-    if (config.redis !== undefined && servesApi && config.redisWaitReplicas > 0) {
-      // WAIT blocks its connection: it gets one of its own, with room for the wait in its command timeout.
-      const r = createRedis(config.redis, logger, `pushline:${config.nodeId}:wait`, { commandTimeoutMs: config.redisWaitTimeoutMs + 2000 })
-      onClose('redis replica wait', () => closeRedis(r))
-      const wait = createReplicaWait({
-        redis: r,
-        markerKey: `${prefix}replica-wait`,
-        replicas: config.redisWaitReplicas,
-        timeoutMs: config.redisWaitTimeoutMs,
-        logger,
-        onRound: ({ acked, wanted, ms }) => {
-          metrics.redisWaitSeconds.observe(ms / 1000)
-          if (acked < wanted) metrics.redisWaitTimeouts.inc()
-        }
-      })
-      confirmWrites = () => wait.confirm()
-    }
-    const deviceStore = redis === undefined ? createMemoryDeviceStore() : createRedisDeviceStore({ redis, prefix })
-    const tokenStore = redis === undefined ? createMemoryTokenStore() : createRedisTokenStore({ redis, prefix })
-    const counterStore = redis === undefined ? createMemoryCounterStore() : createRedisCounterStore({ redis, prefix })
-    const nodeRegistry = redis === undefined ? createMemoryNodeRegistry() : createRedisNodeRegistry({ redis, prefix })
-    const presenceStore = redis === undefined ? createMemoryPresenceStore() : createRedisPresenceStore({ redis, prefix })
+    const confirmWrites = servesApi ? openReplicaWait({ config, logger, metrics: metrics.redis, onClose }) : undefined
+    const stores = createStores({
+      redis,
+      prefix: config.redisPrefix,
+      historyLimits: { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 },
+      wrapReceipts: (store) => countReceipts(store, metrics.push.receipts)
+    })
+    const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics: metrics.push, onClose }) : undefined
+    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), stores, metrics: metrics.push, onClose, receiptStream: receiptStream?.stream, receiptJournal: receiptStream?.journal })
 
-    // The node's traffic counters, written into its registry record at each heartbeat (the spool opens below).
-    const traffic = createTrafficSampler({ uplinks: metrics.uplinks, downlinks: metrics.downlinks, kafkaRecords: metrics.kafkaRecords, spoolDepth: () => spool?.unshippedRecords ?? 0 })
-    const receiptStream = config.receiptsStream ? await openReceiptStream({ config, logger, metrics, onClose }) : undefined
-    if (receiptStream !== undefined) metrics.receiptStreamStatus = () => receiptStream.status()
-    const pushStack = await createPushStack({ config, redis, confirmWrites, runsBroker, servesApi, logger: logger.child({ component: 'push' }), devices: deviceStore, presence: presenceStore, metrics, onClose, receiptStream: receiptStream?.stream, receiptJournal: receiptStream?.journal })
-
-    let spool: FileSpool | undefined
-    let shipper: KafkaShipper | undefined
-    let broker: BrokerNode | undefined
-    let listeners: Listeners | undefined
-
-    let connections: ConnectionControl
-    // Revoke, disable and delete close the device wherever it is; a takeover or an operator's kick only the
-    // connection presence named (a newer one of the device stays).
-    const kickLocal = (deviceId: string, reason: KickReason, target?: KickTarget): void => {
-      if (target !== undefined) {
-        if (target.nodeId === config.nodeId) member?.closeReplaced(deviceId, target.epoch, reason === 'kicked').catch(() => {})
-        return
-      }
-      member?.markKicked(deviceId)
-      if (reason !== 'deleted') {
-        broker?.kickLocal(deviceId)
-        return
-      }
-      // Every node forgets a deleted device's session; in cluster mode they share one store, so repeats find nothing.
-      broker?.forgetDevice(deviceId).catch((err: Error) => {
-        logger.warn({ event: 'forget_session_failed', deviceId, err: err.message }, 'could not drop a deleted device\'s session')
-      })
-    }
-    if (redis !== undefined) {
-      const subscriber = runsBroker ? createRedis(config.redis as RedisTarget, logger, `pushline:${config.nodeId}:kicks`) : undefined
-      const control = createRedisConnectionControl({
-        publisher: redis,
-        subscriber,
-        channel: `${prefix}kick`,
-        kickLocal,
-        logger
-      })
-      await control.start()
-      onClose('connection control', async () => { await control.close(); if (subscriber !== undefined) await closeRedis(subscriber) })
-      connections = control
-    } else {
-      connections = { kick: async (deviceId, reason, target) => { kickLocal(deviceId, reason, target) } }
-    }
-
-    // Node records change on heartbeats (every half period): a view a fraction of that old is current enough.
-    const assigner = createClusterAssigner({ registry: nodeRegistry, counters: counterStore, strategy: config.assignmentStrategy, viewMaxAgeMs: Math.min(250, Math.round(config.heartbeatMs / 4)) })
+    const local = createLocalNode({ nodeId: config.nodeId, logger })
+    const connections = await openConnectionControl({ config, redis, runsBroker, logger, kickLocal: local.kick, onClose })
     const devices = createDeviceService({
-      devices: deviceStore,
-      tokens: tokenStore,
+      devices: stores.devices,
+      tokens: stores.tokens,
       connections,
-      presence: presenceStore,
-      assigner,
-      history: pushStack.history,
-      ...(runsBroker && { forgetSession: async (deviceId: string) => { await broker?.forgetDevice(deviceId) } }),
+      presence: stores.presence,
+      // Node records change on heartbeats (every half period): a view a fraction of that old is current enough.
+      assigner: createClusterAssigner({ registry: stores.nodes, counters: stores.counters, strategy: config.assignmentStrategy, viewMaxAgeMs: Math.min(250, Math.round(config.heartbeatMs / 4)) }),
+      history: stores.history,
+      ...(runsBroker && { forgetSession: local.forgetSession }),
       tokenTtlMs: config.tokenTtlSeconds * 1000,
       confirmWrites
     })
-
-    let member: ClusterMember | undefined
-    let presenceEvents: PresenceEvents | undefined
-    let transport: RedisTransport | undefined
-    if (runsBroker) {
-      const m = createClusterMember({
-        nodeId: config.nodeId,
-        logger: logger.child({ component: 'cluster' }),
-        registry: nodeRegistry,
-        presence: presenceStore,
-        heartbeatMs: config.heartbeatMs,
-        weight: config.nodeWeight,
-        drainRate: config.drainRate,
-        traffic: traffic.sample,
-        onPresence: (event) => { presenceEvents?.publish(event) },
-        onTakeover: (deviceId, replaced) => {
-          connections.kick(deviceId, 'takeover', { nodeId: replaced.nodeId, epoch: replaced.epoch }).catch((err: Error) => {
-            logger.warn({ event: 'takeover_kick_failed', deviceId, err: err.message }, 'could not tell the other node to close the replaced connection')
-          })
-        },
-        sessionExpiryMs: config.sessionExpirySeconds * 1000,
-        counters: counterStore,
-        onDrift: (drift) => { metrics.presenceDrift.set(drift) }
-      })
-      member = m
-      // Registered before the broker opens, so it runs after the broker has closed its clients.
-      onClose('cluster leave', () => m.leave())
-
-      const spoolDir = join(resolve(config.dataDir), 'spool')
-      const s = await openFileSpool({
-        dir: spoolDir,
-        fsync: config.spoolFsync,
-        segmentBytes: config.spoolSegmentBytes,
-        maxBytes: config.spoolMaxBytes,
-        logger: logger.child({ component: 'spool' }),
-        onFlush: (records, bytes) => { metrics.spoolRecords.inc(records); metrics.spoolBytes.inc(bytes) },
-        onDrop: () => { metrics.uplinksDropped.inc({ reason: 'spool_full' }) },
-        onWait: () => { metrics.spoolWaits.inc() }
-      })
-      spool = s
-      onClose('spool', () => s.close())
-
-      // The Kafka bridge tails the spool; it closes after the broker (no more appends) and before the spool.
-      if (config.kafkaBrokers !== undefined) {
-        const kafka = createKafka({
-          brokers: config.kafkaBrokers,
-          clientId: `pushline-${config.nodeId}`,
-          logger,
-          // Connects fail fast: the shipper's own back-off paces the attempts while Kafka is away.
-          retry: { retries: 2, maxRetryTime: 5000 }
-        })
-        const k = createKafkaShipper({
-          kafka,
-          spool: s,
-          logger: logger.child({ component: 'kafka-shipper' }),
-          metrics,
-          telemetryTopic: config.kafkaTelemetryTopic,
-          topics: [
-            { topic: config.kafkaTelemetryTopic, numPartitions: config.kafkaTelemetryPartitions, replicationFactor: config.kafkaReplicationFactor },
-            { topic: config.kafkaPresenceTopic, numPartitions: config.kafkaPresencePartitions, replicationFactor: config.kafkaReplicationFactor }
-          ],
-          ...shipperSettings(config),
-          deadLetterPath: join(spoolDir, 'dead-letter.jsonl')
-        })
-        shipper = k
-        k.start()
-        onClose('kafka shipper', () => k.close(SHIPPER_DRAIN_MS))
-        const pe = createPresenceEvents({
-          kafka,
-          topic: config.kafkaPresenceTopic,
-          logger: logger.child({ component: 'presence-events' }),
-          onSent: (n) => metrics.presenceEvents.inc(n),
-          onDropped: (n) => metrics.presenceEventsDropped.inc(n)
-        })
-        presenceEvents = pe
-        onClose('presence events', () => pe.close(1000))
-      }
-      metrics.bridgeStatus = () => {
-        const k = shipper?.status()
-        return { unshippedRecords: s.unshippedRecords, unshippedBytes: s.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds }
-      }
-
-      if (config.redis !== undefined) {
-        const t = createRedisTransport({
-          target: config.redis,
-          prefix: config.redisPrefix,
-          nodeId: config.nodeId,
-          logger,
-          onSubscriberGap: (gap) => {
-            metrics.pubsubGaps.inc()
-            metrics.pubsubGapSeconds.inc((gap.endedAt - gap.startedAt) / 1000)
-            broker?.resendStored().then((n) => {
-              logger.warn({ event: 'pubsub_gap_resent', messages: n }, 'resent stored QoS 1 messages to persistent sessions after a pub/sub gap')
-            }, (err: Error) => { logger.error({ event: 'pubsub_gap_resend_failed', err: err.message }, 'resend after a pub/sub gap failed') })
-          }
-        })
-        transport = t
-        onClose('redis transport', () => t.close())
-      }
-      const b = await createBrokerNode({
-        nodeId: config.nodeId,
-        logger: logger.child({ component: 'broker' }),
-        metrics,
-        allowAnonymous: config.allowAnonymous,
-        maxPayloadBytes: config.maxPayloadBytes,
-        aclDenyAction: config.aclDenyAction,
-        checkToken: async (deviceId, token) => await devices.checkToken(deviceId, token),
-        isRegisteredDevice: async (deviceId) => await deviceStore.get(deviceId) !== undefined,
-        ...(config.tlsClientCaFile !== undefined && {
-          certificates: createCertificateLogins({ idField: config.tlsClientIdField, check: async (deviceId, issuedAt) => await devices.checkCertificate(deviceId, issuedAt) })
-        }),
-        uplinks: s,
-        uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
-        mq: transport?.mq,
-        persistence: transport?.persistence,
-        connectTimeoutMs: config.connectTimeoutMs,
-        keepaliveMaxSeconds: config.keepaliveMaxSeconds,
-        connections: {
-          host: config.host,
-          mqttPort: config.mqttPort,
-          wsPort: config.wsPort,
-          ...(config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined && {
-            tls: {
-              certFile: config.tlsCertFile,
-              keyFile: config.tlsKeyFile,
-              caFile: config.tlsCaFile,
-              clientCaFile: config.tlsClientCaFile,
-              clientCrlFile: config.tlsClientCrlFile,
-              mqttsPort: config.mqttsPort,
-              wssPort: config.wssPort
-            }
-          }),
-          subscriberBufferBytes: config.subscriberBufferBytes,
-          deliveryQueueMax: config.deliveryQueueMax,
-          maxConnections: config.maxConnections,
-          connectRatePerSecond: config.connectRatePerSecond,
-          connectRateBurst: config.connectRateBurst
-        },
-        ...pushStack.brokerHooks
-      })
-      broker = b
-      onClose('broker', () => b.close())
-      await pushStack.startAgent(b)
-      const l = await b.listen()
-      listeners = l
-      // Stop accepting before the broker closes its clients.
-      onClose('listeners', () => l.close())
-    }
-
-    const readiness = async (): Promise<ReadinessReport> => {
-      const checks: Record<string, string> = {}
-      let ready = !closing
-      checks.process = closing ? 'closing' : 'ok'
-      if (transport !== undefined && !transport.subscriberReady()) {
-        checks.pubsub = 'subscriber connection down'
-        ready = false
-      }
-      if (member !== undefined) {
-        const c = member.status()
-        checks.cluster = c.draining ? 'draining' : c.heartbeatOk ? 'ok' : `heartbeat failing: ${c.lastError ?? 'not yet'}`
-        if (c.draining || !c.heartbeatOk) ready = false
-      }
-      if (spool !== undefined) {
-        // Reported, not a reason to be unready: in a Kafka outage every node's spool fills up, and refusing new
-        // connections everywhere would also cut the devices off from their downlinks.
-        checks.spool = spool.full ? `full: ${spool.unshippedBytes} bytes wait for Kafka, QoS 1 PUBACKs are held back` : 'ok'
-      }
-      if (shipper !== undefined) {
-        // Kafka away is no reason to refuse devices: their uplinks spool until it is back.
-        const k = shipper.status()
-        checks.kafka = k.connected ? 'ok' : `unreachable, spooling ${k.lagRecords} uplinks: ${k.lastError ?? 'connecting'}`
-      }
-      const receiptShipper = receiptStream?.status().shipper
-      if (receiptShipper !== undefined) {
-        // Reported like the uplink bridge, never a reason to be unready.
-        checks.receiptStream = receiptShipper.connected ? 'ok' : `Kafka unreachable, spooling ${receiptShipper.lagRecords} receipt records: ${receiptShipper.lastError ?? 'connecting'}`
-      }
-      if (redis !== undefined) {
-        try {
-          await redis.ping()
-          checks.redis = 'ok'
-        } catch (err) {
-          checks.redis = (err as Error).message
-          ready = false
-        }
-      }
-      return { ready, checks }
-    }
+    const node = runsBroker ? await startBrokerRole({ config, logger, metrics, onClose, stores, devices, connections, local, pushStack }) : undefined
 
     const http = await createHttpApp({
       logger,
@@ -380,13 +101,21 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       adminKeys: config.adminKeys,
       provisioningKey: config.provisioningKey,
       metrics: metrics.registry,
-      readiness,
+      readiness: createReadiness({
+        closing: () => closers.closing,
+        redis,
+        transport: node?.transport,
+        member: node?.member,
+        spool: node?.bridge.spool,
+        shipper: node?.bridge.shipper,
+        receiptShipper: () => receiptStream?.status().shipper
+      }),
       ...(servesApi && {
         registry: {
           devices,
-          cluster: { registry: nodeRegistry, presence: presenceStore, heartbeatMs: config.heartbeatMs },
+          cluster: { registry: stores.nodes, presence: stores.presence, heartbeatMs: config.heartbeatMs },
           guard: createTokenGuard({
-            counters: counterStore,
+            counters: stores.counters,
             devicePerMinute: config.tokenRateDevicePerMinute,
             addressPerMinute: config.tokenRateAddressPerMinute,
             pullsPerMinute: config.messagesRateDevicePerMinute,
@@ -401,35 +130,35 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     await http.ready()
     const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
 
-    if (member !== undefined && broker !== undefined && listeners !== undefined) {
-      const m = member
-      await m.start(broker, {
+    if (node !== undefined) {
+      const { member, broker, listeners } = node
+      await member.start(broker, {
         mqtt: `mqtt://${config.publicHost}:${listeners.mqttPort}`,
         ws: `ws://${config.publicHost}:${listeners.wsPort}/mqtt`,
         ...(listeners.mqttsPort !== undefined && { mqtts: `mqtts://${config.publicHost}:${listeners.mqttsPort}` }),
         ...(listeners.wssPort !== undefined && { wss: `wss://${config.publicHost}:${listeners.wssPort}/mqtt` }),
         http: `http://${config.publicHost}:${httpPort}`
       })
-      onClose('cluster heartbeat', () => m.stop())
+      onClose('cluster heartbeat', () => member.stop())
     }
 
     return {
       config,
       http,
       httpPort,
-      mqttPort: listeners?.mqttPort,
-      wsPort: listeners?.wsPort,
-      mqttsPort: listeners?.mqttsPort,
-      wssPort: listeners?.wssPort,
-      broker,
+      mqttPort: node?.listeners.mqttPort,
+      wsPort: node?.listeners.wsPort,
+      mqttsPort: node?.listeners.mqttsPort,
+      wssPort: node?.listeners.wssPort,
+      broker: node?.broker,
       devices: servesApi ? devices : undefined,
-      spool,
-      shipper,
+      spool: node?.bridge.spool,
+      shipper: node?.bridge.shipper,
       receiptStream,
-      close
+      close: closers.close
     }
   } catch (err) {
-    await close()
+    await closers.close()
     throw err
   }
 }
@@ -443,21 +172,7 @@ async function runMain (): Promise<void> {
     process.exit(2)
   }
   const logger = createLogger({ level: config.logLevel, nodeId: config.nodeId })
-  if (config.allowAnonymous) {
-    logger.warn({ event: 'anonymous_on' }, 'PUSHLINE_ALLOW_ANONYMOUS is on: clients without credentials may use any topic but $SYS and registered devices\' topics. Development only.')
-  }
-
-  if (config.role !== 'api') {
-    if (config.kafkaBrokers === undefined) {
-      logger.info({ event: 'kafka_off' }, 'PUSHLINE_KAFKA_BROKERS is not set: uplinks stay in the local spool, which ships to Kafka once it is configured')
-      if (config.spoolMaxBytes !== undefined) {
-        logger.warn({ event: 'spool_bound_without_kafka', maxBytes: config.spoolMaxBytes }, 'PUSHLINE_SPOOL_MAX_BYTES is set without Kafka: once the spool holds that much, QoS 1 uplinks wait for good and QoS 0 uplinks are dropped')
-      }
-    } else {
-      logger.info({ event: 'kafka_on', brokers: config.kafkaBrokers, topic: config.kafkaTelemetryTopic, spoolMaxBytes: config.spoolMaxBytes ?? 'unbounded' }, 'uplinks are bridged to Kafka through the local spool')
-    }
-  }
-
+  logStartSettings(config, logger)
   let platform: Platform
   try {
     platform = await startPlatform(config, logger)
@@ -467,44 +182,14 @@ async function runMain (): Promise<void> {
     process.stderr.write(`pushline: ${message}\n`)
     process.exit(1)
   }
-
-  const lines = [
-    `pushline ${config.mode} mode, role ${config.role}, node ${config.nodeId}`,
-    ...(platform.mqttPort === undefined ? [] : [`  MQTT over TCP        mqtt://${config.host}:${platform.mqttPort}`]),
-    ...(platform.wsPort === undefined ? [] : [`  MQTT over WebSocket  ws://${config.host}:${platform.wsPort}/mqtt`]),
-    ...(platform.mqttsPort === undefined ? [] : [`  MQTT over TLS        mqtts://${config.host}:${platform.mqttsPort}`]),
-    ...(platform.wssPort === undefined ? [] : [`  MQTT over WSS        wss://${config.host}:${platform.wssPort}/mqtt`]),
-    `  HTTP API             http://${config.host}:${platform.httpPort}  (OpenAPI UI at /docs)`,
-    ...(platform.spool === undefined ? [] : [`  uplink spool         ${join(resolve(config.dataDir), 'spool')}`]),
-    ...(platform.shipper === undefined ? [] : [`  Kafka                ${config.kafkaBrokers?.join(',') ?? ''}  (uplinks to topic ${config.kafkaTelemetryTopic})`]),
-    ...(platform.receiptStream === undefined ? [] : [`  receipt records      ${platform.receiptStream.dir}${config.kafkaBrokers === undefined ? '' : `  (to topic ${config.kafkaReceiptsTopic})`}`]),
-    ...(config.adminKeyGenerated ? [`  admin key (generated for this start; set PUSHLINE_ADMIN_KEYS to keep one): ${config.adminKeys[0] as string}`] : [])
-  ]
-  process.stdout.write(lines.join('\n') + '\n')
-
-  let stoppedBy: NodeJS.Signals | undefined
-  const grace = closeWithGrace({ delay: config.shutdownGraceMs, skip: [...STOP_SIGNALS] }, async ({ signal, err }) => {
-    if (err !== undefined) logger.error({ event: 'fatal', err: err.message, stack: err.stack }, 'stopping after an uncaught error')
-    logger.info({ event: 'stopping', signal: signal ?? stoppedBy }, 'stopping')
-    await platform.close()
-    logger.info({ event: 'stopped' }, 'stopped')
-  })
-  // `npm start` execs the node, so npm forwards a signal it gets to it; a terminal's Ctrl-C reaches both, and the
-  // node gets the same signal twice. A repeat of the signal that started the stop is ignored (the grace period
-  // bounds the stop); another signal ends the process at once.
-  const onStopSignal = (signal: NodeJS.Signals): void => {
-    if (stoppedBy === undefined) {
-      stoppedBy = signal
-      grace.close()
-    } else if (signal !== stoppedBy) {
-      logger.error({ event: 'stop_forced', signal }, `${signal} while stopping: exiting now`)
-      process.exit(1)
-    }
-  }
-  for (const signal of STOP_SIGNALS) process.on(signal, onStopSignal)
+  process.stdout.write(startBanner(config, {
+    ...platform,
+    spoolDir: platform.spool === undefined ? undefined : join(resolve(config.dataDir), 'spool'),
+    shipsToKafka: platform.shipper !== undefined,
+    receiptsDir: platform.receiptStream?.dir
+  }))
+  stopOnSignals({ logger, graceMs: config.shutdownGraceMs, stop: platform.close })
 }
-
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const satisfies readonly NodeJS.Signals[]
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   await runMain()

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import type { AclDenyAction } from '../config/settings.ts'
-import type { Metrics, RefusalReason } from '../metrics/metrics.ts'
 import type { TokenRecord } from '../stores/token-store.ts'
 import type { Uplink, UplinkSink } from '../uplink/uplink.ts'
 import { boundKeepalive } from './connection-limits.ts'
+import type { BrokerMetrics, RefusalReason } from './broker-metrics.ts'
 import type { CertificateLogins } from './client-certificate.ts'
 import { adaptBroker, adaptConnections, adaptPersistence, type BrokerAdaptations } from './aedes/install-adaptations.ts'
 import { brokerInternals, registeredClient } from './aedes/internals.ts'
@@ -14,7 +14,8 @@ import { resendStoredQueues } from './aedes/resend-stored-queue.ts'
 import { serveConnections, type ConnectionSettings } from './serve-connections.ts'
 import type { Listeners } from './listeners.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
-import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+import { mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
+import { devicePublishRoute } from '../shared/topics.ts'
 import { newTraceId } from '../shared/trace.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
@@ -22,7 +23,7 @@ const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 export interface BrokerNodeOptions {
   readonly nodeId: string
   readonly logger: Logger
-  readonly metrics: Metrics
+  readonly metrics: BrokerMetrics
   readonly allowAnonymous: boolean
   readonly maxPayloadBytes: number
   readonly aclDenyAction: AclDenyAction
@@ -313,7 +314,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   aedes.on('clientDisconnect', (c) => { registered.delete(c) })
   // Counted when Prometheus scrapes, not on every connect: walking every client per event made connecting
   // n devices cost n² (70% of broker CPU in bench/connect-rate.ts).
-  metrics.connectionsSource = liveSessions
+  metrics.readConnectionsFrom(liveSessions)
   aedes.on('clientError', (client, err) => { logger.debug({ event: 'client_error', clientId: client.id, err: err.message }, 'client error') })
   aedes.on('connectionError', (_client, err) => { logger.debug({ event: 'connection_error', err: err.message }, 'connection error') })
   // Persistence errors are emitted here; without a listener they would crash the process.
@@ -341,7 +342,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       logger.warn({ event: 'packet_too_large', bytes: announced, limit: packetLimit }, 'packet over the size limit: connection closed before reading it')
     }
   })
-  metrics.deliveryBacklogSource = connections.flood.backlog
+  metrics.readDeliveryBacklogFrom(connections.flood.backlog)
 
   // The same object aedes uses, so the adaptations installed on it apply.
   const sessions = brokerInternals(aedes).persistence

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import type { Metrics } from '../metrics/metrics.ts'
+import type { BrokerMetrics } from './broker-metrics.ts'
 import { createNetworkByteMeter } from '../metrics/network-bytes.ts'
 import { createConnectionLimits } from './connection-limits.ts'
 import { startListeners, type Listeners } from './listeners.ts'
@@ -31,13 +31,13 @@ export interface ServeConnectionsOptions {
   readonly maxPacketBytes: number
   readonly handle: (stream: Duplex, req?: IncomingMessage) => unknown
   readonly logger: Logger
-  readonly metrics: Metrics
+  readonly metrics: BrokerMetrics
 }
 
 export async function serveConnections (opts: ServeConnectionsOptions): Promise<Listeners> {
   const { settings, metrics, logger } = opts
   const bytes = createNetworkByteMeter()
-  metrics.networkBytesSource = bytes.totals
+  metrics.readNetworkBytesFrom(bytes.totals)
   const limits = createConnectionLimits({
     maxConnections: settings.maxConnections,
     ratePerSecond: settings.connectRatePerSecond,

@@ -1,10 +1,15 @@
 import type { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { NetworkBytes } from './metrics.ts'
 
 // Bytes read from and written to MQTT connections, from the sockets' own counters: nothing is added to the
 // per-packet path. Live sockets are read when Prometheus scrapes; a closed socket's bytes move to the totals.
+
+/** Bytes that crossed MQTT connections (TCP and WebSocket) since start, the closed ones included. */
+export interface NetworkBytes {
+  readonly received: number
+  readonly sent: number
+}
 
 export interface NetworkByteMeter {
   /** A new connection: the TCP socket itself, or a WebSocket stream with the upgrade request that holds its socket. */

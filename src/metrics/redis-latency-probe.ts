@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { Metrics } from './metrics.ts'
+import type { RedisMetrics } from './redis-metrics.ts'
 
 // Redis round-trip time, measured by a PING every `everyMs` on the connection the stores use, so it includes
 // the queueing those commands see. One PING at a time: a Redis that does not answer is counted, not piled up.
@@ -10,7 +10,7 @@ export interface RedisLatencyProbe {
 
 export function startRedisLatencyProbe (opts: {
   readonly redis: Redis
-  readonly metrics: Pick<Metrics, 'redisRoundTrip' | 'redisPingFailures'>
+  readonly metrics: Pick<RedisMetrics, 'redisRoundTrip' | 'redisPingFailures'>
   readonly everyMs: number
   /** A PING unanswered this long counts as failed (it is still awaited before the next one). */
   readonly timeoutMs?: number

@@ -3,10 +3,11 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/load-config.ts'
 import { createKafka } from '../kafka/kafka-client.ts'
 import { shipperSettings } from '../kafka/shipper-settings.ts'
-import type { BridgeStatus, Metrics } from '../metrics/metrics.ts'
 import { openFileSpool } from '../uplink/file-spool.ts'
 import { createKafkaShipper, type ShipperStatus } from '../uplink/kafka-shipper.ts'
 import { openReceiptJournal, type OpenedReceiptJournal } from './receipt-journal.ts'
+import type { BridgeStatus } from '../uplink/uplink-metrics.ts'
+import type { PushMetrics } from './push-metrics.ts'
 import { receiptKafkaMessage } from './receipt-record.ts'
 import { createSpoolReceiptStream, type ReceiptStream } from './receipt-stream.ts'
 
@@ -31,7 +32,7 @@ export interface ReceiptStreamHandle {
 export interface OpenReceiptStreamOptions {
   readonly config: Config
   readonly logger: Logger
-  readonly metrics: Pick<Metrics, 'receiptRecords' | 'receiptRecordsDropped'>
+  readonly metrics: Pick<PushMetrics, 'receiptRecords' | 'receiptRecordsDropped' | 'readReceiptStreamFrom'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
 }
 
@@ -70,6 +71,11 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
     opts.onClose('receipts shipper', () => shipper.close(SHIPPER_DRAIN_MS))
   }
 
+  const status = (): ReturnType<ReceiptStreamHandle['status']> => {
+    const k = shipper?.status()
+    return { unshippedRecords: spool.unshippedRecords, unshippedBytes: spool.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds, shipper: k }
+  }
+  metrics.readReceiptStreamFrom(status)
   return {
     stream: createSpoolReceiptStream({
       spool,
@@ -79,9 +85,6 @@ export async function openReceiptStream (opts: OpenReceiptStreamOptions): Promis
     }),
     journal,
     dir,
-    status () {
-      const k = shipper?.status()
-      return { unshippedRecords: spool.unshippedRecords, unshippedBytes: spool.unshippedBytes, kafkaConnected: k?.connected, lagSeconds: k?.lagSeconds, shipper: k }
-    }
+    status
   }
 }

@@ -1,13 +1,14 @@
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
-import type { Metrics } from '../metrics/metrics.ts'
 import { DIRECT_BROKER_ID_SUFFIX, type BrokerNode } from '../broker/create-broker-node.ts'
 import { connackSent, deliverToClient, subscribedFilters, subscriptionQos, takePacketId } from '../broker/aedes/internals.ts'
 import type { BroadcastStore } from '../stores/broadcast-store.ts'
 import type { HistoryEntry, HistoryStore } from '../stores/history-store.ts'
 import type { ReceiptStore } from '../stores/receipt-store.ts'
 import { downlinkPayload, type BroadcastDelivery, type DeliveryChannel, type TargetedDelivery } from './delivery-channel.ts'
+import { createBroadcastCounts } from './broadcast-counts.ts'
 import { createLiveBroadcasts, type CachedBroadcast } from './live-broadcasts.ts'
+import type { PushMetrics } from './push-metrics.ts'
 
 // The broker node's side of push: writes downlinks to its local clients and moves their receipts.
 // - targeted deliveries (from the delivery channel): written to the device's client on devices/{id}/down; the
@@ -15,7 +16,7 @@ import { createLiveBroadcasts, type CachedBroadcast } from './live-broadcasts.ts
 // - PUBACK: delivered, and the device's delivered mark goes up;
 // - the device's {"id": n} on devices/{id}/ack: acked;
 // - the device's {"id": "<pushId>"} for a group or broadcast push: collected in memory (deduplicated per node)
-//   and counted once per device in the receipt store at the next flush (one call per push, not per device);
+//   and counted once per device in the receipt store at the next flush (broadcast-counts.ts);
 // - a device that connects gets the history entries above its delivered mark whose receipt is still queued or
 //   sent and whose ttl has not passed; those past their ttl become expired;
 // - broadcasts: serialized once and written to the socket of every local client subscribed to the topic; the
@@ -39,7 +40,7 @@ export interface PushAgentOptions {
   readonly flushMs?: number
   readonly now?: () => number
   /** Downlinks written and PUBACKed, by kind and QoS. */
-  readonly metrics?: Pick<Metrics, 'downlinks' | 'downlinksDelivered'>
+  readonly metrics?: Pick<PushMetrics, 'downlinks' | 'downlinksDelivered'>
 }
 
 export interface PushAgent {
@@ -56,7 +57,6 @@ type InFlight =
   | { readonly kind: 'broadcast', readonly pushId: string }
 
 const CATCH_UP_LIMIT = 1000
-const MAX_PENDING_ACK_PUSHES = 1000
 /**
  * The delivered mark is a high-water mark: a PUBACK for id n can come before the one for n - 1, and a device that
  * drops then leaves n - 1 below the mark. Catch-up looks this far below the mark too (receipts decide what is sent).
@@ -71,14 +71,9 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const { history, receipts, logger } = opts
   const now = opts.now ?? Date.now
   const inFlight = new WeakMap<Client, Map<number, InFlight>>()
-  /** Count-only pushes not yet flushed, by push id: devices written at QoS 1, devices that got it. */
-  const pendingSent = new Map<string, Set<string>>()
-  const pendingGot = new Map<string, Set<string>>()
   const live = createLiveBroadcasts()
   /** Broadcasts a catch-up wrote to a connection: a restored session that also subscribes again gets each once. */
   const caughtUp = new WeakMap<Client, Set<string>>()
-  /** Application acks of count-only pushes not yet flushed, by push id. */
-  const pendingAcks = new Map<string, Set<string>>()
   const brokerId = `${opts.nodeId}${DIRECT_BROKER_ID_SUFFIX}`
   let counter = 0
   let broker: BrokerNode | undefined
@@ -87,17 +82,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
   const fail = (what: string, context?: { traceId?: string, pushId: string }) => (err: Error): void => {
     logger.warn({ event: 'push_agent_error', what, traceId: context?.traceId, pushId: context?.pushId, err: err.message }, 'push receipt update failed')
   }
-
-  const note = (pending: Map<string, Set<string>>, pushId: string): Set<string> => {
-    let ids = pending.get(pushId)
-    if (ids === undefined) pending.set(pushId, ids = new Set())
-    return ids
-  }
-  const noteGot = (pushId: string, deviceId: string): void => {
-    note(pendingGot, pushId).add(deviceId)
-    // Not flushed yet: the device need not pass through sent at all.
-    pendingSent.get(pushId)?.delete(deviceId)
-  }
+  const counts = createBroadcastCounts({ receipts, fail })
 
   /** The QoS a downlink on `topic` goes out with: aedes lowers it to the subscription's, so do it first. */
   function effectiveQos (client: Client, topic: string, qos: 0 | 1): 0 | 1 {
@@ -194,11 +179,11 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     if (!writable(client, topic)) return undefined
     if (effectiveQos(client, topic, qos) === 1) {
       client.conn.write(cached.frames[1].bytes(track(client, tag)))
-      note(pendingSent, pushId).add(client.id)
+      counts.sent(pushId, client.id)
       return 1
     }
     client.conn.write(cached.frames[0].bytes())
-    noteGot(pushId, client.id)
+    counts.got(pushId, client.id)
     return 0
   }
 
@@ -252,18 +237,6 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
     if (topics.length > 0) catchUpBroadcasts(client, topics).catch(fail('broadcast catch-up'))
   }
 
-  async function flush (): Promise<void> {
-    const pushes = [...new Set([...pendingSent.keys(), ...pendingGot.keys()])]
-    const batch = pushes.map((pushId) => [pushId, [...pendingSent.get(pushId) ?? []], [...pendingGot.get(pushId) ?? []]] as const)
-    pendingSent.clear()
-    pendingGot.clear()
-    const acks = [...pendingAcks.entries()]
-    pendingAcks.clear()
-    // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
-    for (const [pushId, sent, got] of batch) await receipts.countDeliveries(pushId, sent, got).catch(fail('flush counts'))
-    for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
-  }
-
   /** Fills the cache from the store at start. */
   async function loadLive (): Promise<void> {
     for (const kept of await opts.broadcasts.live(now())) live.add(kept)
@@ -300,7 +273,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       // Listen first, then load: a broadcast accepted in between is in one or the other (or both).
       await opts.channel.listen(opts.nodeId, { deliver, broadcast, resync: () => { resync().catch(fail('resync after a delivery gap')) } })
       await loadLive()
-      flushTimer = setInterval(() => { flushing ??= flush().finally(() => { flushing = undefined }) }, opts.flushMs ?? 500)
+      flushTimer = setInterval(() => { flushing ??= counts.flush().finally(() => { flushing = undefined }) }, opts.flushMs ?? 500)
     },
     onPuback (client, messageId) {
       const m = inFlight.get(client)
@@ -309,7 +282,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       m.delete(messageId)
       opts.metrics?.downlinksDelivered.inc({ kind: tag.kind })
       if (tag.kind === 'broadcast') {
-        noteGot(tag.pushId, client.id)
+        counts.got(tag.pushId, client.id)
         return true
       }
       logger.debug({ event: 'downlink_delivered', traceId: tag.traceId, pushId: tag.pushId, deviceId: tag.deviceId, id: tag.id }, 'PUBACK received')
@@ -326,11 +299,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
         return
       }
       if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
-        let ids = pendingAcks.get(id)
-        // Bounded: acks naming more distinct pushes than this between two flushes are dropped.
-        if (ids === undefined && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return
-        if (ids === undefined) pendingAcks.set(id, ids = new Set())
-        ids.add(deviceId)
+        counts.acked(id, deviceId)
         return
       }
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return
@@ -347,7 +316,7 @@ export function createPushAgent (opts: PushAgentOptions): PushAgent {
       broker?.aedes.off('subscribe', onSubscribe)
       if (flushTimer !== undefined) clearInterval(flushTimer)
       await flushing
-      await flush()
+      await counts.flush()
       await opts.channel.close()
     }
   }

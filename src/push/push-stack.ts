@@ -3,22 +3,11 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config, RedisTarget } from '../config/load-config.ts'
-import type { Metrics } from '../metrics/metrics.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
-import type { DeviceStore } from '../stores/device-store.ts'
-import type { HistoryStore } from '../stores/history-store.ts'
-import { createMemoryBroadcastStore } from '../stores/memory-broadcast-store.ts'
-import { createMemoryHistoryStore } from '../stores/memory-history-store.ts'
-import { createMemoryPushJobStore } from '../stores/memory-push-job-store.ts'
-import { createMemoryReceiptStore } from '../stores/memory-receipt-store.ts'
-import type { PresenceStore } from '../stores/presence-store.ts'
-import { createRedisBroadcastStore } from '../stores/redis-broadcast-store.ts'
-import { createRedisHistoryStore } from '../stores/redis-history-store.ts'
-import { createRedisPushJobStore } from '../stores/redis-push-job-store.ts'
-import { createRedisReceiptStore } from '../stores/redis-receipt-store.ts'
-import { countReceipts } from './counted-receipt-store.ts'
+import type { Stores } from '../stores/create-stores.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
 import { createPushAgent, type PushAgent } from './push-agent.ts'
+import type { PushMetrics } from './push-metrics.ts'
 import { createPushService, type PushService } from './push-service.ts'
 import { createRedisDeliveryChannel } from './redis-delivery-channel.ts'
 import type { OpenedReceiptJournal } from './receipt-journal.ts'
@@ -26,7 +15,7 @@ import type { ReceiptStream } from './receipt-stream.ts'
 import { recoverReceipts, streamJobReceipts, streamReceipts, type StreamReceiptsOptions } from './streamed-receipt-store.ts'
 
 // Wires the push parts for main.ts (kept apart so the composition root gains only a few lines):
-// stores (memory or Redis), the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
+// the receipt records' wrappers over the stores, the delivery channel (local in embedded mode, Redis pub/sub in cluster mode),
 // the push service (API processes) and the push agent (broker processes).
 
 export interface PushStackOptions {
@@ -38,9 +27,9 @@ export interface PushStackOptions {
   readonly servesApi: boolean
   /** Called for every downlink the node's push agent writes. */
   readonly logger: Logger
-  readonly devices: DeviceStore
-  readonly presence: PresenceStore
-  readonly metrics: Pick<Metrics, 'receipts' | 'downlinks' | 'downlinksDelivered'>
+  /** The receipt store counts its transitions already (createStores' wrapReceipts). */
+  readonly stores: Pick<Stores, 'devices' | 'presence' | 'history' | 'receipts' | 'broadcasts' | 'jobs'>
+  readonly metrics: Pick<PushMetrics, 'downlinks' | 'downlinksDelivered'>
   readonly onClose: (name: string, fn: () => Promise<unknown>) => void
   /** Where records of the receipt transitions this process makes go; none: no records. */
   readonly receiptStream?: ReceiptStream
@@ -50,8 +39,6 @@ export interface PushStackOptions {
 
 export interface PushStack {
   readonly service: PushService | undefined
-  /** Each device's downlink history (the registry forgets a deleted device's). */
-  readonly history: HistoryStore
   /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
   readonly brokerHooks: {
     readonly onPuback: (client: Client, messageId: number) => boolean
@@ -63,13 +50,9 @@ export interface PushStack {
 export async function createPushStack (opts: PushStackOptions): Promise<PushStack> {
   const { config, redis, logger } = opts
   const prefix = config.redisPrefix
-  const limits = { maxMessages: config.historyMaxMessages, maxAgeMs: config.historyMaxAgeSeconds * 1000 }
-  const history = redis === undefined ? createMemoryHistoryStore(limits) : createRedisHistoryStore({ redis, prefix, limits })
-  const counted = countReceipts(redis === undefined ? createMemoryReceiptStore() : createRedisReceiptStore({ redis, prefix }), opts.metrics.receipts)
-  const broadcasts = redis === undefined ? createMemoryBroadcastStore() : createRedisBroadcastStore({ redis, prefix })
-  // The memory job store opens receipts through `counted`, not through the streamed store: the job store's own
-  // wrapper writes the records of a chunk's receipts, once.
-  const storedJobs = redis === undefined ? createMemoryPushJobStore({ devices: opts.devices, history, receipts: counted }) : createRedisPushJobStore({ redis, prefix, limits })
+  const { history, broadcasts } = opts.stores
+  // Counts its transitions already (createStores' wrapReceipts).
+  const counted = opts.stores.receipts
   const crashAt = config.testCrashAfterReceiptCommit
   const streamed: StreamReceiptsOptions | undefined = opts.receiptStream === undefined
     ? undefined
@@ -80,7 +63,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
         ...(crashAt !== undefined && { afterCommit: (states: readonly string[]) => { if (states.includes(crashAt)) process.kill(process.pid, 'SIGKILL') } })
       }
   const receipts = streamed === undefined ? counted : streamReceipts(counted, streamed)
-  const jobs = streamed === undefined ? storedJobs : streamJobReceipts(storedJobs, counted, streamed)
+  const jobs = streamed === undefined ? opts.stores.jobs : streamJobReceipts(opts.stores.jobs, counted, streamed)
   if (streamed !== undefined && opts.receiptJournal !== undefined && opts.receiptJournal.leftOpen.length > 0) {
     const { journal, leftOpen } = opts.receiptJournal
     // Not awaited: Redis may be away at start; intents whose check fails stay open for the next start.
@@ -102,8 +85,8 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   let service: PushService | undefined
   if (opts.servesApi) {
     const s = createPushService({
-      devices: opts.devices,
-      presence: opts.presence,
+      devices: opts.stores.devices,
+      presence: opts.stores.presence,
       history,
       receipts,
       broadcasts,
@@ -123,7 +106,6 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
   let agent: PushAgent | undefined
   return {
     service,
-    history,
     brokerHooks: {
       onPuback: (client, messageId) => agent?.onPuback(client, messageId) ?? false,
       onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }

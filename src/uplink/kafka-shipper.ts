@@ -5,7 +5,7 @@ import type { KafkaCompression } from '../config/settings.ts'
 import { setUpCompression } from '../kafka/compression.ts'
 import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
 import { assignPartitions, presetPartitioner, unansweredPartitions } from '../kafka/partition-coverage.ts'
-import type { Metrics } from '../metrics/metrics.ts'
+import type { UplinkMetrics } from './uplink-metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
 // The one sender of a node: it tails the spool from the shipped offset, produces batches to the telemetry
@@ -17,7 +17,7 @@ export interface KafkaShipperOptions {
   readonly kafka: Kafka
   readonly spool: FileSpool
   readonly logger: Logger
-  readonly metrics?: Pick<Metrics, 'kafkaRecords' | 'kafkaBytes' | 'kafkaBatches' | 'kafkaSendFailures' | 'kafkaDeadLetters'>
+  readonly metrics?: Pick<UplinkMetrics, 'kafkaRecords' | 'kafkaBytes' | 'kafkaBatches' | 'kafkaSendFailures' | 'kafkaDeadLetters'>
   readonly telemetryTopic: string
   /** How a spooled record becomes a Kafka record (default: toKafkaMessage, an uplink with its headers). */
   readonly toMessage?: (record: SpoolRecord) => Message

@@ -1,4 +1,4 @@
-import type { UplinkKind } from '../broker/topic-acl.ts'
+import type { UplinkKind } from '../shared/topics.ts'
 
 /** One device publish on a telemetry or events topic, as the bridge hands it on. */
 export interface Uplink {

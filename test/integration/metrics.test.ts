@@ -17,7 +17,7 @@ async function sample (metrics: Metrics, name: string, labels: Record<string, st
 
 test('receipt transitions are counted by the state entered, only when they move', { timeout: 120_000 }, async () => {
   const metrics = createMetrics({ nodeId: 'n1', defaultMetrics: false })
-  const store = countReceipts(createMemoryReceiptStore(), metrics.receipts)
+  const store = countReceipts(createMemoryReceiptStore(), metrics.push.receipts)
   await store.createPush({ pushId: 'p', target: { kind: 'devices', count: 2 }, qos: 1, ttlSeconds: 60, createdAt: 1 }, 3)
   await store.open('p', [{ deviceId: 'a', state: 'queued', id: 1 }, { deviceId: 'b', state: 'queued', id: 1 }, { deviceId: 'x', state: 'failed', reason: 'unknown device' }], 1)
   assert.equal((await store.transition('p', 'a', 'sent', 2))?.state, 'sent')
@@ -40,7 +40,7 @@ test('receipt transitions are counted by the state entered, only when they move'
 test('MQTT byte counters add the bytes of live and closed connections and never go down', { timeout: 120_000 }, async (t) => {
   const meter = createNetworkByteMeter()
   const metrics = createMetrics({ nodeId: 'n1', defaultMetrics: false })
-  metrics.networkBytesSource = meter.totals
+  metrics.broker.readNetworkBytesFrom(meter.totals)
   // The server side's close of each connection, in order of accept.
   const serverClosed: Array<Promise<unknown>> = []
   const server = createServer((socket) => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { devicePublishRoute, mayPublish, maySubscribe, type Identity } from '../../src/broker/topic-acl.ts'
+import { mayPublish, maySubscribe, type Identity } from '../../src/broker/topic-acl.ts'
+import { devicePublishRoute } from '../../src/shared/topics.ts'
 
 const devA: Identity = { kind: 'device', deviceId: 'dev-a', groups: ['g1'] }
 const anonymous: Identity = { kind: 'anonymous' }

@@ -1,0 +1,56 @@
+import type { ReceiptStore } from '../stores/receipt-store.ts'
+
+// The counts of group and broadcast pushes (count-only: no receipt per device) a broker node collects in memory,
+// deduplicated per node, and adds to the receipt store at each flush: one call per push, not per device.
+
+const MAX_PENDING_ACK_PUSHES = 1000
+
+export interface BroadcastCounts {
+  /** The device was written the push at QoS 1. */
+  sent (pushId: string, deviceId: string): void
+  /** The device got the push (its PUBACK, or a QoS 0 write). */
+  got (pushId: string, deviceId: string): void
+  /** The device's application ack of the push; acks naming too many distinct pushes between two flushes are dropped. */
+  acked (pushId: string, deviceId: string): void
+  flush (): Promise<void>
+}
+
+export function createBroadcastCounts (deps: {
+  readonly receipts: ReceiptStore
+  readonly fail: (what: string) => (err: Error) => void
+}): BroadcastCounts {
+  const { receipts, fail } = deps
+  /** Not yet flushed, by push id: devices written at QoS 1, devices that got it. */
+  const pendingSent = new Map<string, Set<string>>()
+  const pendingGot = new Map<string, Set<string>>()
+  /** Application acks not yet flushed, by push id. */
+  const pendingAcks = new Map<string, Set<string>>()
+  const note = (pending: Map<string, Set<string>>, pushId: string): Set<string> => {
+    let ids = pending.get(pushId)
+    if (ids === undefined) pending.set(pushId, ids = new Set())
+    return ids
+  }
+  return {
+    sent (pushId, deviceId) { note(pendingSent, pushId).add(deviceId) },
+    got (pushId, deviceId) {
+      note(pendingGot, pushId).add(deviceId)
+      // Not flushed yet: the device need not pass through sent at all.
+      pendingSent.get(pushId)?.delete(deviceId)
+    },
+    acked (pushId, deviceId) {
+      if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return
+      note(pendingAcks, pushId).add(deviceId)
+    },
+    async flush () {
+      const pushes = [...new Set([...pendingSent.keys(), ...pendingGot.keys()])]
+      const batch = pushes.map((pushId) => [pushId, [...pendingSent.get(pushId) ?? []], [...pendingGot.get(pushId) ?? []]] as const)
+      pendingSent.clear()
+      pendingGot.clear()
+      const acks = [...pendingAcks.entries()]
+      pendingAcks.clear()
+      // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
+      for (const [pushId, sent, got] of batch) await receipts.countDeliveries(pushId, sent, got).catch(fail('flush counts'))
+      for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
+    }
+  }
+}
