@@ -1,13 +1,55 @@
+import type { EventEmitter } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 import type { TestContext } from 'node:test'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
 import { generate, parser, type Packet } from 'mqtt-packet'
 
-/** An MQTT.js client that never reconnects by itself and is ended after the test. */
+/**
+ * An MQTT.js client that never reconnects by itself and is ended after the test. It settles as MQTT.js's
+ * connectAsync does (connected, or ended, or the first error), and keeps the messages that arrive before the
+ * caller listens (keepEarlyMessages).
+ */
 export async function connectDevice (t: TestContext, url: string, id: string, token: string, opts: IClientOptions = {}): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(url, { clientId: id, username: id, password: token, reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts })
+  const client = mqtt.connect(url, { clientId: id, username: id, password: token, reconnectPeriod: 0, connectTimeout: 5000, protocolVersion: 4, ...opts })
+  keepEarlyMessages(client)
   t.after(() => client.endAsync(true))
+  await new Promise<void>((resolve, reject) => {
+    const settle = (): void => {
+      client.off('connect', onConnect)
+      client.off('end', onConnect)
+      client.off('error', onError)
+    }
+    const onConnect = (): void => { settle(); resolve() }
+    const onError = (err: Error): void => { settle(); client.end(true); reject(err) }
+    client.on('connect', onConnect)
+    client.on('end', onConnect)
+    client.on('error', onError)
+  })
   return client
+}
+
+type MessageArgs = [topic: string, payload: Buffer, packet: IPublishPacket]
+
+/**
+ * MQTT.js emits every PUBLISH of one TCP read before an awaited connect lets its caller go on, so a message the
+ * broker writes right after the CONNACK (a stored session's queue, a catch-up, a held delivery) is emitted before
+ * the test can listen, and lost to it. Messages emitted while nobody listens are kept and emitted again, in order,
+ * once the first 'message' listener is added (after the caller's synchronous set-up, so every listener it adds in
+ * that turn gets them).
+ */
+export function keepEarlyMessages (client: MqttClient): void {
+  const early: MessageArgs[] = []
+  const keep = (...args: MessageArgs): void => { early.push(args) }
+  client.on('message', keep)
+  // MQTT.js's typed emitter leaves Node's own 'newListener' event off its event map.
+  const events = client as unknown as EventEmitter
+  const onNewListener = (event: string | symbol): void => {
+    if (event !== 'message') return
+    events.off('newListener', onNewListener)
+    client.off('message', keep)
+    queueMicrotask(() => { for (const args of early.splice(0)) client.emit('message', ...args) })
+  }
+  events.on('newListener', onNewListener)
 }
 
 export interface RawConnection {
