@@ -165,7 +165,6 @@ test('broker and API processes serve health, readiness and the metrics operators
     ['pushline_uplinks_total', { qos: '1' }, (v) => v === 1],
     ['pushline_downlinks_total', { kind: 'device', qos: '1' }, (v) => v === 1],
     ['pushline_downlinks_delivered_total', { kind: 'device' }, (v) => v === 1],
-    ['pushline_receipts_total', { state: 'sent' }, (v) => v === 1],
     ['pushline_receipts_total', { state: 'delivered' }, (v) => v === 1],
     ['pushline_mqtt_received_bytes_total', {}, (v) => v > 100],
     ['pushline_mqtt_sent_bytes_total', {}, (v) => v > 20],
@@ -180,6 +179,9 @@ test('broker and API processes serve health, readiness and the metrics operators
     assert.ok(await eventually(async () => { last = await metric(nodeUrl, name, labels); return last !== undefined && ok(last) }, 30_000),
       `node ${name}${JSON.stringify(labels)} = ${last}`)
   }
+  // Sent is counted when the receipt moved there: a PUBACK handled before the write's own transition leaves it at
+  // delivered, and sent uncounted.
+  assert.ok(((await metric(nodeUrl, 'pushline_receipts_total', { state: 'sent' })) ?? 0) <= 1)
   // The API: the receipt it opened, its own Redis round trips, every series labelled with its node id.
   assert.equal(await metric(apiUrl, 'pushline_receipts_total', { state: 'queued' }), 1)
   assert.ok(await eventually(async () => (await metric(apiUrl, 'pushline_redis_roundtrip_seconds_count') ?? 0) >= 1, 30_000))
