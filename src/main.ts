@@ -53,6 +53,8 @@ export interface Platform {
   /** Undefined with PUSHLINE_RECEIPTS_STREAM=false. */
   readonly receiptStream: ReceiptStreamHandle | undefined
   close (): Promise<void>
+  /** The part a close() in progress is waiting for. */
+  readonly closingPart: () => string | undefined
 }
 
 /** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
@@ -155,7 +157,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
       spool: node?.bridge.spool,
       shipper: node?.bridge.shipper,
       receiptStream,
-      close: closers.close
+      close: closers.close,
+      closingPart: () => closers.closingPart
     }
   } catch (err) {
     await closers.close()
@@ -188,7 +191,7 @@ async function runMain (): Promise<void> {
     shipsToKafka: platform.shipper !== undefined,
     receiptsDir: platform.receiptStream?.dir
   }))
-  stopOnSignals({ logger, graceMs: config.shutdownGraceMs, stop: platform.close })
+  stopOnSignals({ logger, graceMs: config.shutdownGraceMs, stop: platform.close, closingPart: platform.closingPart })
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

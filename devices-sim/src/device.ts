@@ -1,6 +1,6 @@
 // One simulated device: token from the registry, one MQTT connection to the node it was given, subscriptions,
-// telemetry, downlink acks, and reconnects with backoff; a refused token or a node that stays unreachable
-// sends it back to the registry for a new token and node. It measures into the worker's snapshot.
+// telemetry, downlink acks, and reconnects with backoff; a refused token (CONNACK 4, 5) or a node that stays
+// unavailable or unreachable sends it back to the registry for a new token and node. It measures into the worker's snapshot.
 
 import { backoffDelay, jittered } from './backoff.ts'
 import { ConnectError, type Connector, type DeviceConnection } from './connection.ts'
@@ -42,6 +42,8 @@ export interface DeviceDetail {
 }
 
 const PULL_LIMIT = 1000
+/** CONNACK return codes that refuse the token itself (MQTT 3.1.1: bad user name or password, not authorised). */
+const TOKEN_REFUSALS: ReadonlySet<number> = new Set([4, 5])
 
 export class SimDevice {
   private token: IssuedToken | undefined
@@ -141,10 +143,11 @@ export class SimDevice {
       if (err instanceof ConnectError && err.kind === 'refused') snap.counters.connackRefusals++
       else snap.counters.connectErrors++
       this.countReason(err instanceof ConnectError ? `connect: ${err.message}` : `subscribe: ${(err as Error).message}`)
-      // A refused token (4, 5) or an unavailable node (3: draining, Redis down) needs the registry; so does a
-      // node that keeps refusing TCP (it died and the registry has not noticed yet, or has).
-      const refused = err instanceof ConnectError && err.kind === 'refused'
-      if (refused || this.failures >= settings.refreshAfter) this.token = undefined
+      // A refused token (4 bad credentials, 5 not authorised) needs the registry at once. Anything else (3: a node
+      // draining or restarting, a network error) keeps the token, as a device maker's firmware would, until
+      // refreshAfter failures in a row say the node is gone: a fleet-wide restart must not become a token storm.
+      const badToken = err instanceof ConnectError && err.returnCode !== undefined && TOKEN_REFUSALS.has(err.returnCode)
+      if (badToken || this.failures >= settings.refreshAfter) this.token = undefined
       this.schedule(backoffDelay(this.failures, this.backoff()))
       return
     }

@@ -276,7 +276,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     draining = true
     b.setAccepting(false)
     logger.warn({ event: 'drain_start', sessions: b.liveSessions(), rate: opts.drainRate }, 'draining: closing connections in waves')
-    const waveMs = 100
+    // A wave every 100 ms, or one connection a wave when the rate is under 10 per second, so no rate is exceeded.
+    const waveMs = Math.max(100, Math.ceil(1000 / opts.drainRate))
     const perWave = Math.max(1, Math.round(opts.drainRate * waveMs / 1000))
     drainTimer = setInterval(() => {
       const wave = b.liveClients().slice(0, perWave)

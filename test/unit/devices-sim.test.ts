@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { backoffDelay, jittered } from '../../devices-sim/src/backoff.ts'
-import type { DeviceConnection } from '../../devices-sim/src/connection.ts'
+import { ConnectError, type DeviceConnection } from '../../devices-sim/src/connection.ts'
 import { fleet, split } from '../../devices-sim/src/coordinator.ts'
 import { loadCredentials, saveCredentials } from '../../devices-sim/src/credentials.ts'
 import { SimDevice, type DeviceSettings } from '../../devices-sim/src/device.ts'
@@ -18,7 +18,7 @@ import { DEFAULTS, parseAddressList, parseArgs, parseDuration, parseOptionObject
 import { parseDownlink, telemetryPayload, toRanges } from '../../devices-sim/src/payload.ts'
 import { buildReport, checkThresholds, errorRate } from '../../devices-sim/src/report.ts'
 import { parseScenario } from '../../devices-sim/src/scenario.ts'
-import { waitUntil } from '../helpers/eventually.ts'
+import { bounded, waitUntil } from '../helpers/eventually.ts'
 
 const SCENARIOS = new URL('../../devices-sim/scenarios/', import.meta.url).pathname
 
@@ -333,4 +333,34 @@ test('a broadcast sent before the device first connected counts as caught up, ou
   assert.equal(snap.histograms.broadcast.count, 1)
   assert.ok(snap.histograms.broadcast.max < 60_000, 'the caught-up one is not in the latency')
   assert.deepEqual(Object.keys(snap.broadcasts), ['p-live'])
+})
+
+/** Connect attempts a device made, on a node that fails every connect with `failure`, before it asked the registry for a new token. */
+async function attemptsBeforeNewToken (failure: ConnectError): Promise<number> {
+  const snap = emptySnapshot()
+  const settings: DeviceSettings = { telemetryRate: 0, qos: 1, payloadBytes: 64, jitter: 0, keepalive: 60, clean: true, backoffBase: 1, backoffMax: 4, refreshAfter: 3, connectTimeoutMs: 1000, reportDevices: false }
+  const token = { token: 't', expiresAt: Date.now() + 60_000, broker: { nodeId: 'n1', mqtt: 'mqtt://127.0.0.1:1' } }
+  let attempts = 0
+  let device: SimDevice | undefined
+  const asked = new Promise<number>((resolve) => {
+    const api = {
+      token: async () => {
+        // The marker: the device stops here, so what it did before is all there is to count.
+        device?.stop()
+        resolve(attempts)
+        return token
+      }
+    } as unknown as HttpApi
+    const http = { run: async <T>(task: () => Promise<T>): Promise<T> => await task() } as unknown as Limiter
+    device = new SimDevice('d-1', [], 'secret', true, undefined, { api, http, connect: async () => { attempts++; throw failure }, snap, settings }, token)
+  })
+  device?.start()
+  return await bounded('the device to ask the registry for a new token', asked)
+}
+
+test('a device drops its token at once only on CONNACK 4 or 5; a 3 or a network error keeps it for --refresh-after failures in a row', { timeout: 60_000 }, async () => {
+  assert.equal(await attemptsBeforeNewToken(new ConnectError('refused', 'CONNACK 4', 4)), 1, 'bad user name or password')
+  assert.equal(await attemptsBeforeNewToken(new ConnectError('refused', 'CONNACK 5', 5)), 1, 'not authorised')
+  assert.equal(await attemptsBeforeNewToken(new ConnectError('refused', 'CONNACK 3', 3)), 3, 'server unavailable: the node is draining or restarting')
+  assert.equal(await attemptsBeforeNewToken(new ConnectError('network', 'ECONNREFUSED')), 3, 'a network error')
 })
