@@ -1,0 +1,164 @@
+import { open, type FileHandle } from 'node:fs/promises'
+import type { Logger } from 'pino'
+import { decodeRecords, headerBytes, type SpoolRecord } from './spool-format.ts'
+import type { Segment, SpoolState } from './spool-state.ts'
+
+// The one reader of a spool: it tails the committed records from the shipped offset on, in batches for the shipper.
+
+/** Complete, committed records in sequence order, as a reader hands them out. */
+export interface SpoolBatch {
+  readonly records: readonly SpoolRecord[]
+  /** Spool bytes of these records (their frames or lines). */
+  readonly bytes: number
+}
+
+export interface ReadLimits {
+  readonly maxRecords: number
+  readonly maxBytes: number
+}
+
+export interface SpoolReader {
+  /** Sequence number from which the next record will be handed out. */
+  readonly position: number
+  /**
+   * Up to `maxRecords` records and about `maxBytes` bytes (always at least one record when one is there),
+   * read from the committed part of the spool. With `wait`, waits until at least one record is committed;
+   * resolves undefined when the signal aborts or the spool closes. Without `wait`, the batch may be empty.
+   */
+  read (limits: ReadLimits, opts?: { wait?: boolean, signal?: AbortSignal }): Promise<SpoolBatch | undefined>
+  close (): Promise<void>
+}
+
+export interface SpoolReaderOptions {
+  readonly logger?: Logger
+  /** Called once after the next group commit; see `GroupCommit.commitWaiters`. */
+  readonly commitWaiters: Set<() => void>
+  /** Each record handed out, so that it can be released. */
+  readonly handedOut: (seq: number, bytes: number) => void
+}
+
+const READ_CHUNK = 1024 * 1024
+
+export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions): SpoolReader {
+  const { logger, commitWaiters } = opts
+  const segments = state.segments
+  let position = state.shippedSeq
+  let seg: Segment | undefined
+  let fh: FileHandle | undefined
+  let offset = 0
+  let remainder = Buffer.alloc(0)
+  let parsed: Array<{ record: SpoolRecord, bytes: number }> = []
+  let parsedHead = 0
+  let reading = false
+  /** Sequence number of the last record parsed, so records before the shipped offset are skipped once. */
+  let parsedUpTo = position
+
+  const sink = {
+    record (record: SpoolRecord, bytes: number) {
+      if (record.seq < parsedUpTo) return
+      parsed.push({ record, bytes })
+      parsedUpTo = record.seq + 1
+    },
+    unreadable (bytes: number) {
+      logger?.error({ event: 'spool_record_unreadable', file: seg?.path, bytes }, 'unreadable spool record skipped')
+    }
+  }
+
+  const parseChunk = (chunk: Buffer): void => {
+    const buf = remainder.length === 0 ? chunk : Buffer.concat([remainder, chunk])
+    const { consumed } = decodeRecords((seg as Segment).format, buf, sink, (seg as Segment).size - offset)
+    // Payloads handed out are slices of `buf`: the incomplete rest is copied, not kept as a slice of it.
+    remainder = Buffer.from(buf.subarray(consumed))
+  }
+
+  const openSegment = async (s: Segment): Promise<void> => {
+    seg = s
+    fh = await open(s.path, 'r')
+    offset = headerBytes(s.format)
+    remainder = Buffer.alloc(0)
+  }
+
+  /** Reads more committed bytes; false when there is nothing more to read now. */
+  const fill = async (): Promise<boolean> => {
+    if (seg === undefined || seg.deleted) {
+      if (fh !== undefined) await fh.close()
+      const s = [...segments].reverse().find((s) => s.start <= position) ?? segments[0]
+      if (s === undefined) return false
+      await openSegment(s)
+    }
+    const end = (seg as Segment).size
+    if (offset < end) {
+      const length = Math.min(end - offset, READ_CHUNK)
+      const chunk = Buffer.allocUnsafe(length)
+      const { bytesRead } = await (fh as FileHandle).read(chunk, 0, length, offset)
+      offset += bytesRead
+      parseChunk(chunk.subarray(0, bytesRead))
+      return bytesRead > 0
+    }
+    if (seg === state.current) return false
+    // A finished segment: move to the next one.
+    if (remainder.length > 0) {
+      logger?.error({ event: 'spool_record_unreadable', file: seg?.path, bytes: remainder.length }, 'incomplete record at the end of a finished segment skipped')
+    }
+    const next = segments.find((s) => s.start > (seg as Segment).start)
+    if (next === undefined) return false
+    await (fh as FileHandle).close()
+    await openSegment(next)
+    return true
+  }
+
+  const take = (limits: ReadLimits, records: SpoolRecord[], size: { bytes: number }): boolean => {
+    while (parsedHead < parsed.length && records.length < limits.maxRecords) {
+      const next = parsed[parsedHead] as { record: SpoolRecord, bytes: number }
+      if (records.length > 0 && size.bytes + next.bytes > limits.maxBytes) return true
+      records.push(next.record)
+      size.bytes += next.bytes
+      opts.handedOut(next.record.seq, next.bytes)
+      position = next.record.seq + 1
+      parsedHead++
+    }
+    if (parsedHead === parsed.length) {
+      parsed = []
+      parsedHead = 0
+    }
+    return records.length >= limits.maxRecords
+  }
+
+  return {
+    get position () { return position },
+
+    async read (limits, ropts = {}) {
+      if (reading) throw new Error('one read at a time')
+      reading = true
+      try {
+        const records: SpoolRecord[] = []
+        const size = { bytes: 0 }
+        for (;;) {
+          if (state.closed || ropts.signal?.aborted === true) return records.length > 0 ? { records, bytes: size.bytes } : undefined
+          if (take(limits, records, size)) return { records, bytes: size.bytes }
+          if (await fill()) continue
+          if (records.length > 0 || ropts.wait !== true) return { records, bytes: size.bytes }
+          // Caught up: wait for the next group commit.
+          await new Promise<void>((resolve) => {
+            const wake = (): void => {
+              commitWaiters.delete(wake)
+              ropts.signal?.removeEventListener('abort', wake)
+              resolve()
+            }
+            commitWaiters.add(wake)
+            ropts.signal?.addEventListener('abort', wake, { once: true })
+            if (state.closed || ropts.signal?.aborted === true) wake()
+          })
+        }
+      } finally {
+        reading = false
+      }
+    },
+
+    async close () {
+      if (fh !== undefined) await fh.close().catch(() => {})
+      fh = undefined
+      seg = undefined
+    }
+  }
+}
