@@ -23,7 +23,8 @@ export function runNode (t: TestContext, args: string[], env: Record<string, str
   let err = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  // 'close', not 'exit': at 'exit' the last lines the process wrote may still be unread in its pipes.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   return { child, stdout: () => out, stderr: () => err, exited }
 }

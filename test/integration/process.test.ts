@@ -108,7 +108,9 @@ async function npmStart (t: TestContext): Promise<{ child: ChildProcess, stdout:
   let out = ''
   child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr?.resume()
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // 'close': npm has exited and the pipe is closed by every process holding it, so the platform (which inherits
+  // npm's stdout) has exited too and everything it logged is read. npm's own exit can come before the platform's.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
   await waitUntil('start-up lines', () => out.includes('HTTP API') || child.exitCode !== null, 150_000)
   assert.ok(out.includes('HTTP API'), `npm start did not start the platform: ${out}`)
   const ports = ['MQTT over TCP', 'MQTT over WebSocket', 'HTTP API'].map((label) => port(out, label))
@@ -125,7 +127,7 @@ const portFree = (p: number): Promise<boolean> => new Promise((resolve) => {
 test('`npm start`, then SIGTERM to npm alone (`npm start &` and `kill %1` in a script): the platform stops and frees its ports', { timeout: 240_000 }, async (t) => {
   const started = await npmStart(t)
   process.kill(started.child.pid as number, 'SIGTERM')
-  await bounded('npm start to exit', started.exited)
+  await bounded('npm start and the platform to exit', started.exited)
   assert.ok(await eventually(async () => (await Promise.all(started.ports.map(portFree))).every(Boolean), 30_000), `ports ${started.ports.join(', ')} still held`)
   assert.match(started.stdout(), /"event":"stopped"/, 'the platform stopped gracefully')
 })
@@ -133,7 +135,7 @@ test('`npm start`, then SIGTERM to npm alone (`npm start &` and `kill %1` in a s
 test('`npm start`, then SIGINT to its whole process group (Ctrl-C in a terminal): the platform stops gracefully, once', { timeout: 240_000 }, async (t) => {
   const started = await npmStart(t)
   process.kill(-(started.child.pid as number), 'SIGINT')
-  await bounded('npm start to exit', started.exited)
+  await bounded('npm start and the platform to exit', started.exited)
   assert.ok(await eventually(async () => (await Promise.all(started.ports.map(portFree))).every(Boolean), 30_000), `ports ${started.ports.join(', ')} still held`)
   assert.match(started.stdout(), /"event":"stopped"/, 'the platform stopped gracefully')
   assert.doesNotMatch(started.stdout(), /stop_forced/)
