@@ -351,7 +351,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   // through the API of a process that also receives the deletion's kick did that). One drop per client at a time.
   const drops = new Map<string, Promise<void>>()
   function dropSession (clientId: string): Promise<void> {
-    const next = (drops.get(clientId) ?? Promise.resolve()).then(async () => await dropSessionNow(clientId), async () => await dropSessionNow(clientId))
+    const run = async (): Promise<void> => { await dropSessionNow(clientId) }
+    // After the previous drop, whether it worked or not.
+    const next = (drops.get(clientId) ?? Promise.resolve()).then(run, run)
     drops.set(clientId, next)
     const forget = (): void => { if (drops.get(clientId) === next) drops.delete(clientId) }
     next.then(forget, forget)
