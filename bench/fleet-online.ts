@@ -147,9 +147,11 @@ async function main (): Promise<void> {
     }
     return sum
   }
+  let lastStats = 'no answer yet'
   const exact = async (): Promise<boolean> => {
     const s = await admin.call(api.httpUrl, 'GET', '/v1/admin/stats').catch(() => undefined) as Stats | undefined
     if (s === undefined) return false
+    lastStats = `online ${s.online}, sessions ${s.nodes.map((n) => n.sessions).join('+')}, presence ${s.nodes.map((n) => n.presence).join('+')}, drift ${s.nodes.map((n) => n.drift).join(',')}`
     return s.online === devices && s.nodes.reduce((a, n) => a + n.sessions, 0) === devices && s.nodes.every((n) => n.drift === 0)
   }
   const deadline = Date.now() + maxSeconds * 1000
@@ -159,7 +161,9 @@ async function main (): Promise<void> {
     while (Date.now() < deadline) {
       if (at() - said >= 10) {
         said = at()
-        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}`)
+        // Once every device is subscribed, say what the wait is for: the nodes' connect counters or presence.
+        const waitingFor = m.subscribed === undefined ? '' : `; connects counted ${fmtInt(await connects() - connectsBase)}; stats: ${lastStats}`
+        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}${waitingFor}`)
       }
       if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
       if (phase === 'onboarding' && m.tokens === undefined && tokens >= devices) m.tokens = at() - base
@@ -169,7 +173,7 @@ async function main (): Promise<void> {
       if (m.exact !== undefined) return m
       await sleep(250)
     }
-    throw new Error(`${what}: not done within --max-seconds (tokens ${tokens}, subscribed ${subscribed}/${devices})`)
+    throw new Error(`${what}: not done within --max-seconds (tokens ${tokens}, subscribed ${subscribed}/${devices}, connects counted ${await connects() - connectsBase}, stats: ${lastStats})`)
   }
 
   const busy0 = machineBusySeconds()
