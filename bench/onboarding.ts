@@ -42,6 +42,7 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --token-requests N    token requests per round (default 20000)
   --rounds N            floor/token rounds (default 2)
   --concurrency N       requests in flight (default 64)
+  --token-concurrency N PUSHLINE_TOKEN_CONCURRENCY of the API and all-in-one processes (default: the platform's)
   --puback-rate N       QoS 1 uplinks per second of the PUBACK probe (default 200)
   --puback-seconds N    idle probe length (default 10)
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
@@ -121,6 +122,7 @@ async function main (): Promise<void> {
       'token-requests': { type: 'string', default: '20000' },
       rounds: { type: 'string', default: '2' },
       concurrency: { type: 'string', default: '64' },
+      'token-concurrency': { type: 'string' },
       'puback-rate': { type: 'string', default: '200' },
       'puback-seconds': { type: 'string', default: '10' },
       profile: { type: 'boolean', default: false },
@@ -149,7 +151,13 @@ async function main (): Promise<void> {
   const build = values.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
   const machine = machineInfo()
   log(`run ${runId}: parts ${[...parts].join(',')}; ${machine.cpus} CPUs (${machine.cpuModel})`)
-  const env = { PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000', PUSHLINE_UPLINK_RATE_PER_SECOND: '0', PUSHLINE_LOG_LEVEL: 'warn' }
+  const tokenConcurrency = values['token-concurrency'] === undefined ? undefined : intOption('token-concurrency', values['token-concurrency'], 0, 100_000)
+  const env = {
+    PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
+    PUSHLINE_UPLINK_RATE_PER_SECOND: '0',
+    PUSHLINE_LOG_LEVEL: 'warn',
+    ...(tokenConcurrency !== undefined && { PUSHLINE_TOKEN_CONCURRENCY: String(tokenConcurrency) })
+  }
   const report: Record<string, unknown> = { runId, machine, args: values }
   const figures: SummaryFigure[] = []
   const busy0 = machineBusySeconds()

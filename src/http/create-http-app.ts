@@ -1,5 +1,4 @@
 import swagger from '@fastify/swagger'
-import helmet from '@fastify/helmet'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
@@ -8,13 +7,14 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
+import type { RequestGate } from './request-gate.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.ts'
 import { limitJsonDepth } from './json-depth-limit.ts'
 import { documentSecurity, optionalQueryDefaults, securitySchemes } from './openapi-document.ts'
 import { documentCommonErrors } from './error-responses.ts'
 import { echoTrace, traceRequestIds } from './trace-context.ts'
-import { PAGE_CSP, securityHeaders } from './security-headers.ts'
+import { PAGE_CSP, sendSecurityHeaders } from './security-headers.ts'
 import { adminClusterRoutes } from './routes/admin-cluster.ts'
 import { adminDeviceRoutes } from './routes/admin-devices.ts'
 import type { NodeRegistry } from '../stores/node-registry.ts'
@@ -41,6 +41,8 @@ export interface HttpAppOptions {
     readonly guard: TokenGuard
     readonly cluster: { readonly registry: NodeRegistry, readonly presence: PresenceStore, readonly heartbeatMs: number }
     readonly push?: PushService
+    /** Bounds the token requests in progress. */
+    readonly tokenGate: RequestGate
   }
 }
 
@@ -62,7 +64,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   installErrorHandlers(app)
   limitJsonDepth(app)
   echoTrace(app)
-  await app.register(helmet, securityHeaders)
+  sendSecurityHeaders(app)
   app.addSchema(ErrorBody)
   documentCommonErrors(app)
   await app.register(swagger, {
@@ -79,8 +81,8 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
   await app.register(healthRoutes, { nodeId: opts.nodeId, readiness: opts.readiness, metrics: opts.metrics })
 
   if (opts.registry !== undefined) {
-    const { devices, guard, cluster, push } = opts.registry
-    await app.register(registryRoutes, { devices, guard, provisioningKey: opts.provisioningKey })
+    const { devices, guard, cluster, push, tokenGate } = opts.registry
+    await app.register(registryRoutes, { devices, guard, tokenGate, provisioningKey: opts.provisioningKey })
     if (push !== undefined) await app.register(deviceMessageRoutes, { devices, push, guard })
     await app.register(dashboardRoutes)
     await app.register(async (admin) => {

@@ -1,6 +1,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { registerBrokerMetrics, type BrokerMetrics } from '../broker/broker-metrics.ts'
 import { registerClusterMetrics, type ClusterMetrics } from '../cluster/cluster-metrics.ts'
+import { registerTokenGateMetrics, type TokenGateMetrics } from '../http/token-gate-metrics.ts'
 import { registerPushMetrics, type PushMetrics } from '../push/push-metrics.ts'
 import { registerUplinkMetrics, type UplinkMetrics } from '../uplink/uplink-metrics.ts'
 import { registerRedisMetrics, type RedisMetrics } from './redis-metrics.ts'
@@ -16,6 +17,7 @@ export interface Metrics {
   readonly push: PushMetrics
   readonly cluster: ClusterMetrics
   readonly redis: RedisMetrics
+  readonly tokenGate: TokenGateMetrics
 }
 
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
@@ -28,6 +30,7 @@ export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean 
     uplink: registerUplinkMetrics(registry),
     push: registerPushMetrics(registry),
     cluster: registerClusterMetrics(registry),
-    redis: registerRedisMetrics(registry)
+    redis: registerRedisMetrics(registry),
+    tokenGate: registerTokenGateMetrics(registry)
   }
 }

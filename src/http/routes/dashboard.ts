@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { pageHeaders } from '../security-headers.ts'
 
 // The admin dashboard's static files (src/dashboard/: one page, one script, one style sheet; no build step, no
 // CDN). They are public: the page holds no data and asks for the admin key, and every call it makes to the
@@ -27,7 +26,7 @@ export const dashboardRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const bodies = await Promise.all(ASSETS.map((a) => readFile(dir + a.file, 'utf8')))
   ASSETS.forEach((asset, i) => {
     app.get(asset.path, {
-      ...(asset.type.startsWith('text/html') && { helmet: pageHeaders }),
+      config: { htmlPage: asset.type.startsWith('text/html') },
       // Static files, not API operations: kept out of the OpenAPI document.
       schema: { hide: true, response: { 200: Type.String() } }
     }, async (_request, reply) => {

@@ -3,6 +3,7 @@ import { requires } from '../openapi-document.ts'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
 import type { TokenGuard } from '../../registry/token-guard.ts'
+import type { RequestGate } from '../request-gate.ts'
 import { isPushlineError, PushlineError } from '../../shared/errors.ts'
 import { BrokerAddress, CreatedDevice, DeviceId, DeviceParams, Groups, errors } from '../schemas.ts'
 
@@ -11,6 +12,7 @@ export interface RegistryRoutesOptions {
   /** Self-registration is off when undefined. */
   readonly provisioningKey: string | undefined
   readonly guard: TokenGuard
+  readonly tokenGate: RequestGate
 }
 
 /** Routes devices call: token issue/refresh and self-registration. */
@@ -28,22 +30,22 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
       ]),
       response: {
         200: Type.Object({ token: Type.String(), expiresAt: Type.Integer(), broker: BrokerAddress }),
-        ...errors(400, 401, 403, 429)
+        ...errors(400, 401, 403, 429, 503)
       }
     }
-  }, async (request) => {
+  }, async (request) => await opts.tokenGate.run(async () => {
     const id = request.params.id
-    const { failures } = await opts.guard.admitToken(request.ip, id)
+    const admission = opts.guard.admitToken(request.ip, id)
     try {
-      const issued = await opts.devices.issueToken(id, request.body)
-      // Most requests follow no failure: they skip the write that clears the count.
-      if (failures > 0) await opts.guard.succeeded(id)
+      const issued = await opts.devices.issueToken(id, request.body, admission)
+      // Settled by now. Most requests follow no failure: they skip the write that clears the count.
+      if ((await admission).failures > 0) await opts.guard.succeeded(id)
       return issued
     } catch (err) {
       if (isPushlineError(err, 'IOT_ERR_BAD_CREDENTIALS')) await opts.guard.failed(id)
       throw err
     }
-  })
+  }))
 
   app.post('/v1/devices', {
     schema: {
