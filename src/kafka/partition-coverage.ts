@@ -6,22 +6,36 @@ import { Partitioners, type ICustomPartitioner, type Message, type PartitionMeta
 // shipper names each record's partition itself (the same murmur2 choice kafkajs makes by key) and counts a send as
 // done only when Kafka answered for every partition it held records for.
 
+/** Partition metadata as kafkajs's partitioners read it (they look at the count only). */
+const metadataOf = (partitions: number): PartitionMetadata[] =>
+  Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: -1, partitionErrorCode: 0, replicas: [], isr: [] }))
+
 /**
- * Sets each message's partition as kafkajs's default partitioner would pick it for its key. The hash is taken once
- * per key of the batch (a device sends many uplinks per batch).
+ * The partition kafkajs's default partitioner picks for a key among `partitions`; the hash is taken once per key
+ * (a device sends many uplinks per batch), so make one chooser per batch.
  */
+export function keyPartitioner (topic: string, partitions: number): (key: string) => number {
+  const partitioner = Partitioners.DefaultPartitioner()
+  const partitionMetadata = metadataOf(partitions)
+  const byKey = new Map<string, number>()
+  return (key) => {
+    let partition = byKey.get(key)
+    if (partition === undefined) {
+      partition = partitioner({ topic, partitionMetadata, message: { key, value: null } })
+      byKey.set(key, partition)
+    }
+    return partition
+  }
+}
+
+/** Sets each message's partition as kafkajs's default partitioner would pick it for its key. */
 export function assignPartitions (topic: string, messages: readonly Message[], partitions: number): Message[] {
   if (partitions < 1) return [...messages]
   const partitioner = Partitioners.DefaultPartitioner()
-  const partitionMetadata: PartitionMetadata[] = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: -1, partitionErrorCode: 0, replicas: [], isr: [] }))
-  const byKey = new Map<string, number>()
+  const partitionMetadata = metadataOf(partitions)
+  const ofKey = keyPartitioner(topic, partitions)
   return messages.map((message) => {
-    const key = typeof message.key === 'string' ? message.key : undefined
-    let partition = key === undefined ? undefined : byKey.get(key)
-    if (partition === undefined) {
-      partition = partitioner({ topic, partitionMetadata, message })
-      if (key !== undefined) byKey.set(key, partition)
-    }
+    const partition = typeof message.key === 'string' ? ofKey(message.key) : partitioner({ topic, partitionMetadata, message })
     return { ...message, partition }
   })
 }
@@ -38,6 +52,7 @@ export const presetPartitioner: ICustomPartitioner = () => {
 /** The partitions the messages were sent to that the send's answer does not cover. */
 export function unansweredPartitions (messages: readonly Message[], answers: readonly RecordMetadata[]): number[] {
   const answered = new Set(answers.filter((a) => a.errorCode === 0).map((a) => a.partition))
-  const sentTo = new Set(messages.flatMap((m) => m.partition === undefined ? [] : [m.partition]))
+  const sentTo = new Set<number>()
+  for (const m of messages) if (m.partition !== undefined) sentTo.add(m.partition)
   return [...sentTo].filter((p) => !answered.has(p)).sort((a, b) => a - b)
 }

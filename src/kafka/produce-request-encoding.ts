@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { crc32c } from '@node-rs/crc32'
 import kafkajs from 'kafkajs'
+import { writtenRecords } from './encoded-record-message.ts'
 import { encodeRecord, type RecordInput } from './record-encoding.ts'
 
 // kafkajs (2.2, pinned in package.json) encodes a produce request through general-purpose Encoder objects: every
@@ -92,16 +93,20 @@ async function encodePartition (data: PartitionData, codec: Codec | null): Promi
   given.sort()
   const first: number | string = given.length === 0 ? now : given[0] as number | string
   const max: number | string = given.length === 0 ? now : given[given.length - 1] as number | string
-  const parts: Buffer[] = new Array<Buffer>(messages.length)
-  let bytes = 0
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i] as PartitionData['messages'][number]
-    // As kafkajs: a missing (or falsy) timestamp is now; a numeric string subtracts as a number.
-    const b = encodeRecord(m, i, ((m.timestamp || now) as number) - (first as number))
-    parts[i] = b.buf
-    bytes += b.buf.length
+  // Records written beforehand (EncodedRecordMessage) carry no timestamp: delta 0 from now, as below.
+  let plain = writtenRecords(messages)
+  if (plain === undefined) {
+    const parts: Buffer[] = new Array<Buffer>(messages.length)
+    let bytes = 0
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as PartitionData['messages'][number]
+      // As kafkajs: a missing (or falsy) timestamp is now; a numeric string subtracts as a number.
+      const b = encodeRecord(m, i, ((m.timestamp || now) as number) - (first as number))
+      parts[i] = b.buf
+      bytes += b.buf.length
+    }
+    plain = Buffer.concat(parts, bytes)
   }
-  const plain = Buffer.concat(parts, bytes)
   return {
     partition: data.partition,
     records: codec === null ? plain : await codec.compress({ buffer: plain }),

@@ -3,8 +3,10 @@ import type { Kafka, Message, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
 import type { KafkaCompression } from '../config/settings.ts'
 import { setUpCompression } from '../kafka/compression.ts'
+import { EncodedRecordMessage } from '../kafka/encoded-record-message.ts'
 import { ensureTopics, type TopicSpec } from '../kafka/kafka-client.ts'
-import { assignPartitions, presetPartitioner, unansweredPartitions } from '../kafka/partition-coverage.ts'
+import { assignPartitions, keyPartitioner, presetPartitioner, unansweredPartitions } from '../kafka/partition-coverage.ts'
+import { uplinkRecordMessages } from './uplink-kafka-records.ts'
 import type { UplinkMetrics } from './uplink-metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
 
@@ -209,6 +211,23 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       'Kafka refused an uplink as too large: kept in the dead-letter file, not sent again')
   }
 
+  /**
+   * The batch as producer messages, each with its partition. Uplinks (the default mapping) are written as Kafka
+   * records here, one buffer per partition; a custom mapping goes through kafkajs's encoding of its messages.
+   */
+  function toMessages (batch: readonly SpoolRecord[]): Message[] {
+    if (opts.toMessage === undefined && telemetryPartitions > 0) {
+      return uplinkRecordMessages(batch, keyPartitioner(opts.telemetryTopic, telemetryPartitions))
+    }
+    return assignPartitions(opts.telemetryTopic, batch.map(opts.toMessage ?? toKafkaMessage), telemetryPartitions)
+  }
+
+  /** Bytes of the records' values (an uplink's payload; a written record's value is the whole record). */
+  function valueBytes (batch: readonly SpoolRecord[], messages: readonly Message[]): number {
+    if (messages[0] instanceof EncodedRecordMessage) return batch.reduce((n, r) => n + r.payload.length, 0)
+    return messages.reduce((n, m) => n + (m.value as Buffer).length, 0)
+  }
+
   function release (seq: number): void {
     spool.release(seq).catch((err: Error) => {
       logger.error({ event: 'spool_offset_write_failed', err: err.message }, 'shipped offset not persisted (records after the last persisted offset will be sent again)')
@@ -237,7 +256,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
           sendCount = records.length
         }
         const batch = pending.slice(0, sendCount)
-        const messages = assignPartitions(opts.telemetryTopic, batch.map(opts.toMessage ?? toKafkaMessage), telemetryPartitions)
+        const messages = toMessages(batch)
         const answers = await p.send({ topic: opts.telemetryTopic, acks: -1, timeout: 30_000, compression, messages })
         const unanswered = unansweredPartitions(messages, answers)
         if (unanswered.length > 0) {
@@ -253,7 +272,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
         shippedRecords += batch.length
         metrics?.kafkaBatches.inc()
         metrics?.kafkaRecords.inc(batch.length)
-        metrics?.kafkaBytes.inc(messages.reduce((n, m) => n + (m.value as Buffer).length, 0))
+        metrics?.kafkaBytes.inc(valueBytes(batch, messages))
         release((batch[batch.length - 1] as SpoolRecord).seq)
         if (draining && Date.now() >= deadline) break
       } catch (err) {
