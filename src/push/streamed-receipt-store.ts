@@ -81,8 +81,9 @@ function recordWriter (store: ReceiptStore, opts: StreamReceiptsOptions): Record
         if (id !== undefined) journal?.end(id)
         opts.logger?.warn({ event: 'receipt_commit_checked', kind: intent.kind, pushId: intent.pushId, records: items.length, attempts, err: err.message },
           'a receipt commit failed: its records are written for what the store shows it made')
-      }, () => {
-        // The store cannot answer yet; the intent stays open, so a stop leaves it to the next start.
+      }).catch(() => {
+        // The store cannot answer yet (or the write failed: written again, at least once); the intent stays open,
+        // so a stop leaves it to the next start.
         setTimeout(attempt, delay).unref()
         delay = Math.min(delay * 2, backoff.maxMs)
       })
