@@ -59,6 +59,7 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
     : {
         stream: opts.receiptStream,
         nodeId: config.nodeId,
+        logger,
         ...(opts.receiptJournal !== undefined && { journal: opts.receiptJournal.journal }),
         ...(crashAt !== undefined && { afterCommit: (states: readonly string[]) => { if (states.includes(crashAt)) process.kill(process.pid, 'SIGKILL') } })
       }

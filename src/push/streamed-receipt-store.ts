@@ -1,3 +1,4 @@
+import type { Logger } from 'pino'
 import type { PushJobStore } from '../stores/push-job-store.ts'
 import { mayMove, type ReceiptState, type ReceiptStore } from '../stores/receipt-store.ts'
 import type { ReceiptIntent, ReceiptJournal } from './receipt-journal.ts'
@@ -12,6 +13,11 @@ import type { ReceiptStream } from './receipt-stream.ts'
 // would be written twice.
 // With a journal, each call first writes its intent there and ends it once its records are spooled, so a process
 // killed between the store's commit and the spool write gets the records at its next start (recoverReceipts).
+// A commit that fails may still have been made: Redis can run a command whose reply the client gave up on (a
+// command timeout under load, a connection lost after the command left). The caller gets the error, and its intent
+// is checked against the store at once, as at a start, and again with back-off until the store answers; without
+// that, the records of such a commit would wait in the journal for the next start (a list chunk is not committed
+// again: the job resumes past it).
 
 export interface StreamReceiptsOptions {
   readonly stream: ReceiptStream
@@ -21,6 +27,10 @@ export interface StreamReceiptsOptions {
   readonly now?: () => number
   /** Called between the store's commit and the spool write, with the states about to be written (a test seam). */
   readonly afterCommit?: (states: readonly ReceiptState[]) => void
+  /** Where the checks of failed commits are logged. */
+  readonly logger?: Logger
+  /** Back-off between the checks of a failed commit while the store cannot answer (default 1 s doubling to 30 s). */
+  readonly checkBackoff?: { readonly initialMs: number, readonly maxMs: number }
 }
 
 /** Push trace ids looked up per process; cleared when this many are held (a lookup is one read). */
@@ -59,11 +69,39 @@ function recordWriter (store: ReceiptStore, opts: StreamReceiptsOptions): Record
     await stream.write(items.map((r): ReceiptRecord => ({ pushId, deviceId: r.deviceId, state: r.state, id: r.id ?? null, at: r.at, nodeId, traceId: trace })))
   }
 
+  /** A commit failed, maybe after the store made it: writes the records of what the store shows (at least once). */
+  function checkFailedCommit (id: number | undefined, intent: ReceiptIntent, err: Error): void {
+    const backoff = opts.checkBackoff ?? { initialMs: 1000, maxMs: 30_000 }
+    let delay = backoff.initialMs
+    let attempts = 0
+    const attempt = (): void => {
+      attempts++
+      recovered(store, intent).then(async (items) => {
+        await write(intent.pushId, items)
+        if (id !== undefined) journal?.end(id)
+        opts.logger?.warn({ event: 'receipt_commit_checked', kind: intent.kind, pushId: intent.pushId, records: items.length, attempts, err: err.message },
+          'a receipt commit failed: its records are written for what the store shows it made')
+      }).catch(() => {
+        // The store cannot answer yet (or the write failed: written again, at least once); the intent stays open,
+        // so a stop leaves it to the next start.
+        setTimeout(attempt, delay).unref()
+        delay = Math.min(delay * 2, backoff.maxMs)
+      })
+    }
+    attempt()
+  }
+
   return {
     write,
     async journaled (intent, commit, records, traceId) {
       const id = await journal?.begin(intent)
-      const result = await commit()
+      let result: Awaited<ReturnType<typeof commit>>
+      try {
+        result = await commit()
+      } catch (err) {
+        checkFailedCommit(id, intent, err as Error)
+        throw err
+      }
       const items = records(result)
       if (items.length > 0) opts.afterCommit?.(items.map((i) => i.state))
       await write(intent.pushId, items, traceId)

@@ -14,6 +14,7 @@ import { createMemoryPushJobStore } from '../../src/stores/memory-push-job-store
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
 import type { PushRecord } from '../../src/stores/receipt-store.ts'
 import { openFileSpool } from '../../src/uplink/file-spool.ts'
+import { eventually } from '../helpers/eventually.ts'
 import { rebuildCounts } from '../helpers/receipts.ts'
 
 const TRACE = 'c'.repeat(32)
@@ -136,4 +137,77 @@ test('intents a killed run left open are recovered at the next start: the record
   const third = await openReceiptJournal({ path, fsync: false })
   assert.deepEqual(third.leftOpen, [], 'recovered intents are done')
   await third.journal.close()
+})
+
+// Redis can run a command whose reply the client gave up on (a command timeout while the API process was starved,
+// a connection lost after the command left): the store made the move, the caller got an error. A list chunk is not
+// committed again after that (the resumed job goes on past it), so its records must not wait for the next start.
+test('a chunk commit the store made although it failed (lost reply) gets its records without a restart; the intent is done', { timeout: 120_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-journal-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const path = join(dir, 'intents.jsonl')
+  const opened = await openReceiptJournal({ path, fsync: false })
+  const stream = collecting()
+  const devices = createMemoryDeviceStore()
+  await devices.create({ id: 'a', groups: [], metadata: {}, secretHash: 'x', enabled: true, createdAt: 1, updatedAt: 1 })
+  const history = createMemoryHistoryStore({ maxMessages: 10, maxAgeMs: 3600_000 })
+  const stored = createMemoryReceiptStore()
+  const memoryJobs = createMemoryPushJobStore({ devices, history, receipts: stored })
+  const lostReply: typeof memoryJobs = {
+    ...memoryJobs,
+    async commit (...args) {
+      await memoryJobs.commit(...args)
+      throw new Error('Command timed out')
+    }
+  }
+  const jobs = streamJobReceipts(lostReply, stored, { stream, nodeId: 'api', journal: opened.journal })
+  await stored.createPush({ pushId: 'l', target: { kind: 'devices', count: 3 }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, 3)
+  await memoryJobs.create('l', ['a', 'nobody-1', 'bad id'], { data: 1, qos: 1, expiresAt: 60_000, traceId: TRACE })
+  const entry = { pushId: 'l', sentAt: 7, expiresAt: 60_000, qos: 1 as const, data: 1, traceId: TRACE }
+  await assert.rejects(jobs.commit('l', 0, ['a', 'nobody-1'], ['bad id'], entry), /timed out/)
+  assert.equal((await memoryJobs.next('l', 10))?.cursor, 3, 'the store made the commit: the job goes on past the chunk')
+  assert.ok(await eventually(() => stream.records.length === 3, 30_000), 'the chunk\'s records are written')
+  assert.deepEqual(brief(stream.records).sort(), ['a:queued:1', 'bad id:failed:-', 'nobody-1:failed:-'])
+  assert.ok(stream.records.every((r) => r.at === 7 && r.traceId === TRACE))
+  assert.deepEqual(rebuildCounts(stream.records, 'l'), (await stored.getPush('l'))?.counts)
+  await opened.journal.close()
+  const next = await openReceiptJournal({ path, fsync: false })
+  assert.deepEqual(next.leftOpen, [], 'the intent is done: the next start writes nothing again')
+  await next.journal.close()
+})
+
+test('a failed transition is checked until the store answers: a record if the store made it, none if it did not', { timeout: 120_000 }, async () => {
+  const stream = collecting()
+  const stored = createMemoryReceiptStore()
+  await stored.createPush({ pushId: 'p', target: { kind: 'devices', count: 2 }, qos: 1, ttlSeconds: 60, createdAt: 1, traceId: TRACE }, 2)
+  await stored.open('p', [{ deviceId: 'a', state: 'queued', id: 4 }, { deviceId: 'b', state: 'queued', id: 5 }], 1)
+  // Made but answered with an error; then the store cannot be read twice (an outage) before it answers again.
+  let unreadable = 0
+  const flaky: typeof stored = {
+    ...stored,
+    async transition (pushId, deviceId, to, at, reason) {
+      if (deviceId === 'b') throw new Error('Connection is closed.')
+      await stored.transition(pushId, deviceId, to, at, reason)
+      unreadable = 2
+      throw new Error('Command timed out')
+    },
+    async getReceipt (pushId, deviceId) {
+      if (unreadable > 0) {
+        unreadable--
+        throw new Error('Connection is closed.')
+      }
+      return await stored.getReceipt(pushId, deviceId)
+    }
+  }
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'info' }, { write: (l: string) => { lines.push(JSON.parse(l) as Record<string, unknown>) } })
+  const store = streamReceipts(flaky, { stream, nodeId: 'n1', logger, checkBackoff: { initialMs: 10, maxMs: 20 } })
+  // b's transition never reached the store: checked, and no record.
+  await assert.rejects(store.transition('p', 'b', 'acked', 30))
+  await assert.rejects(store.transition('p', 'a', 'acked', 40))
+  assert.ok(await eventually(() => lines.filter((l) => l.event === 'receipt_commit_checked').length === 2, 30_000), 'both failed commits are checked')
+  assert.deepEqual(brief(stream.records), ['a:acked:4'])
+  assert.equal(stream.records[0]?.at, 40)
+  const a = lines.find((l) => l.event === 'receipt_commit_checked' && l.records === 1)
+  assert.equal(a?.attempts, 3, 'checked again after the store could not be read')
 })
