@@ -2,13 +2,13 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import pino from 'pino'
 import { Registry } from 'prom-client'
-import type { BroadcastCounts } from '../../src/push/broadcast-counts.ts'
 import { createDownlinkAcks } from '../../src/push/downlink-acks.ts'
 import { createInFlightDownlinks } from '../../src/push/in-flight-downlinks.ts'
 import { createPushAgentContext } from '../../src/push/push-agent-context.ts'
 import { registerPushMetrics } from '../../src/push/push-metrics.ts'
 import { createMemoryHistoryStore } from '../../src/stores/memory-history-store.ts'
 import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
+import { recordingBroadcastCounts } from '../helpers/broadcast-counts.ts'
 import { waitUntil } from '../helpers/eventually.ts'
 import { openPacketPipe, startAedes } from '../helpers/packet-pipe.ts'
 
@@ -18,13 +18,7 @@ async function setup (t: TestContext) {
   const receipts = createMemoryReceiptStore()
   const metrics = registerPushMetrics(new Registry())
   const context = createPushAgentContext({ broker: () => undefined, logger: pino({ level: 'silent' }), history, receipts, now: () => clock, metrics })
-  const counted: Array<[string, string, string]> = []
-  const counts: BroadcastCounts = {
-    sent (pushId, deviceId) { counted.push(['sent', pushId, deviceId]) },
-    got (pushId, deviceId) { counted.push(['got', pushId, deviceId]) },
-    acked (pushId, deviceId) { counted.push(['acked', pushId, deviceId]) },
-    async flush () {}
-  }
+  const { counts, counted } = recordingBroadcastCounts()
   const inFlight = createInFlightDownlinks()
   const acks = createDownlinkAcks({ context, inFlight, counts })
   // Two entries of device d1, each the one receipt of its push, written at QoS 1 (sent).

@@ -2,22 +2,16 @@ import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import type { Aedes } from 'aedes'
 import { Registry } from 'prom-client'
-import type { BroadcastCounts } from '../../src/push/broadcast-counts.ts'
 import { createDownlinkWriter } from '../../src/push/downlink-writer.ts'
 import { createInFlightDownlinks, type InFlight } from '../../src/push/in-flight-downlinks.ts'
 import { createLiveBroadcasts } from '../../src/push/live-broadcasts.ts'
 import { registerPushMetrics } from '../../src/push/push-metrics.ts'
+import { recordingBroadcastCounts } from '../helpers/broadcast-counts.ts'
 import { connectPacket, openPacketPipe, startAedes, subscribePacket, type PacketPipe } from '../helpers/packet-pipe.ts'
 
 function setup () {
   const metrics = registerPushMetrics(new Registry())
-  const counted: Array<[string, string, string]> = []
-  const counts: BroadcastCounts = {
-    sent (pushId, deviceId) { counted.push(['sent', pushId, deviceId]) },
-    got (pushId, deviceId) { counted.push(['got', pushId, deviceId]) },
-    acked (pushId, deviceId) { counted.push(['acked', pushId, deviceId]) },
-    async flush () {}
-  }
+  const { counts, counted } = recordingBroadcastCounts()
   const inFlight = createInFlightDownlinks()
   const writer = createDownlinkWriter({ nodeId: 'n1', context: { metrics }, inFlight, counts })
   const written = async (kind: string, qos: number): Promise<number> =>
