@@ -1,6 +1,6 @@
 // Live group and broadcast pushes: each one's message is kept until its ttl ends and indexed by its topic
 // (broadcast/all, broadcast/groups/{group}) by expiry, so a node can write it to a device that subscribes later
-// (catch-up of broadcasts, push-agent.ts). Expired ones leave the index as it is read or written.
+// (catch-up of broadcasts, src/push/broadcast-downlinks.ts). Expired ones leave the index as it is read or written.
 // Implementations: memory-broadcast-store.ts, redis-broadcast-store.ts; both pass test/contract/broadcast-store.spec.ts.
 
 export interface LiveBroadcast {

@@ -1,4 +1,4 @@
-// Push downlinks are written to one client directly (push-agent.ts) with a brokerId ending in
+// Push downlinks are written to one client directly (src/push/downlink-writer.ts) with a brokerId ending in
 // DIRECT_BROKER_ID_SUFFIX; their QoS 1 state is kept by the push agent, which matches the PUBACK itself. aedes would
 // still store each in the session's outgoing queue (outgoingUpdate) and look it up again at the PUBACK
 // (outgoingClearMessageId): entries nothing ever deletes for a persistent session, and a store round trip per
