@@ -161,8 +161,9 @@ async function main (): Promise<void> {
     while (Date.now() < deadline) {
       if (at() - said >= 10) {
         said = at()
-        // Once every device is subscribed, say what the wait is for: the nodes' connect counters or presence.
-        const waitingFor = m.subscribed === undefined ? '' : `; connects counted ${fmtInt(await connects() - connectsBase)}; stats: ${lastStats}`
+        // The nodes' connect counters and presence as they are now (lastStats is only refreshed by exact()).
+        await exact()
+        const waitingFor = `; connects counted ${fmtInt(await connects() - connectsBase)}; stats: ${lastStats}`
         log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}${waitingFor}`)
       }
       if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
@@ -173,6 +174,7 @@ async function main (): Promise<void> {
       if (m.exact !== undefined) return m
       await sleep(250)
     }
+    await exact()
     throw new Error(`${what}: not done within --max-seconds (tokens ${tokens}, subscribed ${subscribed}/${devices}, connects counted ${await connects() - connectsBase}, stats: ${lastStats})`)
   }
 

@@ -212,8 +212,12 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         liveEpochs.set(c.id, entry.epoch)
       }
     }
+    // By id: scanning every live client for each stored entry costs stored × live steps, and after a restart with the
+    // same node id nearly every stored entry is a stale one of the previous process.
+    const liveById = new Map<string, Client[]>()
+    for (const c of live) liveById.set(c.id, [...(liveById.get(c.id) ?? []), c])
     for (const s of stored) {
-      if (liveEpochs.get(s.deviceId) !== s.epoch && !live.some((c) => c.id === s.deviceId && entries.get(c) === undefined)) {
+      if (liveEpochs.get(s.deviceId) !== s.epoch && !(liveById.get(s.deviceId) ?? []).some((c) => entries.get(c) === undefined)) {
         const at = Date.now()
         if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
           logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')

@@ -78,7 +78,9 @@ redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('SREM', KEYS[4], ARGV[1])
 return removed`
 
-// One page of the listing in one read. KEYS: presence, online-nodes; ARGV: lex start, count (-1: all), node-index
+// One page of the listing in one read; the hash is read 1,000 ids at a time because unpack() cannot pass more than
+// about 8,000 values (LUAI_MAXCSTACK), and one node's whole listing (listNode, reconciliation) has as many ids as
+// the node holds devices. KEYS: presence, online-nodes; ARGV: lex start, count (-1: all), node-index
 // prefix, and a node id for one node's devices (none: every node's indexes, merged). Returns id, entry, id, entry, ...
 const LIST = `
 local count = tonumber(ARGV[2])
@@ -95,11 +97,14 @@ if #nodes > 1 then
     for i = #ids, count + 1, -1 do table.remove(ids) end
   end
 end
-local raws = redis.call('HMGET', KEYS[1], unpack(ids))
 local out = {}
-for i, id in ipairs(ids) do
-  table.insert(out, id)
-  table.insert(out, raws[i] or '')
+for first = 1, #ids, 1000 do
+  local last = math.min(first + 999, #ids)
+  local raws = redis.call('HMGET', KEYS[1], unpack(ids, first, last))
+  for i = first, last do
+    table.insert(out, ids[i])
+    table.insert(out, raws[i - first + 1] or '')
+  end
 end
 return out`
 

@@ -62,6 +62,20 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual((await store.listNode('n3')), [])
   })
 
+  test(`${name}: listNode and list return a node's entries however many it holds (a node of a large fleet)`, { timeout: 120_000 }, async (t) => {
+    const store = await build(t)
+    // More than a Lua call can take as arguments at once (LUAI_MAXCSTACK, 8,000 in Redis).
+    const n = 12_000
+    const ids = Array.from({ length: n }, (_, i) => `big-${String(i).padStart(5, '0')}`)
+    for (let i = 0; i < n; i += 1000) await Promise.all(ids.slice(i, i + 1000).map((id) => store.connect(id, 'big', i)))
+    const listed = await store.listNode('big')
+    assert.equal(listed.length, n)
+    assert.deepEqual(listed.map((e) => e.deviceId).sort(), ids)
+    assert.ok(listed.every((e) => e.nodeId === 'big'))
+    const page = await store.list({ nodeId: 'big', after: ids[9_000], limit: 1000 })
+    assert.deepEqual(page.entries.map((e) => e.deviceId), ids.slice(9_001, 10_001))
+  })
+
   test(`${name}: removing a dead node removes its entries and no other node's`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]

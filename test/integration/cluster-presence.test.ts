@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
 import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
-import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
+import { provisionMany, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { consumeUntil, uniqueTopic, type TelemetryRecord } from '../helpers/kafka.ts'
 import { connectRedis, kafkaBrokers } from '../helpers/services.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
@@ -27,17 +27,6 @@ function connect (url: string, id: string, token: string): Promise<MqttClient | 
     c.once('error', fail)
     c.once('close', fail)
   })
-}
-
-async function provisionMany (cluster: TestCluster, n: number, tag: string): Promise<Map<string, string>> {
-  const tokens = new Map<string, string>()
-  for (let i = 0; i < n; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
-      const id = `${tag}-${i + j}`
-      tokens.set(id, (await cluster.api.provision(id)).token)
-    }))
-  }
-  return tokens
 }
 
 /** Presence is exact: the Redis total equals the live sessions, and every connected device is recorded on its node. */
