@@ -81,6 +81,7 @@ return removed`
 // One page of the listing in one read. KEYS: presence, online-nodes; ARGV: lex start, count (-1: all), node-index
 // prefix, and a node id for one node's devices (none: every node's indexes, merged). Returns id, entry, id, entry, ...
 const LIST = `
+local LIST_SLICE = 1000
 local count = tonumber(ARGV[2])
 local nodes = { ARGV[4] }
 if not ARGV[4] then nodes = redis.call('SMEMBERS', KEYS[2]) end
@@ -95,11 +96,15 @@ if #nodes > 1 then
     for i = #ids, count + 1, -1 do table.remove(ids) end
   end
 end
-local raws = redis.call('HMGET', KEYS[1], unpack(ids))
 local out = {}
-for i, id in ipairs(ids) do
-  table.insert(out, id)
-  table.insert(out, raws[i] or '')
+-- unpack() of more than about 8,000 values fails (Lua's C stack): a node holding more devices read in slices.
+for first = 1, #ids, LIST_SLICE do
+  local last = math.min(first + LIST_SLICE - 1, #ids)
+  local raws = redis.call('HMGET', KEYS[1], unpack(ids, first, last))
+  for i = first, last do
+    table.insert(out, ids[i])
+    table.insert(out, raws[i - first + 1] or '')
+  end
 end
 return out`
 

@@ -62,6 +62,19 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     assert.deepEqual((await store.listNode('n3')), [])
   })
 
+  // Reconciliation lists a node's entries: a node holds up to PUSHLINE_MAX_CONNECTIONS (19,500) devices, more than a
+  // Lua script can unpack() into one command (about 8,000).
+  test(`${name}: listNode returns every entry of a node holding 9,000 devices`, { timeout: 120_000 }, async (t) => {
+    const store = await build(t)
+    const ids = Array.from({ length: 9000 }, dev)
+    for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map(async (d) => await store.connect(d, 'big', 1)))
+    await store.connect(dev(), 'other', 1)
+    const listed = await store.listNode('big')
+    assert.equal(listed.length, ids.length)
+    assert.deepEqual(listed.map((e) => e.deviceId).sort(), [...ids].sort())
+    assert.ok(listed.every((e) => e.nodeId === 'big' && e.epoch > 0))
+  })
+
   test(`${name}: removing a dead node removes its entries and no other node's`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const [a, b, c] = [dev(), dev(), dev()]
