@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
-import { startBroadcastLoad, type BroadcastClient, type BroadcastLoad } from './lib/broadcast-load.ts'
+import { startBroadcastLoad, type BroadcastClient, type BroadcastLoad, type Collected, type Misses } from './lib/broadcast-load.ts'
 import { createAdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, mosquittoVersion, startMosquitto, startPushline, type BrokerProcess, type PushlineProcess } from './lib/brokers.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './lib/connect-load.ts'
@@ -56,12 +56,15 @@ const USAGE = `usage: npx tsx bench/broadcast.ts [options]
   --out PATH          JSON result (default bench-results/broadcast.json)
   --summary PATH      also write the common summary (bench/lib/summary.ts)
   --max-seconds N     abort the whole run after this long (default 1200)
-  --keep-logs         keep the brokers' temp dirs with their logs
+  --keep-logs         keep the brokers' temp dirs with their logs (their paths are printed)
+  --log-level L       the nodes' PUSHLINE_LOG_LEVEL (default warn)
   --profile           run node 0 with --cpu-prof; the profile goes to bench-results/profiles/
   --no-acks           receivers only PUBACK (delivery counts still known), no application ack on
                       devices/{id}/ack: a third less traffic back, on both brokers
   --receipts-stream   compare the receipts stream off and on (both with Kafka) instead of Mosquitto:
                       the ratio of the time until all received
+  --modes off,on      with --receipts-stream: which halves to run, in this order (default off,on; the ratio
+                      needs both)
   --help`
 
 interface Args {
@@ -77,9 +80,11 @@ interface Args {
   readonly summary: string | undefined
   readonly maxSeconds: number
   readonly keepLogs: boolean
+  readonly logLevel: string
   readonly profile: boolean
   readonly acks: boolean
   readonly receiptsStream: boolean
+  readonly modes: ReadonlyArray<'off' | 'on'>
 }
 
 function parse (): Args {
@@ -95,6 +100,8 @@ function parse (): Args {
       profile: { type: 'boolean', default: false },
       'no-acks': { type: 'boolean', default: false },
       'receipts-stream': { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: 'warn' },
+      modes: { type: 'string', default: 'off,on' },
       ...commonOptions(ROOT, 'broadcast', 1200)
     },
     strict: true
@@ -113,9 +120,14 @@ function parse (): Args {
     summary: values.summary,
     maxSeconds: intOption('max-seconds', values['max-seconds'], 10, 7200),
     keepLogs: values['keep-logs'],
+    logLevel: values['log-level'],
     profile: values.profile,
     acks: !values['no-acks'],
-    receiptsStream: values['receipts-stream']
+    receiptsStream: values['receipts-stream'],
+    modes: values.modes.split(',').map((m) => {
+      if (m !== 'off' && m !== 'on') throw new UsageError(`--modes takes off and/or on, comma-separated, not ${JSON.stringify(m)}`)
+      return m
+    })
   }
   if (args.devices / args.nodes > 19_000) throw new UsageError(`${args.devices} devices over ${args.nodes} nodes is more than 19,000 per node (open-file limit): add nodes`)
   return args
@@ -141,6 +153,19 @@ interface PushRound extends Timing {
   readonly counts: Record<string, number>
   /** delivered + acked == expected, as read from GET /v1/admin/push/{id}. */
   readonly countsMatch: boolean
+  /** Subscribed connections closed so far in this run (not by the benchmark), and why. */
+  readonly dropped: number
+  readonly dropReasons: Readonly<Record<string, number>>
+  /** The expected receivers that did not get it: still connected (a loss) or with their connection closed. */
+  readonly misses: Misses
+}
+
+/** "dropped so far N (why: n, ...)" and the receivers without the push, when there are any. */
+function describeMisses (got: Pick<Collected, 'dropped' | 'dropReasons' | 'misses'>): string {
+  const why = Object.entries(got.dropReasons).map(([k, n]) => `${k}: ${n}`).join(', ')
+  const { connected, dropped, samples } = got.misses
+  return `connections dropped so far ${fmtInt(got.dropped)}${why === '' ? '' : ` (${why})`}` +
+    (connected + dropped === 0 ? '' : `; not received: ${fmtInt(connected)} connected, ${fmtInt(dropped)} dropped, e.g. ${samples.join('; ')}`)
 }
 
 function timing (t0: number, atMs: Float64Array, expected: number): Timing {
@@ -175,10 +200,10 @@ async function pushRound (nodes: readonly PushlineProcess[], load: BroadcastLoad
   const t0 = nowMs()
   const { pushId } = await api(node, 'POST', '/v1/admin/push', { ...body, data: { round, kind }, qos: 1, ttlSeconds: 300 }) as { pushId: string }
   const acceptMs = nowMs() - t0
-  const got = await load.waitFor(pushId, expected, 30_000)
+  const got = await load.waitFor(pushId, expected, 30_000, kind === 'all' ? 'broadcast/all' : `broadcast/groups/${GROUP}`)
   const t = timing(t0, got.atMs, expected)
   const { counts, match } = await settledCounts(node, pushId, expected)
-  return { kind, pushId, acceptMs, ...t, counts, countsMatch: match }
+  return { kind, pushId, acceptMs, ...t, counts, countsMatch: match, dropped: got.dropped, dropReasons: got.dropReasons, misses: got.misses }
 }
 
 interface PushlineRun {
@@ -212,7 +237,7 @@ async function runPushline (args: Args, nodes: readonly PushlineProcess[], creds
         const res = await pushRound(nodes, load, kind, r, kind === 'all' ? load.connected : members)
         rounds.push(res)
         log(`  round ${r} ${kind.padEnd(5)} accepted in ${fmt(res.acceptMs, 0)} ms; received p50 ${fmt(res.p50Ms, 0)} ms p99 ${fmt(res.p99Ms, 0)} ms all ${res.allMs === null ? `NOT (${fmtInt(res.received)}/${fmtInt(res.expected)})` : `${fmt(res.allMs, 0)} ms`}` +
-          `  counts ${JSON.stringify(res.counts)}${res.countsMatch ? '' : ' MISMATCH'}`)
+          `  counts ${JSON.stringify(res.counts)}${res.countsMatch ? '' : ' MISMATCH'}\n  ${describeMisses(res)}`)
       }
     }
     const rss = nodes.map((n) => rssBytes(n.pid))
@@ -262,10 +287,10 @@ async function runMosquitto (args: Args, runId: string): Promise<MosquittoRun> {
       const payload = JSON.stringify({ id: tag, pushId: tag, sentAt: Date.now(), data: { round: r } })
       const t0 = nowMs()
       await Promise.all(pubs.map(async (pub) => await pub.publishAsync('broadcast/all', payload, { qos: 1 })))
-      const got = await load.waitFor(tag, load.connected, 30_000)
+      const got = await load.waitFor(tag, load.connected, 30_000, 'broadcast/all')
       const t = timing(t0, got.atMs, load.connected)
       rounds.push(t)
-      log(`  round ${r} received p50 ${fmt(t.p50Ms, 0)} ms p99 ${fmt(t.p99Ms, 0)} ms all ${t.allMs === null ? `NOT (${fmtInt(t.received)}/${fmtInt(t.expected)})` : `${fmt(t.allMs, 0)} ms`}`)
+      log(`  round ${r} received p50 ${fmt(t.p50Ms, 0)} ms p99 ${fmt(t.p99Ms, 0)} ms all ${t.allMs === null ? `NOT (${fmtInt(t.received)}/${fmtInt(t.expected)})` : `${fmt(t.allMs, 0)} ms`}\n  ${describeMisses(got)}`)
     }
     const rss = Math.max(...brokers.map((b) => rssBytes(b.pid)))
     return { clients: load.connected, processes, fdLimit: limit, rounds, rssBytes: rss, version: await mosquittoVersion() }
@@ -285,7 +310,8 @@ const med = (rounds: readonly Timing[], f: (t: Timing) => number | null): number
 async function startNodes (args: Args, main: string, redisUrl: string, prefix: string, runId: string, env: Record<string, string> = {}): Promise<PushlineProcess[]> {
   return await Promise.all(Array.from({ length: args.nodes }, async (_, i) => {
     const nodeArgs = args.profile && i === 0 ? cpuProfileArgs(ROOT, `broadcast-node0-${runId}`) : []
-    const node = await startPushline({ name: `node${i}`, main, redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}`, ...env } })
+    const node = await startPushline({ name: `node${i}`, main, redisUrl, redisPrefix: prefix, keepLogs: args.keepLogs, nodeArgs, env: { PUSHLINE_NODE_ID: `bc-${runId}-${i}`, PUSHLINE_LOG_LEVEL: args.logLevel, ...env } })
+    if (args.keepLogs) log(`node${i} (pid ${node.pid}, port ${node.mqttPort}): log ${node.logFile}`)
     onCleanup(`stop node${i}`, () => node.stop())
     return node
   }))
@@ -336,7 +362,7 @@ async function compareReceiptsStream (args: Args, runId: string): Promise<void> 
   const runs: Record<'off' | 'on', PushlineRun | undefined> = { off: undefined, on: undefined }
   let records = 0
   let unshipped = 0
-  for (const mode of ['off', 'on'] as const) {
+  for (const mode of args.modes) {
     const nodes = await startNodes(args, main, services.redisUrl, prefix, `${runId}-${mode}`, { ...kafkaEnv, PUSHLINE_RECEIPTS_STREAM: String(mode === 'on') })
     runs[mode] = await runPushline(args, nodes, creds, args.devices, `pushline, ${fmtInt(args.devices)} devices, receipts stream ${mode}`)
     assertNodesRan(nodes)
@@ -348,8 +374,13 @@ async function compareReceiptsStream (args: Args, runId: string): Promise<void> 
     }
     await Promise.all(nodes.map(async (n) => await n.stop()))
   }
-  const off = runs.off as PushlineRun
-  const on = runs.on as PushlineRun
+  const off = runs.off
+  const on = runs.on
+  if (off === undefined || on === undefined) {
+    await writeReport(args.out, { runId, machine: machineInfo(), args, unavailableRetries: admin.retries(), receiptsStreamOff: off, receiptsStreamOn: on, receiptRecords: records, receiptRecordsUnshipped: unshipped })
+    log(`\nonly --modes ${args.modes.join(',')}: no ratio; wrote ${args.out}`)
+    return
+  }
   const rows: string[][] = [['push', 'receivers', 'all ms, stream off', 'all ms, stream on', 'on / off', 'counts match']]
   for (const kind of ['all', 'group'] as const) {
     const a = off.rounds.filter((r) => r.kind === kind)

@@ -6,11 +6,11 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import type { BroadcastClient, BroadcastParentMessage, BroadcastWorkerMessage } from './broadcast-protocol.ts'
+import type { BroadcastClient, BroadcastParentMessage, BroadcastWorkerMessage, Misses } from './broadcast-protocol.ts'
 import { MAX_CONNECTIONS_PER_WORKER } from './connect-load.ts'
 import { isAlive, track } from './lifecycle.ts'
 
-export type { BroadcastClient } from './broadcast-protocol.ts'
+export type { BroadcastClient, Misses } from './broadcast-protocol.ts'
 
 export interface BroadcastLoadOptions {
   readonly host: string
@@ -32,9 +32,20 @@ export interface BroadcastLoad {
   readonly failureSamples: readonly string[]
   /** Connected and subscribed clients per topic filter. */
   readonly subscribed: Readonly<Record<string, number>>
-  /** Polls until `expected` clients received `key` or `timeoutMs` passed; resolves the sorted receive times (monotonic ms). */
-  waitFor (key: string, expected: number, timeoutMs: number): Promise<{ atMs: Float64Array, dropped: number }>
+  /**
+   * Polls until `expected` clients received `key` or `timeoutMs` passed; resolves the sorted receive times
+   * (monotonic ms), the connections closed so far (by why), and the subscribers of `topic` (every client when undefined) that did not receive it.
+   */
+  waitFor (key: string, expected: number, timeoutMs: number, topic?: string): Promise<Collected>
   release (): Promise<void>
+}
+
+export interface Collected {
+  readonly atMs: Float64Array
+  /** Subscribed connections closed since they were made (not by release()), over every worker. */
+  readonly dropped: number
+  readonly dropReasons: Readonly<Record<string, number>>
+  readonly misses: Misses
 }
 
 const WORKER = fileURLToPath(new URL('./broadcast-worker.ts', import.meta.url))
@@ -93,19 +104,26 @@ export async function startBroadcastLoad (opts: BroadcastLoadOptions): Promise<B
       for (const [topic, n] of Object.entries(r.byTopic)) acc[topic] = (acc[topic] ?? 0) + n
       return acc
     }, {}),
-    async waitFor (key, expected, timeoutMs) {
+    async waitFor (key, expected, timeoutMs, topic) {
       const deadline = Date.now() + timeoutMs
       while (Date.now() < deadline) {
         const counts = await Promise.all(children.map((c) => request(c, { type: 'count', key }, 'count', 30_000)))
         if (counts.reduce((s, r) => s + r.received, 0) >= expected) break
         await sleep(100)
       }
-      const parts = await Promise.all(children.map((c) => request(c, { type: 'collect', key }, 'collected', 30_000)))
+      const parts = await Promise.all(children.map((c) => request(c, { type: 'collect', key, ...(topic !== undefined && { topic }) }, 'collected', 30_000)))
       const all = new Float64Array(parts.reduce((s, p) => s + p.atMs.length, 0))
       let offset = 0
       for (const p of parts) { all.set(p.atMs, offset); offset += p.atMs.length }
       all.sort()
-      return { atMs: all, dropped: parts.reduce((s, p) => s + p.dropped, 0) }
+      const dropReasons: Record<string, number> = {}
+      for (const p of parts) for (const [why, n] of Object.entries(p.dropReasons)) dropReasons[why] = (dropReasons[why] ?? 0) + n
+      const misses: Misses = {
+        connected: parts.reduce((s, p) => s + p.misses.connected, 0),
+        dropped: parts.reduce((s, p) => s + p.misses.dropped, 0),
+        samples: parts.flatMap((p) => p.misses.samples).slice(0, 10)
+      }
+      return { atMs: all, dropped: parts.reduce((s, p) => s + p.dropped, 0), dropReasons, misses }
     },
     async release () {
       for (const c of children) if (isAlive(c)) c.send({ type: 'release' } satisfies BroadcastParentMessage)

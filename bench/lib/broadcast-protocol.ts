@@ -6,8 +6,9 @@
 //                                  <-   { type: 'ready', connected, failed, samples, byTopic }
 //   { type: 'count', key }         ->   (any time) how many clients received the message tagged `key`
 //                                  <-   { type: 'count', key, received }
-//   { type: 'collect', key }       ->   receive times of `key` (and forgets them)
-//                                  <-   { type: 'collected', key, atNs }
+//   { type: 'collect', key, topic } ->  receive times of `key` (and forgets them), the connections closed so far,
+//                                  <-   { type: 'collected', key, atMs, dropped, dropReasons, misses }
+//                                       and the clients subscribed to `topic` (all when none) that did not get it
 //   { type: 'release' }            ->   destroys every socket, exits
 //
 // A downlink's tag is the "pushId" field of its JSON payload (Pushline's downlink shape; the Mosquitto
@@ -41,11 +42,21 @@ export interface BroadcastJob {
 export type BroadcastParentMessage =
   | { readonly type: 'job', readonly job: BroadcastJob }
   | { readonly type: 'count', readonly key: string }
-  | { readonly type: 'collect', readonly key: string }
+  | { readonly type: 'collect', readonly key: string, readonly topic?: string }
   | { readonly type: 'release' }
 
 export type BroadcastWorkerMessage =
   | { readonly type: 'ready', readonly connected: number, readonly failed: number, readonly samples: readonly string[], readonly byTopic: Readonly<Record<string, number>> }
   | { readonly type: 'count', readonly key: string, readonly received: number }
-  | { readonly type: 'collected', readonly key: string, readonly atMs: readonly number[], readonly dropped: number }
+  | { readonly type: 'collected', readonly key: string, readonly atMs: readonly number[], readonly dropped: number, readonly dropReasons: Readonly<Record<string, number>>, readonly misses: Misses }
   | { readonly type: 'failed', readonly message: string }
+
+/** Subscribers of a push's topic that did not receive it, split by whether their connection was still open. */
+export interface Misses {
+  /** Connected (and subscribed) all along, and never received it: a loss. */
+  readonly connected: number
+  /** Their connection had closed (before or after the push was sent). */
+  readonly dropped: number
+  /** A few of each, "clientId" or "clientId (closed <why> at <monotonic ms>)". */
+  readonly samples: readonly string[]
+}

@@ -7,13 +7,40 @@
 
 import { connect, type Socket } from 'node:net'
 import { generate, parser, type Packet } from 'mqtt-packet'
-import type { BroadcastClient, BroadcastJob, BroadcastParentMessage, BroadcastWorkerMessage } from './broadcast-protocol.ts'
+import type { BroadcastClient, BroadcastJob, BroadcastParentMessage, BroadcastWorkerMessage, Misses } from './broadcast-protocol.ts'
+
+/** A connected and subscribed client: what it received, and how its connection ended if it did. */
+interface Subscriber {
+  readonly client: BroadcastClient
+  readonly seen: Set<string>
+  closed?: { readonly why: string, readonly atMs: number }
+}
 
 const sockets: Socket[] = []
 /** Receive times (ms, monotonic) per downlink tag. */
 const received = new Map<string, number[]>()
+const subscribers: Subscriber[] = []
+/** Connections closed after SUBACK, by why (the socket error, or the broker's FIN). */
+const dropReasons: Record<string, number> = {}
 let dropped = 0
 let releasing = false
+const MISS_SAMPLES = 5
+
+/** The subscribers of `topic` (every client when undefined) that did not receive `key`, split by whether their connection is still open. */
+function missesOf (key: string, topic: string | undefined): Misses {
+  let connected = 0
+  let closed = 0
+  const samples: string[] = []
+  for (const s of subscribers) {
+    if ((topic !== undefined && !s.client.topics.includes(topic)) || s.seen.has(key)) continue
+    if (s.closed === undefined) {
+      if (connected++ < MISS_SAMPLES) samples.push(s.client.clientId)
+    } else if (closed++ < MISS_SAMPLES) {
+      samples.push(`${s.client.clientId} (closed: ${s.closed.why}, at ${s.closed.atMs.toFixed(0)} ms)`)
+    }
+  }
+  return { connected, dropped: closed, samples }
+}
 
 function send (message: BroadcastWorkerMessage): void {
   if (process.send !== undefined && process.connected) process.send(message)
@@ -54,7 +81,10 @@ function open (job: BroadcastJob, client: BroadcastClient, sample: (m: string) =
     }
     const timer = setTimeout(() => settle(false, 'timeout'), job.connectTimeoutMs)
     const ackTopic = `devices/${client.clientId}/ack`
-    const seen = new Set<string>()
+    const subscriber: Subscriber = { client, seen: new Set<string>() }
+    const seen = subscriber.seen
+    let lastError: string | undefined
+    let ended = false
     p.on('packet', (packet: Packet) => {
       if (packet.cmd === 'connack') {
         if (packet.returnCode !== 0) return settle(false, `CONNACK ${packet.returnCode}`)
@@ -62,6 +92,7 @@ function open (job: BroadcastJob, client: BroadcastClient, sample: (m: string) =
       } else if (packet.cmd === 'suback') {
         if (packet.granted.some((g) => typeof g !== 'number' || g > 1)) return settle(false, `SUBACK ${JSON.stringify(packet.granted)}`)
         ready = true
+        subscribers.push(subscriber)
         settle(true)
       } else if (packet.cmd === 'publish') {
         const at = Number(process.hrtime.bigint()) / 1e6
@@ -78,10 +109,20 @@ function open (job: BroadcastJob, client: BroadcastClient, sample: (m: string) =
     })
     p.on('error', (err: Error) => settle(false, `bad packet: ${err.message}`))
     socket.on('data', (chunk: Buffer) => p.parse(chunk))
-    socket.on('error', (err: Error) => settle(false, err.message))
+    socket.on('error', (err: Error) => {
+      lastError = (err as NodeJS.ErrnoException).code ?? err.message
+      settle(false, err.message)
+    })
+    // The broker closing the connection shows as its FIN (end) or as a reset (an error such as ECONNRESET).
+    socket.on('end', () => { ended = true })
     socket.on('close', () => {
       if (!settled) settle(false, 'closed before SUBACK')
-      else if (ready && !releasing) dropped++
+      else if (ready && !releasing) {
+        dropped++
+        const why = lastError ?? (ended ? 'FIN from the broker' : 'closed')
+        dropReasons[why] = (dropReasons[why] ?? 0) + 1
+        subscriber.closed = { why, atMs: Number(process.hrtime.bigint()) / 1e6 }
+      }
     })
     socket.once('connect', () => {
       socket.write(generate({
@@ -136,7 +177,7 @@ process.on('message', (message: BroadcastParentMessage) => {
       case 'collect': {
         const atMs = received.get(message.key) ?? []
         received.delete(message.key)
-        send({ type: 'collected', key: message.key, atMs, dropped })
+        send({ type: 'collected', key: message.key, atMs, dropped, dropReasons, misses: missesOf(message.key, message.topic) })
         break
       }
       case 'release':

@@ -200,6 +200,15 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (s === undefined || s.epoch !== entry.epoch) {
         const { result, entry: now } = await presence.restore(entry)
         if (result === 'restored') await restored(c, now)
+        if (result === 'superseded' && now.nodeId === nodeId && !c.closed && b.localClient(c.id) === c) {
+          // The newer entry names this node, and this connection is the only one here with that id (a newer one here
+          // would have replaced it in aedes): it is this connection's own restore from an earlier pass, run by Redis
+          // but timed out before its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a
+          // restore; closing would drop a connected device that nothing replaced.
+          await restored(c, now)
+          liveEpochs.set(c.id, now.epoch)
+          continue
+        }
         // A newer connection of the device holds its entry, here or on another node, and this one is still open:
         // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
         // once). Presence is the truth: close this one.

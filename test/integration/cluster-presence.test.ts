@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import mqtt, { type MqttClient } from 'mqtt'
 import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
 import { provisionMany, startTestCluster, type TestCluster } from '../helpers/cluster.ts'
@@ -196,16 +196,22 @@ test('draining a node with 500 devices moves every one of them to the other node
   assert.equal((await fetch(`http://127.0.0.1:${victim.httpPort}/readyz`)).status, 503, 'a draining node is not ready')
 })
 
-test('a connection whose takeover close never arrived is closed by its node once presence names a newer connection elsewhere', { timeout: 120_000 }, async (t) => {
+/** A one-node cluster and a device connected to it; closed() tells whether its connection has closed since. */
+async function oneConnectedDevice (t: TestContext, tag: string): Promise<{ cluster: TestCluster, a: { mqttUrl: string, nodeId: string }, id: string, device: MqttClient, closed: () => boolean }> {
   const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: HB })
   const a = cluster.nodes[0] as { mqttUrl: string, nodeId: string }
-  const id = `zombie-${Date.now().toString(36)}`
+  const id = `${tag}-${Date.now().toString(36)}`
   const { token } = await cluster.api.provision(id)
   const device = await connect(a.mqttUrl, id, token)
   assert.ok(device !== undefined, 'connected to node A')
   t.after(() => device.end(true))
   let closed = false
   device.on('close', () => { closed = true })
+  return { cluster, a, id, device, closed: () => closed }
+}
+
+test('a connection whose takeover close never arrived is closed by its node once presence names a newer connection elsewhere', { timeout: 120_000 }, async (t) => {
+  const { cluster, a, id, closed } = await oneConnectedDevice(t, 'zombie')
   assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body.nodeId === a.nodeId))
 
   // A newer connection on another node whose takeover messages to A were lost, written straight into presence:
@@ -214,7 +220,7 @@ test('a connection whose takeover close never arrived is closed by its node once
   const elsewhere = `elsewhere-${id}`
   const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
   await presence.connect(id, elsewhere, Date.now())
-  assert.ok(await eventually(async () => closed), 'node A closed the superseded connection')
+  assert.ok(await eventually(closed), 'node A closed the superseded connection')
   // Marker: another device connects to node A after that close and leaves again. Node A's presence writes go out
   // in order on its Redis connection, so once the marker's entry is gone, the closed connection's removal (which
   // must find the newer entry and leave it) has run too.
@@ -227,6 +233,27 @@ test('a connection whose takeover close never arrived is closed by its node once
   assert.ok(await eventually(async () => (await cluster.api.api('GET', `/v1/admin/devices/${markerId}/presence`)).body.online === false), 'the marker device is offline again')
   const p = (await cluster.api.api('GET', `/v1/admin/devices/${id}/presence`)).body
   assert.equal(p.nodeId, elsewhere, 'presence still names the newer connection')
+})
+
+test('a newer presence entry on the connection\'s own node (its restore ran in Redis but the reply timed out) is adopted, not taken for a takeover: the device stays connected', { timeout: 120_000 }, async (t) => {
+  const { cluster, a, id, device, closed } = await oneConnectedDevice(t, 'own-restore')
+  const presence = createRedisPresenceStore({ redis: connectRedis(t), prefix: cluster.prefix })
+  assert.ok(await eventually(async () => (await presence.get(id))?.nodeId === a.nodeId))
+
+  // What a restore that timed out on node A but ran in Redis leaves: an entry naming node A under a fresh epoch
+  // the node never learned. A ghost entry in node A's index with no connection makes the counts differ, so
+  // reconciliation runs at once, and its removal (after every live connection was checked) marks the pass done.
+  const { entry: injected } = await presence.connect(id, a.nodeId, Date.now())
+  const ghost = `ghost-${id}`
+  await presence.connect(ghost, a.nodeId, Date.now())
+  assert.ok(await eventually(async () => (await presence.get(ghost)) === undefined), 'reconciliation ran and removed the ghost')
+  // Marker on the device's own connection: had that pass closed it, the close went out before this SUBACK could.
+  await bounded('subscribe after the reconciliation', device.subscribeAsync(`devices/${id}/down`, { qos: 1 }))
+  assert.equal(closed(), false, 'the connection was not closed')
+  assert.deepEqual(await presence.get(id), injected, 'presence keeps the adopted entry')
+  // Adopted: the connection's disconnect now removes that entry (it names its epoch).
+  await device.endAsync()
+  assert.ok(await eventually(async () => (await presence.get(id)) === undefined), 'the device is offline after its disconnect')
 })
 
 test('a connection whose presence write failed is closed by reconciliation; the device reconnects and presence is exact again', { timeout: 120_000 }, async (t) => {
