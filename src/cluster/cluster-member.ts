@@ -221,12 +221,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         liveEpochs.set(c.id, entry.epoch)
       }
     }
-    // By id: scanning every live client for each stored entry costs stored × live steps, and after a restart with the
-    // same node id nearly every stored entry is a stale one of the previous process.
-    const liveById = new Map<string, Client[]>()
-    for (const c of live) liveById.set(c.id, [...(liveById.get(c.id) ?? []), c])
+    // A set of ids: scanning every live client for each stored entry costs stored × live steps, and after a restart
+    // with the same node id nearly every stored entry is a stale one of the previous process.
+    const unrecordedIds = new Set(live.filter((c) => entries.get(c) === undefined).map((c) => c.id))
     for (const s of stored) {
-      if (liveEpochs.get(s.deviceId) !== s.epoch && !(liveById.get(s.deviceId) ?? []).some((c) => entries.get(c) === undefined)) {
+      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) {
         const at = Date.now()
         if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
           logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')

@@ -19,11 +19,11 @@ export interface EncodedRecord {
 }
 
 /** ASCII strings up to this length are copied byte by byte, which beats a call into C++. */
-const SHORT = 64
+export const SHORT = 64
 
-const zigZag32 = (v: number): number => ((v << 1) ^ (v >> 31)) >>> 0
+export const zigZag32 = (v: number): number => ((v << 1) ^ (v >> 31)) >>> 0
 
-function sizeOfUVarInt (v: number): number {
+export function sizeOfUVarInt (v: number): number {
   let n = 1
   while (v >= 0x80) {
     v = Math.floor(v / 128)
@@ -35,7 +35,7 @@ function sizeOfUVarInt (v: number): number {
 /** Zig-zag of a 64-bit integer given as a safe JS number, as an unsigned number (exact below 2^53). */
 const zigZag64 = (v: number): number => v >= 0 ? v * 2 : -v * 2 - 1
 
-function writeUVarInt (buf: Buffer, at: number, v: number): number {
+export function writeUVarInt (buf: Buffer, at: number, v: number): number {
   while (v >= 0x80) {
     buf[at++] = (v % 128) | 0x80
     v = Math.floor(v / 128)
@@ -53,7 +53,8 @@ function bytesOf (v: Buffer | string | null | undefined): Buffer | string | null
 
 const lengthOf = (v: Buffer | string | null): number => v === null ? -1 : Buffer.isBuffer(v) ? v.length : Buffer.byteLength(v)
 
-function writeBytes (buf: Buffer, at: number, v: Buffer | string | null, length: number): number {
+/** A length-prefixed byte string (length as zig-zag varint; -1 and nothing for null). */
+export function writeBytes (buf: Buffer, at: number, v: Buffer | string | null, length: number): number {
   at = writeUVarInt(buf, at, zigZag32(length))
   if (v === null) return at
   if (Buffer.isBuffer(v)) v.copy(buf, at)

@@ -1,4 +1,5 @@
 import { EncodedRecordMessage } from '../kafka/encoded-record-message.ts'
+import { SHORT, sizeOfUVarInt, writeBytes, writeUVarInt, zigZag32 } from '../kafka/record-encoding.ts'
 import type { SpoolRecord } from './spool-format.ts'
 
 // Spooled uplinks as Kafka records, written straight from the spool records into one buffer per partition: no
@@ -7,28 +8,6 @@ import type { SpoolRecord } from './spool-format.ts'
 // this order) at timestamp delta 0; test/unit/uplink-kafka-records.test.ts compares them.
 
 const HEADER_KEYS = ['mqtt-topic', 'node-id', 'received-at', 'trace-id', 'msg-id'].map((k) => Buffer.from(k))
-/** Strings up to this length are measured and copied char by char, which beats a call into C++. */
-const SHORT = 64
-
-const zigZag = (v: number): number => ((v << 1) ^ (v >> 31)) >>> 0
-
-function varIntSize (v: number): number {
-  let n = 1
-  while (v >= 0x80) {
-    v >>>= 7
-    n++
-  }
-  return n
-}
-
-function writeVarInt (buf: Buffer, at: number, v: number): number {
-  while (v >= 0x80) {
-    buf[at++] = (v & 0x7f) | 0x80
-    v >>>= 7
-  }
-  buf[at++] = v
-  return at
-}
 
 /** UTF-8 byte length of a string; short ASCII ones without a native call. */
 function utf8Length (s: string): number {
@@ -37,23 +16,9 @@ function utf8Length (s: string): number {
   return s.length
 }
 
+const varIntSize = (v: number): number => sizeOfUVarInt(zigZag32(v))
 /** A length-prefixed byte string (length as zig-zag varint). */
-const fieldSize = (length: number): number => varIntSize(zigZag(length)) + length
-
-function writeString (buf: Buffer, at: number, s: string, length: number): number {
-  at = writeVarInt(buf, at, zigZag(length))
-  if (length === s.length && length <= SHORT) {
-    for (let i = 0; i < length; i++) buf[at + i] = s.charCodeAt(i)
-  } else {
-    buf.write(s, at, length, 'utf8')
-  }
-  return at + length
-}
-
-function writeBuffer (buf: Buffer, at: number, b: Buffer): number {
-  at = writeVarInt(buf, at, zigZag(b.length))
-  return at + b.copy(buf, at)
-}
+const fieldSize = (length: number): number => varIntSize(length) + length
 
 /** One uplink's strings with their byte lengths, measured once for the size and the write. */
 interface Measured {
@@ -65,36 +30,37 @@ interface Measured {
   readonly body: number
 }
 
-const HEADERS_FIXED = varIntSize(zigZag(HEADER_KEYS.length)) + HEADER_KEYS.reduce((n, k) => n + fieldSize(k.length), 0)
+const HEADERS_FIXED = varIntSize(HEADER_KEYS.length) + HEADER_KEYS.reduce((n, k) => n + fieldSize(k.length), 0)
 
 function measure (record: SpoolRecord, partition: number, offsetDelta: number): Measured {
   const receivedAt = String(record.receivedAt)
   const lengths = [utf8Length(record.deviceId), utf8Length(record.topic), utf8Length(record.nodeId), receivedAt.length, utf8Length(record.traceId), utf8Length(record.msgId)] as const
   // attributes, timestamp delta 0, offset delta, key, value, headers
-  let body = 1 + 1 + varIntSize(zigZag(offsetDelta)) + fieldSize(lengths[0]) + fieldSize(record.payload.length) + HEADERS_FIXED
+  let body = 1 + 1 + varIntSize(offsetDelta) + fieldSize(lengths[0]) + fieldSize(record.payload.length) + HEADERS_FIXED
   for (let i = 1; i < lengths.length; i++) body += fieldSize(lengths[i] as number)
   return { record, partition, receivedAt, lengths, body }
 }
 
+/** Header `i` of HEADER_KEYS with its value. */
+function writeHeader (buf: Buffer, at: number, i: number, value: string, length: number): number {
+  const key = HEADER_KEYS[i] as Buffer
+  return writeBytes(buf, writeBytes(buf, at, key, key.length), value, length)
+}
+
 function writeRecord (buf: Buffer, at: number, m: Measured, offsetDelta: number): number {
   const { record: r, lengths } = m
-  at = writeVarInt(buf, at, zigZag(m.body))
+  at = writeUVarInt(buf, at, zigZag32(m.body))
   buf[at++] = 0 // attributes
   buf[at++] = 0 // timestamp delta
-  at = writeVarInt(buf, at, zigZag(offsetDelta))
-  at = writeString(buf, at, r.deviceId, lengths[0])
-  at = writeBuffer(buf, at, r.payload)
-  at = writeVarInt(buf, at, zigZag(HEADER_KEYS.length))
-  at = writeBuffer(buf, at, HEADER_KEYS[0] as Buffer)
-  at = writeString(buf, at, r.topic, lengths[1])
-  at = writeBuffer(buf, at, HEADER_KEYS[1] as Buffer)
-  at = writeString(buf, at, r.nodeId, lengths[2])
-  at = writeBuffer(buf, at, HEADER_KEYS[2] as Buffer)
-  at = writeString(buf, at, m.receivedAt, lengths[3])
-  at = writeBuffer(buf, at, HEADER_KEYS[3] as Buffer)
-  at = writeString(buf, at, r.traceId, lengths[4])
-  at = writeBuffer(buf, at, HEADER_KEYS[4] as Buffer)
-  return writeString(buf, at, r.msgId, lengths[5])
+  at = writeUVarInt(buf, at, zigZag32(offsetDelta))
+  at = writeBytes(buf, at, r.deviceId, lengths[0])
+  at = writeBytes(buf, at, r.payload, r.payload.length)
+  at = writeUVarInt(buf, at, zigZag32(HEADER_KEYS.length))
+  at = writeHeader(buf, at, 0, r.topic, lengths[1])
+  at = writeHeader(buf, at, 1, r.nodeId, lengths[2])
+  at = writeHeader(buf, at, 2, m.receivedAt, lengths[3])
+  at = writeHeader(buf, at, 3, r.traceId, lengths[4])
+  return writeHeader(buf, at, 4, r.msgId, lengths[5])
 }
 
 /**
@@ -114,7 +80,7 @@ export function uplinkRecordMessages (records: readonly SpoolRecord[], partition
     }
     const m = measure(record, partition, list.length)
     list.push(m)
-    sizes.set(partition, (sizes.get(partition) ?? 0) + varIntSize(zigZag(m.body)) + m.body)
+    sizes.set(partition, (sizes.get(partition) ?? 0) + varIntSize(m.body) + m.body)
   }
   const messages: EncodedRecordMessage[] = []
   for (const [partition, list] of byPartition) {
