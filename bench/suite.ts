@@ -399,7 +399,10 @@ async function main (): Promise<void> {
   const markdown = renderMarkdown({ runId, startedAt, quick: args.quick, machine }, records)
   await writeFile(mdPath, markdown)
   process.stdout.write(markdown + `\nwritten: ${relative(process.cwd(), mdPath)}, ${relative(process.cwd(), jsonPath)}\n`)
-  if (records.some((r) => r.status === 'failed' || r.status === 'timeout')) process.exitCode = 1
+  // Again at the very end, where a caller that keeps only the last lines of the output still sees why.
+  const failed = records.filter((r) => r.status === 'failed' || r.status === 'timeout')
+  for (const r of failed) log(`${r.name}: ${r.status} (exit code ${r.exitCode}${r.summary === null ? ', no summary' : ''}); log ${r.log ?? '-'}:\n${r.log === null ? '' : tail(r.log, 25)}`)
+  if (failed.length > 0) process.exitCode = 1
 }
 
 await runBench(main, USAGE)

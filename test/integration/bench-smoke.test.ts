@@ -33,11 +33,17 @@ function runSuite (outDir: string): Promise<{ code: number | null, output: strin
   })
 }
 
+/** The suite's own account of each scenario that failed (its status line and the tail of its log), first. */
+function failures (output: string): string {
+  const at = output.search(/^bench suite: [\w-]+: (failed|timeout) /m)
+  return at === -1 ? '(no scenario reported failed or timed out)' : output.slice(at, at + 3000)
+}
+
 test('the quick benchmark suite runs every benchmark and writes a report and, for each, a summary with numbers', { timeout: 600_000 }, async (t) => {
   redisUrl() // the services of scripts/services.sh must be up: the suite reuses them from .services/env
   const outDir = await tempDir(t)
   const { code, output } = await runSuite(outDir)
-  assert.equal(code, 0, `the suite failed:\n${output.slice(-4000)}`)
+  assert.equal(code, 0, `the suite failed:\n${failures(output)}\n...\n${output.slice(-1500)}`)
 
   const files = await readdir(outDir)
   const json = files.find((f) => /^report-.*\.json$/.test(f))
