@@ -116,7 +116,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let addresses: MemberAddresses | undefined
   let timer: NodeJS.Timeout | undefined
   let drainTimer: NodeJS.Timeout | undefined
-  let ticking: Promise<void> | undefined
+  let beating: Promise<boolean> | undefined
+  let upkeeping: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
   /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
@@ -152,7 +153,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)).unref())
         if (client.closed) return undefined
       }
-      const outcome = await presence.connect(client.id, nodeId, at, origin, connection).catch(fail('presence connect'))
+      // Logged once per connection: under load thousands of connections repeat their writes at once.
+      const outcome = await presence.connect(client.id, nodeId, at, origin, connection).catch(attempt === 0 ? fail('presence connect') : () => undefined)
       if (outcome === undefined) continue
       const { result, entry, replaced } = outcome
       if (result === 'superseded') {
@@ -348,10 +350,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     logger.warn({ event: 'drain_cancelled' }, 'drain cancelled: accepting connections again')
   }
 
-  async function tickOnce (): Promise<void> {
+  /** The node record and the drain order; resolves whether the heartbeat succeeded. */
+  async function heartbeat (): Promise<boolean> {
     const b = broker
     const a = addresses
-    if (b === undefined || a === undefined) return
+    if (b === undefined || a === undefined) return false
     try {
       const drainOrder = await registry.drainRequested(nodeId)
       if (drainOrder && !draining) startDrain(b)
@@ -374,12 +377,19 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       }
       registered = true
       heartbeatOkSince ??= Date.now()
+      return true
     } catch (err) {
       heartbeatOk = false
       heartbeatOkSince = undefined
       fail('heartbeat')(err as Error)
-      return
+      return false
     }
+  }
+
+  /** Reconciliation, the dead-node sweep and the session reaper: the work that may take long under load. */
+  async function upkeep (): Promise<void> {
+    const b = broker
+    if (b === undefined) return
     // Once per heartbeat period (the sweep runs twice); at once after a rejoin. A rejoined node keeps checking every
     // tick until its entries match: a survivor that saw its record expired may sweep them after the first check.
     if (++ticks % 2 === 0 || rejoined) {
@@ -393,10 +403,16 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     await reapSessions(b).catch(fail('session reaper'))
   }
 
-  function tick (): Promise<void> {
-    // One tick at a time: a slow Redis must not pile them up.
-    ticking ??= tickOnce().finally(() => { ticking = undefined })
-    return ticking
+  /**
+   * A heartbeat, then the upkeep if the heartbeat succeeded. Each runs one at a time (a slow Redis must not pile them
+   * up), but apart: a long reconciliation under load must not hold back the heartbeats, or a live node looks dead
+   * to the others (docs/cluster.md, Membership).
+   */
+  async function tick (): Promise<void> {
+    beating ??= heartbeat().finally(() => { beating = undefined })
+    if (!await beating) return
+    upkeeping ??= upkeep().finally(() => { upkeeping = undefined })
+    await upkeeping
   }
 
   return {
@@ -433,7 +449,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (timer !== undefined) clearInterval(timer)
       if (drainTimer !== undefined) clearInterval(drainTimer)
       timer = undefined
-      await ticking
+      await Promise.all([beating, upkeeping])
     },
     async leave () {
       if (broker === undefined) return
