@@ -19,9 +19,9 @@ interface Device {
   closes: () => number
 }
 
-/** A device that reconnects by itself when closed, so a close shows as a second connect. */
-function device (t: TestContext, node: TestNode, id: string, token: string): Device {
-  const client = mqtt.connect(node.mqttUrl, { clientId: id, username: id, password: token, reconnectPeriod: 200, connectTimeout: 60_000, protocolVersion: 4 })
+/** A device that reconnects by itself when closed (unless told not to), so a close shows as a second connect. */
+function device (t: TestContext, node: TestNode, id: string, token: string, reconnectPeriod = 200): Device {
+  const client = mqtt.connect(node.mqttUrl, { clientId: id, username: id, password: token, reconnectPeriod, connectTimeout: 60_000, protocolVersion: 4 })
   t.after(() => client.end(true))
   let connects = 0
   let closes = 0
@@ -78,4 +78,27 @@ test('a connect write that timed out (Redis ran it later) is repeated and adopte
   assert.equal(d.connects(), 1, 'one connection, recorded')
   assert.ok(await exact(cluster, id, node))
   assert.ok(!node.stdout().includes('closed-unrecorded'))
+})
+
+test('a newer connection on another node while the first one\'s write is held: the newer one keeps the entry and stays, the first is closed', { timeout: 180_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 2, heartbeatMs: HB })
+  const [a, b] = cluster.nodes as [TestNode, TestNode]
+  const id = `raced-${Date.now().toString(36)}`
+  const { token } = await cluster.api.provision(id)
+
+  const control = await pauseWrites(t)
+  const first = device(t, a, id, token, 0)
+  await waitUntil('node A to log its presence write as failed', () => presenceFailures(a) >= 1, 60_000)
+  const newer = device(t, b, id, token)
+  await waitUntil('node B to log its presence write as failed', () => presenceFailures(b) >= 1, 60_000)
+  await control.call('CLIENT', 'UNPAUSE')
+
+  await waitUntil('the first connection closed', () => first.closes() >= 1, 60_000)
+  assert.ok(await eventually(async () => newer.connects() >= 1 && await exact(cluster, id, b), 60_000), `presence never named the newer connection: ${JSON.stringify(await cluster.stats())}`)
+  await reconciled(t, cluster, a, `a-${id}`)
+  await reconciled(t, cluster, b, `b-${id}`)
+  await bounded('subscribe after both reconciliations', newer.client.subscribeAsync(`devices/${id}/down`, { qos: 1 }))
+  assert.equal(newer.closes(), 0, 'the newer connection was never closed')
+  assert.equal(newer.connects(), 1)
+  assert.ok(await exact(cluster, id, b))
 })
