@@ -7,6 +7,8 @@ import type { LocalNode } from './cluster/local-node.ts'
 import { createTrafficSampler } from './cluster/node-traffic.ts'
 import { createRedisTransport, type RedisTransport } from './cluster/redis-transport.ts'
 import type { Config } from './config/load-config.ts'
+import { closeRedis, createRedis } from './shared/redis.ts'
+import { createRedisNodeRegistry } from './stores/redis-node-registry.ts'
 import type { Metrics } from './metrics/metrics.ts'
 import type { PushStack } from './push/push-stack.ts'
 import type { ConnectionControl } from './registry/connection-control.ts'
@@ -44,10 +46,15 @@ export async function startBrokerRole (parts: BrokerRoleParts): Promise<BrokerRo
   const bridge = await openUplinkBridge({ config, logger, metrics: metrics.uplink, onClose })
   // The node's traffic counters, written into its registry record at each heartbeat.
   const traffic = createTrafficSampler({ uplinks: metrics.broker.uplinks, downlinks: metrics.push.downlinks, kafkaRecords: metrics.uplink.kafkaRecords, spoolDepth: () => bridge.spool.unshippedRecords })
+  // Heartbeats on a Redis connection of their own: on the shared one they waited behind every presence write and
+  // reconciliation command queued before them, and under load a live node looked dead to the others.
+  const membershipRedis = config.redis === undefined ? undefined : createRedis(config.redis, logger, `pushline:${config.nodeId}:membership`)
+  // Registered before the member's leave, so it closes after the leave has removed the node's record.
+  if (membershipRedis !== undefined) onClose('membership redis', () => closeRedis(membershipRedis))
   const member = createClusterMember({
     nodeId: config.nodeId,
     logger: logger.child({ component: 'cluster' }),
-    registry: stores.nodes,
+    registry: membershipRedis === undefined ? stores.nodes : createRedisNodeRegistry({ redis: membershipRedis, prefix: config.redisPrefix }),
     presence: stores.presence,
     heartbeatMs: config.heartbeatMs,
     weight: config.nodeWeight,

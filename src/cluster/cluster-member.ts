@@ -1,14 +1,16 @@
+import { randomBytes } from 'node:crypto'
 import type { Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import { connectionOrigin } from '../broker/connection-origin.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
-import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
+import type { ConnectionOrigin, PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-registry.ts'
 
 // A broker node's part in the cluster:
 // - presence: every registered client gets an entry (node, epoch); its disconnect removes the entry only if the
-//   epoch still matches;
+//   epoch still matches; a connect write that fails is repeated, with back-off, until Redis answers (the write
+//   carries an id of its connection, so the repeat knows whether the first attempt ran: docs/cluster.md, Presence);
 // - heartbeat: the node record (addresses, live sessions, weight, draining) is rewritten with a TTL;
 // - reconciliation every heartbeat period: live sessions and this node's presence entries are counted, and when
 //   the counts differ (or every FULL_RECONCILE_MS) compared one by one and repaired both ways (aedes can miss a
@@ -99,14 +101,23 @@ const FULL_RECONCILE_MS = 30_000
 
 export function createClusterMember (opts: ClusterMemberOptions): ClusterMember {
   const { logger, registry, presence, nodeId } = opts
-  // The presence entry each local client got; the promise settles when its connect is recorded.
+  // The presence entry each local client got; the promise settles when its connect is recorded (undefined: the
+  // connection closed before its write got an answer, or a newer connection of the device holds the entry).
   const entries = new WeakMap<Client, Promise<PresenceEntry | undefined>>()
+  // The same once settled, read without waiting: reconciliation leaves alone a client whose write is still in flight
+  // or being repeated, and the entry of its id, which that write may turn out to own.
+  const recorded = new WeakMap<Client, PresenceEntry>()
+  // Connection ids: this process's random part and a counter. A node restarted with the same id gets a new random
+  // part, so the repeat of a write never mistakes the previous process's entry for its own.
+  const instance = randomBytes(6).toString('base64url')
+  let connections = 0
   const kicked = new WeakSet<Client>()
   let broker: BrokerNode | undefined
   let addresses: MemberAddresses | undefined
   let timer: NodeJS.Timeout | undefined
   let drainTimer: NodeJS.Timeout | undefined
-  let ticking: Promise<void> | undefined
+  let beating: Promise<boolean> | undefined
+  let upkeeping: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
   /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
@@ -126,22 +137,58 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   }
 
   function onClient (client: Client): void {
-    const at = Date.now()
-    const p = presence.connect(client.id, nodeId, at, connectionOrigin(client)).then(({ entry, replaced }) => {
-      if (replaced !== undefined && replaced.nodeId !== nodeId) {
+    const p = record(client, Date.now(), connectionOrigin(client), `${instance}.${(++connections).toString(36)}`)
+    entries.set(client, p)
+  }
+
+  /**
+   * Writes the connection's presence entry, repeating a write that failed (under load a Redis command times out,
+   * whether or not Redis ran it) with back-off until Redis answers or the connection closes. Closing instead made
+   * every such device reconnect and add to the load that failed the write. The repeat goes down the same Redis
+   * connection as the attempt, after it, so when it is answered the attempt has either run or never will.
+   */
+  async function record (client: Client, at: number, origin: ConnectionOrigin, connection: string): Promise<PresenceEntry | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)).unref())
+        if (client.closed) return undefined
+      }
+      // Logged once per connection: under load thousands of connections repeat their writes at once.
+      const outcome = await presence.connect(client.id, nodeId, at, origin, connection).catch(attempt === 0 ? fail('presence connect') : () => undefined)
+      if (outcome === undefined) continue
+      const { result, entry, replaced } = outcome
+      if (result === 'superseded') {
+        // A connection of the device made after this one holds the entry: this one was taken over, and the close of
+        // the takeover may not have reached it (or was sent before this one was recorded).
+        if (!client.closed) {
+          logger.warn({ event: 'presence_repaired', deviceId: client.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          client.close()
+        }
+        return undefined
+      }
+      if (result === 'connected' && replaced !== undefined && replaced.nodeId !== nodeId) {
         opts.onTakeover?.(client.id, replaced)
         opts.onPresence?.({ event: 'disconnected', deviceId: client.id, nodeId: replaced.nodeId, epoch: replaced.epoch, at, reason: 'takeover' })
       }
+      if (attempt > 0) logger.info({ event: 'presence_repaired', deviceId: client.id, how: result === 'adopted' ? 'adopted' : 'rewritten', attempts: attempt + 1 }, 'presence write repeated after a failure')
+      // Adopted: the first attempt ran but nobody heard of it, so this is the connection's one `connected` event.
       opts.onPresence?.({ event: 'connected', deviceId: client.id, nodeId, epoch: entry.epoch, at })
+      if (entries.has(client)) recorded.set(client, entry)
       return entry
-    }, fail('presence connect'))
-    entries.set(client, p)
+    }
+  }
+
+  /** Doubling from 100 ms up to a heartbeat period, each delay drawn from its upper half so repeats spread out. */
+  function retryDelay (attempt: number): number {
+    const ceiling = Math.min(Math.max(100, opts.heartbeatMs), 100 * 2 ** Math.min(attempt - 1, 16))
+    return Math.round(ceiling / 2 + Math.random() * ceiling / 2)
   }
 
   function onDisconnect (client: Client, reason: PresenceReason): void {
     const p = entries.get(client)
     if (p === undefined) return
     entries.delete(client)
+    recorded.delete(client)
     p.then(async (entry) => {
       if (entry === undefined) return
       const at = Date.now()
@@ -170,6 +217,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       return
     }
     entries.set(c, Promise.resolve(entry))
+    recorded.set(c, entry)
     logger.info({ event: 'presence_repaired', deviceId: c.id, how: 'restored' }, 'presence entry restored')
     opts.onPresence?.({ event: 'connected', deviceId: c.id, nodeId, epoch: entry.epoch, at: Date.now(), reason: 'restored' })
   }
@@ -184,18 +232,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
     for (const c of live) {
-      const entry = await entries.get(c)
-      if (entry === undefined) {
-        // Its presence write failed (under load: timed out, whether or not Redis ran it). Its epoch is unknown, so
-        // restoring it could take the entry from a newer connection elsewhere, and any entry it did write looks
-        // stale here and is removed below: left open, it would count as live with no entry for good. Presence is
-        // the truth: close it; the device reconnects and is recorded.
-        if (entries.has(c) && !c.closed) {
-          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-unrecorded' }, 'connection whose presence write failed: closed')
-          c.close()
-        }
-        continue
-      }
+      // Its presence write is in flight or being repeated (record()), which settles it either way.
+      const entry = recorded.get(c)
+      if (entry === undefined) continue
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
         const { result, entry: now } = await presence.restore(entry)
@@ -223,7 +262,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     }
     // A set of ids: scanning every live client for each stored entry costs stored × live steps, and after a restart
     // with the same node id nearly every stored entry is a stale one of the previous process.
-    const unrecordedIds = new Set(live.filter((c) => entries.get(c) === undefined).map((c) => c.id))
+    const unrecordedIds = new Set(live.filter((c) => recorded.get(c) === undefined).map((c) => c.id))
     for (const s of stored) {
       if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) {
         const at = Date.now()
@@ -311,10 +350,11 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     logger.warn({ event: 'drain_cancelled' }, 'drain cancelled: accepting connections again')
   }
 
-  async function tickOnce (): Promise<void> {
+  /** The node record and the drain order; resolves whether the heartbeat succeeded. */
+  async function heartbeat (): Promise<boolean> {
     const b = broker
     const a = addresses
-    if (b === undefined || a === undefined) return
+    if (b === undefined || a === undefined) return false
     try {
       const drainOrder = await registry.drainRequested(nodeId)
       if (drainOrder && !draining) startDrain(b)
@@ -337,12 +377,19 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       }
       registered = true
       heartbeatOkSince ??= Date.now()
+      return true
     } catch (err) {
       heartbeatOk = false
       heartbeatOkSince = undefined
       fail('heartbeat')(err as Error)
-      return
+      return false
     }
+  }
+
+  /** Reconciliation, the dead-node sweep and the session reaper: the work that may take long under load. */
+  async function upkeep (): Promise<void> {
+    const b = broker
+    if (b === undefined) return
     // Once per heartbeat period (the sweep runs twice); at once after a rejoin. A rejoined node keeps checking every
     // tick until its entries match: a survivor that saw its record expired may sweep them after the first check.
     if (++ticks % 2 === 0 || rejoined) {
@@ -356,10 +403,16 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     await reapSessions(b).catch(fail('session reaper'))
   }
 
-  function tick (): Promise<void> {
-    // One tick at a time: a slow Redis must not pile them up.
-    ticking ??= tickOnce().finally(() => { ticking = undefined })
-    return ticking
+  /**
+   * A heartbeat, then the upkeep if the heartbeat succeeded. Each runs one at a time (a slow Redis must not pile them
+   * up), but apart: a long reconciliation under load must not hold back the heartbeats, or a live node looks dead
+   * to the others (docs/cluster.md, Membership).
+   */
+  async function tick (): Promise<void> {
+    beating ??= heartbeat().finally(() => { beating = undefined })
+    if (!await beating) return
+    upkeeping ??= upkeep().finally(() => { upkeeping = undefined })
+    await upkeeping
   }
 
   return {
@@ -396,7 +449,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (timer !== undefined) clearInterval(timer)
       if (drainTimer !== undefined) clearInterval(drainTimer)
       timer = undefined
-      await ticking
+      await Promise.all([beating, upkeeping])
     },
     async leave () {
       if (broker === undefined) return

@@ -26,12 +26,14 @@ export function createMemoryPresenceStore (): PresenceStore {
   }
 
   return {
-    async connect (deviceId, nodeId, at, origin) {
+    async connect (deviceId, nodeId, at, origin, connection) {
       const replaced = entries.get(deviceId)
-      const entry: PresenceEntry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at, ...origin }
+      if (replaced !== undefined && connection !== undefined && replaced.connection === connection) return { result: 'adopted', entry: replaced, replaced: undefined }
+      if (replaced !== undefined && replaced.nodeId !== nodeId && replaced.connectedAt > at) return { result: 'superseded', entry: replaced, replaced: undefined }
+      const entry: PresenceEntry = { deviceId, nodeId, epoch: ++epoch, connectedAt: at, ...origin, ...(connection !== undefined && { connection }) }
       put(entry)
       seen.delete(deviceId)
-      return { entry, replaced }
+      return { result: 'connected', entry, replaced }
     },
     async disconnect (deviceId, nodeId, e, at) {
       const cur = entries.get(deviceId)

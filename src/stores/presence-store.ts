@@ -24,6 +24,11 @@ export interface PresenceEntry {
   /** Absent when the connect did not give one (entries written by tools and older nodes). */
   readonly transport?: Transport
   readonly address?: string
+  /**
+   * Which connection wrote the entry (unique per connection in the cluster), when the connect gave one: a retried
+   * connect recognises its own earlier write by it.
+   */
+  readonly connection?: string
 }
 
 export interface OnlineQuery {
@@ -41,9 +46,19 @@ export interface OnlinePage {
   readonly next: string | undefined
 }
 
+/**
+ * What a connect did: `connected`, it wrote a fresh entry; `adopted`, the entry of this very connection (same
+ * `connection`) was there already, written by an earlier attempt whose reply was lost, and is kept as it is;
+ * `superseded`, a newer connection of the device (a later connect time, on another node) holds the entry, which is
+ * kept.
+ */
+export type ConnectResult = 'connected' | 'adopted' | 'superseded'
+
 export interface PresenceConnect {
+  readonly result: ConnectResult
+  /** This connection's entry; when superseded, the newer connection's. */
   readonly entry: PresenceEntry
-  /** The entry this connection replaced (a takeover), if any. */
+  /** The entry this connection replaced (a takeover), if any; only when connected. */
   readonly replaced: PresenceEntry | undefined
 }
 
@@ -60,8 +75,14 @@ export interface RestoreOutcome {
 }
 
 export interface PresenceStore {
-  /** Records a new connection and returns its entry with a fresh epoch (one round trip: it runs per connect). */
-  connect (deviceId: string, nodeId: string, at: number, origin?: ConnectionOrigin): Promise<PresenceConnect>
+  /**
+   * Records a new connection and returns its entry with a fresh epoch (one round trip: it runs per connect). It never
+   * replaces the entry of a connection made later (`at`) on another node: a write that ran late loses to the
+   * connection that came after it. (One node's writes reach the store in the order of its connections.) With
+   * `connection` (an id unique to this connection) it may be repeated after a failed or timed-out attempt: the repeat
+   * adopts the entry if the attempt ran, writes it if not, and reports a newer connection.
+   */
+  connect (deviceId: string, nodeId: string, at: number, origin?: ConnectionOrigin, connection?: string): Promise<PresenceConnect>
   /** Removes the entry if it is still this connection's; resolves whether it did. */
   disconnect (deviceId: string, nodeId: string, epoch: number, at: number): Promise<boolean>
   get (deviceId: string): Promise<PresenceEntry | undefined>

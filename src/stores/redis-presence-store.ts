@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis'
 import { redisScript } from '../shared/redis-script.ts'
 import { TRANSPORTS, type ConnectionOrigin, type PresenceEntry, type PresenceStore, type Transport } from './presence-store.ts'
 
-// {prefix}presence         hash deviceId -> "nodeId epoch connectedAt[ transport address]"
+// {prefix}presence         hash deviceId -> "nodeId epoch connectedAt[ transport address][ connection]", with "- -"
+//                          for a connection without an origin
 // {prefix}online:{n}       sorted set of the ids of the devices node n holds, all scores 0 so it sorts by id
 // {prefix}online-nodes     set of the nodes that have such an index
 // The operators' listing of all online devices merges the nodes' indexes page by page, and the total is the sum of
@@ -14,10 +15,18 @@ import { TRANSPORTS, type ConnectionOrigin, type PresenceEntry, type PresenceSto
 // Every write is one Lua script, so the hash and the indexes never disagree.
 // Nodes before the sorted indexes kept a plain set at {prefix}presence:{n}; a dead-node cleanup removes those too.
 
-// KEYS: presence, epoch, new node's index, last-seen, online-nodes; ARGV: deviceId, nodeId, at, node-index prefix, origin
+// KEYS: presence, epoch, new node's index, last-seen, online-nodes; ARGV: deviceId, nodeId, at, node-index prefix,
+// value tail (origin, connection), connection ('' for none). Returns { 0, epoch, replaced or false } connected,
+// { 1, entry } adopted (this connection's own earlier write), { 2, entry } superseded (a later connect on another
+// node holds it).
 const CONNECT = `
-redis.call('ZREM', KEYS[4], ARGV[1])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  if ARGV[6] ~= '' and string.match(old, '^%S+ %S+ %S+ %S+ %S+ (%S+)') == ARGV[6] then return { 1, old } end
+  local oldNode, oldAt = string.match(old, '^(%S+) %S+ (%d+)')
+  if oldNode ~= ARGV[2] and tonumber(oldAt) > tonumber(ARGV[3]) then return { 2, old } end
+end
+redis.call('ZREM', KEYS[4], ARGV[1])
 local epoch = redis.call('INCR', KEYS[2])
 if old then
   local oldNode = string.match(old, '^(%S+)')
@@ -26,7 +35,7 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. epoch .. ' ' .. ARGV[3] .. ARGV[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
-return { epoch, old or false }`
+return { 0, epoch, old or false }`
 
 // KEYS: presence, node index, last-seen; ARGV: deviceId, nodeId, epoch, at
 const DISCONNECT = `
@@ -127,17 +136,21 @@ return n`
 
 const isTransport = (s: string | undefined): s is Transport => TRANSPORTS.includes(s as Transport)
 
-/** The hash value's tail after connectedAt: empty without an origin. */
-const originField = (origin: ConnectionOrigin | undefined): string => origin === undefined ? '' : ` ${origin.transport} ${origin.address}`
+/** The hash value's tail after connectedAt: empty without an origin or a connection. */
+function valueTail (origin: ConnectionOrigin | undefined, connection: string | undefined): string {
+  const from = origin === undefined ? (connection === undefined ? '' : ' - -') : ` ${origin.transport} ${origin.address}`
+  return connection === undefined ? from : `${from} ${connection}`
+}
 
 function parse (deviceId: string, raw: string): PresenceEntry {
-  const [nodeId, epoch, connectedAt, transport, address] = raw.split(' ')
+  const [nodeId, epoch, connectedAt, transport, address, connection] = raw.split(' ')
   return {
     deviceId,
     nodeId: nodeId as string,
     epoch: Number(epoch),
     connectedAt: Number(connectedAt),
-    ...(isTransport(transport) && address !== undefined && { transport, address })
+    ...(isTransport(transport) && address !== undefined && { transport, address }),
+    ...(connection !== undefined && connection !== '' && { connection })
   }
 }
 
@@ -167,9 +180,12 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
   }
 
   return {
-    async connect (deviceId, nodeId, at, origin) {
-      const [epoch, old] = await connectScript([presence, epochKey, nodePrefix + nodeId, lastSeen, onlineNodes], [deviceId, nodeId, at, nodePrefix, originField(origin)]) as [number, string | null]
-      return { entry: { deviceId, nodeId, epoch, connectedAt: at, ...origin }, replaced: old === null ? undefined : parse(deviceId, old) }
+    async connect (deviceId, nodeId, at, origin, connection) {
+      const reply = await connectScript([presence, epochKey, nodePrefix + nodeId, lastSeen, onlineNodes], [deviceId, nodeId, at, nodePrefix, valueTail(origin, connection), connection ?? '']) as [0, number, string | null] | [1 | 2, string]
+      if (reply[0] !== 0) return { result: reply[0] === 1 ? 'adopted' : 'superseded', entry: parse(deviceId, reply[1]), replaced: undefined }
+      const [, epoch, old] = reply
+      const entry: PresenceEntry = { deviceId, nodeId, epoch, connectedAt: at, ...origin, ...(connection !== undefined && { connection }) }
+      return { result: 'connected', entry, replaced: old === null ? undefined : parse(deviceId, old) }
     },
     async disconnect (deviceId, nodeId, epoch, at) {
       return await disconnectScript([presence, nodePrefix + nodeId, lastSeen], [deviceId, nodeId, epoch, at]) === 1
@@ -203,7 +219,7 @@ export function createRedisPresenceStore ({ redis, prefix }: { redis: Redis, pre
     },
     async restore (entry) {
       const origin = entry.transport === undefined || entry.address === undefined ? undefined : { transport: entry.transport, address: entry.address }
-      const [code, raw] = await redis.eval(RESTORE, 5, presence, nodePrefix + entry.nodeId, onlineNodes, epochKey, lastSeen, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, originField(origin)) as [number, string]
+      const [code, raw] = await redis.eval(RESTORE, 5, presence, nodePrefix + entry.nodeId, onlineNodes, epochKey, lastSeen, entry.deviceId, entry.nodeId, entry.epoch, entry.connectedAt, nodePrefix, valueTail(origin, entry.connection)) as [number, string]
       if (code === 1) return { result: 'restored', entry: { ...entry, epoch: Number(raw) } }
       return { result: code === 2 ? 'present' : 'superseded', entry: parse(entry.deviceId, raw) }
     },

@@ -35,6 +35,7 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     const d = dev()
     const first = await store.connect(d, 'n1', 1)
     const second = await store.connect(d, 'n2', 2)
+    assert.equal(second.result, 'connected')
     assert.deepEqual(second.replaced, first.entry)
     assert.equal(await store.disconnect(d, 'n1', first.entry.epoch, 3), false)
     assert.deepEqual(await store.get(d), second.entry)
@@ -50,6 +51,59 @@ export function presenceStoreSpec (name: string, build: (t: TestContext) => Prom
     const second = await store.connect(d, 'n1', 2)
     assert.equal(await store.disconnect(d, 'n1', first.entry.epoch, 3), false)
     assert.equal((await store.get(d))?.epoch, second.entry.epoch)
+  })
+
+  test(`${name}: a connect repeated after a lost reply adopts its own entry, or writes it if the first attempt never ran`, { timeout: 30_000 }, async (t) => {
+    const store = await build(t)
+    const [d, e] = [dev(), dev()]
+    const older = await store.connect(d, 'n0', 5)
+    // The first attempt ran (its reply was lost): the repeat finds this connection's entry and keeps it as it is.
+    const first = await store.connect(d, 'n1', 10, undefined, 'n1.p1.1')
+    assert.equal(first.result, 'connected')
+    assert.deepEqual(first.replaced, older.entry)
+    assert.deepEqual(first.entry, { deviceId: d, nodeId: 'n1', epoch: first.entry.epoch, connectedAt: 10, connection: 'n1.p1.1' })
+    assert.deepEqual(await store.get(d), first.entry)
+    const again = await store.connect(d, 'n1', 10, undefined, 'n1.p1.1')
+    assert.deepEqual(again, { result: 'adopted', entry: first.entry, replaced: undefined }, 'the same epoch, no takeover')
+    assert.equal(await store.countNode('n1'), 1)
+    assert.equal(await store.count(), 1)
+    // With an origin too.
+    const withOrigin = await store.connect(e, 'n1', 10, { transport: 'tls', address: '127.0.0.1:9' }, 'n1.p1.2')
+    assert.deepEqual(await store.connect(e, 'n1', 10, { transport: 'tls', address: '127.0.0.1:9' }, 'n1.p1.2'), { result: 'adopted', entry: withOrigin.entry, replaced: undefined })
+    assert.deepEqual(await store.listNode('n1').then((l) => l.find((x) => x.deviceId === e)), withOrigin.entry)
+    // The first attempt never ran: nothing there (or an older connection's entry), so the repeat writes it.
+    await store.disconnect(d, 'n1', first.entry.epoch, 11)
+    const written = await store.connect(d, 'n1', 12, undefined, 'n1.p1.3')
+    assert.equal(written.result, 'connected')
+    assert.ok(written.entry.epoch > first.entry.epoch)
+    assert.deepEqual(await store.get(d), written.entry)
+    assert.equal(await store.lastSeen(d), undefined)
+  })
+
+  test(`${name}: a connect never replaces the entry of a connection made after it (a write that ran late, or its repeat)`, { timeout: 30_000 }, async (t) => {
+    const store = await build(t)
+    const d = dev()
+    const newer = await store.connect(d, 'n2', 20, { transport: 'tcp', address: '127.0.0.1:2' }, 'n2.p1.1')
+    for (const connection of ['n1.p1.1', undefined]) {
+      const late = await store.connect(d, 'n1', 10, { transport: 'tcp', address: '127.0.0.1:1' }, connection)
+      assert.deepEqual(late, { result: 'superseded', entry: newer.entry, replaced: undefined })
+    }
+    assert.deepEqual(await store.get(d), newer.entry)
+    assert.equal(await store.countNode('n1'), 0)
+    assert.equal(await store.countNode('n2'), 1)
+    // The late connection's own write ran first and the newer one took over: its repeat is superseded, not adopted.
+    const e = dev()
+    await store.connect(e, 'n1', 10, undefined, 'n1.p1.2')
+    const taker = await store.connect(e, 'n2', 20, undefined, 'n2.p1.2')
+    assert.equal(taker.result, 'connected')
+    assert.deepEqual(await store.connect(e, 'n1', 10, undefined, 'n1.p1.2'), { result: 'superseded', entry: taker.entry, replaced: undefined })
+    assert.deepEqual(await store.get(e), taker.entry)
+    // One node's writes arrive in the order of its connections (and its clock may step back): the later write wins.
+    const f = dev()
+    await store.connect(f, 'n1', 20, undefined, 'n1.p1.3')
+    const sameNode = await store.connect(f, 'n1', 10, undefined, 'n1.p1.4')
+    assert.equal(sameNode.result, 'connected')
+    assert.deepEqual(await store.get(f), sameNode.entry)
   })
 
   test(`${name}: listNode returns the node's entries only`, { timeout: 120_000 }, async (t) => {

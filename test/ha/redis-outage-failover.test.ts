@@ -8,7 +8,7 @@ import { startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
 // outage; once the Sentinels promote the replica, every one of its Redis connections moves there by itself.
 // The outage is held open by a long Sentinel down-after, and ended by SENTINEL FAILOVER: no timing involved.
 
-const ROLES = ['main', 'kicks', 'push', 'mq-pub', 'mq-sub', 'persistence', 'wait']
+const ROLES = ['main', 'membership', 'kicks', 'push', 'mq-pub', 'mq-sub', 'persistence', 'wait']
 
 test('primary killed: CONNACK 3, API 503, not ready, no crash; after the failover every connection is on the new primary and the node serves again', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { clusterPrefix: uniquePrefix(), redisEnv: haRedisEnv(), env: { PUSHLINE_HEARTBEAT_MS: '500' } })
