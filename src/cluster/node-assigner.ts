@@ -18,6 +18,10 @@ import type { NodeRecord, NodeRegistry } from '../stores/node-registry.ts'
 // several Redis round trips. Between two reads, least-connections adds its own assignments to the view; those of other
 // API processes show at the next read. A view with no candidate is read again at once, so the first node to come
 // up is seen without waiting.
+// For the same reason least-connections does not write its assignments to the shared pending counts one by one: it
+// adds them up per node and sends the sums with its next read (one step of the counter store: the sums are counted,
+// then every count is read), or at most viewMaxAgeMs after the first of them when no read comes. Other processes read
+// at most every viewMaxAgeMs too, so they would not have seen the assignments much sooner.
 
 function address (n: NodeRecord): BrokerAddress {
   return { nodeId: n.nodeId, mqtt: n.mqtt, ws: n.ws, ...(n.mqtts !== undefined && { mqtts: n.mqtts }), ...(n.wss !== undefined && { wss: n.wss }) }
@@ -66,12 +70,38 @@ export function createClusterAssigner (opts: ClusterAssignerOptions): NodeAssign
   const pendingKey = (nodeId: string): string => `assigned:${nodeId}`
   let view: View | undefined
   let reading: Promise<View> | undefined
+  /** least-connections: this process's assignments per node not yet added to the shared counts. */
+  let unsent = new Map<string, number>()
+  let sendTimer: NodeJS.Timeout | undefined
+
+  /** Sends the unsent sums with the peeks, in one step; on failure the sums stay unsent for the next try. */
+  async function sendAndPeek (peeks: readonly string[]): Promise<number[]> {
+    const sums = unsent
+    unsent = new Map()
+    clearTimeout(sendTimer)
+    sendTimer = undefined
+    const hits = [...sums].map(([nodeId, by]) => ({ key: pendingKey(nodeId), windowMs: window, limit: Number.MAX_SAFE_INTEGER, by }))
+    try {
+      return (await opts.counters.hitAndPeek(hits, peeks)).peeks.map((p) => p.count)
+    } catch (err) {
+      for (const [nodeId, by] of sums) unsent.set(nodeId, (unsent.get(nodeId) ?? 0) + by)
+      throw err
+    }
+  }
+
+  function sendLater (): void {
+    sendTimer ??= setTimeout(() => {
+      sendTimer = undefined
+      // A failure keeps the sums for the next read, which reports it.
+      sendAndPeek([]).catch(() => {})
+    }, maxAge).unref()
+  }
 
   async function read (): Promise<View> {
     const readAt = now()
     const candidates = (await opts.registry.list()).filter((n) => !n.draining && n.weight > 0)
     const pending = opts.strategy === 'least-connections' && candidates.length > 0
-      ? (await opts.counters.hitAndPeek([], candidates.map((n) => pendingKey(n.nodeId)))).peeks.map((p) => p.count)
+      ? await sendAndPeek(candidates.map((n) => pendingKey(n.nodeId)))
       : candidates.map(() => 0)
     return { candidates, pending, readAt }
   }
@@ -113,7 +143,8 @@ export function createClusterAssigner (opts: ClusterAssignerOptions): NodeAssign
           })
           const chosen = candidates[best] as NodeRecord
           pending[best] = (pending[best] as number) + 1
-          await opts.counters.hit(pendingKey(chosen.nodeId), window)
+          unsent.set(chosen.nodeId, (unsent.get(chosen.nodeId) ?? 0) + 1)
+          sendLater()
           return address(chosen)
         }
       }

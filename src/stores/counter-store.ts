@@ -14,6 +14,8 @@ export interface LimitedHit {
   readonly windowMs: number
   /** The most hits the window may hold; the hit that goes over it stops the ones after it. */
   readonly limit: number
+  /** Hits this one counts for (default 1): a caller that batches its hits sends them at once. */
+  readonly by?: number
 }
 
 export interface HitAndPeekResult {

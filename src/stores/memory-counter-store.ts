@@ -16,11 +16,11 @@ export function createMemoryCounterStore (now: () => number = Date.now): Counter
     const t = now()
     for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k)
   }
-  const hit = (key: string, windowMs: number): CounterHit => {
+  const hit = (key: string, windowMs: number, by = 1): CounterHit => {
     if (++hits % 10_000 === 0) sweep()
     let w = live(key)
     if (w === undefined) windows.set(key, w = { count: 0, resetAt: now() + windowMs })
-    w.count++
+    w.count += by
     return { ...w }
   }
   const peek = (key: string): CounterHit => {
@@ -40,7 +40,7 @@ export function createMemoryCounterStore (now: () => number = Date.now): Counter
     async hitAndPeek (limited, peeks) {
       const counted: CounterHit[] = []
       for (const h of limited) {
-        const c = hit(h.key, h.windowMs)
+        const c = hit(h.key, h.windowMs, h.by)
         counted.push(c)
         if (c.count > h.limit) break
       }

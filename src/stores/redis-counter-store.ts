@@ -10,23 +10,37 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return { n, redis.call('PTTL', KEYS[1]) }`
 
-// KEYS: ARGV[1] counters to hit, then the counters to peek; ARGV[2 + 2i], ARGV[3 + 2i]: window ms and limit of hit i.
-// Returns { hit count, hit ttl, ..., peek count, peek ttl, ... }; fewer hits when one went over its limit.
+// KEYS: ARGV[1] counters to hit, then the counters to peek; ARGV[3i - 1], ARGV[3i], ARGV[3i + 1]: window ms, limit
+// and amount (at least 1) of hit i, from 1. Returns { hit count, hit ttl, ..., peek count, peek ttl, ... }; fewer hits when one went
+// over its limit. A window the hit opens lasts its full length, and an absent peeked key has no window: neither asks
+// Redis for a TTL it already knows.
 const HIT_AND_PEEK = `
 local n = tonumber(ARGV[1])
 local out = {}
 local hits = 0
 for i = 1, n do
-  local c = redis.call('INCR', KEYS[i])
-  if c == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
+  local c = redis.call('INCRBY', KEYS[i], ARGV[3 * i + 1])
+  local ttl
+  if c == tonumber(ARGV[3 * i + 1]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[3 * i - 1])
+    ttl = tonumber(ARGV[3 * i - 1])
+  else
+    ttl = redis.call('PTTL', KEYS[i])
+  end
   out[#out + 1] = c
-  out[#out + 1] = redis.call('PTTL', KEYS[i])
+  out[#out + 1] = ttl
   hits = hits + 1
-  if c > tonumber(ARGV[2 * i + 1]) then break end
+  if c > tonumber(ARGV[3 * i]) then break end
 end
 for i = n + 1, #KEYS do
-  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
-  out[#out + 1] = redis.call('PTTL', KEYS[i])
+  local c = redis.call('GET', KEYS[i])
+  if c then
+    out[#out + 1] = tonumber(c)
+    out[#out + 1] = redis.call('PTTL', KEYS[i])
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
 end
 return { hits, out }`
 
@@ -52,7 +66,7 @@ export function createRedisCounterStore ({ redis, prefix }: { redis: Redis, pref
     async hitAndPeek (limited, peeks) {
       const keys = [...limited.map((h) => key(h.key)), ...peeks.map(key)]
       const args: Array<string | number> = [limited.length]
-      for (const h of limited) args.push(h.windowMs, h.limit)
+      for (const h of limited) args.push(h.windowMs, h.limit, h.by ?? 1)
       const [hitCount, flat] = await hitAndPeek(keys, args) as [number, number[]]
       const t = Date.now()
       const pairs = (from: number, n: number): CounterHit[] =>

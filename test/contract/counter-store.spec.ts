@@ -65,6 +65,22 @@ export function counterStoreSpec (name: string, build: (t: TestContext) => Promi
     assert.deepEqual(peekOnly.peeks.map((p) => p.count), [2, 0])
   })
 
+  test(`${name}: a hitAndPeek hit counts \`by\` hits at once, opens its window, and is limited like that many`, { timeout: 120_000 }, async (t) => {
+    const store = await build(t)
+    const [a, b] = [randomUUID(), randomUUID()]
+    const before = Date.now()
+    const first = await store.hitAndPeek([{ key: a, windowMs: 60_000, limit: 100, by: 7 }], [a])
+    assert.deepEqual(first.hits.map((h) => h.count), [7])
+    assert.ok((first.hits[0]?.resetAt ?? 0) > before + 50_000, 'the window opened by a hit of 7 lasts its length')
+    assert.deepEqual(first.peeks.map((p) => p.count), [7])
+    // 7 + 5 goes over 10: b is not counted.
+    const second = await store.hitAndPeek([{ key: a, windowMs: 60_000, limit: 10, by: 5 }, { key: b, windowMs: 60_000, limit: 10 }], [a, b])
+    assert.deepEqual(second.hits.map((h) => h.count), [12])
+    assert.ok((second.hits[0]?.resetAt ?? 0) > before + 50_000 && (second.hits[0]?.resetAt ?? 0) <= Date.now() + 60_000)
+    assert.deepEqual(second.peeks.map((p) => p.count), [12, 0])
+    assert.equal((await store.hit(a, 60_000)).count, 13)
+  })
+
   test(`${name}: hitAndPeek opens windows of the given length, which end`, { timeout: 120_000 }, async (t) => {
     const store = await build(t)
     const k = randomUUID()

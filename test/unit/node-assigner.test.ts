@@ -6,6 +6,8 @@ import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.
 import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
 import type { NodeRecord, NodeRegistry } from '../../src/stores/node-registry.ts'
 import { manualClock } from '../helpers/clock.ts'
+import { waitUntil } from '../helpers/eventually.ts'
+import type { CounterStore, LimitedHit } from '../../src/stores/counter-store.ts'
 
 const node = (nodeId: string, over: Partial<NodeRecord> = {}): NodeRecord => ({
   nodeId, mqtt: `mqtt://${nodeId}:1883`, ws: `ws://${nodeId}:8083/mqtt`, http: `http://${nodeId}:3000`, connections: 0, weight: 1, draining: false, startedAt: 0, heartbeatAt: 0, ...over
@@ -102,4 +104,47 @@ test('the assigner reads the node records at most once per view age, sees a drai
   const after = new Set(await Promise.all(Array.from({ length: 50 }, async (_, i) => (await assigner.assign(`y${i}`)).nodeId)))
   assert.deepEqual([...after], ['b'], 'the drain shows once the view is read again')
   assert.equal(lists, 3)
+})
+
+/** A counter store that records the hits it is sent, one entry per call. */
+function recordingCounters (): { counters: CounterStore, calls: LimitedHit[][] } {
+  const inner = createMemoryCounterStore()
+  const calls: LimitedHit[][] = []
+  const record = (hits: readonly LimitedHit[]): void => { if (hits.length > 0) calls.push([...hits]) }
+  return {
+    calls,
+    counters: {
+      ...inner,
+      hit: async (key, windowMs) => { record([{ key, windowMs, limit: Infinity }]); return await inner.hit(key, windowMs) },
+      hitAndPeek: async (hits, peeks) => { record(hits); return await inner.hitAndPeek(hits, peeks) }
+    }
+  }
+}
+
+test('least-connections sends its assignments to the shared counts as sums with its next read, not one write per device', { timeout: 30_000 }, async () => {
+  const clock = manualClock(1_000_000)
+  const registry = createMemoryNodeRegistry()
+  await registry.heartbeat(node('a'), 60_000)
+  const { counters, calls } = recordingCounters()
+  const one = createClusterAssigner({ registry, counters, strategy: 'least-connections', viewMaxAgeMs: 250, now: clock.now })
+  for (let i = 0; i < 100; i++) await one.assign(`d${i}`)
+  assert.equal(calls.length, 0, 'no counter write per assignment')
+  await registry.heartbeat(node('b'), 60_000)
+  clock.advance(250)
+  assert.equal((await one.assign('d100')).nodeId, 'b')
+  assert.equal(calls.length, 1, 'one write, with the read')
+  assert.deepEqual(calls[0]?.map((h) => [h.key, h.by]), [['assigned:a', 100]], 'the sums per node')
+  // Another API process sharing the counts sends the next devices to the node the first one has not filled.
+  const other = createClusterAssigner({ registry, counters, strategy: 'least-connections', viewMaxAgeMs: 250, now: clock.now })
+  const picked = new Set(await Promise.all(Array.from({ length: 50 }, async (_, i) => (await other.assign(`e${i}`)).nodeId)))
+  assert.deepEqual([...picked], ['b'])
+})
+
+test('least-connections sends its sums without a read, at most a view age after the first assignment', { timeout: 30_000 }, async () => {
+  const registry = createMemoryNodeRegistry()
+  await registry.heartbeat(node('a'), 60_000)
+  const { counters } = recordingCounters()
+  const assigner = createClusterAssigner({ registry, counters, strategy: 'least-connections', viewMaxAgeMs: 50 })
+  for (let i = 0; i < 10; i++) await assigner.assign(`d${i}`)
+  await waitUntil('the sums to reach the shared counts', async () => (await counters.peek('assigned:a')).count === 10)
 })
