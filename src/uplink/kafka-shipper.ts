@@ -9,6 +9,7 @@ import { assignPartitions, keyPartitioner, presetPartitioner, unansweredPartitio
 import { uplinkRecordMessages } from './uplink-kafka-records.ts'
 import type { UplinkMetrics } from './uplink-metrics.ts'
 import type { FileSpool, SpoolRecord, SpoolReader } from './file-spool.ts'
+import { payloadLength, plainRecord } from './spool-format.ts'
 
 // The one sender of a node: it tails the spool from the shipped offset, produces batches to the telemetry
 // topic and releases them once Kafka has acknowledged them. A batch that fails is sent again, unchanged, after
@@ -201,7 +202,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   async function deadLetter (record: SpoolRecord, err: Error): Promise<void> {
     const fh = await open(opts.deadLetterPath, 'a')
     try {
-      await fh.write(JSON.stringify({ ...record, payload: record.payload.toString('base64'), error: err.message, at: Date.now() }) + '\n')
+      await fh.write(JSON.stringify({ ...plainRecord(record), payload: record.payload.toString('base64'), error: err.message, at: Date.now() }) + '\n')
       await fh.sync()
     } finally {
       await fh.close()
@@ -224,7 +225,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
 
   /** Bytes of the records' values (an uplink's payload; a written record's value is the whole record). */
   function valueBytes (batch: readonly SpoolRecord[], messages: readonly Message[]): number {
-    if (messages[0] instanceof EncodedRecordMessage) return batch.reduce((n, r) => n + r.payload.length, 0)
+    if (messages[0] instanceof EncodedRecordMessage) return batch.reduce((n, r) => n + payloadLength(r), 0)
     return messages.reduce((n, m) => n + (m.value as Buffer).length, 0)
   }
 

@@ -144,6 +144,70 @@ function decodeFrame (buf: Buffer, at: number, size: number): SpoolRecord {
   }
 }
 
+/** Byte offset in a frame's body of the length of string field `i` (0 msgId .. 5 traceId). */
+const lengthAt = (body: number, i: number): number => body + 17 + 2 * i
+
+/**
+ * A binary frame as a record without decoding it: sequence number, receipt time and QoS are read at once, the
+ * strings and the payload only when asked for. The shipper writes Kafka records straight from the frame's bytes
+ * (`field()`), so a shipped uplink costs no string or payload object.
+ */
+export class FramedRecord implements SpoolRecord {
+  readonly seq: number
+  readonly receivedAt: number
+  readonly qos: Uplink['qos']
+  /** The buffer that holds the frame; the frame's body starts at `body` and the frame ends at `end`. */
+  readonly buf: Buffer
+  readonly body: number
+  readonly end: number
+
+  constructor (buf: Buffer, at: number, size: number) {
+    const body = at + FRAME_HEAD
+    this.buf = buf
+    this.body = body
+    this.end = at + size
+    this.seq = readU64(buf, body)
+    this.receivedAt = readU64(buf, body + 8)
+    this.qos = buf[body + 16] as Uplink['qos']
+  }
+
+  /** Where string field `i` (0 msgId, 1 deviceId, 2 topic, 3 kind, 4 nodeId, 5 traceId) starts in `buf`. */
+  fieldStart (i: number): number {
+    let at = this.body + FIXED_BODY
+    for (let k = 0; k < i; k++) at += this.fieldLength(k)
+    return at
+  }
+
+  /** UTF-8 byte length of string field `i`. */
+  fieldLength (i: number): number {
+    const at = lengthAt(this.body, i)
+    return ((this.buf[at] as number) << 8) | (this.buf[at + 1] as number)
+  }
+
+  private field (i: number): string {
+    const start = this.fieldStart(i)
+    return this.buf.toString('utf8', start, start + this.fieldLength(i))
+  }
+
+  get msgId (): string { return this.field(0) }
+  get deviceId (): string { return this.field(1) }
+  get topic (): string { return this.field(2) }
+  get kind (): Uplink['kind'] { return this.field(3) as Uplink['kind'] }
+  get nodeId (): string { return this.field(4) }
+  get traceId (): string { return this.field(5) }
+  /** Where the payload starts in `buf` (it runs to `end`). */
+  get payloadStart (): number { return this.fieldStart(6) }
+  get payload (): Buffer { return this.buf.subarray(this.payloadStart, this.end) }
+}
+
+/** Payload bytes of a record, without a view of a framed record's payload. */
+export const payloadLength = (r: SpoolRecord): number => r instanceof FramedRecord ? r.end - r.payloadStart : r.payload.length
+
+/** Any record's fields as a plain object (a FramedRecord's are getters, which spreading and JSON leave out). */
+export function plainRecord (r: SpoolRecord): Omit<SpoolRecord, 'payload'> & { payload: Buffer } {
+  return { seq: r.seq, msgId: r.msgId, deviceId: r.deviceId, topic: r.topic, kind: r.kind, qos: r.qos, nodeId: r.nodeId, receivedAt: r.receivedAt, traceId: r.traceId, payload: r.payload }
+}
+
 /** The record of one JSON line of the old format, payload decoded; undefined when the line is not one. */
 function decodeLine (line: Buffer): SpoolRecord | undefined {
   try {
@@ -169,9 +233,10 @@ export interface DecodeSink {
 /**
  * Decodes the whole records at the start of `buf` (which starts at a record boundary), in order; `more` bytes of
  * the segment follow `buf` (0: `buf` runs to the end of what is committed). A damaged frame is skipped up to the
- * next intact frame in `buf`, or up to one that may be intact once the bytes that follow are read.
+ * next intact frame in `buf`, or up to one that may be intact once the bytes that follow are read. With `framed`,
+ * binary frames are handed on as FramedRecords (over `buf`, not decoded); old-format lines are decoded either way.
  */
-export function decodeRecords (format: SegmentFormat, buf: Buffer, sink: DecodeSink, more = 0): DecodeResult {
+export function decodeRecords (format: SegmentFormat, buf: Buffer, sink: DecodeSink, more = 0, framed = false): DecodeResult {
   let at = 0
   if (format === 'jsonl') {
     for (let i = buf.indexOf(NEWLINE); i !== -1; i = buf.indexOf(NEWLINE, at)) {
@@ -186,7 +251,7 @@ export function decodeRecords (format: SegmentFormat, buf: Buffer, sink: DecodeS
     const size = frameAt(buf, at, more)
     if (size === 0) break
     if (size > 0) {
-      sink.record(decodeFrame(buf, at, size), size)
+      sink.record(framed ? new FramedRecord(buf, at, size) : decodeFrame(buf, at, size), size)
       at += size
       continue
     }

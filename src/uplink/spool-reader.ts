@@ -47,7 +47,9 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
   let fh: FileHandle | undefined
   let offset = 0
   let remainder = Buffer.alloc(0)
-  let parsed: Array<{ record: SpoolRecord, bytes: number }> = []
+  /** Records parsed and not handed out yet from `parsedHead` on, with their spool bytes in `parsedBytes`. */
+  let parsed: SpoolRecord[] = []
+  let parsedBytes: number[] = []
   let parsedHead = 0
   let reading = false
   /** Sequence number of the last record parsed, so records before the shipped offset are skipped once. */
@@ -56,7 +58,8 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
   const sink = {
     record (record: SpoolRecord, bytes: number) {
       if (record.seq < parsedUpTo) return
-      parsed.push({ record, bytes })
+      parsed.push(record)
+      parsedBytes.push(bytes)
       parsedUpTo = record.seq + 1
     },
     unreadable (bytes: number) {
@@ -66,8 +69,9 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
 
   const parseChunk = (chunk: Buffer): void => {
     const buf = remainder.length === 0 ? chunk : Buffer.concat([remainder, chunk])
-    const { consumed } = decodeRecords((seg as Segment).format, buf, sink, (seg as Segment).size - offset)
-    // Payloads handed out are slices of `buf`: the incomplete rest is copied, not kept as a slice of it.
+    // Binary frames are handed out undecoded (the shipper writes Kafka records from their bytes).
+    const { consumed } = decodeRecords((seg as Segment).format, buf, sink, (seg as Segment).size - offset, true)
+    // Records handed out are views of `buf`: the incomplete rest is copied, not kept as a slice of it.
     remainder = Buffer.from(buf.subarray(consumed))
   }
 
@@ -109,16 +113,18 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
 
   const take = (limits: ReadLimits, records: SpoolRecord[], size: { bytes: number }): boolean => {
     while (parsedHead < parsed.length && records.length < limits.maxRecords) {
-      const next = parsed[parsedHead] as { record: SpoolRecord, bytes: number }
-      if (records.length > 0 && size.bytes + next.bytes > limits.maxBytes) return true
-      records.push(next.record)
-      size.bytes += next.bytes
-      opts.handedOut(next.record.seq, next.bytes)
-      position = next.record.seq + 1
+      const record = parsed[parsedHead] as SpoolRecord
+      const bytes = parsedBytes[parsedHead] as number
+      if (records.length > 0 && size.bytes + bytes > limits.maxBytes) return true
+      records.push(record)
+      size.bytes += bytes
+      opts.handedOut(record.seq, bytes)
+      position = record.seq + 1
       parsedHead++
     }
     if (parsedHead === parsed.length) {
       parsed = []
+      parsedBytes = []
       parsedHead = 0
     }
     return records.length >= limits.maxRecords

@@ -357,9 +357,15 @@ test('an uplink Kafka refuses as too large goes to the dead-letter file, counted
   const records = await consumeUntil(t, topic, (rs) => distinctMsgIds(rs) >= 6)
   assertStreams(records, new Map([[d.id, small]]))
   await waitUntil('the dead letter to be counted', async () => await p.metric('pushline_kafka_dead_letters_total') === 1)
-  const dead = (await readFile(join(p.dataDir, 'spool', 'dead-letter.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { payload: string, deviceId: string })
+  const dead = (await readFile(join(p.dataDir, 'spool', 'dead-letter.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { payload: string, deviceId: string, topic: string, msgId: string, traceId: string, seq: number })
   assert.equal(dead.length, 1)
   assert.ok(Buffer.from(dead[0]?.payload ?? '', 'base64').equals(big), 'the refused uplink is kept byte for byte')
+  // The spool reader's records keep their fields in getters: the line must spell them out.
+  assert.equal(dead[0]?.deviceId, d.id)
+  assert.equal(dead[0]?.topic, `devices/${d.id}/telemetry`)
+  assert.equal(dead[0]?.seq, 3)
+  assert.match(dead[0]?.msgId ?? '', /^[0-9a-f-]{36}$/)
+  assert.match(dead[0]?.traceId ?? '', /^[0-9a-f]{32}$/)
   await waitUntil('the spool to be released', () => p.spool?.unshippedRecords === 0)
 })
 

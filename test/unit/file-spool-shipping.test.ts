@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { listSegments, readShippedOffset, readSpool, SHIPPED_OFFSET_FILE, type SpoolRecord } from '../../src/uplink/file-spool.ts'
-import { encodeSpoolRecord, FILE_HEADER } from '../../src/uplink/spool-format.ts'
+import { encodeSpoolRecord, FILE_HEADER, FramedRecord, plainRecord } from '../../src/uplink/spool-format.ts'
 import type { Uplink } from '../../src/uplink/uplink.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 import { openSpool, tempDir } from '../helpers/spool.ts'
@@ -39,6 +39,7 @@ test('the reader hands out committed records in order across segments, within th
   assert.equal(reader.position, 0)
   const first = await reader.read({ maxRecords: 7, maxBytes: 1_000_000 })
   assert.deepEqual(first?.records.map((r) => r.seq), [0, 1, 2, 3, 4, 5, 6])
+  assert.ok(first?.records.every((r) => r instanceof FramedRecord), 'binary frames are handed out undecoded, for the shipper to write from')
   assert.equal(first?.bytes, [0, 1, 2, 3, 4, 5, 6].reduce((n, i) => n + recordBytes(i), 0))
   const byBytes = await reader.read({ maxRecords: 100, maxBytes: recordBytes(7) + recordBytes(8) })
   assert.deepEqual(byBytes?.records.map((r) => r.seq), [7, 8])
@@ -48,7 +49,7 @@ test('the reader hands out committed records in order across segments, within th
   assert.deepEqual(rest?.records.map((r) => r.seq), Array.from({ length: 30 }, (_, i) => i + 10))
   assert.equal(reader.position, 40)
   assert.deepEqual((await reader.read(ALL))?.records, [], 'nothing more without waiting')
-  assert.deepEqual(rest?.records[5], (await collect(dir))[15], 'the same records readSpool sees')
+  assert.deepEqual(plainRecord(rest?.records[5] as SpoolRecord), (await collect(dir))[15], 'the same records readSpool sees')
 })
 
 async function collect (dir: string): Promise<SpoolRecord[]> {

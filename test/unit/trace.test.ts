@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { createRandomPool } from '../../src/auth/random-pool.ts'
 import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../../src/shared/trace.ts'
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -33,6 +34,17 @@ test('new trace ids are 32 lowercase hex digits and differ', () => {
   const ids = new Set(Array.from({ length: 1000 }, newTraceId))
   assert.equal(ids.size, 1000)
   for (const id of ids) assert.match(id, /^[0-9a-f]{32}$/)
+})
+
+test('new trace ids drawn from a random pool are 32 lowercase hex digits, differ, and take 16 bytes each', () => {
+  const pool = createRandomPool(256)
+  const drawn: number[] = []
+  const random = { ...pool, hex: (n: number) => { drawn.push(n); return pool.hex(n) } }
+  const ids = new Set(Array.from({ length: 1000 }, () => newTraceId(random)))
+  assert.equal(ids.size, 1000)
+  for (const id of ids) assert.match(id, /^[0-9a-f]{32}$/)
+  assert.deepEqual(new Set(drawn), new Set([16]))
+  assert.equal(drawn.length, 1000, 'every id comes from the pool')
 })
 
 test('a traceparent for a trace round-trips to the same trace id with a fresh span id', () => {

@@ -6,7 +6,7 @@ import { assignPartitions, keyPartitioner } from '../../src/kafka/partition-cove
 import { encodeProduceRequest } from '../../src/kafka/produce-request-encoding.ts'
 import type { RecordInput } from '../../src/kafka/record-encoding.ts'
 import { toKafkaMessage } from '../../src/uplink/kafka-shipper.ts'
-import type { SpoolRecord } from '../../src/uplink/spool-format.ts'
+import { decodeRecords, encodeSpoolRecord, FramedRecord, payloadLength, plainRecord, type SpoolRecord } from '../../src/uplink/spool-format.ts'
 import { uplinkRecordMessages } from '../../src/uplink/uplink-kafka-records.ts'
 
 // Uplinks written as Kafka records by the shipper must be the records kafkajs writes for toKafkaMessage(), in the
@@ -83,4 +83,35 @@ test('written records out of their offset order, or mixed with plain messages, a
   // Records of separate buffers are joined.
   const apart = new EncodedRecordMessage(Buffer.from(b.value), 0, 1)
   assert.ok(writtenRecords([a, apart])?.equals(Buffer.concat([a.value, b.value])))
+})
+
+/** The records as the spool reader hands them out: binary frames, not decoded. */
+function framed (of: readonly SpoolRecord[]): SpoolRecord[] {
+  const frames = Buffer.concat(of.map((r) => encodeSpoolRecord(r.seq, r)))
+  const out: SpoolRecord[] = []
+  decodeRecords('binary', frames, { record: (r) => out.push(r), unreadable: () => assert.fail('a frame is unreadable') }, 0, true)
+  return out
+}
+
+test('framed spool records are written as the same Kafka records as decoded ones, with the same fields', { timeout: 10_000 }, () => {
+  const frames = framed(records)
+  assert.ok(frames.every((r) => r instanceof FramedRecord), 'the framed path is taken')
+  frames.forEach((r, i) => assert.deepEqual(plainRecord(r), records[i]))
+  const fromFrames = uplinkRecordMessages(frames, keyPartitioner(TOPIC, PARTITIONS))
+  const decoded = uplinkRecordMessages(records, keyPartitioner(TOPIC, PARTITIONS))
+  assert.equal(fromFrames.length, decoded.length)
+  fromFrames.forEach((m, i) => {
+    const d = decoded[i] as EncodedRecordMessage
+    assert.equal(m.partition, d.partition)
+    assert.equal(m.offsetDelta, d.offsetDelta)
+    assert.ok(m.value.equals(d.value), `record ${i}`)
+  })
+  // Received-at of any length of digits, and empty strings.
+  const odd = framed([{ ...record(3), receivedAt: 0, traceId: '' }, { ...record(4), receivedAt: 9, nodeId: '' }, { ...record(5), receivedAt: 10 ** 15 }])
+  const want = [{ ...record(3), receivedAt: 0, traceId: '' }, { ...record(4), receivedAt: 9, nodeId: '' }, { ...record(5), receivedAt: 10 ** 15 }]
+  uplinkRecordMessages(odd, () => 0).forEach((m, i) => {
+    const kafkajs = kafkajsRecord({ ...toKafkaMessage(want[i] as SpoolRecord), offsetDelta: i, timestampDelta: 0 }).buffer
+    assert.ok(m.value.equals(kafkajs), `odd record ${i}`)
+  })
+  assert.equal(payloadLength(frames[10] as SpoolRecord), (records[10] as SpoolRecord).payload.length)
 })
