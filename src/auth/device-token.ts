@@ -1,5 +1,5 @@
 import { hash, randomBytes } from 'node:crypto'
-import type { RandomPool } from './random-pool.ts'
+import type { RandomPool } from '../shared/random-pool.ts'
 
 /** A new device token: 256 random bits, URL-safe. */
 export function generateToken (random?: RandomPool): string {

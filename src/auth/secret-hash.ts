@@ -1,5 +1,5 @@
 import { hash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
-import type { RandomPool } from './random-pool.ts'
+import type { RandomPool } from '../shared/random-pool.ts'
 
 // Device secrets are 256 random bits the platform generates, so they cannot be guessed and a slow password hash
 // buys nothing: they are stored as "sha256$<digest b64url>", computed on the event loop in about a microsecond.

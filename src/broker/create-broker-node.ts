@@ -17,7 +17,7 @@ import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-ra
 import { mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { devicePublishRoute } from '../shared/topics.ts'
 import { newTraceId } from '../shared/trace.ts'
-import { createRandomPool } from '../auth/random-pool.ts'
+import { createRandomPool } from '../shared/random-pool.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 
@@ -112,7 +112,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return undefined
   }
   const identities = new WeakMap<Client, Identity>()
-  /** Entropy for the uplinks' trace ids, drawn in bulk (src/auth/random-pool.ts). */
+  /** Entropy for the uplinks' trace ids, drawn in bulk (src/shared/random-pool.ts). */
   const random = createRandomPool()
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.

@@ -1,5 +1,5 @@
 import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { createRandomPool } from '../auth/random-pool.ts'
+import { createRandomPool } from '../shared/random-pool.ts'
 import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../shared/trace.ts'
 
 // Every HTTP request runs under a trace id: the caller's W3C `traceparent`, or a new one. It is Fastify's request

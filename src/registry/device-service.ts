@@ -1,5 +1,5 @@
 import { generateToken, hashToken } from '../auth/device-token.ts'
-import { createRandomPool } from '../auth/random-pool.ts'
+import { createRandomPool } from '../shared/random-pool.ts'
 import { generateSecret, hashSecret, isLegacySecretHash, unknownDeviceSecretHash, verifySecret } from '../auth/secret-hash.ts'
 import { PushlineError } from '../shared/errors.ts'
 import type { Device, DeviceStore } from '../stores/device-store.ts'

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { RandomPool } from '../auth/random-pool.ts'
+import type { RandomPool } from './random-pool.ts'
 
 // W3C Trace Context (https://www.w3.org/TR/trace-context/): `traceparent: 00-<trace id>-<parent id>-<flags>`.
 // Pushline keeps only the trace id (32 lowercase hex digits): it is the one value an operator greps for.

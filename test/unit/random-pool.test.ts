@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createRandomPool } from '../../src/auth/random-pool.ts'
+import { createRandomPool } from '../../src/shared/random-pool.ts'
 
 test('a random pool hands out each byte once: values are distinct across refills and of the asked length', { timeout: 10_000 }, () => {
   // 64 bytes: every third 32-byte value comes from a refill.

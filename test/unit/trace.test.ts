@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createRandomPool } from '../../src/auth/random-pool.ts'
+import { createRandomPool } from '../../src/shared/random-pool.ts'
 import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../../src/shared/trace.ts'
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
