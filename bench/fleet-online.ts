@@ -27,7 +27,7 @@ import { createAdminClient } from './lib/admin-api.ts'
 import { BENCH_ADMIN_KEY, buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
-import { cpuSeconds, freePort, machineBusySeconds } from './lib/proc.ts'
+import { cpuSeconds, freePort, machineBusySeconds, tcpExtCounters } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo } from './lib/stats.ts'
 import { figure, writeSummary } from './lib/summary.ts'
@@ -161,6 +161,7 @@ async function main (): Promise<void> {
   const marks: Record<string, number> = {}
   let tokens = 0
   let subscribed = 0
+  let simErrors = 0
   let simOut = ''
   const onLine = (text: string): void => {
     for (const l of text.split(/[\r\n]+/)) {
@@ -171,6 +172,7 @@ async function main (): Promise<void> {
       if (p !== null) {
         tokens = num(p[1])
         subscribed = num(p[2])
+        simErrors = num(/errors ([\d,]+)/.exec(l)?.[1])
       }
       if (/provisioned: |connect phase: |^devices-sim: /.test(l)) log(`  sim: ${l.trim()}`)
     }
@@ -204,7 +206,7 @@ async function main (): Promise<void> {
         // The nodes' connect counters and presence as they are now (lastStats is only refreshed by exact()).
         await exact()
         const waitingFor = `; connects counted ${fmtInt(await connects() - connectsBase)}; stats: ${lastStats}`
-        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}${waitingFor}`)
+        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}, simulator errors ${fmtInt(simErrors)}${waitingFor}`)
       }
       if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
       if (phase === 'onboarding' && m.tokens === undefined && tokens >= devices) m.tokens = at() - base
@@ -224,6 +226,7 @@ async function main (): Promise<void> {
   }
 
   const busy0 = machineBusySeconds()
+  const tcp0 = tcpExtCounters()
   const redisPid = (await redisServerInfo(services.redisUrl)).pid
   const redisCpu0 = cpuSeconds(redisPid)
   const onboarding = await watch('onboarding', 'onboarding', 0, 0)
@@ -245,6 +248,10 @@ async function main (): Promise<void> {
     `API ${fmt(cpu.api, 1)} (${perDevice(cpu.api)}); simulator workers ${cpu.simWorkers.map((s) => fmt(s, 1)).join(' + ')} = ${fmt(sum(cpu.simWorkers), 1)} (${perDevice(sum(cpu.simWorkers))}), ` +
     `coordinator ${fmt(cpu.simCoordinator, 1)}; Redis ${fmt(cpu.redis, 1)} (${perDevice(cpu.redis)}); ` +
     `all ${fmt(sum(cpu.nodes) + cpu.api + sum(cpu.simWorkers) + cpu.simCoordinator + cpu.redis, 1)} (${perDevice(sum(cpu.nodes) + cpu.api + sum(cpu.simWorkers) + cpu.simCoordinator + cpu.redis)})`)
+  // Connects dropped in the kernel (a full accept queue) are retried by the client after 1, 3, 7 ... s: a tail that
+  // no process's CPU explains. Machine-wide counters: anything else connecting meanwhile counts too.
+  const tcp = tcpExtCounters()
+  log(`kernel: accept queue overflows ${fmtInt((tcp.ListenOverflows ?? 0) - (tcp0.ListenOverflows ?? 0))}, SYNs dropped ${fmtInt((tcp.ListenDrops ?? 0) - (tcp0.ListenDrops ?? 0))}; simulator errors ${fmtInt(simErrors)}`)
   if (values['skip-storm']) {
     const busy = (machineBusySeconds() - busy0) / at()
     log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
