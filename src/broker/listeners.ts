@@ -41,7 +41,7 @@ export interface Listeners {
 /**
  * Connections the kernel completes and queues for a listener until the process accepts them; Linux caps it at
  * net.core.somaxconn. Node's default (511) overflowed while a node's event loop was busy for a moment during a
- * fleet coming online: each SYN dropped then costs the device a retransmit 1, 3, 7 s later (docs/benchmarks.md).
+ * fleet coming online: each SYN dropped then costs the device a retransmit 1, 3, 7 s later (docs/limits.md).
  */
 export const ACCEPT_BACKLOG = 65_535
 
