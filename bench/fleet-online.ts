@@ -17,17 +17,18 @@
 
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createAdminClient } from './lib/admin-api.ts'
-import { BENCH_ADMIN_KEY, buildPushline, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { BENCH_ADMIN_KEY, buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
-import { freePort, machineBusySeconds } from './lib/proc.ts'
-import { ensureServices } from './lib/services.ts'
+import { cpuSeconds, freePort, machineBusySeconds, tcpExtCounters } from './lib/proc.ts'
+import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo } from './lib/stats.ts'
 import { figure, writeSummary } from './lib/summary.ts'
 
@@ -44,12 +45,37 @@ const USAGE = `usage: npx tsx bench/fleet-online.ts [options]
   --out PATH         JSON result (default bench-results/fleet-online.json)
   --summary PATH     also write the common summary (bench/lib/summary.ts)
   --max-seconds N    abort the whole run after this long (default 1200)
+  --skip-storm       stop after onboarding (no reconnect storm)
+  --profile          CPU profiles of the nodes, the API process and the simulator's workers (node --cpu-prof,
+                     written at exit) into bench-results/profiles/; read them with bench/profile-summary.ts
   --keep-logs        keep the processes' temp dirs with their logs
   --help`
 
 const log = (line: string): void => { process.stdout.write(`${line}\n`) }
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const num = (s: string | undefined): number => Number((s ?? '').replace(/,/g, ''))
+
+/** Process ids whose parent is `pid` (/proc/<pid>/stat field 4). */
+function childrenOf (pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry))
+    } catch {}
+  }
+  return out
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 interface Stats { online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }
 
@@ -60,6 +86,8 @@ async function main (): Promise<void> {
       nodes: { type: 'string', default: '6' },
       addresses: { type: 'string', default: '12' },
       'target-seconds': { type: 'string', default: '60' },
+      'skip-storm': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'fleet-online', 1200)
     },
     strict: true
@@ -84,6 +112,7 @@ async function main (): Promise<void> {
   log(`run ${runId}: ${fmtInt(devices)} devices, ${nodeCount} nodes + 1 API process; ${machine.cpus} CPUs (${machine.cpuModel})`)
 
   const heartbeat = { PUSHLINE_HEARTBEAT_MS: '1000' }
+  const profile = (name: string): string[] => values.profile ? cpuProfileArgs(ROOT, `fleet-online-${name}-${runId}`) : []
   const ports = await Promise.all(Array.from({ length: nodeCount }, async () => await freePort()))
   const startNode = async (i: number): Promise<PushlineProcess> => {
     const node = await startPushline({
@@ -92,13 +121,14 @@ async function main (): Promise<void> {
       redisUrl: services.redisUrl,
       redisPrefix: prefix,
       keepLogs: values['keep-logs'],
+      nodeArgs: profile(`node${i}`),
       env: { ...heartbeat, PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: `fleet-${runId}-${i}`, PUSHLINE_MQTT_PORT: String(ports[i]) }
     })
     onCleanup(`stop node${i}`, () => node.stop())
     return node
   }
   let nodes = await Promise.all(ports.map(async (_, i) => await startNode(i)))
-  const api = await startPushline({ name: 'api', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...heartbeat, PUSHLINE_ROLE: 'api', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000' } })
+  const api = await startPushline({ name: 'api', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], nodeArgs: profile('api'), env: { ...heartbeat, PUSHLINE_ROLE: 'api', PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000' } })
   onCleanup('stop api', () => api.stop())
   for (let i = 0; i < 200 && ((await admin.call(api.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length < nodeCount; i++) await sleep(100)
 
@@ -117,11 +147,21 @@ async function main (): Promise<void> {
   const t0 = performance.now()
   const at = (): number => (performance.now() - t0) / 1000
   // Its own process group, so that the simulator and its workers are stopped together.
-  const sim = track(spawn(process.execPath, simArgs, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }))
+  // The simulator passes its node flags on to its workers: each writes its own profile at exit, named by pid.
+  const simFlags = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles')}`] : []
+  const sim = track(spawn(process.execPath, [...simFlags, ...simArgs], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }))
   onCleanup('stop devices-sim', () => { try { process.kill(-(sim.pid as number), 'SIGKILL') } catch {} })
+  // With --profile only the coordinator is killed: its workers see the IPC channel close and exit by themselves,
+  // which writes their profiles (a SIGKILLed process writes none).
+  const stopSimulator = async (): Promise<void> => {
+    const workers = childrenOf(sim.pid as number)
+    try { process.kill(values.profile ? sim.pid as number : -(sim.pid as number), 'SIGKILL') } catch {}
+    for (let i = 0; i < 600 && workers.some(alive); i++) await sleep(100)
+  }
   const marks: Record<string, number> = {}
   let tokens = 0
   let subscribed = 0
+  let simErrors = 0
   let simOut = ''
   const onLine = (text: string): void => {
     for (const l of text.split(/[\r\n]+/)) {
@@ -132,6 +172,7 @@ async function main (): Promise<void> {
       if (p !== null) {
         tokens = num(p[1])
         subscribed = num(p[2])
+        simErrors = num(/errors ([\d,]+)/.exec(l)?.[1])
       }
       if (/provisioned: |connect phase: |^devices-sim: /.test(l)) log(`  sim: ${l.trim()}`)
     }
@@ -158,17 +199,24 @@ async function main (): Promise<void> {
   const watch = async (what: string, phase: 'onboarding' | 'storm', base: number, connectsBase: number): Promise<Record<string, number>> => {
     const m: Record<string, number> = {}
     let said = at()
+    let scraped = -1
     while (Date.now() < deadline) {
       if (at() - said >= 10) {
         said = at()
         // The nodes' connect counters and presence as they are now (lastStats is only refreshed by exact()).
         await exact()
         const waitingFor = `; connects counted ${fmtInt(await connects() - connectsBase)}; stats: ${lastStats}`
-        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}${waitingFor}`)
+        log(`  ${what}, ${fmt(at() - base, 0)} s: tokens ${fmtInt(tokens)}, subscribed ${fmtInt(subscribed)}/${fmtInt(devices)}, simulator errors ${fmtInt(simErrors)}${waitingFor}`)
       }
       if (sim.exitCode !== null) throw new Error(`devices-sim exited (${sim.exitCode}):\n${simOut.slice(-3000)}`)
       if (phase === 'onboarding' && m.tokens === undefined && tokens >= devices) m.tokens = at() - base
-      if (m.connected === undefined && (await connects()) - connectsBase >= devices) m.connected = at() - base
+      // A scrape walks every connection of a node (prom-client's handle and open-file metrics, about 70 ms at
+      // 10,000): every 5 s, or the benchmark's own polling becomes a good part of what the nodes spend; often once
+      // the simulator counts every device subscribed (which comes after its connect).
+      if (m.connected === undefined && at() - scraped >= (subscribed >= devices ? 0.25 : 5)) {
+        scraped = at()
+        if ((await connects()) - connectsBase >= devices) m.connected = at() - base
+      }
       if (m.subscribed === undefined && subscribed >= devices && (phase === 'onboarding' || m.connected !== undefined)) m.subscribed = at() - base
       if (m.subscribed !== undefined && m.exact === undefined && await exact()) m.exact = at() - base
       if (m.exact !== undefined) return m
@@ -179,10 +227,40 @@ async function main (): Promise<void> {
   }
 
   const busy0 = machineBusySeconds()
+  const tcp0 = tcpExtCounters()
+  const redisPid = (await redisServerInfo(services.redisUrl)).pid
+  const redisCpu0 = cpuSeconds(redisPid)
   const onboarding = await watch('onboarding', 'onboarding', 0, 0)
   onboarding.created = marks.created ?? Number.NaN
   log(`onboarding from nothing: created ${fmt(onboarding.created, 1)} s, tokens issued ${fmt(onboarding.tokens ?? Number.NaN, 1)} s, connected ${fmt(onboarding.connected ?? Number.NaN, 1)} s, ` +
     `subscribed ${fmt(onboarding.subscribed ?? Number.NaN, 1)} s, presence exact ${fmt(onboarding.exact ?? Number.NaN, 1)} s (target ${target} s)`)
+  // CPU seconds each process spent from its start to presence exact (Redis: from the simulator's start).
+  const simWorkers = childrenOf(sim.pid as number)
+  const cpu = {
+    nodes: nodes.map((n) => cpuSeconds(n.pid)),
+    api: cpuSeconds(api.pid),
+    simCoordinator: cpuSeconds(sim.pid as number),
+    simWorkers: simWorkers.map((pid) => cpuSeconds(pid)),
+    redis: cpuSeconds(redisPid) - redisCpu0
+  }
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
+  const perDevice = (s: number): string => `${fmt(s / devices * 1000, 2)} ms/device`
+  log(`CPU-s to presence exact: nodes ${cpu.nodes.map((s) => fmt(s, 1)).join(' + ')} = ${fmt(sum(cpu.nodes), 1)} (${perDevice(sum(cpu.nodes))}); ` +
+    `API ${fmt(cpu.api, 1)} (${perDevice(cpu.api)}); simulator workers ${cpu.simWorkers.map((s) => fmt(s, 1)).join(' + ')} = ${fmt(sum(cpu.simWorkers), 1)} (${perDevice(sum(cpu.simWorkers))}), ` +
+    `coordinator ${fmt(cpu.simCoordinator, 1)}; Redis ${fmt(cpu.redis, 1)} (${perDevice(cpu.redis)}); ` +
+    `all ${fmt(sum(cpu.nodes) + cpu.api + sum(cpu.simWorkers) + cpu.simCoordinator + cpu.redis, 1)} (${perDevice(sum(cpu.nodes) + cpu.api + sum(cpu.simWorkers) + cpu.simCoordinator + cpu.redis)})`)
+  // Connects dropped in the kernel (a full accept queue) are retried by the client after 1, 3, 7 ... s: a tail that
+  // no process's CPU explains. Machine-wide counters: anything else connecting meanwhile counts too.
+  const tcp = tcpExtCounters()
+  log(`kernel: accept queue overflows ${fmtInt((tcp.ListenOverflows ?? 0) - (tcp0.ListenOverflows ?? 0))}, SYNs dropped ${fmtInt((tcp.ListenDrops ?? 0) - (tcp0.ListenDrops ?? 0))}; simulator errors ${fmtInt(simErrors)}`)
+  if (values['skip-storm']) {
+    const busy = (machineBusySeconds() - busy0) / at()
+    log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
+    await stopSimulator()
+    await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, machineBusyCpus: busy })
+    log(`wrote ${values.out}`)
+    return
+  }
 
   const tokensBefore = tokens
   const connectsBefore = 0
@@ -203,8 +281,8 @@ async function main (): Promise<void> {
   const busy = (machineBusySeconds() - busy0) / at()
   log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
 
-  try { process.kill(-(sim.pid as number), 'SIGKILL') } catch {}
-  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, storm: { ...storm, restartSeconds: restarted, newTokens }, machineBusyCpus: busy })
+  await stopSimulator()
+  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, storm: { ...storm, restartSeconds: restarted, newTokens }, machineBusyCpus: busy })
   log(`wrote ${values.out}`)
   if (values.summary !== undefined) {
     await writeSummary(values.summary, 'fleet-online', [

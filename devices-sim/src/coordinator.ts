@@ -67,7 +67,8 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
   })
   const known = new Map(cached)
   const shares = split(all, options.workers)
-  const execArgv = COMPILED ? [] : ['--import', import.meta.resolve('tsx')]
+  // The coordinator's own node flags (as fork passes them by default), e.g. --cpu-prof for a profile of every worker.
+  const execArgv = [...process.execArgv, ...(COMPILED ? [] : ['--import', import.meta.resolve('tsx')])]
   let offset = 0
   const workers: WorkerHandle[] = shares.map((devices, index) => {
     const child = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

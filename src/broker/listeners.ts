@@ -38,6 +38,13 @@ export interface Listeners {
   close (): Promise<void>
 }
 
+/**
+ * Connections the kernel completes and queues for a listener until the process accepts them; Linux caps it at
+ * net.core.somaxconn. Node's default (511) overflowed while a node's event loop was busy for a moment during a
+ * fleet coming online: each SYN dropped then costs the device a retransmit 1, 3, 7 s later (docs/limits.md).
+ */
+export const ACCEPT_BACKLOG = 65_535
+
 /** Listens, and turns EADDRINUSE into an error that names the port and the setting that changes it. */
 export function listenOn (server: NetServer | HttpServer, host: string, port: number, setting: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,7 +64,7 @@ export function listenOn (server: NetServer | HttpServer, host: string, port: nu
     }
     server.once('error', onError)
     server.once('listening', onListening)
-    server.listen(port, host)
+    server.listen({ port, host, backlog: ACCEPT_BACKLOG })
   })
 }
 

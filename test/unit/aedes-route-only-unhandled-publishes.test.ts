@@ -32,18 +32,24 @@ test('a publish the hooks consumed is acknowledged and not routed; others are ro
   assert.equal(first.topic, 'marker')
 })
 
-test('aedes\'s announcements of connects and disconnects are not published', { timeout: 60_000 }, async (t) => {
+test('aedes\'s announcements of connects, subscribes, unsubscribes and disconnects are not published', { timeout: 60_000 }, async (t) => {
   const aedes = await startAedes(t)
   routeOnlyUnhandledPublishes(aedes, { nodeId: aedes.id, consumed: () => false })
   const seen: string[] = []
   const listen = (topic: string): Promise<void> => new Promise((resolve) => { aedes.subscribe(topic, (packet, cb) => { seen.push(packet.topic); cb() }, resolve) })
   await listen(`$SYS/${aedes.id}/new/clients`)
   await listen(`$SYS/${aedes.id}/disconnect/clients`)
+  await listen(`$SYS/${aedes.id}/new/subscribes`)
+  await listen(`$SYS/${aedes.id}/new/unsubscribes`)
   await listen('marker')
 
   const pipe = openPacketPipe(aedes)
   pipe.send(connectPacket('d-1'))
   await pipe.next('connack')
+  pipe.send(subscribePacket(1, [['devices/d-1/down', 1]]))
+  await pipe.next('suback')
+  pipe.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['devices/d-1/down'] })
+  await pipe.next('unsuback')
   pipe.send({ cmd: 'disconnect' })
   await pipe.closed()
   const marked = new Promise<void>((resolve) => { aedes.publish({ cmd: 'publish', topic: 'marker', payload: Buffer.from('m'), qos: 0, retain: false, dup: false }, () => { resolve() }) })

@@ -2,10 +2,11 @@
 // of, acknowledge it but route nothing". The broker node's hooks consume uplinks, application acks and refused
 // publishes themselves (create-broker-node.ts); routing them too would send each device's uplinks to any
 // subscriber of its topic and, in cluster mode, cost a Redis PUBLISH each.
-// aedes also announces every connect and disconnect on $SYS/{node}/new/clients and .../disconnect/clients: in
-// cluster mode a Redis PUBLISH per connect and per disconnect, decoded by every node. Nothing listens to the
-// second; the first makes other nodes close a client with the same id, which the cluster member does from
-// presence instead (onTakeover, and reconciliation when that close is lost).
+// aedes also announces every connect and disconnect on $SYS/{node}/new/clients and .../disconnect/clients, and
+// every SUBSCRIBE and UNSUBSCRIBE on .../new/subscribes and .../new/unsubscribes: in cluster mode a Redis PUBLISH
+// each (a device coming online made two), the client ones decoded by every node. Nothing listens to the last
+// three, and no client may subscribe to $SYS; new/clients makes other nodes close a client with the same id, which
+// the cluster member does from presence instead (onTakeover, and reconciliation when that close is lost).
 // Touches: aedes.publish (replaced on the broker object). Upstream lacks a "consumed" answer from authorizePublish
 // and an option to turn the client announcements off.
 
@@ -15,7 +16,7 @@ import { brokerInternals, type BrokerInternals } from './internals.ts'
 export function routeOnlyUnhandledPublishes (aedes: Aedes, opts: { readonly nodeId: string, readonly consumed: (packet: PublishPacket) => boolean }): void {
   const broker = brokerInternals(aedes)
   const route = broker.publish.bind(aedes)
-  const announcements = new Set([`$SYS/${opts.nodeId}/new/clients`, `$SYS/${opts.nodeId}/disconnect/clients`])
+  const announcements = new Set(['new/clients', 'disconnect/clients', 'new/subscribes', 'new/unsubscribes'].map((what) => `$SYS/${opts.nodeId}/${what}`))
   const guarded: BrokerInternals['publish'] = (packet, client, done) => {
     // aedes calls publish(packet, client, done) after authorizePublish.
     if (client !== null && typeof client === 'object' && opts.consumed(packet)) return done()
