@@ -19,8 +19,11 @@ export type CertificateLogin =
   | { readonly ok: false, readonly message: string }
 
 export interface CertificateLogins {
-  /** Undefined when the client presented no certificate (or came in on a plain listener): log in with a token. */
-  login (client: Client, clientId: string): Promise<CertificateLogin> | undefined
+  /**
+   * Undefined when the client presented no certificate (or came in on a plain listener): log in with a token.
+   * Otherwise the check, which the caller runs when it has room for its Redis command.
+   */
+  login (client: Client, clientId: string): (() => Promise<CertificateLogin>) | undefined
 }
 
 /** The TLS socket under a client: its connection for MQTT over TLS, its upgrade request's for WebSocket over TLS. */
@@ -49,13 +52,13 @@ export function createCertificateLogins (opts: CertificateLoginOptions): Certifi
       if (socket === undefined) return undefined
       const cert = socket.getPeerCertificate()
       if (cert === null || Object.keys(cert).length === 0) return undefined
-      if (!socket.authorized) return Promise.resolve(refuse(`client certificate not accepted: ${String(socket.authorizationError)}`))
+      if (!socket.authorized) return async () => refuse(`client certificate not accepted: ${String(socket.authorizationError)}`)
       const ids = namedIds(cert, opts.idField)
-      if (ids.length !== 1) return Promise.resolve(refuse(`client certificate must name one device id in its ${fieldName}, it names ${ids.length}`))
+      if (ids.length !== 1) return async () => refuse(`client certificate must name one device id in its ${fieldName}, it names ${ids.length}`)
       const deviceId = ids[0] as string
-      if (deviceId !== clientId) return Promise.resolve(refuse(`client certificate is for device ${deviceId.slice(0, 64)}, not for client id ${clientId}`))
+      if (deviceId !== clientId) return async () => refuse(`client certificate is for device ${deviceId.slice(0, 64)}, not for client id ${clientId}`)
       const issuedAt = Date.parse(cert.valid_from)
-      return opts.check(deviceId, issuedAt).then((result) => result.ok
+      return async () => await opts.check(deviceId, issuedAt).then((result) => result.ok
         ? { ok: true, identity: { kind: 'device', deviceId, groups: result.groups } }
         : refuse(`client certificate refused: ${result.reason === 'unknown_device' ? 'no such device' : result.reason === 'disabled' ? 'device disabled' : 'device revoked after the certificate was issued'}`))
     }
