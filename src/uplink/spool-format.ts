@@ -144,7 +144,10 @@ function decodeFrame (buf: Buffer, at: number, size: number): SpoolRecord {
   }
 }
 
-/** Byte offset in a frame's body of the length of string field `i` (0 msgId .. 5 traceId). */
+/** A frame's string fields, in the order they lie in its body (FramedRecord's field numbers). */
+export const FIELD = { msgId: 0, deviceId: 1, topic: 2, kind: 3, nodeId: 4, traceId: 5 } as const
+
+/** Byte offset in a frame's body of the length of string field `i` (FIELD). */
 const lengthAt = (body: number, i: number): number => body + 17 + 2 * i
 
 /**
@@ -171,7 +174,7 @@ export class FramedRecord implements SpoolRecord {
     this.qos = buf[body + 16] as Uplink['qos']
   }
 
-  /** Where string field `i` (0 msgId, 1 deviceId, 2 topic, 3 kind, 4 nodeId, 5 traceId) starts in `buf`. */
+  /** Where string field `i` (FIELD) starts in `buf`; 6 is the payload, which follows the last one. */
   fieldStart (i: number): number {
     let at = this.body + FIXED_BODY
     for (let k = 0; k < i; k++) at += this.fieldLength(k)
@@ -189,14 +192,14 @@ export class FramedRecord implements SpoolRecord {
     return this.buf.toString('utf8', start, start + this.fieldLength(i))
   }
 
-  get msgId (): string { return this.field(0) }
-  get deviceId (): string { return this.field(1) }
-  get topic (): string { return this.field(2) }
-  get kind (): Uplink['kind'] { return this.field(3) as Uplink['kind'] }
-  get nodeId (): string { return this.field(4) }
-  get traceId (): string { return this.field(5) }
+  get msgId (): string { return this.field(FIELD.msgId) }
+  get deviceId (): string { return this.field(FIELD.deviceId) }
+  get topic (): string { return this.field(FIELD.topic) }
+  get kind (): Uplink['kind'] { return this.field(FIELD.kind) as Uplink['kind'] }
+  get nodeId (): string { return this.field(FIELD.nodeId) }
+  get traceId (): string { return this.field(FIELD.traceId) }
   /** Where the payload starts in `buf` (it runs to `end`). */
-  get payloadStart (): number { return this.fieldStart(6) }
+  get payloadStart (): number { return this.fieldStart(FIELD.traceId + 1) }
   get payload (): Buffer { return this.buf.subarray(this.payloadStart, this.end) }
 }
 

@@ -1,6 +1,6 @@
 import { EncodedRecordMessage } from '../kafka/encoded-record-message.ts'
 import { SHORT, sizeOfUVarInt, writeBytes, writeUVarInt, zigZag32 } from '../kafka/record-encoding.ts'
-import { FramedRecord, type SpoolRecord } from './spool-format.ts'
+import { FIELD, FramedRecord, payloadLength, type SpoolRecord } from './spool-format.ts'
 
 // Spooled uplinks as Kafka records, written straight from the spool records into one buffer per partition: no
 // message or headers object per uplink, no generic record encoder. The bytes are those kafkajs writes for
@@ -66,13 +66,7 @@ function writeRecord (buf: Buffer, at: number, m: Measured, offsetDelta: number)
 // A FramedRecord (what the spool reader hands out) is written from its frame's bytes: its strings are UTF-8 there
 // already, with their byte lengths, so nothing is decoded or measured again.
 
-/** A frame's string fields, as FramedRecord numbers them. */
-const TOPIC = 2
-const KIND = 3
-const NODE_ID = 4
-const TRACE_ID = 5
-const MSG_ID = 0
-const DEVICE_ID = 1
+const { msgId: MSG_ID, deviceId: DEVICE_ID, topic: TOPIC, kind: KIND, nodeId: NODE_ID, traceId: TRACE_ID } = FIELD
 
 /** Digits of a non-negative integer (received-at, a time in ms), as String() writes it. */
 function decimalLength (v: number): number {
@@ -102,8 +96,7 @@ function copyBytes (buf: Buffer, at: number, src: Buffer, start: number, length:
 
 /** The body size of a framed record's Kafka record (as measure() computes it for the decoded record). */
 function framedBody (r: FramedRecord, offsetDelta: number): number {
-  const payload = r.end - r.payloadStart
-  return 1 + 1 + varIntSize(offsetDelta) + fieldSize(r.fieldLength(DEVICE_ID)) + fieldSize(payload) + HEADERS_FIXED +
+  return 1 + 1 + varIntSize(offsetDelta) + fieldSize(r.fieldLength(DEVICE_ID)) + fieldSize(payloadLength(r)) + HEADERS_FIXED +
     fieldSize(r.fieldLength(TOPIC)) + fieldSize(r.fieldLength(NODE_ID)) + fieldSize(decimalLength(r.receivedAt)) +
     fieldSize(r.fieldLength(TRACE_ID)) + fieldSize(r.fieldLength(MSG_ID))
 }
