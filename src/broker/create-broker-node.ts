@@ -199,7 +199,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (certificateLogin !== undefined) {
         if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
         if (username !== undefined && username !== clientId) return refuse('bad_credentials', 4, 'username must equal the client id')
-        authGate.run(certificateLogin).then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
+        if ('refused' in certificateLogin) return refuse('bad_certificate', 5, certificateLogin.refused)
+        authGate.run(certificateLogin.check).then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
         return
       }
 
