@@ -209,7 +209,7 @@ async function main (): Promise<void> {
     const out: Record<string, number> = {}
     for (const n of nodes) {
       const text = await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text(), () => '')
-      for (const m of text.matchAll(/^pushline_connects_refused_total\{reason="([^"]+)"\} (\d+)/gm)) out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2])
+      for (const m of text.matchAll(/^pushline_connects_refused_total\{[^}]*\breason="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2])
     }
     return out
   }
