@@ -46,6 +46,8 @@ const USAGE = `usage: npx tsx bench/fleet-online.ts [options]
   --summary PATH     also write the common summary (bench/lib/summary.ts)
   --max-seconds N    abort the whole run after this long (default 1200)
   --skip-storm       stop after onboarding (no reconnect storm)
+  --node-env K=V     a PUSHLINE_* setting for every broker node (repeatable), e.g. PUSHLINE_CONNECT_CONCURRENCY=128;
+                     the benchmark does not pass on its own environment's PUSHLINE_* settings
   --profile          CPU profiles of the nodes, the API process and the simulator's workers (node --cpu-prof,
                      written at exit) into bench-results/profiles/; read them with bench/profile-summary.ts
   --keep-logs        keep the processes' temp dirs with their logs
@@ -77,6 +79,17 @@ function alive (pid: number): boolean {
   }
 }
 
+/** --node-env KEY=VALUE pairs; only PUSHLINE_* settings, which the node's own configuration checks. */
+function nodeSettings (pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const pair of pairs) {
+    const m = /^(PUSHLINE_[A-Z0-9_]+)=(.*)$/.exec(pair)
+    if (m === null) throw new Error(`--node-env takes PUSHLINE_NAME=value, got "${pair}"`)
+    out[m[1] as string] = m[2] as string
+  }
+  return out
+}
+
 interface Stats { online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }
 
 async function main (): Promise<void> {
@@ -88,6 +101,7 @@ async function main (): Promise<void> {
       'target-seconds': { type: 'string', default: '60' },
       'skip-storm': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'node-env': { type: 'string', multiple: true, default: [] },
       ...commonOptions(ROOT, 'fleet-online', 1200)
     },
     strict: true
@@ -98,6 +112,7 @@ async function main (): Promise<void> {
   const addresses = intOption('addresses', values.addresses, 1, 200)
   const target = intOption('target-seconds', values['target-seconds'], 1, 3600)
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 30, 7200)
+  const nodeEnv = nodeSettings(values['node-env'])
   if (devices / nodeCount > 19_000) throw new Error(`${devices} devices over ${nodeCount} nodes is more than 19,000 per node (open files): add nodes`)
   setDeadline(maxSeconds * 1000)
 
@@ -109,7 +124,8 @@ async function main (): Promise<void> {
   const prefix = `bench-fleet-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
   const machine = machineInfo()
-  log(`run ${runId}: ${fmtInt(devices)} devices, ${nodeCount} nodes + 1 API process; ${machine.cpus} CPUs (${machine.cpuModel})`)
+  log(`run ${runId}: ${fmtInt(devices)} devices, ${nodeCount} nodes + 1 API process; ${machine.cpus} CPUs (${machine.cpuModel})` +
+    (Object.keys(nodeEnv).length === 0 ? '' : `; nodes with ${Object.entries(nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`))
 
   const heartbeat = { PUSHLINE_HEARTBEAT_MS: '1000' }
   const profile = (name: string): string[] => values.profile ? cpuProfileArgs(ROOT, `fleet-online-${name}-${runId}`) : []
@@ -122,7 +138,7 @@ async function main (): Promise<void> {
       redisPrefix: prefix,
       keepLogs: values['keep-logs'],
       nodeArgs: profile(`node${i}`),
-      env: { ...heartbeat, PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: `fleet-${runId}-${i}`, PUSHLINE_MQTT_PORT: String(ports[i]) }
+      env: { ...heartbeat, ...nodeEnv, PUSHLINE_ROLE: 'broker', PUSHLINE_NODE_ID: `fleet-${runId}-${i}`, PUSHLINE_MQTT_PORT: String(ports[i]) }
     })
     onCleanup(`stop node${i}`, () => node.stop())
     return node
@@ -187,6 +203,15 @@ async function main (): Promise<void> {
       sum += Number(/^pushline_connects_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0)
     }
     return sum
+  }
+  /** The nodes' CONNACK refusals by reason (pushline_connects_refused_total), summed; the restarted nodes count from 0. */
+  const refusalsByReason = async (): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {}
+    for (const n of nodes) {
+      const text = await fetch(`${n.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text(), () => '')
+      for (const m of text.matchAll(/^pushline_connects_refused_total\{[^}]*\breason="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2])
+    }
+    return out
   }
   let lastStats = 'no answer yet'
   const exact = async (): Promise<boolean> => {
@@ -263,6 +288,7 @@ async function main (): Promise<void> {
   }
 
   const tokensBefore = tokens
+  const simErrorsBefore = simErrors
   const connectsBefore = 0
   const kill = at()
   for (const n of nodes) n.child.kill('SIGKILL')
@@ -276,13 +302,15 @@ async function main (): Promise<void> {
   const restarted = at() - kill
   const storm = await watch('reconnect storm', 'storm', kill, connectsBefore)
   const newTokens = tokens - tokensBefore
+  const refused = await refusalsByReason()
+  log(`reconnect storm: simulator errors ${fmtInt(simErrors - simErrorsBefore)}; the nodes refused ${Object.entries(refused).map(([r, n]) => `${r} ${fmtInt(n)}`).join(', ') || 'none'}`)
   log(`reconnect storm: nodes killed and started again in ${fmt(restarted, 1)} s; from the kill: connected ${fmt(storm.connected ?? Number.NaN, 1)} s, subscribed ${fmt(storm.subscribed ?? Number.NaN, 1)} s, ` +
     `presence exact ${fmt(storm.exact ?? Number.NaN, 1)} s; tokens asked for meanwhile: ${fmtInt(newTokens)} (target 0)`)
   const busy = (machineBusySeconds() - busy0) / at()
   log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
 
   await stopSimulator()
-  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, storm: { ...storm, restartSeconds: restarted, newTokens }, machineBusyCpus: busy })
+  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, storm: { ...storm, restartSeconds: restarted, newTokens, simulatorErrors: simErrors - simErrorsBefore, refused }, machineBusyCpus: busy })
   log(`wrote ${values.out}`)
   if (values.summary !== undefined) {
     await writeSummary(values.summary, 'fleet-online', [

@@ -15,7 +15,7 @@ import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
 import { createReadiness } from './http/readiness.ts'
 import { createMetrics } from './metrics/metrics.ts'
-import { createRequestGate } from './http/request-gate.ts'
+import { createRequestGate } from './shared/request-gate.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
 import { createDeviceService, type DeviceService } from './registry/device-service.ts'
 import { createTokenGuard } from './registry/token-guard.ts'
@@ -127,6 +127,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           }),
           push: pushStack.service,
           tokenGate: createRequestGate({
+            what: 'token requests',
             // A broker on the same event loop needs it free between token requests (docs/onboarding.md).
             limit: config.tokenConcurrency ?? (runsBroker ? 4 : 0),
             queue: config.tokenQueue,

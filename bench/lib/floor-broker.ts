@@ -18,7 +18,7 @@ const CONNACK_BAD_CREDENTIALS = Buffer.from([0x20, 0x02, 0x00, 0x04])
 function main (): void {
   const [port, redisUrl, prefix] = process.argv.slice(2)
   if (port === undefined || redisUrl === undefined || prefix === undefined) throw new Error('usage: floor-broker.ts <port> <redis url> <key prefix>')
-  const redis = createRedis({ kind: 'url', url: redisUrl, password: undefined }, pino({ level: 'warn' }), 'floor-broker', { commandTimeoutMs: 0 })
+  const redis = createRedis({ kind: 'url', url: redisUrl, password: undefined, commandTimeoutMs: 0 }, pino({ level: 'warn' }), 'floor-broker')
   const tokens = createRedisTokenStore({ redis, prefix })
 
   const server = createServer((socket) => {

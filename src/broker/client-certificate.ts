@@ -18,9 +18,19 @@ export type CertificateLogin =
   | { readonly ok: true, readonly identity: Identity }
   | { readonly ok: false, readonly message: string }
 
+/**
+ * A certificate the TLS layer refused or that names the wrong id is refused at once (`refused`); otherwise the
+ * registry check, which the caller runs when it has room for its Redis command (`check`). A refusal must not wait
+ * for that room: under a full connect queue it would be answered `busy` instead of CONNACK 5, and the device would
+ * retry a certificate that can never pass.
+ */
+export type CertificateAttempt =
+  | { readonly refused: string }
+  | { readonly check: () => Promise<CertificateLogin> }
+
 export interface CertificateLogins {
   /** Undefined when the client presented no certificate (or came in on a plain listener): log in with a token. */
-  login (client: Client, clientId: string): Promise<CertificateLogin> | undefined
+  login (client: Client, clientId: string): CertificateAttempt | undefined
 }
 
 /** The TLS socket under a client: its connection for MQTT over TLS, its upgrade request's for WebSocket over TLS. */
@@ -49,15 +59,17 @@ export function createCertificateLogins (opts: CertificateLoginOptions): Certifi
       if (socket === undefined) return undefined
       const cert = socket.getPeerCertificate()
       if (cert === null || Object.keys(cert).length === 0) return undefined
-      if (!socket.authorized) return Promise.resolve(refuse(`client certificate not accepted: ${String(socket.authorizationError)}`))
+      if (!socket.authorized) return { refused: `client certificate not accepted: ${String(socket.authorizationError)}` }
       const ids = namedIds(cert, opts.idField)
-      if (ids.length !== 1) return Promise.resolve(refuse(`client certificate must name one device id in its ${fieldName}, it names ${ids.length}`))
+      if (ids.length !== 1) return { refused: `client certificate must name one device id in its ${fieldName}, it names ${ids.length}` }
       const deviceId = ids[0] as string
-      if (deviceId !== clientId) return Promise.resolve(refuse(`client certificate is for device ${deviceId.slice(0, 64)}, not for client id ${clientId}`))
+      if (deviceId !== clientId) return { refused: `client certificate is for device ${deviceId.slice(0, 64)}, not for client id ${clientId}` }
       const issuedAt = Date.parse(cert.valid_from)
-      return opts.check(deviceId, issuedAt).then((result) => result.ok
-        ? { ok: true, identity: { kind: 'device', deviceId, groups: result.groups } }
-        : refuse(`client certificate refused: ${result.reason === 'unknown_device' ? 'no such device' : result.reason === 'disabled' ? 'device disabled' : 'device revoked after the certificate was issued'}`))
+      return {
+        check: async () => await opts.check(deviceId, issuedAt).then((result) => result.ok
+          ? { ok: true, identity: { kind: 'device', deviceId, groups: result.groups } }
+          : refuse(`client certificate refused: ${result.reason === 'unknown_device' ? 'no such device' : result.reason === 'disabled' ? 'device disabled' : 'device revoked after the certificate was issued'}`))
+      }
     }
   }
 }

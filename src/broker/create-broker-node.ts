@@ -18,6 +18,8 @@ import { mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { devicePublishRoute } from '../shared/topics.ts'
 import { newTraceId } from '../shared/trace.ts'
 import { createRandomPool } from '../shared/random-pool.ts'
+import { createRequestGate } from '../shared/request-gate.ts'
+import { isPushlineError } from '../shared/errors.ts'
 
 const DEVICE_ID = /^[A-Za-z0-9_.-]{1,64}$/
 
@@ -47,6 +49,11 @@ export interface BrokerNodeOptions {
   readonly onPuback?: (client: Client, messageId: number) => boolean
   /** Per-connection uplink rate; absent: no limit. */
   readonly uplinkRate?: UplinkRateLimit
+  /**
+   * Connects authenticated at once (their Redis checks in flight) and connects that may wait for that; beyond them
+   * CONNACK 3 before any Redis command. Absent: no bound.
+   */
+  readonly connectGate?: { readonly concurrency: number, readonly queue: number }
   /** A socket that has not sent CONNECT by then is closed. */
   readonly connectTimeoutMs?: number
   /** Longest keepalive; clients asking for none or more are held to it (connection-limits.ts). */
@@ -125,6 +132,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return gate
   }
   let accepting = true
+  // In a reconnect storm every device connects at once: unbounded, the node's Redis queue outgrows the command
+  // timeout and most checks fail after costing their full time (docs/limits.md, "Connects being authenticated").
+  const authGate = createRequestGate({
+    what: 'connects being authenticated',
+    limit: opts.connectGate?.concurrency ?? 0,
+    queue: opts.connectGate?.queue ?? 0,
+    onChange: (inFlight, queued) => { metrics.connectsAuthenticating.set(inFlight); metrics.connectsQueued.set(queued) }
+  })
   const isDirect = (packet: { brokerId?: string }): boolean => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true
   const persistence = adaptPersistence({
     persistence: opts.persistence,
@@ -175,6 +190,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         done(null, true)
       }
       const storeDown = (what: 'token' | 'certificate' | 'device') => (err: Error): void => {
+        if (isPushlineError(err, 'IOT_ERR_BUSY')) return refuse('busy', 3, err.message)
         logger.warn({ event: `${what}_check_failed`, err: err.message }, `${what} check failed`)
         refuse('server_unavailable', 3, `${what} check failed: registry unavailable`)
       }
@@ -183,7 +199,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (certificateLogin !== undefined) {
         if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
         if (username !== undefined && username !== clientId) return refuse('bad_credentials', 4, 'username must equal the client id')
-        certificateLogin.then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
+        if ('refused' in certificateLogin) return refuse('bad_certificate', 5, certificateLogin.refused)
+        authGate.run(certificateLogin.check).then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
         return
       }
 
@@ -194,7 +211,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         // A registered device's id, or a will on its topics, would let a client without its token take over its
         // session or plant messages for it.
         const ids = [clientId, ...(packet.will == null ? [] : [deviceOfTopic(packet.will.topic)])]
-        registeredAmong(ids).then((registered) => {
+        authGate.run(async () => await registeredAmong(ids)).then((registered) => {
           if (registered !== undefined) return refuse('not_authorized', 5, `${registered} is a registered device: connect with its token`)
           identities.set(client, { kind: 'anonymous' })
           done(null, true)
@@ -204,7 +221,8 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
       if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
 
-      opts.checkToken(clientId, password.toString('utf8')).then((record) => {
+      const token = password.toString('utf8')
+      authGate.run(async () => await opts.checkToken(clientId, token)).then((record) => {
         if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
         admit({ kind: 'device', deviceId: clientId, groups: record.groups })
       }, storeDown('token'))

@@ -6,13 +6,14 @@ type Values = { readonly [K in keyof Settings]: SettingValue<Settings[K]> }
 
 /** Where Redis is: one server by URL, or the primary the Sentinels name (followed through failovers). */
 export type RedisTarget =
-  | { readonly kind: 'url', readonly url: string, readonly password: string | undefined }
+  | { readonly kind: 'url', readonly url: string, readonly password: string | undefined, readonly commandTimeoutMs: number }
   | {
     readonly kind: 'sentinel'
     readonly sentinels: ReadonlyArray<{ readonly host: string, readonly port: number }>
     readonly master: string
     readonly password: string | undefined
     readonly sentinelPassword: string | undefined
+    readonly commandTimeoutMs: number
   }
 
 export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes' | 'redisSentinels'> {
@@ -126,7 +127,7 @@ export function loadConfig (env: Environment = process.env): Config {
 }
 
 function redisTarget (v: Values): RedisTarget | undefined {
-  if (v.redisUrl !== undefined) return Object.freeze({ kind: 'url', url: v.redisUrl, password: v.redisPassword })
+  if (v.redisUrl !== undefined) return Object.freeze({ kind: 'url', url: v.redisUrl, password: v.redisPassword, commandTimeoutMs: v.redisCommandTimeoutMs })
   if (v.redisSentinels === undefined || v.redisSentinelMaster === undefined) return undefined
   return Object.freeze({
     kind: 'sentinel',
@@ -136,6 +137,7 @@ function redisTarget (v: Values): RedisTarget | undefined {
     })),
     master: v.redisSentinelMaster,
     password: v.redisPassword,
-    sentinelPassword: v.redisSentinelPassword
+    sentinelPassword: v.redisSentinelPassword,
+    commandTimeoutMs: v.redisCommandTimeoutMs
   })
 }

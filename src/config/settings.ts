@@ -156,6 +156,8 @@ export const settings = {
     'before a push answers 202 and a device creation, deletion, disabling, secret rotation or revocation answers, Redis replicas that must have the writes (`WAIT`); only replicas the primary has connected are waited for, none without replicas; `0`: never wait'),
   redisWaitTimeoutMs: setting('PUSHLINE_REDIS_WAIT_TIMEOUT_MS', '1000', () => 1000, integer(1, 60_000),
     'longest that wait; on timeout the answer still goes out (the write is on the primary), the timeout is logged and counted'),
+  redisCommandTimeoutMs: setting('PUSHLINE_REDIS_COMMAND_TIMEOUT_MS', '2000', () => 2000, integer(0, 600_000),
+    'a Redis command not answered by then fails (the caller answers "unavailable") instead of waiting through an outage; `0`: no timeout. The cluster transport keeps its own longer ones'),
   redisPrefix: setting('PUSHLINE_REDIS_PREFIX', 'pushline:', () => 'pushline:', (raw) => {
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(raw)) throw new SettingValueError(`must be 1 to 64 characters of [A-Za-z0-9_.:-], got "${raw}"`)
     return raw
@@ -206,7 +208,7 @@ export const settings = {
   nodeWeight: setting('PUSHLINE_NODE_WEIGHT', '1', () => 1, integer(0, 1000),
     'this node\'s weight for node assignment (0: never picked)'),
   heartbeatMs: setting('PUSHLINE_HEARTBEAT_MS', '2000', () => 2000, integer(50, 60_000),
-    'node heartbeat period: a node is dead 1.5 periods after its last heartbeat, presence counts are checked every period (entries compared one by one when they differ, and every 30 s)'),
+    'node heartbeat period: a node\'s record expires 1.5 periods after its last heartbeat and its presence is removed within 3, presence counts are checked every period (entries compared one by one when they differ, and every 30 s)'),
   sessionExpirySeconds: setting('PUSHLINE_SESSION_EXPIRY_SECONDS', '604800', () => 604_800, integer(0, 31_536_000),
     'a persistent (clean=false) session whose device stayed offline this long is deleted with its queued messages; 0 keeps sessions forever'),
   drainRate: setting('PUSHLINE_DRAIN_RATE', '500', () => 500, integer(1, 1_000_000),
@@ -250,6 +252,10 @@ export const settings = {
     'new connections one node accepts per second (token bucket); beyond it CONNACK 3 and close, the device retries later; `0`: no limit'),
   connectRateBurst: setting('PUSHLINE_CONNECT_RATE_BURST', '5000', () => 5000, integer(1, 10_000_000),
     'connections accepted at once above that rate'),
+  connectConcurrency: setting('PUSHLINE_CONNECT_CONCURRENCY', '256', () => 256, integer(0, 1_000_000),
+    'MQTT connects one node authenticates at once (token, certificate or registry check in Redis), more wait in a queue; `0`: no bound. Keeps a node\'s Redis commands under their timeout in a reconnect storm'),
+  connectQueue: setting('PUSHLINE_CONNECT_QUEUE', '4096', () => 4096, integer(0, 1_000_000),
+    'connects that may wait for one of those; beyond them CONNACK 3 at once, before any Redis command, and the device retries later'),
   connectTimeoutMs: setting('PUSHLINE_CONNECT_TIMEOUT_MS', '10000', () => 10_000, integer(100, 600_000),
     'a socket that has not sent CONNECT (or finished its TLS handshake) by then is closed'),
   keepaliveMaxSeconds: setting('PUSHLINE_KEEPALIVE_MAX_SECONDS', '600', () => 600, integer(1, 65_535),

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 
-// The instruments of the bound on token requests in progress (src/http/request-gate.ts).
+// The instruments of the bound on token requests in progress (src/shared/request-gate.ts).
 
 export interface TokenGateMetrics {
   readonly inFlight: Gauge

@@ -29,7 +29,7 @@ export const errorCodes = {
   IOT_ERR_LOCKED: 429,
   IOT_ERR_SELF_REGISTRATION_OFF: 403,
   IOT_ERR_UNAVAILABLE: 503,
-  /** This process has as many requests of the kind in progress and waiting as it takes (src/http/request-gate.ts). */
+  /** This process has as many requests of the kind in progress and waiting as it takes (src/shared/request-gate.ts). */
   IOT_ERR_BUSY: 503,
   IOT_ERR_SPOOL: 503,
   IOT_ERR_INTERNAL: 500,

@@ -5,7 +5,7 @@ import { coalesceWrites } from './ioredis/coalesce-socket-writes.ts'
 import { socketOf } from './ioredis/internals.ts'
 
 export interface CreateRedisOptions {
-  /** Commands fail after this long instead of waiting for Redis (0: no timeout). Default 2000. */
+  /** Commands fail after this long instead of waiting for Redis (0: no timeout). Default: the target's (PUSHLINE_REDIS_COMMAND_TIMEOUT_MS). */
   readonly commandTimeoutMs?: number
   readonly keyPrefix?: string
 }
@@ -35,6 +35,10 @@ function targetOptions (target: RedisTarget): { url?: string, options: RedisOpti
   }
 }
 
+function commandTimeout (ms: number): Pick<RedisOptions, 'commandTimeout'> {
+  return ms === 0 ? {} : { commandTimeout: ms }
+}
+
 /**
  * The only way Pushline opens Redis: its own connections, aedes-persistence-redis's, mqemitter-redis's and the
  * pub/sub subscribers all come from here, so each one follows a Sentinel failover the same way.
@@ -52,7 +56,7 @@ export function createRedis (target: RedisTarget, logger: Logger, name: string, 
     // the broker's allocations in a burst of connects. Holding the rest of a turn's writes after its first
     // (ioredis/coalesce-socket-writes.ts) batches more for less.
     maxRetriesPerRequest: 1,
-    ...(opts.commandTimeoutMs !== 0 && { commandTimeout: opts.commandTimeoutMs ?? 2000 }),
+    ...commandTimeout(opts.commandTimeoutMs ?? target.commandTimeoutMs),
     retryStrategy: (times) => Math.min(100 * times, 2000),
     // A write that reaches a demoted primary (a failover the client has not noticed yet) is refused with READONLY:
     // reconnect, which asks the Sentinels again, and send it once more.

@@ -6,8 +6,11 @@ import pino from 'pino'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { startPlatform } from '../../src/main.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
-import { eventually } from '../helpers/eventually.ts'
-import { ADMIN_KEY, startTestPlatform, type TestPlatform } from '../helpers/platform.ts'
+import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
+import { connectDevice } from '../helpers/mqtt.ts'
+import { redisUrl } from '../helpers/services.ts'
+import { startTcpRelay } from '../helpers/tcp-relay.ts'
+import { ADMIN_KEY, startTestPlatform, uniquePrefix, type TestPlatform } from '../helpers/platform.ts'
 import { makeCertificates, makeClientCa, type ClientCertificate, type TestCertificates } from '../helpers/tls.ts'
 
 // Devices with X.509 client certificates on the TLS listeners (PUSHLINE_TLS_CLIENT_CA_FILE): certificates made in
@@ -185,4 +188,43 @@ test('an unreadable client CA file, one without a CA certificate, or a CRL that 
     await assert.rejects(startPlatform(loadConfig({ ...base, ...env }), logger),
       (err: Error & { code?: string }) => err.code === 'IOT_ERR_TLS' && message.test(err.message), JSON.stringify(env))
   }
+})
+
+test('with the connect bound full, a certificate that can never pass still gets CONNACK 5 bad_certificate, not 3 busy', { timeout: 120_000 }, async (t) => {
+  const certs = await makeCertificates(t)
+  const clients = await makeClientCa(t)
+  const stranger = await makeClientCa(t, 'Some other CA')
+  const wrongId = await clients.issue('wrong-id', { cn: 'cert-someone-else' })
+  const foreign = await stranger.issue('foreign', { cn: 'cert-foreign' })
+  // One check at a time and no queue; the token check that takes the slot is held in flight by a relay in front of
+  // Redis (no command timeout, so it waits), whatever the timing.
+  const redis = new URL(redisUrl())
+  const relay = await startTcpRelay(t, { host: redis.hostname, port: Number(redis.port) })
+  const p = await startTestPlatform(t, {
+    clusterPrefix: uniquePrefix(),
+    redisEnv: { PUSHLINE_REDIS_URL: `redis://127.0.0.1:${relay.port}` },
+    env: tlsEnv(certs, { PUSHLINE_TLS_CLIENT_CA_FILE: clients.caFile, PUSHLINE_CONNECT_CONCURRENCY: '1', PUSHLINE_CONNECT_QUEUE: '0', PUSHLINE_REDIS_COMMAND_TIMEOUT_MS: '0' })
+  })
+  const { token } = await p.provision('cert-gate-holder')
+  await p.createDevice('cert-foreign', [])
+  const mqtts = `mqtts://127.0.0.1:${p.mqttsPort ?? 0}`
+
+  relay.hold()
+  const holder = connectDevice(t, p.mqttUrl, 'cert-gate-holder', token, { connectTimeout: 60_000 })
+  await waitUntil('the token check holding the only slot', async () => await p.metric('pushline_connects_authenticating') === 1, 60_000)
+  // A token connect now is refused busy: the bound is full.
+  const busy = await bounded('a token connect beyond the bound', connectDevice(t, p.mqttUrl, 'cert-gate-holder', token).then(() => undefined, (err: unknown) => err))
+  assert.equal((busy as { code?: unknown } | undefined)?.code, 3)
+
+  const unknownCa = await refusal(t, p, mqtts, 'cert-foreign', foreign, certs)
+  assert.equal(unknownCa.code, 5)
+  assert.match(unknownCa.logged, /^bad_certificate: client certificate not accepted: UNABLE_TO_/)
+  const wrong = await refusal(t, p, mqtts, 'cert-gate-other', wrongId, certs)
+  assert.equal(wrong.code, 5)
+  assert.match(wrong.logged, /^bad_certificate: client certificate is for device cert-someone-else/)
+  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'busy' }), 1, 'only the token connect was busy')
+  assert.equal(await p.metric('pushline_connects_refused_total', { reason: 'bad_certificate' }), 2)
+
+  relay.release()
+  await bounded('the held token connect', holder)
 })

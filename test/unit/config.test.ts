@@ -45,6 +45,9 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.redisSentinels, undefined)
   assert.equal(c.redisWaitReplicas, 1)
   assert.equal(c.redisWaitTimeoutMs, 1000)
+  assert.equal(c.redisCommandTimeoutMs, 2000)
+  assert.equal(c.connectConcurrency, 256)
+  assert.equal(c.connectQueue, 4096)
   assert.equal(c.kafkaBatchRecords, 1000)
   assert.equal(c.kafkaBatchBytes, 524288)
   assert.equal(c.kafkaLingerMs, 5)
@@ -159,6 +162,9 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_MAX_CONNECTIONS: '5000',
     PUSHLINE_CONNECT_RATE_PER_SECOND: '100',
     PUSHLINE_CONNECT_RATE_BURST: '20',
+    PUSHLINE_CONNECT_CONCURRENCY: '64',
+    PUSHLINE_CONNECT_QUEUE: '128',
+    PUSHLINE_REDIS_COMMAND_TIMEOUT_MS: '3000',
     PUSHLINE_CONNECT_TIMEOUT_MS: '2000',
     PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
     PUSHLINE_SUBSCRIBER_BUFFER_BYTES: '65536',
@@ -196,7 +202,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.receiptsStream, false)
   assert.equal(c.testCrashAfterReceiptCommit, 'delivered')
   assert.equal(c.kafkaReplicationFactor, 3)
-  assert.deepEqual(c.redis, { kind: 'url', url: 'rediss://user:pw@redis.example.com:6380/2', password: 'pw from the setting' })
+  assert.deepEqual(c.redis, { kind: 'url', url: 'rediss://user:pw@redis.example.com:6380/2', password: 'pw from the setting', commandTimeoutMs: 3000 })
   assert.equal(c.redisWaitReplicas, 2)
   assert.equal(c.redisWaitTimeoutMs, 250)
   assert.equal(c.kafkaBatchRecords, 200)
@@ -246,6 +252,8 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.maxConnections, 5000)
   assert.equal(c.connectRatePerSecond, 100)
   assert.equal(c.connectRateBurst, 20)
+  assert.equal(c.connectConcurrency, 64)
+  assert.equal(c.connectQueue, 128)
   assert.equal(c.connectTimeoutMs, 2000)
   assert.equal(c.keepaliveMaxSeconds, 120)
   assert.equal(c.subscriberBufferBytes, 65536)
@@ -456,7 +464,8 @@ test('the Sentinel pair gives a Sentinel target and cluster mode; passwords go w
     sentinels: [{ host: 's1', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: '::1', port: 26381 }],
     master: 'pushline',
     password: 'data-pw',
-    sentinelPassword: 'sentinel-pw'
+    sentinelPassword: 'sentinel-pw',
+    commandTimeoutMs: 2000
   })
 })
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createRequestGate } from '../../src/http/request-gate.ts'
+import { createRequestGate } from '../../src/shared/request-gate.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 
 /** A piece of work that runs until its test lets it end. */
@@ -16,13 +16,13 @@ function held (): { readonly started: Promise<void>, readonly work: () => Promis
 test('the gate runs at most `limit` at once, queues up to `queue` in order, refuses beyond, and frees a slot on failure too', { timeout: 10_000 }, async () => {
   const changes: Array<[number, number]> = []
   let refusals = 0
-  const gate = createRequestGate({ limit: 2, queue: 2, onChange: (f, q) => changes.push([f, q]), onRefused: () => { refusals++ } })
+  const gate = createRequestGate({ what: 'widgets', limit: 2, queue: 2, onChange: (f, q) => changes.push([f, q]), onRefused: () => { refusals++ } })
   const w = [held(), held(), held(), held()]
   const order: number[] = []
   const runs = w.map(async (h, i) => await gate.run(async () => { order.push(i); return await h.work() }))
   await Promise.all([w[0]?.started, w[1]?.started])
   assert.deepEqual([gate.inFlight, gate.queued], [2, 2])
-  await assert.rejects(gate.run(async () => 'never'), (err) => isPushlineError(err, 'IOT_ERR_BUSY') && err.details?.retryAfterSeconds === 1)
+  await assert.rejects(gate.run(async () => 'never'), (err) => isPushlineError(err, 'IOT_ERR_BUSY') && err.details?.retryAfterSeconds === 1 && err.message.includes('too many widgets in progress'))
   assert.equal(refusals, 1)
   w[0]?.fail(new Error('boom'))
   await assert.rejects(runs[0] as Promise<string>, /boom/)
@@ -39,7 +39,7 @@ test('the gate runs at most `limit` at once, queues up to `queue` in order, refu
 })
 
 test('limit 0: no bound, the gate only counts', { timeout: 10_000 }, async () => {
-  const gate = createRequestGate({ limit: 0, queue: 0 })
+  const gate = createRequestGate({ what: 'widgets', limit: 0, queue: 0 })
   const w = Array.from({ length: 5 }, () => held())
   const runs = w.map(async (h) => await gate.run(h.work))
   await Promise.all(w.map((h) => h.started))

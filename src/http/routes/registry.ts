@@ -3,7 +3,7 @@ import { requires } from '../openapi-document.ts'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
 import type { TokenGuard } from '../../registry/token-guard.ts'
-import type { RequestGate } from '../request-gate.ts'
+import type { RequestGate } from '../../shared/request-gate.ts'
 import { isPushlineError, PushlineError } from '../../shared/errors.ts'
 import { BrokerAddress, CreatedDevice, DeviceId, DeviceParams, Groups, errors } from '../schemas.ts'
 

@@ -1,12 +1,14 @@
-import { PushlineError } from '../shared/errors.ts'
+import { PushlineError } from './errors.ts'
 
-// A bound on the requests of one kind that one process works on at once. On an all-in-one process token requests
-// share the event loop with the MQTT broker: without a bound, a burst of them fills every loop turn and QoS 1
-// PUBACKs wait behind them (docs/onboarding.md, "Token requests in flight"). Requests over the bound wait in a FIFO
-// queue of bounded length; beyond that they are refused at once with 503 IOT_ERR_BUSY and Retry-After, before any
-// Redis command, so a refused request changes no counter.
+// A bound on the requests of one kind that one process works on at once: token requests (on an all-in-one process
+// they share the event loop with the MQTT broker, docs/onboarding.md, "Token requests in flight") and the
+// authentication of MQTT connects (a reconnect storm, docs/limits.md, "Connects being authenticated"). Requests over
+// the bound wait in a FIFO queue of bounded length; beyond that they are refused at once with IOT_ERR_BUSY, before
+// any Redis command, so a refused request changes no counter and costs Redis nothing.
 
 export interface RequestGateOptions {
+  /** What the gate bounds, plural, for the refusal's message: "token requests", "connects being authenticated". */
+  readonly what: string
   /** Requests worked on at once; 0: no bound (the gate only counts). */
   readonly limit: number
   /** Requests that may wait for a slot; beyond them, IOT_ERR_BUSY. */
@@ -37,7 +39,7 @@ export function createRequestGate (opts: RequestGateOptions): RequestGate {
     }
     if (waiting.length >= opts.queue) {
       opts.onRefused?.()
-      throw new PushlineError('IOT_ERR_BUSY', 'too many token requests in progress on this server, retry later', { retryAfterSeconds: 1 })
+      throw new PushlineError('IOT_ERR_BUSY', `too many ${opts.what} in progress on this server, retry later`, { retryAfterSeconds: 1 })
     }
     // The slot is handed over by release(): inFlight stays the same.
     await new Promise<void>((resolve) => { waiting.push(resolve); changed() })
