@@ -98,8 +98,6 @@ export interface ClusterMember {
 }
 
 const FULL_RECONCILE_MS = 30_000
-/** Sweeps (every half period) that must find a node's record missing before its presence is removed. */
-const SWEEPS_BEFORE_DEAD = 3
 
 export function createClusterMember (opts: ClusterMemberOptions): ClusterMember {
   const { logger, registry, presence, nodeId } = opts
@@ -279,45 +277,24 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   /**
    * Counts first, lists only when needed: listing every client and entry each period cost a node holding 16,000
    * devices about a tenth of its CPU (SMEMBERS + HMGET of every id, an await per client), in steady state for
-   * nothing. Equal counts (or counts that writes in flight explain) can still hide a missing entry paired with a
-   * stale one, so a full pass runs at least every FULL_RECONCILE_MS.
+   * nothing. Equal counts can still hide a missing entry paired with a stale one, so a full pass runs at least
+   * every FULL_RECONCILE_MS.
    */
   let lastFull = 0
   async function checkPresence (b: BrokerNode): Promise<void> {
     const stored = await presence.countNode(nodeId)
-    const live = b.liveClients()
-    let settled = 0
-    for (const c of live) if (recorded.has(c)) settled++
-    // While devices arrive (a storm, an onboarding) some writes are always in flight: Redis may have run them or
-    // not, so the entries number between the settled connections and all live ones. A full pass then would find
-    // nothing to repair (it leaves connections with a write in flight alone) and costs a listing of every entry of
-    // the node each period, all the while the node is busiest.
-    const inFlightOnly = stored >= settled && stored <= live.length
-    if ((stored === live.length || inFlightOnly) && Date.now() - lastFull < FULL_RECONCILE_MS) {
-      opts.onDrift?.(live.length - stored)
+    const drift = b.liveSessions() - stored
+    if (drift === 0 && Date.now() - lastFull < FULL_RECONCILE_MS) {
+      opts.onDrift?.(0)
       return
     }
     lastFull = Date.now()
     await reconcile(b)
   }
 
-  // Nodes without a record, and at how many sweeps in a row this node has found them so.
-  const missing = new Map<string, number>()
-
-  /**
-   * A node is swept when its record is missing at SWEEPS_BEFORE_DEAD sweeps in a row (twice per period, so at least
-   * a period after its record expired): under load a live node's heartbeat is often late by more than the record's
-   * TTL, and sweeping it then removed every entry of its devices, which it then wrote again, adding that much
-   * load again (docs/cluster.md, "Dead nodes and the totals").
-   */
   async function sweepDeadNodes (): Promise<void> {
-    const recordless = (await registry.dead()).filter((id) => id !== nodeId)
-    for (const id of missing.keys()) if (!recordless.includes(id)) missing.delete(id)
-    for (const dead of recordless) {
-      const sweeps = (missing.get(dead) ?? 0) + 1
-      missing.set(dead, sweeps)
-      if (sweeps < SWEEPS_BEFORE_DEAD) continue
-      missing.delete(dead)
+    for (const dead of await registry.dead()) {
+      if (dead === nodeId) continue
       const at = Date.now()
       // A node may be only late, not dead, and come back at any point of this: its reconciliation then re-adds
       // what this removes, each entry under a newer epoch than the disconnected event sent here (docs/cluster.md).
@@ -448,7 +425,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       // Devices that connected between the listeners opening and now.
       for (const c of b.liveClients()) if (!entries.has(c)) onClient(c)
       await tick()
-      // Half a period: a dead node (record TTL 1.5 periods, then three sweeps) is swept within three heartbeat periods.
+      // Half a period: a dead node (record TTL 1.5 periods) is swept within two heartbeat periods.
       timer = setInterval(() => { tick().catch(() => {}) }, Math.max(50, Math.round(opts.heartbeatMs / 2)))
     },
     status: () => ({ heartbeatOk, draining, lastError }),

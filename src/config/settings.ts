@@ -208,7 +208,7 @@ export const settings = {
   nodeWeight: setting('PUSHLINE_NODE_WEIGHT', '1', () => 1, integer(0, 1000),
     'this node\'s weight for node assignment (0: never picked)'),
   heartbeatMs: setting('PUSHLINE_HEARTBEAT_MS', '2000', () => 2000, integer(50, 60_000),
-    'node heartbeat period: a node\'s record expires 1.5 periods after its last heartbeat and its presence is removed within 3, presence counts are checked every period (entries compared one by one when they differ, and every 30 s)'),
+    'node heartbeat period: a node is dead 1.5 periods after its last heartbeat, presence counts are checked every period (entries compared one by one when they differ, and every 30 s)'),
   sessionExpirySeconds: setting('PUSHLINE_SESSION_EXPIRY_SECONDS', '604800', () => 604_800, integer(0, 31_536_000),
     'a persistent (clean=false) session whose device stayed offline this long is deleted with its queued messages; 0 keeps sessions forever'),
   drainRate: setting('PUSHLINE_DRAIN_RATE', '500', () => 500, integer(1, 1_000_000),
