@@ -3,7 +3,7 @@
 // snapshot every second until the coordinator says stop.
 
 import { SimDevice, type DeviceSettings } from './device.ts'
-import { connectLight } from './engine-light.ts'
+import { createLightConnector } from './engine-light.ts'
 import { connectMqttjs } from './engine-mqttjs.ts'
 import { SimError } from './errors.ts'
 import { createHttpApi, MAX_BATCH, type HttpApi } from './http-api.ts'
@@ -109,7 +109,7 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
     connectTimeoutMs: 30_000,
     reportDevices: options.reportDevices
   }
-  const deps = { api, http, snap, settings, connect: options.engine === 'light' ? connectLight : connectMqttjs }
+  const deps = { api, http, snap, settings, connect: options.engine === 'light' ? createLightConnector() : connectMqttjs }
   start.devices.forEach((d, i) => {
     const s = secrets.get(d.id)
     if (s === undefined) return
