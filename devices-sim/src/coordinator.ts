@@ -12,6 +12,7 @@ import type { SimOptions } from './options.ts'
 import type { DeviceCredentials, FromWorker, ToWorker } from './protocol.ts'
 import { buildReport, progressLine, type Report } from './report.ts'
 import type { Scenario } from './scenario.ts'
+import { sourceEndpoints } from './source-endpoints.ts'
 
 export interface Output {
   /** A line for the log (stderr-like, always shown). */
@@ -76,7 +77,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
   const workers: WorkerHandle[] = shares.map((devices, index) => {
     const child = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const h: WorkerHandle = { child, latest: emptySnapshot(), done: undefined, credentialsIn: false, failure: undefined }
-    const addresses = options.sourceAddresses.length === 0 ? [] : devices.map((_, i) => options.sourceAddresses[(offset + i) % options.sourceAddresses.length] as string)
+    const sources = sourceEndpoints(options.sourceAddresses, offset, devices.length)
     offset += devices.length
     child.on('message', (msg: FromWorker) => {
       if (msg.type === 'snapshot' || msg.type === 'done') version++
@@ -97,7 +98,7 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
     child.on('close', (code, signal) => {
       if (h.done === undefined && h.failure === undefined) h.failure = `worker ${index} exited (${signal ?? code}) before it finished`
     })
-    const start: ToWorker = { type: 'start', index, options, devices, addresses, rampPerSecond: options.ramp / shares.length }
+    const start: ToWorker = { type: 'start', index, options, devices, sources, rampPerSecond: options.ramp / shares.length }
     child.send(start)
     return h
   })

@@ -16,6 +16,9 @@ interface Pending {
 /** PINGREQ never changes: one buffer written to every socket (a socket does not modify what it writes). */
 const PINGREQ = generate({ cmd: 'pingreq' })
 
+/** Errors of a bind or connect from a given local port that another port would not meet. */
+const PORT_TAKEN: ReadonlySet<string> = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'])
+
 /** A light connector; its connections ping through one keepalive wheel per keepalive value. */
 export function createLightConnector (): Connector {
   const wheels = new Map<number, KeepaliveWheel>()
@@ -27,12 +30,20 @@ export function createLightConnector (): Connector {
     }
     return w
   }
-  return (p) => connectLight(p, wheel)
+  return async (p) => {
+    try {
+      return await connectLight(p, wheel)
+    } catch (err) {
+      // The numbered port is taken (a listener on it, or the same four-tuple still closing): any port will do.
+      if (p.localPort === undefined || !(err instanceof ConnectError) || !PORT_TAKEN.has(err.message)) throw err
+      return await connectLight({ ...p, localPort: undefined }, wheel)
+    }
+  }
 }
 
 const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveWheel): Promise<DeviceConnection> => new Promise((resolve, reject) => {
   const { host, port } = hostPort(p.url)
-  const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress }) })
+  const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress, ...(p.localPort !== undefined && { localPort: p.localPort }) }) })
   socket.setNoDelay(true)
   const parse = parser({ protocolVersion: 4 })
   const pending = new Map<number, Pending>()

@@ -114,7 +114,7 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
     const s = secrets.get(d.id)
     if (s === undefined) return
     const token = d.token !== undefined && d.token.expiresAt > Date.now() + 60_000 ? d.token : undefined
-    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.addresses[i], deps, token))
+    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.sources[i], deps, token))
   })
 
   // The ramp: device k starts at k / rate seconds (open loop: a slow connect does not slow the ramp).

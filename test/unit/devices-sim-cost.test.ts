@@ -2,13 +2,14 @@
 // a timer per connection, a limiter queue that does not shift, histograms encoded once per change.
 
 import assert from 'node:assert/strict'
-import { createServer, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { generate, parser, type Packet } from 'mqtt-packet'
 import { createLightConnector } from '../../devices-sim/src/engine-light.ts'
 import { LatencyHistogram, summarize } from '../../devices-sim/src/histogram.ts'
 import { KeepaliveWheel, type WheelTimers } from '../../devices-sim/src/keepalive-wheel.ts'
 import { Limiter } from '../../devices-sim/src/limiter.ts'
+import { FIRST_LOCAL_PORT, LAST_LOCAL_PORT, sourceEndpoints } from '../../devices-sim/src/source-endpoints.ts'
 import { bounded, waitUntil } from '../helpers/eventually.ts'
 
 /** Interval timers that fire only when the test says so. */
@@ -98,9 +99,14 @@ test('light connections of one connector send PINGREQ through the shared wheel u
   })
   const { port } = server.address() as { port: number }
   const connect = createLightConnector()
-  const params = (clientId: string): Parameters<typeof connect>[0] => ({ url: `mqtt://127.0.0.1:${port}`, clientId, username: clientId, password: 'x', keepalive: 1, clean: true, localAddress: undefined, timeoutMs: 30_000 })
-  const conns = await bounded('connects', Promise.all(['d1', 'd2', 'd3'].map(async (id) => await connect(params(id)))))
-  await waitUntil('every connection pinged three times', () => ['d1', 'd2', 'd3'].every((id) => (pingsBy.get(id) ?? 0) >= 3), 30_000, 20)
+  const params = (clientId: string): Parameters<typeof connect>[0] => ({ url: `mqtt://127.0.0.1:${port}`, clientId, username: clientId, password: 'x', keepalive: 1, clean: true, localAddress: undefined, localPort: undefined, timeoutMs: 30_000 })
+  const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timeouts()
+  const ids = Array.from({ length: 50 }, (_, i) => `d${i + 1}`)
+  const conns = await bounded('connects', Promise.all(ids.map(async (id) => await connect(params(id)))))
+  // Their keepalive is one timer, and not one that holds the process open.
+  assert.ok(timeouts() <= before, `${timeouts() - before} more timers for 50 connections`)
+  await waitUntil('every connection pinged three times', () => ids.every((id) => (pingsBy.get(id) ?? 0) >= 3), 30_000, 20)
   for (const c of conns) c.end()
 })
 
@@ -143,4 +149,68 @@ test('a histogram sent again after new values carries them (its encoded form is 
   h.add(other)
   assert.deepEqual(summarize(LatencyHistogram.from(JSON.parse(JSON.stringify(h)))), summarize(h))
   assert.equal(LatencyHistogram.from(JSON.parse(JSON.stringify(h))).quantile(1), 1000)
+})
+
+test('with source addresses every device of the fleet gets an address and a local port no other device has, below the ephemeral range', () => {
+  const addresses = ['127.0.0.2', '127.0.0.3', '127.0.0.4']
+  // Three workers' shares, as the coordinator hands them out.
+  const shares = [sourceEndpoints(addresses, 0, 4), sourceEndpoints(addresses, 4, 3), sourceEndpoints(addresses, 7, 3)]
+  const all = shares.flat()
+  assert.deepEqual(all.slice(0, 4), [
+    { address: '127.0.0.2', port: FIRST_LOCAL_PORT },
+    { address: '127.0.0.3', port: FIRST_LOCAL_PORT },
+    { address: '127.0.0.4', port: FIRST_LOCAL_PORT },
+    { address: '127.0.0.2', port: FIRST_LOCAL_PORT + 1 }
+  ])
+  assert.equal(new Set(all.map((e) => `${e.address}:${e.port}`)).size, 10)
+  assert.deepEqual(sourceEndpoints([], 0, 5), [])
+  // Past the numbered ports the kernel chooses.
+  const perAddress = LAST_LOCAL_PORT - FIRST_LOCAL_PORT + 1
+  assert.deepEqual(sourceEndpoints(['127.0.0.2'], perAddress - 1, 2), [{ address: '127.0.0.2', port: LAST_LOCAL_PORT }, { address: '127.0.0.2', port: undefined }])
+})
+
+/** An MQTT server that accepts every CONNECT and records where each connection came from. */
+async function mqttServer (t: { after: (fn: () => Promise<void>) => void }): Promise<{ port: number, peers: Map<string, { address: string, port: number }> }> {
+  const peers = new Map<string, { address: string, port: number }>()
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    const parse = parser({ protocolVersion: 4 })
+    parse.on('packet', (packet: Packet) => {
+      if (packet.cmd !== 'connect') return
+      peers.set(packet.clientId, { address: socket.remoteAddress as string, port: socket.remotePort as number })
+      socket.write(generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))
+    })
+    socket.on('data', (chunk) => { parse.parse(chunk) })
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { port: (server.address() as { port: number }).port, peers }
+}
+
+test('a light connection binds the source port it was given, and another one when a listener holds that port', { timeout: 60_000 }, async (t) => {
+  const { port, peers } = await mqttServer(t)
+  const connect = createLightConnector()
+  const params = (clientId: string, localPort: number): Parameters<typeof connect>[0] => ({ url: `mqtt://127.0.0.1:${port}`, clientId, username: clientId, password: 'x', keepalive: 0, clean: true, localAddress: '127.0.0.2', localPort, timeoutMs: 30_000 })
+  // A port of the numbered range that nothing holds, and one that a listener on the same address holds.
+  const holder: Server = createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.2', resolve))
+  t.after(async () => { await new Promise((resolve) => holder.close(resolve)) })
+  const held = (holder.address() as { port: number }).port
+  const probe: Server = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.2', resolve))
+  const free = (probe.address() as { port: number }).port
+  await new Promise((resolve) => probe.close(resolve))
+
+  const a = await bounded('connect from a free port', connect(params('a', free)))
+  const b = await bounded('connect from a held port', connect(params('b', held)))
+  assert.deepEqual(peers.get('a'), { address: '127.0.0.2', port: free })
+  assert.equal(peers.get('b')?.address, '127.0.0.2')
+  assert.notEqual(peers.get('b')?.port, held)
+  a.end()
+  b.end()
 })
