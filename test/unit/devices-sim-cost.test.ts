@@ -73,7 +73,9 @@ test('the keepalive wheel stops its timer when the last member leaves and starts
   assert.equal(timers.armed, 1)
 })
 
-test('light connections of one connector send PINGREQ through the shared wheel until they end', { timeout: 60_000 }, async (t) => {
+/** An MQTT server that accepts every CONNECT and records where each connection came from and its PINGREQs. */
+async function mqttServer (t: { after: (fn: () => Promise<void>) => void }): Promise<{ port: number, peers: Map<string, { address: string, port: number }>, pingsBy: Map<string, number> }> {
+  const peers = new Map<string, { address: string, port: number }>()
   const pingsBy = new Map<string, number>()
   const sockets = new Set<Socket>()
   const server = createServer((socket) => {
@@ -83,6 +85,7 @@ test('light connections of one connector send PINGREQ through the shared wheel u
     parse.on('packet', (packet: Packet) => {
       if (packet.cmd === 'connect') {
         clientId = packet.clientId
+        peers.set(clientId, { address: socket.remoteAddress as string, port: socket.remotePort as number })
         socket.write(generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))
       } else if (packet.cmd === 'pingreq') {
         pingsBy.set(clientId, (pingsBy.get(clientId) ?? 0) + 1)
@@ -97,7 +100,11 @@ test('light connections of one connector send PINGREQ through the shared wheel u
     for (const s of sockets) s.destroy()
     await new Promise((resolve) => server.close(resolve))
   })
-  const { port } = server.address() as { port: number }
+  return { port: (server.address() as { port: number }).port, peers, pingsBy }
+}
+
+test('light connections of one connector send PINGREQ through the shared wheel until they end', { timeout: 60_000 }, async (t) => {
+  const { port, pingsBy } = await mqttServer(t)
   const connect = createLightConnector()
   const params = (clientId: string): Parameters<typeof connect>[0] => ({ url: `mqtt://127.0.0.1:${port}`, clientId, username: clientId, password: 'x', keepalive: 1, clean: true, localAddress: undefined, localPort: undefined, timeoutMs: 30_000 })
   const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
@@ -168,29 +175,6 @@ test('with source addresses every device of the fleet gets an address and a loca
   const perAddress = LAST_LOCAL_PORT - FIRST_LOCAL_PORT + 1
   assert.deepEqual(sourceEndpoints(['127.0.0.2'], perAddress - 1, 2), [{ address: '127.0.0.2', port: LAST_LOCAL_PORT }, { address: '127.0.0.2', port: undefined }])
 })
-
-/** An MQTT server that accepts every CONNECT and records where each connection came from. */
-async function mqttServer (t: { after: (fn: () => Promise<void>) => void }): Promise<{ port: number, peers: Map<string, { address: string, port: number }> }> {
-  const peers = new Map<string, { address: string, port: number }>()
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => {
-    sockets.add(socket)
-    const parse = parser({ protocolVersion: 4 })
-    parse.on('packet', (packet: Packet) => {
-      if (packet.cmd !== 'connect') return
-      peers.set(packet.clientId, { address: socket.remoteAddress as string, port: socket.remotePort as number })
-      socket.write(generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }))
-    })
-    socket.on('data', (chunk) => { parse.parse(chunk) })
-    socket.on('error', () => {})
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    for (const s of sockets) s.destroy()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  return { port: (server.address() as { port: number }).port, peers }
-}
 
 test('a light connection binds the source port it was given, and another one when a listener holds that port', { timeout: 60_000 }, async (t) => {
   const { port, peers } = await mqttServer(t)
