@@ -73,8 +73,17 @@ test('the keepalive wheel stops its timer when the last member leaves and starts
   assert.equal(timers.armed, 1)
 })
 
+/** A port nothing listens on at `address` (the kernel's choice, released at once). */
+async function unusedPort (address: string): Promise<number> {
+  const probe: Server = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, address, resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
+
 /** An MQTT server that accepts every CONNECT and records where each connection came from and its PINGREQs. */
-async function mqttServer (t: { after: (fn: () => Promise<void>) => void }): Promise<{ port: number, peers: Map<string, { address: string, port: number }>, pingsBy: Map<string, number> }> {
+async function mqttServer (t: { after: (fn: () => Promise<void>) => void }, listenPort = 0): Promise<{ port: number, peers: Map<string, { address: string, port: number }>, pingsBy: Map<string, number>, stop: () => Promise<void> }> {
   const peers = new Map<string, { address: string, port: number }>()
   const pingsBy = new Map<string, number>()
   const sockets = new Set<Socket>()
@@ -95,12 +104,17 @@ async function mqttServer (t: { after: (fn: () => Promise<void>) => void }): Pro
     socket.on('data', (chunk) => { parse.parse(chunk) })
     socket.on('error', () => {})
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    for (const s of sockets) s.destroy()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  return { port: (server.address() as { port: number }).port, peers, pingsBy }
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve))
+  let stopped: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopped ??= new Promise((resolve) => {
+      server.close(() => resolve())
+      for (const s of sockets) s.destroy()
+    })
+    await stopped
+  }
+  t.after(stop)
+  return { port: (server.address() as { port: number }).port, peers, pingsBy, stop }
 }
 
 test('light connections of one connector send PINGREQ through the shared wheel until they end', { timeout: 60_000 }, async (t) => {
@@ -185,10 +199,7 @@ test('a light connection binds the source port it was given, and another one whe
   await new Promise<void>((resolve) => holder.listen(0, '127.0.0.2', resolve))
   t.after(async () => { await new Promise((resolve) => holder.close(resolve)) })
   const held = (holder.address() as { port: number }).port
-  const probe: Server = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.2', resolve))
-  const free = (probe.address() as { port: number }).port
-  await new Promise((resolve) => probe.close(resolve))
+  const free = await unusedPort('127.0.0.2')
 
   const a = await bounded('connect from a free port', connect(params('a', free)))
   const b = await bounded('connect from a held port', connect(params('b', held)))
@@ -197,4 +208,20 @@ test('a light connection binds the source port it was given, and another one whe
   assert.notEqual(peers.get('b')?.port, held)
   a.end()
   b.end()
+})
+
+test('a device reconnects from its source port to a node started again on the same port after the node closed every connection', { timeout: 60_000 }, async (t) => {
+  const first = await mqttServer(t)
+  const connect = createLightConnector()
+  const localPort = await unusedPort('127.0.0.2')
+  const params = { url: `mqtt://127.0.0.1:${first.port}`, clientId: 'r', username: 'r', password: 'x', keepalive: 0, clean: true, localAddress: '127.0.0.2', localPort, timeoutMs: 30_000 }
+  const conn = await bounded('first connect', connect(params))
+  const closed = new Promise<void>((resolve) => conn.onClose(() => resolve()))
+  // As a SIGKILLed node does: the server side closes first, then the same port listens again.
+  await first.stop()
+  await bounded('the device sees its connection close', closed)
+  const again = await mqttServer(t, first.port)
+  const back = await bounded('reconnect', connect(params))
+  assert.deepEqual(again.peers.get('r'), { address: '127.0.0.2', port: localPort })
+  back.end()
 })
