@@ -10,6 +10,9 @@ export interface ConnectParams {
   readonly clean: boolean
   /** Local address to bind the socket to (spreads connections over 127.0.0.x). */
   readonly localAddress: string | undefined
+  /** Local port to bind to with localAddress (source-endpoints.ts; the light engine only, MQTT.js lets the kernel
+   *  choose); undefined: the kernel chooses. */
+  readonly localPort: number | undefined
   readonly timeoutMs: number
 }
 

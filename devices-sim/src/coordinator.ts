@@ -12,6 +12,7 @@ import type { SimOptions } from './options.ts'
 import type { DeviceCredentials, FromWorker, ToWorker } from './protocol.ts'
 import { buildReport, progressLine, type Report } from './report.ts'
 import type { Scenario } from './scenario.ts'
+import { sourceEndpoints } from './source-endpoints.ts'
 
 export interface Output {
   /** A line for the log (stderr-like, always shown). */
@@ -70,12 +71,16 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
   // The coordinator's own node flags (as fork passes them by default), e.g. --cpu-prof for a profile of every worker.
   const execArgv = [...process.execArgv, ...(COMPILED ? [] : ['--import', import.meta.resolve('tsx')])]
   let offset = 0
+  // Bumped by every snapshot a worker sends: the merged snapshot is rebuilt (every histogram decoded) only then,
+  // not at each of the ten polls a second of the phases and actions below.
+  let version = 0
   const workers: WorkerHandle[] = shares.map((devices, index) => {
     const child = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const h: WorkerHandle = { child, latest: emptySnapshot(), done: undefined, credentialsIn: false, failure: undefined }
-    const addresses = options.sourceAddresses.length === 0 ? [] : devices.map((_, i) => options.sourceAddresses[(offset + i) % options.sourceAddresses.length] as string)
+    const sources = sourceEndpoints(options.sourceAddresses, offset, devices.length)
     offset += devices.length
     child.on('message', (msg: FromWorker) => {
+      if (msg.type === 'snapshot' || msg.type === 'done') version++
       if (msg.type === 'snapshot') h.latest = msg.snap
       else if (msg.type === 'credentials') {
         for (const d of msg.devices) known.set(d.id, d)
@@ -93,14 +98,19 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
     child.on('close', (code, signal) => {
       if (h.done === undefined && h.failure === undefined) h.failure = `worker ${index} exited (${signal ?? code}) before it finished`
     })
-    const start: ToWorker = { type: 'start', index, options, devices, addresses, rampPerSecond: options.ramp / shares.length }
+    const start: ToWorker = { type: 'start', index, options, devices, sources, rampPerSecond: options.ramp / shares.length }
     child.send(start)
     return h
   })
   const stopAll = (): void => { for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL') }
   process.once('exit', stopAll)
   const failed = (): string | undefined => workers.find((w) => w.failure !== undefined)?.failure
-  const current = (): Snapshot => mergeSnapshots(workers.map((w) => w.latest))
+  let merged: { version: number, snap: Snapshot } | undefined
+  const current = (): Snapshot => {
+    if (merged?.version !== version) merged = { version, snap: mergeSnapshots(workers.map((w) => w.latest)) }
+    return merged.snap
+  }
+  const connected = (): number => workers.reduce((n, w) => n + w.latest.connected, 0)
 
   const progressEvery = options.progress > 0 ? options.progress : 5000
   let prev: Snapshot | undefined
@@ -121,9 +131,9 @@ export async function runSimulation (options: SimOptions, scenario: Scenario | u
     out.log(`provisioned: ${provisioned} of ${options.devices} devices have credentials (cache ${credentialsPath})`)
 
     const phaseStart = performance.now()
-    await until(() => current().connected >= provisioned || failed() !== undefined, options.connectTimeout)
+    await until(() => connected() >= provisioned || failed() !== undefined, options.connectTimeout)
     const connectPhaseMs = performance.now() - phaseStart
-    const connectedAfterPhase = current().connected
+    const connectedAfterPhase = connected()
     out.log(`connect phase: ${connectedAfterPhase} of ${provisioned} connected in ${Math.round(connectPhaseMs)} ms`)
 
     const runStart = performance.now()

@@ -10,6 +10,7 @@ import { IdTracker } from './id-tracker.ts'
 import type { Limiter } from './limiter.ts'
 import type { Snapshot } from './metrics.ts'
 import { parseDownlink, telemetryPayload } from './payload.ts'
+import type { SourceEndpoint } from './source-endpoints.ts'
 
 export interface DeviceSettings {
   readonly telemetryRate: number
@@ -72,7 +73,7 @@ export class SimDevice {
     private readonly secret: string,
     /** Fresh devices number their downlinks from 1; reused ones from wherever they were. */
     fresh: boolean,
-    private readonly localAddress: string | undefined,
+    private readonly source: SourceEndpoint | undefined,
     private readonly deps: DeviceDeps,
     token?: IssuedToken
   ) {
@@ -132,7 +133,8 @@ export class SimDevice {
         password: this.token.token,
         keepalive: settings.keepalive,
         clean: settings.clean,
-        localAddress: this.localAddress,
+        localAddress: this.source?.address,
+        localPort: this.source?.port,
         timeoutMs: settings.connectTimeoutMs
       })
       const granted = await conn.subscribe(this.filters(), 1)

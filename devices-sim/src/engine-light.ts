@@ -1,19 +1,49 @@
 // A lighter engine for plain load (--engine light): raw MQTT 3.1.1 packets (mqtt-packet) over a net socket,
 // with only what a simulated device does: connect, subscribe, publish QoS 0/1, PUBACK downlinks, ping.
-// It keeps no offline queue and no store, so a connection costs a socket, a parser and a few closures.
+// It keeps no offline queue and no store, so a connection costs a socket, a parser and a few closures; the
+// connections of one connector share a keepalive wheel (keepalive-wheel.ts) instead of a timer each.
 
 import { createConnection, type Socket } from 'node:net'
 import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet'
-import { ConnectError, hostPort, type Connector, type DeviceConnection } from './connection.ts'
+import { ConnectError, hostPort, type ConnectParams, type Connector, type DeviceConnection } from './connection.ts'
+import { KeepaliveWheel } from './keepalive-wheel.ts'
 
 interface Pending {
   resolve: (value: number[]) => void
   reject: (err: Error) => void
 }
 
-export const connectLight: Connector = (p) => new Promise((resolve, reject) => {
+/** PINGREQ never changes: one buffer written to every socket (a socket does not modify what it writes). */
+const PINGREQ = generate({ cmd: 'pingreq' })
+
+/** Errors of a bind or connect from a given local port that another port would not meet. */
+const PORT_TAKEN: ReadonlySet<string> = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'])
+
+/** A light connector; its connections ping through one keepalive wheel per keepalive value. */
+export function createLightConnector (): Connector {
+  const wheels = new Map<number, KeepaliveWheel>()
+  const wheel = (keepalive: number): KeepaliveWheel => {
+    let w = wheels.get(keepalive)
+    if (w === undefined) {
+      w = new KeepaliveWheel(keepalive * 1000 * 0.75)
+      wheels.set(keepalive, w)
+    }
+    return w
+  }
+  return async (p) => {
+    try {
+      return await connectLight(p, wheel)
+    } catch (err) {
+      // The numbered port is taken (a listener on it, or the same four-tuple still closing): any port will do.
+      if (p.localPort === undefined || !(err instanceof ConnectError) || !PORT_TAKEN.has(err.message)) throw err
+      return await connectLight({ ...p, localPort: undefined }, wheel)
+    }
+  }
+}
+
+const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveWheel): Promise<DeviceConnection> => new Promise((resolve, reject) => {
   const { host, port } = hostPort(p.url)
-  const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress }) })
+  const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress, ...(p.localPort !== undefined && { localPort: p.localPort }) }) })
   socket.setNoDelay(true)
   const parse = parser({ protocolVersion: 4 })
   const pending = new Map<number, Pending>()
@@ -23,7 +53,7 @@ export const connectLight: Connector = (p) => new Promise((resolve, reject) => {
   let onMessage: ((topic: string, payload: Buffer) => void) | undefined
   let onClose: ((reason: string) => void) | undefined
   let lastError = 'connection closed'
-  let ping: NodeJS.Timeout | undefined
+  let leaveWheel: (() => void) | undefined
 
   const timer = setTimeout(() => {
     if (connected) return
@@ -51,7 +81,7 @@ export const connectLight: Connector = (p) => new Promise((resolve, reject) => {
         }
         connected = true
         clearTimeout(timer)
-        if (p.keepalive > 0) ping = setInterval(() => send({ cmd: 'pingreq' }), p.keepalive * 1000 * 0.75)
+        if (p.keepalive > 0) leaveWheel = wheel(p.keepalive).add({ ping: () => { socket.write(PINGREQ) } })
         resolve(conn)
         return
       case 'publish': {
@@ -83,7 +113,7 @@ export const connectLight: Connector = (p) => new Promise((resolve, reject) => {
     if (!connected) fail(new ConnectError('network', lastError))
   })
   socket.on('close', () => {
-    if (ping !== undefined) clearInterval(ping)
+    leaveWheel?.()
     if (!connected) {
       fail(new ConnectError('network', 'closed before CONNACK'))
       return

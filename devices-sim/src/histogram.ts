@@ -26,6 +26,8 @@ export class LatencyHistogram {
   min = Number.MAX_VALUE
   max = 0
   readonly #distribution = newDistribution()
+  /** The encoded form and the count it was made at: a worker sends every histogram every second, most unchanged. */
+  #encoded: { count: number, hdr: string } | undefined
 
   /** A histogram as another process sent it (its JSON form), or a copy of a live one. */
   static from (data: LatencyHistogram | HistogramJSON): LatencyHistogram {
@@ -61,7 +63,9 @@ export class LatencyHistogram {
   }
 
   toJSON (): HistogramJSON {
-    return { count: this.count, sum: this.sum, min: this.min, max: this.max, hdr: this.count === 0 ? '' : encodeIntoCompressedBase64(this.#distribution) }
+    // The count changes with every value recorded or added, so an equal count means the same distribution.
+    if (this.#encoded?.count !== this.count) this.#encoded = { count: this.count, hdr: this.count === 0 ? '' : encodeIntoCompressedBase64(this.#distribution) }
+    return { count: this.count, sum: this.sum, min: this.min, max: this.max, hdr: this.#encoded.hdr }
   }
 }
 

@@ -4,6 +4,7 @@ import type { DeviceDetail } from './device.ts'
 import type { IssuedToken } from './http-api.ts'
 import type { Snapshot } from './metrics.ts'
 import type { SimOptions } from './options.ts'
+import type { SourceEndpoint } from './source-endpoints.ts'
 
 export interface DeviceCredentials {
   readonly id: string
@@ -19,8 +20,8 @@ export type ToWorker =
     readonly index: number
     readonly options: SimOptions
     readonly devices: readonly DeviceCredentials[]
-    /** Source address of each device, by position in `devices` (empty: let the OS choose). */
-    readonly addresses: readonly string[]
+    /** Source address and port of each device, by position in `devices` (empty: let the OS choose). */
+    readonly sources: readonly SourceEndpoint[]
     readonly rampPerSecond: number
   }
   /** Every device of the worker should get `count` more targeted downlinks. */

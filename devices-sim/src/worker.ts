@@ -3,7 +3,7 @@
 // snapshot every second until the coordinator says stop.
 
 import { SimDevice, type DeviceSettings } from './device.ts'
-import { connectLight } from './engine-light.ts'
+import { createLightConnector } from './engine-light.ts'
 import { connectMqttjs } from './engine-mqttjs.ts'
 import { SimError } from './errors.ts'
 import { createHttpApi, MAX_BATCH, type HttpApi } from './http-api.ts'
@@ -109,12 +109,12 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
     connectTimeoutMs: 30_000,
     reportDevices: options.reportDevices
   }
-  const deps = { api, http, snap, settings, connect: options.engine === 'light' ? connectLight : connectMqttjs }
+  const deps = { api, http, snap, settings, connect: options.engine === 'light' ? createLightConnector() : connectMqttjs }
   start.devices.forEach((d, i) => {
     const s = secrets.get(d.id)
     if (s === undefined) return
     const token = d.token !== undefined && d.token.expiresAt > Date.now() + 60_000 ? d.token : undefined
-    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.addresses[i], deps, token))
+    devices.push(new SimDevice(d.id, d.groups, s.secret, s.fresh, start.sources[i], deps, token))
   })
 
   // The ramp: device k starts at k / rate seconds (open loop: a slow connect does not slow the ramp).
