@@ -279,7 +279,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         // A device that went away while its uplink was held back sends an unacknowledged QoS 1 uplink again.
         if (packet.qos > 0 && client.closed) return done(new Error('connection closed'))
         opts.uplinks.append(uplink).then(() => {
-          metrics.uplinks.inc({ kind: route.kind, qos: packet.qos })
+          metrics.countUplink(route.kind, packet.qos)
           if (logger.isLevelEnabled('debug')) logger.debug({ event: 'uplink', traceId: uplink.traceId, msgId: uplink.msgId, deviceId: uplink.deviceId, topic: uplink.topic, qos: uplink.qos }, 'uplink spooled')
           done(null)
         }, (err: Error) => {
