@@ -131,6 +131,13 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     rateGates?.set(client, gate)
     return gate
   }
+  // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is
+  // dropped. Application acks share the uplinks' rate: each costs a receipt update.
+  const gated = (client: Client, handOff: () => void): void => {
+    const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
+    if (gate === undefined) return handOff()
+    if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
+  }
   let accepting = true
   // In a reconnect storm every device connects at once: unbounded, the node's Redis queue outgrows the command
   // timeout and most checks fail after costing their full time (docs/limits.md, "Connects being authenticated").
@@ -265,16 +272,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       }
       consumed.add(packet)
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-      // Faster than its rate: the hand-off (and with it the PUBACK and the next socket read) waits; nothing is
-      // dropped. Application acks share the uplinks' rate: each costs a receipt update.
-      const gated = (handOff: () => void): void => {
-        const gate = rateGates?.get(client) ?? (rateGates === undefined ? undefined : newRateGate(client))
-        if (gate === undefined) return handOff()
-        if (gate.pass(handOff)) metrics.uplinksThrottled.inc()
-      }
       if (route.type === 'ack') {
         const deviceId = identity.deviceId
-        return gated(() => {
+        return gated(client, () => {
           opts.onDeviceAck?.(deviceId, payload)
           done(null)
         })
@@ -297,7 +297,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         // A device that went away while its uplink was held back sends an unacknowledged QoS 1 uplink again.
         if (packet.qos > 0 && client.closed) return done(new Error('connection closed'))
         opts.uplinks.append(uplink).then(() => {
-          metrics.uplinks.inc({ kind: route.kind, qos: packet.qos })
+          metrics.countUplink(route.kind, packet.qos)
           if (logger.isLevelEnabled('debug')) logger.debug({ event: 'uplink', traceId: uplink.traceId, msgId: uplink.msgId, deviceId: uplink.deviceId, topic: uplink.topic, qos: uplink.qos }, 'uplink spooled')
           done(null)
         }, (err: Error) => {
@@ -306,7 +306,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
           done(err)
         })
       }
-      gated(handOff)
+      gated(client, handOff)
     },
 
     authorizeSubscribe (client, sub: Subscription, done) {
@@ -344,7 +344,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
   await aedes.listen()
   adapted.broker = adaptBroker(aedes, {
     nodeId: opts.nodeId,
-    consumed: (packet) => consumed.has(packet),
+    // Asked once per packet: the answer forgets it, so the set holds only the packets between their hook and their
+    // routing instead of every uplink of the last seconds until the collector clears them.
+    consumed: (packet) => consumed.delete(packet),
     onMalformedString: (client) => {
       metrics.uplinksRefused.inc({ reason: 'malformed_string' })
       logger.info({ event: 'malformed_string', clientId: client.id }, 'a string in a packet is not well-formed UTF-8 or holds U+0000: connection closed (MQTT 3.1.1, 1.5.3)')

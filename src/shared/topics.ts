@@ -7,13 +7,20 @@ export type PublishRoute = { readonly type: 'uplink', readonly kind: UplinkKind 
 
 const STREAM = /^[A-Za-z0-9_.-]{1,64}$/
 
+// One answer object per route, shared: the ACL asks on every uplink.
+const TELEMETRY: PublishRoute = Object.freeze({ type: 'uplink', kind: 'telemetry' })
+const EVENTS: PublishRoute = Object.freeze({ type: 'uplink', kind: 'events' })
+const ACK: PublishRoute = Object.freeze({ type: 'ack' })
+const PREFIX = 'devices/'
+
 export function devicePublishRoute (deviceId: string, topic: string): PublishRoute | undefined {
-  const own = `devices/${deviceId}/`
-  if (!topic.startsWith(own)) return undefined
-  const rest = topic.slice(own.length)
-  if (rest === 'telemetry') return { type: 'uplink', kind: 'telemetry' }
-  if (rest.startsWith('telemetry/') && STREAM.test(rest.slice('telemetry/'.length))) return { type: 'uplink', kind: 'telemetry' }
-  if (rest === 'events') return { type: 'uplink', kind: 'events' }
-  if (rest === 'ack') return { type: 'ack' }
+  // `devices/{deviceId}/` compared in place rather than built per call.
+  const restAt = PREFIX.length + deviceId.length + 1
+  if (!topic.startsWith(PREFIX) || !topic.startsWith(deviceId, PREFIX.length) || topic.charCodeAt(restAt - 1) !== 0x2f) return undefined
+  const rest = topic.slice(restAt)
+  if (rest === 'telemetry') return TELEMETRY
+  if (rest.startsWith('telemetry/') && STREAM.test(rest.slice('telemetry/'.length))) return TELEMETRY
+  if (rest === 'events') return EVENTS
+  if (rest === 'ack') return ACK
   return undefined
 }

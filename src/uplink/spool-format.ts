@@ -80,23 +80,44 @@ const writeU64 = (buf: Buffer, at: number, v: number): void => {
 }
 const readU64 = (buf: Buffer, at: number): number => buf.readUInt32BE(at) * TWO_POW_32 + buf.readUInt32BE(at + 4)
 
-/** One binary frame for an uplink with its sequence number. */
+/** UTF-8 byte length of a field; short ASCII ones (ids, topics) counted here, which beats a call into C++. */
+function fieldLength (s: string): number {
+  if (s.length > 64) return checkedLength(Buffer.byteLength(s))
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return checkedLength(Buffer.byteLength(s))
+  return s.length
+}
+
+function checkedLength (l: number): number {
+  if (l > 0xffff) throw new RangeError(`spool record field longer than 65535 bytes (${l})`)
+  return l
+}
+
+/** One binary frame for an uplink with its sequence number. Per uplink on the receive path: no arrays, no closures. */
 export function encodeSpoolRecord (seq: number, u: Uplink): Buffer {
-  const strings = [u.msgId, u.deviceId, u.topic, u.kind, u.nodeId, u.traceId]
-  const lengths = strings.map((s) => Buffer.byteLength(s))
-  let body = FIXED_BODY + u.payload.length
-  for (const l of lengths) {
-    if (l > 0xffff) throw new RangeError(`spool record field longer than 65535 bytes (${l})`)
-    body += l
-  }
+  const l0 = fieldLength(u.msgId)
+  const l1 = fieldLength(u.deviceId)
+  const l2 = fieldLength(u.topic)
+  const l3 = fieldLength(u.kind)
+  const l4 = fieldLength(u.nodeId)
+  const l5 = fieldLength(u.traceId)
+  const body = FIXED_BODY + l0 + l1 + l2 + l3 + l4 + l5 + u.payload.length
   const buf = Buffer.allocUnsafe(FRAME_HEAD + body)
   buf.writeUInt32BE(body, 0)
   writeU64(buf, 8, seq)
   writeU64(buf, 16, u.receivedAt)
   buf[24] = u.qos
-  let at = 25
-  for (const l of lengths) at = buf.writeUInt16BE(l, at)
-  for (let i = 0; i < strings.length; i++) at = writeString(buf, at, strings[i] as string, lengths[i] as number)
+  buf.writeUInt16BE(l0, 25)
+  buf.writeUInt16BE(l1, 27)
+  buf.writeUInt16BE(l2, 29)
+  buf.writeUInt16BE(l3, 31)
+  buf.writeUInt16BE(l4, 33)
+  buf.writeUInt16BE(l5, 35)
+  let at = writeString(buf, 37, u.msgId, l0)
+  at = writeString(buf, at, u.deviceId, l1)
+  at = writeString(buf, at, u.topic, l2)
+  at = writeString(buf, at, u.kind, l3)
+  at = writeString(buf, at, u.nodeId, l4)
+  at = writeString(buf, at, u.traceId, l5)
   u.payload.copy(buf, at)
   buf.writeUInt32BE(frameCrc(buf, 0, FRAME_HEAD + body), 4)
   return buf

@@ -39,6 +39,26 @@ test('a frame is laid out as the format says: CRC-32 of the length field and the
   }
 })
 
+test('every field shape is written with its UTF-8 byte length: short and long ASCII, non-ASCII, at and over the 65,535-byte bound', { timeout: 10_000 }, () => {
+  const long = 'x'.repeat(65)
+  const shapes: Array<Partial<Uplink>> = [
+    { deviceId: long, topic: `devices/${long}/telemetry` },
+    { msgId: 'ä'.repeat(10), traceId: '€' },
+    { nodeId: 'n'.repeat(0xffff) },
+    { topic: 'devices/d/telemetry/' + 'ü'.repeat(40), msgId: 'é' + 'a'.repeat(80) }
+  ]
+  for (const shape of shapes) {
+    const u = { ...uplink(5), ...shape }
+    const records: SpoolRecord[] = []
+    decodeRecords('binary', encodeSpoolRecord(7, u), { record: (r) => records.push(r), unreadable: () => assert.fail('an intact frame read as damaged') })
+    assertRecord(records[0], 7, u)
+  }
+  // 65,536 bytes: in ASCII and as 32,768 two-byte characters (a string of 32,768 UTF-16 units).
+  for (const over of ['n'.repeat(0x10000), 'ä'.repeat(0x8000)]) {
+    assert.throws(() => encodeSpoolRecord(7, { ...uplink(5), nodeId: over }), RangeError)
+  }
+})
+
 async function readAll (dir: string): Promise<SpoolRecord[]> {
   const out: SpoolRecord[] = []
   for await (const r of readSpool(dir)) out.push(r)

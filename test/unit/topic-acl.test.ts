@@ -58,7 +58,7 @@ test('devicePublishRoute tells telemetry, events and acks apart', () => {
 })
 
 test('devicePublishRoute returns undefined for topics the device may not publish to', () => {
-  for (const topic of ['devices/dev-b/telemetry', 'devices/dev-a/down', 'devices/dev-a/telemetry/a/b', 'devices/dev-a', '$SYS/x', 'broadcast/all']) {
+  for (const topic of ['devices/dev-b/telemetry', 'devices/dev-a/down', 'devices/dev-a/telemetry/a/b', 'devices/dev-a', 'devices/dev-a/', 'devices/dev-a-telemetry', 'devices/dev-axtelemetry', 'xdevices/dev-a/telemetry', 'devices//telemetry', '$SYS/x', 'broadcast/all']) {
     assert.equal(devicePublishRoute('dev-a', topic), undefined, topic)
   }
 })

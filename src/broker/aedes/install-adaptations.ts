@@ -65,7 +65,7 @@ export function adaptPersistence (opts: PersistenceAdaptationOptions): object {
 
 export interface BrokerAdaptationOptions {
   readonly nodeId: string
-  /** Publishes the broker node's hooks took care of: acknowledged, not routed. */
+  /** Publishes the broker node's hooks took care of: acknowledged, not routed. Asked once per publish (aedes routes each once). */
   readonly consumed: (packet: PublishPacket) => boolean
   /** A client sent a string that is not well-formed UTF-8 or holds U+0000; its connection is being closed. */
   readonly onMalformedString: (client: Client) => void
