@@ -87,6 +87,7 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     const devices = createDeviceService({
       devices: stores.devices,
       tokens: stores.tokens,
+      exchanges: stores.exchanges,
       connections,
       presence: stores.presence,
       // Node records change on heartbeats (every half period): a view a fraction of that old is current enough.

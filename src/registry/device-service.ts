@@ -6,6 +6,8 @@ import type { Device, DeviceStore } from '../stores/device-store.ts'
 import type { PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { HistoryStore } from '../stores/history-store.ts'
 import type { TokenRecord, TokenStore } from '../stores/token-store.ts'
+import type { SecretExchangeStore } from '../stores/secret-exchange-store.ts'
+import type { TokenRules } from './token-guard.ts'
 import type { ConnectionControl } from './connection-control.ts'
 import type { BrokerAddress, NodeAssigner } from './node-assigner.ts'
 
@@ -54,6 +56,13 @@ export interface IssuedToken {
   readonly broker: BrokerAddress
 }
 
+/** exchangeSecret's answer when the device's secret is stored in an older form: the caller goes on with issueToken. */
+export interface LegacySecret {
+  readonly legacy: true
+  /** The device's failure count (TokenAdmission.failures). */
+  readonly failures: number
+}
+
 export type TokenCredentials = { readonly secret: string } | { readonly token: string }
 
 /** The registry's answer for a device presenting a valid client certificate. */
@@ -64,6 +73,8 @@ export type CertificateCheck =
 export interface DeviceServiceDeps {
   readonly devices: DeviceStore
   readonly tokens: TokenStore
+  /** A token for a secret in one step: checks, device read and token record (the same data as the stores above). */
+  readonly exchanges: SecretExchangeStore
   readonly connections: ConnectionControl
   /** Where devices are connected: a kick closes the connection presence names. */
   readonly presence: PresenceStore
@@ -109,6 +120,13 @@ export interface DeviceService {
    * nothing is checked or written before it resolves; when it fails, its error is the answer.
    */
   issueToken (id: string, credentials: TokenCredentials, admitted?: Promise<unknown>): Promise<IssuedToken>
+  /**
+   * A token for the device's secret: the token guard's checks (`rules`), the secret check and the token record in one
+   * step of the secret exchange store, then the node assignment. The guard's errors, IOT_ERR_BAD_CREDENTIALS (the
+   * failure already counted) or IOT_ERR_DEVICE_DISABLED; a secret stored in an older form resolves LegacySecret, the
+   * admission counted, and the caller checks it with issueToken.
+   */
+  exchangeSecret (id: string, secret: string, rules: TokenRules): Promise<IssuedToken | LegacySecret>
   /** The broker's check: the token's record if it is a live token of this device. */
   checkToken (deviceId: string, token: string): Promise<TokenRecord | undefined>
   /** The device a live token belongs to (a device's own HTTP requests), if any. */
@@ -121,6 +139,10 @@ function view (d: Device): DeviceView {
 
 function notFound (id: string): PushlineError {
   return new PushlineError('IOT_ERR_DEVICE_NOT_FOUND', `device ${id} does not exist`, { id })
+}
+
+function disabled (id: string): PushlineError {
+  return new PushlineError('IOT_ERR_DEVICE_DISABLED', `device ${id} is disabled`, { id })
 }
 
 /** Devices per createMany call: each call's outcome is known on its own, so a Redis failure costs only its chunk. */
@@ -280,8 +302,24 @@ export function createDeviceService (deps: DeviceServiceDeps): DeviceService {
         const rec = await tokens.take(hashToken(credentials.token), id, now())
         if (rec === undefined || device === undefined) throw badCredentials()
       }
-      if (!device.enabled) throw new PushlineError('IOT_ERR_DEVICE_DISABLED', `device ${id} is disabled`, { id })
+      if (!device.enabled) throw disabled(id)
       return await mint(device)
+    },
+
+    async exchangeSecret (id, secret, rules) {
+      const token = generateToken(random)
+      const expiresAt = now() + deps.tokenTtlMs
+      const outcome = await deps.exchanges.exchange({ deviceId: id, ...rules, secretHash: hashSecret(secret), tokenHash: hashToken(token), expiresAt })
+      switch (outcome.status) {
+        case 'refused': return rules.refuse(outcome.hits, outcome.lock)
+        case 'bad-credentials': throw badCredentials()
+        case 'disabled': throw disabled(id)
+        case 'legacy': return { legacy: true, failures: outcome.failures }
+        case 'issued':
+          // After the store's step, not beside it: a refused request must not count against a node. A token stored
+          // for an assignment that failed (no node) is never handed out.
+          return { token, expiresAt, broker: await assigner.assign(id) }
+      }
     },
 
     async checkToken (deviceId, token) {

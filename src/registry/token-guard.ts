@@ -1,5 +1,6 @@
 import { PushlineError } from '../shared/errors.ts'
 import type { CounterHit, CounterStore, LimitedHit } from '../stores/counter-store.ts'
+import type { SecretExchange } from '../stores/secret-exchange-store.ts'
 
 // Limits on the device-facing endpoints: a rate per device id and per source address, and a lock on a
 // device's token endpoint after repeated wrong secrets or tokens. The state lives in a CounterStore, so
@@ -17,6 +18,12 @@ export interface TokenGuardOptions {
   readonly now?: () => number
 }
 
+/** The guard's part of a secret exchange (SecretExchangeStore): its limits and keys, and the errors of its refusals. */
+export type TokenRules = Pick<SecretExchange, 'hits' | 'lockKey' | 'failuresKey' | 'maxFailures' | 'lockoutMs'> & {
+  /** Throws the answer for an exchange the store refused (over a rate limit, or locked), as admitToken would. */
+  readonly refuse: (hits: readonly CounterHit[], lock: CounterHit) => never
+}
+
 /** What admitToken found out on the way, for the end of the request. */
 export interface TokenAdmission {
   /** Wrong secrets or tokens counted against the device in the current window; a success clears them when > 0. */
@@ -31,6 +38,11 @@ export interface TokenGuard {
    * round trip), with the same answers in the same order. Also reads the device's failure count.
    */
   admitToken (address: string, deviceId: string): Promise<TokenAdmission>
+  /**
+   * The same checks as admitToken, and failed(), for a store that makes them in the step that reads the device and
+   * stores its token (a token for a secret: one Redis round trip).
+   */
+  tokenRules (address: string, deviceId: string): TokenRules
   /** Counts a device's pull of its missed downlinks; throws IOT_ERR_RATE_LIMITED beyond its limit. */
   admitPull (deviceId: string): Promise<void>
   /** Throws IOT_ERR_LOCKED while the device's token endpoint is locked. */
@@ -77,6 +89,20 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
       refuseOverLimit(hits)
       refuseLocked(peeks[0] as CounterHit)
       return { failures: (peeks[1] as CounterHit).count }
+    },
+    tokenRules (address, deviceId) {
+      return {
+        hits: rateHits(address, deviceId),
+        lockKey: lock(deviceId),
+        failuresKey: failures(deviceId),
+        maxFailures: opts.maxFailures,
+        lockoutMs: opts.lockoutMs,
+        refuse (hits, l) {
+          refuseOverLimit(hits)
+          refuseLocked(l)
+          throw new Error('a refused secret exchange is over no limit and not locked')
+        }
+      }
     },
     async admitPull (deviceId) {
       if (opts.pullsPerMinute === undefined) return

@@ -25,6 +25,9 @@ import { createRedisPresenceStore } from './redis-presence-store.ts'
 import { createRedisPushJobStore } from './redis-push-job-store.ts'
 import { createRedisReceiptStore } from './redis-receipt-store.ts'
 import { createRedisTokenStore } from './redis-token-store.ts'
+import { createRedisSecretExchangeStore } from './redis-secret-exchange-store.ts'
+import { createMemorySecretExchangeStore } from './memory-secret-exchange-store.ts'
+import type { SecretExchangeStore } from './secret-exchange-store.ts'
 import type { TokenStore } from './token-store.ts'
 
 // Every store of one process, all in memory (embedded mode) or all on one Redis connection (cluster mode).
@@ -33,6 +36,8 @@ export interface Stores {
   readonly devices: DeviceStore
   readonly tokens: TokenStore
   readonly counters: CounterStore
+  /** A token for a device secret in one step, on the data of devices, tokens and counters. */
+  readonly exchanges: SecretExchangeStore
   readonly nodes: NodeRegistry
   readonly presence: PresenceStore
   readonly history: HistoryStore
@@ -58,12 +63,15 @@ export function createStores (opts: StoresOptions): Stores {
   const wrap = opts.wrapReceipts ?? ((store: ReceiptStore) => store)
   if (redis === undefined) {
     const devices = createMemoryDeviceStore()
+    const tokens = createMemoryTokenStore()
+    const counters = createMemoryCounterStore()
     const history = createMemoryHistoryStore(limits)
     const receipts = wrap(createMemoryReceiptStore())
     return {
       devices,
-      tokens: createMemoryTokenStore(),
-      counters: createMemoryCounterStore(),
+      tokens,
+      counters,
+      exchanges: createMemorySecretExchangeStore({ counters, devices, tokens }),
       nodes: createMemoryNodeRegistry(),
       presence: createMemoryPresenceStore(),
       history,
@@ -76,6 +84,7 @@ export function createStores (opts: StoresOptions): Stores {
     devices: createRedisDeviceStore({ redis, prefix }),
     tokens: createRedisTokenStore({ redis, prefix }),
     counters: createRedisCounterStore({ redis, prefix }),
+    exchanges: createRedisSecretExchangeStore({ redis, prefix }),
     nodes: createRedisNodeRegistry({ redis, prefix }),
     presence: createRedisPresenceStore({ redis, prefix }),
     history: createRedisHistoryStore({ redis, prefix, limits }),

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { redisScript } from '../shared/redis-script.ts'
-import type { CounterHit, CounterStore } from './counter-store.ts'
+import type { CounterHit, CounterStore, LimitedHit } from './counter-store.ts'
 
 // {prefix}count:{key} is an integer that expires with its window; one round trip per call.
 
@@ -10,14 +10,17 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return { n, redis.call('PTTL', KEYS[1]) }`
 
-// KEYS: ARGV[1] counters to hit, then the counters to peek; ARGV[3i - 1], ARGV[3i], ARGV[3i + 1]: window ms, limit
-// and amount (at least 1) of hit i, from 1. Returns { hit count, hit ttl, ..., peek count, peek ttl, ... }; fewer hits when one went
-// over its limit. A window the hit opens lasts its full length, and an absent peeked key has no window: neither asks
-// Redis for a TTL it already knows.
-const HIT_AND_PEEK = `
+/**
+ * Lua: hits KEYS[1..n], n = tonumber(ARGV[1]); ARGV[3i - 1], ARGV[3i], ARGV[3i + 1]: window ms, limit and amount (at
+ * least 1) of hit i, from 1; stops after the first hit over its limit. Leaves locals `n`, `hits` (how many were
+ * counted), `over` (whether the last went over its limit) and `out` = { count, ttl, ... } per hit counted, for the
+ * rest of the script. A window the hit opens lasts its full length: no TTL asked of Redis for it.
+ */
+export const LIMITED_HITS_LUA = `
 local n = tonumber(ARGV[1])
 local out = {}
 local hits = 0
+local over = false
 for i = 1, n do
   local c = redis.call('INCRBY', KEYS[i], ARGV[3 * i + 1])
   local ttl
@@ -30,8 +33,22 @@ for i = 1, n do
   out[#out + 1] = c
   out[#out + 1] = ttl
   hits = hits + 1
-  if c > tonumber(ARGV[3 * i]) then break end
-end
+  if c > tonumber(ARGV[3 * i]) then
+    over = true
+    break
+  end
+end`
+
+/** The ARGV head LIMITED_HITS_LUA reads. */
+export function limitedHitsArgs (limited: readonly LimitedHit[]): Array<string | number> {
+  const args: Array<string | number> = [limited.length]
+  for (const h of limited) args.push(h.windowMs, h.limit, h.by ?? 1)
+  return args
+}
+
+// KEYS: the counters to hit (see LIMITED_HITS_LUA), then the counters to peek. Returns { hit count, hit ttl, ...,
+// peek count, peek ttl, ... }; fewer hits when one went over its limit. An absent peeked key has no window.
+const HIT_AND_PEEK = LIMITED_HITS_LUA + `
 for i = n + 1, #KEYS do
   local c = redis.call('GET', KEYS[i])
   if c then
@@ -44,8 +61,13 @@ for i = n + 1, #KEYS do
 end
 return { hits, out }`
 
+/** A counter's key in Redis, for scripts of other stores that count on it. */
+export function redisCounterKey (prefix: string, k: string): string {
+  return `${prefix}count:${k}`
+}
+
 export function createRedisCounterStore ({ redis, prefix }: { redis: Redis, prefix: string }): CounterStore {
-  const key = (k: string): string => `${prefix}count:${k}`
+  const key = (k: string): string => redisCounterKey(prefix, k)
   const hit = redisScript(redis, HIT)
   const hitAndPeek = redisScript(redis, HIT_AND_PEEK)
   // A key without a window (no TTL: -1, absent: -2) ends now.
@@ -65,9 +87,7 @@ export function createRedisCounterStore ({ redis, prefix }: { redis: Redis, pref
     },
     async hitAndPeek (limited, peeks) {
       const keys = [...limited.map((h) => key(h.key)), ...peeks.map(key)]
-      const args: Array<string | number> = [limited.length]
-      for (const h of limited) args.push(h.windowMs, h.limit, h.by ?? 1)
-      const [hitCount, flat] = await hitAndPeek(keys, args) as [number, number[]]
+      const [hitCount, flat] = await hitAndPeek(keys, limitedHitsArgs(limited)) as [number, number[]]
       const t = Date.now()
       const pairs = (from: number, n: number): CounterHit[] =>
         Array.from({ length: n }, (_, i) => counterHit(flat[2 * (from + i)] as number, flat[2 * (from + i) + 1] as number, t))

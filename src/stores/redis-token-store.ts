@@ -4,13 +4,24 @@ import type { TokenRecord, TokenStore } from './token-store.ts'
 
 // {prefix}token:{hash} = JSON of the record, with a matching expiry; {prefix}device-tokens:{id} = set of hashes.
 
+/**
+ * Lua: stores `value` at `tokenKey` until `expiresAt` (ms) and adds `hash` to the device's set `setKey`, which lives as
+ * long as its longest token; the five are locals of the enclosing script.
+ */
+export const PUT_TOKEN_LUA = `
+redis.call('SET', tokenKey, value, 'PXAT', expiresAt)
+redis.call('SADD', setKey, hash)
+if redis.call('PEXPIRETIME', setKey) < tonumber(expiresAt) then redis.call('PEXPIREAT', setKey, expiresAt) end`
+
 // KEYS[1] token, KEYS[2] device set; ARGV[1] value, ARGV[2] expiresAt (ms), ARGV[3] hash
 const PUT = `
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-local ttl = redis.call('PEXPIRETIME', KEYS[2])
-if ttl < tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) end
+local tokenKey, setKey, value, expiresAt, hash = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]` + PUT_TOKEN_LUA + `
 return 1`
+
+/** Where a token and a device's set of token hashes live in Redis, for scripts of other stores that write tokens. */
+export function redisTokenKeys (prefix: string): { token: (hash: string) => string, device: (id: string) => string } {
+  return { token: (hash) => `${prefix}token:${hash}`, device: (id) => `${prefix}device-tokens:${id}` }
+}
 
 // KEYS[1] device set; ARGV[1] token key prefix
 const REVOKE = `
@@ -42,8 +53,8 @@ export interface RedisTokenStoreOptions {
 }
 
 export function createRedisTokenStore ({ redis, prefix }: RedisTokenStoreOptions): TokenStore {
-  const tokenPrefix = `${prefix}token:`
-  const deviceKey = (id: string): string => `${prefix}device-tokens:${id}`
+  const tokenPrefix = redisTokenKeys(prefix).token('')
+  const deviceKey = redisTokenKeys(prefix).device
 
   const parse = (raw: string): TokenRecord => JSON.parse(raw) as TokenRecord
   const take = redisScript(redis, TAKE)

@@ -10,6 +10,9 @@ import { createMemoryTokenStore } from '../../src/stores/memory-token-store.ts'
 import { createRedisDeviceStore } from '../../src/stores/redis-device-store.ts'
 import { createRedisHistoryStore } from '../../src/stores/redis-history-store.ts'
 import { createRedisTokenStore } from '../../src/stores/redis-token-store.ts'
+import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
+import { createMemorySecretExchangeStore } from '../../src/stores/memory-secret-exchange-store.ts'
+import { createRedisSecretExchangeStore } from '../../src/stores/redis-secret-exchange-store.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 
 // The device service over memory and over Redis stores: secrets stored by older releases (scrypt) still work and
@@ -26,10 +29,12 @@ function build (t: TestContext, redis: boolean): { devices: DeviceStore, service
     const r = connectRedis(t)
     const prefix = uniquePrefix()
     devices = createRedisDeviceStore({ redis: r, prefix })
-    service = createDeviceService({ ...common, devices, tokens: createRedisTokenStore({ redis: r, prefix }), history: createRedisHistoryStore({ redis: r, prefix, limits }) })
+    service = createDeviceService({ ...common, devices, tokens: createRedisTokenStore({ redis: r, prefix }), exchanges: createRedisSecretExchangeStore({ redis: r, prefix }), history: createRedisHistoryStore({ redis: r, prefix, limits }) })
   } else {
     devices = createMemoryDeviceStore()
-    service = createDeviceService({ ...common, devices, tokens: createMemoryTokenStore(), history: createMemoryHistoryStore(limits) })
+    const tokens = createMemoryTokenStore()
+    const exchanges = createMemorySecretExchangeStore({ counters: createMemoryCounterStore(), devices, tokens })
+    service = createDeviceService({ ...common, devices, tokens, exchanges, history: createMemoryHistoryStore(limits) })
   }
   return { devices, service }
 }

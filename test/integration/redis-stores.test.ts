@@ -18,6 +18,8 @@ import { broadcastStoreSpec } from '../contract/broadcast-store.spec.ts'
 import { createRedisBroadcastStore } from '../../src/stores/redis-broadcast-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createRedisCounterStore } from '../../src/stores/redis-counter-store.ts'
+import { secretExchangeStoreSpec } from '../contract/secret-exchange-store.spec.ts'
+import { createRedisSecretExchangeStore } from '../../src/stores/redis-secret-exchange-store.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 
 deviceStoreSpec('redis device store', async (t) => createRedisDeviceStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
@@ -28,6 +30,16 @@ nodeRegistrySpec('redis node registry', async (t) => createRedisNodeRegistry({ r
 historyStoreSpec('redis history store', async (t, limits) => createRedisHistoryStore({ redis: connectRedis(t), prefix: uniquePrefix(), limits }))
 receiptStoreSpec('redis receipt store', async (t) => createRedisReceiptStore({ redis: connectRedis(t), prefix: uniquePrefix() }))
 broadcastStoreSpec('redis broadcast store', async (t, clock) => createRedisBroadcastStore({ redis: connectRedis(t), prefix: uniquePrefix(), now: clock.now }))
+secretExchangeStoreSpec('redis secret exchange store', async (t) => {
+  const redis = connectRedis(t)
+  const prefix = uniquePrefix()
+  return {
+    exchanges: createRedisSecretExchangeStore({ redis, prefix }),
+    counters: createRedisCounterStore({ redis, prefix }),
+    devices: createRedisDeviceStore({ redis, prefix }),
+    tokens: createRedisTokenStore({ redis, prefix })
+  }
+})
 pushJobStoreSpec('redis push job store', async (t) => {
   const redis = connectRedis(t)
   const prefix = uniquePrefix()

@@ -3,6 +3,8 @@ import { test } from 'node:test'
 import { bounded, eventually } from '../helpers/eventually.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { ADMIN_KEY, startTestPlatform, uniquePrefix } from '../helpers/platform.ts'
+import { connectRedis } from '../helpers/services.ts'
+import { hashSecret, legacyScryptHash } from '../../src/auth/secret-hash.ts'
 
 test('admin routes answer 401 without a key and 403 with a wrong one', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t)
@@ -224,4 +226,23 @@ test('the lock holds across API processes that share Redis', { timeout: 120_000 
   assert.equal((await a.api('POST', '/v1/devices/shared-lock/token', { secret: 'wrong' }, {})).status, 401)
   assert.equal((await b.api('POST', '/v1/devices/shared-lock/token', { secret: 'wrong' }, {})).status, 401)
   assert.equal((await a.api('POST', '/v1/devices/shared-lock/token', { secret }, {})).status, 429)
+})
+
+test('a secret stored as scrypt by an older release gets a token over HTTP and becomes a digest; a wrong one counts towards the lock', { timeout: 120_000 }, async (t) => {
+  const prefix = uniquePrefix()
+  const p = await startTestPlatform(t, { clusterPrefix: prefix, env: { PUSHLINE_SECRET_MAX_FAILURES: '2' } })
+  const redis = connectRedis(t)
+  const secret = await p.createDevice('scrypt-dev')
+  const key = `${prefix}device:scrypt-dev`
+  const record = JSON.parse(await redis.get(key) as string) as { secretHash: string }
+  await redis.set(key, JSON.stringify({ ...record, secretHash: await legacyScryptHash(secret, 10) }))
+  assert.equal((await p.api('POST', '/v1/devices/scrypt-dev/token', { secret }, {})).status, 200)
+  assert.equal((JSON.parse(await redis.get(key) as string) as { secretHash: string }).secretHash, hashSecret(secret))
+
+  await redis.set(key, JSON.stringify({ ...record, secretHash: await legacyScryptHash(secret, 10) }))
+  assert.equal((await p.api('POST', '/v1/devices/scrypt-dev/token', { secret: 'wrong' }, {})).status, 401)
+  assert.equal((await p.api('POST', '/v1/devices/scrypt-dev/token', { secret: 'wrong' }, {})).status, 401)
+  const locked = await p.api('POST', '/v1/devices/scrypt-dev/token', { secret }, {})
+  assert.equal(locked.status, 429)
+  assert.match((await redis.get(key)) as string, /scrypt\$/, 'a refused request upgrades nothing')
 })

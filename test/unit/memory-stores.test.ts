@@ -16,6 +16,8 @@ import { broadcastStoreSpec } from '../contract/broadcast-store.spec.ts'
 import { createMemoryBroadcastStore } from '../../src/stores/memory-broadcast-store.ts'
 import { counterStoreSpec } from '../contract/counter-store.spec.ts'
 import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
+import { secretExchangeStoreSpec } from '../contract/secret-exchange-store.spec.ts'
+import { createMemorySecretExchangeStore } from '../../src/stores/memory-secret-exchange-store.ts'
 
 deviceStoreSpec('memory device store', async () => createMemoryDeviceStore())
 tokenStoreSpec('memory token store', async () => createMemoryTokenStore())
@@ -25,6 +27,10 @@ nodeRegistrySpec('memory node registry', async (_t, clock) => createMemoryNodeRe
 historyStoreSpec('memory history store', async (_t, limits) => createMemoryHistoryStore(limits))
 receiptStoreSpec('memory receipt store', async () => createMemoryReceiptStore())
 broadcastStoreSpec('memory broadcast store', async (_t, clock) => createMemoryBroadcastStore(clock.now))
+secretExchangeStoreSpec('memory secret exchange store', async () => {
+  const stores = { counters: createMemoryCounterStore(), devices: createMemoryDeviceStore(), tokens: createMemoryTokenStore() }
+  return { ...stores, exchanges: createMemorySecretExchangeStore(stores) }
+})
 pushJobStoreSpec('memory push job store', async () => {
   const history = createMemoryHistoryStore({ maxMessages: 100, maxAgeMs: 3600_000 })
   const receipts = createMemoryReceiptStore()

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { requires } from '../openapi-document.ts'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
-import type { TokenGuard } from '../../registry/token-guard.ts'
+import type { TokenAdmission, TokenGuard } from '../../registry/token-guard.ts'
 import type { RequestGate } from '../../shared/request-gate.ts'
 import { isPushlineError, PushlineError } from '../../shared/errors.ts'
 import { BrokerAddress, CreatedDevice, DeviceId, DeviceParams, Groups, errors } from '../schemas.ts'
@@ -35,7 +35,16 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
     }
   }, async (request) => await opts.tokenGate.run(async () => {
     const id = request.params.id
-    const admission = opts.guard.admitToken(request.ip, id)
+    let admission: Promise<TokenAdmission>
+    if ('secret' in request.body) {
+      // One Redis round trip with everything checked, counted and written; a secret stored in an older form is
+      // checked below, its admission already counted.
+      const exchanged = await opts.devices.exchangeSecret(id, request.body.secret, opts.guard.tokenRules(request.ip, id))
+      if (!('legacy' in exchanged)) return exchanged
+      admission = Promise.resolve({ failures: exchanged.failures })
+    } else {
+      admission = opts.guard.admitToken(request.ip, id)
+    }
     try {
       const issued = await opts.devices.issueToken(id, request.body, admission)
       // Settled by now. Most requests follow no failure: they skip the write that clears the count.
