@@ -243,6 +243,9 @@ async function main (): Promise<void> {
         if ((await connects()) - connectsBase >= devices) m.connected = at() - base
       }
       if (m.subscribed === undefined && subscribed >= devices && (phase === 'onboarding' || m.connected !== undefined)) m.subscribed = at() - base
+      // A device subscribes only with a token, but the token count comes from the workers' last snapshots and can
+      // lag the connected count on the same progress line: all subscribed means all tokens issued by then.
+      if (phase === 'onboarding' && m.tokens === undefined && m.subscribed !== undefined) m.tokens = m.subscribed
       if (m.subscribed !== undefined && m.exact === undefined && await exact()) m.exact = at() - base
       if (m.exact !== undefined) return m
       await sleep(250)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { PublishPacket } from 'aedes'
 import { routeOnlyUnhandledPublishes } from '../../src/broker/aedes/route-only-unhandled-publishes.ts'
-import { connectPacket, openPacketPipe, startAedes, subscribePacket } from '../helpers/packet-pipe.ts'
+import { connectPacket, openPacketPipe, startAedes, subscribePacket, type PacketPipe } from '../helpers/packet-pipe.ts'
 
 test('a publish the hooks consumed is acknowledged and not routed; others are routed', { timeout: 60_000 }, async (t) => {
   const consumed = new WeakSet<PublishPacket>()
@@ -14,15 +14,7 @@ test('a publish the hooks consumed is acknowledged and not routed; others are ro
   })
   routeOnlyUnhandledPublishes(aedes, { nodeId: aedes.id, consumed: (p) => consumed.has(p) })
 
-  const subscriber = openPacketPipe(aedes)
-  subscriber.send(connectPacket('watcher'))
-  await subscriber.next('connack')
-  subscriber.send(subscribePacket(1, [['devices/+/telemetry', 0], ['marker', 0]]))
-  await subscriber.next('suback')
-
-  const device = openPacketPipe(aedes)
-  device.send(connectPacket('d-1'))
-  await device.next('connack')
+  const { subscriber, device } = await watcherAndDevice(aedes, 'devices/+/telemetry')
   device.send({ cmd: 'publish', topic: 'devices/d-1/telemetry', payload: Buffer.from('uplink'), qos: 1, messageId: 5, retain: false, dup: false })
   assert.equal((await device.next('puback') as { messageId: number }).messageId, 5)
   // Published after the uplink by the same connection, at the same QoS (the same path through aedes): routed,
@@ -73,15 +65,7 @@ test('aedes asks about each publish once, at every QoS: a consumed answer may fo
       return consumed.delete(p)
     }
   })
-  const subscriber = openPacketPipe(aedes)
-  subscriber.send(connectPacket('watcher'))
-  await subscriber.next('connack')
-  subscriber.send(subscribePacket(1, [['devices/+/telemetry/+', 0], ['marker', 0]]))
-  await subscriber.next('suback')
-
-  const device = openPacketPipe(aedes)
-  device.send(connectPacket('d-1'))
-  await device.next('connack')
+  const { subscriber, device } = await watcherAndDevice(aedes, 'devices/+/telemetry/+')
   device.send({ cmd: 'publish', topic: 'devices/d-1/telemetry/q0', payload: Buffer.from('u0'), qos: 0, retain: false, dup: false })
   device.send({ cmd: 'publish', topic: 'devices/d-1/telemetry/q1', payload: Buffer.from('u1'), qos: 1, messageId: 7, retain: false, dup: false })
   await device.next('puback')
@@ -95,3 +79,16 @@ test('aedes asks about each publish once, at every QoS: a consumed answer may fo
   assert.equal((await subscriber.next('publish') as { topic: string }).topic, 'marker')
   assert.deepEqual(Object.fromEntries(asked), { 'devices/d-1/telemetry/q0': 1, 'devices/d-1/telemetry/q1': 1, 'devices/d-1/telemetry/q2': 1, marker: 1 })
 })
+
+/** A watcher subscribed to `filter` and to `marker`, and device d-1, both connected. */
+async function watcherAndDevice (aedes: Parameters<typeof openPacketPipe>[0], filter: string): Promise<{ subscriber: PacketPipe, device: PacketPipe }> {
+  const subscriber = openPacketPipe(aedes)
+  subscriber.send(connectPacket('watcher'))
+  await subscriber.next('connack')
+  subscriber.send(subscribePacket(1, [[filter, 0], ['marker', 0]]))
+  await subscriber.next('suback')
+  const device = openPacketPipe(aedes)
+  device.send(connectPacket('d-1'))
+  await device.next('connack')
+  return { subscriber, device }
+}
