@@ -161,7 +161,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         // A connection of the device made after this one holds the entry: this one was taken over, and the close of
         // the takeover may not have reached it (or was sent before this one was recorded).
         if (!client.closed) {
-          logger.warn({ event: 'presence_repaired', deviceId: client.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          logger.warn({ event: 'presence_repaired', deviceId: client.id, how: 'closed-superseded', via: 'connect', holder: entry.nodeId }, 'connection taken over elsewhere was still open: closed')
           client.close()
         }
         return undefined
@@ -222,6 +222,18 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     opts.onPresence?.({ event: 'connected', deviceId: c.id, nodeId, epoch: entry.epoch, at: Date.now(), reason: 'restored' })
   }
 
+  /**
+   * Whether the newer entry Redis holds for a live connection is that connection's own restore. Restores carry the
+   * connection's id, which is unique in the cluster, so that decides it even when aedes no longer maps the device's
+   * id to this client (a closing connection's unregister can delete the map entry of the one that replaced it).
+   * Entries without an id (older nodes, tools) fall back to the node and aedes's map.
+   */
+  function ownRestore (c: Client, mine: PresenceEntry, now: PresenceEntry, b: BrokerNode): boolean {
+    if (now.nodeId !== nodeId) return false
+    if (mine.connection !== undefined && now.connection !== undefined) return mine.connection === now.connection
+    return b.localClient(c.id) === c
+  }
+
   async function reconcile (b: BrokerNode): Promise<void> {
     // Stored entries first, live clients second: a client that registers in between is then live with its
     // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
@@ -239,20 +251,20 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (s === undefined || s.epoch !== entry.epoch) {
         const { result, entry: now } = await presence.restore(entry)
         if (result === 'restored') await restored(c, now)
-        if (result === 'superseded' && now.nodeId === nodeId && !c.closed && b.localClient(c.id) === c) {
-          // The newer entry names this node, and this connection is the only one here with that id (a newer one here
-          // would have replaced it in aedes): it is this connection's own restore from an earlier pass, run by Redis
-          // but timed out before its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a
-          // restore; closing would drop a connected device that nothing replaced.
+        if (result === 'superseded' && !c.closed && ownRestore(c, entry, now, b)) {
+          // The newer entry is this connection's own restore from an earlier pass, run by Redis but timed out before
+          // its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a restore; closing
+          // would drop a connected device that nothing replaced.
           await restored(c, now)
           liveEpochs.set(c.id, now.epoch)
           continue
         }
         // A newer connection of the device holds its entry, here or on another node, and this one is still open:
         // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
-        // once). Presence is the truth: close this one.
+        // once), or aedes lost this one from its client map and so never closed it. Presence is the truth: close it.
         if (result === 'superseded' && !c.closed) {
-          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          const held = b.localClient(c.id)
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded', via: 'reconcile', holder: now.nodeId, aedesHolds: held === undefined ? 'none' : held === c ? 'this' : 'other' }, 'connection taken over elsewhere was still open: closed')
           c.close()
         }
         liveEpochs.set(c.id, now.epoch)

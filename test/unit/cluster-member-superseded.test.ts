@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import { test, type TestContext } from 'node:test'
+import type { Client } from 'aedes'
+import pino from 'pino'
+import type { BrokerNode } from '../../src/broker/create-broker-node.ts'
+import { createClusterMember, type ClusterMember } from '../../src/cluster/cluster-member.ts'
+import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
+import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
+import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
+import type { PresenceStore } from '../../src/stores/presence-store.ts'
+import { waitUntil } from '../helpers/eventually.ts'
+
+// Reconciliation closes a live connection only when a newer connection holds its presence entry (docs/cluster.md,
+// Presence). Aedes can lose a live client from its client map: a closing connection's unregister deletes the map
+// entry by id, also when a newer connection of the same id has been put there since. Such a client is still live
+// (its socket is open) and must be judged by its presence entry, not by aedes's map.
+
+const NODE = 'n1'
+
+interface FakeClient { readonly id: string, closed: boolean, close: () => void }
+
+interface Setup {
+  readonly member: ClusterMember
+  readonly presence: PresenceStore
+  readonly client: FakeClient
+  /** The next restore runs in the store and then fails as a timed-out reply does. */
+  loseNextRestoreReply: () => void
+}
+
+async function setUp (t: TestContext, deviceId: string): Promise<Setup> {
+  const store = createMemoryPresenceStore()
+  let loseReply = false
+  const presence: PresenceStore = {
+    ...store,
+    async restore (entry) {
+      const outcome = await store.restore(entry)
+      if (loseReply) { loseReply = false; throw new Error('Command timed out') }
+      return outcome
+    }
+  }
+  const client: FakeClient = { id: deviceId, closed: false, close () { this.closed = true } }
+  let connected = false
+  const member = createClusterMember({
+    nodeId: NODE,
+    logger: pino({ level: 'silent' }),
+    registry: createMemoryNodeRegistry(),
+    presence,
+    // Long: the test drives every tick itself.
+    heartbeatMs: 600_000,
+    weight: 1,
+    drainRate: 100,
+    sessionExpiryMs: 0,
+    counters: createMemoryCounterStore(),
+    onPresence: (e) => { if (e.event === 'connected') connected = true }
+  })
+  // A live client that aedes's client map no longer holds: localClient finds nothing for its id.
+  const live = (): Client[] => client.closed ? [] : [client as unknown as Client]
+  const broker = { aedes: new EventEmitter(), liveClients: live, liveSessions: () => live().length, localClient: () => undefined, setAccepting: () => {}, dropSession: async () => {} } as unknown as BrokerNode
+  t.after(async () => { await member.stop() })
+  await member.start(broker, { mqtt: 'mqtt://127.0.0.1:1', ws: 'ws://127.0.0.1:2', http: 'http://127.0.0.1:3' })
+  await waitUntil('the client\'s connect to be recorded', () => connected, 30_000)
+  return { member, presence, client, loseNextRestoreReply: () => { loseReply = true } }
+}
+
+/** Runs ticks until a reconciliation has run (every second tick does); a ghost entry's removal marks it. */
+async function reconcileOnce (s: Setup, ghost: string): Promise<void> {
+  await s.presence.connect(ghost, NODE, Date.now())
+  for (let i = 0; i < 4 && await s.presence.get(ghost) !== undefined; i++) await s.member.tick()
+  assert.equal(await s.presence.get(ghost), undefined, 'a reconciliation ran and removed the ghost entry')
+}
+
+test('a live connection whose own restore ran but lost its reply is adopted, also when aedes\'s client map lost it: not closed as superseded', { timeout: 30_000 }, async (t) => {
+  const s = await setUp(t, 'own-restore')
+  const first = await s.presence.get('own-restore')
+  assert.ok(first !== undefined)
+  // A survivor's sweep (or any removal) takes the entry away; the next reconciliation restores it under a fresh
+  // epoch in the store, but the reply is lost, so the node still knows the old epoch.
+  await s.presence.disconnect('own-restore', NODE, first.epoch, Date.now())
+  s.loseNextRestoreReply()
+  // That pass stops at the failed restore, as a timed-out command stops it.
+  for (let i = 0; i < 4 && await s.presence.get('own-restore') === undefined; i++) await s.member.tick()
+  const restored = await s.presence.get('own-restore')
+  assert.ok(restored !== undefined && restored.epoch > first.epoch && restored.connection === first.connection, 'the restore ran in the store')
+  // The next pass finds a newer entry than the node knows: the connection's own.
+  await reconcileOnce(s, 'ghost-2')
+  assert.equal(s.client.closed, false, 'the connection nothing replaced stays open')
+  assert.deepEqual(await s.presence.get('own-restore'), restored, 'presence keeps the restored entry')
+})
+
+test('a live connection that aedes\'s client map lost is still closed when a newer connection on its node holds the entry', { timeout: 30_000 }, async (t) => {
+  const s = await setUp(t, 'replaced')
+  const first = await s.presence.get('replaced')
+  assert.ok(first !== undefined)
+  // A later connection of the device on this node wrote its entry (another connection id).
+  const { entry: newer } = await s.presence.connect('replaced', NODE, Date.now(), undefined, 'other.1')
+  await reconcileOnce(s, 'ghost-3')
+  assert.equal(s.client.closed, true, 'the older connection was closed')
+  assert.deepEqual(await s.presence.get('replaced'), newer, 'the newer connection keeps its entry')
+})
