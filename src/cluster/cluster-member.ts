@@ -111,6 +111,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   // part, so the repeat of a write never mistakes the previous process's entry for its own.
   const instance = randomBytes(6).toString('base64url')
   let connections = 0
+  // Each local client's connection id, the one its presence entry carries.
+  const connectionOf = new WeakMap<Client, string>()
   const kicked = new WeakSet<Client>()
   let broker: BrokerNode | undefined
   let addresses: MemberAddresses | undefined
@@ -137,8 +139,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   }
 
   function onClient (client: Client): void {
-    const p = record(client, Date.now(), connectionOrigin(client), `${instance}.${(++connections).toString(36)}`)
-    entries.set(client, p)
+    const connection = `${instance}.${(++connections).toString(36)}`
+    connectionOf.set(client, connection)
+    entries.set(client, record(client, Date.now(), connectionOrigin(client), connection))
   }
 
   /**
@@ -234,6 +237,26 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     return b.localClient(c.id) === c
   }
 
+  /** Removes an entry of this node whose connection closed unseen, unless a newer write replaced it meanwhile. */
+  async function removeStale (s: PresenceEntry): Promise<void> {
+    const at = Date.now()
+    if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
+      logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
+      opts.onPresence?.({ event: 'disconnected', deviceId: s.deviceId, nodeId, epoch: s.epoch, at, reason: 'reconciled' })
+    }
+  }
+
+  /**
+   * Whether a newer entry naming this node was left by a connection of this process that is no longer live: one that
+   * closed while its write was being repeated (record() gives up on a closed client, docs/cluster.md), or that aedes
+   * closed without a clientDisconnect. Read from the live clients now, not from the pass's snapshot: a connection's
+   * write goes out after aedes registers it, so the writer of any entry Redis holds is in the list while it is open.
+   */
+  function leftByClosed (now: PresenceEntry, b: BrokerNode): boolean {
+    if (now.nodeId !== nodeId || now.connection === undefined || !now.connection.startsWith(`${instance}.`)) return false
+    return !b.liveClients().some((x) => connectionOf.get(x) === now.connection)
+  }
+
   async function reconcile (b: BrokerNode): Promise<void> {
     // Stored entries first, live clients second: a client that registers in between is then live with its
     // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
@@ -249,7 +272,13 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (entry === undefined) continue
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
-        const { result, entry: now } = await presence.restore(entry)
+        let { result, entry: now } = await presence.restore(entry)
+        if (result === 'superseded' && !c.closed && leftByClosed(now, b)) {
+          // Nothing live replaced this connection: remove exactly that leftover (the epoch guards a newer write) and
+          // restore this one. A newer connection that writes meanwhile still wins: the restore then answers superseded.
+          await removeStale(now)
+          ;({ result, entry: now } = await presence.restore(entry))
+        }
         if (result === 'restored') await restored(c, now)
         if (result === 'superseded' && !c.closed && ownRestore(c, entry, now, b)) {
           // The newer entry is this connection's own restore from an earlier pass, run by Redis but timed out before
@@ -276,13 +305,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     // with the same node id nearly every stored entry is a stale one of the previous process.
     const unrecordedIds = new Set(live.filter((c) => recorded.get(c) === undefined).map((c) => c.id))
     for (const s of stored) {
-      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) {
-        const at = Date.now()
-        if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
-          logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
-          opts.onPresence?.({ event: 'disconnected', deviceId: s.deviceId, nodeId, epoch: s.epoch, at, reason: 'reconciled' })
-        }
-      }
+      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) await removeStale(s)
     }
   }
 

@@ -26,6 +26,8 @@ interface Setup {
   readonly client: FakeClient
   /** The next restore runs in the store and then fails as a timed-out reply does. */
   loseNextRestoreReply: () => void
+  /** Registers another live connection of the same device here, as aedes does, and waits until its write is recorded. */
+  connectAgain: () => Promise<FakeClient>
 }
 
 async function setUp (t: TestContext, deviceId: string): Promise<Setup> {
@@ -39,8 +41,14 @@ async function setUp (t: TestContext, deviceId: string): Promise<Setup> {
       return outcome
     }
   }
-  const client: FakeClient = { id: deviceId, closed: false, close () { this.closed = true } }
-  let connected = false
+  const clients: FakeClient[] = []
+  const newClient = (): FakeClient => {
+    const c: FakeClient = { id: deviceId, closed: false, close () { this.closed = true } }
+    clients.push(c)
+    return c
+  }
+  const client = newClient()
+  let connects = 0
   const member = createClusterMember({
     nodeId: NODE,
     logger: pino({ level: 'silent' }),
@@ -52,15 +60,27 @@ async function setUp (t: TestContext, deviceId: string): Promise<Setup> {
     drainRate: 100,
     sessionExpiryMs: 0,
     counters: createMemoryCounterStore(),
-    onPresence: (e) => { if (e.event === 'connected') connected = true }
+    onPresence: (e) => { if (e.event === 'connected' && e.reason === undefined) connects++ }
   })
-  // A live client that aedes's client map no longer holds: localClient finds nothing for its id.
-  const live = (): Client[] => client.closed ? [] : [client as unknown as Client]
-  const broker = { aedes: new EventEmitter(), liveClients: live, liveSessions: () => live().length, localClient: () => undefined, setAccepting: () => {}, dropSession: async () => {} } as unknown as BrokerNode
+  // Live clients that aedes's client map no longer holds: localClient finds nothing for their id.
+  const live = (): Client[] => clients.filter((c) => !c.closed) as unknown as Client[]
+  const aedes = new EventEmitter()
+  const broker = { aedes, liveClients: live, liveSessions: () => live().length, localClient: () => undefined, setAccepting: () => {}, dropSession: async () => {} } as unknown as BrokerNode
   t.after(async () => { await member.stop() })
   await member.start(broker, { mqtt: 'mqtt://127.0.0.1:1', ws: 'ws://127.0.0.1:2', http: 'http://127.0.0.1:3' })
-  await waitUntil('the client\'s connect to be recorded', () => connected, 30_000)
-  return { member, presence, client, loseNextRestoreReply: () => { loseReply = true } }
+  await waitUntil('the client\'s connect to be recorded', () => connects === 1, 30_000)
+  return {
+    member,
+    presence,
+    client,
+    loseNextRestoreReply: () => { loseReply = true },
+    async connectAgain () {
+      const again = newClient()
+      aedes.emit('client', again)
+      await waitUntil('the second connect to be recorded', () => connects === 2, 30_000)
+      return again
+    }
+  }
 }
 
 /** Runs ticks until a reconciliation has run (every second tick does); a ghost entry's removal marks it. */
@@ -88,13 +108,28 @@ test('a live connection whose own restore ran but lost its reply is adopted, als
   assert.deepEqual(await s.presence.get('own-restore'), restored, 'presence keeps the restored entry')
 })
 
-test('a live connection that aedes\'s client map lost is still closed when a newer connection on its node holds the entry', { timeout: 30_000 }, async (t) => {
+test('a live connection that aedes\'s client map lost is closed when a newer live connection on its node holds the entry', { timeout: 30_000 }, async (t) => {
   const s = await setUp(t, 'replaced')
-  const first = await s.presence.get('replaced')
-  assert.ok(first !== undefined)
-  // A later connection of the device on this node wrote its entry (another connection id).
-  const { entry: newer } = await s.presence.connect('replaced', NODE, Date.now(), undefined, 'other.1')
+  // aedes registered a newer connection of the device without closing the lost one; both are open.
+  const newer = await s.connectAgain()
+  const held = await s.presence.get('replaced')
   await reconcileOnce(s, 'ghost-3')
   assert.equal(s.client.closed, true, 'the older connection was closed')
-  assert.deepEqual(await s.presence.get('replaced'), newer, 'the newer connection keeps its entry')
+  assert.equal(newer.closed, false, 'the newer connection stays open')
+  assert.deepEqual(await s.presence.get('replaced'), held, 'the newer connection keeps its entry')
+})
+
+test('a newer entry on this node left by a connection that closed unseen does not close the live one: the leftover is removed and the live one restored', { timeout: 30_000 }, async (t) => {
+  const s = await setUp(t, 'leftover')
+  const first = await s.presence.get('leftover')
+  // A newer connection wrote its entry and then closed without a clientDisconnect (aedes's client map held
+  // neither), so nothing removed its entry.
+  const gone = await s.connectAgain()
+  const left = await s.presence.get('leftover')
+  assert.ok(first !== undefined && left !== undefined && left.epoch > first.epoch && left.connection !== first.connection)
+  gone.closed = true
+  await reconcileOnce(s, 'ghost-4')
+  assert.equal(s.client.closed, false, 'the live connection nothing replaced stays open')
+  const now = await s.presence.get('leftover')
+  assert.ok(now !== undefined && now.connection === first.connection && now.epoch > left.epoch, 'presence names the live connection again, under a fresh epoch')
 })
