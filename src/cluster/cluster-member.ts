@@ -276,6 +276,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         if (result === 'superseded' && !c.closed && leftByClosed(now, b)) {
           // Nothing live replaced this connection: remove exactly that leftover (the epoch guards a newer write) and
           // restore this one. A newer connection that writes meanwhile still wins: the restore then answers superseded.
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'restored-over-closed' }, 'a closed connection\'s newer entry replaced nothing live: removed, and the live connection restored')
           await removeStale(now)
           ;({ result, entry: now } = await presence.restore(entry))
         }
