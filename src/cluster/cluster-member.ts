@@ -111,6 +111,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   // part, so the repeat of a write never mistakes the previous process's entry for its own.
   const instance = randomBytes(6).toString('base64url')
   let connections = 0
+  // Each local client's connection id, the one its presence entry carries.
+  const connectionOf = new WeakMap<Client, string>()
   const kicked = new WeakSet<Client>()
   let broker: BrokerNode | undefined
   let addresses: MemberAddresses | undefined
@@ -137,8 +139,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   }
 
   function onClient (client: Client): void {
-    const p = record(client, Date.now(), connectionOrigin(client), `${instance}.${(++connections).toString(36)}`)
-    entries.set(client, p)
+    const connection = `${instance}.${(++connections).toString(36)}`
+    connectionOf.set(client, connection)
+    entries.set(client, record(client, Date.now(), connectionOrigin(client), connection))
   }
 
   /**
@@ -161,7 +164,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
         // A connection of the device made after this one holds the entry: this one was taken over, and the close of
         // the takeover may not have reached it (or was sent before this one was recorded).
         if (!client.closed) {
-          logger.warn({ event: 'presence_repaired', deviceId: client.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          logger.warn({ event: 'presence_repaired', deviceId: client.id, how: 'closed-superseded', via: 'connect', holder: entry.nodeId }, 'connection taken over elsewhere was still open: closed')
           client.close()
         }
         return undefined
@@ -222,6 +225,38 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     opts.onPresence?.({ event: 'connected', deviceId: c.id, nodeId, epoch: entry.epoch, at: Date.now(), reason: 'restored' })
   }
 
+  /**
+   * Whether the newer entry Redis holds for a live connection is that connection's own restore. Restores carry the
+   * connection's id, which is unique in the cluster, so that decides it even when aedes no longer maps the device's
+   * id to this client (a closing connection's unregister can delete the map entry of the one that replaced it).
+   * Entries without an id (older nodes, tools) fall back to the node and aedes's map.
+   */
+  function ownRestore (c: Client, mine: PresenceEntry, now: PresenceEntry, b: BrokerNode): boolean {
+    if (now.nodeId !== nodeId) return false
+    if (mine.connection !== undefined && now.connection !== undefined) return mine.connection === now.connection
+    return b.localClient(c.id) === c
+  }
+
+  /** Removes an entry of this node whose connection closed unseen, unless a newer write replaced it meanwhile. */
+  async function removeStale (s: PresenceEntry): Promise<void> {
+    const at = Date.now()
+    if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
+      logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
+      opts.onPresence?.({ event: 'disconnected', deviceId: s.deviceId, nodeId, epoch: s.epoch, at, reason: 'reconciled' })
+    }
+  }
+
+  /**
+   * Whether a newer entry naming this node was left by a connection of this process that is no longer live: one that
+   * closed while its write was being repeated (record() gives up on a closed client, docs/cluster.md), or that aedes
+   * closed without a clientDisconnect. Read from the live clients now, not from the pass's snapshot: a connection's
+   * write goes out after aedes registers it, so the writer of any entry Redis holds is in the list while it is open.
+   */
+  function leftByClosed (now: PresenceEntry, b: BrokerNode): boolean {
+    if (now.nodeId !== nodeId || now.connection === undefined || !now.connection.startsWith(`${instance}.`)) return false
+    return !b.liveClients().some((x) => connectionOf.get(x) === now.connection)
+  }
+
   async function reconcile (b: BrokerNode): Promise<void> {
     // Stored entries first, live clients second: a client that registers in between is then live with its
     // entry possibly missing (restored, a no-op when it is there), never stored-but-not-live, which would remove
@@ -237,22 +272,29 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       if (entry === undefined) continue
       const s = storedByDevice.get(c.id)
       if (s === undefined || s.epoch !== entry.epoch) {
-        const { result, entry: now } = await presence.restore(entry)
+        let { result, entry: now } = await presence.restore(entry)
+        if (result === 'superseded' && !c.closed && leftByClosed(now, b)) {
+          // Nothing live replaced this connection: remove exactly that leftover (the epoch guards a newer write) and
+          // restore this one. A newer connection that writes meanwhile still wins: the restore then answers superseded.
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'restored-over-closed' }, 'a closed connection\'s newer entry replaced nothing live: removed, and the live connection restored')
+          await removeStale(now)
+          ;({ result, entry: now } = await presence.restore(entry))
+        }
         if (result === 'restored') await restored(c, now)
-        if (result === 'superseded' && now.nodeId === nodeId && !c.closed && b.localClient(c.id) === c) {
-          // The newer entry names this node, and this connection is the only one here with that id (a newer one here
-          // would have replaced it in aedes): it is this connection's own restore from an earlier pass, run by Redis
-          // but timed out before its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a
-          // restore; closing would drop a connected device that nothing replaced.
+        if (result === 'superseded' && !c.closed && ownRestore(c, entry, now, b)) {
+          // The newer entry is this connection's own restore from an earlier pass, run by Redis but timed out before
+          // its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a restore; closing
+          // would drop a connected device that nothing replaced.
           await restored(c, now)
           liveEpochs.set(c.id, now.epoch)
           continue
         }
         // A newer connection of the device holds its entry, here or on another node, and this one is still open:
         // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
-        // once). Presence is the truth: close this one.
+        // once), or aedes lost this one from its client map and so never closed it. Presence is the truth: close it.
         if (result === 'superseded' && !c.closed) {
-          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded' }, 'connection taken over elsewhere was still open: closed')
+          const held = b.localClient(c.id)
+          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded', via: 'reconcile', holder: now.nodeId, aedesHolds: held === undefined ? 'none' : held === c ? 'this' : 'other' }, 'connection taken over elsewhere was still open: closed')
           c.close()
         }
         liveEpochs.set(c.id, now.epoch)
@@ -264,13 +306,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     // with the same node id nearly every stored entry is a stale one of the previous process.
     const unrecordedIds = new Set(live.filter((c) => recorded.get(c) === undefined).map((c) => c.id))
     for (const s of stored) {
-      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) {
-        const at = Date.now()
-        if (await presence.disconnect(s.deviceId, nodeId, s.epoch, at)) {
-          logger.info({ event: 'presence_repaired', deviceId: s.deviceId, how: 'removed' }, 'stale presence entry removed')
-          opts.onPresence?.({ event: 'disconnected', deviceId: s.deviceId, nodeId, epoch: s.epoch, at, reason: 'reconciled' })
-        }
-      }
+      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) await removeStale(s)
     }
   }
 
