@@ -19,6 +19,7 @@ import { installEmptyQueueShortcut } from './skip-empty-queue-pipeline.ts'
 import { skipIdleRoundTrips } from './skip-idle-persistence-round-trips.ts'
 import { releaseConnectPacket, useLeanParserBuffer } from './slim-client-parser.ts'
 import { guardSubscriptions } from './store-granted-filters-once.ts'
+import { unregisterOnlyTheRegisteredClient } from './unregister-only-the-registered-client.ts'
 
 export interface Adaptation {
   readonly file: string
@@ -35,6 +36,7 @@ export const AEDES_ADAPTATIONS: readonly Adaptation[] = [
   { file: 'store-granted-filters-once.ts', touches: 'persistence.addSubscriptions', kind: 'bug fix' },
   { file: 'keep-direct-downlinks-out-of-session-store.ts', touches: 'persistence.outgoingUpdate, persistence.outgoingClearMessageId', kind: 'speed-up' },
   { file: 'route-only-unhandled-publishes.ts', touches: 'aedes.publish', kind: 'bug fix' },
+  { file: 'unregister-only-the-registered-client.ts', touches: 'aedes.unregisterClient, aedes.deleteClient', kind: 'bug fix' },
   { file: 'hold-deliveries-until-connack.ts', touches: 'client.deliver0, client.deliverQoS', kind: 'bug fix' },
   { file: 'slim-client-parser.ts', touches: 'client._parser._list, client._parser.settings', kind: 'memory' },
   { file: 'refuse-malformed-utf8-strings.ts', touches: 'client._parser._parseString', kind: 'bug fix' },
@@ -83,6 +85,7 @@ export interface BrokerAdaptations {
 export function adaptBroker (aedes: Aedes, opts: BrokerAdaptationOptions): BrokerAdaptations {
   checkAedesInternals(aedes)
   routeOnlyUnhandledPublishes(aedes, { nodeId: opts.nodeId, consumed: opts.consumed })
+  unregisterOnlyTheRegisteredClient(aedes)
   const gate = createConnackGate(aedes)
   const handle = aedes.handle
   aedes.handle = (conn, req) => {

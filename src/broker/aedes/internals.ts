@@ -63,6 +63,10 @@ export interface BrokerInternals {
   persistence: SessionPersistence
   publish: PublishFn
   handle: Aedes['handle']
+  /** Called by a client at the end of its close: uncounts it, drops the map entry under its id, announces it. */
+  unregisterClient: (client: Client) => void
+  /** Uncounts a client and drops the map entry under the id. */
+  deleteClient: (clientId: string) => void
 }
 
 /** What a stored queue holds: a QoS 1 packet, with the id it went out with if it was sent. */
@@ -145,7 +149,8 @@ export function connectionOf (client: Client): Duplex {
 type Kind = 'function' | 'object' | 'number' | 'boolean'
 
 const BROKER_FIELDS: ReadonlyArray<readonly [string, Kind]> = [
-  ['clients', 'object'], ['persistence', 'object'], ['publish', 'function'], ['handle', 'function']
+  ['clients', 'object'], ['persistence', 'object'], ['publish', 'function'], ['handle', 'function'],
+  ['unregisterClient', 'function'], ['deleteClient', 'function']
 ]
 const PERSISTENCE_FIELDS: ReadonlyArray<readonly [string, Kind]> = [
   ['addSubscriptions', 'function'], ['cleanSubscriptions', 'function'], ['outgoingStream', 'function'],
