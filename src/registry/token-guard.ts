@@ -1,5 +1,5 @@
 import { PushlineError } from '../shared/errors.ts'
-import type { CounterHit, CounterStore, LimitedHit } from '../stores/counter-store.ts'
+import { countFailure, type CounterHit, type CounterStore, type LimitedHit } from '../stores/counter-store.ts'
 import type { SecretExchange } from '../stores/secret-exchange-store.ts'
 
 // Limits on the device-facing endpoints: a rate per device id and per source address, and a lock on a
@@ -115,11 +115,7 @@ export function createTokenGuard (opts: TokenGuardOptions): TokenGuard {
       refuseLocked(await counters.peek(lock(deviceId)))
     },
     async failed (deviceId) {
-      const f = await counters.hit(failures(deviceId), opts.lockoutMs)
-      if (f.count < opts.maxFailures) return
-      // Two requests may both reach the limit: the second opens no new window, it only counts in the first one.
-      await counters.hit(lock(deviceId), opts.lockoutMs)
-      await counters.reset(failures(deviceId))
+      await countFailure(counters, { failuresKey: failures(deviceId), lockKey: lock(deviceId) }, opts.maxFailures, opts.lockoutMs)
     },
     async succeeded (deviceId) {
       await counters.reset(failures(deviceId))

@@ -38,3 +38,15 @@ export interface CounterStore {
    */
   hitAndPeek (hits: readonly LimitedHit[], peeks: readonly string[]): Promise<HitAndPeekResult>
 }
+
+/**
+ * Counts a wrong secret or token in a window of `lockoutMs` from the first; the failure that reaches `maxFailures`
+ * opens the lock (a window of its own, the whole lockoutMs from that failure) and starts the count again. Two requests
+ * may both reach the limit: the second opens no new window, it only counts in the first one.
+ */
+export async function countFailure (counters: CounterStore, keys: { readonly failuresKey: string, readonly lockKey: string }, maxFailures: number, lockoutMs: number): Promise<void> {
+  const f = await counters.hit(keys.failuresKey, lockoutMs)
+  if (f.count < maxFailures) return
+  await counters.hit(keys.lockKey, lockoutMs)
+  await counters.reset(keys.failuresKey)
+}

@@ -1,16 +1,9 @@
-import { timingSafeEqual } from 'node:crypto'
+import { matchesAnyKey } from '../auth/constant-time.ts'
 import { isLegacySecretHash, unknownDeviceSecretHash } from '../auth/secret-hash.ts'
-import type { CounterStore } from './counter-store.ts'
+import { countFailure, type CounterStore } from './counter-store.ts'
 import type { DeviceStore } from './device-store.ts'
 import type { SecretExchangeStore } from './secret-exchange-store.ts'
 import type { TokenStore } from './token-store.ts'
-
-/** Equal stored forms; the time taken does not depend on where they differ. */
-function sameHash (a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
-}
 
 /**
  * The exchange as calls on the three stores one after another: for the memory stores of one process (embedded mode),
@@ -27,12 +20,8 @@ export function createMemorySecretExchangeStore (stores: { counters: CounterStor
       const device = await devices.get(r.deviceId)
       if (device !== undefined && isLegacySecretHash(device.secretHash)) return { status: 'legacy', device, failures: failures.count }
       // An unknown id is compared with a record no secret matches, so both cost the same.
-      if (!sameHash(r.secretHash, device?.secretHash ?? unknownDeviceSecretHash()) || device === undefined) {
-        const f = await counters.hit(r.failuresKey, r.lockoutMs)
-        if (f.count >= r.maxFailures) {
-          await counters.hit(r.lockKey, r.lockoutMs)
-          await counters.reset(r.failuresKey)
-        }
+      if (!matchesAnyKey(r.secretHash, [device?.secretHash ?? unknownDeviceSecretHash()]) || device === undefined) {
+        await countFailure(counters, r, r.maxFailures, r.lockoutMs)
         return { status: 'bad-credentials' }
       }
       if (!device.enabled) return { status: 'disabled' }
