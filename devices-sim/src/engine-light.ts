@@ -7,6 +7,7 @@ import { createConnection, type Socket } from 'node:net'
 import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet'
 import { ConnectError, hostPort, type ConnectParams, type Connector, type DeviceConnection } from './connection.ts'
 import { KeepaliveWheel } from './keepalive-wheel.ts'
+import { encodeConnect, encodeSubscribe, readLightPackets } from './light-packets.ts'
 
 interface Pending {
   resolve: (value: number[]) => void
@@ -30,22 +31,32 @@ export function createLightConnector (): Connector {
     }
     return w
   }
+  // A fleet connects to a handful of node addresses: each URL is parsed once.
+  const addresses = new Map<string, { host: string, port: number }>()
+  const address = (url: string): { host: string, port: number } => {
+    let a = addresses.get(url)
+    if (a === undefined) {
+      a = hostPort(url)
+      addresses.set(url, a)
+    }
+    return a
+  }
   return async (p) => {
     try {
-      return await connectLight(p, wheel)
+      return await connectLight(p, address(p.url), wheel)
     } catch (err) {
       // The numbered port is taken (a listener on it, or the same four-tuple still closing): any port will do.
       if (p.localPort === undefined || !(err instanceof ConnectError) || !PORT_TAKEN.has(err.message)) throw err
-      return await connectLight({ ...p, localPort: undefined }, wheel)
+      return await connectLight({ ...p, localPort: undefined }, address(p.url), wheel)
     }
   }
 }
 
-const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveWheel): Promise<DeviceConnection> => new Promise((resolve, reject) => {
-  const { host, port } = hostPort(p.url)
+const connectLight = (p: ConnectParams, { host, port }: { host: string, port: number }, wheel: (keepalive: number) => KeepaliveWheel): Promise<DeviceConnection> => new Promise((resolve, reject) => {
   const socket: Socket = createConnection({ host, port, ...(p.localAddress !== undefined && { localAddress: p.localAddress, ...(p.localPort !== undefined && { localPort: p.localPort }) }) })
   socket.setNoDelay(true)
-  const parse = parser({ protocolVersion: 4 })
+  // Created only when a packet comes that light-packets.ts does not read (light-packets.ts says why).
+  let parse: ReturnType<typeof parser> | undefined
   const pending = new Map<number, Pending>()
   let nextId = 0
   let connected = false
@@ -72,7 +83,7 @@ const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveW
     return nextId
   }
 
-  parse.on('packet', (packet: Packet) => {
+  const onPacket = (packet: Packet): void => {
     switch (packet.cmd) {
       case 'connack':
         if (packet.returnCode !== 0) {
@@ -102,12 +113,21 @@ const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveW
       default:
         // pingresp and the rest: nothing to do
     }
+  }
+  socket.on('data', (chunk: Buffer) => {
+    if (parse === undefined) {
+      const at = readLightPackets(chunk, onPacket)
+      if (at === chunk.length) return
+      parse = parser({ protocolVersion: 4 })
+      parse.on('packet', onPacket)
+      parse.on('error', (err: Error) => {
+        lastError = `protocol error: ${err.message}`
+        socket.destroy()
+      })
+      chunk = chunk.subarray(at)
+    }
+    parse.parse(chunk)
   })
-  parse.on('error', (err: Error) => {
-    lastError = `protocol error: ${err.message}`
-    socket.destroy()
-  })
-  socket.on('data', (chunk: Buffer) => { parse.parse(chunk) })
   socket.on('error', (err: Error & { code?: string }) => {
     lastError = err.code ?? err.message
     if (!connected) fail(new ConnectError('network', lastError))
@@ -127,7 +147,7 @@ const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveW
     }
   })
   socket.on('connect', () => {
-    send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: p.clientId, username: p.username, password: Buffer.from(p.password), keepalive: p.keepalive, clean: p.clean })
+    socket.write(encodeConnect(p))
   })
 
   const conn: DeviceConnection = {
@@ -148,7 +168,7 @@ const connectLight = (p: ConnectParams, wheel: (keepalive: number) => KeepaliveW
       return new Promise((resolve, reject) => {
         const id = messageId()
         pending.set(id, { resolve, reject })
-        send({ cmd: 'subscribe', messageId: id, subscriptions: filters.map((topic) => ({ topic, qos })) })
+        socket.write(encodeSubscribe(id, filters, qos))
       })
     },
     onMessage: (handler) => { onMessage = handler },
