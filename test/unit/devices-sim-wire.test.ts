@@ -131,7 +131,7 @@ async function httpServer (t: { after: (fn: () => Promise<void>) => void }, hand
 
 const simHttpError = (status: number, text: RegExp) => (err: unknown): boolean => err instanceof SimError && err.code === 'SIM_ERR_HTTP' && err.status === status && text.test(err.message)
 
-test('HTTP calls parse the answer, keep one connection for calls in a row, and give refusals and bad bodies as SIM_ERR_HTTP with the status', { timeout: 60_000 }, async (t) => {
+test('HTTP calls parse the answer (none when the body is empty), keep one connection for calls in a row, and give refusals and bad bodies as SIM_ERR_HTTP with the status', { timeout: 60_000 }, async (t) => {
   const seen: string[] = []
   const { url, connections } = await httpServer(t, (req, res, body) => {
     seen.push(`${req.method} ${req.url} ${req.headers['content-type'] ?? '-'} ${body}`)
@@ -142,6 +142,9 @@ test('HTTP calls parse the answer, keep one connection for calls in a row, and g
       const cut = text.indexOf(Buffer.from('ö')) + 1
       res.write(text.subarray(0, cut))
       setImmediate(() => res.end(text.subarray(cut)))
+    } else if (req.url === '/base/v1/admin/push/p?limit=1') {
+      res.statusCode = 204
+      res.end()
     } else if (req.url === '/base/v1/devices/busy/token') {
       res.statusCode = 429
       res.end('{"error":"IOT_ERR_RATE","message":"slow down"}')
@@ -155,6 +158,8 @@ test('HTTP calls parse the answer, keep one connection for calls in a row, and g
   // A call resolves as its answer ends, a moment before the pool counts that connection free again, so the next
   // call may open a second one; never one per call.
   assert.ok(connections() <= 2, `${connections()} connections for 20 calls in a row`)
+  // An answer without a body is undefined to the caller.
+  assert.equal(await bounded('push status', api.pushStatus('p')), undefined)
   await assert.rejects(api.token('busy', 's'), simHttpError(429, /POST \/v1\/devices\/busy\/token: 429 .*IOT_ERR_RATE/))
   await assert.rejects(api.nodes(), simHttpError(200, /bad JSON/))
   assert.match(seen[seen.length - 1] as string, /^GET \/base\/v1\/admin\/nodes - $/)
