@@ -2,8 +2,7 @@
 // operator side (devices, pushes, receipts, nodes). Every call has a deadline; failures are SIM_ERR_HTTP with
 // the status, so callers can tell a refused token (401/403) from an overloaded registry (429/503).
 
-import http from 'node:http'
-import https from 'node:https'
+import { Pool, type Dispatcher } from 'undici'
 import { SimError } from './errors.ts'
 
 export interface BrokerAddress {
@@ -63,46 +62,42 @@ const BATCH_TIMEOUT_MS = 120_000
 
 export function createHttpApi (baseUrl: string, keys: { adminKey?: string | undefined, provisioningKey?: string | undefined }): HttpApi {
   const base = new URL(baseUrl)
-  const client = base.protocol === 'https:' ? https : http
-  // One keep-alive agent per API client: a worker asks for thousands of tokens, and fetch (WHATWG streams, an
-  // AbortSignal per call) cost it more CPU than connecting the devices did. The agent bounds nothing itself; the
-  // callers' Limiter does.
-  const agent = new client.Agent({ keepAlive: true, scheduling: 'lifo' })
+  // One pool of kept-alive connections per API client, with no stream per response: a worker asks for thousands
+  // of tokens, and node:http's client (a ClientRequest, an IncomingMessage and agent bookkeeping per call) cost it
+  // more CPU than connecting the devices did. The pool bounds nothing itself; the callers' Limiter does.
+  const pool = new Pool(base.origin)
   const basePath = base.pathname.replace(/\/$/, '')
-  function call (method: string, path: string, body: unknown, headers: Record<string, string>, timeoutMs = TIMEOUT_MS): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies are checked by the callers
+  function call (method: Dispatcher.HttpMethod, path: string, body: unknown, headers: Record<string, string>, timeoutMs = TIMEOUT_MS): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies are checked by the callers
     const payload = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
       const fail = (message: string, status: number): void => { reject(new SimError('SIM_ERR_HTTP', `${method} ${path}: ${message}`, status)) }
-      const req = client.request({
-        agent,
-        protocol: base.protocol,
-        hostname: base.hostname,
-        port: base.port,
+      let status = 0
+      const chunks: Buffer[] = []
+      pool.dispatch({
         method,
         path: basePath + path,
-        headers: payload === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
-      }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-        res.on('error', (err) => { fail(err.message, 0) })
-        res.on('end', () => {
-          clearTimeout(timer)
-          const text = Buffer.concat(chunks).toString('utf8')
-          const status = res.statusCode ?? 0
+        headers: payload === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+        body: payload,
+        // No answer, or a pause within one, this long fails the call.
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs
+      }, {
+        // Its presence selects undici's handler interface of onResponse* callbacks.
+        onRequestStart () {},
+        onResponseStart (_controller, statusCode) { status = statusCode },
+        onResponseData (_controller, chunk) { chunks.push(chunk) },
+        onResponseEnd () {
+          // A token answer is one chunk; a batch answer (a few MB) is many, decoded together so no character splits.
+          const text = (chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)).toString('utf8')
           if (status < 200 || status > 299) return fail(`${status} ${text.slice(0, 200)}`, status)
           try {
             resolve(text === '' ? undefined : JSON.parse(text))
           } catch (err) {
             fail(`bad JSON: ${(err as Error).message}`, status)
           }
-        })
+        },
+        onResponseError (_controller, err) { fail(err.message, 0) }
       })
-      const timer = setTimeout(() => { req.destroy(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
-      req.on('error', (err) => {
-        clearTimeout(timer)
-        fail(err.message, 0)
-      })
-      req.end(payload)
     })
   }
   const admin = (): Record<string, string> => {

@@ -4,7 +4,7 @@
 
 import { SimDevice, type DeviceSettings } from './device.ts'
 import { createLightConnector } from './engine-light.ts'
-import { connectMqttjs } from './engine-mqttjs.ts'
+import type { Connector } from './connection.ts'
 import { SimError } from './errors.ts'
 import { createHttpApi, MAX_BATCH, type HttpApi } from './http-api.ts'
 import { Limiter } from './limiter.ts'
@@ -109,7 +109,9 @@ async function run (start: Extract<ToWorker, { type: 'start' }>): Promise<void> 
     connectTimeoutMs: 30_000,
     reportDevices: options.reportDevices
   }
-  const deps = { api, http, snap, settings, connect: options.engine === 'light' ? createLightConnector() : connectMqttjs }
+  // MQTT.js (and what it loads) only for the engine that uses it: a light worker starts without it.
+  const connect: Connector = options.engine === 'light' ? createLightConnector() : (await import('./engine-mqttjs.ts')).connectMqttjs
+  const deps = { api, http, snap, settings, connect }
   start.devices.forEach((d, i) => {
     const s = secrets.get(d.id)
     if (s === undefined) return
