@@ -174,7 +174,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     queueLimit: 1000,
 
     preConnect (client, packet, done) {
-      adapted.broker?.atPreConnect(client)
+      adapted.broker?.atPreConnect(client, packet)
       connectPackets.set(client, packet)
       if (opts.keepaliveMaxSeconds !== undefined) boundKeepalive(packet, opts.keepaliveMaxSeconds)
       done(null, true)
@@ -229,7 +229,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
 
       const token = password.toString('utf8')
-      authGate.run(async () => await opts.checkToken(clientId, token)).then((record) => {
+      authGate.run(() => opts.checkToken(clientId, token)).then((record) => {
         if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
         admit({ kind: 'device', deviceId: clientId, groups: record.groups })
       }, storeDown('token'))

@@ -21,13 +21,13 @@ test('a message routed to a client before its CONNACK is written after the CONNA
   await aedes.listen()
   t.after(() => new Promise<void>((resolve) => { aedes.close(() => { resolve() }) }))
   const gate = createConnackGate(aedes)
-  aedes.preConnect = (client, _packet, done) => {
-    gate.hold(client)
+  aedes.preConnect = (client, packet, done) => {
+    gate.hold(client, packet)
     done(null, true)
   }
 
   const pipe = openPacketPipe(aedes)
-  pipe.send(connectPacket('d-1'))
+  pipe.send(connectPacket('d-1', { clean: false }))
   await pipe.next('publish')
   assert.deepEqual(pipe.received.map((p) => p.cmd), ['connack', 'publish'], 'CONNACK is the first packet on the connection [MQTT-3.2.0-1]')
 })
@@ -38,12 +38,27 @@ test('a connection closed before its CONNACK releases what was held', { timeout:
   t.after(() => new Promise<void>((resolve) => { aedes.close(() => { resolve() }) }))
   const gate = createConnackGate(aedes)
   const pipe = openPacketPipe(aedes)
-  gate.hold(pipe.client)
+  gate.hold(pipe.client, { clean: false })
   const released = new Promise<void>((resolve) => {
     clientInternals(pipe.client).deliver0({ cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0 } as never, resolve)
   })
-  pipe.send(connectPacket('d-2'))
+  pipe.send(connectPacket('d-2', { clean: false }))
   pipe.conn.destroy()
   await released
   assert.equal(pipe.received.length, 0)
+})
+
+test('a clean session is not held: its deliveries stay aedes\'s own', { timeout: 60_000 }, async (t) => {
+  const aedes = new Aedes()
+  await aedes.listen()
+  t.after(() => new Promise<void>((resolve) => { aedes.close(() => { resolve() }) }))
+  const gate = createConnackGate(aedes)
+  const pipe = openPacketPipe(aedes)
+  const c = clientInternals(pipe.client)
+  const own = [c.deliver0, c.deliverQoS]
+  gate.hold(pipe.client, { clean: true })
+  assert.deepEqual([c.deliver0, c.deliverQoS], own)
+  gate.hold(pipe.client, { clean: false })
+  assert.notEqual(c.deliver0, own[0], 'a persistent session is held')
+  pipe.conn.destroy()
 })

@@ -9,11 +9,14 @@ import { clientInternals } from './internals.ts'
 // This holds live deliveries for a client until its CONNACK is written and its stored queue has been sent
 // ('clientReady'), then releases them in order, so a message still in flight when a session resumes does not
 // overtake the older ones waiting in its queue.
+// A clean session has no subscription before its CONNACK (aedes handles the SUBSCRIBEs it read early only after the
+// CONNACK is written, and the push agent writes only to clients whose CONNACK is sent), so nothing can reach it in
+// that window: it is not held, which spares every clean connect two wrappers, a map entry and a close listener.
 
 // Touches: client.deliver0 and client.deliverQoS (wrapped per client). Upstream lacks a hook between restoring a
 // session's subscriptions and writing its CONNACK.
 
-export function createConnackGate (aedes: Aedes): { hold (client: Client): void } {
+export function createConnackGate (aedes: Aedes): { hold (client: Client, packet: { readonly clean?: boolean }): void } {
   const held = new WeakMap<Client, Array<() => void>>()
 
   aedes.on('clientReady', (client) => {
@@ -23,7 +26,8 @@ export function createConnackGate (aedes: Aedes): { hold (client: Client): void 
   })
 
   return {
-    hold (client) {
+    hold (client, packet) {
+      if (packet.clean !== false) return
       const c = clientInternals(client)
       const queue: Array<() => void> = []
       held.set(client, queue)

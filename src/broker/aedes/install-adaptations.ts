@@ -5,7 +5,7 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
+import type { Aedes, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes'
 import aedesPersistence from 'aedes-persistence'
 import { checkAedesInternals, type QueuedPacket } from './internals.ts'
 import { installFloodGuard, type FloodGuard, type FloodGuardOptions } from './bound-deliveries-under-flood.ts'
@@ -17,7 +17,7 @@ import { limitPacketSize } from './refuse-oversized-packets.ts'
 import { routeOnlyUnhandledPublishes } from './route-only-unhandled-publishes.ts'
 import { installEmptyQueueShortcut } from './skip-empty-queue-pipeline.ts'
 import { skipIdleRoundTrips } from './skip-idle-persistence-round-trips.ts'
-import { releaseConnectPacket, useLeanParserBuffer } from './slim-client-parser.ts'
+import { buildParsersOnPlainLists, releaseConnectPacket } from './slim-client-parser.ts'
 import { guardSubscriptions } from './store-granted-filters-once.ts'
 import { unregisterOnlyTheRegisteredClient } from './unregister-only-the-registered-client.ts'
 
@@ -38,7 +38,7 @@ export const AEDES_ADAPTATIONS: readonly Adaptation[] = [
   { file: 'route-only-unhandled-publishes.ts', touches: 'aedes.publish', kind: 'bug fix' },
   { file: 'unregister-only-the-registered-client.ts', touches: 'aedes.unregisterClient, aedes.deleteClient', kind: 'bug fix' },
   { file: 'hold-deliveries-until-connack.ts', touches: 'client.deliver0, client.deliverQoS', kind: 'bug fix' },
-  { file: 'slim-client-parser.ts', touches: 'client._parser._list, client._parser.settings', kind: 'memory' },
+  { file: 'slim-client-parser.ts', touches: 'mqtt-packet Parser.prototype._resetState (process-wide), client._parser.settings', kind: 'memory' },
   { file: 'refuse-malformed-utf8-strings.ts', touches: 'client._parser._parseString', kind: 'bug fix' },
   { file: 'bound-deliveries-under-flood.ts', touches: 'client.deliver0, client._nextBatch, connection read()', kind: 'bound' },
   { file: 'refuse-oversized-packets.ts', touches: 'client._parser.parse', kind: 'bound' }
@@ -75,7 +75,7 @@ export interface BrokerAdaptationOptions {
 
 export interface BrokerAdaptations {
   /** From aedes's preConnect hook: the CONNECT is parsed, the session is not restored yet. */
-  atPreConnect (client: Client): void
+  atPreConnect (client: Client, packet: ConnectPacket): void
 }
 
 /**
@@ -87,17 +87,17 @@ export function adaptBroker (aedes: Aedes, opts: BrokerAdaptationOptions): Broke
   routeOnlyUnhandledPublishes(aedes, { nodeId: opts.nodeId, consumed: opts.consumed })
   unregisterOnlyTheRegisteredClient(aedes)
   const gate = createConnackGate(aedes)
+  buildParsersOnPlainLists()
   const handle = aedes.handle
   aedes.handle = (conn, req) => {
     const client = handle(conn, req)
-    useLeanParserBuffer(client)
     refuseMalformedStrings(client, () => { opts.onMalformedString(client) })
     return client
   }
   return {
-    atPreConnect (client) {
+    atPreConnect (client, packet) {
       releaseConnectPacket(client)
-      gate.hold(client)
+      gate.hold(client, packet)
     }
   }
 }
