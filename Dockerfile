@@ -32,4 +32,5 @@ USER node
 EXPOSE 1883 8083 3000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PUSHLINE_HTTP_PORT||3000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "dist/src/main.js"]
+# A larger young generation: see docs/operations.md, "Node heap".
+CMD ["node", "--max-semi-space-size=32", "dist/src/main.js"]

@@ -28,7 +28,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deviceIds, provisionOverHttp } from './lib/devices.ts'
 import { onCleanup, runBench, setDeadline, writeReport, intOption } from './lib/lifecycle.ts'
-import { cpuSeconds, freePort } from './lib/proc.ts'
+import { cpuSeconds, freePort, peakRssBytes } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, formatTable, machineInfo, median } from './lib/stats.ts'
 import { figure, writeSummary } from './lib/summary.ts'
@@ -63,6 +63,9 @@ const USAGE = `usage: npx tsx bench/uplink-throughput.ts [options]
   --partitions N     partitions of the telemetry topic (default 12)
   --main PATH        compiled platform entry to run (default: compile src/ into bench-results/build-uplink)
   --profile          run the node with --cpu-prof; profiles go to bench-results/profiles/
+  --node-args=LIST   space-separated options for the node's node process, given with "=" as they start with a
+                     dash (e.g. --node-args=--max-semi-space-size=32), before the ones of --profile; the load
+                     generator keeps its own
   --out PATH         JSON result (default bench-results/uplink-throughput.json)
   --summary PATH     also write the key figures in the suite's common shape (bench/lib/summary.ts)
   --target-rate N    the goal for the kafka set-up, uplinks/s per node (default 20000)
@@ -82,6 +85,7 @@ interface Args {
   readonly partitions: number
   readonly main: string | undefined
   readonly profile: boolean
+  readonly nodeArgs: readonly string[]
   readonly out: string
   readonly summary: string | undefined
   readonly targetRate: number
@@ -103,6 +107,7 @@ function parse (): Args {
       partitions: { type: 'string', default: '12' },
       main: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
       out: { type: 'string', default: join(ROOT, 'bench-results/uplink-throughput.json') },
       summary: { type: 'string' },
       'target-rate': { type: 'string', default: '20000' },
@@ -133,6 +138,7 @@ function parse (): Args {
     partitions: int('partitions', values.partitions, 1, 1000),
     main: values.main,
     profile: values.profile === true,
+    nodeArgs: values['node-args'].split(' ').filter((a) => a !== ''),
     out: resolve(values.out),
     summary: values.summary === undefined ? undefined : resolve(values.summary),
     targetRate: int('target-rate', values['target-rate'], 1, 10_000_000),
@@ -160,6 +166,8 @@ interface RoundResult {
   readonly loadCpuSeconds: number
   /** Records in the topic at the end: more than `uplinks` means replays. */
   readonly recordsInKafka: number | undefined
+  /** The node's peak resident set size over its life (start, provisioning and the round), in bytes. */
+  readonly nodePeakRssBytes: number
   /** Bytes of the topic's log segments at the end: what Kafka stores and received (batches as sent, compressed). */
   readonly kafkaLogBytes: number | undefined
 }
@@ -232,7 +240,7 @@ async function round (args: Args, main: string, variant: Variant, n: number, mes
     name: `uplink-${setup}`,
     main,
     env,
-    ...(args.profile && { nodeArgs: cpuProfileArgs(ROOT, `uplink-${variant.label.replace('/', '-')}-${n}-${Date.now()}`) })
+    nodeArgs: [...args.nodeArgs, ...(args.profile ? cpuProfileArgs(ROOT, `uplink-${variant.label.replace('/', '-')}-${n}-${Date.now()}`) : [])]
   })
   onCleanup(`stop ${setup} node`, () => node.stop())
   try {
@@ -280,6 +288,7 @@ async function round (args: Args, main: string, variant: Variant, n: number, mes
     const result = await load.run()
     await watching
     const cpu = cpuSeconds(node.pid) - cpuBefore
+    const nodePeakRss = peakRssBytes(node.pid)
     const kafkaCpu = kPid === undefined ? undefined : cpuSeconds(kPid) - kafkaCpuBefore
     const loadCpu = ownCpuSeconds() - loadCpuBefore
     await load.close()
@@ -300,6 +309,7 @@ async function round (args: Args, main: string, variant: Variant, n: number, mes
       nodeCpuSeconds: cpu,
       kafkaCpuSeconds: kafkaCpu,
       loadCpuSeconds: loadCpu,
+      nodePeakRssBytes: nodePeakRss,
       recordsInKafka: setup === 'kafka' ? await recordsIn(kafka as Kafka, topic) : undefined,
       kafkaLogBytes: setup === 'kafka' ? await kafkaLogBytes(topic) : undefined
     }
@@ -356,6 +366,7 @@ async function main (): Promise<void> {
       nodeCores: median(rs.map((r) => r.nodeCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
       kafkaCores: setup === 'kafka' ? median(rs.map((r) => (r.kafkaCpuSeconds ?? Number.NaN) / (r.endToEndSeconds ?? r.ackSeconds))) : undefined,
       loadCores: median(rs.map((r) => r.loadCpuSeconds / (r.endToEndSeconds ?? r.ackSeconds))),
+      nodePeakRssMb: median(rs.map((r) => r.nodePeakRssBytes / 1024 / 1024)),
       ofSpoolOnly: median(rs.map((r) => r.messagesPerSecond)) / spoolOnlyRate,
       kafkaMegabytesPerSecond: setup === 'kafka' ? median(rs.map((r) => (r.kafkaLogBytes ?? Number.NaN) / seconds(r) / 1e6)) : undefined,
       replays: rs.reduce((n, r) => n + Math.max(0, (r.recordsInKafka ?? r.uplinks) - r.uplinks), 0),
@@ -369,14 +380,15 @@ async function main (): Promise<void> {
     'spool-only': 'no Kafka: MQTT QoS 1 into the spool'
   }
   const table = formatTable([
-    ['set-up', 'uplinks/s', 'of spool-only', 'payload MB/s', 'MB/s into Kafka', 'PUBACK p50 ms', 'PUBACK p99 ms', 'node CPU-ms/1000', 'cores: node', 'Kafka', 'load', 'replays'],
+    ['set-up', 'uplinks/s', 'of spool-only', 'payload MB/s', 'MB/s into Kafka', 'PUBACK p50 ms', 'PUBACK p99 ms', 'node CPU-ms/1000', 'cores: node', 'Kafka', 'load', 'node peak RSS MiB', 'replays'],
     ...summary.map((s) => [`${s.setup} (${what[s.base]})`, fmtInt(s.messagesPerSecond), Number.isNaN(s.ofSpoolOnly) ? '-' : fmt(s.ofSpoolOnly, 2), fmt(s.megabytesPerSecond, 2),
       s.kafkaMegabytesPerSecond === undefined ? '-' : fmt(s.kafkaMegabytesPerSecond, 2), fmt(s.ackP50Ms, 0), fmt(s.ackP99Ms, 0),
-      fmt(s.nodeCpuPerThousand * 1000, 1), fmt(s.nodeCores, 2), s.kafkaCores === undefined ? '-' : fmt(s.kafkaCores, 2), fmt(s.loadCores, 2), String(s.replays)])
+      fmt(s.nodeCpuPerThousand * 1000, 1), fmt(s.nodeCores, 2), s.kafkaCores === undefined ? '-' : fmt(s.kafkaCores, 2), fmt(s.loadCores, 2), fmt(s.nodePeakRssMb, 0), String(s.replays)])
   ])
   const machine = machineInfo()
   process.stdout.write(`\nUplink throughput, one node, QoS 1: ${args.devices} devices x ${args.messages} uplinks of ${args.payload} bytes, window ${args.window}, ` +
-    `fsync ${args.fsync}, ${args.partitions} partitions; median of ${args.rounds} round(s)\n` +
+    `fsync ${args.fsync}, ${args.partitions} partitions; median of ${args.rounds} round(s)` +
+    `${args.nodeArgs.length > 0 ? `; node started with ${args.nodeArgs.join(' ')}` : ''}\n` +
     `${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}; the load generator, the node and Kafka share these cores\n\n${table}\n`)
   await writeReport(args.out, { at: new Date().toISOString(), machine, args, summary, rounds: results })
   process.stdout.write(`\nwritten: ${args.out}\n`)

@@ -27,6 +27,13 @@ export function rssBytes (pid: number): number {
   return Number(m[1]) * 1024
 }
 
+/** Peak resident set size of a process so far in bytes (VmHWM of /proc/<pid>/status). */
+export function peakRssBytes (pid: number): number {
+  const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (m === null) throw new Error(`no VmHWM in /proc/${pid}/status`)
+  return Number(m[1]) * 1024
+}
+
 /** CPU time (user + system, all threads) a process has used so far, in seconds. Resolution: one clock tick. */
 export function cpuSeconds (pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')

@@ -1,5 +1,6 @@
-import { CompressionTypes, Partitioners, type Kafka, type Producer } from 'kafkajs'
+import type { Kafka, Producer } from 'kafkajs'
 import type { Logger } from 'pino'
+import { kafkajs } from '../kafka/kafkajs-module.ts'
 import type { PresenceEvent } from './cluster-member.ts'
 
 // Presence events to Kafka (docs/mqtt.md: iot.presence, key = device id, JSON value). They are batched from a
@@ -24,6 +25,7 @@ export interface PresenceEvents {
 
 export function createPresenceEvents (opts: PresenceEventsOptions): PresenceEvents {
   const maxQueued = opts.maxQueued ?? 100_000
+  const { CompressionTypes, Partitioners } = kafkajs()
   const producer: Producer = opts.kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 2 } })
   let queue: PresenceEvent[] = []
   let connected = false

@@ -1,8 +1,9 @@
 import { promisify } from 'node:util'
 import { gzip, unzip } from 'node:zlib'
-import kafkajs, { CompressionTypes } from 'kafkajs'
+import type { CompressionTypes } from 'kafkajs'
 import SnappyCodec from 'kafkajs-snappy'
 import type { KafkaCompression } from '../config/settings.ts'
+import { kafkajs } from './kafkajs-module.ts'
 
 // The compression codecs the node can produce with, all without a native build: gzip from Node's zlib (on the
 // libuv thread pool, off the event loop) at a chosen level, and Snappy in pure JavaScript (kafkajs-snappy, on the
@@ -25,13 +26,12 @@ function gzipCodec (level: number): () => CodecInstance {
 
 /** Registers the codecs with kafkajs and returns the kafkajs compression type of the setting. */
 export function setUpCompression (compression: KafkaCompression, gzipLevel: number): CompressionTypes {
-  // Not a named export to ES modules: kafkajs builds its exports in a way Node's CommonJS analysis does not see.
-  const { CompressionCodecs } = kafkajs
-  CompressionCodecs[CompressionTypes.GZIP] = gzipCodec(gzipLevel)
-  CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+  const { CompressionCodecs, CompressionTypes: types } = kafkajs()
+  CompressionCodecs[types.GZIP] = gzipCodec(gzipLevel)
+  CompressionCodecs[types.Snappy] = SnappyCodec
   switch (compression) {
-    case 'gzip': return CompressionTypes.GZIP
-    case 'snappy': return CompressionTypes.Snappy
-    case 'none': return CompressionTypes.None
+    case 'gzip': return types.GZIP
+    case 'snappy': return types.Snappy
+    case 'none': return types.None
   }
 }

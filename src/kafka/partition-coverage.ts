@@ -1,4 +1,5 @@
-import { Partitioners, type ICustomPartitioner, type Message, type PartitionMetadata, type RecordMetadata } from 'kafkajs'
+import type { ICustomPartitioner, Message, PartitionMetadata, RecordMetadata } from 'kafkajs'
+import { kafkajs } from './kafkajs-module.ts'
 
 // kafkajs (2.2.4) can resolve a send that left records unsent: its retry after a partition leader died skips every
 // broker that answered the first attempt, also when the dead leader's partitions moved to one of them, and returns
@@ -15,7 +16,7 @@ const metadataOf = (partitions: number): PartitionMetadata[] =>
  * (a device sends many uplinks per batch), so make one chooser per batch.
  */
 export function keyPartitioner (topic: string, partitions: number): (key: string) => number {
-  const partitioner = Partitioners.DefaultPartitioner()
+  const partitioner = kafkajs().Partitioners.DefaultPartitioner()
   const partitionMetadata = metadataOf(partitions)
   const byKey = new Map<string, number>()
   return (key) => {
@@ -31,7 +32,7 @@ export function keyPartitioner (topic: string, partitions: number): (key: string
 /** Sets each message's partition as kafkajs's default partitioner would pick it for its key. */
 export function assignPartitions (topic: string, messages: readonly Message[], partitions: number): Message[] {
   if (partitions < 1) return [...messages]
-  const partitioner = Partitioners.DefaultPartitioner()
+  const partitioner = kafkajs().Partitioners.DefaultPartitioner()
   const partitionMetadata = metadataOf(partitions)
   const ofKey = keyPartitioner(topic, partitions)
   return messages.map((message) => {
@@ -45,7 +46,7 @@ export function assignPartitions (topic: string, messages: readonly Message[], p
  * kafkajs's default filters the partition list on every message before it looks at the message's partition.
  */
 export const presetPartitioner: ICustomPartitioner = () => {
-  const fallback = Partitioners.DefaultPartitioner()
+  const fallback = kafkajs().Partitioners.DefaultPartitioner()
   return (args) => args.message.partition ?? fallback(args)
 }
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import { crc32c } from '@node-rs/crc32'
-import kafkajs from 'kafkajs'
 import { writtenRecords } from './encoded-record-message.ts'
+import { kafkajs } from './kafkajs-module.ts'
 import { encodeRecord, type RecordInput } from './record-encoding.ts'
 
 // kafkajs (2.2, pinned in package.json) encodes a produce request through general-purpose Encoder objects: every
@@ -130,7 +130,7 @@ export function encodeProduceRequest (input: ProduceRequestInput): ProduceReques
     apiName: 'Produce',
     expectResponse: () => acks !== 0,
     async encode () {
-      const codecs = kafkajs.CompressionCodecs as unknown as Record<number, (() => Codec) | undefined>
+      const codecs = kafkajs().CompressionCodecs as unknown as Record<number, (() => Codec) | undefined>
       const codec = compression === 0 ? null : codecs[compression]?.() ?? null
       const attributes = (compression & CODEC_MASK) | (transactionalId !== null && transactionalId !== '' ? TRANSACTIONAL : 0)
       const topics: Array<{ readonly name: string, readonly partitions: EncodedPartition[] }> = []

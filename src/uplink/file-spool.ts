@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type { FsyncPolicy } from '../config/settings.ts'
 import { appendSegment, openGroupCommit } from './spool-group-commit.ts'
 import { createSpoolOffsets } from './spool-offsets.ts'
-import { createSpoolReader, type SpoolReader } from './spool-reader.ts'
+import { createSpoolReader, type SpoolReader, type TailingSpoolReader } from './spool-reader.ts'
 import { recoverSpool } from './spool-recovery.ts'
 import type { SpoolState } from './spool-state.ts'
 import type { Uplink, UplinkSink } from './uplink.ts'
@@ -44,6 +44,8 @@ export interface FileSpoolOptions {
   readonly onWait?: (uplink: Uplink) => void
   /** Drops (rate-limited), unreadable records and a damaged offset file are logged here. */
   readonly logger?: Logger
+  /** Committed writes kept in memory for a reader that has caught up, in bytes at most (default 8 MiB). */
+  readonly readerMemoryBytes?: number
 }
 
 export interface FileSpool extends UplinkSink {
@@ -76,8 +78,10 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
   const recovered = await recoverSpool(opts.dir, opts.logger)
   const current = appendSegment(opts.dir, recovered)
   const state: SpoolState = { ...recovered, dir: opts.dir, current, closed: false }
+  let readerInstance: TailingSpoolReader | undefined
   const commit = await openGroupCommit(state, {
     fsync: opts.fsync,
+    onCommitted: (segment, at, frames) => readerInstance?.committed(segment, at, frames),
     segmentBytes: opts.segmentBytes ?? 64 * 1024 * 1024,
     maxBytes: opts.maxBytes,
     onFlush: opts.onFlush,
@@ -86,7 +90,6 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     logger: opts.logger
   })
   const offsets = createSpoolOffsets(state, { fsync: opts.fsync, logger: opts.logger, onFreed: () => commit.admitWaiting() })
-  let readerInstance: SpoolReader | undefined
 
   return {
     get nextSeq () { return state.nextSeq },
@@ -102,7 +105,7 @@ export async function openFileSpool (opts: FileSpoolOptions): Promise<FileSpool>
     },
 
     reader () {
-      readerInstance ??= createSpoolReader(state, { logger: opts.logger, commitWaiters: commit.commitWaiters, handedOut: offsets.handedOut })
+      readerInstance ??= createSpoolReader(state, { logger: opts.logger, commitWaiters: commit.commitWaiters, handedOut: offsets.handedOut, recentBytes: opts.readerMemoryBytes })
       return readerInstance
     },
 

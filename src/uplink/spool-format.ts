@@ -288,6 +288,18 @@ export function decodeRecords (format: SegmentFormat, buf: Buffer, sink: DecodeS
   return { consumed: at }
 }
 
+/**
+ * The frames of a buffer this process has just written to a segment (one group commit's write), handed on as
+ * FramedRecords without the CRC check: they are whole by construction and were never read back from the disk.
+ */
+export function writtenFrames (buf: Buffer, sink: Pick<DecodeSink, 'record'>): void {
+  for (let at = 0; at < buf.length;) {
+    const size = FRAME_HEAD + buf.readUInt32BE(at)
+    sink.record(new FramedRecord(buf, at, size), size)
+    at += size
+  }
+}
+
 export interface SegmentScan {
   /** Offset after the last whole, intact record before a torn tail (the file's length when there is none). */
   readonly end: number

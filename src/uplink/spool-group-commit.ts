@@ -18,6 +18,8 @@ export interface GroupCommitOptions {
   readonly segmentBytes: number
   readonly maxBytes?: number
   readonly onFlush?: (records: number, bytes: number) => void
+  /** Each write once it is committed: the segment, the file offset it was written at, and its frames. */
+  readonly onCommitted?: (segment: Segment, at: number, frames: Buffer) => void
   readonly onDrop?: (uplink: Uplink) => void
   readonly onWait?: (uplink: Uplink) => void
   readonly logger?: Logger
@@ -108,11 +110,14 @@ export async function openGroupCommit (state: SpoolState, opts: GroupCommitOptio
       const buf = batch.length === 1 ? (batch[0] as Pending).frame : Buffer.concat(batch.map((p) => p.frame))
       try {
         if (state.current.size >= opts.segmentBytes) await rotate((batch[0] as Pending).seq)
+        const segment = state.current
+        const at = segment.size
         await file.write(buf)
         if (opts.fsync === 'always') await file.datasync()
         else dirty = true
-        state.current.size += buf.length
+        segment.size += buf.length
         state.totalBytes += buf.length
+        opts.onCommitted?.(segment, at, buf)
         opts.onFlush?.(batch.length, buf.length)
         for (const p of batch) p.resolve()
         for (const w of commitWaiters) w()

@@ -1,9 +1,13 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import type { Logger } from 'pino'
-import { decodeRecords, headerBytes, type SpoolRecord } from './spool-format.ts'
+import { decodeRecords, headerBytes, writtenFrames, type SpoolRecord } from './spool-format.ts'
 import type { Segment, SpoolState } from './spool-state.ts'
 
 // The one reader of a spool: it tails the committed records from the shipped offset on, in batches for the shipper.
+// The files are the source of truth; the writes the group commit has just committed are also handed to the reader
+// (`committed`), which takes them from memory, without reading and checking them again, when it has caught up with
+// the writer. Behind the writer (after a restart, an outage, or more than `recentBytes` not yet read) it reads the
+// files.
 
 /** Complete, committed records in sequence order, as a reader hands them out. */
 export interface SpoolBatch {
@@ -29,18 +33,34 @@ export interface SpoolReader {
   close (): Promise<void>
 }
 
+/** The reader as the spool holds it: it is also told of each committed write. */
+export interface TailingSpoolReader extends SpoolReader {
+  /** A write the group commit has made durable: `frames` were written to `segment` at file offset `at`. */
+  committed (segment: Segment, at: number, frames: Buffer): void
+}
+
 export interface SpoolReaderOptions {
   readonly logger?: Logger
   /** Called once after the next group commit; see `GroupCommit.commitWaiters`. */
   readonly commitWaiters: Set<() => void>
   /** Each record handed out, so that it can be released. */
   readonly handedOut: (seq: number, bytes: number) => void
+  /** Committed writes kept for the reader at most, in bytes (default 8 MiB); beyond, it reads them from the file. */
+  readonly recentBytes?: number
+}
+
+/** One committed write, kept until the reader takes it or passes it. */
+interface CommittedWrite {
+  readonly segment: Segment
+  readonly at: number
+  readonly frames: Buffer
 }
 
 const READ_CHUNK = 1024 * 1024
 
-export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions): SpoolReader {
+export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions): TailingSpoolReader {
   const { logger, commitWaiters } = opts
+  const maxRecent = opts.recentBytes ?? 8 * 1024 * 1024
   const segments = state.segments
   let position = state.shippedSeq
   let seg: Segment | undefined
@@ -54,6 +74,10 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
   let reading = false
   /** Sequence number of the last record parsed, so records before the shipped offset are skipped once. */
   let parsedUpTo = position
+  /** Committed writes not read yet, oldest first from `recentHead` on, and their bytes. */
+  let recent: CommittedWrite[] = []
+  let recentHead = 0
+  let recentBytes = 0
 
   const sink = {
     record (record: SpoolRecord, bytes: number) {
@@ -75,6 +99,28 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
     remainder = Buffer.from(buf.subarray(consumed))
   }
 
+  const dropRecent = (): void => {
+    recentBytes -= (recent[recentHead] as CommittedWrite).frames.length
+    recentHead++
+    if (recentHead === recent.length) {
+      recent = []
+      recentHead = 0
+    }
+  }
+
+  /** The committed write that starts where the reader is, if it is kept; writes the reader has passed are dropped. */
+  const recentAt = (s: Segment): Buffer | undefined => {
+    while (recentHead < recent.length) {
+      const w = recent[recentHead] as CommittedWrite
+      if (w.segment === s ? w.at >= offset : w.segment.start > s.start) break
+      dropRecent()
+    }
+    const w = recent[recentHead]
+    if (w === undefined || w.segment !== s || w.at !== offset || remainder.length > 0) return undefined
+    dropRecent()
+    return w.frames
+  }
+
   const openSegment = async (s: Segment): Promise<void> => {
     seg = s
     fh = await open(s.path, 'r')
@@ -92,6 +138,12 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
     }
     const end = (seg as Segment).size
     if (offset < end) {
+      const frames = recentAt(seg as Segment)
+      if (frames !== undefined) {
+        offset += frames.length
+        writtenFrames(frames, sink)
+        return true
+      }
       const length = Math.min(end - offset, READ_CHUNK)
       const chunk = Buffer.allocUnsafe(length)
       const { bytesRead } = await (fh as FileHandle).read(chunk, 0, length, offset)
@@ -133,6 +185,13 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
   return {
     get position () { return position },
 
+    committed (segment, at, frames) {
+      // Behind the writer: what does not fit is read from the file when the reader gets there.
+      if (state.closed || recentBytes + frames.length > maxRecent) return
+      recent.push({ segment, at, frames })
+      recentBytes += frames.length
+    },
+
     async read (limits, ropts = {}) {
       if (reading) throw new Error('one read at a time')
       reading = true
@@ -162,6 +221,9 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
     },
 
     async close () {
+      recent = []
+      recentHead = 0
+      recentBytes = 0
       if (fh !== undefined) await fh.close().catch(() => {})
       fh = undefined
       seg = undefined
