@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createAdminClient } from './lib/admin-api.ts'
-import { BENCH_ADMIN_KEY, buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
+import { BENCH_ADMIN_KEY, buildPushline, buildSimulator, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, freePort, machineBusySeconds, tcpExtCounters } from './lib/proc.ts'
@@ -121,6 +121,7 @@ async function main (): Promise<void> {
   const services = await ensureServices(ROOT)
   onCleanup('services', () => services.stop())
   const build = values.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
+  const simCli = await buildSimulator(ROOT, join(ROOT, 'bench-results/build-sim'))
   const prefix = `bench-fleet-${runId}:`
   onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
   const machine = machineInfo()
@@ -152,7 +153,7 @@ async function main (): Promise<void> {
   onCleanup('remove simulator files', () => rm(simDir, { recursive: true, force: true }))
   const workers = Math.max(nodeCount, Math.ceil(devices / PER_WORKER))
   const simArgs = [
-    join(ROOT, 'devices-sim/bin/devices-sim.js'),
+    simCli,
     '--url', api.httpUrl, '--admin-key', BENCH_ADMIN_KEY, '--devices', String(devices), '--prefix', `f${runId}`,
     '--workers', String(workers), '--source-addresses', `127.0.0.2-127.0.0.${1 + addresses}`,
     '--ramp', '1000000', '--connect-timeout', `${maxSeconds}s`, '--duration', `${maxSeconds}s`, '--telemetry-rate', '0',

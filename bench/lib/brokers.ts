@@ -86,6 +86,24 @@ export async function buildPushline (root: string, outDir: string): Promise<stri
   return main
 }
 
+/**
+ * Compiles devices-sim with its own tsconfig into `outDir` and returns the path of its cli.js: a benchmark runs the
+ * simulator as an install runs it (compiled), not through tsx, whose start-up and per-function wrappers cost the
+ * load generator CPU that a benchmark on a shared machine takes from the platform.
+ */
+export async function buildSimulator (root: string, outDir: string): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'devices-sim/tsconfig.json'), '--outDir', outDir],
+      { cwd: root, timeout: 180_000 }, (err, stdout, stderr) => {
+        if (err !== null) reject(new Error(`tsc failed:\n${stdout}${stderr}`))
+        else resolve()
+      })
+  })
+  const cli = join(outDir, 'cli.js')
+  if (!existsSync(cli)) throw new Error(`the build produced no ${cli}`)
+  return cli
+}
+
 interface Stopper {
   (graceMs?: number): Promise<number | null>
   /** How the child ended before anyone asked it to stop; undefined while it runs or after stop(). */
