@@ -1,0 +1,33 @@
+// ioredis's commandTimeout rejects a command when its timer fires. After the event loop was held up longer than the
+// timeout (a starved process: a burst of connects on a node sharing its cores), libuv runs the timers phase before
+// the poll phase that reads the socket, so every command in flight was rejected although Redis had answered and the
+// replies were waiting in the socket: Redis did the work, the caller gave up (a device refused, a presence write
+// repeated) and the retries added to the load that stalled the loop (docs/cluster.md, Membership).
+// Here the timer only schedules the decision for the check phase of the same loop turn (setImmediate), which runs
+// after the poll phase: a reply already received resolves the command first, and only a command still unanswered is
+// rejected. A Redis that is gone or hung still fails every command within the timeout plus one loop turn.
+// Touches: the connection's sendCommand (replaced per instance, internals.ts); ioredis's own commandTimeout option is
+// left unset. Upstream (ioredis) has no way to make its timeout wait for pending socket reads.
+
+import type { Command, Redis } from 'ioredis'
+import { replaceSendCommand } from './internals.ts'
+
+export const COMMAND_TIMED_OUT = 'Command timed out'
+
+/** From now on, a command of `redis` unanswered `ms` after it was sent, once the socket's pending replies are read, fails with "Command timed out". */
+export function timeOutUnansweredCommands (redis: Redis, ms: number): void {
+  // ioredis passes a command through sendCommand again when it leaves the offline queue: its timer runs from the first.
+  const timed = new WeakSet<Command>()
+  replaceSendCommand(redis, (send) => (command, stream) => {
+    const sent = send(command, stream)
+    if (!timed.has(command)) {
+      timed.add(command)
+      const timer = setTimeout(() => {
+        setImmediate(() => { if (!command.isResolved) command.reject(new Error(COMMAND_TIMED_OUT)) })
+      }, ms)
+      const settled = (): void => { clearTimeout(timer) }
+      command.promise.then(settled, settled)
+    }
+    return sent
+  })
+}
