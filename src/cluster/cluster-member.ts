@@ -396,15 +396,21 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const a = addresses
     if (b === undefined || a === undefined) return false
     try {
-      const drainOrder = await registry.drainRequested(nodeId)
-      if (drainOrder && !draining) startDrain(b)
-      if (!drainOrder && draining) stopDrain(b)
       const traffic = await opts.traffic?.()
-      const record: NodeRecord = {
+      const record = (): NodeRecord => ({
         nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now(), ...(traffic !== undefined && { traffic })
-      }
+      })
       // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
-      const wasLive = await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
+      const ttlMs = Math.round(opts.heartbeatMs * 1.5)
+      // The drain order and the record in one round trip: under load each round trip waits for a whole event loop turn
+      // of the node, and two in a row let the record expire between heartbeats that all succeeded.
+      const [drainOrder, wasLive] = await Promise.all([registry.drainRequested(nodeId), registry.heartbeat(record(), ttlMs)])
+      if (drainOrder !== draining) {
+        if (drainOrder) startDrain(b)
+        else stopDrain(b)
+        // The record just written has the previous state: the assigner must stop (or resume) sending devices here now.
+        await registry.heartbeat(record(), ttlMs)
+      }
       heartbeatOk = true
       if (!wasLive && registered) {
         // This node was late (a starved event loop, a long GC, a paused process), not dead, but its record expired:
@@ -462,9 +468,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
    */
   function noteStalls (): void {
     if (loopDelay === undefined) return
-    const { maxMs, p99Ms } = loopDelay.take()
+    const maxMs = loopDelay.take()
     worstStallMs = Math.max(worstStallMs, maxMs)
-    if (maxMs >= opts.heartbeatMs / 2) logger.warn({ event: 'event_loop_stalled', maxMs, p99Ms, sessions: broker?.liveSessions() }, 'the event loop was held up')
+    if (maxMs >= opts.heartbeatMs / 2) logger.warn({ event: 'event_loop_stalled', maxMs, sessions: broker?.liveSessions() }, 'the event loop was held up')
   }
 
   return {

@@ -1,33 +1,31 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
-
 // How long the event loop was held between two readings. A process that cannot run its callbacks for longer than
-// Redis's command timeout sees its commands time out although Redis answered them: the reading tells such a stall
-// apart from a slow Redis (docs/cluster.md, Membership).
-
-export interface EventLoopDelayReading {
-  /** The longest delay of one loop turn since the previous reading, in milliseconds. */
-  readonly maxMs: number
-  readonly p99Ms: number
-}
+// Redis's command timeout, or a heartbeat's TTL, sees its commands time out and its record expire although Redis
+// answered at once: the reading tells such a stall apart from a slow Redis (docs/cluster.md, Membership).
+// Not perf_hooks.monitorEventLoopDelay: on Node 20 it left out stalls of 300 and 700 ms that a timer saw.
 
 export interface EventLoopDelay {
-  /** The delays since the previous reading (or the start); starts a new window. */
-  take (): EventLoopDelayReading
+  /** The longest delay of one loop turn since the previous reading (or the start), in milliseconds; starts a new window. */
+  take (): number
   stop (): void
 }
 
+/** Samples with a timer every `resolutionMs`: a turn that held the loop delays the next sample by its length. */
 export function watchEventLoopDelay (resolutionMs = 20): EventLoopDelay {
-  const histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: resolutionMs })
-  histogram.enable()
+  let last = performance.now()
+  let maxMs = 0
+  const timer = setInterval(() => {
+    const now = performance.now()
+    maxMs = Math.max(maxMs, now - last - resolutionMs)
+    last = now
+  }, resolutionMs)
+  timer.unref()
   return {
     take () {
-      // An empty window (no sample yet) reads as max 0, not the histogram's sentinel.
-      const reading = histogram.count === 0
-        ? { maxMs: 0, p99Ms: 0 }
-        : { maxMs: Math.round(histogram.max / 1e6), p99Ms: Math.round(histogram.percentile(99) / 1e6) }
-      histogram.reset()
+      // The turn in progress counts too: a reading taken at the end of a long turn includes it.
+      const reading = Math.round(Math.max(maxMs, performance.now() - last - resolutionMs, 0))
+      maxMs = 0
       return reading
     },
-    stop () { histogram.disable() }
+    stop () { clearInterval(timer) }
   }
 }
