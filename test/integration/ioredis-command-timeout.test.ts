@@ -50,3 +50,18 @@ test('a command Redis does not answer fails with "Command timed out"', { timeout
   t.after(() => { redis.disconnect(); for (const s of sockets) s.destroy(); server.close() })
   await assert.rejects(redis.get('k'), /Command timed out/)
 })
+
+test('a command answered, or refused at once by a closed connection, leaves no timer behind', { timeout: 30_000 }, async (t) => {
+  const redis = createRedis({ kind: 'url', url: redisUrl(), password: undefined, commandTimeoutMs: 60_000 }, silent, 'test-timers')
+  t.after(() => { redis.disconnect() })
+  await redis.ping()
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timers()
+  await Promise.all([redis.ping(), redis.echo('x'), redis.multi().ping().ping().exec()])
+  assert.equal(timers(), before, 'answered')
+  const ended = once(redis, 'end')
+  await redis.quit()
+  await ended
+  await assert.rejects(redis.ping(), /Connection is closed/)
+  assert.equal(timers(), before, 'refused at once')
+})

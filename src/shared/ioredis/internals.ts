@@ -26,15 +26,15 @@ export type SendCommand = (command: Command, stream?: unknown) => unknown
 
 /**
  * Replaces the connection's sendCommand on the instance: every command (single, pipelined, MULTI, script) passes it.
- * IOT_ERR_DEPENDENCY when this ioredis lacks the method or a command's `isResolved`, `reject` or `promise`.
+ * IOT_ERR_DEPENDENCY when this ioredis lacks the method or a command's `isResolved`, `resolve` or `reject`.
  */
 export function replaceSendCommand (redis: Redis, make: (original: SendCommand) => SendCommand): void {
   const probe = new Command('ping', [])
   const missing = [
     ...(typeof Reflect.get(redis, 'sendCommand') === 'function' ? [] : ['Redis#sendCommand']),
     ...(typeof Reflect.get(probe, 'isResolved') === 'boolean' ? [] : ['Command#isResolved']),
-    ...(typeof Reflect.get(probe, 'reject') === 'function' ? [] : ['Command#reject']),
-    ...(Reflect.get(probe, 'promise') instanceof Promise ? [] : ['Command#promise'])
+    ...(typeof Reflect.get(probe, 'resolve') === 'function' ? [] : ['Command#resolve']),
+    ...(typeof Reflect.get(probe, 'reject') === 'function' ? [] : ['Command#reject'])
   ]
   if (missing.length > 0) {
     throw new PushlineError('IOT_ERR_DEPENDENCY', `ioredis lacks ${missing.join(', ')}, which the command timeout uses: install the ioredis version package.json pins`, { dependency: 'ioredis', missing })
