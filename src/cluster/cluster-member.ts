@@ -6,6 +6,7 @@ import { connectionOrigin } from '../broker/connection-origin.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
 import type { ConnectionOrigin, PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-registry.ts'
+import { watchEventLoopDelay, type EventLoopDelay } from '../shared/event-loop-delay.ts'
 
 // A broker node's part in the cluster:
 // - presence: every registered client gets an entry (node, epoch); its disconnect removes the entry only if the
@@ -117,6 +118,9 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let broker: BrokerNode | undefined
   let addresses: MemberAddresses | undefined
   let timer: NodeJS.Timeout | undefined
+  let loopDelay: EventLoopDelay | undefined
+  /** The longest event loop stall since the last heartbeat that succeeded (logged with a rejoin). */
+  let worstStallMs = 0
   let drainTimer: NodeJS.Timeout | undefined
   let beating: Promise<boolean> | undefined
   let upkeeping: Promise<void> | undefined
@@ -392,26 +396,33 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     const a = addresses
     if (b === undefined || a === undefined) return false
     try {
-      const drainOrder = await registry.drainRequested(nodeId)
-      if (drainOrder && !draining) startDrain(b)
-      if (!drainOrder && draining) stopDrain(b)
       const traffic = await opts.traffic?.()
-      const record: NodeRecord = {
+      const record = (): NodeRecord => ({
         nodeId, ...a, connections: b.liveSessions(), weight: opts.weight, draining, startedAt, heartbeatAt: Date.now(), ...(traffic !== undefined && { traffic })
-      }
+      })
       // Three heartbeats may be missed before the record expires; survivors sweep twice per period.
-      const wasLive = await registry.heartbeat(record, Math.round(opts.heartbeatMs * 1.5))
+      const ttlMs = Math.round(opts.heartbeatMs * 1.5)
+      // The drain order and the record in one round trip: under load each round trip waits for a whole event loop turn
+      // of the node, and two in a row let the record expire between heartbeats that all succeeded.
+      const [drainOrder, wasLive] = await Promise.all([registry.drainRequested(nodeId), registry.heartbeat(record(), ttlMs)])
+      if (drainOrder !== draining) {
+        if (drainOrder) startDrain(b)
+        else stopDrain(b)
+        // The record just written has the previous state: the assigner must stop (or resume) sending devices here now.
+        await registry.heartbeat(record(), ttlMs)
+      }
       heartbeatOk = true
       if (!wasLive && registered) {
         // This node was late (a starved event loop, a long GC, a paused process), not dead, but its record expired:
         // a survivor may have removed its presence already, or may yet. Re-assert every live connection now, and
         // trust its own view of others only after two periods, as after an outage.
-        logger.warn({ event: 'node_rejoined', sessions: b.liveSessions() }, 'this node\'s record had expired (it was late): re-asserting its presence')
+        logger.warn({ event: 'node_rejoined', sessions: b.liveSessions(), eventLoopMaxMs: worstStallMs }, 'this node\'s record had expired (it was late): re-asserting its presence')
         heartbeatOkSince = Date.now()
         lastFull = 0
         rejoined = true
       }
       registered = true
+      worstStallMs = 0
       heartbeatOkSince ??= Date.now()
       return true
     } catch (err) {
@@ -451,6 +462,17 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     await upkeeping
   }
 
+  /**
+   * A stall of half a heartbeat period or more puts the node record at risk (TTL 1.5 periods) and times out the Redis
+   * commands waiting for their replies: logged, so a rejoin or a burst of timeouts can be told apart from a slow Redis.
+   */
+  function noteStalls (): void {
+    if (loopDelay === undefined) return
+    const maxMs = loopDelay.take()
+    worstStallMs = Math.max(worstStallMs, maxMs)
+    if (maxMs >= opts.heartbeatMs / 2) logger.warn({ event: 'event_loop_stalled', maxMs, sessions: broker?.liveSessions() }, 'the event loop was held up')
+  }
+
   return {
     async start (b, a) {
       broker = b
@@ -461,8 +483,12 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       // Devices that connected between the listeners opening and now.
       for (const c of b.liveClients()) if (!entries.has(c)) onClient(c)
       await tick()
+      loopDelay = watchEventLoopDelay()
       // Half a period: a dead node (record TTL 1.5 periods) is swept within two heartbeat periods.
-      timer = setInterval(() => { tick().catch(() => {}) }, Math.max(50, Math.round(opts.heartbeatMs / 2)))
+      timer = setInterval(() => {
+        noteStalls()
+        tick().catch(() => {})
+      }, Math.max(50, Math.round(opts.heartbeatMs / 2)))
     },
     status: () => ({ heartbeatOk, draining, lastError }),
     markKicked (deviceId) {
@@ -483,6 +509,8 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     tick,
     async stop () {
       if (timer !== undefined) clearInterval(timer)
+      loopDelay?.stop()
+      loopDelay = undefined
       if (drainTimer !== undefined) clearInterval(drainTimer)
       timer = undefined
       await Promise.all([beating, upkeeping])

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { RedisTarget } from '../config/load-config.ts'
 import { coalesceWrites } from './ioredis/coalesce-socket-writes.ts'
 import { socketOf } from './ioredis/internals.ts'
+import { timeOutUnansweredCommands } from './ioredis/time-out-unanswered-commands.ts'
 
 export interface CreateRedisOptions {
   /** Commands fail after this long instead of waiting for Redis (0: no timeout). Default: the target's (PUSHLINE_REDIS_COMMAND_TIMEOUT_MS). */
@@ -35,16 +36,13 @@ function targetOptions (target: RedisTarget): { url?: string, options: RedisOpti
   }
 }
 
-function commandTimeout (ms: number): Pick<RedisOptions, 'commandTimeout'> {
-  return ms === 0 ? {} : { commandTimeout: ms }
-}
-
 /**
  * The only way Pushline opens Redis: its own connections, aedes-persistence-redis's, mqemitter-redis's and the
  * pub/sub subscribers all come from here, so each one follows a Sentinel failover the same way.
  * The client never crashes the process: errors are logged (once per outage), and commands fail within
  * `commandTimeoutMs` during an outage or a failover instead of queueing forever, so callers can answer "unavailable".
- * The commands of one event loop turn leave in one write (ioredis/coalesce-socket-writes.ts).
+ * The commands of one event loop turn leave in one write (ioredis/coalesce-socket-writes.ts), and a command times out
+ * only if its reply is still missing once the socket's pending replies are read (ioredis/time-out-unanswered-commands.ts).
  */
 export function createRedis (target: RedisTarget, logger: Logger, name: string, opts: CreateRedisOptions = {}): Redis {
   const { url, options } = targetOptions(target)
@@ -56,7 +54,6 @@ export function createRedis (target: RedisTarget, logger: Logger, name: string, 
     // the broker's allocations in a burst of connects. Holding the rest of a turn's writes after its first
     // (ioredis/coalesce-socket-writes.ts) batches more for less.
     maxRetriesPerRequest: 1,
-    ...commandTimeout(opts.commandTimeoutMs ?? target.commandTimeoutMs),
     retryStrategy: (times) => Math.min(100 * times, 2000),
     // A write that reaches a demoted primary (a failover the client has not noticed yet) is refused with READONLY:
     // reconnect, which asks the Sentinels again, and send it once more.
@@ -64,6 +61,9 @@ export function createRedis (target: RedisTarget, logger: Logger, name: string, 
     lazyConnect: false
   }
   const redis = url === undefined ? new Redis(all) : new Redis(url, all)
+  // Not ioredis's commandTimeout: after a stall of this process it rejected commands whose replies had arrived.
+  const timeoutMs = opts.commandTimeoutMs ?? target.commandTimeoutMs
+  if (timeoutMs > 0) timeOutUnansweredCommands(redis, timeoutMs)
   // ioredis makes a new socket on every (re)connect.
   redis.on('connect', () => {
     const socket = socketOf(redis)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Redis } from 'ioredis'
-import { socketOf } from '../../src/shared/ioredis/internals.ts'
+import { replaceSendCommand, socketOf } from '../../src/shared/ioredis/internals.ts'
 import { prefixChannels } from '../../src/shared/ioredis/prefix-pubsub-channels.ts'
 import { quitOrDisconnect } from '../../src/shared/ioredis/quit-or-disconnect.ts'
 import { stateOf } from '../../src/cluster/mqemitter-redis-state.ts'
@@ -55,4 +55,10 @@ test('the socket of a connection that has none yet is undefined', () => {
 
 test('mqemitter-redis without its state emitter is refused with IOT_ERR_DEPENDENCY', () => {
   assert.throws(() => stateOf({}), (err: unknown) => isPushlineError(err, 'IOT_ERR_DEPENDENCY'))
+})
+
+test('a connection without sendCommand is refused with IOT_ERR_DEPENDENCY, naming it', () => {
+  const conn = idle()
+  Reflect.set(conn, 'sendCommand', undefined)
+  assert.throws(() => { replaceSendCommand(conn, (send) => send) }, (err: unknown) => isPushlineError(err, 'IOT_ERR_DEPENDENCY') && err.message.includes('Redis#sendCommand'))
 })

@@ -3,7 +3,8 @@
 // this folder reach past ioredis's types; docs/development.md, "Adaptations of dependencies", lists why.
 
 import type { Duplex } from 'node:stream'
-import type { Redis } from 'ioredis'
+import { Command, type Redis } from 'ioredis'
+import { PushlineError } from '../errors.ts'
 
 /** The connection's current socket, once ioredis has opened one; undefined if this ioredis keeps it elsewhere. */
 export function socketOf (redis: Redis): Duplex | undefined {
@@ -19,4 +20,25 @@ export type ChannelCall = (channel: string | string[], ...rest: unknown[]) => un
 export function replaceChannelMethod (redis: Redis, method: ChannelMethod, make: (original: ChannelCall) => ChannelCall): void {
   const target = redis as unknown as Record<ChannelMethod, ChannelCall>
   target[method] = make(target[method].bind(redis))
+}
+
+export type SendCommand = (command: Command, stream?: unknown) => unknown
+
+/**
+ * Replaces the connection's sendCommand on the instance: every command (single, pipelined, MULTI, script) passes it.
+ * IOT_ERR_DEPENDENCY when this ioredis lacks the method or a command's `isResolved`, `resolve` or `reject`.
+ */
+export function replaceSendCommand (redis: Redis, make: (original: SendCommand) => SendCommand): void {
+  const probe = new Command('ping', [])
+  const missing = [
+    ...(typeof Reflect.get(redis, 'sendCommand') === 'function' ? [] : ['Redis#sendCommand']),
+    ...(typeof Reflect.get(probe, 'isResolved') === 'boolean' ? [] : ['Command#isResolved']),
+    ...(typeof Reflect.get(probe, 'resolve') === 'function' ? [] : ['Command#resolve']),
+    ...(typeof Reflect.get(probe, 'reject') === 'function' ? [] : ['Command#reject'])
+  ]
+  if (missing.length > 0) {
+    throw new PushlineError('IOT_ERR_DEPENDENCY', `ioredis lacks ${missing.join(', ')}, which the command timeout uses: install the ioredis version package.json pins`, { dependency: 'ioredis', missing })
+  }
+  const original = redis.sendCommand.bind(redis) as SendCommand
+  Reflect.set(redis, 'sendCommand', make(original))
 }
