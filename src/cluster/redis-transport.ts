@@ -1,6 +1,7 @@
 import MQEmitterRedis from 'mqemitter-redis'
 import redisPersistence from 'aedes-persistence-redis'
 import type { Logger } from 'pino'
+import { lookUpRetainedInOneRoundTrip } from '../broker/aedes/look-up-retained-in-one-round-trip.ts'
 import type { RedisTarget } from '../config/load-config.ts'
 import { createRedis } from '../shared/redis.ts'
 import { prefixChannels } from '../shared/ioredis/prefix-pubsub-channels.ts'
@@ -52,7 +53,7 @@ export function createRedisTransport (opts: RedisTransportOptions): RedisTranspo
   const mq = MQEmitterRedis({ subConn, pubConn, concurrency: 0 })
   // Without this listener a Redis error inside mqemitter-redis crashes the process.
   stateOf(mq).on('error', (err: Error) => { logger.warn({ event: 'mq_redis_error', err: err.message }, 'mqemitter-redis error') })
-  const persistence = redisPersistence({ conn: persistenceConn })
+  const persistence = lookUpRetainedInOneRoundTrip(redisPersistence({ conn: persistenceConn }), persistenceConn)
 
   // Pub/sub is at most once: whatever Redis published while the subscriber connection was down is gone for
   // this node (docs/design.md: Redis's output-buffer limit drops busy subscribers). Track the gap so the

@@ -1,9 +1,10 @@
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { Registry } from 'prom-client'
 import { registerBrokerMetrics, type BrokerMetrics } from '../broker/broker-metrics.ts'
 import { registerClusterMetrics, type ClusterMetrics } from '../cluster/cluster-metrics.ts'
 import { registerTokenGateMetrics, type TokenGateMetrics } from '../http/token-gate-metrics.ts'
 import { registerPushMetrics, type PushMetrics } from '../push/push-metrics.ts'
 import { registerUplinkMetrics, type UplinkMetrics } from '../uplink/uplink-metrics.ts'
+import { collectProcessMetrics } from './process-metrics.ts'
 import { registerRedisMetrics, type RedisMetrics } from './redis-metrics.ts'
 
 // The Prometheus registry of one process (no global default registry: tests build many), with the node id on
@@ -23,7 +24,7 @@ export interface Metrics {
 export function createMetrics (opts: { nodeId: string, defaultMetrics?: boolean }): Metrics {
   const registry = new Registry()
   registry.setDefaultLabels({ node_id: opts.nodeId })
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  if (opts.defaultMetrics !== false) collectProcessMetrics(registry)
   return {
     registry,
     broker: registerBrokerMetrics(registry),

@@ -28,8 +28,12 @@ export interface Adaptation {
   readonly kind: 'bug fix' | 'speed-up' | 'memory' | 'bound'
 }
 
-/** Every adaptation, in the order it is installed. resend-stored-queue.ts is a call, not installed. */
+/**
+ * Every adaptation, in the order it is installed. resend-stored-queue.ts is a call, not installed. The first is
+ * installed by the Redis transport on the session store it builds, the one store it applies to.
+ */
 export const AEDES_ADAPTATIONS: readonly Adaptation[] = [
+  { file: 'look-up-retained-in-one-round-trip.ts', touches: 'persistence.createRetainedStreamCombi (Redis persistence only, installed where src/cluster/redis-transport.ts builds it)', kind: 'speed-up' },
   { file: 'skip-empty-queue-pipeline.ts', touches: 'node:stream pipeline (process-wide)', kind: 'speed-up' },
   { file: 'discard-queue-with-clean-session.ts', touches: 'persistence.cleanSubscriptions (memory persistence only)', kind: 'bug fix' },
   { file: 'skip-idle-persistence-round-trips.ts', touches: 'persistence.delWill, persistence.outgoingStream', kind: 'speed-up' },

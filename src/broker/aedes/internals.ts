@@ -5,7 +5,7 @@
 // Only the files of this folder cast aedes objects to these shapes; everything else goes through the accessors.
 // docs/development.md, "Adaptations of dependencies", lists what uses each field and why.
 
-import { Duplex } from 'node:stream'
+import { Duplex, type Readable } from 'node:stream'
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes'
 import { PushlineError } from '../../shared/errors.ts'
 
@@ -76,6 +76,14 @@ export interface QueuedPacket {
   readonly brokerCounter?: number
 }
 
+/** A retained message as the persistence gives it back (aedes copies these fields into the packet it delivers). */
+export interface RetainedPacket {
+  readonly cmd: string
+  readonly topic: string
+  readonly payload: Buffer
+  readonly qos: number
+}
+
 interface ClientRef { readonly id: string, readonly clean?: boolean, readonly brokerId?: string }
 
 /**
@@ -90,6 +98,8 @@ export interface SessionPersistence {
   outgoingClearMessageId (client: ClientRef, packet: QueuedPacket & { readonly cmd?: string }): Promise<unknown>
   delWill (client: ClientRef): Promise<unknown>
   storeRetained (packet: { cmd: 'publish', topic: string, payload: Buffer, qos: 0, retain: true, dup: false }): Promise<unknown>
+  /** The retained messages matching any of the filters, each once (aedes pipes the stream to the subscriber). */
+  createRetainedStreamCombi (filters: string[]): Readable
 }
 
 export function clientInternals (client: Client): ClientInternals {
@@ -154,7 +164,8 @@ const BROKER_FIELDS: ReadonlyArray<readonly [string, Kind]> = [
 ]
 const PERSISTENCE_FIELDS: ReadonlyArray<readonly [string, Kind]> = [
   ['addSubscriptions', 'function'], ['cleanSubscriptions', 'function'], ['outgoingStream', 'function'],
-  ['outgoingUpdate', 'function'], ['outgoingClearMessageId', 'function'], ['delWill', 'function'], ['storeRetained', 'function']
+  ['outgoingUpdate', 'function'], ['outgoingClearMessageId', 'function'], ['delWill', 'function'], ['storeRetained', 'function'],
+  ['createRetainedStreamCombi', 'function']
 ]
 const CLIENT_FIELDS: ReadonlyArray<readonly [string, Kind]> = [
   ['_nextId', 'number'], ['connackSent', 'boolean'], ['connected', 'boolean'], ['closed', 'boolean'], ['clean', 'boolean'],
