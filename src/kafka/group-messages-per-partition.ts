@@ -1,4 +1,5 @@
 import type { Message, PartitionerArgs, PartitionMetadata } from 'kafkajs'
+import { replaceKafkajsModule, type ReplacementState } from './replace-kafkajs-module.ts'
 
 // kafkajs (2.2, pinned in package.json) groups a send's messages by partition in
 // src/producer/groupMessagesPerPartition.js by copying the partition's whole list into a new array, and a new
@@ -29,22 +30,12 @@ export function groupMessagesPerPartition ({ topic, partitionMetadata, messages,
   return result
 }
 
-export type GroupMessagesState = 'installed' | 'already-installed' | 'too-late'
-
-const GROUP_MODULE = 'kafkajs/src/producer/groupMessagesPerPartition.js'
-const SEND_MODULE = 'kafkajs/src/producer/sendMessages.js'
+export type GroupMessagesState = ReplacementState
 
 /**
  * Puts groupMessagesPerPartition() in the place of kafkajs's module of that name. Idempotent. 'too-late' when
  * kafkajs's sendMessages.js loaded before in this process: it keeps its own grouping (the same result, more CPU).
  */
 export function installGroupMessagesPerPartition (require: NodeJS.Require): GroupMessagesState {
-  const path = require.resolve(GROUP_MODULE)
-  if (require.cache[path]?.exports === groupMessagesPerPartition) return 'already-installed'
-  if (require.cache[require.resolve(SEND_MODULE)] !== undefined) return 'too-late'
-  require(GROUP_MODULE)
-  const mod = require.cache[path]
-  if (mod === undefined) throw new Error(`${GROUP_MODULE} did not load`)
-  mod.exports = groupMessagesPerPartition
-  return 'installed'
+  return replaceKafkajsModule(require, 'kafkajs/src/producer/groupMessagesPerPartition.js', 'kafkajs/src/producer/sendMessages.js', groupMessagesPerPartition)
 }

@@ -4,8 +4,8 @@ import { loadKafkajs } from './kafkajs-module.ts'
 import { installProduceRequestEncoding } from './produce-request-encoding.ts'
 
 // kafkajs behind one factory: its logs go to pino, produce requests are encoded by ./produce-request-encoding.ts,
-// messages are grouped by partition by ./group-messages-per-partition.ts, and topics are created explicitly
-// (auto-creation is off).
+// messages are grouped by partition by ./group-messages-per-partition.ts, requests are framed by
+// ./request-framing.ts, and topics are created explicitly (auto-creation is off).
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[]
@@ -17,10 +17,13 @@ export interface KafkaClientOptions {
 
 export function createKafka (opts: KafkaClientOptions): Kafka {
   const log = opts.logger.child({ component: 'kafka' })
-  const { kafkajs, grouping } = loadKafkajs()
+  const { kafkajs, grouping, framing } = loadKafkajs()
   const { Kafka, logLevel } = kafkajs
   if (grouping === 'too-late') {
     log.warn({ event: 'kafka_group_messages' }, 'kafkajs loaded before the linear grouping of messages by partition was installed: it keeps its own (same result, more CPU)')
+  }
+  if (framing === 'too-late') {
+    log.warn({ event: 'kafka_request_framing' }, 'kafkajs loaded before the one-copy request framing was installed: it keeps its own (same bytes, more CPU)')
   }
   if (installProduceRequestEncoding() === 'too-late') {
     log.warn({ event: 'kafka_produce_encoding' }, 'kafkajs built a produce request before the lean produce encoder was installed: it keeps its own (same bytes, more CPU)')

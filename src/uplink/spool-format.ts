@@ -92,14 +92,8 @@ function checkedLength (l: number): number {
   return l
 }
 
-/** One binary frame for an uplink with its sequence number. Per uplink on the receive path: no arrays, no closures. */
-export function encodeSpoolRecord (seq: number, u: Uplink): Buffer {
-  const l0 = fieldLength(u.msgId)
-  const l1 = fieldLength(u.deviceId)
-  const l2 = fieldLength(u.topic)
-  const l3 = fieldLength(u.kind)
-  const l4 = fieldLength(u.nodeId)
-  const l5 = fieldLength(u.traceId)
+/** A frame's buffer with everything but its strings, payload and CRC written (field byte lengths l0 to l5). */
+function frameBuffer (seq: number, u: Uplink, l0: number, l1: number, l2: number, l3: number, l4: number, l5: number): Buffer {
   const body = FIXED_BODY + l0 + l1 + l2 + l3 + l4 + l5 + u.payload.length
   const buf = Buffer.allocUnsafe(FRAME_HEAD + body)
   buf.writeUInt32BE(body, 0)
@@ -112,15 +106,61 @@ export function encodeSpoolRecord (seq: number, u: Uplink): Buffer {
   buf.writeUInt16BE(l3, 31)
   buf.writeUInt16BE(l4, 33)
   buf.writeUInt16BE(l5, 35)
+  return buf
+}
+
+/** The payload at `at` (after the strings), then the CRC. */
+function finishFrame (buf: Buffer, at: number, u: Uplink): Buffer {
+  u.payload.copy(buf, at)
+  buf.writeUInt32BE(frameCrc(buf, 0, buf.length), 4)
+  return buf
+}
+
+/** Writes an ASCII string byte by byte and returns where it ends; -1 at its first other character. */
+function writeAscii (buf: Buffer, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return -1
+    buf[at + i] = c
+  }
+  return at + s.length
+}
+
+/**
+ * The frame when all six strings are short ASCII (ids, topics, the node id: the usual case), each read once: its
+ * byte length is its length, checked while it is written. Undefined at the first other character.
+ */
+function asciiFrame (seq: number, u: Uplink): Buffer | undefined {
+  const { msgId, deviceId, topic, kind, nodeId, traceId } = u
+  if (msgId.length > 64 || deviceId.length > 64 || topic.length > 64 || kind.length > 64 || nodeId.length > 64 || traceId.length > 64) return undefined
+  const buf = frameBuffer(seq, u, msgId.length, deviceId.length, topic.length, kind.length, nodeId.length, traceId.length)
+  let at = writeAscii(buf, 37, msgId)
+  if (at >= 0) at = writeAscii(buf, at, deviceId)
+  if (at >= 0) at = writeAscii(buf, at, topic)
+  if (at >= 0) at = writeAscii(buf, at, kind)
+  if (at >= 0) at = writeAscii(buf, at, nodeId)
+  if (at >= 0) at = writeAscii(buf, at, traceId)
+  return at < 0 ? undefined : finishFrame(buf, at, u)
+}
+
+/** One binary frame for an uplink with its sequence number. Per uplink on the receive path: no arrays, no closures. */
+export function encodeSpoolRecord (seq: number, u: Uplink): Buffer {
+  const ascii = asciiFrame(seq, u)
+  if (ascii !== undefined) return ascii
+  const l0 = fieldLength(u.msgId)
+  const l1 = fieldLength(u.deviceId)
+  const l2 = fieldLength(u.topic)
+  const l3 = fieldLength(u.kind)
+  const l4 = fieldLength(u.nodeId)
+  const l5 = fieldLength(u.traceId)
+  const buf = frameBuffer(seq, u, l0, l1, l2, l3, l4, l5)
   let at = writeString(buf, 37, u.msgId, l0)
   at = writeString(buf, at, u.deviceId, l1)
   at = writeString(buf, at, u.topic, l2)
   at = writeString(buf, at, u.kind, l3)
   at = writeString(buf, at, u.nodeId, l4)
   at = writeString(buf, at, u.traceId, l5)
-  u.payload.copy(buf, at)
-  buf.writeUInt32BE(frameCrc(buf, 0, FRAME_HEAD + body), 4)
-  return buf
+  return finishFrame(buf, at, u)
 }
 
 /**
@@ -184,6 +224,8 @@ export class FramedRecord implements SpoolRecord {
   readonly buf: Buffer
   readonly body: number
   readonly end: number
+  /** Where the payload starts in `buf` (it runs to `end`); the shipper counts payload bytes per batch with it. */
+  readonly payloadStart: number
 
   constructor (buf: Buffer, at: number, size: number) {
     const body = at + FRAME_HEAD
@@ -193,6 +235,7 @@ export class FramedRecord implements SpoolRecord {
     this.seq = readU64(buf, body)
     this.receivedAt = readU64(buf, body + 8)
     this.qos = buf[body + 16] as Uplink['qos']
+    this.payloadStart = this.fieldStart(FIELD.traceId + 1)
   }
 
   /** Where string field `i` (FIELD) starts in `buf`; 6 is the payload, which follows the last one. */
@@ -219,8 +262,6 @@ export class FramedRecord implements SpoolRecord {
   get kind (): Uplink['kind'] { return this.field(FIELD.kind) as Uplink['kind'] }
   get nodeId (): string { return this.field(FIELD.nodeId) }
   get traceId (): string { return this.field(FIELD.traceId) }
-  /** Where the payload starts in `buf` (it runs to `end`). */
-  get payloadStart (): number { return this.fieldStart(FIELD.traceId + 1) }
   get payload (): Buffer { return this.buf.subarray(this.payloadStart, this.end) }
 }
 

@@ -45,7 +45,12 @@ test('every field shape is written with its UTF-8 byte length: short and long AS
     { deviceId: long, topic: `devices/${long}/telemetry` },
     { msgId: 'ä'.repeat(10), traceId: '€' },
     { nodeId: 'n'.repeat(0xffff) },
-    { topic: 'devices/d/telemetry/' + 'ü'.repeat(40), msgId: 'é' + 'a'.repeat(80) }
+    { topic: 'devices/d/telemetry/' + 'ü'.repeat(40), msgId: 'é' + 'a'.repeat(80) },
+    // the first non-ASCII character only in a later field, after short ASCII ones were written
+    { traceId: 'trace-ü' },
+    { nodeId: 'nöde-1' },
+    { topic: 'devices/d/🚀' },
+    { deviceId: 'x'.repeat(64), topic: `devices/${'y'.repeat(56)}` }
   ]
   for (const shape of shapes) {
     const u = { ...uplink(5), ...shape }
