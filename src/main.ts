@@ -195,13 +195,15 @@ async function runMain (): Promise<void> {
     process.stderr.write(`pushline: ${message}\n`)
     process.exit(1)
   }
+  // Before the banner, which tells whoever started the process that it is up: a signal sent on seeing it must stop
+  // the platform, not kill the process with Node's default action.
+  stopOnSignals({ logger, graceMs: config.shutdownGraceMs, stop: platform.close, closingPart: platform.closingPart })
   process.stdout.write(startBanner(config, {
     ...platform,
     spoolDir: platform.spool === undefined ? undefined : join(resolve(config.dataDir), 'spool'),
     shipsToKafka: platform.shipper !== undefined,
     receiptsDir: platform.receiptStream?.dir
   }))
-  stopOnSignals({ logger, graceMs: config.shutdownGraceMs, stop: platform.close, closingPart: platform.closingPart })
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
