@@ -55,7 +55,7 @@ export interface StartPushlineOptions {
   readonly redisPrefix?: string
   /** Extra PUSHLINE_* settings; they win over the defaults chosen here. */
   readonly env?: Readonly<Record<string, string>>
-  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  /** Node flags after the ones `npm start` uses (package.json's start script), e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
   readonly nodeArgs?: readonly string[]
   /** Arguments after the entry (for a host script that loads the build, e.g. bench/lib/api-host.ts). */
   readonly args?: readonly string[]
@@ -65,6 +65,13 @@ export interface StartPushlineOptions {
 }
 
 export const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789'
+
+/** The node options `npm start` gives the platform (package.json's start script), so a benchmark runs it the same way. */
+function npmStartNodeFlags (): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts?: Record<string, string> }
+  const flags = /\bnode((?: --\S+)*) /.exec(pkg.scripts?.start ?? '')?.[1] ?? ''
+  return flags.split(' ').filter((f) => f !== '')
+}
 
 /**
  * Compiles src/ with tsconfig.build.json into `outDir` (inside the repo, so node_modules resolve) and returns
@@ -176,7 +183,7 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
     ...(opts.redisUrl !== undefined && { PUSHLINE_REDIS_URL: opts.redisUrl, PUSHLINE_REDIS_PREFIX: opts.redisPrefix ?? 'pushline:' }),
     ...opts.env
   }
-  const child = track(spawn(process.execPath, [...(opts.nodeArgs ?? []), resolvePath(opts.main), ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child = track(spawn(process.execPath, [...npmStartNodeFlags(), ...(opts.nodeArgs ?? []), resolvePath(opts.main), ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
   // The api role runs no broker and prints no MQTT address.
   const needsMqtt = env.PUSHLINE_ROLE !== 'api'
   child.stderr?.pipe(log)
