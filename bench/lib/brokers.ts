@@ -73,20 +73,26 @@ function npmStartNodeFlags (): string[] {
   return flags.split(' ').filter((f) => f !== '')
 }
 
-/**
- * Compiles src/ with tsconfig.build.json into `outDir` (inside the repo, so node_modules resolve) and returns
- * the path of main.js. A private outDir leaves dist/ to the tests and `npm start`.
- */
-export async function buildPushline (root: string, outDir: string): Promise<string> {
+/** Runs tsc on `project` (a tsconfig path relative to `root`) into `outDir`; returns `entry` inside it, which must exist. */
+async function compile (root: string, project: string, outDir: string, entry: string): Promise<string> {
   await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir],
+    execFile(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, project), '--outDir', outDir],
       { cwd: root, timeout: 180_000 }, (err, stdout, stderr) => {
         if (err !== null) reject(new Error(`tsc failed:\n${stdout}${stderr}`))
         else resolve()
       })
   })
-  const main = join(outDir, 'src/main.js')
-  if (!existsSync(main)) throw new Error(`the build produced no ${main}`)
+  const path = join(outDir, entry)
+  if (!existsSync(path)) throw new Error(`the build produced no ${path}`)
+  return path
+}
+
+/**
+ * Compiles src/ with tsconfig.build.json into `outDir` (inside the repo, so node_modules resolve) and returns
+ * the path of main.js. A private outDir leaves dist/ to the tests and `npm start`.
+ */
+export async function buildPushline (root: string, outDir: string): Promise<string> {
+  const main = await compile(root, 'tsconfig.build.json', outDir, 'src/main.js')
   // Static files tsc does not copy: the platform looks for them beside its compiled code.
   const dashboard = join(root, 'src/dashboard')
   if (existsSync(dashboard)) await cp(dashboard, join(outDir, 'src/dashboard'), { recursive: true })
@@ -99,16 +105,7 @@ export async function buildPushline (root: string, outDir: string): Promise<stri
  * load generator CPU that a benchmark on a shared machine takes from the platform.
  */
 export async function buildSimulator (root: string, outDir: string): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'devices-sim/tsconfig.json'), '--outDir', outDir],
-      { cwd: root, timeout: 180_000 }, (err, stdout, stderr) => {
-        if (err !== null) reject(new Error(`tsc failed:\n${stdout}${stderr}`))
-        else resolve()
-      })
-  })
-  const cli = join(outDir, 'cli.js')
-  if (!existsSync(cli)) throw new Error(`the build produced no ${cli}`)
-  return cli
+  return await compile(root, 'devices-sim/tsconfig.json', outDir, 'cli.js')
 }
 
 interface Stopper {
