@@ -11,11 +11,15 @@ import { kafkajs } from './kafkajs-module.ts'
 const metadataOf = (partitions: number): PartitionMetadata[] =>
   Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: -1, partitionErrorCode: 0, replicas: [], isr: [] }))
 
+/** Keys whose partition a chooser remembers; past it, it forgets them all and hashes again (a bound on memory). */
+export const REMEMBERED_KEYS = 65_536
+
 /**
- * The partition kafkajs's default partitioner picks for a key among `partitions`; the hash is taken once per key
- * (a device sends many uplinks per batch), so make one chooser per batch.
+ * The partition kafkajs's default partitioner picks for a key among `partitions`. The hash is taken once per key
+ * and remembered (up to `maxKeys` keys), so a shipper makes one chooser per partition count and keeps it across
+ * batches: a device's later uplinks cost a map look-up.
  */
-export function keyPartitioner (topic: string, partitions: number): (key: string) => number {
+export function keyPartitioner (topic: string, partitions: number, maxKeys = REMEMBERED_KEYS): (key: string) => number {
   const partitioner = kafkajs().Partitioners.DefaultPartitioner()
   const partitionMetadata = metadataOf(partitions)
   const byKey = new Map<string, number>()
@@ -23,6 +27,7 @@ export function keyPartitioner (topic: string, partitions: number): (key: string
     let partition = byKey.get(key)
     if (partition === undefined) {
       partition = partitioner({ topic, partitionMetadata, message: { key, value: null } })
+      if (byKey.size >= maxKeys) byKey.clear()
       byKey.set(key, partition)
     }
     return partition

@@ -115,6 +115,8 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
   let topicsReady = false
   /** Partitions of the telemetry topic, read when the topics are ready. */
   let telemetryPartitions = 0
+  /** A device id's partition in the telemetry topic, made when the topics are ready and kept across batches. */
+  let partitionOf: ((key: string) => number) | undefined
   let connected = false
   let failures = 0
   let lastError: string | undefined
@@ -142,7 +144,11 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
       const created = await ensureTopics(admin, opts.topics)
       if (created.length > 0) logger.info({ event: 'kafka_topics_created', topics: created }, 'Kafka topics created')
       const { topics } = await admin.fetchTopicMetadata({ topics: opts.topics.map((t) => t.topic) })
-      telemetryPartitions = topics.find((t) => t.name === opts.telemetryTopic)?.partitions.length ?? 0
+      const partitions = topics.find((t) => t.name === opts.telemetryTopic)?.partitions.length ?? 0
+      if (partitions !== telemetryPartitions || partitionOf === undefined) {
+        telemetryPartitions = partitions
+        partitionOf = partitions > 0 ? keyPartitioner(opts.telemetryTopic, partitions) : undefined
+      }
       for (const t of topics) {
         const wanted = opts.topics.find((c) => c.topic === t.name)?.numPartitions
         if (wanted !== undefined && wanted !== -1 && t.partitions.length !== wanted) {
@@ -217,9 +223,7 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
    * records here, one buffer per partition; a custom mapping goes through kafkajs's encoding of its messages.
    */
   function toMessages (batch: readonly SpoolRecord[]): Message[] {
-    if (opts.toMessage === undefined && telemetryPartitions > 0) {
-      return uplinkRecordMessages(batch, keyPartitioner(opts.telemetryTopic, telemetryPartitions))
-    }
+    if (opts.toMessage === undefined && partitionOf !== undefined) return uplinkRecordMessages(batch, partitionOf)
     return assignPartitions(opts.telemetryTopic, batch.map(opts.toMessage ?? toKafkaMessage), telemetryPartitions)
   }
 

@@ -17,6 +17,7 @@ import { limitPacketSize } from './refuse-oversized-packets.ts'
 import { routeOnlyUnhandledPublishes } from './route-only-unhandled-publishes.ts'
 import { installEmptyQueueShortcut } from './skip-empty-queue-pipeline.ts'
 import { skipIdleRoundTrips } from './skip-idle-persistence-round-trips.ts'
+import { skipDisabledParserDebug } from './skip-disabled-parser-debug.ts'
 import { buildParsersOnPlainLists, releaseConnectPacket } from './slim-client-parser.ts'
 import { guardSubscriptions } from './store-granted-filters-once.ts'
 import { unregisterOnlyTheRegisteredClient } from './unregister-only-the-registered-client.ts'
@@ -43,6 +44,7 @@ export const AEDES_ADAPTATIONS: readonly Adaptation[] = [
   { file: 'unregister-only-the-registered-client.ts', touches: 'aedes.unregisterClient, aedes.deleteClient', kind: 'bug fix' },
   { file: 'hold-deliveries-until-connack.ts', touches: 'client.deliver0, client.deliverQoS', kind: 'bug fix' },
   { file: 'slim-client-parser.ts', touches: 'mqtt-packet Parser.prototype._resetState (process-wide), client._parser.settings', kind: 'memory' },
+  { file: 'skip-disabled-parser-debug.ts', touches: 'mqtt-packet Parser.prototype methods (process-wide), by a second load of parser.js with a silent debug', kind: 'speed-up' },
   { file: 'refuse-malformed-utf8-strings.ts', touches: 'client._parser._parseString', kind: 'bug fix' },
   { file: 'bound-deliveries-under-flood.ts', touches: 'client.deliver0, client._nextBatch, connection read()', kind: 'bound' },
   { file: 'refuse-oversized-packets.ts', touches: 'client._parser.parse', kind: 'bound' }
@@ -92,6 +94,7 @@ export function adaptBroker (aedes: Aedes, opts: BrokerAdaptationOptions): Broke
   unregisterOnlyTheRegisteredClient(aedes)
   const gate = createConnackGate(aedes)
   buildParsersOnPlainLists()
+  skipDisabledParserDebug()
   const handle = aedes.handle
   aedes.handle = (conn, req) => {
     const client = handle(conn, req)
