@@ -255,6 +255,12 @@ export function createKafkaShipper (opts: KafkaShipperOptions): KafkaShipper {
           const records = await nextBatch(r)
           if (records === undefined || records.length === 0) {
             if (draining && r.position >= spool.nextSeq) break
+            // A reader of a closed spool answers at once with nothing: asking again would spin. The spool's owner
+            // closes the shipper first; this is the bound when it does not.
+            if (r.closed) {
+              logger.warn({ event: 'shipper_spool_closed' }, 'the spool closed before the shipper: shipping stops')
+              break
+            }
             continue
           }
           pending = records

@@ -30,6 +30,8 @@ export interface SpoolReader {
    * resolves undefined when the signal aborts or the spool closes. Without `wait`, the batch may be empty.
    */
   read (limits: ReadLimits, opts?: { wait?: boolean, signal?: AbortSignal }): Promise<SpoolBatch | undefined>
+  /** The spool was closed: nothing more will be read. */
+  readonly closed: boolean
   close (): Promise<void>
 }
 
@@ -184,6 +186,8 @@ export function createSpoolReader (state: SpoolState, opts: SpoolReaderOptions):
 
   return {
     get position () { return position },
+
+    get closed () { return state.closed },
 
     committed (segment, at, frames) {
       // Behind the writer: what does not fit is read from the file when the reader gets there.

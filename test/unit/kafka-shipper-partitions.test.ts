@@ -1,11 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Kafka, Message, PartitionMetadata, ProducerRecord, RecordMetadata } from 'kafkajs'
+import type { ProducerRecord } from 'kafkajs'
 import pino from 'pino'
 import { kafkajs } from '../../src/kafka/kafkajs-module.ts'
 import { keyPartitioner } from '../../src/kafka/partition-coverage.ts'
 import { createKafkaShipper } from '../../src/uplink/kafka-shipper.ts'
 import { waitUntil } from '../helpers/eventually.ts'
+import { partitionMetadata, standInKafka } from '../helpers/kafka-stand-in.ts'
 import { openSpool, tempDir } from '../helpers/spool.ts'
 
 // The shipper's choice of a device's partition: made once when the topic is ready and kept across batches (each
@@ -13,26 +14,6 @@ import { openSpool, tempDir } from '../helpers/spool.ts'
 // in-process stand-in that answers every send; the spool is a real one.
 
 const PARTITIONS = 12
-const meta = (n: number): PartitionMetadata[] => Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }))
-
-function standInKafka (sends: ProducerRecord[]): Kafka {
-  const admin = {
-    connect: async () => {},
-    disconnect: async () => {},
-    listTopics: async () => ['telemetry'],
-    fetchTopicMetadata: async () => ({ topics: [{ name: 'telemetry', partitions: meta(PARTITIONS) }] })
-  }
-  const producer = {
-    connect: async () => {},
-    disconnect: async () => {},
-    send: async (record: ProducerRecord): Promise<RecordMetadata[]> => {
-      sends.push(record)
-      const partitions = new Set(record.messages.map((m: Message) => m.partition as number))
-      return [...partitions].map((partition) => ({ topicName: record.topic, partition, errorCode: 0 }))
-    }
-  }
-  return { admin: () => admin, producer: () => producer } as unknown as Kafka
-}
 
 test('the shipper hashes each device once across batches and puts its uplinks where kafkajs would', { timeout: 60_000 }, async (t) => {
   const Partitioners = kafkajs().Partitioners
@@ -55,7 +36,7 @@ test('the shipper hashes each device once across batches and puts its uplinks wh
   }
   const sends: ProducerRecord[] = []
   const shipper = createKafkaShipper({
-    kafka: standInKafka(sends),
+    kafka: standInKafka(sends, PARTITIONS),
     spool,
     logger: pino({ level: 'silent' }),
     telemetryTopic: 'telemetry',
@@ -84,7 +65,7 @@ test('the shipper hashes each device once across batches and puts its uplinks wh
   assert.equal(made, 1, 'one partitioner for the shipper, not one per batch')
   assert.equal(hashed, devices, 'each device hashed once, not once per batch')
   const reference = original()
-  const expected = Array.from({ length: devices }, (_, d) => reference({ topic: 'telemetry', partitionMetadata: meta(PARTITIONS), message: { key: `dev-${d}`, value: null } }))
+  const expected = Array.from({ length: devices }, (_, d) => reference({ topic: 'telemetry', partitionMetadata: partitionMetadata(PARTITIONS), message: { key: `dev-${d}`, value: null } }))
   const used = new Set(sends.flatMap((s) => s.messages.map((m) => m.partition as number)))
   assert.deepEqual([...used].sort((a, b) => a - b), [...new Set(expected)].sort((a, b) => a - b), 'the partitions kafkajs picks for the devices')
 })
