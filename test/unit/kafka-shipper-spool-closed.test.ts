@@ -9,7 +9,7 @@ import type { ProducerRecord } from 'kafkajs'
 import pino from 'pino'
 import { createKafkaShipper } from '../../src/uplink/kafka-shipper.ts'
 import { openFileSpool } from '../../src/uplink/file-spool.ts'
-import { bounded } from '../helpers/eventually.ts'
+import { bounded, waitUntil } from '../helpers/eventually.ts'
 import { standInKafka } from '../helpers/kafka-stand-in.ts'
 
 // A shipper whose spool is closed under it (its owner closed them in the wrong order) stops shipping, instead of
@@ -40,7 +40,7 @@ async function scenario (dir: string): Promise<Report> {
     deadLetterPath: join(dir, 'dead-letters')
   })
   shipper.start()
-  while (shipper.status().shippedRecords < 1) await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitUntil('the record shipped', () => shipper.status().shippedRecords >= 1)
   await spool.close()
   // Runs only if the shipper's loop gives the event loop back.
   await new Promise((resolve) => setTimeout(resolve, 0))
