@@ -2,13 +2,11 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { test } from 'node:test'
 import type { Client } from 'aedes'
-import pino from 'pino'
 import type { BrokerNode } from '../../src/broker/create-broker-node.ts'
-import { createClusterMember, type PresenceEvent } from '../../src/cluster/cluster-member.ts'
-import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
-import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
+import type { PresenceEvent } from '../../src/cluster/cluster-member.ts'
 import { createRedisPresenceStore } from '../../src/stores/redis-presence-store.ts'
 import type { PresenceStore } from '../../src/stores/presence-store.ts'
+import { steppedClusterMember } from '../helpers/cluster-member.ts'
 import { waitUntil } from '../helpers/eventually.ts'
 import { connectRedis, uniquePrefix } from '../helpers/services.ts'
 
@@ -43,20 +41,8 @@ test(`one reconciliation after a sweep and a restart: ${LIVE} live connections r
   const store = createRedisPresenceStore({ redis: connectRedis(t), prefix: uniquePrefix() })
   const { presence, most } = counting(store)
   const events: PresenceEvent[] = []
-  const member = createClusterMember({
-    nodeId: NODE,
-    logger: pino({ level: 'silent' }),
-    registry: createMemoryNodeRegistry(),
-    presence,
-    // Long: the test drives every tick itself.
-    heartbeatMs: 600_000,
-    weight: 1,
-    drainRate: 100,
-    sessionExpiryMs: 0,
-    counters: createMemoryCounterStore(),
-    onPresence: (e) => { events.push(e) }
-  })
-  const clients: FakeClient[] = Array.from({ length: LIVE }, (_, i) => ({ id: `live-${i}`, closed: false, close () { this.closed = true } }))
+  const member = steppedClusterMember(NODE, presence, (e) => { events.push(e) })
+  const clients: FakeClient[] = Array.from({ length: LIVE }, (_, i): FakeClient => ({ id: `live-${i}`, closed: false, close () { this.closed = true } }))
   const live = (): Client[] => clients.filter((c) => !c.closed) as unknown as Client[]
   const broker = { aedes: new EventEmitter(), liveClients: live, liveSessions: () => live().length, localClient: (id: string) => live().find((c) => c.id === id), setAccepting: () => {}, dropSession: async () => {} } as unknown as BrokerNode
   t.after(async () => { await member.stop() })
