@@ -130,6 +130,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let drainTimer: NodeJS.Timeout | undefined
   let beating: Promise<boolean> | undefined
   let upkeeping: Promise<void> | undefined
+  let sweeping: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
   /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
@@ -451,7 +452,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     }
   }
 
-  /** Reconciliation, the dead-node sweep and the session reaper: the work that may take long under load. */
+  /** Reconciliation and the session reaper: the work that may take long under load. */
   async function upkeep (): Promise<void> {
     const b = broker
     if (b === undefined) return
@@ -461,23 +462,32 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       await checkPresence(b).catch(fail('reconcile'))
       if (rejoined && Date.now() - (heartbeatOkSince ?? 0) >= 2 * opts.heartbeatMs) rejoined = false
     }
-    // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
-    // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
-    // Sweeping at once removed the presence of every live node and announced their devices as disconnected.
-    if (heartbeatOkSince !== undefined && Date.now() - heartbeatOkSince >= 2 * opts.heartbeatMs) await sweepDeadNodes().catch(fail('dead-node sweep'))
     await reapSessions(b).catch(fail('session reaper'))
   }
 
   /**
-   * A heartbeat, then the upkeep if the heartbeat succeeded. Each runs one at a time (a slow Redis must not pile them
-   * up), but apart: a long reconciliation under load must not hold back the heartbeats, or a live node looks dead
-   * to the others (docs/cluster.md, Membership).
+   * The dead-node sweep, apart from the upkeep: a dead node's presence goes within two heartbeat periods, also while
+   * this node's own reconciliation is long (after a restart of every node, each reconciles thousands of entries).
+   */
+  async function sweep (): Promise<void> {
+    // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
+    // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
+    // Sweeping at once removed the presence of every live node and announced their devices as disconnected.
+    if (heartbeatOkSince !== undefined && Date.now() - heartbeatOkSince >= 2 * opts.heartbeatMs) await sweepDeadNodes().catch(fail('dead-node sweep'))
+  }
+
+  /**
+   * A heartbeat, then the upkeep and the dead-node sweep if the heartbeat succeeded. Each runs one at a time (a slow
+   * Redis must not pile them up), but apart: a long reconciliation under load must not hold back the heartbeats, or a
+   * live node looks dead to the others, nor the sweep, or a dead node's devices stay online (docs/cluster.md,
+   * Membership).
    */
   async function tick (): Promise<void> {
     beating ??= heartbeat().finally(() => { beating = undefined })
     if (!await beating) return
     upkeeping ??= upkeep().finally(() => { upkeeping = undefined })
-    await upkeeping
+    sweeping ??= sweep().finally(() => { sweeping = undefined })
+    await Promise.all([upkeeping, sweeping])
   }
 
   /**
@@ -531,7 +541,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       loopDelay = undefined
       if (drainTimer !== undefined) clearInterval(drainTimer)
       timer = undefined
-      await Promise.all([beating, upkeeping])
+      await Promise.all([beating, upkeeping, sweeping])
     },
     async leave () {
       if (broker === undefined) return
