@@ -295,6 +295,9 @@ async function main (): Promise<void> {
   }
 
   const tokensBefore = tokens
+  // CPU seconds each process had spent by the kill, so the storm's own share can be told apart (the restarted nodes
+  // are new processes and count from 0).
+  const cpuAtKill = { api: cpuSeconds(api.pid), simCoordinator: cpuSeconds(sim.pid as number), simWorkers: simWorkers.map((pid) => cpuSeconds(pid)), redis: cpuSeconds(redisPid) }
   const simErrorsBefore = simErrors
   const connectsBefore = 0
   const kill = at()
@@ -307,6 +310,16 @@ async function main (): Promise<void> {
   const restarted = at() - kill
   const storm = await watch('reconnect storm', 'storm', kill, connectsBefore)
   const newTokens = tokens - tokensBefore
+  const stormCpu = {
+    nodes: nodes.map((n) => cpuSeconds(n.pid)),
+    api: cpuSeconds(api.pid) - cpuAtKill.api,
+    simCoordinator: cpuSeconds(sim.pid as number) - cpuAtKill.simCoordinator,
+    simWorkers: simWorkers.map((pid, i) => cpuSeconds(pid) - (cpuAtKill.simWorkers[i] ?? 0)),
+    redis: cpuSeconds(redisPid) - cpuAtKill.redis
+  }
+  log(`CPU-s from the kill to presence exact: nodes ${stormCpu.nodes.map((s) => fmt(s, 1)).join(' + ')} = ${fmt(sum(stormCpu.nodes), 1)} (${perDevice(sum(stormCpu.nodes))}); ` +
+    `API ${fmt(stormCpu.api, 1)}; simulator workers ${fmt(sum(stormCpu.simWorkers), 1)}, coordinator ${fmt(stormCpu.simCoordinator, 1)}; Redis ${fmt(stormCpu.redis, 1)}; ` +
+    `all ${fmt(sum(stormCpu.nodes) + stormCpu.api + sum(stormCpu.simWorkers) + stormCpu.simCoordinator + stormCpu.redis, 1)}`)
   const refused = await refusalsByReason()
   log(`reconnect storm: simulator errors ${fmtInt(simErrors - simErrorsBefore)}; the nodes refused ${Object.entries(refused).map(([r, n]) => `${r} ${fmtInt(n)}`).join(', ') || 'none'}`)
   log(`reconnect storm: nodes killed and started again in ${fmt(restarted, 1)} s; from the kill: connected ${fmt(storm.connected ?? Number.NaN, 1)} s, subscribed ${fmt(storm.subscribed ?? Number.NaN, 1)} s, ` +
@@ -315,7 +328,7 @@ async function main (): Promise<void> {
   log(`machine busy ${fmt(busy, 2)} of ${machine.cpus} CPUs on average (all processes, this benchmark's included)`)
 
   await stopSimulator()
-  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, storm: { ...storm, restartSeconds: restarted, newTokens, simulatorErrors: simErrors - simErrorsBefore, refused }, machineBusyCpus: busy })
+  await writeReport(values.out, { runId, machine, devices, nodes: nodeCount, onboarding, cpuSeconds: cpu, storm: { ...storm, restartSeconds: restarted, newTokens, cpuSeconds: stormCpu, simulatorErrors: simErrors - simErrorsBefore, refused }, machineBusyCpus: busy })
   log(`wrote ${values.out}`)
   if (values.summary !== undefined) {
     await writeSummary(values.summary, 'fleet-online', [

@@ -6,6 +6,7 @@ import { connectionOrigin } from '../broker/connection-origin.ts'
 import type { CounterStore } from '../stores/counter-store.ts'
 import type { ConnectionOrigin, PresenceEntry, PresenceStore } from '../stores/presence-store.ts'
 import type { NodeRecord, NodeRegistry, NodeTraffic } from '../stores/node-registry.ts'
+import { eachWithLimit } from '../shared/each-with-limit.ts'
 import { watchEventLoopDelay, type EventLoopDelay } from '../shared/event-loop-delay.ts'
 
 // A broker node's part in the cluster:
@@ -99,6 +100,11 @@ export interface ClusterMember {
 }
 
 const FULL_RECONCILE_MS = 30_000
+/**
+ * Presence repairs of one reconciliation in flight at once: enough to share round trips, few enough that the connects
+ * being authenticated meanwhile (PUSHLINE_CONNECT_CONCURRENCY, on the same Redis connection) do not queue behind them.
+ */
+const REPAIRS_IN_FLIGHT = 64
 
 export function createClusterMember (opts: ClusterMemberOptions): ClusterMember {
   const { logger, registry, presence, nodeId } = opts
@@ -124,6 +130,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
   let drainTimer: NodeJS.Timeout | undefined
   let beating: Promise<boolean> | undefined
   let upkeeping: Promise<void> | undefined
+  let sweeping: Promise<void> | undefined
   let draining = false
   let heartbeatOk = false
   /** Since when this node's heartbeats have succeeded without a break (undefined while they fail). */
@@ -270,48 +277,60 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     opts.onDrift?.(live.length - stored.length)
     const storedByDevice = new Map(stored.map((e) => [e.deviceId, e]))
     const liveEpochs = new Map<string, number>()
-    for (const c of live) {
+    /** Brings one live connection's entry in line with Redis (restore, adopt, or close a superseded connection). */
+    const repair = async (c: Client): Promise<void> => {
       // Its presence write is in flight or being repeated (record()), which settles it either way.
       const entry = recorded.get(c)
-      if (entry === undefined) continue
+      if (entry === undefined) return
       const s = storedByDevice.get(c.id)
-      if (s === undefined || s.epoch !== entry.epoch) {
-        let { result, entry: now } = await presence.restore(entry)
-        if (result === 'superseded' && !c.closed && leftByClosed(now, b)) {
-          // Nothing live replaced this connection: remove exactly that leftover (the epoch guards a newer write) and
-          // restore this one. A newer connection that writes meanwhile still wins: the restore then answers superseded.
-          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'restored-over-closed' }, 'a closed connection\'s newer entry replaced nothing live: removed, and the live connection restored')
-          await removeStale(now)
-          ;({ result, entry: now } = await presence.restore(entry))
-        }
-        if (result === 'restored') await restored(c, now)
-        if (result === 'superseded' && !c.closed && ownRestore(c, entry, now, b)) {
-          // The newer entry is this connection's own restore from an earlier pass, run by Redis but timed out before
-          // its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a restore; closing
-          // would drop a connected device that nothing replaced.
-          await restored(c, now)
-          liveEpochs.set(c.id, now.epoch)
-          continue
-        }
-        // A newer connection of the device holds its entry, here or on another node, and this one is still open:
-        // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
-        // once), or aedes lost this one from its client map and so never closed it. Presence is the truth: close it.
-        if (result === 'superseded' && !c.closed) {
-          const held = b.localClient(c.id)
-          logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded', via: 'reconcile', holder: now.nodeId, aedesHolds: held === undefined ? 'none' : held === c ? 'this' : 'other' }, 'connection taken over elsewhere was still open: closed')
-          c.close()
-        }
-        liveEpochs.set(c.id, now.epoch)
-      } else {
+      if (s !== undefined && s.epoch === entry.epoch) {
         liveEpochs.set(c.id, entry.epoch)
+        return
       }
+      let { result, entry: now } = await presence.restore(entry)
+      if (result === 'superseded' && !c.closed && leftByClosed(now, b)) {
+        // Nothing live replaced this connection: remove exactly that leftover (the epoch guards a newer write) and
+        // restore this one. A newer connection that writes meanwhile still wins: the restore then answers superseded.
+        logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'restored-over-closed' }, 'a closed connection\'s newer entry replaced nothing live: removed, and the live connection restored')
+        await removeStale(now)
+        ;({ result, entry: now } = await presence.restore(entry))
+      }
+      if (result === 'restored') await restored(c, now)
+      if (result === 'superseded' && !c.closed && ownRestore(c, entry, now, b)) {
+        // The newer entry is this connection's own restore from an earlier pass, run by Redis but timed out before
+        // its reply (under load), so neither the entry nor the stream heard of it. Adopt it as a restore; closing
+        // would drop a connected device that nothing replaced.
+        await restored(c, now)
+        liveEpochs.set(c.id, now.epoch)
+        return
+      }
+      // A newer connection of the device holds its entry, here or on another node, and this one is still open:
+      // the takeover's close never arrived (the kick and aedes's announcement both travel over pub/sub, at most
+      // once), or aedes lost this one from its client map and so never closed it. Presence is the truth: close it.
+      if (result === 'superseded' && !c.closed) {
+        const held = b.localClient(c.id)
+        logger.warn({ event: 'presence_repaired', deviceId: c.id, how: 'closed-superseded', via: 'reconcile', holder: now.nodeId, aedesHolds: held === undefined ? 'none' : held === c ? 'this' : 'other' }, 'connection taken over elsewhere was still open: closed')
+        c.close()
+      }
+      liveEpochs.set(c.id, now.epoch)
     }
+    // After a rejoin (a survivor swept every entry of this node) or a restart under the same id (every entry of the
+    // previous process is stale) a pass repairs thousands of entries, each a Redis round trip: taken one at a time
+    // on a loaded node they last many seconds, with presence wrong all along. Different devices are repaired side by
+    // side; the connections of one device (an old one closing, a new one registered) one after another, in aedes's
+    // order, since each repair reads what the one before it wrote.
+    const byDevice = new Map<string, Client[]>()
+    for (const c of live) {
+      const same = byDevice.get(c.id)
+      if (same === undefined) byDevice.set(c.id, [c])
+      else same.push(c)
+    }
+    await eachWithLimit(byDevice.values(), REPAIRS_IN_FLIGHT, async (clients) => { for (const c of clients) await repair(c) })
     // A set of ids: scanning every live client for each stored entry costs stored × live steps, and after a restart
     // with the same node id nearly every stored entry is a stale one of the previous process.
     const unrecordedIds = new Set(live.filter((c) => recorded.get(c) === undefined).map((c) => c.id))
-    for (const s of stored) {
-      if (liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId)) await removeStale(s)
-    }
+    const stale = stored.filter((s) => liveEpochs.get(s.deviceId) !== s.epoch && !unrecordedIds.has(s.deviceId))
+    await eachWithLimit(stale, REPAIRS_IN_FLIGHT, removeStale)
   }
 
   /**
@@ -433,7 +452,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
     }
   }
 
-  /** Reconciliation, the dead-node sweep and the session reaper: the work that may take long under load. */
+  /** Reconciliation and the session reaper: the work that may take long under load. */
   async function upkeep (): Promise<void> {
     const b = broker
     if (b === undefined) return
@@ -443,23 +462,32 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       await checkPresence(b).catch(fail('reconcile'))
       if (rejoined && Date.now() - (heartbeatOkSince ?? 0) >= 2 * opts.heartbeatMs) rejoined = false
     }
-    // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
-    // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
-    // Sweeping at once removed the presence of every live node and announced their devices as disconnected.
-    if (heartbeatOkSince !== undefined && Date.now() - heartbeatOkSince >= 2 * opts.heartbeatMs) await sweepDeadNodes().catch(fail('dead-node sweep'))
     await reapSessions(b).catch(fail('session reaper'))
   }
 
   /**
-   * A heartbeat, then the upkeep if the heartbeat succeeded. Each runs one at a time (a slow Redis must not pile them
-   * up), but apart: a long reconciliation under load must not hold back the heartbeats, or a live node looks dead
-   * to the others (docs/cluster.md, Membership).
+   * The dead-node sweep, apart from the upkeep: a dead node's presence goes within two heartbeat periods, also while
+   * this node's own reconciliation is long (after a restart of every node, each reconciles thousands of entries).
+   */
+  async function sweep (): Promise<void> {
+    // After a Redis outage or failover longer than a record's TTL every node's record has expired, live or not: only
+    // a node that has heartbeated for two periods since, which the live ones have too by then, may call others dead.
+    // Sweeping at once removed the presence of every live node and announced their devices as disconnected.
+    if (heartbeatOkSince !== undefined && Date.now() - heartbeatOkSince >= 2 * opts.heartbeatMs) await sweepDeadNodes().catch(fail('dead-node sweep'))
+  }
+
+  /**
+   * A heartbeat, then the upkeep and the dead-node sweep if the heartbeat succeeded. Each runs one at a time (a slow
+   * Redis must not pile them up), but apart: a long reconciliation under load must not hold back the heartbeats, or a
+   * live node looks dead to the others, nor the sweep, or a dead node's devices stay online (docs/cluster.md,
+   * Membership).
    */
   async function tick (): Promise<void> {
     beating ??= heartbeat().finally(() => { beating = undefined })
     if (!await beating) return
     upkeeping ??= upkeep().finally(() => { upkeeping = undefined })
-    await upkeeping
+    sweeping ??= sweep().finally(() => { sweeping = undefined })
+    await Promise.all([upkeeping, sweeping])
   }
 
   /**
@@ -513,7 +541,7 @@ export function createClusterMember (opts: ClusterMemberOptions): ClusterMember 
       loopDelay = undefined
       if (drainTimer !== undefined) clearInterval(drainTimer)
       timer = undefined
-      await Promise.all([beating, upkeeping])
+      await Promise.all([beating, upkeeping, sweeping])
     },
     async leave () {
       if (broker === undefined) return

@@ -2,13 +2,11 @@ import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import { test, type TestContext } from 'node:test'
 import type { Client } from 'aedes'
-import pino from 'pino'
 import type { BrokerNode } from '../../src/broker/create-broker-node.ts'
-import { createClusterMember, type ClusterMember } from '../../src/cluster/cluster-member.ts'
-import { createMemoryCounterStore } from '../../src/stores/memory-counter-store.ts'
-import { createMemoryNodeRegistry } from '../../src/stores/memory-node-registry.ts'
+import type { ClusterMember } from '../../src/cluster/cluster-member.ts'
 import { createMemoryPresenceStore } from '../../src/stores/memory-presence-store.ts'
 import type { PresenceStore } from '../../src/stores/presence-store.ts'
+import { steppedClusterMember } from '../helpers/cluster-member.ts'
 import { waitUntil } from '../helpers/eventually.ts'
 
 // Reconciliation closes a live connection only when a newer connection holds its presence entry (docs/cluster.md,
@@ -49,19 +47,7 @@ async function setUp (t: TestContext, deviceId: string): Promise<Setup> {
   }
   const client = newClient()
   let connects = 0
-  const member = createClusterMember({
-    nodeId: NODE,
-    logger: pino({ level: 'silent' }),
-    registry: createMemoryNodeRegistry(),
-    presence,
-    // Long: the test drives every tick itself.
-    heartbeatMs: 600_000,
-    weight: 1,
-    drainRate: 100,
-    sessionExpiryMs: 0,
-    counters: createMemoryCounterStore(),
-    onPresence: (e) => { if (e.event === 'connected' && e.reason === undefined) connects++ }
-  })
+  const member = steppedClusterMember(NODE, presence, (e) => { if (e.event === 'connected' && e.reason === undefined) connects++ })
   // Live clients that aedes's client map no longer holds: localClient finds nothing for their id.
   const live = (): Client[] => clients.filter((c) => !c.closed) as unknown as Client[]
   const aedes = new EventEmitter()
