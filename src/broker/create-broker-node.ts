@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import type { AclDenyAction } from '../config/settings.ts'
@@ -16,8 +15,7 @@ import type { Listeners } from './listeners.ts'
 import { createRateGate, type RateGate, type UplinkRateLimit } from './uplink-rate-limit.ts'
 import { mayPublish, maySubscribe, type Identity } from './topic-acl.ts'
 import { devicePublishRoute } from '../shared/topics.ts'
-import { newTraceId } from '../shared/trace.ts'
-import { createRandomPool } from '../shared/random-pool.ts'
+import { createCountedIds } from '../shared/counted-ids.ts'
 import { createRequestGate } from '../shared/request-gate.ts'
 import { isPushlineError } from '../shared/errors.ts'
 
@@ -119,8 +117,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     return undefined
   }
   const identities = new WeakMap<Client, Identity>()
-  /** Entropy for the uplinks' trace ids, drawn in bulk (src/shared/random-pool.ts). */
-  const random = createRandomPool()
+  // Every uplink gets both: a random part per process and a counter (src/shared/counted-ids.ts), no entropy per uplink.
+  const newMsgId = createCountedIds('uuid')
+  const newTraceId = createCountedIds('trace')
   const connectPackets = new WeakMap<Client, ConnectPacket>()
   // Publishes the hooks took care of (uplinks, acks, dropped ones): aedes must not route them to subscribers.
   const consumed = new WeakSet<PublishPacket>()
@@ -283,14 +282,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       // The hand-off happens here, before aedes writes the PUBACK (docs/design.md, "Uplinks"): a QoS 1 uplink is
       // acknowledged only once the sink holds it. A failed hand-off closes the connection; the device resends.
       const uplink: Uplink = {
-        msgId: randomUUID(),
+        msgId: newMsgId(),
         deviceId: identity.deviceId,
         topic: packet.topic,
         kind: route.kind,
         qos: packet.qos,
         nodeId: opts.nodeId,
         receivedAt: Date.now(),
-        traceId: newTraceId(random),
+        traceId: newTraceId(),
         payload
       }
       const handOff = (): void => {

@@ -21,6 +21,7 @@ import { skipDisabledParserDebug } from './skip-disabled-parser-debug.ts'
 import { buildParsersOnPlainLists, releaseConnectPacket } from './slim-client-parser.ts'
 import { guardSubscriptions } from './store-granted-filters-once.ts'
 import { unregisterOnlyTheRegisteredClient } from './unregister-only-the-registered-client.ts'
+import { writePubacksOfATickAtOnce } from './write-pubacks-of-a-tick-at-once.ts'
 
 export interface Adaptation {
   readonly file: string
@@ -45,6 +46,7 @@ export const AEDES_ADAPTATIONS: readonly Adaptation[] = [
   { file: 'hold-deliveries-until-connack.ts', touches: 'client.deliver0, client.deliverQoS', kind: 'bug fix' },
   { file: 'slim-client-parser.ts', touches: 'mqtt-packet Parser.prototype._resetState (process-wide), client._parser.settings', kind: 'memory' },
   { file: 'skip-disabled-parser-debug.ts', touches: 'mqtt-packet Parser.prototype methods (process-wide), by a second load of parser.js with a silent debug', kind: 'speed-up' },
+  { file: 'write-pubacks-of-a-tick-at-once.ts', touches: 'mqtt-packet writeToStream export (process-wide)', kind: 'speed-up' },
   { file: 'refuse-malformed-utf8-strings.ts', touches: 'client._parser._parseString', kind: 'bug fix' },
   { file: 'bound-deliveries-under-flood.ts', touches: 'client.deliver0, client._nextBatch, connection read()', kind: 'bound' },
   { file: 'refuse-oversized-packets.ts', touches: 'client._parser.parse', kind: 'bound' }
@@ -95,6 +97,7 @@ export function adaptBroker (aedes: Aedes, opts: BrokerAdaptationOptions): Broke
   const gate = createConnackGate(aedes)
   buildParsersOnPlainLists()
   skipDisabledParserDebug()
+  writePubacksOfATickAtOnce()
   const handle = aedes.handle
   aedes.handle = (conn, req) => {
     const client = handle(conn, req)
