@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
-import Fastify, { LogController, type FastifyBaseLogger } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { deferredRequestLoggers } from '../../src/http/deferred-request-logger.ts'
 import { createLogger } from '../../src/shared/logger.ts'
 
 /** A Fastify app logging through the platform's logger at `level`, with the deferred request loggers. */
-function app (level: string): { lines: Array<Record<string, unknown>>, server: ReturnType<typeof Fastify> } {
+function app (level: string): { lines: Array<Record<string, unknown>>, server: FastifyInstance } {
   const { lines, logger } = capture(level)
   const server = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -48,7 +48,7 @@ test('a request logger makes its child only for a line its level lets through', 
   log.info('dropped')
   log.debug('dropped')
   assert.equal(made, 0)
-  assert.deepEqual(lines, [])
+  assert.equal(lines.length, 0)
   log.warn('kept')
   log.error('kept too')
   assert.equal(made, 1, 'one child, made once')
