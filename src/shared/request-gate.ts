@@ -13,6 +13,13 @@ export interface RequestGateOptions {
   readonly limit: number
   /** Requests that may wait for a slot; beyond them, IOT_ERR_BUSY. */
   readonly queue: number
+  /**
+   * Requests started per second, evened out over 10 ms steps; 0 or absent: no pace. Requests over the pace wait in
+   * the same queue as those waiting for a slot.
+   */
+  readonly perSecond?: number
+  /** The clock of the pace (ms). */
+  readonly now?: () => number
   /** Told after every change, for the gauges. */
   readonly onChange?: (inFlight: number, queued: number) => void
   /** Told of each refusal. */
@@ -26,13 +33,48 @@ export interface RequestGate {
   readonly queued: number
 }
 
+/** The pace's step: requests may start in bursts of one step's share, so a pace needs no timer per request. */
+const STEP_MS = 10
+
 export function createRequestGate (opts: RequestGateOptions): RequestGate {
   let inFlight = 0
   const waiting: Array<() => void> = []
   const changed = (): void => opts.onChange?.(inFlight, waiting.length)
+  const perSecond = opts.perSecond ?? 0
+  const now = opts.now ?? Date.now
+  // The pace is a bucket of starts refilled at perSecond, holding at most one step's share (at least one start).
+  const capacity = Math.max(1, perSecond * STEP_MS / 1000)
+  let allowance = capacity
+  let filledAt = now()
+  let timer: NodeJS.Timeout | undefined
+
+  const slotFree = (): boolean => opts.limit === 0 || inFlight < opts.limit
+  /** Takes one start from the pace; false when the pace allows none yet. */
+  function paced (): boolean {
+    if (perSecond === 0) return true
+    const t = now()
+    allowance = Math.min(capacity, allowance + (t - filledAt) * perSecond / 1000)
+    filledAt = t
+    if (allowance < 1) return false
+    allowance -= 1
+    return true
+  }
+
+  /** Starts waiting requests, oldest first, while slots and the pace allow; wakes itself when only the pace stops it. */
+  function admitWaiting (): void {
+    while (waiting.length > 0 && slotFree()) {
+      if (!paced()) {
+        timer ??= setTimeout(() => { timer = undefined; admitWaiting() }, Math.ceil((1 - allowance) * 1000 / perSecond))
+        break
+      }
+      inFlight++
+      ;(waiting.shift() as () => void)()
+    }
+    changed()
+  }
 
   async function acquire (): Promise<void> {
-    if (opts.limit === 0 || inFlight < opts.limit) {
+    if (waiting.length === 0 && slotFree() && paced()) {
       inFlight++
       changed()
       return
@@ -41,15 +83,13 @@ export function createRequestGate (opts: RequestGateOptions): RequestGate {
       opts.onRefused?.()
       throw new PushlineError('IOT_ERR_BUSY', `too many ${opts.what} in progress on this server, retry later`, { retryAfterSeconds: 1 })
     }
-    // The slot is handed over by release(): inFlight stays the same.
-    await new Promise<void>((resolve) => { waiting.push(resolve); changed() })
+    // Started by admitWaiting(), which counts it in inFlight.
+    await new Promise<void>((resolve) => { waiting.push(resolve); admitWaiting() })
   }
 
   function release (): void {
-    const next = waiting.shift()
-    if (next === undefined) inFlight--
-    changed()
-    next?.()
+    inFlight--
+    admitWaiting()
   }
 
   return {

@@ -48,3 +48,42 @@ test('limit 0: no bound, the gate only counts', { timeout: 10_000 }, async () =>
   await Promise.all(runs)
   assert.equal(gate.inFlight, 0)
 })
+
+test('a pace starts at most one 10 ms share of perSecond at once, the rest in order as the pace allows', { timeout: 10_000 }, async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+  const changes: Array<[number, number]> = []
+  // 200 per second: 2 per 10 ms step.
+  const gate = createRequestGate({ what: 'widgets', limit: 0, queue: 10, perSecond: 200, onChange: (f, q) => changes.push([f, q]) })
+  const started: number[] = []
+  const w = Array.from({ length: 5 }, () => held())
+  const runs = w.map(async (h, i) => await gate.run(async () => { started.push(i); return await h.work() }))
+  await Promise.all([w[0]?.started, w[1]?.started])
+  assert.deepEqual(started, [0, 1])
+  assert.deepEqual([gate.inFlight, gate.queued], [2, 3], 'one step\'s share started, the others wait')
+  t.mock.timers.tick(5)
+  await w[2]?.started
+  assert.deepEqual(started, [0, 1, 2], 'one more after 5 ms')
+  t.mock.timers.tick(10)
+  await Promise.all([w[3]?.started, w[4]?.started])
+  assert.deepEqual(started, [0, 1, 2, 3, 4], 'first in, first out')
+  for (const h of w) h.finish('x')
+  await Promise.all(runs)
+  assert.deepEqual([gate.inFlight, gate.queued], [0, 0])
+  assert.deepEqual(changes.at(-1), [0, 0])
+})
+
+test('requests over the pace wait in the queue, and are refused when it is full', { timeout: 10_000 }, async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+  const gate = createRequestGate({ what: 'widgets', limit: 0, queue: 1, perSecond: 100 })
+  const first = held()
+  const second = held()
+  const runs = [gate.run(first.work), gate.run(second.work)]
+  await first.started
+  assert.equal(gate.queued, 1)
+  await assert.rejects(gate.run(async () => 'never'), (err) => isPushlineError(err, 'IOT_ERR_BUSY'))
+  t.mock.timers.tick(10)
+  await second.started
+  first.finish('a')
+  second.finish('b')
+  assert.deepEqual(await Promise.all(runs), ['a', 'b'])
+})
