@@ -1,4 +1,5 @@
 import { PushlineError } from './errors.ts'
+import { createTokenBucket } from './token-bucket.ts'
 
 // A bound on the requests of one kind that one process works on at once: token requests (on an all-in-one process
 // they share the event loop with the MQTT broker, docs/onboarding.md, "Token requests in flight") and the
@@ -41,30 +42,20 @@ export function createRequestGate (opts: RequestGateOptions): RequestGate {
   const waiting: Array<() => void> = []
   const changed = (): void => opts.onChange?.(inFlight, waiting.length)
   const perSecond = opts.perSecond ?? 0
-  const now = opts.now ?? Date.now
-  // The pace is a bucket of starts refilled at perSecond, holding at most one step's share (at least one start).
-  const capacity = Math.max(1, perSecond * STEP_MS / 1000)
-  let allowance = capacity
-  let filledAt = now()
+  // Refilled at perSecond, holding at most one step's share (at least one start).
+  const pace = perSecond > 0 ? createTokenBucket(perSecond, Math.max(1, perSecond * STEP_MS / 1000), opts.now) : undefined
   let timer: NodeJS.Timeout | undefined
 
   const slotFree = (): boolean => opts.limit === 0 || inFlight < opts.limit
   /** Takes one start from the pace; false when the pace allows none yet. */
-  function paced (): boolean {
-    if (perSecond === 0) return true
-    const t = now()
-    allowance = Math.min(capacity, allowance + (t - filledAt) * perSecond / 1000)
-    filledAt = t
-    if (allowance < 1) return false
-    allowance -= 1
-    return true
-  }
+  const paced = (): boolean => pace?.take() ?? true
 
   /** Starts waiting requests, oldest first, while slots and the pace allow; wakes itself when only the pace stops it. */
   function admitWaiting (): void {
     while (waiting.length > 0 && slotFree()) {
       if (!paced()) {
-        timer ??= setTimeout(() => { timer = undefined; admitWaiting() }, Math.ceil((1 - allowance) * 1000 / perSecond))
+        // Less than one start was left: one more is there after 1/perSecond.
+        timer ??= setTimeout(() => { timer = undefined; admitWaiting() }, Math.ceil(1000 / perSecond))
         break
       }
       inFlight++
