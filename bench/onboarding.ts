@@ -47,7 +47,6 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --rounds N            floor/token rounds (default 2)
   --concurrency N       requests in flight (default 64)
   --token-concurrency N PUSHLINE_TOKEN_CONCURRENCY of the API and all-in-one processes (default: the platform's)
-  --token-pace N        PUSHLINE_TOKEN_PACE_PER_SECOND of the API and all-in-one processes (default: the platform's)
   --puback-rate N       QoS 1 uplinks per second of the PUBACK probe (default 200)
   --puback-seconds N    idle probe length over all pairs (default 15)
   --puback-token-requests N  token requests (fresh devices) during the loaded probes, over all pairs (default 40000)
@@ -146,7 +145,6 @@ async function main (): Promise<void> {
       rounds: { type: 'string', default: '2' },
       concurrency: { type: 'string', default: '64' },
       'token-concurrency': { type: 'string' },
-      'token-pace': { type: 'string' },
       'puback-rate': { type: 'string', default: '200' },
       'puback-seconds': { type: 'string', default: '15' },
       'puback-token-requests': { type: 'string', default: '40000' },
@@ -182,13 +180,11 @@ async function main (): Promise<void> {
   const machine = machineInfo()
   log(`run ${runId}: parts ${[...parts].join(',')}; ${machine.cpus} CPUs (${machine.cpuModel})`)
   const tokenConcurrency = values['token-concurrency'] === undefined ? undefined : intOption('token-concurrency', values['token-concurrency'], 0, 100_000)
-  const tokenPace = values['token-pace'] === undefined ? undefined : intOption('token-pace', values['token-pace'], 0, 1_000_000)
   const env = {
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '10000000',
     PUSHLINE_UPLINK_RATE_PER_SECOND: '0',
     PUSHLINE_LOG_LEVEL: 'warn',
-    ...(tokenConcurrency !== undefined && { PUSHLINE_TOKEN_CONCURRENCY: String(tokenConcurrency) }),
-    ...(tokenPace !== undefined && { PUSHLINE_TOKEN_PACE_PER_SECOND: String(tokenPace) })
+    ...(tokenConcurrency !== undefined && { PUSHLINE_TOKEN_CONCURRENCY: String(tokenConcurrency) })
   }
   const report: Record<string, unknown> = { runId, machine, args: values }
   const figures: SummaryFigure[] = []

@@ -131,7 +131,6 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
             what: 'token requests',
             // A broker on the same event loop needs it free between token requests (docs/onboarding.md).
             limit: config.tokenConcurrency ?? (runsBroker ? 4 : 0),
-            perSecond: config.tokenPacePerSecond ?? (runsBroker ? 4000 : 0),
             queue: config.tokenQueue,
             onChange: (inFlight, queued) => { metrics.tokenGate.inFlight.set(inFlight); metrics.tokenGate.queued.set(queued) },
             onRefused: () => metrics.tokenGate.refused.inc()

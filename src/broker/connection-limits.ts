@@ -4,7 +4,6 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { createTokenBucket } from '../shared/token-bucket.ts'
 
 export type LimitRefusal = 'max_connections' | 'connect_rate'
 
@@ -31,6 +30,22 @@ export interface ConnectionLimits {
 
 /** MQTT 3.1.1 CONNACK, session present 0, return code 3: server unavailable. */
 export const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03])
+
+/** A token bucket: take() is true while a token is left. */
+export function createTokenBucket (perSecond: number, burst: number, now: () => number = Date.now): { take: () => boolean } {
+  let tokens = burst
+  let last = now()
+  return {
+    take () {
+      const t = now()
+      tokens = Math.min(burst, tokens + (t - last) * perSecond / 1000)
+      last = t
+      if (tokens < 1) return false
+      tokens -= 1
+      return true
+    }
+  }
+}
 
 /** Answers the first bytes the client sends (its CONNECT) with CONNACK 3, then closes. */
 function refuse (stream: Duplex, timeoutMs: number): void {

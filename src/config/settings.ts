@@ -236,8 +236,6 @@ export const settings = {
     'token, self-registration and message-pull requests one source address may make per minute (429 beyond)'),
   tokenConcurrency: setting<number | undefined>('PUSHLINE_TOKEN_CONCURRENCY', 'unset: 4 when the process also runs the broker (role `all`), no bound in role `api`', none, integer(0, 100_000),
     'token requests (`POST /v1/devices/{id}/token`) one process works on at once, more wait in a queue; `0`: no bound. A bound keeps a broker on the same process answering while tokens are issued at full rate'),
-  tokenPacePerSecond: setting<number | undefined>('PUSHLINE_TOKEN_PACE_PER_SECOND', 'unset: 4000 when the process also runs the broker (role `all`), no pace in role `api`', none, integer(0, 1_000_000),
-    'token requests one process starts per second, evened out over 10 ms; more wait in the same queue; `0`: no pace. With a broker on the same process, the token rate sets how much of the machine the token path takes from it'),
   tokenQueue: setting('PUSHLINE_TOKEN_QUEUE', '2048', () => 2048, integer(0, 1_000_000),
     'token requests that may wait for one of those; beyond them 503 `IOT_ERR_BUSY` with `Retry-After`'),
   messagesRateDevicePerMinute: setting('PUSHLINE_MESSAGES_RATE_DEVICE_PER_MINUTE', '60', () => 60, integer(1, 1_000_000),

@@ -1,5 +1,4 @@
 import { PushlineError } from './errors.ts'
-import { createTokenBucket } from './token-bucket.ts'
 
 // A bound on the requests of one kind that one process works on at once: token requests (on an all-in-one process
 // they share the event loop with the MQTT broker, docs/onboarding.md, "Token requests in flight") and the
@@ -14,13 +13,6 @@ export interface RequestGateOptions {
   readonly limit: number
   /** Requests that may wait for a slot; beyond them, IOT_ERR_BUSY. */
   readonly queue: number
-  /**
-   * Requests started per second, evened out over 10 ms steps; 0 or absent: no pace. Requests over the pace wait in
-   * the same queue as those waiting for a slot.
-   */
-  readonly perSecond?: number
-  /** The clock of the pace (ms). */
-  readonly now?: () => number
   /** Told after every change, for the gauges. */
   readonly onChange?: (inFlight: number, queued: number) => void
   /** Told of each refusal. */
@@ -34,38 +26,13 @@ export interface RequestGate {
   readonly queued: number
 }
 
-/** The pace's step: requests may start in bursts of one step's share, so a pace needs no timer per request. */
-const STEP_MS = 10
-
 export function createRequestGate (opts: RequestGateOptions): RequestGate {
   let inFlight = 0
   const waiting: Array<() => void> = []
   const changed = (): void => opts.onChange?.(inFlight, waiting.length)
-  const perSecond = opts.perSecond ?? 0
-  // Refilled at perSecond, holding at most one step's share (at least one start).
-  const pace = perSecond > 0 ? createTokenBucket(perSecond, Math.max(1, perSecond * STEP_MS / 1000), opts.now) : undefined
-  let timer: NodeJS.Timeout | undefined
-
-  const slotFree = (): boolean => opts.limit === 0 || inFlight < opts.limit
-  /** Takes one start from the pace; false when the pace allows none yet. */
-  const paced = (): boolean => pace?.take() ?? true
-
-  /** Starts waiting requests, oldest first, while slots and the pace allow; wakes itself when only the pace stops it. */
-  function admitWaiting (): void {
-    while (waiting.length > 0 && slotFree()) {
-      if (!paced()) {
-        // Less than one start was left: one more is there after 1/perSecond.
-        timer ??= setTimeout(() => { timer = undefined; admitWaiting() }, Math.ceil(1000 / perSecond))
-        break
-      }
-      inFlight++
-      ;(waiting.shift() as () => void)()
-    }
-    changed()
-  }
 
   async function acquire (): Promise<void> {
-    if (waiting.length === 0 && slotFree() && paced()) {
+    if (opts.limit === 0 || inFlight < opts.limit) {
       inFlight++
       changed()
       return
@@ -74,13 +41,15 @@ export function createRequestGate (opts: RequestGateOptions): RequestGate {
       opts.onRefused?.()
       throw new PushlineError('IOT_ERR_BUSY', `too many ${opts.what} in progress on this server, retry later`, { retryAfterSeconds: 1 })
     }
-    // Started by admitWaiting(), which counts it in inFlight.
-    await new Promise<void>((resolve) => { waiting.push(resolve); admitWaiting() })
+    // The slot is handed over by release(): inFlight stays the same.
+    await new Promise<void>((resolve) => { waiting.push(resolve); changed() })
   }
 
   function release (): void {
-    inFlight--
-    admitWaiting()
+    const next = waiting.shift()
+    if (next === undefined) inFlight--
+    changed()
+    next?.()
   }
 
   return {

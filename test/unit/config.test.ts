@@ -139,7 +139,6 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '7',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
     PUSHLINE_TOKEN_CONCURRENCY: '0',
-    PUSHLINE_TOKEN_PACE_PER_SECOND: '250',
     PUSHLINE_TOKEN_QUEUE: '12',
     PUSHLINE_SECRET_MAX_FAILURES: '3',
     PUSHLINE_SECRET_LOCKOUT_SECONDS: '60',
@@ -192,7 +191,6 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.redisUrl, 'rediss://user:pw@redis.example.com:6380/2')
   assert.equal(c.redisPrefix, 'fleet-1:')
   assert.equal(c.tokenConcurrency, 0)
-  assert.equal(c.tokenPacePerSecond, 250)
   assert.equal(c.tokenQueue, 12)
   assert.deepEqual(c.kafkaBrokers, ['k1:9092', 'k2.example.com:9093', '10.0.0.3:9094'])
   assert.equal(c.kafkaTelemetryTopic, 'fleet.telemetry')

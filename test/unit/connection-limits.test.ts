@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import { test } from 'node:test'
-import { boundKeepalive, CONNACK_SERVER_UNAVAILABLE, createConnectionLimits } from '../../src/broker/connection-limits.ts'
-import { createTokenBucket } from '../../src/shared/token-bucket.ts'
+import { boundKeepalive, CONNACK_SERVER_UNAVAILABLE, createConnectionLimits, createTokenBucket } from '../../src/broker/connection-limits.ts'
 
 test('the connect token bucket gives its burst at once, then one token per 1/rate seconds', () => {
   let now = 0
