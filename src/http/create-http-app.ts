@@ -9,6 +9,7 @@ import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import type { RequestGate } from '../shared/request-gate.ts'
 import { createAdminAuth } from './admin-auth.ts'
+import { deferredRequestLoggers } from './deferred-request-logger.ts'
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './error-handler.ts'
 import { limitJsonDepth } from './json-depth-limit.ts'
 import { documentSecurity, optionalQueryDefaults, securitySchemes } from './openapi-document.ts'
@@ -52,6 +53,7 @@ export async function createHttpApp (opts: HttpAppOptions): Promise<FastifyInsta
     bodyLimit: 1024 * 1024,
     frameworkErrors,
     clientErrorHandler,
+    childLoggerFactory: deferredRequestLoggers,
     ...traceRequestIds()
   }).withTypeProvider<TypeBoxTypeProvider>()
 

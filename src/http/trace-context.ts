@@ -6,8 +6,9 @@ import { newTraceId, traceIdFromTraceparent, traceparentFor } from '../shared/tr
 // id, so each request log line carries it as `traceId`; routes hand it on (an admin push keeps it to the device).
 
 export function traceRequestIds (): Pick<FastifyServerOptions, 'genReqId' | 'logController' | 'requestIdHeader'> {
+  const random = createRandomPool()
   return {
-    genReqId: (req) => traceIdFromTraceparent(req.headers.traceparent) ?? newTraceId(),
+    genReqId: (req) => traceIdFromTraceparent(req.headers.traceparent) ?? newTraceId(random),
     logController: new LogController({ requestIdLogLabel: 'traceId' }),
     requestIdHeader: false
   }

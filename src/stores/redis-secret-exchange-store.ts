@@ -20,15 +20,17 @@ const EXCHANGE = LIMITED_HITS_LUA + `
 local lockKey, failuresKey, deviceKey = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
 local a = 3 * n + 1
 local maxFailures, lockoutMs, presented = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
-local lock = tonumber(redis.call('GET', lockKey) or '0')
+-- One read for the three keys a request needs whatever its outcome.
+local read = redis.call('MGET', lockKey, deviceKey, failuresKey)
+local lock = tonumber(read[1] or '0')
 if over or lock > 0 then
   out[#out + 1] = lock
   if lock > 0 then out[#out + 1] = redis.call('PTTL', lockKey) else out[#out + 1] = 0 end
   return { 0, hits, out }
 end
-local raw = redis.call('GET', deviceKey)
+local raw = read[2]
 local device = cjson.decode(raw or '{"secretHash":"","enabled":false,"groups":[]}')
-local failures = tonumber(redis.call('GET', failuresKey) or '0')
+local failures = tonumber(read[3] or '0')
 local stored = device['secretHash']
 if type(stored) ~= 'string' then stored = '' end
 if raw and string.sub(stored, 1, 7) ~= 'sha256$' then return { 3, raw, failures } end
