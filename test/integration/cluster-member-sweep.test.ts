@@ -53,8 +53,10 @@ test('a node whose reconciliation is held up still sweeps a dead node\'s presenc
   // A node that heartbeated once, with a device on it, and then died: its record expires at once.
   await registry.heartbeat({ nodeId: 'dead-node', mqtt: 'mqtt://127.0.0.1:4', ws: 'ws://127.0.0.1:5', http: 'http://127.0.0.1:6', connections: 1, weight: 1, draining: false, startedAt: Date.now(), heartbeatAt: Date.now() }, 1)
   await store.connect('on-dead-node', 'dead-node', Date.now())
-  await waitUntil('the dead node\'s presence to be swept', async () => await store.get('on-dead-node') === undefined)
-  assert.ok(events.some((e) => e.event === 'disconnected' && e.deviceId === 'on-dead-node' && e.nodeId === 'dead-node' && e.reason === 'node-dead'), 'the device is announced disconnected, reason node-dead')
+  // The announcement comes last in a sweep (after the removal and the registry's forgetting): wait for it.
+  await waitUntil('the device to be announced disconnected, reason node-dead', () =>
+    events.some((e) => e.event === 'disconnected' && e.deviceId === 'on-dead-node' && e.nodeId === 'dead-node' && e.reason === 'node-dead'))
+  assert.equal(await store.get('on-dead-node'), undefined, 'the dead node\'s presence is swept')
   assert.equal(listingHeld, true)
   assert.deepEqual(await registry.dead(), [], 'the dead node is forgotten')
 })
