@@ -22,7 +22,7 @@ export function traceIdFromTraceparent (header: string | readonly string[] | und
 
 /**
  * A new random trace id: 32 hex digits, from `random` when given (one hex conversion; a hot path such as the
- * uplink hand-off passes one), else a UUID's bits without its dashes (node buffers its entropy: no syscall).
+ * HTTP request ids passes one), else a UUID's bits without its dashes (node buffers its entropy: no syscall).
  */
 export function newTraceId (random?: RandomPool): string {
   return random?.hex(16) ?? randomUUID().replaceAll('-', '')
