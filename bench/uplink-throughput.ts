@@ -24,7 +24,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Kafka, logLevel } from 'kafkajs'
+import { Kafka, logLevel, type Admin } from 'kafkajs'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deviceIds, provisionOverHttp } from './lib/devices.ts'
 import { onCleanup, runBench, setDeadline, writeReport, intOption } from './lib/lifecycle.ts'
@@ -186,12 +186,30 @@ async function kafkaLogBytes (topic: string): Promise<number | undefined> {
   }
 }
 
-/** Sum of the topic's high watermarks: records in it. */
+/**
+ * Sum of the topic's high watermarks: records in it. kafkajs's fetchTopicOffsets gives up at once on a retriable
+ * error such as "not the leader" and keeps its cached metadata, so on such an error the admin reconnects (which drops
+ * that cache) and the read is tried again, up to a bound.
+ */
+async function topicRecords (admin: Admin, topic: string): Promise<number> {
+  const until = Date.now() + 60_000
+  for (;;) {
+    try {
+      return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0)
+    } catch (err) {
+      if ((err as { retriable?: unknown }).retriable !== true || Date.now() > until) throw err
+      await admin.disconnect()
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      await admin.connect()
+    }
+  }
+}
+
 async function recordsIn (kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin()
   await admin.connect()
   try {
-    return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0)
+    return await topicRecords(admin, topic)
   } finally {
     await admin.disconnect()
   }
@@ -272,7 +290,7 @@ async function round (args: Args, main: string, variant: Variant, n: number, mes
         try {
           const until = Date.now() + 300_000
           for (;;) {
-            const inTopic = (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
+            const inTopic = await topicRecords(admin, topic)
             if (inTopic >= total) {
               endToEndAt = Date.now()
               return
