@@ -257,7 +257,7 @@ export const settings = {
   connectQueue: setting('PUSHLINE_CONNECT_QUEUE', '65536', () => 65_536, integer(0, 1_000_000),
     'connects that may wait for one of those, a guard on the queue\'s memory (how long they wait is bounded by `PUSHLINE_CONNECT_QUEUE_WAIT_MS`); beyond them CONNACK 3 at once, before any Redis command, and the device retries later'),
   connectQueueWaitMs: setting('PUSHLINE_CONNECT_QUEUE_WAIT_MS', '10000', () => 10_000, integer(0, 600_000),
-    'longest wait of a connect for one of those; then CONNACK 3 without a Redis command, and the device retries later; `0`: no bound. Kept well under the CONNACK timeout common in device libraries (30 s), so a device does not give up on a connect the node will still check, with room left for the check and the TLS handshake'),
+    'longest wait of a connect for one of those; then CONNACK 3 without a Redis command, and the device retries later; `0`: no bound. Kept well under the CONNACK timeout common in device libraries (30 s), so a device does not give up on a connect the node will still check, with room left for SYN retransmits to a full accept queue, the TLS handshake and the check itself; lower it for devices with a shorter timeout'),
   connectTimeoutMs: setting('PUSHLINE_CONNECT_TIMEOUT_MS', '10000', () => 10_000, integer(100, 600_000),
     'a socket that has not sent CONNECT (or finished its TLS handshake) by then is closed'),
   keepaliveMaxSeconds: setting('PUSHLINE_KEEPALIVE_MAX_SECONDS', '600', () => 600, integer(1, 65_535),
