@@ -105,7 +105,7 @@ export async function startBrokerRole (parts: BrokerRoleParts): Promise<BrokerRo
     uplinkRate: config.uplinkRatePerSecond === 0 ? undefined : { perSecond: config.uplinkRatePerSecond, burst: config.uplinkRateBurst },
     mq: transport?.mq,
     persistence: transport?.persistence,
-    connectGate: { concurrency: config.connectConcurrency, queue: config.connectQueue },
+    connectGate: { concurrency: config.connectConcurrency, queue: config.connectQueue, maxWaitMs: config.connectQueueWaitMs },
     connectTimeoutMs: config.connectTimeoutMs,
     keepaliveMaxSeconds: config.keepaliveMaxSeconds,
     connections: {

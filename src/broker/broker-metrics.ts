@@ -6,14 +6,19 @@ import { scrapeSource, scrapedGauge, scrapedTotal } from '../metrics/scrape-sour
 // The broker node's instruments: connects, sessions, ACL, uplinks taken from devices, the flood guard and the
 // bytes on MQTT connections. Registered in every role; without a broker they stay at zero.
 
-export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'bad_certificate' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate' | 'busy'
+export type RefusalReason = 'bad_client_id' | 'bad_credentials' | 'bad_certificate' | 'not_authorized' | 'anonymous_off' | 'server_unavailable' | 'draining' | 'max_connections' | 'connect_rate' | 'busy' | 'wait_expired'
 
 export interface BrokerMetrics {
   readonly connectsRefused: Counter<'reason'>
   readonly connects: Counter
-  /** The bound on connects being authenticated (PUSHLINE_CONNECT_CONCURRENCY); its refusals count as reason `busy`. */
+  /**
+   * The bound on connects being authenticated (PUSHLINE_CONNECT_CONCURRENCY); its refusals count as reason `busy`
+   * (queue full) or `wait_expired` (waited PUSHLINE_CONNECT_QUEUE_WAIT_MS).
+   */
   readonly connectsAuthenticating: Gauge
   readonly connectsQueued: Gauge
+  /** Connects dropped without their check: the client closed its connection first. */
+  readonly connectsAbandoned: Counter
   readonly connections: Gauge
   readonly aclDenied: Counter<'op'>
   readonly uplinks: Counter<'kind' | 'qos'>
@@ -65,7 +70,8 @@ export function registerBrokerMetrics (registry: Registry): BrokerMetrics {
     connectsRefused: new Counter({ name: 'pushline_connects_refused_total', help: 'MQTT connects refused, by reason', labelNames: ['reason'], registers }),
     connects: new Counter({ name: 'pushline_connects_total', help: 'MQTT connects accepted', registers }),
     connectsAuthenticating: new Gauge({ name: 'pushline_connects_authenticating', help: 'MQTT connects whose credentials this node is checking (at most PUSHLINE_CONNECT_CONCURRENCY)', registers }),
-    connectsQueued: new Gauge({ name: 'pushline_connects_queued', help: 'MQTT connects waiting for a check (at most PUSHLINE_CONNECT_QUEUE); beyond them CONNACK 3, counted as pushline_connects_refused_total{reason="busy"}', registers }),
+    connectsQueued: new Gauge({ name: 'pushline_connects_queued', help: 'MQTT connects waiting for a check (at most PUSHLINE_CONNECT_QUEUE, each for at most PUSHLINE_CONNECT_QUEUE_WAIT_MS); beyond them CONNACK 3, counted as pushline_connects_refused_total{reason="busy"}, and {reason="wait_expired"} for those that waited too long', registers }),
+    connectsAbandoned: new Counter({ name: 'pushline_connects_abandoned_total', help: 'MQTT connects dropped without their credential check because the client closed its connection before the check started', registers }),
     connections: scrapedGauge(registry, 'pushline_connections', 'live MQTT connections on this node', connections.read),
     aclDenied: new Counter({ name: 'pushline_acl_denied_total', help: 'publishes and subscriptions refused by the ACL', labelNames: ['op'], registers }),
     uplinks,

@@ -48,10 +48,10 @@ export interface BrokerNodeOptions {
   /** Per-connection uplink rate; absent: no limit. */
   readonly uplinkRate?: UplinkRateLimit
   /**
-   * Connects authenticated at once (their Redis checks in flight) and connects that may wait for that; beyond them
-   * CONNACK 3 before any Redis command. Absent: no bound.
+   * Connects authenticated at once (their Redis checks in flight), connects that may wait for that and how long;
+   * beyond them CONNACK 3 before any Redis command. Absent: no bound.
    */
-  readonly connectGate?: { readonly concurrency: number, readonly queue: number }
+  readonly connectGate?: { readonly concurrency: number, readonly queue: number, readonly maxWaitMs: number }
   /** A socket that has not sent CONNECT by then is closed. */
   readonly connectTimeoutMs?: number
   /** Longest keepalive; clients asking for none or more are held to it (connection-limits.ts). */
@@ -144,8 +144,23 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
     what: 'connects being authenticated',
     limit: opts.connectGate?.concurrency ?? 0,
     queue: opts.connectGate?.queue ?? 0,
-    onChange: (inFlight, queued) => { metrics.connectsAuthenticating.set(inFlight); metrics.connectsQueued.set(queued) }
+    maxWaitMs: opts.connectGate?.maxWaitMs ?? 0,
+    onChange: (inFlight, queued) => { metrics.connectsAuthenticating.set(inFlight); metrics.connectsQueued.set(queued) },
+    onAbandoned: () => { metrics.connectsAbandoned.inc() }
   })
+  // A connect whose client closes its connection before its check starts (while it waits in the queue) is dropped
+  // without the check: nobody would read its CONNACK.
+  const checked = async <T>(client: Client, check: () => Promise<T>): Promise<T> => {
+    const gone = new AbortController()
+    const conn = client.conn
+    const abort = (): void => { gone.abort() }
+    if (client.closed) abort(); else conn.once('close', abort)
+    try {
+      return await authGate.run(check, gone.signal)
+    } finally {
+      conn.off('close', abort)
+    }
+  }
   const isDirect = (packet: { brokerId?: string }): boolean => packet.brokerId?.endsWith(DIRECT_BROKER_ID_SUFFIX) === true
   const persistence = adaptPersistence({
     persistence: opts.persistence,
@@ -196,7 +211,9 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         done(null, true)
       }
       const storeDown = (what: 'token' | 'certificate' | 'device') => (err: Error): void => {
-        if (isPushlineError(err, 'IOT_ERR_BUSY')) return refuse('busy', 3, err.message)
+        // aedes answers nothing to a closed client: done() only lets it forget the connect.
+        if (err.name === 'AbortError') return done(refusal(3, 'connection closed before its check'), false)
+        if (isPushlineError(err, 'IOT_ERR_BUSY')) return refuse(err.details?.reason === 'waited_too_long' ? 'wait_expired' : 'busy', 3, err.message)
         logger.warn({ event: `${what}_check_failed`, err: err.message }, `${what} check failed`)
         refuse('server_unavailable', 3, `${what} check failed: registry unavailable`)
       }
@@ -206,7 +223,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         if (!DEVICE_ID.test(clientId)) return refuse('bad_client_id', 2, 'client id must be a device id of 1 to 64 characters [A-Za-z0-9_.-]')
         if (username !== undefined && username !== clientId) return refuse('bad_credentials', 4, 'username must equal the client id')
         if ('refused' in certificateLogin) return refuse('bad_certificate', 5, certificateLogin.refused)
-        authGate.run(certificateLogin.check).then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
+        checked(client, certificateLogin.check).then((result) => result.ok ? admit(result.identity) : refuse('bad_certificate', 5, result.message), storeDown('certificate'))
         return
       }
 
@@ -217,7 +234,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
         // A registered device's id, or a will on its topics, would let a client without its token take over its
         // session or plant messages for it.
         const ids = [clientId, ...(packet.will == null ? [] : [deviceOfTopic(packet.will.topic)])]
-        authGate.run(async () => await registeredAmong(ids)).then((registered) => {
+        checked(client, async () => await registeredAmong(ids)).then((registered) => {
           if (registered !== undefined) return refuse('not_authorized', 5, `${registered} is a registered device: connect with its token`)
           identities.set(client, { kind: 'anonymous' })
           done(null, true)
@@ -228,7 +245,7 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (username !== clientId || password === undefined) return refuse('bad_credentials', 4, 'username must equal the client id, password must be a token')
 
       const token = password.toString('utf8')
-      authGate.run(() => opts.checkToken(clientId, token)).then((record) => {
+      checked(client, () => opts.checkToken(clientId, token)).then((record) => {
         if (record === undefined) return refuse('bad_credentials', 4, 'invalid or expired token')
         admit({ kind: 'device', deviceId: clientId, groups: record.groups })
       }, storeDown('token'))

@@ -12,18 +12,26 @@ export interface TcpRelay {
   hold (): void
   /** Sends what waited, in order, and lets everything through again. */
   release (): void
+  /** What the platform wrote so far, held or passed on: each connection's bytes in one string (latin1), to look for a key. */
+  written (): string[]
 }
 
 export async function startTcpRelay (t: TestContext, target: { host: string, port: number }): Promise<TcpRelay> {
   let held = false
   const pending = new Map<Socket, Buffer[]>()
   const sockets = new Set<Socket>()
+  const logs: Buffer[][] = []
   const server = createServer((inbound) => {
     const outbound = netConnect(target.port, target.host)
     sockets.add(inbound).add(outbound)
     const waiting: Buffer[] = []
     pending.set(outbound, waiting)
-    inbound.on('data', (chunk: Buffer) => { if (held) waiting.push(chunk); else outbound.write(chunk) })
+    const log: Buffer[] = []
+    logs.push(log)
+    inbound.on('data', (chunk: Buffer) => {
+      log.push(chunk)
+      if (held) waiting.push(chunk); else outbound.write(chunk)
+    })
     outbound.on('data', (chunk: Buffer) => inbound.write(chunk))
     const close = (): void => {
       inbound.destroy()
@@ -46,6 +54,7 @@ export async function startTcpRelay (t: TestContext, target: { host: string, por
     release () {
       held = false
       for (const [outbound, waiting] of pending) for (const chunk of waiting.splice(0)) outbound.write(chunk)
-    }
+    },
+    written: () => logs.map((log) => Buffer.concat(log).toString('latin1'))
   }
 }

@@ -47,7 +47,8 @@ test('an empty environment gives the documented defaults for every setting', () 
   assert.equal(c.redisWaitTimeoutMs, 1000)
   assert.equal(c.redisCommandTimeoutMs, 2000)
   assert.equal(c.connectConcurrency, 256)
-  assert.equal(c.connectQueue, 4096)
+  assert.equal(c.connectQueue, 65536)
+  assert.equal(c.connectQueueWaitMs, 10000)
   assert.equal(c.kafkaBatchRecords, 1000)
   assert.equal(c.kafkaBatchBytes, 524288)
   assert.equal(c.kafkaLingerMs, 5)
@@ -164,6 +165,7 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_CONNECT_RATE_BURST: '20',
     PUSHLINE_CONNECT_CONCURRENCY: '64',
     PUSHLINE_CONNECT_QUEUE: '128',
+    PUSHLINE_CONNECT_QUEUE_WAIT_MS: '5000',
     PUSHLINE_REDIS_COMMAND_TIMEOUT_MS: '3000',
     PUSHLINE_CONNECT_TIMEOUT_MS: '2000',
     PUSHLINE_KEEPALIVE_MAX_SECONDS: '120',
@@ -254,6 +256,7 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.connectRateBurst, 20)
   assert.equal(c.connectConcurrency, 64)
   assert.equal(c.connectQueue, 128)
+  assert.equal(c.connectQueueWaitMs, 5000)
   assert.equal(c.connectTimeoutMs, 2000)
   assert.equal(c.keepaliveMaxSeconds, 120)
   assert.equal(c.subscriberBufferBytes, 65536)

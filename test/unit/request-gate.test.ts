@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createRequestGate } from '../../src/shared/request-gate.ts'
+import { createRequestGate, type RequestGate } from '../../src/shared/request-gate.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 
 /** A piece of work that runs until its test lets it end. */
@@ -11,6 +11,14 @@ function held (): { readonly started: Promise<void>, readonly work: () => Promis
   let fail: (e: Error) => void = () => {}
   const done = new Promise<string>((resolve, reject) => { finish = resolve; fail = reject })
   return { started, work: async () => { markStarted(); return await done }, finish: (v) => finish(v), fail: (e) => fail(e) }
+}
+
+/** Starts a held piece of work on the gate and waits until it holds its slot. */
+async function occupy (gate: RequestGate): Promise<{ readonly work: ReturnType<typeof held>, readonly running: Promise<string> }> {
+  const work = held()
+  const running = gate.run(work.work)
+  await work.started
+  return { work, running }
 }
 
 test('the gate runs at most `limit` at once, queues up to `queue` in order, refuses beyond, and frees a slot on failure too', { timeout: 10_000 }, async () => {
@@ -47,4 +55,79 @@ test('limit 0: no bound, the gate only counts', { timeout: 10_000 }, async () =>
   for (const h of w) h.finish('x')
   await Promise.all(runs)
   assert.equal(gate.inFlight, 0)
+})
+
+test('a request that waits `maxWaitMs` is refused with reason waited_too_long, before its work, and the queue goes on', { timeout: 10_000 }, async () => {
+  const refusals: string[] = []
+  const gate = createRequestGate({ what: 'widgets', limit: 1, queue: 4, maxWaitMs: 1, onRefused: (why) => refusals.push(why) })
+  const { work: first, running } = await occupy(gate)
+  // The first holds the only slot until it is told to finish, so the second can only leave the queue by expiring.
+  let ran = false
+  await assert.rejects(gate.run(async () => { ran = true }), (err) => isPushlineError(err, 'IOT_ERR_BUSY') && err.details?.reason === 'waited_too_long' &&
+    err.details?.retryAfterSeconds === 1 && err.message.includes('widgets'))
+  assert.equal(ran, false)
+  assert.deepEqual(refusals, ['waited_too_long'])
+  assert.deepEqual([gate.inFlight, gate.queued], [1, 0])
+  first.finish('a')
+  assert.equal(await running, 'a')
+  assert.deepEqual([gate.inFlight, gate.queued], [0, 0])
+  assert.equal(await gate.run(async () => 'free again'), 'free again')
+})
+
+test('a full queue still refuses at once with reason queue_full while a wait bound is set', { timeout: 10_000 }, async () => {
+  const refusals: string[] = []
+  const gate = createRequestGate({ what: 'widgets', limit: 1, queue: 1, maxWaitMs: 600_000, onRefused: (why) => refusals.push(why) })
+  const { work: first, running } = await occupy(gate)
+  const second = held()
+  const waiting = gate.run(second.work)
+  await assert.rejects(gate.run(async () => 'never'), (err) => isPushlineError(err, 'IOT_ERR_BUSY') && err.details?.reason === 'queue_full')
+  assert.deepEqual(refusals, ['queue_full'])
+  first.finish('a')
+  await second.started
+  second.finish('b')
+  assert.deepEqual(await Promise.all([running, waiting]), ['a', 'b'])
+})
+
+test('a request whose signal aborts while it waits leaves the queue without its work; the next one gets the slot', { timeout: 10_000 }, async () => {
+  let abandoned = 0
+  const changes: Array<[number, number]> = []
+  const gate = createRequestGate({ what: 'widgets', limit: 1, queue: 4, onAbandoned: () => { abandoned++ }, onChange: (f, q) => changes.push([f, q]) })
+  const { work: first, running } = await occupy(gate)
+  const gone = new AbortController()
+  let ran = false
+  const dropped = gate.run(async () => { ran = true }, gone.signal)
+  const third = held()
+  const next = gate.run(third.work)
+  assert.deepEqual([gate.inFlight, gate.queued], [1, 2])
+  gone.abort()
+  await assert.rejects(dropped, (err) => err instanceof Error && err.name === 'AbortError')
+  assert.equal(abandoned, 1)
+  assert.deepEqual([gate.inFlight, gate.queued], [1, 1], 'the abandoned one left the queue at once')
+  assert.deepEqual(changes.at(-1), [1, 1])
+  first.finish('a')
+  await third.started
+  third.finish('c')
+  assert.deepEqual(await Promise.all([running, next]), ['a', 'c'])
+  assert.equal(ran, false, 'the abandoned work never ran')
+  // Aborted before the call: refused at once, counted the same way.
+  await assert.rejects(gate.run(async () => { ran = true }, AbortSignal.abort()), (err) => err instanceof Error && err.name === 'AbortError')
+  assert.equal(ran, false)
+  assert.equal(abandoned, 2)
+  assert.deepEqual([gate.inFlight, gate.queued], [0, 0])
+})
+
+test('many abandoned waiters: the queue keeps its order and its count', { timeout: 10_000 }, async () => {
+  const gate = createRequestGate({ what: 'widgets', limit: 1, queue: 10_000 })
+  const { work: first, running } = await occupy(gate)
+  const order: number[] = []
+  const controllers = Array.from({ length: 5000 }, () => new AbortController())
+  const runs = controllers.map(async (c, i) => await gate.run(async () => { order.push(i) }, c.signal).catch(() => undefined))
+  for (const [i, c] of controllers.entries()) if (i % 3 !== 0) c.abort()
+  const kept = controllers.map((_, i) => i).filter((i) => i % 3 === 0)
+  assert.equal(gate.queued, kept.length)
+  first.finish('a')
+  await running
+  await Promise.all(runs)
+  assert.deepEqual(order, kept)
+  assert.deepEqual([gate.inFlight, gate.queued], [0, 0])
 })
