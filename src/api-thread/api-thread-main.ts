@@ -26,6 +26,7 @@ async function runApiThread (port: MessagePort, data: ApiThreadData): Promise<vo
     // Asked while still starting (the process's start failed in the other thread): ending the thread ends what
     // it has opened so far.
     if (platform !== undefined) await platform.close()
+    logger.info({ event: 'api_thread_closed' }, 'the API thread has closed its parts')
     process.exit(0)
   }
   port.on('message', (message: ToApiThread) => {
