@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
@@ -21,6 +20,8 @@ export interface ApiThreadOptions {
   readonly metrics: () => Promise<MetricsSnapshot>
   /** Called once if the thread ends without having been asked to: the process must not go on without its API. */
   readonly onDied: (reason: string) => void
+  /** The thread's module; tests give a stand-in. Default: api-thread-main beside this module. */
+  readonly entry?: URL
 }
 
 export interface ApiThread {
@@ -37,7 +38,7 @@ export function apiThreadConfig (config: Config): Config {
 export async function startApiThread (opts: ApiThreadOptions): Promise<ApiThread> {
   const { logger } = opts
   const data: ApiThreadData = { config: apiThreadConfig(opts.config), nice: opts.config.apiThreadNice }
-  const worker = openWorker(data)
+  const worker = openWorker(opts.entry ?? new URL(`./api-thread-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url), data)
   const send = (message: ToApiThread): void => { worker.postMessage(message) }
   const answer = async (id: number, what: keyof Asked): Promise<void> => {
     try {
@@ -64,7 +65,8 @@ export async function startApiThread (opts: ApiThreadOptions): Promise<ApiThread
     lastError = err.message
     logger.error({ event: 'api_thread_error', err: err.message, stack: err.stack }, 'uncaught error in the API thread')
   })
-  const exited = once(worker, 'exit') as Promise<[number]>
+  // Not events.once: it would reject on the thread's 'error' event, which precedes the 'exit' of a crash.
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => { resolve() }))
   worker.on('exit', (code: number) => {
     const reason = `the API thread ended with code ${code}${lastError === undefined ? '' : `: ${lastError}`}`
     if (!running) {
@@ -85,11 +87,9 @@ export async function startApiThread (opts: ApiThreadOptions): Promise<ApiThread
   }
 }
 
-function openWorker (data: ApiThreadData): Worker {
-  const fromSource = import.meta.url.endsWith('.ts')
-  const entry = new URL(`./api-thread-main.${fromSource ? 'ts' : 'js'}`, import.meta.url)
+function openWorker (entry: URL, data: ApiThreadData): Worker {
   const options = { workerData: data, name: 'pushline-api' }
-  if (!fromSource) return new Worker(entry, options)
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options)
   // From source (`node --import tsx`, tests and `npm run dev`), Node 20 does not apply the tsx loader that the
   // process registered to a worker's modules: the worker registers it itself before loading its entry.
   const tsx = import.meta.resolve('tsx/esm/api')
