@@ -10,12 +10,13 @@
 //   flight (64), on the same API process; its floor in the same run and process: a Fastify route that does one
 //   Redis GET (bench/lib/api-host.ts). Rounds alternate floor, tokens. Then wrong secrets for existing ids and any
 //   secret for unknown ids, to compare their cost.
-// - puback: one all-in-one process (role all); a device publishes QoS 1 uplinks at --puback-rate and times each
-//   PUBACK in --puback-pairs pairs of phases: idle (its share of --puback-seconds), then while its share of
-//   --puback-token-requests fresh devices get tokens from the same process (sized so both kinds of phase hold about
-//   as many samples). Alternating spreads slow moments of the machine (a late fsync) over both kinds; the p99 of
-//   each kind is over all its samples. Each phase prints its sample count and the process's event-loop delay
-//   (prom-client's histogram, reset by every /metrics read).
+// - puback: one all-in-one process (role all, the platform's defaults and --puback-node-env); a device publishes
+//   QoS 1 uplinks at --puback-rate and times each PUBACK in --puback-pairs pairs of phases: idle (its share of
+//   --puback-seconds), then while its share of --puback-token-requests fresh devices get tokens from the same
+//   process (sized so both kinds of phase hold about as many samples). Alternating spreads slow moments of the
+//   machine (a late fsync) over both kinds; the p99 of each kind is over all its samples. Each phase prints its
+//   sample count and the event-loop delay of the process's main thread, the broker's (prom-client's histogram,
+//   reset by every /metrics read; with its API thread, the process reports the broker thread's delay).
 // Load generators are forked processes (bench/lib/http-load-worker.ts); the PUBACK publisher runs in this process.
 
 import { randomUUID } from 'node:crypto'
@@ -53,6 +54,7 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --puback-pairs N      idle/loaded phase pairs (default 3)
   --puback-fsync P      PUSHLINE_SPOOL_FSYNC of the all-in-one process (default: the platform's); never isolates the
                         event loop's share of the PUBACK time from the disk's
+  --puback-node-env K=V a setting of the all-in-one process (repeatable), e.g. PUSHLINE_API_THREAD=false for an A/B
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
   --out PATH            JSON result (default bench-results/onboarding.json)
   --summary PATH        also write the common summary (bench/lib/summary.ts)
@@ -136,6 +138,17 @@ async function startPubackProbe (url: string, id: string, token: string, rate: n
   }
 }
 
+/** K=V settings of a process; only PUSHLINE_* names, so a typo in a flag cannot pass for a setting. */
+function nodeEnvOption (name: string, raw: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const item of raw) {
+    const m = /^(PUSHLINE_[A-Z0-9_]+)=(.*)$/.exec(item)
+    if (m === null) throw new Error(`--${name} ${item}: expected PUSHLINE_NAME=value`)
+    env[m[1] as string] = m[2] as string
+  }
+  return env
+}
+
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -150,6 +163,7 @@ async function main (): Promise<void> {
       'puback-token-requests': { type: 'string', default: '40000' },
       'puback-pairs': { type: 'string', default: '3' },
       'puback-fsync': { type: 'string' },
+      'puback-node-env': { type: 'string', multiple: true, default: [] },
       profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'onboarding', 900)
     },
@@ -166,6 +180,7 @@ async function main (): Promise<void> {
   const pubackTokens = intOption('puback-token-requests', values['puback-token-requests'], 100, 500_000)
   const pubackPairs = intOption('puback-pairs', values['puback-pairs'], 1, 20)
   const pubackFsync = values['puback-fsync'] === undefined ? undefined : choiceList('puback-fsync', values['puback-fsync'], ['always', 'interval', 'never'] as const, 'policy')[0]
+  const pubackNodeEnv = nodeEnvOption('puback-node-env', values['puback-node-env'])
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
   setDeadline(maxSeconds * 1000)
   const wrongChecks = 2000
@@ -266,7 +281,7 @@ async function main (): Promise<void> {
   if (parts.has('puback')) {
     const prefix = `bench-onb-pa-${runId}:`
     onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
-    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }) } })
+    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }), ...pubackNodeEnv } })
     onCleanup('stop all-in-one', () => node.stop())
     for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, pubackTokens + 1)
@@ -301,10 +316,11 @@ async function main (): Promise<void> {
     const tokens = { perSecond: median(tokenPhases.map((f) => f.perSecond)), requests: tokenPhases.reduce((n, f) => n + f.requests, 0), ok: tokenPhases.reduce((n, f) => n + f.ok, 0) }
     log(`PUBACK idle, all pairs:             ${probeLine(idle, idleLoop)} (loop delay: the worst phase)`)
     log(`PUBACK under token load, all pairs: ${probeLine(loaded, loadedLoop)}; tokens meanwhile ${fmtInt(tokens.perSecond)}/s (median of the phases), ${fmtInt(tokens.ok)} of ${fmtInt(tokens.requests)} ok`)
-    log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}`)
+    const settingsNote = Object.entries(pubackNodeEnv).map(([k, v]) => `; ${k}=${v}`).join('')
+    log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}${settingsNote}`)
     // Fewer than about 2,000 samples leave a p99 that rests on a handful of them.
     if (Math.min(idle.acked, loaded.acked) < 2000) log(`  few samples (${fmtInt(Math.min(idle.acked, loaded.acked))}): raise --puback-seconds or --puback-token-requests for a stable p99`)
-    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync }
+    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv }
     figures.push(figure({ name: 'QoS 1 PUBACK p99 under full token load, vs idle p99 (all-in-one process)', unit: 'ms', ours: loaded.p99Ms, reference: idle.p99Ms }))
     figures.push(figure({ name: 'PUBACK p99 ratio loaded / idle', unit: 'x', ours: loaded.p99Ms / idle.p99Ms, target: '<= 2' }))
     await node.stop()

@@ -3,8 +3,11 @@
 
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { isMainThread } from 'node:worker_threads'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { BrokerThread } from './api-thread/broker-thread-link.ts'
+import { startApiThread } from './api-thread/start-api-thread.ts'
 import type { BrokerNode } from './broker/create-broker-node.ts'
 import { listenOn } from './broker/listeners.ts'
 import { startBrokerRole } from './broker-role.ts'
@@ -14,6 +17,7 @@ import { openConnectionControl } from './cluster/open-connection-control.ts'
 import { loadConfig, type Config } from './config/load-config.ts'
 import { createHttpApp } from './http/create-http-app.ts'
 import { createReadiness } from './http/readiness.ts'
+import { mergedMetrics, type MetricsSnapshot } from './metrics/merged-metrics.ts'
 import { createMetrics } from './metrics/metrics.ts'
 import { createRequestGate } from './shared/request-gate.ts'
 import { startRedisLatencyProbe } from './metrics/redis-latency-probe.ts'
@@ -58,14 +62,25 @@ export interface Platform {
   readonly closingPart: () => string | undefined
 }
 
-/** Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened. */
-export async function startPlatform (config: Config, logger: Logger): Promise<Platform> {
+export interface PlatformOptions {
+  /** Set in role all's API thread (src/api-thread/): the broker thread of the same process. */
+  readonly brokerThread?: BrokerThread
+}
+
+/**
+ * Opens every part in dependency order; close() closes them in reverse. A failed start closes what it had opened.
+ * With config.apiThread, this thread runs the broker part and the HTTP API runs in a thread of its own, which
+ * starts this same composition in role api; http is then this thread's app, which does not listen.
+ */
+export async function startPlatform (config: Config, logger: Logger, opts: PlatformOptions = {}): Promise<Platform> {
   const closers = createClosers({ logger, stepMs: CLOSE_STEP_MS })
   const onClose = closers.add
   try {
     const runsBroker = config.role !== 'api'
-    const servesApi = config.role !== 'broker'
-    const metrics = createMetrics({ nodeId: config.nodeId })
+    const servesApi = config.role !== 'broker' && !config.apiThread
+    const { brokerThread } = opts
+    // Process metrics once per process: the broker thread has them, and the API thread's /metrics joins them in.
+    const metrics = createMetrics({ nodeId: config.nodeId, defaultMetrics: brokerThread === undefined })
     const redis = config.redis === undefined ? undefined : createRedis(config.redis, logger, `pushline:${config.nodeId}:main`)
     if (redis !== undefined) {
       onClose('redis', () => closeRedis(redis))
@@ -99,21 +114,23 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     })
     const node = runsBroker ? await startBrokerRole({ config, logger, metrics, onClose, stores, devices, connections, local, pushStack }) : undefined
 
+    const readiness = createReadiness({
+      closing: () => closers.closing,
+      redis,
+      transport: node?.transport,
+      member: node?.member,
+      spool: node?.bridge.spool,
+      shipper: node?.bridge.shipper,
+      receiptShipper: () => receiptStream?.status().shipper,
+      brokerThread: brokerThread?.readiness
+    })
     const http = await createHttpApp({
       logger,
       nodeId: config.nodeId,
       adminKeys: config.adminKeys,
       provisioningKey: config.provisioningKey,
-      metrics: metrics.registry,
-      readiness: createReadiness({
-        closing: () => closers.closing,
-        redis,
-        transport: node?.transport,
-        member: node?.member,
-        spool: node?.bridge.spool,
-        shipper: node?.bridge.shipper,
-        receiptShipper: () => receiptStream?.status().shipper
-      }),
+      metrics: brokerThread === undefined ? metrics.registry : mergedMetrics(metrics.registry, brokerThread.metrics),
+      readiness,
       ...(servesApi && {
         registry: {
           devices,
@@ -129,7 +146,8 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
           push: pushStack.service,
           tokenGate: createRequestGate({
             what: 'token requests',
-            // A broker on the same event loop needs it free between token requests (docs/onboarding.md).
+            // A broker on the same event loop needs it free between token requests (docs/onboarding.md); an API in
+            // a thread or process of its own is not on the broker's loop.
             limit: config.tokenConcurrency ?? (runsBroker ? 4 : 0),
             queue: config.tokenQueue,
             onChange: (inFlight, queued) => { metrics.tokenGate.inFlight.set(inFlight); metrics.tokenGate.queued.set(queued) },
@@ -140,7 +158,22 @@ export async function startPlatform (config: Config, logger: Logger): Promise<Pl
     })
     onClose('http', () => http.close())
     await http.ready()
-    const httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
+    let httpPort: number
+    if (config.apiThread) {
+      const api = await startApiThread({
+        config,
+        logger,
+        readiness,
+        metrics: async () => await metrics.registry.getMetricsAsJSON() as MetricsSnapshot,
+        // The broker part closes (each step bounded) so its devices reconnect elsewhere; the exit code tells a
+        // process manager to restart the process.
+        onDied: () => { closers.close().then(() => process.exit(1), () => process.exit(1)) }
+      })
+      onClose('api thread', () => api.close())
+      httpPort = api.httpPort
+    } else {
+      httpPort = await listenOn(http.server, config.host, config.httpPort, 'PUSHLINE_HTTP_PORT')
+    }
 
     if (node !== undefined) {
       const { member, broker, listeners } = node
@@ -206,6 +239,7 @@ async function runMain (): Promise<void> {
   }))
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+// Not in the API thread, which imports startPlatform from here.
+if (isMainThread && process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   await runMain()
 }

@@ -16,7 +16,7 @@ export type RedisTarget =
     readonly commandTimeoutMs: number
   }
 
-export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes' | 'redisSentinels'> {
+export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrokers' | 'spoolMaxBytes' | 'redisSentinels' | 'apiThread'> {
   /** Undefined: embedded mode, every store in memory. */
   readonly redis: RedisTarget | undefined
   readonly redisSentinels: readonly string[] | undefined
@@ -27,6 +27,8 @@ export interface Config extends Omit<Values, 'nodeId' | 'adminKeys' | 'kafkaBrok
   readonly adminKeys: readonly string[]
   /** True when no admin key was configured and one was generated for this start. */
   readonly adminKeyGenerated: boolean
+  /** Role `all` serves the HTTP API from a worker thread (src/api-thread/); never without Redis. */
+  readonly apiThread: boolean
   /** `cluster` when Redis is configured: every shared store lives there. */
   readonly mode: 'embedded' | 'cluster'
 }
@@ -79,6 +81,9 @@ export function loadConfig (env: Environment = process.env): Config {
       if (parsed('role') && v.role !== 'all' && v.redisUrl === undefined && !sentinels) {
         problems.push(`PUSHLINE_ROLE=${v.role} runs the platform as separate processes, which share state through Redis: set PUSHLINE_REDIS_URL (or PUSHLINE_REDIS_SENTINELS)`)
       }
+      if (parsed('apiThread') && v.apiThread === true && v.redisUrl === undefined && !sentinels) {
+        problems.push('PUSHLINE_API_THREAD=true needs PUSHLINE_REDIS_URL (or PUSHLINE_REDIS_SENTINELS): the API thread and the broker thread share their state through Redis, and the in-memory stores of embedded mode live in one thread')
+      }
     }
     if (parsed('allowAnonymous') && parsed('allowAnonymousShared') && parsed('redisUrl') && v.allowAnonymous && !v.allowAnonymousShared && v.redisUrl !== undefined) {
       problems.push('PUSHLINE_ALLOW_ANONYMOUS with PUSHLINE_REDIS_URL would let clients without credentials into a shared deployment: turn it off, or set PUSHLINE_ALLOW_ANONYMOUS_SHARED=true to allow it explicitly')
@@ -122,6 +127,7 @@ export function loadConfig (env: Environment = process.env): Config {
     nodeId: v.nodeId ?? `node-${randomUUID().slice(0, 8)}`,
     adminKeys: Object.freeze(v.adminKeys ?? [randomBytes(24).toString('base64url')]),
     adminKeyGenerated,
+    apiThread: v.role === 'all' && redis !== undefined && v.apiThread !== false,
     mode: redis === undefined ? 'embedded' : 'cluster'
   })
 }

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
+import type { MetricsExposition } from '../metrics/merged-metrics.ts'
 import type { DeviceService } from '../registry/device-service.ts'
 import type { TokenGuard } from '../registry/token-guard.ts'
 import type { RequestGate } from '../shared/request-gate.ts'
@@ -34,7 +34,7 @@ export interface HttpAppOptions {
   readonly nodeId: string
   readonly adminKeys: readonly string[]
   readonly provisioningKey: string | undefined
-  readonly metrics: Registry
+  readonly metrics: MetricsExposition
   readonly readiness: () => Promise<ReadinessReport>
   /** Absent in the broker role: that process serves only health and metrics. */
   readonly registry?: {

@@ -18,6 +18,8 @@ export interface ReadinessParts {
   readonly shipper?: { status (): ShipperStatus }
   /** The receipts stream's shipper, when there is one. */
   readonly receiptShipper?: () => ShipperStatus | undefined
+  /** The API thread of role all (src/api-thread/): the report of the broker thread of the same process. */
+  readonly brokerThread?: () => Promise<ReadinessReport>
 }
 
 export function createReadiness (parts: ReadinessParts): () => Promise<ReadinessReport> {
@@ -59,6 +61,18 @@ export function createReadiness (parts: ReadinessParts): () => Promise<Readiness
         ready = false
       }
     }
-    return { ready, checks }
+    if (parts.brokerThread === undefined) return { ready, checks }
+    let broker: ReadinessReport
+    try {
+      broker = await parts.brokerThread()
+    } catch (err) {
+      return { ready: false, checks: { ...checks, brokerThread: (err as Error).message } }
+    }
+    // Both threads check the process and Redis: a check that fails in either fails for the process.
+    const merged: Record<string, string> = { ...broker.checks }
+    for (const [name, value] of Object.entries(checks)) {
+      if (merged[name] === undefined || value !== 'ok') merged[name] = value
+    }
+    return { ready: ready && broker.ready, checks: merged }
   }
 }

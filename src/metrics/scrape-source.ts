@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Aggregator, type Registry } from 'prom-client'
 
 // Instruments read when Prometheus scrapes, from a part that registers its reader once it exists. The instruments
 // exist before the part (and in roles without it), so every process lists the same metric names.
@@ -18,12 +18,16 @@ export function scrapeSource<T> (): ScrapeSource<T> {
   }
 }
 
-/** A gauge set at each scrape; a reading of undefined leaves it as it was. */
-export function scrapedGauge (registry: Registry, name: string, help: string, read: () => number | undefined): Gauge {
+/**
+ * A gauge set at each scrape; a reading of undefined leaves it as it was. `aggregator`: how the readings of two
+ * threads of one process combine (src/metrics/merged-metrics.ts); a sum unless given.
+ */
+export function scrapedGauge (registry: Registry, name: string, help: string, read: () => number | undefined, aggregator?: Aggregator): Gauge {
   return new Gauge({
     name,
     help,
     registers: [registry],
+    ...(aggregator !== undefined && { aggregator }),
     collect () {
       const value = read()
       if (value !== undefined) this.set(value)

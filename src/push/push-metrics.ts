@@ -22,7 +22,9 @@ export function registerPushMetrics (registry: Registry): PushMetrics {
   const registers = [registry]
   const stream = scrapeSource<BridgeStatus>()
   scrapedGauge(registry, 'pushline_receipt_records_unshipped', 'receipt records in the receipts spool not yet in Kafka (all of them without Kafka)', () => stream.read()?.unshippedRecords)
-  scrapedGauge(registry, 'pushline_receipt_stream_kafka_connected', '1 while the last produce of receipt records to Kafka succeeded', () => kafkaConnected(stream.read()))
+  scrapedGauge(registry, 'pushline_receipt_stream_kafka_connected', '1 while the last produce of receipt records to Kafka succeeded', () => kafkaConnected(stream.read()),
+    // The API thread of role all has a receipts stream of its own (src/api-thread/): connected only if both are.
+    'min')
   return {
     downlinks: new Counter({ name: 'pushline_downlinks_total', help: 'downlinks written to devices\' connections, by kind (device, broadcast) and QoS', labelNames: ['kind', 'qos'], registers }),
     downlinksDelivered: new Counter({ name: 'pushline_downlinks_delivered_total', help: 'QoS 1 downlinks acknowledged by the device (PUBACK), by kind', labelNames: ['kind'], registers }),

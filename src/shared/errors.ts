@@ -6,6 +6,8 @@ export const errorCodes = {
   IOT_ERR_TLS: 500,
   /** A dependency lacks a private field or method the platform adapts (src/broker/aedes/internals.ts). */
   IOT_ERR_DEPENDENCY: 500,
+  /** Role all's API thread (src/api-thread/) failed to start. */
+  IOT_ERR_API_THREAD: 500,
   IOT_ERR_VALIDATION: 400,
   IOT_ERR_INVALID_JSON: 400,
   IOT_ERR_JSON_TOO_DEEP: 400,

@@ -62,6 +62,9 @@ export async function startTestPlatform (t: TestContext, opts: TestPlatformOptio
     ...(prefix !== undefined && { ...(opts.redisEnv ?? { PUSHLINE_REDIS_URL: redisUrl() }), PUSHLINE_REDIS_PREFIX: prefix }),
     // The Redis-stores run starts single platforms on Redis: the anonymous-mode tests opt in to that explicitly.
     ...(prefix !== undefined && opts.clusterPrefix === undefined && { PUSHLINE_ALLOW_ANONYMOUS_SHARED: 'true' }),
+    // Role all in one thread: the tests reach its parts (platform.devices, platform.broker) and its logs in this
+    // one; the API thread is covered by spawned processes (test/integration/api-thread.test.ts).
+    PUSHLINE_API_THREAD: 'false',
     ...opts.env
   })
   const chunks: string[] = []

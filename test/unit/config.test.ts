@@ -140,6 +140,8 @@ test('every variable is parsed from the environment object passed in', () => {
     PUSHLINE_TOKEN_RATE_DEVICE_PER_MINUTE: '7',
     PUSHLINE_TOKEN_RATE_ADDRESS_PER_MINUTE: '70',
     PUSHLINE_TOKEN_CONCURRENCY: '0',
+    PUSHLINE_API_THREAD: 'true',
+    PUSHLINE_API_THREAD_NICE: '15',
     PUSHLINE_TOKEN_QUEUE: '12',
     PUSHLINE_SECRET_MAX_FAILURES: '3',
     PUSHLINE_SECRET_LOCKOUT_SECONDS: '60',
@@ -193,6 +195,8 @@ test('every variable is parsed from the environment object passed in', () => {
   assert.equal(c.redisUrl, 'rediss://user:pw@redis.example.com:6380/2')
   assert.equal(c.redisPrefix, 'fleet-1:')
   assert.equal(c.tokenConcurrency, 0)
+  assert.equal(c.apiThread, false, 'ignored in role broker')
+  assert.equal(c.apiThreadNice, 15)
   assert.equal(c.tokenQueue, 12)
   assert.deepEqual(c.kafkaBrokers, ['k1:9092', 'k2.example.com:9093', '10.0.0.3:9094'])
   assert.equal(c.kafkaTelemetryTopic, 'fleet.telemetry')
@@ -493,4 +497,26 @@ test('the replica wait takes 0 to 16 replicas and a timeout of 1 ms to 60 s', ()
   assert.equal(loadConfig({ PUSHLINE_REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas, 0)
   assert.match(configError({ PUSHLINE_REDIS_WAIT_REPLICAS: '17' }).message, /PUSHLINE_REDIS_WAIT_REPLICAS must be between 0 and 16/)
   assert.match(configError({ PUSHLINE_REDIS_WAIT_TIMEOUT_MS: '0' }).message, /PUSHLINE_REDIS_WAIT_TIMEOUT_MS must be between 1 and 60000/)
+})
+
+test('the API thread is on by default in role all with Redis, off without Redis and in the other roles', () => {
+  const redis = { PUSHLINE_REDIS_URL: 'redis://localhost:6379' }
+  assert.equal(loadConfig(redis).apiThread, true)
+  assert.equal(loadConfig({ ...redis, PUSHLINE_REDIS_URL: undefined, PUSHLINE_REDIS_SENTINELS: 'localhost:26379', PUSHLINE_REDIS_SENTINEL_MASTER: 'mymaster' }).apiThread, true)
+  assert.equal(loadConfig({}).apiThread, false)
+  assert.equal(loadConfig({ ...redis, PUSHLINE_API_THREAD: 'false' }).apiThread, false)
+  for (const role of ['broker', 'api']) {
+    assert.equal(loadConfig({ ...redis, PUSHLINE_ROLE: role }).apiThread, false, role)
+    assert.equal(loadConfig({ ...redis, PUSHLINE_ROLE: role, PUSHLINE_API_THREAD: 'true' }).apiThread, false, `${role}: ignored`)
+  }
+  assert.equal(loadConfig({}).apiThreadNice, 10)
+  assert.equal(loadConfig({ ...redis, PUSHLINE_API_THREAD_NICE: '19' }).apiThreadNice, 19)
+})
+
+test('PUSHLINE_API_THREAD=true without Redis is refused; its nice increment is 0 to 19', () => {
+  const err = configError({ PUSHLINE_API_THREAD: 'true' })
+  assert.match(err.message, /PUSHLINE_API_THREAD=true needs PUSHLINE_REDIS_URL/)
+  assert.match(configError({ PUSHLINE_API_THREAD: 'maybe' }).message, /PUSHLINE_API_THREAD must be true or false/)
+  assert.match(configError({ PUSHLINE_API_THREAD_NICE: '20' }).message, /PUSHLINE_API_THREAD_NICE must be between 0 and 19/)
+  assert.match(configError({ PUSHLINE_API_THREAD_NICE: '-1' }).message, /PUSHLINE_API_THREAD_NICE must be between 0 and 19/)
 })

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requires } from '../openapi-document.ts'
-import type { Registry } from 'prom-client'
+import type { MetricsExposition } from '../../metrics/merged-metrics.ts'
 
 export interface ReadinessReport {
   readonly ready: boolean
@@ -10,7 +10,7 @@ export interface ReadinessReport {
 export interface HealthRoutesOptions {
   readonly nodeId: string
   readonly readiness: () => Promise<ReadinessReport>
-  readonly metrics: Registry
+  readonly metrics: MetricsExposition
 }
 
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, opts) => {
