@@ -109,6 +109,7 @@ export async function startPlatform (config: Config, logger: Logger, opts: Platf
       assigner: createClusterAssigner({ registry: stores.nodes, counters: stores.counters, strategy: config.assignmentStrategy, viewMaxAgeMs: Math.min(250, Math.round(config.heartbeatMs / 4)) }),
       history: stores.history,
       ...(runsBroker && { forgetSession: local.forgetSession }),
+      ...(brokerThread !== undefined && { forgetSession: brokerThread.forgetSession }),
       tokenTtlMs: config.tokenTtlSeconds * 1000,
       confirmWrites
     })
@@ -165,6 +166,7 @@ export async function startPlatform (config: Config, logger: Logger, opts: Platf
         logger,
         readiness,
         metrics: async () => await metrics.registry.getMetricsAsJSON() as MetricsSnapshot,
+        forgetSession: local.forgetSession,
         // The broker part closes (each step bounded) so its devices reconnect elsewhere; the exit code tells a
         // process manager to restart the process.
         onDied: () => { closers.close().then(() => process.exit(1), () => process.exit(1)) }

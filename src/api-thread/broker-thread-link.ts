@@ -4,7 +4,8 @@ import type { MetricsSnapshot } from '../metrics/merged-metrics.ts'
 import type { Asked, FromApiThread, ToApiThread } from './thread-messages.ts'
 
 // The API thread's questions to the broker thread of its process (src/api-thread/start-api-thread.ts answers
-// them): its readiness and its metrics, which the API's port reports for the whole process.
+// them): its readiness and its metrics, which the API's port reports for the whole process, and the drop of a
+// deleted device's session.
 
 /** Longest wait for an answer: a broker thread that cannot answer in that time is reported as not ready. */
 const ASK_TIMEOUT_MS = 5000
@@ -12,6 +13,8 @@ const ASK_TIMEOUT_MS = 5000
 export interface BrokerThread {
   readiness (): Promise<ReadinessReport>
   metrics (): Promise<MetricsSnapshot>
+  /** Drops the device's session on the broker thread (src/cluster/local-node.ts). */
+  forgetSession (deviceId: string): Promise<void>
   /** Hands an answer that arrived on the port to the question waiting for it. */
   answered (message: Extract<ToApiThread, { type: 'answer' }>): void
 }
@@ -19,14 +22,14 @@ export interface BrokerThread {
 export function linkBrokerThread (port: MessagePort): BrokerThread {
   const waiting = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
   let next = 0
-  const ask = async <K extends keyof Asked>(what: K): Promise<Asked[K]> => {
+  const ask = async <K extends keyof Asked>(what: K, deviceId?: string): Promise<Asked[K]> => {
     const id = next++
     let timer: NodeJS.Timeout | undefined
     try {
       return await new Promise<Asked[K]>((resolve, reject) => {
         waiting.set(id, { resolve: resolve as (value: unknown) => void, reject })
         timer = setTimeout(() => { reject(new Error(`the broker thread did not answer within ${ASK_TIMEOUT_MS} ms`)) }, ASK_TIMEOUT_MS)
-        port.postMessage({ type: 'ask', id, what } satisfies FromApiThread)
+        port.postMessage({ type: 'ask', id, what, ...(deviceId !== undefined && { deviceId }) } satisfies FromApiThread)
       })
     } finally {
       clearTimeout(timer)
@@ -36,6 +39,7 @@ export function linkBrokerThread (port: MessagePort): BrokerThread {
   return {
     readiness: async () => await ask('readiness'),
     metrics: async () => await ask('metrics'),
+    forgetSession: async (deviceId) => { await ask('forgetSession', deviceId) },
     answered (message) {
       const w = waiting.get(message.id)
       if (w === undefined) return

@@ -18,6 +18,8 @@ export interface ApiThreadOptions {
   /** The broker thread's own report and samples, which the API's port serves for the whole process. */
   readonly readiness: () => Promise<ReadinessReport>
   readonly metrics: () => Promise<MetricsSnapshot>
+  /** Drops a device's local session: the API thread asks before it answers a delete of that device. */
+  readonly forgetSession: (deviceId: string) => Promise<void>
   /** Called once if the thread ends without having been asked to: the process must not go on without its API. */
   readonly onDied: (reason: string) => void
   /** The thread's module; tests give a stand-in. Default: api-thread-main beside this module. */
@@ -40,9 +42,19 @@ export async function startApiThread (opts: ApiThreadOptions): Promise<ApiThread
   const data: ApiThreadData = { config: apiThreadConfig(opts.config), nice: opts.config.apiThreadNice }
   const worker = openWorker(opts.entry ?? new URL(`./api-thread-main.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url), data)
   const send = (message: ToApiThread): void => { worker.postMessage(message) }
-  const answer = async (id: number, what: keyof Asked): Promise<void> => {
+  const value = async (what: keyof Asked, deviceId: string | undefined): Promise<Asked[keyof Asked]> => {
+    switch (what) {
+      case 'readiness': return await opts.readiness()
+      case 'metrics': return await opts.metrics()
+      case 'forgetSession':
+        if (deviceId === undefined) throw new Error('forgetSession names no device')
+        await opts.forgetSession(deviceId)
+        return null
+    }
+  }
+  const answer = async (id: number, what: keyof Asked, deviceId: string | undefined): Promise<void> => {
     try {
-      send({ type: 'answer', id, value: what === 'readiness' ? await opts.readiness() : await opts.metrics() })
+      send({ type: 'answer', id, value: await value(what, deviceId) })
     } catch (err) {
       send({ type: 'answer', id, error: (err as Error).message })
     }
@@ -54,7 +66,7 @@ export async function startApiThread (opts: ApiThreadOptions): Promise<ApiThread
   const httpPort = new Promise<number>((resolve, reject) => { started = resolve; failed = reject })
   let lastError: string | undefined
   worker.on('message', (message: FromApiThread) => {
-    if (message.type === 'ask') answer(message.id, message.what).catch((err: Error) => { logger.error({ event: 'api_thread_answer_failed', err: err.message }, 'could not answer the API thread') })
+    if (message.type === 'ask') answer(message.id, message.what, message.deviceId).catch((err: Error) => { logger.error({ event: 'api_thread_answer_failed', err: err.message }, 'could not answer the API thread') })
     else if (message.type === 'start_failed') lastError = message.message
     else {
       running = true

@@ -14,7 +14,10 @@ if (port !== null) {
   }
   port.on('message', (message: ToApiThread) => {
     if (message.type === 'close') process.exit(0)
+    // 'forgets': the exit code tells the test what came back to the thread.
+    if (message.type === 'answer' && message.id === 1) process.exit(message.error === undefined && message.value === null ? 0 : 3)
   })
   send({ type: 'started', httpPort: 4321 })
+  if (config.nodeId === 'forgets') send({ type: 'ask', id: 1, what: 'forgetSession', deviceId: 'dev-7' })
   if (config.nodeId === 'dies-after-start') setImmediate(() => { throw new Error('stand-in crashed') })
 }

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import pino from 'pino'
+import { MessageChannel } from 'node:worker_threads'
+import { linkBrokerThread } from '../../src/api-thread/broker-thread-link.ts'
 import { startApiThread } from '../../src/api-thread/start-api-thread.ts'
+import type { FromApiThread } from '../../src/api-thread/thread-messages.ts'
 import { loadConfig } from '../../src/config/load-config.ts'
 import { isPushlineError } from '../../src/shared/errors.ts'
 import { bounded } from '../helpers/eventually.ts'
@@ -20,6 +23,7 @@ function options (nodeId: string, onDied: (reason: string) => void): Parameters<
     logger: pino({ level: 'info' }, sink),
     readiness: async () => ({ ready: true, checks: {} }),
     metrics: async () => [],
+    forgetSession: async () => {},
     onDied,
     entry: STAND_IN,
     logs: () => logs
@@ -52,4 +56,32 @@ test('an API thread asked to close ends without being reported as died', { timeo
   // The exit handler runs before close() resolves (both wait for the same 'exit').
   assert.equal(diedCalls, 0)
   assert.doesNotMatch(opts.logs(), /api_thread_died/)
+})
+
+test('the broker thread drops the session of a device the API thread names, and answers once it has', { timeout: 60_000 }, async () => {
+  const forgotten: string[] = []
+  let died: ((reason: string) => void) | undefined
+  const ended = new Promise<string>((resolve) => { died = resolve })
+  const opts = { ...options('forgets', (reason) => { died?.(reason) }), forgetSession: async (deviceId: string) => { forgotten.push(deviceId) } }
+  await startApiThread(opts)
+  // The stand-in ends with 0 once the answer it got is the one of a done drop (3 otherwise).
+  assert.match(await bounded('the stand-in to end', ended), /ended with code 0/)
+  assert.deepEqual(forgotten, ['dev-7'])
+})
+
+test('the API thread\'s link asks the broker thread to drop a session, naming the device, and waits for the answer', { timeout: 60_000 }, async (t) => {
+  const { port1, port2 } = new MessageChannel()
+  t.after(() => { port1.close() })
+  const link = linkBrokerThread(port1)
+  const asked = new Promise<FromApiThread>((resolve) => { port2.once('message', resolve) })
+  let done = false
+  const dropping = link.forgetSession('dev-9').then(() => { done = true })
+  const question = await bounded('the question', asked)
+  assert.ok(question.type === 'ask')
+  assert.equal(question.what, 'forgetSession')
+  assert.equal(question.deviceId, 'dev-9')
+  assert.equal(done, false)
+  link.answered({ type: 'answer', id: question.id, value: null })
+  await bounded('the drop', dropping)
+  assert.equal(done, true)
 })
