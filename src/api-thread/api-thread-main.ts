@@ -8,7 +8,7 @@ import { lowerThreadPriority } from './thread-priority.ts'
 
 // The entry of role all's API thread (src/api-thread/start-api-thread.ts starts it): lowers its own priority,
 // then starts the platform in role api through the composition root, with the broker thread's readiness and
-// metrics joined to its own.
+// metrics joined to its own and the broker thread dropping the session of a device it deletes.
 
 async function runApiThread (port: MessagePort, data: ApiThreadData): Promise<void> {
   const { config } = data

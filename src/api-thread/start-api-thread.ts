@@ -8,8 +8,8 @@ import { PushlineError } from '../shared/errors.ts'
 import type { ApiThreadData, Asked, FromApiThread, ToApiThread } from './thread-messages.ts'
 
 // Role all with Redis serves its HTTP API from a worker thread (src/api-thread/api-thread-main.ts) at a lower CPU
-// priority than the broker's thread (docs/design.md, "The API thread"). The thread runs the API exactly as a
-// process of role api does; the two threads share their state through Redis as two processes would.
+// priority than the broker's thread (docs/design.md, "The API thread of role all"). The thread runs the API exactly
+// as a process of role api does; the two threads share their state through Redis as two processes would.
 
 export interface ApiThreadOptions {
   /** The process's configuration (role all). */
