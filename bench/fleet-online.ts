@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util'
 import { createAdminClient } from './lib/admin-api.ts'
 import { BENCH_ADMIN_KEY, buildPushline, buildSimulator, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
-import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, settingsOption, track, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, freePort, machineBusySeconds, tcpExtCounters } from './lib/proc.ts'
 import { ensureServices, redisServerInfo } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo } from './lib/stats.ts'
@@ -79,17 +79,6 @@ function alive (pid: number): boolean {
   }
 }
 
-/** --node-env KEY=VALUE pairs; only PUSHLINE_* settings, which the node's own configuration checks. */
-function nodeSettings (pairs: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const pair of pairs) {
-    const m = /^(PUSHLINE_[A-Z0-9_]+)=(.*)$/.exec(pair)
-    if (m === null) throw new Error(`--node-env takes PUSHLINE_NAME=value, got "${pair}"`)
-    out[m[1] as string] = m[2] as string
-  }
-  return out
-}
-
 interface Stats { online: number, nodes: Array<{ nodeId: string, sessions: number, presence: number, drift: number }> }
 
 async function main (): Promise<void> {
@@ -112,7 +101,7 @@ async function main (): Promise<void> {
   const addresses = intOption('addresses', values.addresses, 1, 200)
   const target = intOption('target-seconds', values['target-seconds'], 1, 3600)
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 30, 7200)
-  const nodeEnv = nodeSettings(values['node-env'])
+  const nodeEnv = settingsOption('node-env', values['node-env'])
   if (devices / nodeCount > 19_000) throw new Error(`${devices} devices over ${nodeCount} nodes is more than 19,000 per node (open files): add nodes`)
   setDeadline(maxSeconds * 1000)
 

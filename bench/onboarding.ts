@@ -29,7 +29,7 @@ import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
 import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
-import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
+import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, settingsOption, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineBusySeconds } from './lib/proc.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
@@ -138,17 +138,6 @@ async function startPubackProbe (url: string, id: string, token: string, rate: n
   }
 }
 
-/** K=V settings of a process; only PUSHLINE_* names, so a typo in a flag cannot pass for a setting. */
-function nodeEnvOption (name: string, raw: readonly string[]): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const item of raw) {
-    const m = /^(PUSHLINE_[A-Z0-9_]+)=(.*)$/.exec(item)
-    if (m === null) throw new Error(`--${name} ${item}: expected PUSHLINE_NAME=value`)
-    env[m[1] as string] = m[2] as string
-  }
-  return env
-}
-
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -180,7 +169,7 @@ async function main (): Promise<void> {
   const pubackTokens = intOption('puback-token-requests', values['puback-token-requests'], 100, 500_000)
   const pubackPairs = intOption('puback-pairs', values['puback-pairs'], 1, 20)
   const pubackFsync = values['puback-fsync'] === undefined ? undefined : choiceList('puback-fsync', values['puback-fsync'], ['always', 'interval', 'never'] as const, 'policy')[0]
-  const pubackNodeEnv = nodeEnvOption('puback-node-env', values['puback-node-env'])
+  const pubackNodeEnv = settingsOption('puback-node-env', values['puback-node-env'])
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
   setDeadline(maxSeconds * 1000)
   const wrongChecks = 2000

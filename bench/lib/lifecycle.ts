@@ -109,7 +109,6 @@ export async function writeReport (path: string, report: unknown): Promise<void>
   await writeFile(path, JSON.stringify(report, null, 2) + '\n')
 }
 
-/** Parses an integer option within bounds, or throws a UsageError naming it. */
 /** The items of a comma-separated option, blanks dropped. */
 export function splitList (raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -123,6 +122,21 @@ export function choiceList<T extends string> (name: string, raw: string, known: 
   return items as T[]
 }
 
+/**
+ * A repeatable KEY=VALUE option of settings for the platform's processes; only PUSHLINE_* names (which the process's
+ * own configuration checks), so a mistyped flag cannot pass for a setting.
+ */
+export function settingsOption (name: string, pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const pair of pairs) {
+    const m = /^(PUSHLINE_[A-Z0-9_]+)=(.*)$/.exec(pair)
+    if (m === null) throw new Error(`--${name} takes PUSHLINE_NAME=value, got "${pair}"`)
+    out[m[1] as string] = m[2] as string
+  }
+  return out
+}
+
+/** Parses an integer option within bounds, or throws a UsageError naming it. */
 export function intOption (name: string, value: string, min: number, max: number): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`)
