@@ -38,8 +38,11 @@ export interface BrokerNodeOptions {
   readonly mq?: AedesOptions['mq']
   readonly persistence?: object
   readonly heartbeatIntervalMs?: number
-  /** A device's application ack (a publish on devices/{id}/ack), consumed here and not routed. */
-  readonly onDeviceAck?: (deviceId: string, payload: Buffer) => void
+  /**
+   * A device's application ack (a publish on devices/{id}/ack), consumed here and not routed. A QoS 1 ack is
+   * acknowledged once the promise resolves; when it rejects, the connection is closed unacknowledged.
+   */
+  readonly onDeviceAck?: (deviceId: string, payload: Buffer) => Promise<void>
   /**
    * A PUBACK from a client, with the packet id it acknowledges (aedes's 'ack' event does not carry it). True when
    * the id was a push downlink's, written directly: the session store holds nothing for it and is not asked.
@@ -291,8 +294,14 @@ export async function createBrokerNode (opts: BrokerNodeOptions): Promise<Broker
       if (route.type === 'ack') {
         const deviceId = identity.deviceId
         return gated(client, () => {
-          opts.onDeviceAck?.(deviceId, payload)
-          done(null)
+          const recorded = opts.onDeviceAck?.(deviceId, payload)
+          if (recorded === undefined) return done(null)
+          // QoS 0 has no PUBACK to hold back: such an ack that fails is lost, as QoS 0 allows.
+          recorded.then(() => done(null), (err: Error) => {
+            if (packet.qos === 0) return done(null)
+            logger.warn({ event: 'device_ack_failed', clientId: client.id, err: err.message }, 'application ack not recorded, closing connection')
+            done(err)
+          })
         })
       }
 

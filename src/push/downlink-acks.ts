@@ -9,12 +9,15 @@ import type { PushAgentContext } from './push-agent-context.ts'
 // - the device's {"id": "<pushId>"} for a group or broadcast push: collected in memory (deduplicated per node)
 //   and counted once per device in the receipt store at the next flush (broadcast-counts.ts).
 // Anything else on devices/{id}/ack is ignored.
+// onDeviceAck settles once the ack is recorded, so the broker can hold a QoS 1 ack's PUBACK until then: an ack whose
+// receipt update fails (Redis stalled or gone) is not acknowledged, and the device sends it again on its next
+// connection, as it does a QoS 1 uplink that was not stored.
 
 export interface DownlinkAcks {
   /** For the broker's onPuback hook: true when the packet id was one of this agent's downlinks. */
   onPuback (client: Client, messageId: number): boolean
-  /** For the broker's onDeviceAck hook. */
-  onDeviceAck (deviceId: string, payload: Buffer): void
+  /** For the broker's onDeviceAck hook: resolves once the ack is recorded (or ignored), rejects when recording it failed. */
+  onDeviceAck (deviceId: string, payload: Buffer): Promise<void>
 }
 
 export function createDownlinkAcks (deps: {
@@ -44,20 +47,22 @@ export function createDownlinkAcks (deps: {
       try {
         id = (JSON.parse(payload.toString('utf8')) as { id?: unknown }).id
       } catch {
-        return
+        return Promise.resolve()
       }
       if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
         counts.acked(id, deviceId)
-        return
+        return Promise.resolve()
       }
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return Promise.resolve()
       const n = id
-      history.get(deviceId, n).then(async (entry) => {
+      const recorded = history.get(deviceId, n).then(async (entry) => {
         if (entry === undefined) return
         logger.debug({ event: 'downlink_acked', traceId: entry.traceId, pushId: entry.pushId, deviceId, id: n }, 'application ack received')
         await receipts.transition(entry.pushId, deviceId, 'acked', now())
         await history.markDelivered(deviceId, n)
-      }).catch(fail('ack'))
+      })
+      recorded.catch(fail('ack'))
+      return recorded
     }
   }
 }

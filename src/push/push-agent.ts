@@ -39,8 +39,8 @@ export interface PushAgent {
   start (broker: BrokerNode): Promise<void>
   /** For the broker's onPuback hook: true when the packet id was one of this agent's downlinks. */
   onPuback (client: Client, messageId: number): boolean
-  /** For the broker's onDeviceAck hook. */
-  onDeviceAck (deviceId: string, payload: Buffer): void
+  /** For the broker's onDeviceAck hook: settles once the ack is recorded (downlink-acks.ts). */
+  onDeviceAck (deviceId: string, payload: Buffer): Promise<void>
   close (): Promise<void>
 }
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { BrokerNode } from '../broker/create-broker-node.ts'
 import type { Config, RedisTarget } from '../config/load-config.ts'
+import { PushlineError } from '../shared/errors.ts'
 import { closeRedis, createRedis } from '../shared/redis.ts'
 import type { Stores } from '../stores/create-stores.ts'
 import { createLocalDeliveryChannel } from './delivery-channel.ts'
@@ -42,7 +43,7 @@ export interface PushStack {
   /** Options for createBrokerNode: PUBACKs and application acks go to the agent. */
   readonly brokerHooks: {
     readonly onPuback: (client: Client, messageId: number) => boolean
-    readonly onDeviceAck: (deviceId: string, payload: Buffer) => void
+    readonly onDeviceAck: (deviceId: string, payload: Buffer) => Promise<void>
   }
   startAgent (broker: BrokerNode): Promise<void>
 }
@@ -109,7 +110,11 @@ export async function createPushStack (opts: PushStackOptions): Promise<PushStac
     service,
     brokerHooks: {
       onPuback: (client, messageId) => agent?.onPuback(client, messageId) ?? false,
-      onDeviceAck: (deviceId, payload) => { agent?.onDeviceAck(deviceId, payload) }
+      // An ack that arrives before the agent runs is refused, not dropped: the device sends it again.
+      onDeviceAck: async (deviceId, payload) => {
+        if (agent === undefined) throw new PushlineError('IOT_ERR_UNAVAILABLE', 'the push agent has not started')
+        await agent.onDeviceAck(deviceId, payload)
+      }
     },
     async startAgent (broker) {
       const a = createPushAgent({ nodeId: config.nodeId, logger, history, receipts, broadcasts, channel, metrics: opts.metrics })

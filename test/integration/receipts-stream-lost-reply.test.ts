@@ -12,9 +12,13 @@ import { redisUrl, uniquePrefix } from '../helpers/services.ts'
 // A receipt commit that Redis makes after the process gave up on its reply: the real Redis of scripts/services.sh
 // holds every write (CLIENT PAUSE WRITE) until the process has logged the ack's commit as failed (its command
 // timeout), then runs it. The receipt is acked in Redis; its record must reach the receipts spool without a restart.
+// Redis runs a connection's commands in order, so a write of the node's still queued when the pause starts would
+// hold the ack's read behind it, and the read would fail instead of the commit: the pause waits for the last write
+// the PUBACK makes (the delivered mark).
 
 test('an ack Redis commits after the process gave up on the reply still gets its receipt record', { timeout: 120_000 }, async (t) => {
-  const p = await startTestPlatform(t, { clusterPrefix: uniquePrefix() })
+  const prefix = uniquePrefix()
+  const p = await startTestPlatform(t, { clusterPrefix: prefix })
   const { token } = await p.provision('lost-1')
   const client = await connectDevice(t, p.mqttUrl, 'lost-1', token)
   const got: number[] = []
@@ -32,9 +36,11 @@ test('an ack Redis commits after the process gave up on the reply still gets its
     await redis.call('CLIENT', 'UNPAUSE')
     await redis.quit()
   })
+  await waitUntil('the delivered mark', async () => Number(await redis.hget(`${prefix}hist-meta:lost-1`, 'delivered')) === got[0], 30_000)
   await redis.call('CLIENT', 'PAUSE', '60000', 'WRITE')
   const ackFailed = (): boolean => p.logs.some((l) => l.event === 'push_agent_error' && l.what === 'ack')
-  client.publish('devices/lost-1/ack', JSON.stringify({ id: got[0] }), { qos: 1 })
+  // Not acknowledged, as far as the node knows: it closes the connection (test/integration/device-ack-refused.test.ts).
+  client.publish('devices/lost-1/ack', JSON.stringify({ id: got[0] }), { qos: 1 }, () => {})
   await waitUntil('the ack\'s commit to fail in the process', ackFailed, 60_000)
   await redis.call('CLIENT', 'UNPAUSE')
   await waitUntil('Redis to make the held ack', async () => (await counts()).acked === 1, 30_000)

@@ -60,6 +60,19 @@ test('an application ack {"id": n} makes entry n\'s receipt acked; {"id": "<push
   assert.deepEqual(s.counted, [['acked', 'b1', 'd1']])
 })
 
+test('an application ack settles once its receipt is acked, and fails when the store does: the broker holds its PUBACK until then', { timeout: 60_000 }, async (t) => {
+  const s = await setup(t)
+  await s.acks.onDeviceAck('d1', Buffer.from(JSON.stringify({ id: 1 })))
+  assert.equal(await s.state('p1'), 'acked')
+  assert.equal(await s.history.delivered('d1'), 1)
+  // Ignored acks and group acks have nothing to wait for.
+  await s.acks.onDeviceAck('d1', Buffer.from('not json'))
+  await s.acks.onDeviceAck('d1', Buffer.from(JSON.stringify({ id: 'b1' })))
+  s.history.get = async () => { throw new Error('Command timed out') }
+  await assert.rejects(s.acks.onDeviceAck('d1', Buffer.from(JSON.stringify({ id: 2 }))), /Command timed out/)
+  assert.equal(await s.state('p2'), 'sent')
+})
+
 test('malformed application acks are ignored: nothing counted, no receipt moved', { timeout: 60_000 }, async (t) => {
   const s = await setup(t)
   const bad = ['not json', 'null', '{}', '{"id":0}', '{"id":-1}', '{"id":1.5}', '{"id":""}', JSON.stringify({ id: 'x'.repeat(129) }),
