@@ -17,6 +17,9 @@
 //   machine (a late fsync) over both kinds; the p99 of each kind is over all its samples. Each phase prints its
 //   sample count and the event-loop delay of the process's main thread, the broker's (prom-client's histogram,
 //   reset by every /metrics read; with its API thread, the process reports the broker thread's delay).
+//   --puback-cpus PLATFORM:OTHERS models a platform host whose cores its clients and Redis do not share: the
+//   all-in-one process runs on PLATFORM; this process (the probe, and the load generators it forks) and a Redis of
+//   the part's own on OTHERS; this process gets its CPUs back after the part.
 // Load generators are forked processes (bench/lib/http-load-worker.ts); the PUBACK publisher runs in this process.
 
 import { randomUUID } from 'node:crypto'
@@ -28,9 +31,11 @@ import mqtt from 'mqtt'
 import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
+import { allowedCpus, cpuSplitOption, pinThisProcess } from './lib/cpu-affinity.ts'
 import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
 import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, settingsOption, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineBusySeconds } from './lib/proc.ts'
+import { startPrivateRedis, type PrivateRedis } from './lib/redis-server.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
 import { figure, writeSummary, type SummaryFigure } from './lib/summary.ts'
@@ -55,6 +60,9 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --puback-fsync P      PUSHLINE_SPOOL_FSYNC of the all-in-one process (default: the platform's); never isolates the
                         event loop's share of the PUBACK time from the disk's
   --puback-node-env K=V a setting of the all-in-one process (repeatable), e.g. PUSHLINE_API_THREAD=false for an A/B
+  --puback-cpus P:O     CPU lists (taskset -c), e.g. 0:1: the all-in-one process on P; this process (the PUBACK
+                        probe, the token load generator) and a redis-server of the part's own (not the shared one)
+                        on O, for the part only (default: no pinning, the shared Redis)
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
   --out PATH            JSON result (default bench-results/onboarding.json)
   --summary PATH        also write the common summary (bench/lib/summary.ts)
@@ -153,6 +161,7 @@ async function main (): Promise<void> {
       'puback-pairs': { type: 'string', default: '3' },
       'puback-fsync': { type: 'string' },
       'puback-node-env': { type: 'string', multiple: true, default: [] },
+      'puback-cpus': { type: 'string' },
       profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'onboarding', 900)
     },
@@ -170,6 +179,7 @@ async function main (): Promise<void> {
   const pubackPairs = intOption('puback-pairs', values['puback-pairs'], 1, 20)
   const pubackFsync = values['puback-fsync'] === undefined ? undefined : choiceList('puback-fsync', values['puback-fsync'], ['always', 'interval', 'never'] as const, 'policy')[0]
   const pubackNodeEnv = settingsOption('puback-node-env', values['puback-node-env'])
+  const pubackCpus = values['puback-cpus'] === undefined ? undefined : cpuSplitOption('puback-cpus', values['puback-cpus'])
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
   setDeadline(maxSeconds * 1000)
   const wrongChecks = 2000
@@ -178,8 +188,13 @@ async function main (): Promise<void> {
 
   const runId = randomUUID().slice(0, 8)
   const admin = createAdminClient(log)
-  const services = await ensureServices(ROOT)
-  onCleanup('services', () => services.stop())
+  // The shared Redis only for the parts that use it: a pinned puback part brings its own.
+  const services = parts.has('batch') || parts.has('tokens') || (parts.has('puback') && pubackCpus === undefined) ? await ensureServices(ROOT) : undefined
+  onCleanup('services', () => services?.stop())
+  const sharedRedisUrl = (): string => {
+    if (services === undefined) throw new Error('the shared Redis was not needed at start')
+    return services.redisUrl
+  }
   const build = values.main ?? await buildPushline(ROOT, join(ROOT, 'bench-results/build'))
   const machine = machineInfo()
   log(`run ${runId}: parts ${[...parts].join(',')}; ${machine.cpus} CPUs (${machine.cpuModel})`)
@@ -197,13 +212,13 @@ async function main (): Promise<void> {
 
   if (parts.has('batch') || parts.has('tokens')) {
     const prefix = `bench-onb-${runId}:`
-    onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
-    const broker = await startPushline({ name: 'broker', main: build, redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'broker' } })
+    onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(sharedRedisUrl(), prefix)} Redis keys under ${prefix}`) })
+    const broker = await startPushline({ name: 'broker', main: build, redisUrl: sharedRedisUrl(), redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'broker' } })
     onCleanup('stop broker', () => broker.stop())
     // Default profile names in a directory of the run's own: tsx's loader thread writes a profile too, which a fixed
     // name would overwrite.
     const apiProfile = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench-results/profiles', `onboarding-api-${runId}`)}`] : []
-    const api = await startPushline({ name: 'api', main: join(ROOT, 'bench/lib/api-host.ts'), nodeArgs: [...apiProfile, '--import', 'tsx'], args: [build], redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'api' } })
+    const api = await startPushline({ name: 'api', main: join(ROOT, 'bench/lib/api-host.ts'), nodeArgs: [...apiProfile, '--import', 'tsx'], args: [build], redisUrl: sharedRedisUrl(), redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, PUSHLINE_ROLE: 'api' } })
     onCleanup('stop api', () => api.stop())
     const floorUrl = /^floor (http:\/\/\S+)\/floor$/m.exec(api.output())?.[1]
     if (floorUrl === undefined) throw new Error(`the API host printed no floor address:\n${api.output()}`)
@@ -221,7 +236,7 @@ async function main (): Promise<void> {
       const floorRequests: HttpRequestSpec[] = Array.from({ length: perRound }, () => ({ method: 'GET', path: '/floor' }))
       const tokenRounds: HttpLoadFigures[] = []
       const floorRounds: HttpLoadFigures[] = []
-      const stats = new Redis(services.redisUrl)
+      const stats = new Redis(sharedRedisUrl())
       onCleanup('close the stats connection', () => stats.disconnect())
       // What a request costs whatever else the machine runs: the API process's CPU time and the Redis commands sent
       // (INFO commandstats, those run by Lua scripts included; the broker node's heartbeats are counted too).
@@ -269,9 +284,26 @@ async function main (): Promise<void> {
 
   if (parts.has('puback')) {
     const prefix = `bench-onb-pa-${runId}:`
-    onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(services.redisUrl, prefix)} Redis keys under ${prefix}`) })
-    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl: services.redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }), ...pubackNodeEnv } })
+    // Pinned before anything of the part starts: the load generators this process forks inherit its CPUs.
+    const unpin = pubackCpus === undefined ? undefined : pinThisProcess(pubackCpus.others)
+    let redisUrl: string
+    let privateRedis: PrivateRedis | undefined
+    if (pubackCpus === undefined) {
+      redisUrl = sharedRedisUrl()
+      onCleanup(`delete Redis keys ${prefix}*`, async () => { log(`deleted ${await deleteRedisPrefix(redisUrl, prefix)} Redis keys under ${prefix}`) })
+    } else {
+      privateRedis = await startPrivateRedis({ name: 'onboarding', cpus: pubackCpus.others })
+      onCleanup('stop the part\'s redis-server', () => privateRedis?.stop())
+      redisUrl = privateRedis.url
+    }
+    const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], cpus: pubackCpus?.platform, env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }), ...pubackNodeEnv } })
     onCleanup('stop all-in-one', () => node.stop())
+    // Read back from /proc, so the header says where the processes may run, not what was asked.
+    const pinning = pubackCpus === undefined || privateRedis === undefined
+      ? `no CPU pinning: the all-in-one process, the shared Redis, this process (PUBACK probe) and the token load generator on any of the ${machine.cpus} CPUs`
+      : `all-in-one process on CPU ${allowedCpus(node.pid)}; this process (PUBACK probe, token load generator) on CPU ${allowedCpus(process.pid)}, ` +
+        `redis-server ${privateRedis.version} of the part's own on CPU ${allowedCpus(privateRedis.pid)}; other processes of the machine not pinned`
+    log(`puback: ${pinning}`)
     for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, pubackTokens + 1)
     const probeDevice = made.creds[0] as Credential
@@ -306,13 +338,16 @@ async function main (): Promise<void> {
     log(`PUBACK idle, all pairs:             ${probeLine(idle, idleLoop)} (loop delay: the worst phase)`)
     log(`PUBACK under token load, all pairs: ${probeLine(loaded, loadedLoop)}; tokens meanwhile ${fmtInt(tokens.perSecond)}/s (median of the phases), ${fmtInt(tokens.ok)} of ${fmtInt(tokens.requests)} ok`)
     const settingsNote = Object.entries(pubackNodeEnv).map(([k, v]) => `; ${k}=${v}`).join('')
-    log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}${settingsNote}`)
+    const cpusNote = pubackCpus === undefined ? '' : `; CPUs ${pubackCpus.platform.join(',')}:${pubackCpus.others.join(',')}`
+    log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}${settingsNote}${cpusNote}`)
     // Fewer than about 2,000 samples leave a p99 that rests on a handful of them.
     if (Math.min(idle.acked, loaded.acked) < 2000) log(`  few samples (${fmtInt(Math.min(idle.acked, loaded.acked))}): raise --puback-seconds or --puback-token-requests for a stable p99`)
-    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv }
+    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv, cpus: pubackCpus ?? null, pinning }
     figures.push(figure({ name: 'QoS 1 PUBACK p99 under full token load, vs idle p99 (all-in-one process)', unit: 'ms', ours: loaded.p99Ms, reference: idle.p99Ms }))
     figures.push(figure({ name: 'PUBACK p99 ratio loaded / idle', unit: 'x', ours: loaded.p99Ms / idle.p99Ms, target: '<= 2' }))
     await node.stop()
+    await privateRedis?.stop()
+    unpin?.()
   }
 
   const wallS = (performance.now() - wall0) / 1000

@@ -15,9 +15,7 @@
 //   topic at QoS 1, then disconnected (the session stays).
 // Each figure is also multiplied out for a million devices.
 
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { loadavg, tmpdir } from 'node:os'
+import { loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -25,10 +23,11 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import mqtt, { type MqttClient } from 'mqtt'
 import { createAdminClient } from './lib/admin-api.ts'
-import { BENCH_HOST, startPushline } from './lib/brokers.ts'
+import { startPushline } from './lib/brokers.ts'
 import { mapConcurrent } from './lib/devices.ts'
-import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, track, writeReport } from './lib/lifecycle.ts'
-import { freePort, waitUntil } from './lib/proc.ts'
+import { commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, writeReport } from './lib/lifecycle.ts'
+import { waitUntil } from './lib/proc.ts'
+import { startPrivateRedis } from './lib/redis-server.ts'
 import { fmt, fmtInt } from './lib/stats.ts'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
@@ -96,17 +95,11 @@ async function main (): Promise<void> {
   const devices = intOption('devices', values.devices, 100, 1_000_000)
   const online = intOption('online', values.online, 10, Math.min(devices, 20_000))
 
-  const port = await freePort()
-  const dir = await mkdtemp(join(tmpdir(), 'pushline-redis-memory-'))
-  onCleanup('remove the Redis dir', () => rm(dir, { recursive: true, force: true }))
-  const server = track(spawn('redis-server', ['--port', String(port), '--bind', BENCH_HOST, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }))
-  onCleanup('stop redis-server', () => { server.kill('SIGKILL') })
-  const redisUrl = `redis://${BENCH_HOST}:${port}`
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => 100 })
-  redis.on('error', () => {}) // until the server listens; commands fail with the reason
-  if (!await waitUntil(async () => await redis.ping().then(() => true, () => false), 10_000, 100)) throw new Error('redis-server did not start')
+  const server = await startPrivateRedis({ name: 'memory' })
+  onCleanup('stop redis-server', () => server.stop())
+  const { url: redisUrl, port, version } = server
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
   onCleanup('close the Redis connection', () => redis.quit())
-  const version = /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1] ?? '?'
 
   const node = await startPushline({
     name: 'memory',

@@ -8,6 +8,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
+import { onCpus } from './cpu-affinity.ts'
 import { isAlive, track } from './lifecycle.ts'
 import { freePort, waitUntil } from './proc.ts'
 
@@ -62,6 +63,8 @@ export interface StartPushlineOptions {
   readonly startTimeoutMs?: number
   /** Keep the temp dir with the log after stop() (default: removed). */
   readonly keepLogs?: boolean
+  /** The CPUs the process (all its threads) runs on, through taskset; default: wherever the scheduler puts it. */
+  readonly cpus?: readonly number[]
 }
 
 export const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789'
@@ -180,7 +183,8 @@ export async function startPushline (opts: StartPushlineOptions): Promise<Pushli
     ...(opts.redisUrl !== undefined && { PUSHLINE_REDIS_URL: opts.redisUrl, PUSHLINE_REDIS_PREFIX: opts.redisPrefix ?? 'pushline:' }),
     ...opts.env
   }
-  const child = track(spawn(process.execPath, [...npmStartNodeFlags(), ...(opts.nodeArgs ?? []), resolvePath(opts.main), ...(opts.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] }))
+  const cmd = onCpus(opts.cpus, process.execPath, [...npmStartNodeFlags(), ...(opts.nodeArgs ?? []), resolvePath(opts.main), ...(opts.args ?? [])])
+  const child = track(spawn(cmd.command, cmd.args, { env, stdio: ['ignore', 'pipe', 'pipe'] }))
   // The api role runs no broker and prints no MQTT address.
   const needsMqtt = env.PUSHLINE_ROLE !== 'api'
   child.stderr?.pipe(log)
