@@ -1,7 +1,10 @@
+import { PushlineError } from '../shared/errors.ts'
 import type { ReceiptStore } from '../stores/receipt-store.ts'
 
 // The counts of group and broadcast pushes (count-only: no receipt per device) a broker node collects in memory,
 // deduplicated per node, and adds to the receipt store at each flush: one call per push, not per device.
+// An application ack settles with the flush that carries it, so the broker can hold its PUBACK until the ack is in
+// the store (downlink-acks.ts): a node killed between an ack and its flush loses no acknowledged ack.
 
 const MAX_PENDING_ACK_PUSHES = 1000
 
@@ -10,8 +13,11 @@ export interface BroadcastCounts {
   sent (pushId: string, deviceId: string): void
   /** The device got the push (its PUBACK, or a QoS 0 write). */
   got (pushId: string, deviceId: string): void
-  /** The device's application ack of the push; acks naming too many distinct pushes between two flushes are dropped. */
-  acked (pushId: string, deviceId: string): void
+  /**
+   * The device's application ack of the push: resolves once a flush has added it to the store; rejects when that
+   * flush failed, or at once when acks of too many distinct pushes wait for the next flush.
+   */
+  acked (pushId: string, deviceId: string): Promise<void>
   flush (): Promise<void>
 }
 
@@ -25,6 +31,7 @@ export function createBroadcastCounts (deps: {
   const pendingGot = new Map<string, Set<string>>()
   /** Application acks not yet flushed, by push id. */
   const pendingAcks = new Map<string, Set<string>>()
+  let ackBatch = newAckBatch()
   const note = (pending: Map<string, Set<string>>, pushId: string): Set<string> => {
     let ids = pending.get(pushId)
     if (ids === undefined) pending.set(pushId, ids = new Set())
@@ -38,8 +45,11 @@ export function createBroadcastCounts (deps: {
       pendingSent.get(pushId)?.delete(deviceId)
     },
     acked (pushId, deviceId) {
-      if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return
+      if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) {
+        return Promise.reject(new PushlineError('IOT_ERR_BUSY', `acks of ${MAX_PENDING_ACK_PUSHES} pushes wait for the next flush`))
+      }
       note(pendingAcks, pushId).add(deviceId)
+      return ackBatch.flushed
     },
     async flush () {
       const pushes = [...new Set([...pendingSent.keys(), ...pendingGot.keys()])]
@@ -48,9 +58,32 @@ export function createBroadcastCounts (deps: {
       pendingGot.clear()
       const acks = [...pendingAcks.entries()]
       pendingAcks.clear()
+      const acksDone = ackBatch
+      ackBatch = newAckBatch()
       // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
       for (const [pushId, sent, got] of batch) await receipts.countDeliveries(pushId, sent, got).catch(fail('flush counts'))
-      for (const [pushId, ids] of acks) await receipts.countAcks(pushId, [...ids]).catch(fail('flush acks'))
+      let failed: Error | undefined
+      for (const [pushId, ids] of acks) {
+        await receipts.countAcks(pushId, [...ids]).catch((err: Error) => {
+          fail('flush acks')(err)
+          failed = err
+        })
+      }
+      // One outcome for the whole batch: an ack refused although its push's script ran is sent again and counts once.
+      acksDone.settle(failed)
     }
   }
+}
+
+interface AckBatch {
+  readonly flushed: Promise<void>
+  settle (err: Error | undefined): void
+}
+
+function newAckBatch (): AckBatch {
+  let settle: (err: Error | undefined) => void = () => {}
+  const flushed = new Promise<void>((resolve, reject) => { settle = (err) => { if (err === undefined) resolve(); else reject(err) } })
+  // A batch nobody waits for (no acks) may fail without an unhandled rejection; each waiter still gets it.
+  flushed.catch(() => {})
+  return { flushed, settle }
 }

@@ -50,8 +50,9 @@ export function createDownlinkAcks (deps: {
         return Promise.resolve()
       }
       if (typeof id === 'string' && id.length > 0 && id.length <= 128) {
-        counts.acked(id, deviceId)
-        return Promise.resolve()
+        const counted = counts.acked(id, deviceId)
+        counted.catch(fail('ack'))
+        return counted
       }
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return Promise.resolve()
       const n = id

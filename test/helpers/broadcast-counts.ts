@@ -7,7 +7,7 @@ export function recordingBroadcastCounts (): { counts: BroadcastCounts, counted:
   const counts: BroadcastCounts = {
     sent (pushId, deviceId) { counted.push(['sent', pushId, deviceId]) },
     got (pushId, deviceId) { counted.push(['got', pushId, deviceId]) },
-    acked (pushId, deviceId) { counted.push(['acked', pushId, deviceId]) },
+    async acked (pushId, deviceId) { counted.push(['acked', pushId, deviceId]) },
     async flush () {}
   }
   return { counts, counted }

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import type { MqttClient } from 'mqtt'
-import { eventually, waitUntil } from '../helpers/eventually.ts'
-import { startTestCluster } from '../helpers/cluster.ts'
+import { bounded, eventually, waitUntil } from '../helpers/eventually.ts'
+import { startTestCluster, type TestCluster } from '../helpers/cluster.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.ts'
 import { connectRedis } from '../helpers/services.ts'
@@ -244,6 +244,37 @@ test('application acks of group and broadcast pushes are counted once per device
   await first.c.publishAsync(`devices/${first.id}/ack`, JSON.stringify({ id: later }), { qos: 1 })
   await waitForState(cluster.api, later, 'acked', 1)
   assert.deepEqual((await receipts(cluster.api, pushId)).counts, { queued: 0, sent: 0, delivered: 1, acked: 3, expired: 0, failed: 0 })
+})
+
+test('a node SIGKILLed while devices ack a group push: every ack it had acknowledged is counted in Redis', { timeout: 120_000 }, async (t) => {
+  const cluster = await startTestCluster(t, { nodes: 1, heartbeatMs: 500 })
+  const node = cluster.nodes[0] as TestCluster['nodes'][number]
+  const group = `gk-${uid()}`
+  const devices = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+    const id = `gk-${uid()}-${i}`
+    const { token } = await cluster.api.provision(id, [group])
+    const c = await connectDevice(t, node.mqttUrl, id, token)
+    await c.subscribeAsync([`broadcast/groups/${group}`], { qos: 1 })
+    return { id, c }
+  }))
+  const pushId = await push(cluster.api, { group, data: { please: 'ack' }, ttlSeconds: 60 })
+  await waitForState(cluster.api, pushId, 'delivered', devices.length)
+  // All devices ack at once; the node is killed at the first PUBACK of an ack, before its next flush if the PUBACK
+  // did not wait for one.
+  const acknowledged = new Set<string>()
+  const firstPuback = new Promise<void>((resolve) => {
+    for (const d of devices) {
+      d.c.publishAsync(`devices/${d.id}/ack`, JSON.stringify({ id: pushId }), { qos: 1 }).then(() => {
+        if (acknowledged.size === 0) node.child.kill('SIGKILL')
+        acknowledged.add(d.id)
+        resolve()
+      }, () => {})
+    }
+  })
+  await bounded('the first PUBACK of an ack', firstPuback)
+  await bounded('the killed node to exit', node.exited)
+  const ackers = new Set(await connectRedis(t).smembers(`${cluster.prefix}push:${pushId}:ackers`))
+  for (const id of acknowledged) assert.ok(ackers.has(id), `${id}'s ack was acknowledged and is not counted (${ackers.size} of ${acknowledged.size} are)`)
 })
 
 test('a broadcast reaches all of 2,000 devices spread over 3 nodes, and the counts say so', { timeout: 300_000 }, async (t) => {

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { createBroadcastCounts } from '../../src/push/broadcast-counts.ts'
+import { isPushlineError } from '../../src/shared/errors.ts'
+import { createMemoryReceiptStore } from '../../src/stores/memory-receipt-store.ts'
+
+async function setup () {
+  const receipts = createMemoryReceiptStore()
+  await receipts.createPush({ pushId: 'b1', target: { kind: 'all' }, qos: 1, ttlSeconds: 60, createdAt: 0 }, 0)
+  const failures: string[] = []
+  const counts = createBroadcastCounts({ receipts, fail: (what) => () => { failures.push(what) } })
+  const acked = async (): Promise<number> => (await receipts.getPush('b1'))?.counts.acked ?? -1
+  return { receipts, counts, failures, acked }
+}
+
+test('an application ack of a broadcast settles only once a flush has counted it in the store', { timeout: 60_000 }, async () => {
+  const s = await setup()
+  s.counts.got('b1', 'd1')
+  let settled = false
+  const ack = s.counts.acked('b1', 'd1').then(() => { settled = true })
+  // Nothing flushed yet: a broker holding the PUBACK on this promise has not acknowledged the ack.
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(settled, false)
+  await s.counts.flush()
+  await ack
+  assert.equal(await s.acked(), 1)
+})
+
+test('an application ack whose flush fails is refused, and one sent again counts once', { timeout: 60_000 }, async () => {
+  const s = await setup()
+  s.counts.got('b1', 'd1')
+  const countAcks = s.receipts.countAcks
+  s.receipts.countAcks = async () => { throw new Error('Command timed out') }
+  const ack = s.counts.acked('b1', 'd1')
+  await s.counts.flush()
+  await assert.rejects(ack, /Command timed out/)
+  assert.deepEqual(s.failures, ['flush acks'])
+  s.receipts.countAcks = countAcks
+  const again = s.counts.acked('b1', 'd1')
+  await s.counts.flush()
+  await again
+  assert.equal(await s.acked(), 1)
+})
+
+test('an ack of one push too many between two flushes is refused as busy, not dropped unacknowledged', { timeout: 60_000 }, async () => {
+  const s = await setup()
+  const waiting = Array.from({ length: 1000 }, (_v, i) => s.counts.acked(`p${i}`, 'd1'))
+  await assert.rejects(s.counts.acked('p-over', 'd1'), (err) => isPushlineError(err, 'IOT_ERR_BUSY'))
+  // A push already waiting still takes acks.
+  const more = s.counts.acked('p0', 'd2')
+  await s.counts.flush()
+  await Promise.all([...waiting, more])
+})
