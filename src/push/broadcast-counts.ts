@@ -37,13 +37,14 @@ export function createBroadcastCounts (deps: {
     if (ids === undefined) pending.set(pushId, ids = new Set())
     return ids
   }
+  const noteGot = (pushId: string, deviceId: string): void => {
+    note(pendingGot, pushId).add(deviceId)
+    // Not flushed yet: the device need not pass through sent at all.
+    pendingSent.get(pushId)?.delete(deviceId)
+  }
   return {
     sent (pushId, deviceId) { note(pendingSent, pushId).add(deviceId) },
-    got (pushId, deviceId) {
-      note(pendingGot, pushId).add(deviceId)
-      // Not flushed yet: the device need not pass through sent at all.
-      pendingSent.get(pushId)?.delete(deviceId)
-    },
+    got: noteGot,
     acked (pushId, deviceId) {
       if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) {
         return Promise.reject(new PushlineError('IOT_ERR_BUSY', `acks of ${MAX_PENDING_ACK_PUSHES} pushes wait for the next flush`))
@@ -61,7 +62,14 @@ export function createBroadcastCounts (deps: {
       const acksDone = ackBatch
       ackBatch = newAckBatch()
       // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
-      for (const [pushId, sent, got] of batch) await receipts.countDeliveries(pushId, sent, got).catch(fail('flush counts'))
+      for (const [pushId, sent, got] of batch) {
+        await receipts.countDeliveries(pushId, sent, got).catch((err: Error) => {
+          fail('flush counts')(err)
+          // Kept for the next flush (a device counts once, however often it is sent): nobody would report these again.
+          for (const id of sent) if (!pendingGot.get(pushId)?.has(id)) note(pendingSent, pushId).add(id)
+          for (const id of got) noteGot(pushId, id)
+        })
+      }
       let failed: Error | undefined
       for (const [pushId, ids] of acks) {
         await receipts.countAcks(pushId, [...ids]).catch((err: Error) => {

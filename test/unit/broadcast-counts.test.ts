@@ -51,3 +51,21 @@ test('an ack of one push too many between two flushes is refused as busy, not dr
   await s.counts.flush()
   await Promise.all([...waiting, more])
 })
+
+test('deliveries whose flush fails are counted by the next one, each device once and in its furthest state', { timeout: 60_000 }, async () => {
+  const s = await setup()
+  const countDeliveries = s.receipts.countDeliveries
+  s.receipts.countDeliveries = async () => { throw new Error('Command timed out') }
+  s.counts.sent('b1', 'd1')
+  s.counts.sent('b1', 'd2')
+  s.counts.got('b1', 'd3')
+  await s.counts.flush()
+  assert.deepEqual(s.failures, ['flush counts'])
+  s.receipts.countDeliveries = countDeliveries
+  // d2's PUBACK came between the two flushes.
+  s.counts.got('b1', 'd2')
+  await s.counts.flush()
+  const counts = (await s.receipts.getPush('b1'))?.counts
+  assert.equal(counts?.sent, 1)
+  assert.equal(counts?.delivered, 2)
+})
