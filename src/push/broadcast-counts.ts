@@ -61,17 +61,25 @@ export function createBroadcastCounts (deps: {
       pendingAcks.clear()
       const acksDone = ackBatch
       ackBatch = newAckBatch()
+      let failed: Error | undefined
+      const undelivered = new Map<string, Error>()
       // Deliveries first: a PUBACK's delivered is in place before the ack that moves it to acked.
       for (const [pushId, sent, got] of batch) {
         await receipts.countDeliveries(pushId, sent, got).catch((err: Error) => {
           fail('flush counts')(err)
+          undelivered.set(pushId, err)
           // Kept for the next flush (a device counts once, however often it is sent): nobody would report these again.
           for (const id of sent) if (!pendingGot.get(pushId)?.has(id)) note(pendingSent, pushId).add(id)
           for (const id of got) noteGot(pushId, id)
         })
       }
-      let failed: Error | undefined
       for (const [pushId, ids] of acks) {
+        // The store counts an ack only for a device it has as sent or got: these would be dropped, not counted.
+        const skipped = undelivered.get(pushId)
+        if (skipped !== undefined) {
+          failed = skipped
+          continue
+        }
         await receipts.countAcks(pushId, [...ids]).catch((err: Error) => {
           fail('flush acks')(err)
           failed = err

@@ -69,3 +69,18 @@ test('deliveries whose flush fails are counted by the next one, each device once
   assert.equal(counts?.sent, 1)
   assert.equal(counts?.delivered, 2)
 })
+
+test('an ack of a push whose deliveries failed to flush is refused, not dropped: the store counts acks only of devices it has', { timeout: 60_000 }, async () => {
+  const s = await setup()
+  const countDeliveries = s.receipts.countDeliveries
+  s.receipts.countDeliveries = async () => { throw new Error('Command timed out') }
+  s.counts.got('b1', 'd1')
+  const ack = s.counts.acked('b1', 'd1')
+  await s.counts.flush()
+  await assert.rejects(ack, /Command timed out/)
+  s.receipts.countDeliveries = countDeliveries
+  const again = s.counts.acked('b1', 'd1')
+  await s.counts.flush()
+  await again
+  assert.equal(await s.acked(), 1)
+})
