@@ -1,4 +1,3 @@
-import { PushlineError } from '../shared/errors.ts'
 import type { ReceiptStore } from '../stores/receipt-store.ts'
 
 // The counts of group and broadcast pushes (count-only: no receipt per device) a broker node collects in memory,
@@ -14,8 +13,10 @@ export interface BroadcastCounts {
   /** The device got the push (its PUBACK, or a QoS 0 write). */
   got (pushId: string, deviceId: string): void
   /**
-   * The device's application ack of the push: resolves once a flush has added it to the store; rejects when that
-   * flush failed, or at once when acks of too many distinct pushes wait for the next flush.
+   * The device's application ack of the push: resolves once a flush has added it to the store, rejects when that
+   * flush failed. An ack naming one push too many between two flushes is dropped and resolves at once: live group
+   * and broadcast pushes are as many at most (PUSHLINE_PUSH_MAX_LIVE_BROADCASTS' default), so only acks of unknown
+   * or long-gone pushes get there, and refusing them would make any device able to close the others' connections.
    */
   acked (pushId: string, deviceId: string): Promise<void>
   flush (): Promise<void>
@@ -46,9 +47,7 @@ export function createBroadcastCounts (deps: {
     sent (pushId, deviceId) { note(pendingSent, pushId).add(deviceId) },
     got: noteGot,
     acked (pushId, deviceId) {
-      if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) {
-        return Promise.reject(new PushlineError('IOT_ERR_BUSY', `acks of ${MAX_PENDING_ACK_PUSHES} pushes wait for the next flush`))
-      }
+      if (!pendingAcks.has(pushId) && pendingAcks.size >= MAX_PENDING_ACK_PUSHES) return Promise.resolve()
       note(pendingAcks, pushId).add(deviceId)
       return ackBatch.flushed
     },
