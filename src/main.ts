@@ -152,7 +152,8 @@ export async function startPlatform (config: Config, logger: Logger, opts: Platf
             limit: config.tokenConcurrency ?? (runsBroker ? 4 : 0),
             queue: config.tokenQueue,
             onChange: (inFlight, queued) => { metrics.tokenGate.inFlight.set(inFlight); metrics.tokenGate.queued.set(queued) },
-            onRefused: () => metrics.tokenGate.refused.inc()
+            onRefused: () => metrics.tokenGate.refused.inc(),
+            onAbandoned: () => metrics.tokenGate.abandoned.inc()
           })
         }
       })

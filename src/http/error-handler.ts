@@ -41,7 +41,9 @@ export function clientErrorHandler (err: Error & { code?: string }, socket: Sock
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (isPushlineError(err)) {
-      if (err.statusCode >= 500) request.log.error({ err }, 'request failed')
+      // A busy refusal sheds load as designed (its counter is the signal), not a fault worth an error line each.
+      if (err.code === 'IOT_ERR_BUSY') request.log.debug({ event: 'request_busy', reason: err.details?.reason }, err.message)
+      else if (err.statusCode >= 500) request.log.error({ err }, 'request failed')
       const wait = err.details?.retryAfterSeconds
       if (typeof wait === 'number') reply.header('retry-after', String(wait))
       return reply.status(err.statusCode).send({ error: err.code, message: err.statusCode >= 500 ? 'internal error' : err.message })

@@ -6,6 +6,7 @@ export interface TokenGateMetrics {
   readonly inFlight: Gauge
   readonly queued: Gauge
   readonly refused: Counter
+  readonly abandoned: Counter
 }
 
 export function registerTokenGateMetrics (registry: Registry): TokenGateMetrics {
@@ -13,6 +14,7 @@ export function registerTokenGateMetrics (registry: Registry): TokenGateMetrics 
   return {
     inFlight: new Gauge({ name: 'pushline_token_requests_in_flight', help: 'token requests this process is working on (at most PUSHLINE_TOKEN_CONCURRENCY)', registers }),
     queued: new Gauge({ name: 'pushline_token_requests_queued', help: 'token requests waiting for a slot (at most PUSHLINE_TOKEN_QUEUE)', registers }),
-    refused: new Counter({ name: 'pushline_token_requests_busy_total', help: 'token requests refused with 503 IOT_ERR_BUSY: slots and queue were full', registers })
+    refused: new Counter({ name: 'pushline_token_requests_busy_total', help: 'token requests refused with 503 IOT_ERR_BUSY: slots and queue were full', registers }),
+    abandoned: new Counter({ name: 'pushline_token_requests_abandoned_total', help: 'token requests dropped from the queue without their work because the client closed its connection while they waited', registers })
   }
 }

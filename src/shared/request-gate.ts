@@ -35,6 +35,8 @@ export interface RequestGate {
    * `work` has started, `work` never runs and the call throws the signal's reason (as Node's own APIs do).
    */
   run<T> (work: () => Promise<T>, abandoned?: AbortSignal): Promise<T>
+  /** True when a request run now would wait in the queue or be refused: only such a request needs a signal. */
+  readonly full: boolean
   readonly inFlight: number
   /** Requests waiting for a slot (abandoned ones not counted). */
   readonly queued: number
@@ -185,6 +187,7 @@ export function createRequestGate (opts: RequestGateOptions): RequestGate {
         release()
       }
     },
+    get full () { return opts.limit !== 0 && inFlight >= opts.limit },
     get inFlight () { return inFlight },
     get queued () { return q.live }
   }

@@ -131,3 +131,18 @@ test('many abandoned waiters: the queue keeps its order and its count', { timeou
   assert.deepEqual(order, kept)
   assert.deepEqual([gate.inFlight, gate.queued], [0, 0])
 })
+
+test('full tells whether a request run now would wait: only then does it need a signal for its client leaving', { timeout: 10_000 }, async () => {
+  const gate = createRequestGate({ what: 'widgets', limit: 1, queue: 1 })
+  assert.equal(gate.full, false)
+  const first = await occupy(gate)
+  assert.equal(gate.full, true)
+  first.work.finish('a')
+  assert.equal(await first.running, 'a')
+  assert.equal(gate.full, false)
+  const unbounded = createRequestGate({ what: 'widgets', limit: 0, queue: 0 })
+  const many = [await occupy(unbounded), await occupy(unbounded)]
+  assert.equal(unbounded.full, false, 'without a bound nothing waits')
+  for (const m of many) m.work.finish('x')
+  await Promise.all(many.map(async (m) => await m.running))
+})

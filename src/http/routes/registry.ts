@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { clientGone } from '../client-gone.ts'
 import { requires } from '../openapi-document.ts'
 import { matchesAnyKey } from '../../auth/constant-time.ts'
 import type { DeviceService } from '../../registry/device-service.ts'
@@ -33,7 +34,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
         ...errors(400, 401, 403, 429, 503)
       }
     }
-  }, async (request) => await opts.tokenGate.run(async () => {
+  }, async (request, reply) => await opts.tokenGate.run(async () => {
     const id = request.params.id
     let admission: Promise<TokenAdmission>
     if ('secret' in request.body) {
@@ -54,7 +55,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRoutesOptions> = 
       if (isPushlineError(err, 'IOT_ERR_BAD_CREDENTIALS')) await opts.guard.failed(id)
       throw err
     }
-  }))
+  }, opts.tokenGate.full ? clientGone(reply.raw) : undefined))
 
   app.post('/v1/devices', {
     schema: {
