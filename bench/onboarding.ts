@@ -19,15 +19,17 @@
 //   reset by every /metrics read; with its API thread, the process reports the broker thread's delay).
 //   --puback-cpus PLATFORM:OTHERS models a platform host whose cores its clients and Redis do not share: the
 //   all-in-one process runs on PLATFORM; this process (the probe, and the load generators it forks) and a Redis of
-//   the part's own on OTHERS; this process gets its CPUs back after the part.
-// Load generators are forked processes (bench/lib/http-load-worker.ts); the PUBACK publisher runs in this process.
+//   the part's own on OTHERS; this process gets its CPUs back after the part. --puback-probe-nice gives the probe
+//   a CPU priority above the load generator and Redis it shares CPUs with: a fleet's device has a CPU of its own,
+//   so what it waits for is the platform, not the benchmark's other clients.
+// Load generators are forked processes (bench/lib/http-load-worker.ts), and so is the PUBACK probe
+// (bench/lib/puback-probe-worker.ts).
 
 import { randomUUID } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import mqtt from 'mqtt'
 import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
@@ -35,6 +37,7 @@ import { allowedCpus, cpuSplitOption, pinThisProcess } from './lib/cpu-affinity.
 import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
 import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, settingsOption, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineBusySeconds } from './lib/proc.ts'
+import { niceOf, startPubackProbeProcess } from './lib/puback-probe.ts'
 import { startPrivateRedis, type PrivateRedis } from './lib/redis-server.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
@@ -63,6 +66,8 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
   --puback-cpus P:O     CPU lists (taskset -c), e.g. 0:1: the all-in-one process on P; this process (the PUBACK
                         probe, the token load generator) and a redis-server of the part's own (not the shared one)
                         on O, for the part only (default: no pinning, the shared Redis)
+  --puback-probe-nice N nice value of the PUBACK probe's process, -20..19 (default 0; below 0 needs root; a
+                        negative value with "=": --puback-probe-nice=-10)
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
   --out PATH            JSON result (default bench-results/onboarding.json)
   --summary PATH        also write the common summary (bench/lib/summary.ts)
@@ -123,29 +128,6 @@ function probeFigures (phases: ReadonlyArray<{ readonly sent: number, readonly l
   return { sent: phases.reduce((n, p) => n + p.sent, 0), acked: sorted.length, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), maxMs: sorted[sorted.length - 1] ?? 0 }
 }
 
-/** Publishes QoS 1 at `rate` until stop() and times each PUBACK. */
-async function startPubackProbe (url: string, id: string, token: string, rate: number): Promise<{ stop: () => Promise<{ sent: number, latencies: number[] }> }> {
-  const client = await mqtt.connectAsync(url, { clientId: id, username: id, password: token, reconnectPeriod: 0, protocolVersion: 4, connectTimeout: 10_000 })
-  const latencies: number[] = []
-  let sent = 0
-  const payload = Buffer.alloc(64, 1)
-  const timer = setInterval(() => {
-    sent++
-    const t0 = performance.now()
-    client.publish(`devices/${id}/telemetry`, payload, { qos: 1 }, (err) => { if (err == null) latencies.push(performance.now() - t0) })
-  }, 1000 / rate)
-  return {
-    async stop () {
-      clearInterval(timer)
-      // The last PUBACKs: bounded, a probe that lost its connection reports what it has.
-      const deadline = Date.now() + 10_000
-      while (latencies.length < sent && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      await client.endAsync(true)
-      return { sent, latencies }
-    }
-  }
-}
-
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -162,6 +144,7 @@ async function main (): Promise<void> {
       'puback-fsync': { type: 'string' },
       'puback-node-env': { type: 'string', multiple: true, default: [] },
       'puback-cpus': { type: 'string' },
+      'puback-probe-nice': { type: 'string', default: '0' },
       profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'onboarding', 900)
     },
@@ -180,6 +163,7 @@ async function main (): Promise<void> {
   const pubackFsync = values['puback-fsync'] === undefined ? undefined : choiceList('puback-fsync', values['puback-fsync'], ['always', 'interval', 'never'] as const, 'policy')[0]
   const pubackNodeEnv = settingsOption('puback-node-env', values['puback-node-env'])
   const pubackCpus = values['puback-cpus'] === undefined ? undefined : cpuSplitOption('puback-cpus', values['puback-cpus'])
+  const probeNice = intOption('puback-probe-nice', values['puback-probe-nice'], -20, 19)
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
   setDeadline(maxSeconds * 1000)
   const wrongChecks = 2000
@@ -298,12 +282,15 @@ async function main (): Promise<void> {
     }
     const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], cpus: pubackCpus?.platform, env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }), ...pubackNodeEnv } })
     onCleanup('stop all-in-one', () => node.stop())
-    // Read back from /proc, so the header says where the processes may run, not what was asked.
+    const probe = await startPubackProbeProcess(probeNice)
+    onCleanup('stop the PUBACK probe', () => probe.close())
+    // Read back from /proc, so the header says where the processes may run and at what priority, not what was asked.
     const pinning = pubackCpus === undefined || privateRedis === undefined
-      ? `no CPU pinning: the all-in-one process, the shared Redis, this process (PUBACK probe) and the token load generator on any of the ${machine.cpus} CPUs`
-      : `all-in-one process on CPU ${allowedCpus(node.pid)}; this process (PUBACK probe, token load generator) on CPU ${allowedCpus(process.pid)}, ` +
+      ? `no CPU pinning: the all-in-one process, the shared Redis, the PUBACK probe and the token load generator on any of the ${machine.cpus} CPUs`
+      : `all-in-one process on CPU ${allowedCpus(node.pid)}; the PUBACK probe and the token load generator on CPU ${allowedCpus(probe.pid)}, ` +
         `redis-server ${privateRedis.version} of the part's own on CPU ${allowedCpus(privateRedis.pid)}; other processes of the machine not pinned`
-    log(`puback: ${pinning}`)
+    const priorities = `PUBACK probe at nice ${niceOf(probe.pid)}, all-in-one process at nice ${niceOf(node.pid)}, token load generator at nice ${niceOf(process.pid)}`
+    log(`puback: ${pinning}; ${priorities}`)
     for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, pubackTokens + 1)
     const probeDevice = made.creds[0] as Credential
@@ -318,11 +305,11 @@ async function main (): Promise<void> {
     const perPair = Math.floor(pubackTokens / pubackPairs)
     for (let p = 0; p < pubackPairs; p++) {
       await loopDelay(node.httpUrl)
-      const idleProbe = await startPubackProbe(mqttUrl, probeDevice.id, issued.token, pubackRate)
+      const idleProbe = await probe.start(mqttUrl, probeDevice.id, issued.token, pubackRate)
       await new Promise((resolve) => setTimeout(resolve, pubackSeconds * 1000 / pubackPairs))
       idlePhases.push(await idleProbe.stop())
       const idleLoop = await loopDelay(node.httpUrl)
-      const loadedProbe = await startPubackProbe(mqttUrl, probeDevice.id, issued.token, pubackRate)
+      const loadedProbe = await probe.start(mqttUrl, probeDevice.id, issued.token, pubackRate)
       tokenPhases.push(await runHttpLoad(node.httpUrl, tokenRequests(made.creds.slice(1 + p * perPair, 1 + (p + 1) * perPair)), concurrency))
       loadedPhases.push(await loadedProbe.stop())
       loops.push({ idle: idleLoop, loaded: await loopDelay(node.httpUrl) })
@@ -338,13 +325,14 @@ async function main (): Promise<void> {
     log(`PUBACK idle, all pairs:             ${probeLine(idle, idleLoop)} (loop delay: the worst phase)`)
     log(`PUBACK under token load, all pairs: ${probeLine(loaded, loadedLoop)}; tokens meanwhile ${fmtInt(tokens.perSecond)}/s (median of the phases), ${fmtInt(tokens.ok)} of ${fmtInt(tokens.requests)} ok`)
     const settingsNote = Object.entries(pubackNodeEnv).map(([k, v]) => `; ${k}=${v}`).join('')
-    const cpusNote = pubackCpus === undefined ? '' : `; CPUs ${pubackCpus.platform.join(',')}:${pubackCpus.others.join(',')}`
+    const cpusNote = (pubackCpus === undefined ? '' : `; CPUs ${pubackCpus.platform.join(',')}:${pubackCpus.others.join(',')}`) + (probeNice === 0 ? '' : `; probe nice ${probeNice}`)
     log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}${settingsNote}${cpusNote}`)
     // Fewer than about 2,000 samples leave a p99 that rests on a handful of them.
     if (Math.min(idle.acked, loaded.acked) < 2000) log(`  few samples (${fmtInt(Math.min(idle.acked, loaded.acked))}): raise --puback-seconds or --puback-token-requests for a stable p99`)
-    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv, cpus: pubackCpus ?? null, pinning }
+    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv, cpus: pubackCpus ?? null, probeNice, pinning, priorities }
     figures.push(figure({ name: 'QoS 1 PUBACK p99 under full token load, vs idle p99 (all-in-one process)', unit: 'ms', ours: loaded.p99Ms, reference: idle.p99Ms }))
     figures.push(figure({ name: 'PUBACK p99 ratio loaded / idle', unit: 'x', ours: loaded.p99Ms / idle.p99Ms, target: '<= 2' }))
+    probe.close()
     await node.stop()
     await privateRedis?.stop()
     unpin?.()
