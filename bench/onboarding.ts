@@ -19,9 +19,12 @@
 //   reset by every /metrics read; with its API thread, the process reports the broker thread's delay).
 //   --puback-cpus PLATFORM:OTHERS models a platform host whose cores its clients and Redis do not share: the
 //   all-in-one process runs on PLATFORM; this process (the probe, and the load generators it forks) and a Redis of
-//   the part's own on OTHERS; this process gets its CPUs back after the part. --puback-probe-nice gives the probe
-//   a CPU priority above the load generator and Redis it shares CPUs with: a fleet's device has a CPU of its own,
-//   so what it waits for is the platform, not the benchmark's other clients.
+//   the part's own on OTHERS; this process gets its CPUs back after the part. A fleet's device has a CPU of its
+//   own: --puback-probe-cpus and --puback-probe-nice take the probe off the CPUs the load generator and Redis keep
+//   busy (their packets' kernel work queues there too) or raise its priority over them, so what it waits for is
+//   the platform rather than the benchmark's other clients. --puback-warmup-pairs run first and are not counted:
+//   a process just started (JIT, the heap after the devices' creation) is slow in its first phases, which would
+//   flatter the ratio since each pair starts idle.
 // Load generators are forked processes (bench/lib/http-load-worker.ts), and so is the PUBACK probe
 // (bench/lib/puback-probe-worker.ts).
 
@@ -33,11 +36,11 @@ import { Redis } from 'ioredis'
 import { createAdminClient, type AdminClient } from './lib/admin-api.ts'
 import { buildPushline, cpuProfileArgs, startPushline, type PushlineProcess } from './lib/brokers.ts'
 import { deleteRedisPrefix } from './lib/devices.ts'
-import { allowedCpus, cpuSplitOption, pinThisProcess } from './lib/cpu-affinity.ts'
+import { allowedCpus, cpuListOption, cpuSplitOption, pinThisProcess } from './lib/cpu-affinity.ts'
 import { runHttpLoad, type HttpLoadFigures, type HttpRequestSpec } from './lib/http-load.ts'
 import { choiceList, commonOptions, exitOnHelp, intOption, onCleanup, runBench, setDeadline, settingsOption, writeReport } from './lib/lifecycle.ts'
 import { cpuSeconds, machineBusySeconds } from './lib/proc.ts'
-import { niceOf, startPubackProbeProcess } from './lib/puback-probe.ts'
+import { niceOf, startPubackProbeProcess, type ProbePhase } from './lib/puback-probe.ts'
 import { startPrivateRedis, type PrivateRedis } from './lib/redis-server.ts'
 import { ensureServices } from './lib/services.ts'
 import { fmt, fmtInt, machineInfo, median, percentile } from './lib/stats.ts'
@@ -68,6 +71,8 @@ const USAGE = `usage: npx tsx bench/onboarding.ts [options]
                         on O, for the part only (default: no pinning, the shared Redis)
   --puback-probe-nice N nice value of the PUBACK probe's process, -20..19 (default 0; below 0 needs root; a
                         negative value with "=": --puback-probe-nice=-10)
+  --puback-probe-cpus L CPU list (taskset -c) of the PUBACK probe's process (default: this process's, O when pinned)
+  --puback-warmup-pairs N  idle/loaded pairs run before the measured ones, not counted (default 1)
   --main PATH           compiled platform entry (default: compile src/ into bench-results/build)
   --out PATH            JSON result (default bench-results/onboarding.json)
   --summary PATH        also write the common summary (bench/lib/summary.ts)
@@ -145,6 +150,8 @@ async function main (): Promise<void> {
       'puback-node-env': { type: 'string', multiple: true, default: [] },
       'puback-cpus': { type: 'string' },
       'puback-probe-nice': { type: 'string', default: '0' },
+      'puback-probe-cpus': { type: 'string' },
+      'puback-warmup-pairs': { type: 'string', default: '1' },
       profile: { type: 'boolean', default: false },
       ...commonOptions(ROOT, 'onboarding', 900)
     },
@@ -164,6 +171,8 @@ async function main (): Promise<void> {
   const pubackNodeEnv = settingsOption('puback-node-env', values['puback-node-env'])
   const pubackCpus = values['puback-cpus'] === undefined ? undefined : cpuSplitOption('puback-cpus', values['puback-cpus'])
   const probeNice = intOption('puback-probe-nice', values['puback-probe-nice'], -20, 19)
+  const probeCpus = values['puback-probe-cpus'] === undefined ? undefined : cpuListOption('puback-probe-cpus', values['puback-probe-cpus'])
+  const warmupPairs = intOption('puback-warmup-pairs', values['puback-warmup-pairs'], 0, 5)
   const maxSeconds = intOption('max-seconds', values['max-seconds'], 10, 7200)
   setDeadline(maxSeconds * 1000)
   const wrongChecks = 2000
@@ -282,39 +291,51 @@ async function main (): Promise<void> {
     }
     const node: PushlineProcess = await startPushline({ name: 'all-in-one', main: build, ...(values.profile && { nodeArgs: cpuProfileArgs(ROOT, `onboarding-all-${runId}`) }), redisUrl, redisPrefix: prefix, keepLogs: values['keep-logs'], cpus: pubackCpus?.platform, env: { ...env, ...(pubackFsync !== undefined && { PUSHLINE_SPOOL_FSYNC: pubackFsync }), ...pubackNodeEnv } })
     onCleanup('stop all-in-one', () => node.stop())
-    const probe = await startPubackProbeProcess(probeNice)
+    const probe = await startPubackProbeProcess(probeNice, probeCpus)
     onCleanup('stop the PUBACK probe', () => probe.close())
     // Read back from /proc, so the header says where the processes may run and at what priority, not what was asked.
     const pinning = pubackCpus === undefined || privateRedis === undefined
-      ? `no CPU pinning: the all-in-one process, the shared Redis, the PUBACK probe and the token load generator on any of the ${machine.cpus} CPUs`
-      : `all-in-one process on CPU ${allowedCpus(node.pid)}; the PUBACK probe and the token load generator on CPU ${allowedCpus(probe.pid)}, ` +
+      ? `no CPU pinning: the all-in-one process, the shared Redis and the token load generator on any of the ${machine.cpus} CPUs, the PUBACK probe on CPU ${allowedCpus(probe.pid)}`
+      : `all-in-one process on CPU ${allowedCpus(node.pid)}; the token load generator on CPU ${allowedCpus(process.pid)}, the PUBACK probe on CPU ${allowedCpus(probe.pid)}, ` +
         `redis-server ${privateRedis.version} of the part's own on CPU ${allowedCpus(privateRedis.pid)}; other processes of the machine not pinned`
     const priorities = `PUBACK probe at nice ${niceOf(probe.pid)}, all-in-one process at nice ${niceOf(node.pid)}, token load generator at nice ${niceOf(process.pid)}`
     log(`puback: ${pinning}; ${priorities}`)
     for (let i = 0; i < 100 && ((await admin.call(node.httpUrl, 'GET', '/v1/admin/nodes')).nodes as unknown[]).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
-    const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, pubackTokens + 1)
+    const perPair = Math.floor(pubackTokens / pubackPairs)
+    const made = await createDevices(admin, node.httpUrl, `pa-${runId}`, 1 + (warmupPairs + pubackPairs) * perPair)
     const probeDevice = made.creds[0] as Credential
     const issued = await admin.call(node.httpUrl, 'POST', `/v1/devices/${probeDevice.id}/token`, { secret: probeDevice.secret }) as { token: string }
     const mqttUrl = `mqtt://${node.host}:${node.mqttPort}`
     const probeLine = (p: ProbeResult, l: LoopDelay): string => `p50 ${fmt(p.p50Ms, 2)} ms  p99 ${fmt(p.p99Ms, 2)} ms  max ${fmt(p.maxMs, 1)} ms  ` +
       `(${fmtInt(p.acked)} samples of ${fmtInt(p.sent)} sent; event-loop delay p99 ${fmt(l.p99Ms, 1)} ms, max ${fmt(l.maxMs, 1)} ms)`
-    const idlePhases: Array<{ sent: number, latencies: number[] }> = []
-    const loadedPhases: Array<{ sent: number, latencies: number[] }> = []
+    const idlePhases: ProbePhase[] = []
+    const loadedPhases: ProbePhase[] = []
     const loops: Array<{ idle: LoopDelay, loaded: LoopDelay }> = []
     const tokenPhases: HttpLoadFigures[] = []
-    const perPair = Math.floor(pubackTokens / pubackPairs)
-    for (let p = 0; p < pubackPairs; p++) {
+    /** One idle phase, then one under token load with the devices of slot `slot`. */
+    const pair = async (slot: number): Promise<{ idle: ProbePhase, loaded: ProbePhase, loop: { idle: LoopDelay, loaded: LoopDelay }, tokens: HttpLoadFigures }> => {
       await loopDelay(node.httpUrl)
       const idleProbe = await probe.start(mqttUrl, probeDevice.id, issued.token, pubackRate)
       await new Promise((resolve) => setTimeout(resolve, pubackSeconds * 1000 / pubackPairs))
-      idlePhases.push(await idleProbe.stop())
+      const idle = await idleProbe.stop()
       const idleLoop = await loopDelay(node.httpUrl)
       const loadedProbe = await probe.start(mqttUrl, probeDevice.id, issued.token, pubackRate)
-      tokenPhases.push(await runHttpLoad(node.httpUrl, tokenRequests(made.creds.slice(1 + p * perPair, 1 + (p + 1) * perPair)), concurrency))
-      loadedPhases.push(await loadedProbe.stop())
-      loops.push({ idle: idleLoop, loaded: await loopDelay(node.httpUrl) })
-      log(`pair ${p + 1} idle:             ${probeLine(probeFigures([idlePhases[p] as { sent: number, latencies: number[] }]), idleLoop)}`)
-      log(`pair ${p + 1} under token load: ${probeLine(probeFigures([loadedPhases[p] as { sent: number, latencies: number[] }]), (loops[p] as { loaded: LoopDelay }).loaded)}; ${line('tokens meanwhile', tokenPhases[p] as HttpLoadFigures)}`)
+      const tokens = await runHttpLoad(node.httpUrl, tokenRequests(made.creds.slice(1 + slot * perPair, 1 + (slot + 1) * perPair)), concurrency)
+      const loaded = await loadedProbe.stop()
+      return { idle, loaded, loop: { idle: idleLoop, loaded: await loopDelay(node.httpUrl) }, tokens }
+    }
+    const pairLines = (name: string, r: Awaited<ReturnType<typeof pair>>): void => {
+      log(`${name} idle:             ${probeLine(probeFigures([r.idle]), r.loop.idle)}`)
+      log(`${name} under token load: ${probeLine(probeFigures([r.loaded]), r.loop.loaded)}; ${line('tokens meanwhile', r.tokens)}`)
+    }
+    for (let w = 0; w < warmupPairs; w++) pairLines(`warm-up ${w + 1} (not counted)`, await pair(w))
+    for (let p = 0; p < pubackPairs; p++) {
+      const r = await pair(warmupPairs + p)
+      idlePhases.push(r.idle)
+      loadedPhases.push(r.loaded)
+      loops.push(r.loop)
+      tokenPhases.push(r.tokens)
+      pairLines(`pair ${p + 1}`, r)
     }
     const idle = probeFigures(idlePhases)
     const loaded = probeFigures(loadedPhases)
@@ -325,11 +346,12 @@ async function main (): Promise<void> {
     log(`PUBACK idle, all pairs:             ${probeLine(idle, idleLoop)} (loop delay: the worst phase)`)
     log(`PUBACK under token load, all pairs: ${probeLine(loaded, loadedLoop)}; tokens meanwhile ${fmtInt(tokens.perSecond)}/s (median of the phases), ${fmtInt(tokens.ok)} of ${fmtInt(tokens.requests)} ok`)
     const settingsNote = Object.entries(pubackNodeEnv).map(([k, v]) => `; ${k}=${v}`).join('')
-    const cpusNote = (pubackCpus === undefined ? '' : `; CPUs ${pubackCpus.platform.join(',')}:${pubackCpus.others.join(',')}`) + (probeNice === 0 ? '' : `; probe nice ${probeNice}`)
+    const cpusNote = (pubackCpus === undefined ? '' : `; CPUs ${pubackCpus.platform.join(',')}:${pubackCpus.others.join(',')}`) +
+      (probeCpus === undefined ? '' : `; probe CPUs ${probeCpus.join(',')}`) + (probeNice === 0 ? '' : `; probe nice ${probeNice}`)
     log(`PUBACK p99 loaded / idle: ${fmt(loaded.p99Ms / idle.p99Ms, 2)} (target <= 2)${pubackFsync === undefined ? '' : `; spool fsync ${pubackFsync}`}${settingsNote}${cpusNote}`)
     // Fewer than about 2,000 samples leave a p99 that rests on a handful of them.
     if (Math.min(idle.acked, loaded.acked) < 2000) log(`  few samples (${fmtInt(Math.min(idle.acked, loaded.acked))}): raise --puback-seconds or --puback-token-requests for a stable p99`)
-    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv, cpus: pubackCpus ?? null, probeNice, pinning, priorities }
+    report.puback = { idle, loaded, loops, tokens, tokenPhases: tokenPhases.map(({ bodies: _b, ...f }) => f), spoolFsync: pubackFsync, nodeEnv: pubackNodeEnv, cpus: pubackCpus ?? null, probeCpus: probeCpus ?? null, probeNice, warmupPairs, pinning, priorities }
     figures.push(figure({ name: 'QoS 1 PUBACK p99 under full token load, vs idle p99 (all-in-one process)', unit: 'ms', ours: loaded.p99Ms, reference: idle.p99Ms }))
     figures.push(figure({ name: 'PUBACK p99 ratio loaded / idle', unit: 'x', ours: loaded.p99Ms / idle.p99Ms, target: '<= 2' }))
     probe.close()

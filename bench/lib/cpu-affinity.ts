@@ -30,6 +30,11 @@ function cpuList (name: string, raw: string, count: number): number[] {
   return [...out].sort((a, b) => a - b)
 }
 
+/** A CPU list option (e.g. "0", "0-1"): CPUs of this machine. */
+export function cpuListOption (name: string, raw: string): number[] {
+  return cpuList(name, raw, cpuInfo().length)
+}
+
 /** A PLATFORM:OTHERS option (e.g. "0:1"): two CPU lists of this machine that share no CPU. */
 export function cpuSplitOption (name: string, raw: string): CpuSplit {
   const halves = raw.split(':')

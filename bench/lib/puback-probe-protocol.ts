@@ -16,6 +16,7 @@ export interface PubackProbeStop {
 export type PubackProbeJob = PubackProbeStart | PubackProbeStop
 
 export type PubackProbeReport =
+  | { readonly type: 'ready' }
   | { readonly type: 'started' }
   | { readonly type: 'stopped', readonly sent: number, readonly latencies: number[] }
   | { readonly type: 'failed', readonly message: string }

@@ -42,6 +42,8 @@ async function stop (phase: Phase): Promise<{ sent: number, latencies: number[] 
   return { sent: phase.sent, latencies: phase.latencies }
 }
 
+report({ type: 'ready' })
+
 let current: Promise<Phase> | undefined
 process.on('message', (job: PubackProbeJob) => {
   if (job.type === 'start') {

@@ -1,10 +1,12 @@
 // The PUBACK probe of bench/onboarding.ts in a process of its own (puback-probe-worker.ts), started through nice(1)
-// so every thread of it has the priority asked for. One process for all phases; each phase connects afresh.
+// (and taskset(1) when given CPUs) so every thread of it has the priority and CPUs asked for. One process for all
+// phases; each phase connects afresh.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { PubackProbeJob, PubackProbeReport } from './puback-probe-protocol.ts'
+import { onCpus } from './cpu-affinity.ts'
 import { track } from './lifecycle.ts'
 
 const WORKER = fileURLToPath(new URL('./puback-probe-worker.ts', import.meta.url))
@@ -24,9 +26,13 @@ export function niceOf (pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
 }
 
-/** Starts the probe process at `nice` (below 0 needs CAP_SYS_NICE); it inherits this process's CPU affinity. */
-export async function startPubackProbeProcess (nice: number): Promise<PubackProbe> {
-  const child: ChildProcess = track(spawn('nice', ['-n', String(nice), process.execPath, '--import', 'tsx', WORKER], {
+/**
+ * Starts the probe process at `nice` (below 0 needs CAP_SYS_NICE) on `cpus` (undefined: this process's CPUs) and
+ * resolves once it runs the probe's code, so /proc reads back what it runs with.
+ */
+export async function startPubackProbeProcess (nice: number, cpus: readonly number[] | undefined): Promise<PubackProbe> {
+  const cmd = onCpus(cpus, 'nice', ['-n', String(nice), process.execPath, '--import', 'tsx', WORKER])
+  const child: ChildProcess = track(spawn(cmd.command, cmd.args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced'
   }))
@@ -44,10 +50,14 @@ export async function startPubackProbeProcess (nice: number): Promise<PubackProb
     child.send(job)
     return await answer
   }
+  const ready = next()
+  // Awaited below, once the process runs; a failed spawn throws first.
+  ready.catch(() => {})
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve)
     child.once('error', reject)
   })
+  if ((await ready).type !== 'ready') throw new Error('PUBACK probe did not start')
   return {
     pid: child.pid as number,
     async start (url, id, token, rate) {
