@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Redis } from 'ioredis'
-import { bounded, waitUntil } from '../helpers/eventually.ts'
-import { connectDevice } from '../helpers/mqtt.ts'
+import { bounded } from '../helpers/eventually.ts'
+import { deliveredPush } from '../helpers/delivered-push.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 import { redisUrl, uniquePrefix } from '../helpers/services.ts'
 
@@ -13,16 +13,8 @@ import { redisUrl, uniquePrefix } from '../helpers/services.ts'
 
 test('a QoS 1 application ack the store cannot record is not acknowledged; sent again, it makes the receipt acked', { timeout: 120_000 }, async (t) => {
   const p = await startTestPlatform(t, { clusterPrefix: uniquePrefix() })
-  const { token } = await p.provision('ack-1')
-  const client = await connectDevice(t, p.mqttUrl, 'ack-1', token)
-  const got: number[] = []
-  client.on('message', (_topic, payload) => { got.push((JSON.parse(payload.toString()) as { id: number }).id) })
-  await client.subscribeAsync('devices/ack-1/down', { qos: 1 })
-  const res = await p.api('POST', '/v1/admin/push', { deviceId: 'ack-1', data: 'x', qos: 1 })
-  assert.equal(res.status, 202, JSON.stringify(res.body))
-  const pushId = res.body.pushId as string
-  const receipt = async (): Promise<string> => ((await p.api('GET', `/v1/admin/push/${pushId}`)).body.devices as Array<{ state: string }>)[0].state
-  await waitUntil('the PUBACK counted', async () => await receipt() === 'delivered', 30_000)
+  const { client, downlinkId, push } = await deliveredPush(t, p, 'ack-1')
+  const receipt = async (): Promise<string | undefined> => (await push()).devices[0]?.state
 
   const redis = new Redis(redisUrl(), { maxRetriesPerRequest: 2 })
   t.after(async () => {
@@ -32,7 +24,7 @@ test('a QoS 1 application ack the store cannot record is not acknowledged; sent 
   await redis.config('SET', 'min-replicas-to-write', '1')
   let acknowledged = false
   const closed = new Promise<void>((resolve) => { client.once('close', () => { resolve() }) })
-  const ack = client.publishAsync('devices/ack-1/ack', JSON.stringify({ id: got[0] }), { qos: 1 }).then(() => { acknowledged = true })
+  const ack = client.publishAsync('devices/ack-1/ack', JSON.stringify({ id: downlinkId }), { qos: 1 }).then(() => { acknowledged = true })
   await bounded('the node to close the connection', closed)
   // A PUBACK written before the close would have been read before it.
   assert.equal(acknowledged, false, 'the ack was acknowledged although its receipt did not move')

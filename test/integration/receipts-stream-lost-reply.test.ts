@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import { decodeReceiptRecord, type ReceiptRecord } from '../../src/push/receipt-record.ts'
 import { readSpool } from '../../src/uplink/file-spool.ts'
 import { waitUntil } from '../helpers/eventually.ts'
+import { deliveredPush } from '../helpers/delivered-push.ts'
 import { connectDevice } from '../helpers/mqtt.ts'
 import { startTestPlatform } from '../helpers/platform.ts'
 import { redisUrl, uniquePrefix } from '../helpers/services.ts'
@@ -20,16 +21,10 @@ import { redisUrl, uniquePrefix } from '../helpers/services.ts'
 test('an ack Redis commits after the process gave up on the reply still gets its receipt record', { timeout: 120_000 }, async (t) => {
   const prefix = uniquePrefix()
   const p = await startTestPlatform(t, { clusterPrefix: prefix })
-  const { token } = await p.provision('lost-1')
-  let client = await connectDevice(t, p.mqttUrl, 'lost-1', token)
-  const got: number[] = []
-  client.on('message', (_topic, payload) => { got.push((JSON.parse(payload.toString()) as { id: number }).id) })
-  await client.subscribeAsync('devices/lost-1/down', { qos: 1 })
-  const res = await p.api('POST', '/v1/admin/push', { deviceId: 'lost-1', data: 'x', qos: 1 })
-  assert.equal(res.status, 202, JSON.stringify(res.body))
-  const pushId = res.body.pushId as string
-  const counts = async (): Promise<Record<string, number>> => (await p.api('GET', `/v1/admin/push/${pushId}`)).body.counts as Record<string, number>
-  await waitUntil('the PUBACK counted', async () => (await counts()).delivered === 1, 30_000)
+  const delivered = await deliveredPush(t, p, 'lost-1')
+  let client = delivered.client
+  const { token, pushId, downlinkId } = delivered
+  const counts = async (): Promise<Record<string, number>> => (await delivered.push()).counts
 
   const redis = new Redis(redisUrl(), { maxRetriesPerRequest: 2 })
   // Long enough never to end by itself before the test unpauses; ended here whatever happens.
@@ -37,13 +32,13 @@ test('an ack Redis commits after the process gave up on the reply still gets its
     await redis.call('CLIENT', 'UNPAUSE')
     await redis.quit()
   })
-  await waitUntil('the delivered mark', async () => Number(await redis.hget(`${prefix}hist-meta:lost-1`, 'delivered')) === got[0], 30_000)
+  await waitUntil('the delivered mark', async () => Number(await redis.hget(`${prefix}hist-meta:lost-1`, 'delivered')) === downlinkId, 30_000)
   for (let attempt = 1; ; attempt++) {
     await redis.call('CLIENT', 'PAUSE', '60000', 'WRITE')
     const from = p.logs.length
     const since = (event: string): boolean => p.logs.slice(from).some((l) => l.event === event && (event !== 'push_agent_error' || l.what === 'ack'))
     // Not acknowledged, as far as the node knows: it closes the connection (test/integration/device-ack-refused.test.ts).
-    client.publish('devices/lost-1/ack', JSON.stringify({ id: got[0] }), { qos: 1 }, () => {})
+    client.publish('devices/lost-1/ack', JSON.stringify({ id: downlinkId }), { qos: 1 }, () => {})
     await waitUntil('the ack to fail in the process', () => since('push_agent_error'), 60_000)
     if (since('downlink_acked')) break
     await redis.call('CLIENT', 'UNPAUSE')
