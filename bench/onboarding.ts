@@ -308,12 +308,9 @@ async function main (): Promise<void> {
     const mqttUrl = `mqtt://${node.host}:${node.mqttPort}`
     const probeLine = (p: ProbeResult, l: LoopDelay): string => `p50 ${fmt(p.p50Ms, 2)} ms  p99 ${fmt(p.p99Ms, 2)} ms  max ${fmt(p.maxMs, 1)} ms  ` +
       `(${fmtInt(p.acked)} samples of ${fmtInt(p.sent)} sent; event-loop delay p99 ${fmt(l.p99Ms, 1)} ms, max ${fmt(l.maxMs, 1)} ms)`
-    const idlePhases: ProbePhase[] = []
-    const loadedPhases: ProbePhase[] = []
-    const loops: Array<{ idle: LoopDelay, loaded: LoopDelay }> = []
-    const tokenPhases: HttpLoadFigures[] = []
+    interface Pair { readonly idle: ProbePhase, readonly loaded: ProbePhase, readonly loop: { idle: LoopDelay, loaded: LoopDelay }, readonly tokens: HttpLoadFigures }
     /** One idle phase, then one under token load with the devices of slot `slot`. */
-    const pair = async (slot: number): Promise<{ idle: ProbePhase, loaded: ProbePhase, loop: { idle: LoopDelay, loaded: LoopDelay }, tokens: HttpLoadFigures }> => {
+    const pair = async (slot: number): Promise<Pair> => {
       await loopDelay(node.httpUrl)
       const idleProbe = await probe.start(mqttUrl, probeDevice.id, issued.token, pubackRate)
       await new Promise((resolve) => setTimeout(resolve, pubackSeconds * 1000 / pubackPairs))
@@ -324,21 +321,20 @@ async function main (): Promise<void> {
       const loaded = await loadedProbe.stop()
       return { idle, loaded, loop: { idle: idleLoop, loaded: await loopDelay(node.httpUrl) }, tokens }
     }
-    const pairLines = (name: string, r: Awaited<ReturnType<typeof pair>>): void => {
+    const pairLines = (name: string, r: Pair): void => {
       log(`${name} idle:             ${probeLine(probeFigures([r.idle]), r.loop.idle)}`)
       log(`${name} under token load: ${probeLine(probeFigures([r.loaded]), r.loop.loaded)}; ${line('tokens meanwhile', r.tokens)}`)
     }
     for (let w = 0; w < warmupPairs; w++) pairLines(`warm-up ${w + 1} (not counted)`, await pair(w))
+    const pairs: Pair[] = []
     for (let p = 0; p < pubackPairs; p++) {
-      const r = await pair(warmupPairs + p)
-      idlePhases.push(r.idle)
-      loadedPhases.push(r.loaded)
-      loops.push(r.loop)
-      tokenPhases.push(r.tokens)
-      pairLines(`pair ${p + 1}`, r)
+      pairs.push(await pair(warmupPairs + p))
+      pairLines(`pair ${p + 1}`, pairs[p] as Pair)
     }
-    const idle = probeFigures(idlePhases)
-    const loaded = probeFigures(loadedPhases)
+    const loops = pairs.map((r) => r.loop)
+    const tokenPhases = pairs.map((r) => r.tokens)
+    const idle = probeFigures(pairs.map((r) => r.idle))
+    const loaded = probeFigures(pairs.map((r) => r.loaded))
     const worstLoop = (pick: (l: { idle: LoopDelay, loaded: LoopDelay }) => LoopDelay): LoopDelay => ({ p99Ms: Math.max(...loops.map((l) => pick(l).p99Ms)), maxMs: Math.max(...loops.map((l) => pick(l).maxMs)) })
     const idleLoop = worstLoop((l) => l.idle)
     const loadedLoop = worstLoop((l) => l.loaded)
